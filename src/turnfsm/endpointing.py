@@ -1,0 +1,200 @@
+"""Endpointing strategies: how long to wait after the user stops speaking.
+
+``fixed`` uses the configured delays. ``dynamic`` learns them from observed pauses with two
+clamped exponential moving averages (``utterance_pause`` gives ``min_delay``, ``turn_pause``
+gives ``max_delay``), exactly as the reference recogniser does.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+
+from .errors import ConfigError
+
+LEADING_SILENCE_GRACE = 0.25  # s: user speech this close to agent start is not a backchannel
+
+
+@attrs.define(frozen=True, kw_only=True)
+class EndpointingOptions:
+    """Endpointing settings. ``min_delay``/``max_delay`` are initial values and bounds."""
+
+    mode: str = "fixed"
+    min_delay: float = 0.5
+    max_delay: float = 3.0
+    alpha: float = 0.9
+
+    def __attrs_post_init__(self) -> None:
+        if self.mode not in ("fixed", "dynamic"):
+            raise ConfigError(f"endpointing.mode must be 'fixed' or 'dynamic', not {self.mode!r}")
+        for name in ("min_delay", "max_delay", "alpha"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"endpointing.{name} must be a finite number, not {v!r}")
+        if self.min_delay < 0 or self.max_delay < 0:
+            raise ConfigError("endpointing delays must not be negative")
+        if self.mode == "dynamic" and not 0 < self.alpha <= 1:
+            raise ConfigError(f"endpointing.alpha must be in (0, 1], not {self.alpha!r}")
+
+    def merged(self, changes: dict[str, Any]) -> EndpointingOptions:
+        """These settings with ``changes`` (a partial mapping) applied."""
+        unknown = set(changes) - {"mode", "min_delay", "max_delay", "alpha"}
+        if unknown:
+            raise ConfigError(f"unknown endpointing field(s): {sorted(unknown)}")
+        return attrs.evolve(self, **changes)
+
+
+class _ExpFilter:
+    __slots__ = ("alpha", "max_val", "min_val", "value")
+
+    def __init__(self, alpha: float, initial: float, min_val: float, max_val: float) -> None:
+        self.alpha = alpha
+        self.value = initial
+        self.min_val = min_val
+        self.max_val = max_val
+
+    def apply(self, sample: float) -> None:
+        self.value = self.alpha * self.value + (1 - self.alpha) * sample
+        if self.value > self.max_val:
+            self.value = self.max_val
+        if self.value < self.min_val:
+            self.value = self.min_val
+
+
+class Endpointing:
+    """Fixed endpointing; also tracks whether the user's speech overlaps the agent's."""
+
+    __slots__ = ("_max", "_min", "overlapping")
+
+    def __init__(self, opts: EndpointingOptions) -> None:
+        self._min = float(opts.min_delay)
+        self._max = float(opts.max_delay)
+        self.overlapping = False
+
+    @property
+    def min_delay(self) -> float:
+        return self._min
+
+    @property
+    def max_delay(self) -> float:
+        return self._max
+
+    def on_user_start(self, t: float, overlapping: bool) -> None:
+        self.overlapping = overlapping
+
+    def on_user_end(self, t: float, ignore: bool) -> None:
+        self.overlapping = False
+
+    def on_agent_start(self, t: float) -> None:
+        pass
+
+    def on_agent_end(self, t: float) -> None:
+        pass
+
+
+class DynamicEndpointing(Endpointing):
+    """Delays learned from pauses between utterances and between a user turn and the agent."""
+
+    __slots__ = ("_agent_end", "_agent_start", "_turn", "_utt", "_utt_end", "_utt_start")
+
+    def __init__(self, opts: EndpointingOptions) -> None:
+        super().__init__(opts)
+        a = float(opts.alpha)
+        self._utt = _ExpFilter(a, self._min, self._min, self._max)
+        self._turn = _ExpFilter(a, self._max, self._min, self._max)
+        self._utt_start: float | None = None
+        self._utt_end: float | None = None
+        self._agent_start: float | None = None
+        self._agent_end: float | None = None
+
+    @property
+    def min_delay(self) -> float:
+        return self._utt.value
+
+    @property
+    def max_delay(self) -> float:
+        return max(self._turn.value, self.min_delay)
+
+    def _between_utterance(self) -> float:
+        if self._utt_end is None or self._utt_start is None:
+            return 0.0
+        return max(0.0, self._utt_start - self._utt_end)
+
+    def _between_turn(self) -> float:
+        if self._agent_start is None or self._utt_end is None:
+            return 0.0
+        return max(0.0, self._agent_start - self._utt_end)
+
+    def on_agent_start(self, t: float) -> None:
+        self._agent_start = t
+        self._agent_end = None
+        self.overlapping = False
+
+    def on_agent_end(self, t: float) -> None:
+        if self._agent_start is not None and (
+            self._agent_end is None or self._agent_end < self._agent_start
+        ):
+            self._agent_end = t
+        self.overlapping = False
+
+    def on_user_start(self, t: float, overlapping: bool) -> None:
+        if self.overlapping:
+            return  # duplicate notification
+        if (
+            self._utt_start is not None
+            and self._utt_end is not None
+            and self._agent_start is not None
+            and self._utt_end < self._utt_start
+            and overlapping
+        ):
+            self._utt_end = self._agent_start - 1e-3
+        self._utt_start = t
+        self.overlapping = overlapping
+
+    def on_user_end(self, t: float, ignore: bool) -> None:
+        if ignore and self.overlapping:
+            within_grace = (
+                self._utt_start is not None
+                and self._agent_start is not None
+                and abs(self._utt_start - self._agent_start) < LEADING_SILENCE_GRACE
+            )
+            if not within_grace:  # probably a backchannel: learn nothing from it
+                self.overlapping = False
+                self._utt_start = None
+                self._utt_end = None
+                return
+        if self.overlapping or (self._agent_start is not None and self._agent_end is None):
+            if self._utt_start is None or self._agent_start is None:
+                turn_delay, interruption_delay = 0.0, 0.0
+            else:
+                turn_delay = self._between_turn()
+                interruption_delay = abs(self._between_utterance() - turn_delay)
+            pause = self._between_utterance()
+            if (
+                0 < interruption_delay <= self.min_delay
+                and 0 < turn_delay <= self.max_delay
+                and pause > 0
+            ):
+                self._utt.apply(pause)
+            elif (pause := self._between_turn()) > 0:
+                self._turn.apply(pause)
+        else:
+            if (pause := self._between_turn()) > 0:
+                self._turn.apply(pause)
+            elif (
+                (pause := self._between_utterance()) > 0
+                and self._agent_end is None
+                and self._agent_start is None
+            ):
+                self._utt.apply(pause)
+        self._utt_end = t
+        self._agent_start = None
+        self._agent_end = None
+        self.overlapping = False
+
+
+def make_endpointing(opts: EndpointingOptions) -> Endpointing:
+    """A fresh endpointing state for ``opts``."""
+    return DynamicEndpointing(opts) if opts.mode == "dynamic" else Endpointing(opts)

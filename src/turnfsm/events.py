@@ -1,0 +1,262 @@
+"""Input events: facts the engine is told, each with its time ``t`` (seconds, session clock).
+
+Events are frozen attrs classes with keyword-only fields. ``ref`` is an opaque reference the
+caller chooses (the trace replayer uses the trace line number); outputs caused by an input
+carry it back so a host can match them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+_kw = {"frozen": True, "kw_only": True, "slots": True}
+
+
+@attrs.define(**_kw)
+class Input:
+    """Common base of every input event."""
+
+    t: float
+    ref: Any = None
+
+
+# -- audio and voice activity -------------------------------------------------------------
+
+
+@attrs.define(**_kw)
+class AudioPushed(Input):
+    """``count`` audio frames of ``duration`` seconds each were pushed at ``t``."""
+
+    duration: float = 0.02
+    count: int = 1
+    sample_rate: int = 16000
+    skip_stt: bool = False
+
+
+@attrs.define(**_kw)
+class VadStartOfSpeech(Input):
+    """The VAD confirmed speech; it began ``speech_duration + inference_duration`` ago."""
+
+    speech_duration: float = 0.0
+    inference_duration: float = 0.0
+
+
+@attrs.define(**_kw)
+class VadInferenceDone(Input):
+    """One VAD inference window (about 30 ms) was processed. Data only: changes no state."""
+
+    raw_accumulated_speech: float = 0.0
+    raw_accumulated_silence: float = 0.0
+    speech_duration: float = 0.0
+    probability: float = 0.0
+    speaking: bool = False
+    inference_duration: float = 0.0
+
+
+@attrs.define(**_kw)
+class VadEndOfSpeech(Input):
+    """The VAD declared the end of speech; it ended ``silence_duration + inference_duration`` ago."""
+
+    silence_duration: float = 0.0
+    inference_duration: float = 0.0
+    speech_duration: float = 0.0
+
+
+# -- speech to text -------------------------------------------------------------------------
+
+
+@attrs.define(**_kw)
+class SttEvent(Input):
+    """Base of STT events (they share the hold/release gate)."""
+
+    request_id: str = ""
+
+
+@attrs.define(**_kw)
+class SttTranscript(SttEvent):
+    """Base of transcript events. ``start_time``/``end_time`` are STT-stream offsets."""
+
+    text: str
+    language: str = ""
+    confidence: float = 0.0
+    start_time: float = 0.0
+    end_time: float = 0.0
+
+
+@attrs.define(**_kw)
+class SttInterim(SttTranscript):
+    """A non-final hypothesis."""
+
+
+@attrs.define(**_kw)
+class SttPreflight(SttTranscript):
+    """A stable-enough hypothesis usable for preemptive generation."""
+
+
+@attrs.define(**_kw)
+class SttFinal(SttTranscript):
+    """A final transcript segment."""
+
+
+@attrs.define(**_kw)
+class SttStartOfSpeech(SttEvent):
+    """The STT detected speech onset (``speech_start_time`` when the provider reports it)."""
+
+    speech_start_time: float | None = None
+
+
+@attrs.define(**_kw)
+class SttEndOfSpeech(SttEvent):
+    """The STT detected the end of speech."""
+
+
+@attrs.define(**_kw)
+class SttUsage(SttEvent):
+    """Usage report. Data only: never changes state or produces outputs."""
+
+    audio_duration: float = 0.0
+
+
+# -- adaptive interruption detector ---------------------------------------------------------
+
+
+@attrs.define(**_kw)
+class OverlapVerdict(Input):
+    """The interruption detector's verdict on user speech overlapping agent speech."""
+
+    is_interruption: bool
+    overlap_started_at: float | None = None
+    detected_at: float | None = None
+    created_at: float | None = None
+    probability: float = 0.0
+    total_duration: float = 0.0
+    prediction_duration: float = 0.0
+    detection_delay: float = 0.0
+    num_requests: int = 0
+
+
+@attrs.define(**_kw)
+class DetectorFailed(Input):
+    """The interruption detector's stream failed for good (no more verdicts)."""
+
+
+# -- agent speech and host signals -----------------------------------------------------------
+
+
+@attrs.define(**_kw)
+class AgentSpeechStarted(Input):
+    """The agent's audio started playing at ``started_at`` (default ``t``)."""
+
+    started_at: float | None = None
+
+
+@attrs.define(**_kw)
+class AgentSpeechEnded(Input):
+    """The agent stopped speaking; held user speech before the ignore bound may be dropped."""
+
+    ignore_user_transcript_until: float | None = None
+
+
+@attrs.define(**_kw)
+class UserSpeechStarted(Input):
+    """The host says user speech started (realtime server VAD, audio-activity interruption)."""
+
+    started_at: float | None = None
+    speech_duration: float = 0.0
+
+
+@attrs.define(**_kw)
+class UserSpeechEnded(Input):
+    """The host says user speech ended; ``interruption`` is the detector's last verdict if known."""
+
+    ended_at: float | None = None
+    interruption: bool | None = None
+
+
+@attrs.define(**_kw)
+class OverlapSpeechEnded(Input):
+    """The host says an overlap of user and agent speech ended."""
+
+    ended_at: float | None = None
+
+
+# -- turn control and configuration ----------------------------------------------------------
+
+
+@attrs.define(**_kw)
+class CommitUserTurn(Input):
+    """End the user turn now (push-to-talk). The result arrives as a ``CommitResult`` output."""
+
+    audio_detached: bool = False
+    transcript_timeout: float = 2.0
+    stt_flush_duration: float = 2.0
+    skip_reply: bool = False
+
+
+@attrs.define(**_kw)
+class ClearUserTurn(Input):
+    """Discard the current user turn and restart the STT stream."""
+
+
+@attrs.define(**_kw)
+class UpdateOptions(Input):
+    """Change options mid-session. ``None`` fields are left as they are.
+
+    ``endpointing`` is a partial mapping merged over the current settings (fresh statistics);
+    ``turn_detection`` is set when ``set_turn_detection`` is true (it may be set to None);
+    ``user_turn_limit`` replaces the limits (missing keys mean no limit).
+    """
+
+    endpointing: dict[str, Any] | None = None
+    set_turn_detection: bool = False
+    turn_detection: str | None = None
+    user_turn_limit: dict[str, Any] | None = None
+
+
+@attrs.define(**_kw)
+class SetVad(Input):
+    """Attach (or restart) / detach the VAD."""
+
+    enabled: bool
+
+
+@attrs.define(**_kw)
+class SetStt(Input):
+    """Attach (or restart) / detach the STT."""
+
+    enabled: bool
+
+
+@attrs.define(**_kw)
+class SetInterruptionDetection(Input):
+    """Attach (or restart) / detach the adaptive interruption detector."""
+
+    enabled: bool
+
+
+# -- answers to the engine's requests --------------------------------------------------------
+
+
+@attrs.define(**_kw)
+class EouModelAnswered(Input):
+    """The end-of-turn model's answer to an ``EouModelRequest`` (same ``request_id``)."""
+
+    request_id: int
+    supported: bool = True
+    probability: float | None = None
+    threshold: float | None = None
+    failed: bool = False
+
+
+@attrs.define(**_kw)
+class EndOfTurnAnswered(Input):
+    """The host's answer to an ``EndOfTurn``: accepted, or refused (keep accumulating)."""
+
+    accepted: bool = True
+
+
+@attrs.define(**_kw)
+class Close(Input):
+    """Close the session: pending decisions are settled, then nothing more is emitted."""

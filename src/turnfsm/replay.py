@@ -1,0 +1,363 @@
+"""Replaying a trace through the engine in virtual time, with the host glue of the format.
+
+The replayer is a thin shell around :class:`~turnfsm.engine.Engine`: it applies each input
+at its time (timers due at that instant fire first), answers the engine's requests (the
+scripted end-of-turn model of the header, the host's end-of-turn answers), simulates the
+host reactions the format specifies (interruption feedback, detector-error fallback,
+boundary callback) and records every output as a line of the output format.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import events as ev
+from . import outputs as out
+from .endpointing import EndpointingOptions
+from .engine import Engine, EngineOptions, UserTurnLimit
+from .errors import ConfigError
+from .trace import Trace, TraceInput, dumps, output_line, read_trace
+
+
+def engine_options(cfg: dict[str, Any]) -> EngineOptions:
+    """Engine options for a trace header (defaults already filled)."""
+    ep = cfg["endpointing"]
+    return EngineOptions(
+        turn_detection=cfg["turn_detection"],
+        endpointing=EndpointingOptions(mode=ep["mode"], min_delay=ep["min_delay"],
+                                       max_delay=ep["max_delay"], alpha=ep["alpha"]),
+        backchannel_boundary=cfg["backchannel_boundary"],
+        user_turn_limit=UserTurnLimit.from_mapping(cfg["user_turn_limit"]),
+        vad=cfg["vad"], stt=cfg["stt"], interruption_detection=cfg["interruption_detection"],
+        speech_feedback=cfg["glue"]["speech_feedback"],
+    )
+
+
+class ScriptedModel:
+    """The header's scripted end-of-turn model."""
+
+    def __init__(self, opts: dict[str, Any]) -> None:
+        self.opts = opts
+        self.calls = 0
+
+    def supports(self, language: str | None) -> bool:
+        langs = self.opts["languages"]
+        return True if langs is None else language in langs
+
+    def threshold(self, language: str | None) -> float | None:
+        thr = self.opts["unlikely_threshold"]
+        if isinstance(thr, dict):
+            if language is not None and language in thr:
+                return thr[language]  # type: ignore[no-any-return]
+            return thr.get("*")  # type: ignore[no-any-return]
+        return thr  # type: ignore[no-any-return]
+
+    def predict(self) -> tuple[int, float, bool]:
+        self.calls += 1
+        n = self.calls
+        probs = self.opts["probabilities"]
+        p = probs[min(n, len(probs)) - 1] if probs else self.opts["probability"]
+        return n, float(p), n in (self.opts["fail_calls"] or [])
+
+
+class Replay:
+    """One replay of a trace."""
+
+    def __init__(self, trace: Trace, *, diagnostics: bool = False) -> None:
+        self.trace = trace
+        self.cfg = trace.config
+        self.glue = self.cfg["glue"]
+        self.diagnostics = diagnostics
+        self.lines: list[dict[str, Any]] = []
+        self.now = 0.0
+        self.seq = itertools.count()
+        self.shell_timers: list[tuple[float, int, Callable[[], None]]] = []
+        self.model = ScriptedModel(self.cfg["turn_detector"])
+        self.detection_enabled = bool(self.cfg["interruption_detection"])
+        self.boundary_registered = False
+        self.eot_calls = 0
+        self.engine: Engine | None = None
+
+    # -- recording -------------------------------------------------------------------------
+
+    def rec(self, t: float, kind: str, **fields: Any) -> None:
+        self.lines.append(output_line(t, kind, **fields))
+
+    def feed(self, e: ev.Input) -> None:
+        assert self.engine is not None
+        self.process(self.engine.handle(e))
+
+    def process(self, outputs: list[out.Output]) -> None:
+        for o in outputs:
+            self.one(o)
+
+    def one(self, o: out.Output) -> None:  # noqa: C901 - one branch per output kind
+        t = o.t
+        if isinstance(o, out.StartOfSpeech):
+            self.rec(t, "on_start_of_speech", input=o.ref, speech_start_time=o.speech_start_time)
+        elif isinstance(o, out.VadInference):
+            self.rec(t, "on_vad_inference_done", input=o.ref)
+        elif isinstance(o, out.EndOfSpeech):
+            self.rec(t, "on_end_of_speech", input=o.ref)
+        elif isinstance(o, out.Transcript):
+            f = dict(input=o.ref, text=o.text, language=o.language, confidence=o.confidence,
+                     start_time=o.start_time, end_time=o.end_time, speaking=o.speaking)
+            if o.type == "final":
+                self.rec(t, "on_final_transcript", **f)
+            else:
+                self.rec(t, "on_interim_transcript", type=o.type, **f)
+        elif isinstance(o, out.PreemptiveGeneration):
+            self.rec(t, "on_preemptive_generation", new_transcript=o.new_transcript,
+                     transcript_confidence=o.transcript_confidence,
+                     started_speaking_at=o.started_speaking_at)
+        elif isinstance(o, out.EndOfTurn):
+            self.eot_calls += 1
+            ret = self.cfg["end_of_turn_returns"]
+            if isinstance(ret, list):
+                ret = ret[min(self.eot_calls, len(ret)) - 1]
+            self.rec(t, "on_end_of_turn", new_transcript=o.new_transcript,
+                     transcript_confidence=o.transcript_confidence, skip_reply=o.skip_reply,
+                     started_speaking_at=o.started_speaking_at,
+                     stopped_speaking_at=o.stopped_speaking_at,
+                     transcription_delay=o.transcription_delay or 0.0,
+                     end_of_turn_delay=o.end_of_turn_delay, returned=bool(ret))
+            self.feed(ev.EndOfTurnAnswered(t=t, accepted=bool(ret)))
+        elif isinstance(o, out.Interruption):
+            self.rec(t, "on_interruption", input=o.ref, is_interruption=True,
+                     detected_at=o.detected_at, overlap_started_at=o.overlap_started_at,
+                     probability=o.probability)
+            if self.glue["interruption_feedback"]:
+                until = o.detected_at if o.overlap_started_at is None else o.overlap_started_at
+                self.feed(ev.AgentSpeechEnded(t=t, ignore_user_transcript_until=until))
+        elif isinstance(o, out.UserTurnExceeded):
+            self.rec(t, "on_user_turn_exceeded", transcript=o.transcript,
+                     accumulated_transcript=o.accumulated_transcript,
+                     accumulated_word_count=o.accumulated_word_count, duration=o.duration)
+        elif isinstance(o, out.ConversationRequested):
+            self.rec(t, "retrieve_chat_ctx")
+        elif isinstance(o, out.DetectorSignal):
+            f2: dict[str, Any] = {}
+            if o.signal == "overlap_speech_started":
+                f2 = {"started_at": o.started_at, "speech_duration": o.speech_duration}
+            elif o.signal == "overlap_speech_ended":
+                f2 = {"ended_at": o.ended_at}
+            self.rec(t, "overlap_signal", signal=o.signal, **f2)
+        elif isinstance(o, out.BoundaryExpired):
+            if self.boundary_registered:
+                self.boundary_registered = False
+                self.rec(t, "backchannel_boundary_expired")
+        elif isinstance(o, out.AudioFlushRequested):
+            self.rec(t, "audio_flush", frames=o.frames, frame_duration=o.frame_duration)
+        elif isinstance(o, out.CommitResult):
+            f3: dict[str, Any] = {"input": o.ref, "status": o.status}
+            if o.status == "ok":
+                f3["transcript"] = o.transcript
+            self.rec(t, "commit_result", **f3)
+        elif isinstance(o, out.InputDropped):
+            self.rec(t, "input_dropped", input=o.ref, reason=o.reason)
+        elif isinstance(o, out.EouModelRequest):
+            self.answer_model(o)
+        elif isinstance(o, out.TranscriptDropped):
+            if self.diagnostics:
+                self.rec(t, "transcript_dropped", input=o.ref, text=o.text, reason=o.reason)
+        else:  # pragma: no cover - every output kind is handled above
+            raise TypeError(f"unhandled output {o!r}")
+
+    # -- scripted end-of-turn model ----------------------------------------------------------
+
+    def answer_model(self, req: out.EouModelRequest) -> None:
+        m = self.model
+        lang = req.language
+        t = req.t
+        ok = m.supports(lang)
+        self.rec(t, "turn_detector", method="supports_language", language=lang, result=ok)
+        if not ok:
+            self.feed(ev.EouModelAnswered(t=t, request_id=req.request_id, supported=False))
+            return
+        n, p, fail = m.predict()
+        self.rec(t, "turn_detector", method="predict_end_of_turn", call=n,
+                 transcript=req.transcript, result=None if fail else p)
+
+        def answer() -> None:
+            assert self.engine is not None
+            if not self.engine.model_request_pending(req.request_id):
+                return
+            if fail:
+                self.feed(ev.EouModelAnswered(t=self.now, request_id=req.request_id,
+                                              failed=True))
+                return
+            thr = m.threshold(lang)
+            self.rec(self.now, "turn_detector", method="unlikely_threshold", language=lang,
+                     result=thr)
+            self.feed(ev.EouModelAnswered(t=self.now, request_id=req.request_id,
+                                          probability=p, threshold=thr))
+
+        latency = float(m.opts["latency"])
+        if latency > 0:
+            deadline = round(t + latency, 6)
+            heapq.heappush(self.shell_timers, (deadline, next(self.seq), answer))
+        else:
+            answer()
+
+    # -- time --------------------------------------------------------------------------------
+
+    def next_timer(self) -> tuple[float, int, str] | None:
+        assert self.engine is not None
+        best: tuple[float, int, str] | None = None
+        et = self.engine.next_timer()
+        if et is not None:
+            best = (et[0], et[1], "engine")
+        if self.shell_timers:
+            st = self.shell_timers[0]
+            if best is None or (st[0], st[1]) < (best[0], best[1]):
+                best = (st[0], st[1], "shell")
+        return best
+
+    def run_timers(self, until: float) -> None:
+        assert self.engine is not None
+        while True:
+            nt = self.next_timer()
+            if nt is None or nt[0] > until:
+                return
+            self.now = max(self.now, nt[0])
+            if nt[2] == "engine":
+                self.process(self.engine.fire_next_timer())
+            else:
+                _, _, fn = heapq.heappop(self.shell_timers)
+                fn()
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def apply(self, i: TraceInput) -> None:  # noqa: C901 - one branch per input kind
+        assert self.engine is not None
+        k, f, t, ref = i.kind, i.fields, i.t, i.line
+        g = f.get
+        if k == "vad.start_of_speech":
+            self.feed(ev.VadStartOfSpeech(t=t, ref=ref, speech_duration=g("speech_duration", 0.0),
+                                          inference_duration=g("inference_duration", 0.0)))
+        elif k == "vad.inference_done":
+            self.feed(ev.VadInferenceDone(
+                t=t, ref=ref, raw_accumulated_speech=g("raw_accumulated_speech", 0.0),
+                raw_accumulated_silence=g("raw_accumulated_silence", 0.0),
+                speech_duration=g("speech_duration", 0.0), probability=g("probability", 0.0),
+                speaking=g("speaking", False), inference_duration=g("inference_duration", 0.0)))
+        elif k == "vad.end_of_speech":
+            self.feed(ev.VadEndOfSpeech(t=t, ref=ref, silence_duration=g("silence_duration", 0.0),
+                                        inference_duration=g("inference_duration", 0.0),
+                                        speech_duration=g("speech_duration", 0.0)))
+        elif k in ("stt.interim", "stt.preflight", "stt.final"):
+            cls = {"stt.interim": ev.SttInterim, "stt.preflight": ev.SttPreflight,
+                   "stt.final": ev.SttFinal}[k]
+            self.feed(cls(t=t, ref=ref, text=f["text"], language=g("language", ""),
+                          confidence=g("confidence", 0.0), start_time=g("start_time", 0.0),
+                          end_time=g("end_time", 0.0), request_id=g("request_id", "")))
+        elif k == "stt.start_of_speech":
+            self.feed(ev.SttStartOfSpeech(t=t, ref=ref, request_id=g("request_id", ""),
+                                          speech_start_time=g("speech_start_time")))
+        elif k == "stt.end_of_speech":
+            self.feed(ev.SttEndOfSpeech(t=t, ref=ref, request_id=g("request_id", "")))
+        elif k == "stt.usage":
+            self.feed(ev.SttUsage(t=t, ref=ref, request_id=g("request_id", ""),
+                                  audio_duration=g("audio_duration", 0.0)))
+        elif k == "overlap":
+            self.feed(ev.OverlapVerdict(
+                t=t, ref=ref, is_interruption=f["is_interruption"],
+                overlap_started_at=g("overlap_started_at"),
+                detected_at=t if g("detected_at") is None else f["detected_at"],
+                created_at=t if g("created_at") is None else f["created_at"],
+                probability=g("probability", 0.0), total_duration=g("total_duration", 0.0),
+                prediction_duration=g("prediction_duration", 0.0),
+                detection_delay=g("detection_delay", 0.0), num_requests=int(g("num_requests", 0))))
+        elif k == "detector_error":
+            fallback = g("fallback")
+            if fallback is None:
+                fallback = self.glue["detector_error_fallback"]
+            live = self.engine.in_state("detector", "attached")
+            self.feed(ev.DetectorFailed(t=t, ref=ref))
+            if live and fallback and self.detection_enabled:
+                self.detection_enabled = False
+                self.feed(ev.SetInterruptionDetection(t=t, ref=ref, enabled=False))
+        elif k == "agent.speech_started":
+            self.feed(ev.AgentSpeechStarted(t=t, ref=ref, started_at=g("started_at")))
+            self.boundary_registered = bool(
+                self.glue["boundary_callback"] and self.detection_enabled
+                and self.engine.in_state("boundary", "active"))
+        elif k == "agent.speech_ended":
+            self.feed(ev.AgentSpeechEnded(
+                t=t, ref=ref, ignore_user_transcript_until=g("ignore_user_transcript_until")))
+        elif k == "signal.user_speech_started":
+            self.feed(ev.UserSpeechStarted(t=t, ref=ref, started_at=g("started_at"),
+                                           speech_duration=g("speech_duration", 0.0)))
+        elif k == "signal.user_speech_ended":
+            self.feed(ev.UserSpeechEnded(t=t, ref=ref, ended_at=g("ended_at"),
+                                         interruption=g("interruption")))
+        elif k == "signal.overlap_speech_ended":
+            self.feed(ev.OverlapSpeechEnded(t=t, ref=ref, ended_at=g("ended_at")))
+        elif k == "commit_user_turn":
+            self.feed(ev.CommitUserTurn(
+                t=t, ref=ref, audio_detached=g("audio_detached", False),
+                transcript_timeout=g("transcript_timeout", 2.0),
+                stt_flush_duration=g("stt_flush_duration", 2.0), skip_reply=g("skip_reply", False)))
+        elif k == "clear_user_turn":
+            self.feed(ev.ClearUserTurn(t=t, ref=ref))
+        elif k == "audio":
+            self.feed(ev.AudioPushed(t=t, ref=ref, duration=g("duration", 0.02),
+                                     count=int(g("count", 1)),
+                                     sample_rate=int(g("sample_rate", 16000)),
+                                     skip_stt=g("skip_stt", False)))
+        elif k == "update_options":
+            self.feed(ev.UpdateOptions(
+                t=t, ref=ref, endpointing=g("endpointing"),
+                set_turn_detection="turn_detection" in f, turn_detection=g("turn_detection"),
+                user_turn_limit=(dict(USER_LIMIT_NONE, **(f["user_turn_limit"] or {}))
+                                 if "user_turn_limit" in f else None)))
+        elif k == "set_vad":
+            self.feed(ev.SetVad(t=t, ref=ref, enabled=f["enabled"]))
+        elif k == "set_stt":
+            self.feed(ev.SetStt(t=t, ref=ref, enabled=f["enabled"]))
+        elif k == "set_interruption_detection":
+            self.detection_enabled = bool(f["enabled"])
+            self.feed(ev.SetInterruptionDetection(t=t, ref=ref, enabled=f["enabled"]))
+        else:  # pragma: no cover - the reader refuses unknown kinds
+            raise ValueError(k)
+
+    # -- main ------------------------------------------------------------------------------
+
+    def run(self) -> list[dict[str, Any]]:
+        try:
+            opts = engine_options(self.cfg)
+        except ConfigError as e:
+            self.rec(0.0, "error", source="setup", exception=f"ValueError: {e}")
+            return self.lines
+        self.engine = Engine(opts, timer_sequence=self.seq)
+        inputs = self.trace.inputs
+        for i in inputs:
+            self.run_timers(i.t)
+            self.now = max(self.now, i.t)
+            self.apply(i)
+        last_t = inputs[-1].t if inputs else 0.0
+        limit = last_t + float(self.cfg["time_limit"])
+        self.run_timers(limit)
+        if self.next_timer() is not None:
+            self.rec(self.now, "error", source="harness", message="virtual time limit reached")
+        self.rec(self.now, "close")
+        self.feed(ev.Close(t=self.now))
+        self.run_timers(limit)  # a prediction in flight at close is still awaited
+        return self.lines
+
+
+USER_LIMIT_NONE: dict[str, Any] = {"max_words": None, "max_duration": None}
+
+
+def replay_trace(trace: Trace, *, diagnostics: bool = False) -> list[dict[str, Any]]:
+    """Replay a parsed trace; return the output records."""
+    return Replay(trace, diagnostics=diagnostics).run()
+
+
+def replay_file(path: str | Path, *, diagnostics: bool = False) -> str:
+    """Replay a trace file; return the output as JSON Lines text."""
+    return dumps(replay_trace(read_trace(path), diagnostics=diagnostics))

@@ -1,0 +1,306 @@
+"""Reading trace files and writing outputs in the conformance trace format (v1).
+
+A trace is JSON Lines: a ``config`` header, then timed inputs. :func:`read_trace` checks
+every line and raises :class:`~turnfsm.errors.TraceError` naming the file, the line and the
+field for bad JSON, unknown kinds or fields, missing required fields, wrong types, NaN or
+infinite numbers, negative durations and times that go backwards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import TraceError
+
+_NUM, _BOOL, _STR, _OPTNUM, _ANY = "number", "bool", "string", "number-or-null", "any"
+
+_VAD = {"speech_duration": (_NUM, 0.0), "silence_duration": (_NUM, 0.0),
+        "inference_duration": (_NUM, 0.0), "probability": (_NUM, 0.0),
+        "speaking": (_BOOL, False), "raw_accumulated_speech": (_NUM, 0.0),
+        "raw_accumulated_silence": (_NUM, 0.0)}
+_TRANSCRIPT = {"text": (_STR, None), "language": (_STR, ""), "confidence": (_NUM, 0.0),
+               "start_time": (_NUM, 0.0), "end_time": (_NUM, 0.0), "request_id": (_STR, "")}
+_REQUIRED = object()
+
+SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
+    "vad.start_of_speech": _VAD,
+    "vad.inference_done": _VAD,
+    "vad.end_of_speech": _VAD,
+    "stt.start_of_speech": {"speech_start_time": (_OPTNUM, None), "request_id": (_STR, "")},
+    "stt.interim": _TRANSCRIPT,
+    "stt.preflight": _TRANSCRIPT,
+    "stt.final": _TRANSCRIPT,
+    "stt.end_of_speech": {"request_id": (_STR, "")},
+    "stt.usage": {"audio_duration": (_NUM, 0.0), "request_id": (_STR, "")},
+    "overlap": {"is_interruption": (_BOOL, None), "overlap_started_at": (_OPTNUM, None),
+                "detected_at": (_OPTNUM, None), "created_at": (_OPTNUM, None),
+                "probability": (_NUM, 0.0), "total_duration": (_NUM, 0.0),
+                "prediction_duration": (_NUM, 0.0), "detection_delay": (_NUM, 0.0),
+                "num_requests": (_NUM, 0)},
+    "detector_error": {"fallback": (_BOOL, None)},
+    "agent.speech_started": {"started_at": (_OPTNUM, None)},
+    "agent.speech_ended": {"ignore_user_transcript_until": (_OPTNUM, None)},
+    "signal.user_speech_started": {"started_at": (_OPTNUM, None), "speech_duration": (_NUM, 0.0)},
+    "signal.user_speech_ended": {"ended_at": (_OPTNUM, None), "interruption": (_BOOL, None)},
+    "signal.overlap_speech_ended": {"ended_at": (_OPTNUM, None)},
+    "commit_user_turn": {"audio_detached": (_BOOL, False), "transcript_timeout": (_NUM, 2.0),
+                         "stt_flush_duration": (_NUM, 2.0), "skip_reply": (_BOOL, False)},
+    "clear_user_turn": {},
+    "audio": {"duration": (_NUM, 0.02), "count": (_NUM, 1), "sample_rate": (_NUM, 16000),
+              "skip_stt": (_BOOL, False)},
+    "update_options": {"endpointing": (_ANY, None), "turn_detection": (_ANY, None),
+                       "user_turn_limit": (_ANY, None)},
+    "set_vad": {"enabled": (_BOOL, None)},
+    "set_stt": {"enabled": (_BOOL, None)},
+    "set_interruption_detection": {"enabled": (_BOOL, None)},
+}
+REQUIRED = {("stt.interim", "text"), ("stt.preflight", "text"), ("stt.final", "text"),
+            ("overlap", "is_interruption"), ("set_vad", "enabled"), ("set_stt", "enabled"),
+            ("set_interruption_detection", "enabled")}
+NON_NEGATIVE = {"speech_duration", "silence_duration", "inference_duration",
+                "raw_accumulated_speech", "raw_accumulated_silence", "audio_duration",
+                "duration", "count", "sample_rate", "total_duration", "prediction_duration",
+                "detection_delay", "num_requests", "stt_flush_duration"}
+INTEGER = {"count", "sample_rate", "num_requests"}
+
+CONFIG_FIELDS = {"comment", "turn_detection", "vad", "stt", "interruption_detection",
+                 "endpointing", "turn_detector", "backchannel_boundary", "user_turn_limit",
+                 "end_of_turn_returns", "glue", "time_limit"}
+ENDPOINTING_DEFAULTS = {"mode": "fixed", "min_delay": 0.5, "max_delay": 3.0, "alpha": 0.9}
+TURN_DETECTOR_DEFAULTS: dict[str, Any] = {"probability": 1.0, "probabilities": None,
+                                          "unlikely_threshold": 0.1, "languages": None,
+                                          "latency": 0.0, "fail_calls": []}
+USER_TURN_LIMIT_DEFAULTS = {"max_words": None, "max_duration": None}
+GLUE_DEFAULTS = {"speech_feedback": True, "interruption_feedback": True,
+                 "detector_error_fallback": True, "boundary_callback": True}
+TURN_DETECTION_VALUES = ("vad", "stt", "manual", "realtime_llm", "model", None)
+
+
+@attrs.frozen
+class TraceInput:
+    """One input line: its kind, time, physical line number and payload (defaults filled)."""
+
+    t: float
+    kind: str
+    line: int
+    fields: dict[str, Any]
+
+
+@attrs.frozen
+class Trace:
+    """A parsed trace: header (defaults filled) and inputs."""
+
+    path: str
+    config: dict[str, Any]
+    inputs: tuple[TraceInput, ...]
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_value(v: Any, typ: str, err: Any, name: str) -> None:
+    if typ == _NUM or (typ == _OPTNUM and v is not None):
+        if not _is_num(v):
+            err(f"must be a number, not {json.dumps(v)}", name)
+        if not math.isfinite(v):
+            err(f"must be finite, not {v}", name)
+    elif typ == _BOOL and not isinstance(v, bool):
+        err(f"must be true or false, not {json.dumps(v)}", name)
+    elif typ == _STR and not isinstance(v, str):
+        err(f"must be a string, not {json.dumps(v)}", name)
+
+
+def _merge(defaults: dict[str, Any], given: Any, err: Any, name: str) -> dict[str, Any]:
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        err("must be an object", name)
+    for k in given:
+        if k not in defaults:
+            err(f"unknown field (expected one of {sorted(defaults)})", f"{name}.{k}")
+    outd = dict(defaults)
+    outd.update(given)
+    return outd
+
+
+def _finite_tree(v: Any, err: Any, name: str) -> None:
+    if isinstance(v, float) and not math.isfinite(v):
+        err(f"must be finite, not {v}", name)
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _finite_tree(x, err, f"{name}.{k}")
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            _finite_tree(x, err, f"{name}[{i}]")
+
+
+def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
+    """Check the header and fill its defaults (``err(message, field)`` raises)."""
+    for k in header:
+        if k != "kind" and k not in CONFIG_FIELDS:
+            err(f"unknown header field (expected one of {sorted(CONFIG_FIELDS)})", k)
+    _finite_tree(header, err, "config")
+    cfg: dict[str, Any] = {"comment": "", "turn_detection": None, "vad": True, "stt": True,
+                           "interruption_detection": False, "backchannel_boundary": [1.0, 3.5],
+                           "end_of_turn_returns": True, "time_limit": 600.0}
+    cfg.update({k: v for k, v in header.items() if k != "kind"})
+    if cfg["turn_detection"] not in TURN_DETECTION_VALUES:
+        err(f"must be one of {TURN_DETECTION_VALUES}", "turn_detection")
+    for k in ("vad", "stt", "interruption_detection"):
+        _check_value(cfg[k], _BOOL, err, k)
+    _check_value(cfg["time_limit"], _NUM, err, "time_limit")
+    if cfg["time_limit"] < 0:
+        err("must not be negative", "time_limit")
+    cfg["endpointing"] = _merge(ENDPOINTING_DEFAULTS, header.get("endpointing"), err, "endpointing")
+    cfg["turn_detector"] = _merge(TURN_DETECTOR_DEFAULTS, header.get("turn_detector"), err,
+                                  "turn_detector")
+    cfg["user_turn_limit"] = _merge(USER_TURN_LIMIT_DEFAULTS, header.get("user_turn_limit"), err,
+                                    "user_turn_limit")
+    cfg["glue"] = _merge(GLUE_DEFAULTS, header.get("glue"), err, "glue")
+    for k, v in cfg["glue"].items():
+        _check_value(v, _BOOL, err, f"glue.{k}")
+    td = cfg["turn_detector"]
+    _check_value(td["latency"], _NUM, err, "turn_detector.latency")
+    if td["latency"] < 0:
+        err("must not be negative", "turn_detector.latency")
+    ret = cfg["end_of_turn_returns"]
+    if not isinstance(ret, bool) and not (
+            isinstance(ret, list) and ret and all(isinstance(x, bool) for x in ret)):
+        err("must be a boolean or a non-empty list of booleans", "end_of_turn_returns")
+    return cfg
+
+
+def read_trace(path: str | Path) -> Trace:
+    """Read and check a trace file."""
+    p = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise TraceError(f"cannot read the trace: {e}", path=p) from None
+    return parse_trace(text, p)
+
+
+def parse_trace(text: str, path: str = "<trace>") -> Trace:
+    """Parse and check trace ``text`` (``path`` names it in errors)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    objs: list[tuple[int, dict[str, Any]]] = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TraceError(f"invalid JSON: {e.msg} (column {e.colno})", path=path,
+                             line=i) from None
+        if not isinstance(obj, dict):
+            raise TraceError("each line must be a JSON object", path=path, line=i)
+        objs.append((i, obj))
+    if not objs or objs[0][0] != 1 or objs[0][1].get("kind") != "config":
+        raise TraceError('line 1 must be the header {"kind": "config", ...}', path=path, line=1)
+
+    def header_err(msg: str, field: str | None = None) -> None:
+        raise TraceError(msg, path=path, line=1, field=field)
+
+    cfg = parse_config(objs[0][1], header_err)
+    inputs: list[TraceInput] = []
+    last_t = 0.0
+    for lineno, obj in objs[1:]:
+        def err(msg: str, field: str | None = None, lineno: int = lineno) -> None:
+            raise TraceError(msg, path=path, line=lineno, field=field)
+
+        kind = obj.get("kind")
+        if kind not in SCHEMA:
+            err(f"unknown kind {json.dumps(kind)} (known: {', '.join(sorted(SCHEMA))})", "kind")
+        t = obj.get("t")
+        if t is None:
+            err("missing", "t")
+        _check_value(t, _NUM, err, "t")
+        if t < 0:
+            err(f"must not be negative ({t})", "t")
+        if t < last_t:
+            err(f"time goes backwards ({t} < {last_t} of an earlier line)", "t")
+        last_t = float(t)
+        schema = SCHEMA[kind]
+        fields: dict[str, Any] = {}
+        for k, v in obj.items():
+            if k in ("t", "kind"):
+                continue
+            if k == "note":
+                if not isinstance(v, str):
+                    err("must be a string", "note")
+                continue
+            if k not in schema:
+                err(f"unknown field for {kind} (expected one of {sorted(schema) + ['note']})", k)
+            typ = schema[k][0]
+            _check_value(v, typ, err, k)
+            if k in NON_NEGATIVE and _is_num(v) and v < 0:
+                err(f"must not be negative ({v})", k)
+            if k in INTEGER and _is_num(v) and v != int(v):
+                err(f"must be a whole number ({v})", k)
+            fields[k] = v
+        for (knd, req) in REQUIRED:
+            if knd == kind and req not in fields:
+                err("missing required field", req)
+        if kind == "update_options":
+            if "turn_detection" in fields and fields["turn_detection"] not in TURN_DETECTION_VALUES:
+                err(f"must be one of {TURN_DETECTION_VALUES}", "turn_detection")
+            if "endpointing" in fields:
+                ep = fields["endpointing"]
+                if not isinstance(ep, dict):
+                    err("must be an object", "endpointing")
+                for k2, v2 in ep.items():
+                    if k2 not in ENDPOINTING_DEFAULTS:
+                        err("unknown field", f"endpointing.{k2}")
+                    if k2 != "mode":
+                        _check_value(v2, _NUM, err, f"endpointing.{k2}")
+            if "user_turn_limit" in fields:
+                utl = fields["user_turn_limit"]
+                if utl is not None and not isinstance(utl, dict):
+                    err("must be an object", "user_turn_limit")
+                for k2 in utl or {}:
+                    if k2 not in USER_TURN_LIMIT_DEFAULTS:
+                        err("unknown field", f"user_turn_limit.{k2}")
+        inputs.append(TraceInput(float(t), str(kind), lineno, fields))
+    return Trace(path, cfg, tuple(inputs))
+
+
+# -- output ------------------------------------------------------------------------------------
+
+INT_FIELDS = frozenset({"input", "call", "frames", "accumulated_word_count"})
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        r = round(float(v), 3)
+        return 0.0 if r == 0 else r
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    return str(v)
+
+
+def output_line(t: float, kind: str, **fields: Any) -> dict[str, Any]:
+    """One output record: ``t``, ``kind``, then the fields in alphabetical order."""
+    rec: dict[str, Any] = {"t": _norm(t), "kind": kind}
+    for k in sorted(fields):
+        v = fields[k]
+        if k in INT_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool):
+            rec[k] = int(v)
+        else:
+            rec[k] = _norm(v)
+    return rec
+
+
+def dumps(records: list[dict[str, Any]]) -> str:
+    """Serialise output records as the reference does."""
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(", ", ": ")) + "\n"
+                   for r in records)
