@@ -306,6 +306,7 @@ class Engine:
         self.user_turn_start: float | None = None
         self.span_open = False
         self.request_ids: list[str] = []
+        self.turn_finals: list[tuple[Any, str]] = []  # (ref, text) of this turn's finals
         self.last_language: str | None = None
         self.skip_reply_sticky = False
         self.tracker_words = 0
@@ -621,6 +622,7 @@ class Engine:
         self.last_final_time = self.now
         self.transcript = (self.transcript + " " + text).lstrip()
         self.confidences.append(e.confidence)
+        self.turn_finals.append((e.ref, text))
         changed = self.transcript != self.preflight
         self.interim = ""
         self.preflight = ""
@@ -714,6 +716,16 @@ class Engine:
     def _drop(self, e: ev.SttEvent, reason: str) -> None:
         if isinstance(e, ev.SttTranscript) and e.text:
             self._emit(out.TranscriptDropped(t=self.now, ref=e.ref, text=e.text, reason=reason))
+
+    def _close_leftovers(self) -> None:
+        if not (self.in_state("turn", "idle") or self.in_state("turn", "open")):
+            return  # the pending decision delivers it; a refusal at close drops it
+        self._drop_turn("closed")
+
+    def _drop_turn(self, reason: str) -> None:
+        for ref, text in self.turn_finals:
+            self._emit(out.TranscriptDropped(t=self.now, ref=ref, text=text, reason=reason))
+        self.turn_finals = []
 
     def _release(self, events: list[ev.SttEvent]) -> None:
         for e in events:
@@ -849,6 +861,8 @@ def _g_commit_needs_final(s: Engine, e: Any) -> bool:
 @action("close_session")
 def _a_close(s: Engine, e: Any) -> None:
     s._closing = True
+    # whatever is still undelivered once the closing decision settled is dropped ("closed")
+    s._later(s._close_leftovers, hops=4)
 
 
 @action("drop_pending_decision")
@@ -1108,6 +1122,7 @@ def _a_cancel_wait(s: Engine, e: Any) -> None:
 
 @action("clear_turn")
 def _a_clear_turn(s: Engine, e: Any) -> None:
+    s._drop_turn("clear_user_turn")
     s.transcript = s.interim = s.preflight = ""
     s.confidences = []
     s.last_final_time = None
@@ -1120,6 +1135,9 @@ def _a_clear_turn(s: Engine, e: Any) -> None:
     s.tracker_words, s.tracker_transcript, s.tracker_started_at = 0, "", None
     if s.in_state("stt_input", "attached"):
         s.input_started_at = None  # a fresh STT stream has a new time origin
+    if s.user_speaking:  # speech that goes on after a clear starts a new turn now
+        s.speech_start_time = s.now
+        s._ensure_span(s.now)
 
 
 @action("start_wait")
@@ -1179,6 +1197,7 @@ def _a_accept(s: Engine, e: Any) -> None:
     s.interim = ""
     s.preflight = ""
     s.skip_reply_sticky = False
+    s.turn_finals = []
     if s.last_speaking_time == w.anchor:
         s.speech_start_time = None
         s.last_speaking_time = None
@@ -1188,6 +1207,8 @@ def _a_accept(s: Engine, e: Any) -> None:
 @action("refuse_turn")
 def _a_refuse(s: Engine, e: Any) -> None:
     s._wait = None
+    if s._closing:
+        s._drop_turn("closed")
 
 
 @action("commit_refused")
