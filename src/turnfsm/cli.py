@@ -33,8 +33,13 @@ def _replay(args: argparse.Namespace) -> int:
                 continue
             (dst / p.name).write_text(text, encoding="utf-8")
         return status
+    if args.example:
+        from importlib import resources
+        args.trace = str(resources.files("turnfsm") / "examples" / "session.jsonl")
+        args.timeline = args.timeline or not args.output
     if not args.trace:
-        print("turnfsm replay: give a TRACE.jsonl or --dir TRACES -o OUTDIR", file=sys.stderr)
+        print("turnfsm replay: give a TRACE.jsonl, --example, or --dir TRACES -o OUTDIR",
+              file=sys.stderr)
         return 2
     try:
         if args.timeline:
@@ -74,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--dir", help="replay every *.jsonl in this folder")
     rp.add_argument("-o", "--output", help="output file (or folder with --dir)")
     rp.add_argument("--timeline", action="store_true", help="print a readable timeline")
+    rp.add_argument("--example", action="store_true",
+                    help="replay the built-in example session (printed as a timeline)")
     rp.add_argument("--diagnostics", action="store_true",
                     help="also write transcript_dropped lines (why a transcript was discarded)")
     rp.set_defaults(func=_replay)

@@ -1,8 +1,9 @@
 """Endpointing strategies: how long to wait after the user stops speaking.
 
-``fixed`` uses the configured delays. ``dynamic`` learns them from observed pauses with two
-clamped exponential moving averages (``utterance_pause`` gives ``min_delay``, ``turn_pause``
-gives ``max_delay``), exactly as the reference recogniser does.
+``fixed`` uses the configured delays. ``dynamic`` learns ``min_delay`` from observed pauses
+with a clamped exponential moving average, as the reference recogniser does; unlike it, the
+``max_delay`` ceiling is not learned from the gap before the agent speaks (that gap measures
+the agent's own latency, defect D33).
 """
 
 from __future__ import annotations
@@ -95,15 +96,15 @@ class Endpointing:
 
 
 class DynamicEndpointing(Endpointing):
-    """Delays learned from pauses between utterances and between a user turn and the agent."""
+    """``min_delay`` learned from pauses between utterances (and before immediate
+    interruptions); ``max_delay`` is the configured ceiling."""
 
-    __slots__ = ("_agent_end", "_agent_start", "_turn", "_utt", "_utt_end", "_utt_start")
+    __slots__ = ("_agent_end", "_agent_start", "_utt", "_utt_end", "_utt_start")
 
     def __init__(self, opts: EndpointingOptions) -> None:
         super().__init__(opts)
         a = float(opts.alpha)
         self._utt = _ExpFilter(a, self._min, self._min, self._max)
-        self._turn = _ExpFilter(a, self._max, self._min, self._max)
         self._utt_start: float | None = None
         self._utt_end: float | None = None
         self._agent_start: float | None = None
@@ -115,7 +116,9 @@ class DynamicEndpointing(Endpointing):
 
     @property
     def max_delay(self) -> float:
-        return max(self._turn.value, self.min_delay)
+        # the ceiling is not learned: the gap before the agent speaks measures the agent's
+        # latency, not the user's pauses
+        return max(self._max, self.min_delay)
 
     def _between_utterance(self) -> float:
         if self._utt_end is None or self._utt_start is None:
@@ -178,12 +181,8 @@ class DynamicEndpointing(Endpointing):
                 and pause > 0
             ):
                 self._utt.apply(pause)
-            elif (pause := self._between_turn()) > 0:
-                self._turn.apply(pause)
-        else:
-            if (pause := self._between_turn()) > 0:
-                self._turn.apply(pause)
-            elif (
+        elif self._between_turn() <= 0:  # a gap before agent speech teaches nothing
+            if (
                 (pause := self._between_utterance()) > 0
                 and self._agent_end is None
                 and self._agent_start is None

@@ -744,7 +744,7 @@ class Engine:
                 start = i if start is None else min(start, i)
                 continue
             if origin is not None and e.end_time > 0:
-                ended = origin + e.end_time
+                ended = min(origin + e.end_time, e.t)  # a mapped time is never in the future
             elif origin is not None and e.start_time > 0:
                 ended = None  # a start but no end: keep it, as the reference does
             else:
@@ -772,6 +772,11 @@ def _g_manual_gate(s: Engine, e: Any) -> bool:
     # drop interims while a manual commit's decision is pending (they would be stale)
     return (isinstance(e, ev.SttInterim) and s.in_state("mode", "manual")
             and s.in_state("authority", "manual_committed") and s._wait is not None)
+
+
+@guard("user_speaking")
+def _g_user_speaking(s: Engine, e: Any) -> bool:
+    return s.user_speaking
 
 
 @guard("agent_speaking")
@@ -944,14 +949,24 @@ def _a_drop_detector(s: Engine, e: Any) -> None:
     s._emit(out.InputDropped(t=s.now, ref=e.ref, reason="detector_inactive"))
 
 
+@action("agent_restarted")
+def _a_agent_restarted(s: Engine, e: ev.AgentSpeechStarted) -> None:
+    started = s.now if e.started_at is None else e.started_at
+    s._endpointing.on_agent_start(started)
+    s.tracker_words, s.tracker_transcript, s.tracker_started_at = 0, "", None
+
+
 @action("agent_started")
 def _a_agent_started(s: Engine, e: ev.AgentSpeechStarted) -> None:
     started = s.now if e.started_at is None else e.started_at
     s._agent_started_at = started
-    s._endpointing.on_agent_start(started)
-    s.tracker_words, s.tracker_transcript, s.tracker_started_at = 0, "", None
+    _a_agent_restarted(s, e)
     if s.adaptive_active:
         s._signal("agent_speech_started")
+        if s.user_speaking:  # the agent starts over ongoing user speech: judge that overlap
+            onset = s.speech_start_time if s.speech_start_time is not None else s.now
+            s._signal("overlap_speech_started", started_at=onset,
+                      speech_duration=max(0.0, s.now - onset))
 
 
 @action("agent_ended")
@@ -960,17 +975,12 @@ def _a_agent_ended(s: Engine, e: ev.AgentSpeechEnded) -> None:
     if not s.adaptive_active:
         s._window = None
         return
+    if s.in_state("overlap", "open"):  # close the overlap before the agent-ended marker
+        s._signal("overlap_speech_ended", ended_at=s.now)
     s._signal("agent_speech_ended")
-    s._signal("overlap_speech_ended", ended_at=s.now)
     until = s.now if e.ignore_user_transcript_until is None else e.ignore_user_transcript_until
     end_cooldown = s._boundary[1] if s._boundary else 0.0
     s._window = until - end_cooldown
-
-
-@action("agent_end_repeated")
-def _a_agent_end_repeated(s: Engine, e: Any) -> None:
-    if s.adaptive_active:
-        s._signal("agent_speech_ended")
 
 
 @action("arm_boundary")
