@@ -201,6 +201,10 @@ def _compile(chart: Chart) -> _Compiled:
 _PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~±—‘’“”…")
 
 
+def _normalized(text: str) -> str:
+    return " ".join("".join(ch for ch in text.casefold() if ch not in _PUNCT).split())
+
+
 def count_words(text: str) -> int:
     """Words as the turn limit counts them: whitespace tokens not made only of punctuation."""
     n = 0
@@ -298,9 +302,13 @@ class Engine:
         # turn data
         self.transcript = ""
         self.interim = ""
+        self.interim_language = ""
+        self.interim_confidence = 0.0
+        self.promoted: str | None = None  # interim text a commit promoted to a final
         self.preflight = ""
         self.confidences: list[float] = []
         self.last_final_time: float | None = None
+        self.last_real_final_time: float | None = None  # finals only (commit recency test)
         self.last_speaking_time: float | None = None
         self.speech_start_time: float | None = None
         self.user_turn_start: float | None = None
@@ -603,7 +611,7 @@ class Engine:
             self._process_preflight(e)
         elif isinstance(e, ev.SttInterim):
             self._emit(self._transcript_out(e, "interim"))
-            self.interim = e.text
+            self._set_interim(e)
         elif isinstance(e, ev.SttEndOfSpeech):
             if self.in_state("mode", "stt"):
                 self._fire("speech_offset", e)
@@ -612,17 +620,26 @@ class Engine:
             if self.in_state("mode", "stt"):
                 self._fire("speech_onset", e)
 
+    def _set_interim(self, e: ev.SttTranscript) -> None:
+        self.interim = e.text
+        self.interim_language = e.language
+        self.interim_confidence = e.confidence
+
     def _process_final(self, e: ev.SttFinal) -> None:
         self._update_language(e.language, e.text)
         text = e.text
         if not text:
             self._fire("final", e)
             return
+        promoted, self.promoted = self.promoted, None
+        if promoted is not None and _normalized(promoted) == _normalized(text):
+            # the late final of text a commit already promoted from an interim: keep it once
+            self._emit(out.TranscriptDropped(t=self.now, ref=e.ref, text=text, reason="duplicate"))
+            self._fire("final", e)
+            return
         self._emit(self._transcript_out(e, "final"))
-        self.last_final_time = self.now
-        self.transcript = (self.transcript + " " + text).lstrip()
-        self.confidences.append(e.confidence)
-        self.turn_finals.append((e.ref, text))
+        self._accept_final(e.ref, text, e.confidence)
+        self.last_real_final_time = self.now
         changed = self.transcript != self.preflight
         self.interim = ""
         self.preflight = ""
@@ -639,6 +656,12 @@ class Engine:
             if not self.user_speaking:
                 self._request_decision(_Trigger())
 
+    def _accept_final(self, ref: Any, text: str, confidence: float) -> None:
+        self.last_final_time = self.now
+        self.transcript = (self.transcript + " " + text).lstrip()
+        self.confidences.append(confidence)
+        self.turn_finals.append((ref, text))
+
     def _process_preflight(self, e: ev.SttPreflight) -> None:
         self._emit(self._transcript_out(e, "preflight"))
         self._update_language(e.language, e.text)
@@ -646,7 +669,7 @@ class Engine:
             return
         self.last_final_time = self.now
         self.preflight = (self.transcript + " " + e.text).lstrip()
-        self.interim = e.text
+        self._set_interim(e)
         if self.in_state("vad_input", "detached") or self.last_speaking_time is None:
             self.last_speaking_time = self.now
         self._fire("preflight", e)
@@ -857,7 +880,9 @@ def _g_commit_possible(s: Engine, e: Any) -> bool:
 
 @guard("commit_needs_final")
 def _g_commit_needs_final(s: Engine, e: Any) -> bool:
-    return s.last_final_time is None or s.now - s.last_final_time > COMMIT_RECENCY
+    # only a real final counts as recent: a preflight may still be revised (D24)
+    last = s.last_real_final_time
+    return last is None or s.now - last > COMMIT_RECENCY
 
 
 # ===== actions ====================================================================================
@@ -1130,12 +1155,21 @@ def _a_cancel_wait(s: Engine, e: Any) -> None:
     s._wait = None
 
 
+@action("open_turn")
+def _a_open_turn(s: Engine, e: Any) -> None:
+    # the turn starts at the known onset of its speech (unknown onset: metrics stay absent)
+    if s.user_turn_start is None and s.speech_start_time is not None:
+        s.user_turn_start = s.speech_start_time
+
+
 @action("clear_turn")
 def _a_clear_turn(s: Engine, e: Any) -> None:
     s._drop_turn("clear_user_turn")
     s.transcript = s.interim = s.preflight = ""
+    s.promoted = None
     s.confidences = []
     s.last_final_time = None
+    s.last_real_final_time = None
     s.speech_start_time = None
     s.last_speaking_time = None
     s.span_open = False
@@ -1204,6 +1238,7 @@ def _a_accept(s: Engine, e: Any) -> None:
     s.transcript = ""
     s.confidences = []
     s.last_final_time = None
+    s.last_real_final_time = None
     s.interim = ""
     s.preflight = ""
     s.skip_reply_sticky = False
@@ -1261,9 +1296,19 @@ def _finalize(s: Engine) -> None:
     if c is None or c.resolved:
         return
     if s.interim:
-        s._emit(out.Transcript(t=s.now, ref=None, type="final", text=s.interim, language="",
-                               confidence=0.0, start_time=0.0, end_time=0.0, speaking=None))
-        s.transcript = f"{s.transcript} {s.interim}".strip()
+        # no final came: the latest interim becomes a final of the turn, processed as one
+        text = s.interim
+        s._emit(out.Transcript(t=s.now, ref=None, type="final", text=text,
+                               language=s.interim_language, confidence=s.interim_confidence,
+                               start_time=0.0, end_time=0.0, speaking=s._speaking_flag()))
+        s._update_language(s.interim_language, text)
+        s._accept_final(None, text, s.interim_confidence)
+        if s.in_state("vad_input", "detached") or s.last_speaking_time is None:
+            s.last_speaking_time = s.now
+        s.promoted = text
+        s.interim = ""
+        s.preflight = ""
+        s._check_turn_limit(text)
     result = s.transcript
     s.interim = ""
     if c.skip_reply:
