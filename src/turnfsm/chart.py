@@ -58,6 +58,7 @@ class Region:
     docs: Mapping[str, str]
     doc: str
     line: int
+    state_lines: Mapping[str, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -178,6 +179,9 @@ def load_chart(
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(e, "problem", None) or str(e)
+        ctx, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if ctx and cmark is not None and cmark is not mark:
+            problem += f" ({ctx} at line {cmark.line + 1})"
         raise ChartError([f"{source}:{line}: malformed YAML: {problem}"], source) from None
     if not isinstance(doc, dict):
         raise ChartError([f"{source}:1: the chart must be a mapping with 'events' and 'regions'"],
@@ -252,7 +256,8 @@ def load_chart(
         if initial not in states:
             bad(rline, f"{where}: initial state {initial!r} is not one of its states {list(states)}")
             initial = states[0]
-        region = Region(rname, str(initial), states, docs, str(raw.get("doc", "")), rline)
+        slines = {str(st): _line(v, _line(raw_states, rline)) for st, v in raw_states.items()}
+        region = Region(rname, str(initial), states, docs, str(raw.get("doc", "")), rline, slines)
         regions.append(region)
 
         def check_state(s: Any, line: int, what: str, region: Region = region,
@@ -372,7 +377,8 @@ def _semantic_checks(chart: Chart, bad: Any) -> None:
                     frontier.append(t.dest)
         for s in region.states:
             if s not in reach:
-                bad(region.line, f"{where}: state {s!r} is unreachable from {region.initial!r}")
+                bad(region.state_lines.get(s, region.line),
+                    f"{where}: state {s!r} is unreachable from {region.initial!r}")
         # conflicts
         groups: dict[tuple[str, str], list[Transition]] = {}
         for t in ts:
@@ -390,10 +396,12 @@ def _semantic_checks(chart: Chart, bad: Any) -> None:
         for e in sorted(alphabet):
             for s in region.states:
                 if (s, e) not in groups and (region.name, s, e) not in chart.ignored:
-                    bad(region.line, f"{where}: state {s!r} neither handles nor ignores event "
+                    bad(region.state_lines.get(s, region.line),
+                        f"{where}: state {s!r} neither handles nor ignores event "
                                      f"{e!r} (add a transition or list it under ignore_in.{s})")
                 if (s, e) in groups and (region.name, s, e) in chart.ignored:
-                    bad(region.line, f"{where}: state {s!r} both handles and ignores {e!r}")
+                    bad(region.state_lines.get(s, region.line),
+                        f"{where}: state {s!r} both handles and ignores {e!r}")
     for name, ev in chart.events.items():
         if ev.kind != "data" and name not in handled_events:
             bad(1, f"event {name!r} is declared but no region handles it")

@@ -389,8 +389,8 @@ class Engine:
 
     def advance(self, t: float) -> list[out.Output]:
         """Fire every timer due at or before ``t`` (timers win ties with inputs at ``t``)."""
-        if not math.isfinite(t):
-            raise InputError(f"advance: time must be finite, not {t!r}")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            raise InputError(f"advance: time must be a finite number, not {t!r}")
         while True:
             d = self.next_deadline()
             if d is None or d > t or self._awaiting_answer:

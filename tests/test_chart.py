@@ -1,0 +1,140 @@
+"""Chart loading and validation: every error names its YAML location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from turnfsm.chart import default_chart, load_chart, read_chart
+from turnfsm.engine import ACTIONS, GUARDS
+from turnfsm.errors import ChartError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """\
+chart: tiny
+version: 1
+events:
+  go: {input: Close}
+  stop: {input: Close}
+regions:
+  - name: r
+    initial: a
+    states:
+      a: {doc: first}
+      b: {doc: second}
+    transitions:
+      - {event: go, source: a, dest: b}
+      - {event: stop, source: b, dest: a}
+    ignore_in:
+      a: [stop]
+      b: [go]
+"""
+
+
+def problems(text: str, **kw: object) -> list[str]:
+    with pytest.raises(ChartError) as info:
+        load_chart(text, "c.yaml", **kw)  # type: ignore[arg-type]
+    return info.value.problems
+
+
+def test_tiny_chart_loads() -> None:
+    """A small well-formed chart loads into regions, events and transitions."""
+    c = load_chart(TINY, "c.yaml")
+    assert [r.name for r in c.regions] == ["r"]
+    assert {t.event for t in c.transitions} == {"go", "stop"}
+
+
+def test_default_chart_validates_against_registry() -> None:
+    """The shipped states.yaml validates with every guard and action registered."""
+    c = default_chart()
+    assert c.guard_names <= set(GUARDS) and c.action_names <= set(ACTIONS)
+    assert len(c.regions) >= 12
+
+
+def test_malformed_yaml_names_line() -> None:
+    """Broken YAML is refused with the line of the syntax error."""
+    (p,) = problems(TINY.replace("  - name: r\n", "  - name: [r\n"))
+    assert p.startswith("c.yaml:8:") and "malformed YAML" in p and "line 7" in p
+
+
+def test_unknown_state_names_line() -> None:
+    """A transition to a state the region does not have is refused at its line."""
+    ps = problems(TINY.replace("dest: b}", "dest: zz}"))
+    assert any(p.startswith("c.yaml:13:") and "unknown state 'zz'" in p for p in ps), ps
+
+
+def test_unreachable_state_reported() -> None:
+    """A state no transition enters is reported as unreachable."""
+    text = TINY.replace("      b: {doc: second}\n", "      b: {doc: second}\n      c: {doc: lost}\n")
+    ps = problems(text)
+    assert any("state 'c' is unreachable" in p and p.startswith("c.yaml:12:") for p in ps), ps
+
+
+def test_unhandled_event_reported() -> None:
+    """An event the region handles in one state must be handled or ignored in every state."""
+    ps = problems(TINY.replace("      b: [go]\n", ""))
+    assert any(p.startswith("c.yaml:11:") and "state 'b' neither handles nor ignores event 'go'"
+               in p for p in ps), ps
+
+
+def test_conflicting_transitions_reported() -> None:
+    """Two transitions that could both fire for one event and state are refused."""
+    text = TINY.replace("      - {event: stop, source: b, dest: a}\n",
+                        "      - {event: stop, source: b, dest: a}\n"
+                        "      - {event: stop, source: b, guard: g}\n")
+    ps = problems(text)
+    assert any(p.startswith("c.yaml:15:") and "could both fire on 'stop'" in p for p in ps), ps
+
+
+def test_exclusive_guards_accepted() -> None:
+    """Transitions whose guards exclude each other (g / not g) are accepted."""
+    text = TINY.replace("      - {event: stop, source: b, dest: a}\n",
+                        "      - {event: stop, source: b, dest: a, guard: g}\n"
+                        "      - {event: stop, source: b, guard: not g}\n")
+    load_chart(text, "c.yaml")
+
+
+def test_unregistered_guard_and_action_reported() -> None:
+    """Guard and action names must be in the registry."""
+    text = TINY.replace("{event: go, source: a, dest: b}",
+                        "{event: go, source: a, dest: b, guard: nope, actions: [nada]}")
+    ps = problems(text, guards={"g"}, actions={"x"})
+    assert any(p.startswith("c.yaml:13:") and "guard 'nope' is not registered" in p for p in ps)
+    assert any(p.startswith("c.yaml:13:") and "action 'nada' is not registered" in p for p in ps)
+
+
+def test_undeclared_event_reported() -> None:
+    """A transition on an event missing from `events` is refused at its line."""
+    ps = problems(TINY.replace("{event: go, source: a, dest: b}", "{event: gone, source: a, dest: b}"))
+    assert any(p.startswith("c.yaml:13:") and "undeclared event 'gone'" in p for p in ps), ps
+
+
+def test_unknown_keys_reported() -> None:
+    """Misspelt keys are refused instead of silently ignored."""
+    ps = problems(TINY.replace("    initial: a\n", "    initial: a\n    intial: b\n"))
+    assert any("unknown key 'intial'" in p and p.startswith("c.yaml:7:") for p in ps), ps
+
+
+def test_bad_initial_state_reported() -> None:
+    """An initial state that is not one of the region's states is refused."""
+    ps = problems(TINY.replace("initial: a", "initial: q"))
+    assert any("initial state 'q'" in p for p in ps), ps
+
+
+def test_every_problem_reported_at_once() -> None:
+    """All problems of a chart are listed together, not only the first."""
+    text = TINY.replace("dest: b}", "dest: zz}").replace("    initial: a\n", "    initial: a\n    x: 1\n")
+    assert len(problems(text)) >= 2
+
+
+def test_read_chart_missing_file(tmp_path: Path) -> None:
+    """A chart file that cannot be read is a ChartError naming the file."""
+    with pytest.raises(ChartError, match="cannot read the chart"):
+        read_chart(tmp_path / "nope.yaml")
+
+
+def test_root_states_yaml_is_the_chart_the_code_runs() -> None:
+    """In a checkout the default chart is the repository's root states.yaml."""
+    assert Path(default_chart().source).resolve() == (ROOT / "states.yaml").resolve()

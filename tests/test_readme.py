@@ -1,0 +1,31 @@
+"""The README's commands and example work as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_starts_with_setup_main_job_and_test_commands() -> None:
+    """The first code block holds the set-up, the main job and the test command."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    assert block is not None
+    lines = [x for x in block.group(1).splitlines() if x and not x.startswith("#")]
+    assert "pip install -e '.[dev]'" in lines[0]
+    assert lines[1] == "turnfsm replay --example"
+    assert lines[2] == "pytest"
+
+
+def test_readme_python_example_runs() -> None:
+    """The README's Python example runs and ends the turn at the printed deadline."""
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S)
+    assert code is not None
+    ns: dict[str, object] = {"print": lambda *a, **k: None}
+    exec(compile(code.group(1), "README.md", "exec"), ns)  # noqa: S102
+    engine = ns["engine"]
+    assert ns["deadline"] == 1.9
+    assert engine.state()["turn"] == "idle"  # type: ignore[attr-defined]
