@@ -275,10 +275,17 @@ class Engine:
     """One conversation's turn-taking state. Not thread-safe; cheap to create."""
 
     def __init__(self, options: EngineOptions | None = None, *, chart: Chart | None = None,
-                 timer_sequence: Iterator[int] | None = None) -> None:
+                 timer_sequence: Iterator[int] | None = None, backend: str = "table") -> None:
         self.options = options or EngineOptions()
         self.chart = chart or default_chart()
         self._c = _compile(self.chart)
+        if backend not in ("table", "transitions"):
+            raise ConfigError(f"backend must be 'table' or 'transitions', not {backend!r}")
+        self._machines: Any = None
+        if backend == "transitions":
+            from .adapter import build_machines
+            self._machines = build_machines(self.chart, GUARDS, ACTIONS)
+            self._models = self._machines.new_models()
         self._s = list(self._c.initial)
         self._ri = {r: i for i, r in enumerate(self._c.regions)}
         self._si = [{s: i for i, s in enumerate(st)} for st in self._c.states]
@@ -472,6 +479,9 @@ class Engine:
         self._fire(_INPUT_EVENT[type(e)], e)
 
     def _fire(self, event: str, payload: Any) -> None:
+        if self._machines is not None:
+            self._fire_transitions(event, payload)
+            return
         for ri, by_state in self._c.table.get(event, ()):
             cands = by_state.get(self._s[ri])
             if not cands:
@@ -489,6 +499,13 @@ class Engine:
                 if dest is not None:
                     self._s[ri] = dest
                 break
+
+    def _fire_transitions(self, event: str, payload: Any) -> None:
+        for ri, _ in self._c.table.get(event, ()):
+            name = self._c.regions[ri]
+            new = self._machines.trigger(name, self._models[name], self._c.states[ri][self._s[ri]],
+                                         event, self, payload)
+            self._s[ri] = self._si[ri][new]
 
     def _set(self, region: str, state: str) -> None:
         ri = self._ri[region]

@@ -67,8 +67,10 @@ class ScriptedModel:
 class Replay:
     """One replay of a trace."""
 
-    def __init__(self, trace: Trace, *, diagnostics: bool = False) -> None:
+    def __init__(self, trace: Trace, *, diagnostics: bool = False,
+                 backend: str = "table") -> None:
         self.trace = trace
+        self.backend = backend
         self.cfg = trace.config
         self.glue = self.cfg["glue"]
         self.diagnostics = diagnostics
@@ -333,7 +335,7 @@ class Replay:
         except ConfigError as e:
             self.rec(0.0, "error", source="setup", exception=f"ValueError: {e}")
             return self.lines
-        self.engine = Engine(opts, timer_sequence=self.seq)
+        self.engine = Engine(opts, timer_sequence=self.seq, backend=self.backend)
         inputs = self.trace.inputs
         for i in inputs:
             self.run_timers(i.t)
@@ -353,11 +355,12 @@ class Replay:
 USER_LIMIT_NONE: dict[str, Any] = {"max_words": None, "max_duration": None}
 
 
-def replay_trace(trace: Trace, *, diagnostics: bool = False) -> list[dict[str, Any]]:
+def replay_trace(trace: Trace, *, diagnostics: bool = False,
+                 backend: str = "table") -> list[dict[str, Any]]:
     """Replay a parsed trace; return the output records."""
-    return Replay(trace, diagnostics=diagnostics).run()
+    return Replay(trace, diagnostics=diagnostics, backend=backend).run()
 
 
-def replay_file(path: str | Path, *, diagnostics: bool = False) -> str:
+def replay_file(path: str | Path, *, diagnostics: bool = False, backend: str = "table") -> str:
     """Replay a trace file; return the output as JSON Lines text."""
-    return dumps(replay_trace(read_trace(path), diagnostics=diagnostics))
+    return dumps(replay_trace(read_trace(path), diagnostics=diagnostics, backend=backend))

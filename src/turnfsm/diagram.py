@@ -1,0 +1,474 @@
+"""Diagrams of the state chart for review: Mermaid and Graphviz DOT text, SVG/PNG via ``dot``.
+
+The output is deterministic (regions in dispatch order, states in declared order, edges
+sorted by source then destination state, events in declaration order) so committed
+diagrams diff cleanly when ``states.yaml`` changes.
+
+Conventions, in both formats (each diagram carries a legend saying so):
+
+* every region is a box of its own, numbered in dispatch order; regions run in parallel;
+* a black dot points at a region's initial state;
+* an arrow carries every transition between two states, one label line per group of
+  events that share guards and actions: ``ev_a | ev_b [guard, not guard] / action, action``;
+* internal transitions (no ``dest``: the event is handled, the state is kept) are listed
+  inside the state's box, under its name, not drawn as self-loops; a transition whose
+  ``dest`` is its own source is a real self-loop arrow;
+* timer events are prefixed with a clock (``⏱`` in Mermaid; ``◷`` in Graphviz, whose
+  usual fonts lack ``⏱``) and an arrow made only of timer events is dashed in Graphviz;
+* data events never reach the machine, so they appear only in the whole-chart legend.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .chart import Chart, Guard, Region, Transition
+from .errors import TurnFsmError
+
+__all__ = [
+    "DOT_TIMER_MARK",
+    "LABEL_WIDTH",
+    "MERMAID_TIMER_MARK",
+    "DiagramError",
+    "diagram_files",
+    "region_names",
+    "render",
+    "render_png",
+    "render_svg",
+    "to_dot",
+    "to_mermaid",
+    "write_diagrams",
+]
+
+MERMAID_TIMER_MARK = "⏱"
+DOT_TIMER_MARK = "◷"
+LABEL_WIDTH = 42  # wrap label lines longer than this many characters
+_INDENT = "\u00a0\u00a0"  # continuation lines of a wrapped label line
+_FONT = "Helvetica,Arial,sans-serif"
+
+
+class DiagramError(TurnFsmError):
+    """A diagram cannot be made: unknown region, Graphviz missing or failing."""
+
+
+# -- the model both renderers draw -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One label line: events that share guards and actions on one arrow (or one state)."""
+
+    events: tuple[str, ...]
+    guards: tuple[Guard, ...]
+    actions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Edge:
+    source: str
+    dest: str
+    entries: tuple[_Entry, ...]
+    timer_only: bool
+
+
+@dataclass(frozen=True)
+class _RegionView:
+    region: Region
+    number: int  # 1-based dispatch order
+    edges: tuple[_Edge, ...]
+    internal: dict[str, tuple[_Entry, ...]]  # state -> internal transitions
+
+
+def region_names(chart: Chart) -> list[str]:
+    """The chart's region names in dispatch order."""
+    return [r.name for r in chart.regions]
+
+
+def _select(chart: Chart, region: str | None) -> list[tuple[int, Region]]:
+    numbered = list(enumerate(chart.regions, start=1))
+    if region is None:
+        return numbered
+    for n, r in numbered:
+        if r.name == region:
+            return [(n, r)]
+    raise DiagramError(f"unknown region {region!r} (regions: {', '.join(region_names(chart))})")
+
+
+def _entries(chart: Chart, ts: Iterable[Transition]) -> tuple[_Entry, ...]:
+    order = {name: i for i, name in enumerate(chart.events)}
+    groups: dict[tuple[tuple[Guard, ...], tuple[str, ...]], set[str]] = {}
+    for t in ts:
+        groups.setdefault((t.guards, t.actions), set()).add(t.event)
+    entries = [
+        _Entry(tuple(sorted(evs, key=lambda e: (order.get(e, len(order)), e))), guards, actions)
+        for (guards, actions), evs in groups.items()
+    ]
+    entries.sort(key=lambda en: (order.get(en.events[0], len(order)), en.events,
+                                 [str(g) for g in en.guards], en.actions))
+    return tuple(entries)
+
+
+def _view(chart: Chart, number: int, region: Region) -> _RegionView:
+    idx = {s: i for i, s in enumerate(region.states)}
+    ts = [t for t in chart.transitions if t.region == region.name]
+    by_pair: dict[tuple[str, str], list[Transition]] = {}
+    by_state: dict[str, list[Transition]] = {}
+    for t in ts:
+        if t.dest is None:
+            by_state.setdefault(t.source, []).append(t)
+        else:
+            by_pair.setdefault((t.source, t.dest), []).append(t)
+    edges = []
+    for (src, dst), group in sorted(by_pair.items(), key=lambda kv: (idx[kv[0][0]],
+                                                                     idx[kv[0][1]])):
+        timer_only = all(_kind(chart, t.event) == "timer" for t in group)
+        edges.append(_Edge(src, dst, _entries(chart, group), timer_only))
+    internal = {s: _entries(chart, by_state[s]) for s in region.states if s in by_state}
+    return _RegionView(region, number, tuple(edges), internal)
+
+
+def _kind(chart: Chart, event: str) -> str:
+    spec = chart.events.get(event)
+    return spec.kind if spec is not None else "input"
+
+
+def _pieces(chart: Chart, entry: _Entry, timer_mark: str) -> list[str]:
+    """The words of a label line, with the places it may wrap between them."""
+    out: list[str] = []
+    for i, e in enumerate(entry.events):
+        name = f"{timer_mark} {e}" if _kind(chart, e) == "timer" else e
+        out.append(name if i == 0 else f"| {name}")
+    gs = [str(g) for g in entry.guards]
+    for i, g in enumerate(gs):
+        out.append(("[" if i == 0 else "") + g + ("]" if i == len(gs) - 1 else ","))
+    for i, a in enumerate(entry.actions):
+        out.append(("/ " if i == 0 else "") + a + ("," if i < len(entry.actions) - 1 else ""))
+    return out
+
+
+def _wrap(pieces: Sequence[str], width: int = LABEL_WIDTH) -> list[str]:
+    lines: list[str] = []
+    cur = ""
+    for p in pieces:
+        if cur and len(cur) + 1 + len(p) > width:
+            lines.append(cur)
+            cur = _INDENT + p
+        else:
+            cur = f"{cur} {p}" if cur else p
+    if cur:
+        lines.append(cur)
+    return lines
+
+
+def _label_lines(chart: Chart, entries: Iterable[_Entry], timer_mark: str) -> list[str]:
+    return [ln for en in entries for ln in _wrap(_pieces(chart, en, timer_mark))]
+
+
+def _data_events(chart: Chart) -> list[str]:
+    return [name for name, spec in chart.events.items() if spec.kind == "data"]
+
+
+def _source_name(chart: Chart) -> str:
+    return PurePosixPath(chart.source.replace("\\", "/")).name or "states.yaml"
+
+
+def _legend_lines(chart: Chart, timer_mark: str, whole: bool, timer_note: str = "") -> list[str]:
+    lines = [
+        "Legend",
+        "regions run in parallel; each event is offered to every region in the numbered order",
+        "black dot: the region's initial state",
+        "arrow label: event [guard, not guard] / action, action (guards must all hold)",
+        "a | b: either event, with the same guards and actions",
+        "one arrow carries every transition between two states, one line each",
+        "lines under a state's name: internal transitions (handled, the state is kept)",
+        f"{timer_mark} event: a timer (a deadline kept by the engine){timer_note}",
+    ]
+    if whole:
+        data = _data_events(chart)
+        if data:
+            lines.append("data events, handled before the machine: " + ", ".join(data))
+    return lines
+
+
+# -- Mermaid ---------------------------------------------------------------------------------
+
+_MM_SAFE = re.compile(r"[A-Za-z0-9 _\-.,\[\]/|()!?'+*=\u00a0\u0080-\uffff]")
+
+
+def _mm_text(text: str) -> str:
+    """Escape label text for Mermaid (entity codes for anything its grammar could read)."""
+    return "".join(c if _MM_SAFE.fullmatch(c) else f"#{ord(c)};" for c in text)
+
+
+def _mm_id(*parts: str) -> str:
+    return "__".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in parts)
+
+
+def to_mermaid(chart: Chart, region: str | None = None) -> str:
+    """Render ``chart`` (or one region of it) as a Mermaid ``stateDiagram-v2``.
+
+    Each region is a composite state; the regions of the whole chart sit inside one
+    composite ``turnfsm`` state, separated by ``--`` (Mermaid's concurrency separator).
+    Internal transitions are description lines of their state.
+    """
+    selected = _select(chart, region)
+    whole = region is None
+    src = _source_name(chart)
+    out = [
+        "stateDiagram-v2",
+        f"    %% Generated by turnfsm.diagram from {src}; do not edit by hand.",
+    ]
+    ind = "    "
+    if whole:
+        top = _mm_id("chart")
+        out.append(f'    state "{_mm_text(f"{src}: {len(selected)} parallel regions")}" as {top} {{')
+        ind = "        "
+    used: set[str] = set()
+    first = True
+    for number, r in selected:
+        view = _view(chart, number, r)
+        if whole and not first:
+            out.append(f"{ind}--")
+        first = False
+        out.extend(_mm_region(chart, view, ind, used))
+    if whole:
+        out.append("    }")
+        anchor = _mm_id("chart")
+    else:
+        anchor = _mm_id("region", selected[0][1].name)
+    out.append(f"    note right of {anchor}")
+    out.extend(f"        {_mm_text(ln)}" for ln in _legend_lines(chart, MERMAID_TIMER_MARK, whole))
+    out.append("    end note")
+    return "\n".join(out) + "\n"
+
+
+def _mm_region(chart: Chart, view: _RegionView, ind: str, used: set[str]) -> list[str]:
+    r = view.region
+
+    def uniq(base: str) -> str:
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}_{n}", n + 1
+        used.add(name)
+        return name
+
+    rid = uniq(_mm_id("region", r.name))
+    ids = {s: uniq(_mm_id(r.name, s)) for s in r.states}
+    inner = ind + "    "
+    out = [f'{ind}state "{_mm_text(f"{view.number}. {r.name}")}" as {rid} {{']
+    for s in r.states:
+        out.append(f'{inner}state "{_mm_text(s)}" as {ids[s]}')
+    for s in r.states:
+        for ln in _label_lines(chart, view.internal.get(s, ()), MERMAID_TIMER_MARK):
+            out.append(f"{inner}{ids[s]} : {_mm_text(ln)}")
+    out.append(f"{inner}[*] --> {ids[r.initial]}")
+    for e in view.edges:
+        label = "<br/>".join(_mm_text(ln) for ln in
+                             _label_lines(chart, e.entries, MERMAID_TIMER_MARK))
+        out.append(f"{inner}{ids[e.source]} --> {ids[e.dest]} : {label}")
+    out.append(f"{ind}}}")
+    return out
+
+
+# -- Graphviz DOT ----------------------------------------------------------------------------
+
+
+def _q(text: str) -> str:
+    """A DOT double-quoted string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _html(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def _dot_lines(lines: Sequence[str]) -> str:
+    """A left-justified multi-line plain DOT label."""
+    return _q("".join(ln + "\n" for ln in lines)).replace("\\n", "\\l")
+
+
+def to_dot(chart: Chart, region: str | None = None) -> str:
+    """Render ``chart`` (or one region of it) as a Graphviz ``digraph``.
+
+    Each region is a ``cluster_<region>`` subgraph; clusters are stacked top to bottom in
+    dispatch order, and states flow left to right inside each one.
+    """
+    selected = _select(chart, region)
+    whole = region is None
+    src = _source_name(chart)
+    if whole:
+        title = f"{src}: {len(selected)} regions run in parallel"
+        name = "turnfsm"
+    else:
+        title = f"{src}: region {selected[0][0]} of {len(chart.regions)}"
+        name = f"turnfsm_{selected[0][1].name}"
+    out = [
+        f"// Generated by turnfsm.diagram from {src}; do not edit by hand.",
+        f"digraph {_q(name)} {{",
+        f"    graph [rankdir=LR, newrank=true, fontname={_q(_FONT)}, fontsize=16,"
+        f" labelloc=t, labeljust=l, nodesep=0.3, ranksep=0.45, pad=0.3,"
+        f" label={_q(title)}];",
+        f"    node [fontname={_q(_FONT)}, fontsize=12, shape=box, style=\"rounded,filled\","
+        f" fillcolor=white, color=\"#444444\", margin=\"0.12,0.06\"];",
+        f"    edge [fontname={_q(_FONT)}, fontsize=10, color=\"#333333\","
+        f" fontcolor=\"#1a1a1a\", arrowsize=0.7];",
+    ]
+    out.extend(_dot_legend(chart, whole))
+    for number, r in selected:
+        out.extend(_dot_cluster(chart, _view(chart, number, r)))
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _dot_legend(chart: Chart, whole: bool) -> list[str]:
+    lines = _legend_lines(chart, DOT_TIMER_MARK, whole, "; timer-only arrows are dashed")
+    rows = [f'<TR><TD ALIGN="LEFT"><B>{_html(lines[0])}</B></TD></TR>']
+    rows += [f'<TR><TD ALIGN="LEFT">{_html(ln)}</TD></TR>' for ln in lines[1:]]
+    table = ('<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
+             + "".join(rows) + "</TABLE>")
+    return [
+        "    subgraph cluster__legend {",
+        '        graph [label="", style="rounded,dashed", color="#999999"];',
+        f'        "__legend" [shape=plaintext, style="", fontsize=10, label=<{table}>];',
+        "    }",
+    ]
+
+
+def _dot_state_label(chart: Chart, state: str, internal: Sequence[_Entry]) -> str:
+    head = f"<B>{_html(state)}</B>"
+    lines = _label_lines(chart, internal, DOT_TIMER_MARK)
+    if not lines:
+        return f"<{head}>"
+    body = "<BR ALIGN=\"LEFT\"/>".join(_html(ln) for ln in lines) + '<BR ALIGN="LEFT"/>'
+    return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">'
+            f"<TR><TD>{head}</TD></TR><HR/>"
+            f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10" COLOR="#333333">{body}</FONT></TD></TR>'
+            "</TABLE>>")
+
+
+def _dot_cluster(chart: Chart, view: _RegionView) -> list[str]:
+    r = view.region
+    label = f"<<B>{view.number}. {_html(r.name)}</B>"
+    if r.doc:
+        doc = _html(r.doc)
+        label += f'<BR/><FONT POINT-SIZE="10" COLOR="#555555">{doc}</FONT>'
+    label += ">"
+    ind = "        "
+    out = [
+        f"    subgraph {_q('cluster_' + r.name)} {{",
+        f'{ind}graph [label={label}, fontsize=13, style="rounded,filled", fillcolor="#f3f6fb",'
+        f' color="#7b8fb0", margin=12, tooltip={_q(r.doc or r.name)}];',
+        f'{ind}{_q(f"{r.name}/__initial")} [shape=point, width=0.14, style=filled,'
+        f' fillcolor=black, color=black, label=""];',
+    ]
+    for s in r.states:
+        attrs = [f"label={_dot_state_label(chart, s, view.internal.get(s, ()))}"]
+        doc = r.docs.get(s, "")
+        attrs.append(f"tooltip={_q(doc or s)}")
+        if s == r.initial:
+            attrs.append("penwidth=1.8")
+        out.append(f"{ind}{_q(f'{r.name}/{s}')} [{', '.join(attrs)}];")
+    out.append(f"{ind}{_q(f'{r.name}/__initial')} -> {_q(f'{r.name}/{r.initial}')};")
+    for e in view.edges:
+        attrs = [f"label={_dot_lines(_label_lines(chart, e.entries, DOT_TIMER_MARK))}"]
+        if e.timer_only:
+            attrs.append("style=dashed")
+        out.append(f"{ind}{_q(f'{r.name}/{e.source}')} -> {_q(f'{r.name}/{e.dest}')}"
+                   f" [{', '.join(attrs)}];")
+    out.append("    }")
+    return out
+
+
+# -- rendering with Graphviz -----------------------------------------------------------------
+
+
+def render(dot_text: str, fmt: str = "svg", *, dot: str | None = None) -> bytes:
+    """Run Graphviz ``dot -T<fmt>`` on ``dot_text`` and return its output.
+
+    ``dot`` is the executable (default: ``$TURNFSM_DOT`` or ``dot`` on the PATH). Raises
+    :class:`DiagramError` when it is missing or fails.
+    """
+    exe = dot or os.environ.get("TURNFSM_DOT") or "dot"
+    path = shutil.which(exe)
+    if path is None:
+        raise DiagramError(
+            f"Graphviz's {exe!r} executable was not found on the PATH, so {fmt} cannot be "
+            "rendered. Install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: "
+            "brew install graphviz) or use --format mermaid or --format dot.")
+    try:
+        proc = subprocess.run([path, f"-T{fmt}"], input=dot_text.encode("utf-8"),
+                              capture_output=True, check=False, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise DiagramError(f"running {path} -T{fmt} failed: {e}") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip()
+        raise DiagramError(f"{path} -T{fmt} exited with status {proc.returncode}: {err}")
+    return proc.stdout
+
+
+def render_svg(dot_text: str, *, dot: str | None = None) -> bytes:
+    """SVG bytes for ``dot_text`` (needs Graphviz's ``dot``)."""
+    return render(dot_text, "svg", dot=dot)
+
+
+def render_png(dot_text: str, *, dot: str | None = None) -> bytes:
+    """PNG bytes for ``dot_text`` (needs Graphviz's ``dot``)."""
+    return render(dot_text, "png", dot=dot)
+
+
+# -- the committed set -----------------------------------------------------------------------
+
+TEXT_SUFFIXES = (".mmd", ".dot")
+ALL_SUFFIXES = (".mmd", ".dot", ".svg")
+
+
+def _file_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def diagram_files(chart: Chart, *, svg: bool = True, dot: str | None = None) -> dict[str, bytes]:
+    """The diagram set as ``{relative path: content}``: ``chart.mmd``, ``chart.dot`` and
+    ``chart.svg`` for the whole chart, ``regions/<region>.{mmd,dot,svg}`` per region.
+    ``svg=False`` leaves out the SVG files (no Graphviz needed)."""
+    files: dict[str, bytes] = {}
+    targets: list[tuple[str, str | None]] = [("chart", None)]
+    targets += [(f"regions/{_file_stem(r.name)}", r.name) for r in chart.regions]
+    for stem, region in targets:
+        dot_text = to_dot(chart, region)
+        files[f"{stem}.mmd"] = to_mermaid(chart, region).encode("utf-8")
+        files[f"{stem}.dot"] = dot_text.encode("utf-8")
+        if svg:
+            files[f"{stem}.svg"] = render_svg(dot_text, dot=dot)
+    return files
+
+
+def write_diagrams(chart: Chart, outdir: str | os.PathLike[str], *, svg: bool = True,
+                   dot: str | None = None) -> tuple[list[Path], list[Path]]:
+    """(Re)write the diagram set under ``outdir``; remove region files of regions that no
+    longer exist. Returns (written, removed) paths."""
+    root = Path(outdir)
+    files = diagram_files(chart, svg=svg, dot=dot)
+    written: list[Path] = []
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if not p.is_file() or p.read_bytes() != data:
+            p.write_bytes(data)
+        written.append(p)
+    removed: list[Path] = []
+    regions_dir = root / "regions"
+    if regions_dir.is_dir():
+        suffixes = ALL_SUFFIXES if svg else TEXT_SUFFIXES
+        for p in sorted(regions_dir.iterdir()):
+            rel = f"regions/{p.name}"
+            if p.is_file() and p.suffix in suffixes and rel not in files:
+                p.unlink()
+                removed.append(p)
+    return written, removed
