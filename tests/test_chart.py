@@ -67,7 +67,8 @@ def test_unknown_state_names_line() -> None:
 
 def test_unreachable_state_reported() -> None:
     """A state no transition enters is reported as unreachable."""
-    text = TINY.replace("      b: {doc: second}\n", "      b: {doc: second}\n      c: {doc: lost}\n")
+    text = TINY.replace("      b: {doc: second}\n",
+                        "      b: {doc: second}\n      c: {doc: lost}\n")
     ps = problems(text)
     assert any("state 'c' is unreachable" in p and p.startswith("c.yaml:12:") for p in ps), ps
 
@@ -107,7 +108,8 @@ def test_unregistered_guard_and_action_reported() -> None:
 
 def test_undeclared_event_reported() -> None:
     """A transition on an event missing from `events` is refused at its line."""
-    ps = problems(TINY.replace("{event: go, source: a, dest: b}", "{event: gone, source: a, dest: b}"))
+    ps = problems(TINY.replace("{event: go, source: a, dest: b}",
+                               "{event: gone, source: a, dest: b}"))
     assert any(p.startswith("c.yaml:13:") and "undeclared event 'gone'" in p for p in ps), ps
 
 
@@ -125,7 +127,8 @@ def test_bad_initial_state_reported() -> None:
 
 def test_every_problem_reported_at_once() -> None:
     """All problems of a chart are listed together, not only the first."""
-    text = TINY.replace("dest: b}", "dest: zz}").replace("    initial: a\n", "    initial: a\n    x: 1\n")
+    text = TINY.replace("dest: b}", "dest: zz}")
+    text = text.replace("    initial: a\n", "    initial: a\n    x: 1\n")
     assert len(problems(text)) >= 2
 
 

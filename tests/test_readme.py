@@ -25,7 +25,7 @@ def test_readme_python_example_runs() -> None:
     code = re.search(r"```python\n(.*?)```", text, re.S)
     assert code is not None
     ns: dict[str, object] = {"print": lambda *a, **k: None}
-    exec(compile(code.group(1), "README.md", "exec"), ns)  # noqa: S102
+    exec(compile(code.group(1), "README.md", "exec"), ns)
     engine = ns["engine"]
     assert ns["deadline"] == 1.9
     assert engine.state()["turn"] == "idle"  # type: ignore[attr-defined]

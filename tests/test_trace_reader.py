@@ -26,7 +26,8 @@ def err(text: str) -> TraceError:
     [
         ('{"t": 1.0, "kind": "vad.start_of_speech"\n', 2, None, "invalid JSON"),
         ('{"t": 1.0, "kind": "vad.jump"}\n', 2, "kind", "unknown kind"),
-        ('{"t": 1.0, "kind": "stt.final", "text": "a", "colour": 1}\n', 2, "colour", "unknown field"),
+        ('{"t": 1.0, "kind": "stt.final", "text": "a", "colour": 1}\n', 2, "colour",
+         "unknown field"),
         ('{"t": 1.0, "kind": "stt.final"}\n', 2, "text", "missing required"),
         ('{"t": 2.0, "kind": "stt.final", "text": "a"}\n{"t": 1.0, "kind": "clear_user_turn"}\n',
          3, "t", "backwards"),

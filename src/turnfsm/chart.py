@@ -174,12 +174,12 @@ def load_chart(
         problems.append(f"{source}:{line}: {msg}")
 
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else 1
-        problem = getattr(e, "problem", None) or str(e)
-        ctx, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        ctx, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
         if ctx and cmark is not None and cmark is not mark:
             problem += f" ({ctx} at line {cmark.line + 1})"
         raise ChartError([f"{source}:{line}: malformed YAML: {problem}"], source) from None
@@ -254,7 +254,7 @@ def load_chart(
                 for s, v in raw_states.items()}
         initial = raw.get("initial")
         if initial not in states:
-            bad(rline, f"{where}: initial state {initial!r} is not one of its states {list(states)}")
+            bad(rline, f"{where}: initial state {initial!r} is not one of {list(states)}")
             initial = states[0]
         slines = {str(st): _line(v, _line(raw_states, rline)) for st, v in raw_states.items()}
         region = Region(rname, str(initial), states, docs, str(raw.get("doc", "")), rline, slines)
@@ -273,7 +273,7 @@ def load_chart(
                 bad(line, f"{where}: {what} names undeclared event {e!r}")
                 return False
             if events[e].kind == "data":
-                bad(line, f"{where}: {what} names data event {e!r}, which never reaches the machine")
+                bad(line, f"{where}: {what} names data event {e!r}, handled before the machine")
                 return False
             return True
 
@@ -433,21 +433,23 @@ def read_chart(path: str | os.PathLike[str] | None = None) -> Chart:
     p = Path(path) if path is not None else default_chart_path()
     try:
         text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ChartError([f"{p}: cannot read the chart: {e.strerror or e}"], str(p)) from None
+    except OSError as exc:
+        raise ChartError([f"{p}: cannot read the chart: {exc.strerror or exc}"],
+                         str(p)) from None
     names = {c.__name__ for c in _all_subclasses(Input)}
     return load_chart(text, str(p), guards=GUARDS, actions=ACTIONS, inputs=names)
 
 
 def _all_subclasses(cls: type) -> set[type]:
     out: set[type] = set()
+    sub: type
     for sub in cls.__subclasses__():
         out.add(sub)
         out |= _all_subclasses(sub)
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def default_chart() -> Chart:
     """The default chart, parsed and validated once per process."""
     return read_chart(None)

@@ -181,13 +181,13 @@ class DynamicEndpointing(Endpointing):
                 and pause > 0
             ):
                 self._utt.apply(pause)
-        elif self._between_turn() <= 0:  # a gap before agent speech teaches nothing
-            if (
-                (pause := self._between_utterance()) > 0
-                and self._agent_end is None
-                and self._agent_start is None
-            ):
-                self._utt.apply(pause)
+        elif (
+            self._between_turn() <= 0  # a gap before agent speech teaches nothing
+            and (pause := self._between_utterance()) > 0
+            and self._agent_end is None
+            and self._agent_start is None
+        ):
+            self._utt.apply(pause)
         self._utt_end = t
         self._agent_start = None
         self._agent_end = None

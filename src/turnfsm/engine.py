@@ -91,13 +91,20 @@ def _limit(value: Any, name: str) -> float | None:
     return float(value)
 
 
+def _max_words(v: Any) -> float | None:
+    return _limit(v, "max_words")
+
+
+def _max_duration(v: Any) -> float | None:
+    return _limit(v, "max_duration")
+
+
 @attrs.frozen(kw_only=True)
 class UserTurnLimit:
     """Report when the user's words or speaking time since the agent last spoke reach this."""
 
-    max_words: float | None = attrs.field(default=None, converter=lambda v: _limit(v, "max_words"))
-    max_duration: float | None = attrs.field(
-        default=None, converter=lambda v: _limit(v, "max_duration"))
+    max_words: float | None = attrs.field(default=None, converter=_max_words)
+    max_duration: float | None = attrs.field(default=None, converter=_max_duration)
 
     @classmethod
     def from_mapping(cls, m: dict[str, Any] | None) -> UserTurnLimit:
@@ -120,7 +127,7 @@ class EngineOptions:
     (the end backchannel cooldown is 1.0 s, not 3.5 s)."""
 
     turn_detection: str | None = attrs.field(default=None, converter=_turn_detection)
-    endpointing: EndpointingOptions = EndpointingOptions()
+    endpointing: EndpointingOptions = attrs.field(factory=EndpointingOptions)
     backchannel_boundary: tuple[float, float] | None = attrs.field(
         default=(1.0, 1.0), converter=_boundary)
     user_turn_limit: UserTurnLimit = UserTurnLimit()
@@ -198,7 +205,7 @@ def _compile(chart: Chart) -> _Compiled:
 
 # -- helpers ----------------------------------------------------------------------------------
 
-_PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~±—‘’“”…")
+_PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~±—‘’“”…")  # noqa: RUF001
 
 
 def _normalized(text: str) -> str:
@@ -339,6 +346,7 @@ class Engine:
         self._boundary_epoch = 0
         self._answer: ev.EndOfTurnAnswered | None = None
         self._vad_gen = 0
+        self._agent_started_at: float | None = None
         # initial configuration as transitions
         if o.turn_detection in ("stt", "manual", "realtime_llm"):
             self._fire({"stt": "to_stt", "manual": "to_manual",
@@ -409,7 +417,7 @@ class Engine:
         """Fire the earliest pending timer (and its consequences)."""
         if self.next_deadline() is None:
             return self._take()
-        deadline, _seq, kind, epoch, payload = heapq.heappop(self._timers)
+        deadline, _seq, kind, _epoch, payload = heapq.heappop(self._timers)
         self.now = max(self.now, deadline)
         self._fire(kind, payload)
         self._drain()
@@ -423,8 +431,8 @@ class Engine:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
             raise InputError(f"{type(e).__name__}.t must be a finite number, not {t!r}")
         if t < self._last_input_t:
-            raise InputError(
-                f"{type(e).__name__} at t={t} goes back in time (last input at {self._last_input_t})")
+            raise InputError(f"{type(e).__name__} at t={t} goes back in time "
+                             f"(last input at {self._last_input_t})")
         for f in attrs.fields(type(e)):
             _check_number(f.name, getattr(e, f.name), e)
         if self._awaiting_answer and not isinstance(e, ev.EndOfTurnAnswered):
@@ -608,7 +616,7 @@ class Engine:
             self._fire({"stt": "to_stt", "manual": "to_manual", "realtime_llm": "to_realtime"}
                        .get(td or "", "to_vad"), e)
 
-    # -- STT processing (R18–R22), shared by the gate and releases ---------------------------
+    # -- STT processing (R18-R22), shared by the gate and releases ---------------------------
 
     def _update_language(self, language: str, text: str) -> None:
         if language in _NONSPECIFIC_LANGUAGES:
@@ -633,9 +641,8 @@ class Engine:
             if self.in_state("mode", "stt"):
                 self._fire("speech_offset", e)
                 self._request_decision(_Trigger())
-        elif isinstance(e, ev.SttStartOfSpeech):
-            if self.in_state("mode", "stt"):
-                self._fire("speech_onset", e)
+        elif isinstance(e, ev.SttStartOfSpeech) and self.in_state("mode", "stt"):
+            self._fire("speech_onset", e)
 
     def _set_interim(self, e: ev.SttTranscript) -> None:
         self.interim = e.text
@@ -1333,7 +1340,7 @@ def _finalize(s: Engine) -> None:
     s._emit(out.ConversationRequested(t=s.now))
     before = s._wait
     s._fire("eou_trigger", _Trigger(skip_reply=c.skip_reply, manual=True))
-    s._fire("committed" if s._wait is not None and s._wait is not before or
+    s._fire("committed" if (s._wait is not None and s._wait is not before) or
             (s._wait is not None and before is None) else "commit_done", None)
     c.resolved = True
 
@@ -1354,5 +1361,3 @@ def _a_finalize_commit(s: Engine, e: Any) -> None:
 def _a_finalize_soon(s: Engine, e: Any) -> None:
     s._later(lambda: _finalize(s), hops=3)
 
-
-Engine._agent_started_at = None  # type: ignore[attr-defined]

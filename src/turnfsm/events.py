@@ -11,10 +11,8 @@ from typing import Any
 
 import attrs
 
-_kw = {"frozen": True, "kw_only": True, "slots": True}
 
-
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class Input:
     """Common base of every input event."""
 
@@ -25,7 +23,7 @@ class Input:
 # -- audio and voice activity -------------------------------------------------------------
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class AudioPushed(Input):
     """``count`` audio frames of ``duration`` seconds each were pushed at ``t``."""
 
@@ -35,7 +33,7 @@ class AudioPushed(Input):
     skip_stt: bool = False
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class VadStartOfSpeech(Input):
     """The VAD confirmed speech; it began ``speech_duration + inference_duration`` ago."""
 
@@ -43,7 +41,7 @@ class VadStartOfSpeech(Input):
     inference_duration: float = 0.0
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class VadInferenceDone(Input):
     """One VAD inference window (about 30 ms) was processed. Data only: changes no state."""
 
@@ -55,9 +53,9 @@ class VadInferenceDone(Input):
     inference_duration: float = 0.0
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class VadEndOfSpeech(Input):
-    """The VAD declared the end of speech; it ended ``silence_duration + inference_duration`` ago."""
+    """The VAD declared the end of speech (``silence_duration + inference_duration`` ago)."""
 
     silence_duration: float = 0.0
     inference_duration: float = 0.0
@@ -67,14 +65,14 @@ class VadEndOfSpeech(Input):
 # -- speech to text -------------------------------------------------------------------------
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class SttEvent(Input):
     """Base of STT events (they share the hold/release gate)."""
 
     request_id: str = ""
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class SttTranscript(SttEvent):
     """Base of transcript events. ``start_time``/``end_time`` are STT-stream offsets."""
 
@@ -85,34 +83,34 @@ class SttTranscript(SttEvent):
     end_time: float = 0.0
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class SttInterim(SttTranscript):
     """A non-final hypothesis."""
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class SttPreflight(SttTranscript):
     """A stable-enough hypothesis usable for preemptive generation."""
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class SttFinal(SttTranscript):
     """A final transcript segment."""
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class SttStartOfSpeech(SttEvent):
     """The STT detected speech onset (``speech_start_time`` when the provider reports it)."""
 
     speech_start_time: float | None = None
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class SttEndOfSpeech(SttEvent):
     """The STT detected the end of speech."""
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class SttUsage(SttEvent):
     """Usage report. Data only: never changes state or produces outputs."""
 
@@ -122,7 +120,7 @@ class SttUsage(SttEvent):
 # -- adaptive interruption detector ---------------------------------------------------------
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class OverlapVerdict(Input):
     """The interruption detector's verdict on user speech overlapping agent speech."""
 
@@ -137,7 +135,7 @@ class OverlapVerdict(Input):
     num_requests: int = 0
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class DetectorFailed(Input):
     """The interruption detector's stream failed for good (no more verdicts)."""
 
@@ -145,21 +143,21 @@ class DetectorFailed(Input):
 # -- agent speech and host signals -----------------------------------------------------------
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class AgentSpeechStarted(Input):
     """The agent's audio started playing at ``started_at`` (default ``t``)."""
 
     started_at: float | None = None
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class AgentSpeechEnded(Input):
     """The agent stopped speaking; held user speech before the ignore bound may be dropped."""
 
     ignore_user_transcript_until: float | None = None
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class UserSpeechStarted(Input):
     """The host says user speech started (realtime server VAD, audio-activity interruption)."""
 
@@ -167,7 +165,7 @@ class UserSpeechStarted(Input):
     speech_duration: float = 0.0
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class UserSpeechEnded(Input):
     """The host says user speech ended; ``interruption`` is the detector's last verdict if known."""
 
@@ -175,7 +173,7 @@ class UserSpeechEnded(Input):
     interruption: bool | None = None
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class OverlapSpeechEnded(Input):
     """The host says an overlap of user and agent speech ended."""
 
@@ -185,7 +183,7 @@ class OverlapSpeechEnded(Input):
 # -- turn control and configuration ----------------------------------------------------------
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class CommitUserTurn(Input):
     """End the user turn now (push-to-talk). The result arrives as a ``CommitResult`` output."""
 
@@ -195,12 +193,12 @@ class CommitUserTurn(Input):
     skip_reply: bool = False
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class ClearUserTurn(Input):
     """Discard the current user turn and restart the STT stream."""
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class UpdateOptions(Input):
     """Change options mid-session. ``None`` fields are left as they are.
 
@@ -215,21 +213,21 @@ class UpdateOptions(Input):
     user_turn_limit: dict[str, Any] | None = None
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class SetVad(Input):
     """Attach (or restart) / detach the VAD."""
 
     enabled: bool
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class SetStt(Input):
     """Attach (or restart) / detach the STT."""
 
     enabled: bool
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class SetInterruptionDetection(Input):
     """Attach (or restart) / detach the adaptive interruption detector."""
 
@@ -239,7 +237,7 @@ class SetInterruptionDetection(Input):
 # -- answers to the engine's requests --------------------------------------------------------
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class EouModelAnswered(Input):
     """The end-of-turn model's answer to an ``EouModelRequest`` (same ``request_id``)."""
 
@@ -250,13 +248,13 @@ class EouModelAnswered(Input):
     failed: bool = False
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class EndOfTurnAnswered(Input):
     """The host's answer to an ``EndOfTurn``: accepted, or refused (keep accumulating)."""
 
     accepted: bool = True
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class Close(Input):
     """Close the session: pending decisions are settled, then nothing more is emitted."""

@@ -10,17 +10,15 @@ from typing import Any
 
 import attrs
 
-_kw = {"frozen": True, "kw_only": True, "slots": True}
 
-
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class Output:
     """Common base of every output."""
 
     t: float
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class StartOfSpeech(Output):
     """The user started speaking (``ref`` of the VAD event, or None when the STT said so)."""
 
@@ -28,21 +26,21 @@ class StartOfSpeech(Output):
     speech_start_time: float
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class VadInference(Output):
     """A VAD inference window was forwarded to the host."""
 
     ref: Any
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class EndOfSpeech(Output):
     """The user stopped speaking (``ref`` None when not caused by a VAD event)."""
 
     ref: Any
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class Transcript(Output):
     """A transcript reported to the host: ``type`` is interim, preflight or final."""
 
@@ -56,7 +54,7 @@ class Transcript(Output):
     speaking: bool | None
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class PreemptiveGeneration(Output):
     """The host may start generating a reply to ``new_transcript`` now."""
 
@@ -65,7 +63,7 @@ class PreemptiveGeneration(Output):
     started_speaking_at: float | None
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class EndOfTurn(Output):
     """The user's turn ended. Answer with ``EndOfTurnAnswered`` (accepted or not).
 
@@ -81,7 +79,7 @@ class EndOfTurn(Output):
     end_of_turn_delay: float | None
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class Interruption(Output):
     """The detector judged the overlapping user speech an interruption."""
 
@@ -91,7 +89,7 @@ class Interruption(Output):
     probability: float
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class UserTurnExceeded(Output):
     """The user's words or speaking time since the agent last spoke reached a limit."""
 
@@ -101,12 +99,12 @@ class UserTurnExceeded(Output):
     duration: float
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class ConversationRequested(Output):
     """The engine consulted the conversation history (before an end-of-turn attempt)."""
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class DetectorSignal(Output):
     """A control signal for the interruption detector stream."""
 
@@ -116,12 +114,12 @@ class DetectorSignal(Output):
     ended_at: float | None = None
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class BoundaryExpired(Output):
     """The start backchannel boundary of the current agent speech expired."""
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class AudioFlushRequested(Output):
     """Push ``frames`` silent frames of ``frame_duration`` seconds to the STT (commit flush)."""
 
@@ -129,7 +127,7 @@ class AudioFlushRequested(Output):
     frame_duration: float
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class CommitResult(Output):
     """A ``CommitUserTurn`` completed: ``ok`` with the committed transcript, or ``cancelled``."""
 
@@ -138,7 +136,7 @@ class CommitResult(Output):
     transcript: str | None = None
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class EouModelRequest(Output):
     """Ask the end-of-turn model: answer with ``EouModelAnswered`` (same ``request_id``)."""
 
@@ -147,7 +145,7 @@ class EouModelRequest(Output):
     transcript: str
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class InputDropped(Output):
     """An input had nowhere to go (its component is not attached or has failed)."""
 
@@ -155,7 +153,7 @@ class InputDropped(Output):
     reason: str
 
 
-@attrs.define(**_kw)
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class TranscriptDropped(Output):
     """A user transcript was discarded under a documented rule (``reason``)."""
 

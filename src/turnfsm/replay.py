@@ -53,7 +53,7 @@ class ScriptedModel:
         if isinstance(thr, dict):
             if language is not None and language in thr:
                 return thr[language]  # type: ignore[no-any-return]
-            return thr.get("*")  # type: ignore[no-any-return]
+            return thr.get("*")
         return thr  # type: ignore[no-any-return]
 
     def predict(self) -> tuple[int, float, bool]:
@@ -97,7 +97,7 @@ class Replay:
         for o in outputs:
             self.one(o)
 
-    def one(self, o: out.Output) -> None:  # noqa: C901 - one branch per output kind
+    def one(self, o: out.Output) -> None:
         t = o.t
         if isinstance(o, out.StartOfSpeech):
             self.rec(t, "on_start_of_speech", input=o.ref, speech_start_time=o.speech_start_time)
@@ -234,7 +234,7 @@ class Replay:
 
     # -- inputs --------------------------------------------------------------------------------
 
-    def apply(self, i: TraceInput) -> None:  # noqa: C901 - one branch per input kind
+    def apply(self, i: TraceInput) -> None:
         assert self.engine is not None
         k, f, t, ref = i.kind, i.fields, i.t, i.line
         g = f.get

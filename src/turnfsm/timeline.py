@@ -34,8 +34,9 @@ def _describe_output(rec: dict[str, Any]) -> str:
     if kind == "on_end_of_turn":
         extra = ""
         if rec.get("end_of_turn_delay") is not None:
-            extra = f" (spoke {_fmt(rec['started_speaking_at'])}–{_fmt(rec['stopped_speaking_at'])}"\
-                    f", decided {_fmt(rec['end_of_turn_delay'])} s after)"
+            extra = (f" (spoke {_fmt(rec['started_speaking_at'])}-"
+                     f"{_fmt(rec['stopped_speaking_at'])}, decided "
+                     f"{_fmt(rec['end_of_turn_delay'])} s after)")
         acc = "" if rec["returned"] else " [refused by host]"
         skip = " [no reply]" if rec["skip_reply"] else ""
         return f"END OF TURN {rec['new_transcript']!r}{extra}{skip}{acc}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
@@ -206,14 +206,14 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
     if not objs or objs[0][0] != 1 or objs[0][1].get("kind") != "config":
         raise TraceError('line 1 must be the header {"kind": "config", ...}', path=path, line=1)
 
-    def header_err(msg: str, field: str | None = None) -> None:
+    def header_err(msg: str, field: str | None = None) -> NoReturn:
         raise TraceError(msg, path=path, line=1, field=field)
 
     cfg = parse_config(objs[0][1], header_err)
     inputs: list[TraceInput] = []
     last_t = 0.0
     for lineno, obj in objs[1:]:
-        def err(msg: str, field: str | None = None, lineno: int = lineno) -> None:
+        def err(msg: str, field: str | None = None, lineno: int = lineno) -> NoReturn:
             raise TraceError(msg, path=path, line=lineno, field=field)
 
         kind = obj.get("kind")
@@ -238,7 +238,7 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
                     err("must be a string", "note")
                 continue
             if k not in schema:
-                err(f"unknown field for {kind} (expected one of {sorted(schema) + ['note']})", k)
+                err(f"unknown field for {kind} (expected one of {[*sorted(schema), 'note']})", k)
             typ = schema[k][0]
             _check_value(v, typ, err, k)
             if k in NON_NEGATIVE and _is_num(v) and v < 0:

@@ -25,7 +25,7 @@ def test_trace_matches_reference_or_listed_deviation(name: str) -> None:
     dev = DEVIATIONS.get(name)
     if dev is None:
         diff = first_difference(reference, actual)
-        assert diff is None, f"{name} differs from the reference and is not a listed deviation:\n{diff}"
+        assert diff is None, f"{name} differs from the reference, not a listed deviation:\n{diff}"
     else:
         diff = first_difference(parse_lines(dev["output"]), actual)
         assert diff is None, f"{name} differs from its listed deviation output:\n{diff}"
