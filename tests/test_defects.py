@@ -6,6 +6,7 @@ a fresh replay of the same trace.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from tests.conformance.support import expected_path, parse_lines, trace_path
@@ -60,7 +61,7 @@ def test_d11_marker_grammar() -> None:
 
     def after_agent_end(lines: list[dict[str, Any]]) -> int:
         sig = [x["signal"] for x in kinds(lines, "overlap_signal")]
-        return sum(1 for a, b in zip(sig, sig[1:], strict=False)
+        return sum(1 for a, b in itertools.pairwise(sig)
                    if a == "agent_speech_ended" and b == "overlap_speech_ended")
     assert after_agent_end(ref) >= 1
     assert after_agent_end(ours) == 0
@@ -92,8 +93,8 @@ def test_d16_manual_commit_survives_new_speech() -> None:
 def test_d19_promoted_interim_is_a_real_final() -> None:
     """D19: the reference's promoted interim has no language/confidence; turnfsm keeps them."""
     ref, ours = both("public/26_manual_commit_timeout_interim")
-    r = [x for x in kinds(ref, "on_final_transcript") if x["input"] is None][0]
-    o = [x for x in kinds(ours, "on_final_transcript") if x["input"] is None][0]
+    r = next(x for x in kinds(ref, "on_final_transcript") if x["input"] is None)
+    o = next(x for x in kinds(ours, "on_final_transcript") if x["input"] is None)
     assert (r["language"], r["confidence"]) == ("", 0.0)
     assert o["language"] == "en" and o["confidence"] > 0
 

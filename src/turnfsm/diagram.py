@@ -323,6 +323,12 @@ def to_dot(chart: Chart, region: str | None = None) -> str:
     out.extend(_dot_legend(chart, whole))
     for number, r in selected:
         out.extend(_dot_cluster(chart, _view(chart, number, r)))
+    # stack the legend and the regions top to bottom in dispatch order: their initial dots
+    # share a rank, chained by invisible edges (with rankdir=LR, a flat edge's head is drawn
+    # above its tail)
+    anchors = ['"__legend"'] + [_q(f"{r.name}/__initial") for _n, r in selected]
+    out.append(f"    {{ rank=same; {'; '.join(anchors)}; }}")
+    out.append(f"    {' -> '.join(reversed(anchors))} [style=invis];")
     out.append("}")
     return "\n".join(out) + "\n"
 
