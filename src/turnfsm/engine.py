@@ -268,6 +268,17 @@ _INPUT_EVENT: dict[type, str] = {
 }
 
 
+_NUMERIC: dict[type, tuple[str, ...]] = {}
+
+
+def _numeric_fields(cls: type) -> tuple[str, ...]:
+    names = _NUMERIC.get(cls)
+    if names is None:
+        names = _NUMERIC[cls] = tuple(
+            f.name for f in attrs.fields(cls) if f.name != "ref")
+    return names
+
+
 def _check_number(name: str, v: Any, where: Any) -> None:
     if isinstance(v, bool):
         return
@@ -296,6 +307,11 @@ class Engine:
         self._s = list(self._c.initial)
         self._ri = {r: i for i, r in enumerate(self._c.regions)}
         self._si = [{s: i for i, s in enumerate(st)} for st in self._c.states]
+        # hot-path indices (VAD inference windows): region and state positions
+        self._r_life = self._ri["lifecycle"]
+        self._st_closed = self._si[self._r_life]["closed"]
+        self._r_vad = self._ri["vad_input"]
+        self._st_vad_off = self._si[self._r_vad]["detached"]
         o = self.options
         self.now = 0.0
         self._last_input_t = -math.inf
@@ -425,6 +441,8 @@ class Engine:
 
     def handle(self, e: ev.Input) -> list[out.Output]:
         """Apply one input event; return the outputs it caused, in order."""
+        if type(e) is ev.VadInferenceDone and not self._awaiting_answer:
+            return self._vad_tick(e)  # ~90% of all events: data only, no dispatch
         if not isinstance(e, ev.Input):
             raise InputError(f"not an input event: {e!r}")
         t = e.t
@@ -433,8 +451,8 @@ class Engine:
         if t < self._last_input_t:
             raise InputError(f"{type(e).__name__} at t={t} goes back in time "
                              f"(last input at {self._last_input_t})")
-        for f in attrs.fields(type(e)):
-            _check_number(f.name, getattr(e, f.name), e)
+        for name in _numeric_fields(type(e)):
+            _check_number(name, getattr(e, name), e)
         if self._awaiting_answer and not isinstance(e, ev.EndOfTurnAnswered):
             self._inbox.append(e)
             return []
@@ -584,6 +602,32 @@ class Engine:
                 self.user_turn_start = self.now if start is None else start
 
     # -- data events --------------------------------------------------------------------------
+
+    def _vad_tick(self, e: ev.VadInferenceDone) -> list[out.Output]:
+        t = e.t
+        speech = e.raw_accumulated_speech
+        # the same checks as handle(), on the two numbers this path reads
+        if not (self._last_input_t <= t < math.inf) or speech != speech or speech == math.inf:
+            if t != t or t == math.inf or isinstance(t, bool):
+                raise InputError(f"VadInferenceDone.t must be a finite number, not {t!r}")
+            if t < self._last_input_t:
+                raise InputError(f"VadInferenceDone at t={t} goes back in time "
+                                 f"(last input at {self._last_input_t})")
+            raise InputError(
+                f"VadInferenceDone.raw_accumulated_speech must be finite, not {speech!r}")
+        self._last_input_t = t
+        if t > self.now:
+            self.now = t
+        st = self._s
+        if st[self._r_life] == self._st_closed:
+            return []
+        if st[self._r_vad] == self._st_vad_off:
+            return [out.InputDropped(t=t, ref=e.ref, reason="vad_inactive")]
+        if speech > 0.0:
+            self.last_speaking_time = t
+            if self.speech_start_time is None:
+                self.speech_start_time = t - speech
+        return [out.VadInference(t=t, ref=e.ref)]
 
     def _vad_inference(self, e: ev.VadInferenceDone) -> None:
         if self.in_state("vad_input", "detached"):
