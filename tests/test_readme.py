@@ -24,8 +24,11 @@ def test_readme_python_example_runs() -> None:
     text = (ROOT / "README.md").read_text()
     code = re.search(r"```python\n(.*?)```", text, re.S)
     assert code is not None
-    ns: dict[str, object] = {"print": lambda *a, **k: None}
+    printed: list[object] = []
+    ns: dict[str, object] = {"print": lambda *a, **k: printed.extend(a)}
     exec(compile(code.group(1), "README.md", "exec"), ns)
     engine = ns["engine"]
     assert ns["deadline"] == 1.9
+    assert [type(p).__name__ for p in printed] == ["EndOfTurn"]
+    assert printed[0].new_transcript == "book a table"  # type: ignore[attr-defined]
     assert engine.state()["turn"] == "idle"  # type: ignore[attr-defined]

@@ -422,12 +422,13 @@ class Engine:
         """Fire every timer due at or before ``t`` (timers win ties with inputs at ``t``)."""
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
             raise InputError(f"advance: time must be a finite number, not {t!r}")
+        outs: list[out.Output] = []
         while True:
             d = self.next_deadline()
             if d is None or d > t or self._awaiting_answer:
                 break
-            self.fire_next_timer()
-        return self._take()
+            outs += self.fire_next_timer()
+        return outs + self._take()
 
     def fire_next_timer(self) -> list[out.Output]:
         """Fire the earliest pending timer (and its consequences)."""

@@ -1,0 +1,343 @@
+"""The engine's contract, driven directly: time, requests and answers, options, fixes."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from turnfsm import Engine, EngineOptions, EndpointingOptions, UserTurnLimit
+from turnfsm import events as ev
+from turnfsm import outputs as out
+from turnfsm.errors import ConfigError, InputError
+
+
+class Driver:
+    """Feeds an engine, fires its timers, answers its requests, and keeps every output."""
+
+    def __init__(self, engine: Engine, *, accept: bool = True,
+                 model: tuple[float, float | None] | None = None, fail: bool = False) -> None:
+        self.e = engine
+        self.outs: list[out.Output] = []
+        self.accept = accept
+        self.model = model
+        self.fail = fail
+
+    def _take(self, outs: list[out.Output]) -> None:
+        for o in outs:
+            self.outs.append(o)
+            if isinstance(o, out.EndOfTurn):
+                self._take(self.e.handle(ev.EndOfTurnAnswered(t=o.t, accepted=self.accept)))
+            elif isinstance(o, out.EouModelRequest):
+                p, thr = self.model or (1.0, None)
+                self._take(self.e.handle(ev.EouModelAnswered(
+                    t=o.t, request_id=o.request_id, probability=p, threshold=thr,
+                    failed=self.fail)))
+
+    def at(self, t: float, e: ev.Input | None = None) -> Driver:
+        self._take(self.e.advance(t))
+        if e is not None:
+            self._take(self.e.handle(e))
+        return self
+
+    def of(self, kind: type) -> list[Any]:
+        return [o for o in self.outs if isinstance(o, kind)]
+
+
+def speech(d: Driver, start: float, end: float, text: str | None, tick: float | None = None,
+           final_at: float | None = None) -> None:
+    d.at(start, ev.VadStartOfSpeech(t=start, speech_duration=0.2))
+    tk = tick if tick is not None else end - 0.2
+    d.at(tk, ev.VadInferenceDone(t=tk, raw_accumulated_speech=tk - start + 0.2))
+    if text is not None and final_at is None:
+        d.at(tk + 0.05, ev.SttFinal(t=tk + 0.05, text=text, language="en", confidence=0.9))
+    d.at(end, ev.VadEndOfSpeech(t=end, silence_duration=0.5))
+    if text is not None and final_at is not None:
+        d.at(final_at, ev.SttFinal(t=final_at, text=text, language="en", confidence=0.9))
+
+
+def test_end_of_turn_is_a_deadline_anchored_at_the_last_speech() -> None:
+    """R30: the turn ends min_delay after the last speech window, via next_deadline/advance."""
+    d = Driver(Engine(EngineOptions(endpointing=EndpointingOptions(min_delay=0.5))))
+    speech(d, 1.0, 2.0, "hello")
+    assert d.e.next_deadline() == 2.3  # last speech 1.8 + 0.5
+    assert d.of(out.EndOfTurn) == []
+    d.at(2.3)
+    (eot,) = d.of(out.EndOfTurn)
+    assert eot.t == 2.3 and eot.new_transcript == "hello" and eot.stopped_speaking_at == 1.8
+    assert d.e.state()["turn"] == "idle" and d.e.next_deadline() is None
+
+
+def test_resumed_speech_cancels_the_wait() -> None:
+    """R33: a VAD start during the wait cancels it; the merged turn ends later."""
+    d = Driver(Engine())
+    speech(d, 1.0, 2.0, "I want")
+    d.at(2.1, ev.VadStartOfSpeech(t=2.1, speech_duration=0.2))
+    assert d.e.state()["turn"] == "open" and d.e.next_deadline() is None
+    speech(d, 2.5, 3.5, "to go")
+    d.at(10.0)
+    assert [x.new_transcript for x in d.of(out.EndOfTurn)] == ["I want to go"]
+
+
+def test_refused_turn_keeps_accumulating() -> None:
+    """R32: a host that refuses the end of turn keeps the transcript for the next one."""
+    d = Driver(Engine(), accept=False)
+    speech(d, 1.0, 2.0, "yeah")
+    d.at(3.0)
+    d.accept = True
+    speech(d, 4.0, 5.0, "what about Friday")
+    d.at(10.0)
+    assert [x.new_transcript for x in d.of(out.EndOfTurn)] == ["yeah", "yeah what about Friday"]
+
+
+def test_inputs_wait_for_the_end_of_turn_answer() -> None:
+    """An input arriving before EndOfTurn is answered is applied after the answer, in order."""
+    e = Engine()
+    for x in (ev.VadStartOfSpeech(t=1.0), ev.VadInferenceDone(t=1.2, raw_accumulated_speech=0.3),
+              ev.SttFinal(t=1.3, text="hi")):
+        e.handle(x)
+    outs = e.handle(ev.VadEndOfSpeech(t=2.0))
+    assert isinstance(outs[-1], out.EndOfTurn) and e.awaiting_answer
+    assert e.handle(ev.SttFinal(t=2.1, text="there")) == []  # queued
+    later = e.handle(ev.EndOfTurnAnswered(t=2.1, accepted=True))
+    assert [o.text for o in later if isinstance(o, out.Transcript)] == ["there"]
+    assert e.transcript == "there"
+
+
+def test_model_probability_chooses_the_delay() -> None:
+    """R29: p below the threshold waits max_delay; at or above it, min_delay."""
+    for p, expected in ((0.05, 3.0), (0.5, 0.5)):
+        d = Driver(Engine(EngineOptions(turn_detection="model")), model=(p, 0.1))
+        speech(d, 1.0, 2.0, "book a table")
+        d.at(20.0)
+        (eot,) = d.of(out.EndOfTurn)
+        assert eot.t == pytest.approx(1.8 + expected)
+
+
+def test_model_failure_means_min_delay() -> None:
+    """D20: any model failure gives min_delay, never a stuck turn."""
+    d = Driver(Engine(EngineOptions(turn_detection="model")), model=(0.0, 0.9), fail=True)
+    speech(d, 1.0, 2.0, "book a table")
+    d.at(20.0)
+    assert [x.t for x in d.of(out.EndOfTurn)] == [2.3]
+
+
+def test_stale_model_answer_is_ignored() -> None:
+    """An answer to a cancelled request changes nothing."""
+    e = Engine(EngineOptions(turn_detection="model"))
+    for x in (ev.VadStartOfSpeech(t=1.0), ev.VadInferenceDone(t=1.5, raw_accumulated_speech=0.5),
+              ev.SttFinal(t=1.6, text="hello"), ev.VadEndOfSpeech(t=2.0)):
+        outs = e.handle(x)
+    (req,) = [o for o in outs if isinstance(o, out.EouModelRequest)]
+    e.handle(ev.VadStartOfSpeech(t=2.1))
+    assert not e.model_request_pending(req.request_id)
+    assert e.handle(ev.EouModelAnswered(t=2.2, request_id=req.request_id, probability=0.9)) == []
+    assert e.state()["turn"] == "open"
+
+
+def test_commit_never_consults_the_model() -> None:
+    """D18: an explicit commit waits min_delay without asking the end-of-turn model."""
+    d = Driver(Engine(EngineOptions(turn_detection="model")), model=(0.0, 0.9))
+    d.at(1.0, ev.SttFinal(t=1.0, text="cancel it"))
+    n = len(d.of(out.EouModelRequest))
+    d.at(1.2, ev.CommitUserTurn(t=1.2))
+    d.at(10.0)
+    assert len(d.of(out.EouModelRequest)) == n
+    assert d.of(out.CommitResult)[-1].transcript == "cancel it"
+
+
+def test_commit_with_nothing_leaves_no_authority() -> None:
+    """D17: a commit in stt mode with an empty transcript schedules nothing and commits nothing."""
+    d = Driver(Engine(EngineOptions(turn_detection="stt")))
+    d.at(1.0, ev.CommitUserTurn(t=1.0, transcript_timeout=0.2))
+    d.at(2.0)
+    assert d.e.state()["authority"] == "none"
+    assert d.of(out.EndOfTurn) == []
+
+
+def test_interim_does_not_survive_a_delivered_turn() -> None:
+    """D36: after a delivery the next turn's current transcript starts empty."""
+    d = Driver(Engine())
+    speech(d, 1.0, 2.0, "hello")
+    d.at(2.1, ev.SttInterim(t=2.1, text="hello th"))
+    d.at(5.0)
+    assert d.of(out.EndOfTurn) and d.e.current_transcript == ""
+
+
+def held_session(boundary: tuple[float, float] | None = (1.0, 1.0)) -> Driver:
+    d = Driver(Engine(EngineOptions(interruption_detection=True, backchannel_boundary=boundary)))
+    d.at(0.0, ev.AudioPushed(t=0.02))
+    d.at(1.0, ev.AgentSpeechStarted(t=1.0))
+    d.at(3.0, ev.VadStartOfSpeech(t=3.0, speech_duration=0.2))
+    d.at(3.4, ev.VadInferenceDone(t=3.4, raw_accumulated_speech=0.6))
+    d.at(3.5, ev.SttFinal(t=3.5, ref="stop", text="stop", start_time=2.8, end_time=3.4))
+    assert [h.ref for h in d.e.held] == ["stop"]
+    return d
+
+
+def test_release_is_synchronous_so_a_start_of_speech_cannot_discard_it() -> None:
+    """D5: an STT start of speech right after the agent stops never discards held finals."""
+    d = held_session()
+    d.at(3.6, ev.AgentSpeechEnded(t=3.6, ignore_user_transcript_until=3.0))
+    d.at(3.6, ev.SttStartOfSpeech(t=3.6))
+    assert [o.text for o in d.of(out.Transcript)] == ["stop"]
+
+
+def test_forced_release_keeps_provider_order() -> None:
+    """D26: after the detector is removed, held finals come before newer ones."""
+    d = held_session()
+    d.at(3.7, ev.SetInterruptionDetection(t=3.7, enabled=False))
+    d.at(3.7, ev.SttFinal(t=3.7, text="please"))
+    assert [o.text for o in d.of(out.Transcript)] == ["stop", "please"]
+    assert d.e.transcript == "stop please"
+
+
+def test_speech_before_the_agent_started_is_never_trimmed() -> None:
+    """D7: a late final for speech that ended before the agent began is released."""
+    d = Driver(Engine(EngineOptions(interruption_detection=True)))
+    d.at(0.0, ev.AudioPushed(t=0.02))
+    d.at(1.0, ev.AgentSpeechStarted(t=1.0))
+    d.at(1.2, ev.SttFinal(t=1.2, text="my order number is five", start_time=0.2, end_time=0.9))
+    d.at(6.0, ev.AgentSpeechEnded(t=6.0))
+    assert [o.text for o in d.of(out.Transcript)] == ["my order number is five"]
+
+
+def test_backchannel_is_dropped_with_a_record() -> None:
+    """R47: held speech that ended before the ignore bound is dropped, with a drop record."""
+    d = held_session()
+    d.at(8.0, ev.AgentSpeechEnded(t=8.0))
+    (drop,) = d.of(out.TranscriptDropped)
+    assert (drop.ref, drop.reason) == ("stop", "backchannel_trim")
+    assert d.of(out.Transcript) == []
+
+
+def test_detector_markers_are_well_formed() -> None:
+    """I15: agent_started, overlap started/ended, agent_ended: an overlap closes first."""
+    d = held_session()
+    d.at(3.6, ev.AgentSpeechEnded(t=3.6))
+    d.at(3.7, ev.AgentSpeechEnded(t=3.7))
+    assert [s.signal for s in d.of(out.DetectorSignal)] == [
+        "agent_speech_started", "overlap_speech_started", "overlap_speech_ended",
+        "agent_speech_ended"]
+
+
+def test_agent_starting_over_user_speech_opens_an_overlap() -> None:
+    """D10: the detector judges user speech that was already going when the agent started."""
+    d = Driver(Engine(EngineOptions(interruption_detection=True)))
+    d.at(1.0, ev.VadStartOfSpeech(t=1.0, speech_duration=0.2))
+    d.at(1.5, ev.AgentSpeechStarted(t=1.5))
+    sig = d.of(out.DetectorSignal)
+    assert [s.signal for s in sig] == ["agent_speech_started", "overlap_speech_started"]
+    assert sig[1].started_at == pytest.approx(0.8)
+    assert d.e.state()["overlap"] == "open"
+
+
+def test_mapped_stt_times_are_clamped_to_arrival() -> None:
+    """D13: an STT time ahead of the wall clock counts as the arrival time."""
+    d = Driver(Engine(EngineOptions(interruption_detection=True)))
+    d.at(0.0, ev.AudioPushed(t=0.02))
+    d.at(1.0, ev.AgentSpeechStarted(t=1.0))
+    d.at(2.0, ev.SttFinal(t=2.0, text="uh-huh", start_time=8.5, end_time=9.0))
+    d.at(5.0, ev.AgentSpeechEnded(t=5.0))  # bound 5.0 - 1.0: arrival 2.0 is before it
+    assert [x.reason for x in d.of(out.TranscriptDropped)] == ["backchannel_trim"]
+
+
+def test_turn_limit_counts_words_since_the_agent_spoke() -> None:
+    """R25: words accumulate across turns until the agent speaks; punctuation is not a word."""
+    d = Driver(Engine(EngineOptions(user_turn_limit=UserTurnLimit(max_words=4))))
+    d.at(1.0, ev.SttFinal(t=1.0, text="one two -"))
+    d.at(3.0, ev.SttFinal(t=3.0, text="three four"))
+    (x,) = d.of(out.UserTurnExceeded)
+    assert x.accumulated_word_count == 4 and x.accumulated_transcript == "one two - three four"
+    d.at(4.0, ev.AgentSpeechStarted(t=4.0))
+    assert d.e.tracker_words == 0
+
+
+def test_clear_is_total() -> None:
+    """I11: after a clear no decision is pending and every final is dropped with a record."""
+    d = Driver(Engine())
+    speech(d, 1.0, 2.0, "forget it")
+    d.at(2.1, ev.ClearUserTurn(t=2.1))
+    assert d.e.next_deadline() is None and d.e.transcript == ""
+    assert [x.reason for x in d.of(out.TranscriptDropped)] == ["clear_user_turn"]
+    d.at(10.0)
+    assert d.of(out.EndOfTurn) == []
+
+
+def test_nothing_after_close() -> None:
+    """I20: once closed, inputs are ignored and nothing is emitted."""
+    e = Engine()
+    e.handle(ev.Close(t=1.0))
+    assert e.closed
+    assert e.handle(ev.VadStartOfSpeech(t=2.0)) == []
+    assert e.handle(ev.VadInferenceDone(t=2.1, raw_accumulated_speech=0.1)) == []
+
+
+@pytest.mark.parametrize("bad", [
+    ev.VadStartOfSpeech(t=math.nan),
+    ev.VadStartOfSpeech(t=math.inf),
+    ev.VadInferenceDone(t=math.nan),
+    ev.VadInferenceDone(t=1.0, raw_accumulated_speech=math.nan),
+    ev.SttFinal(t=1.0, text="x", confidence=math.nan),
+])
+def test_bad_inputs_raise_and_change_nothing(bad: ev.Input) -> None:
+    """NaN or infinite values are refused with InputError; the engine is unchanged."""
+    e = Engine()
+    before = e.state()
+    with pytest.raises(InputError):
+        e.handle(bad)
+    assert e.state() == before and e.transcript == ""
+
+
+def test_time_going_backwards_is_refused() -> None:
+    """An input older than the previous one is refused; the session goes on."""
+    e = Engine()
+    e.handle(ev.SttFinal(t=2.0, text="a"))
+    with pytest.raises(InputError, match="back in time"):
+        e.handle(ev.SttFinal(t=1.0, text="b"))
+    with pytest.raises(InputError, match="back in time"):
+        e.handle(ev.VadInferenceDone(t=1.0))
+    e.handle(ev.SttFinal(t=2.5, text="c"))
+    assert e.transcript == "a c"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, None), (0.5, (0.5, 0.5)), ([1.0, 2.0], (1.0, 2.0)), ((), None), (True, (1.0, 1.0)),
+])
+def test_backchannel_boundary_forms(value: Any, expected: Any) -> None:
+    """A number, a pair, or null (or empty) is accepted as the backchannel boundary."""
+    assert EngineOptions(backchannel_boundary=value).backchannel_boundary == expected
+
+
+@pytest.mark.parametrize("value", [[-1.0, 2.0], [1.0], [1.0, 2.0, 3.0], [math.nan, 1.0], "1",
+                                   -0.5])
+def test_invalid_backchannel_boundary_refused(value: Any) -> None:
+    """Negative, NaN, wrong-length or non-numeric boundaries are refused with ConfigError."""
+    with pytest.raises(ConfigError, match="backchannel_boundary"):
+        EngineOptions(backchannel_boundary=value)
+
+
+def test_invalid_options_refused() -> None:
+    """Unknown modes, bad endpointing and bad limits are refused when options are built."""
+    with pytest.raises(ConfigError):
+        EngineOptions(turn_detection="sometimes")
+    with pytest.raises(ConfigError):
+        EndpointingOptions(mode="dynamic", alpha=0.0)
+    with pytest.raises(ConfigError):
+        EndpointingOptions(min_delay=-1.0)
+    with pytest.raises(ConfigError):
+        UserTurnLimit(max_words=math.nan)
+    with pytest.raises(ConfigError):
+        Engine(backend="threads")
+
+
+def test_update_options_switches_modes_and_cancels_for_manual() -> None:
+    """R9: switching to manual cancels a pending decision and resets authority."""
+    d = Driver(Engine(EngineOptions(turn_detection="model")), model=(0.0, 0.9))
+    speech(d, 1.0, 2.0, "hello")
+    assert d.e.next_deadline() is not None
+    d.at(2.1, ev.UpdateOptions(t=2.1, set_turn_detection=True, turn_detection="manual"))
+    assert d.e.next_deadline() is None and d.e.state()["mode"] == "manual"
+    d.at(10.0)
+    assert d.of(out.EndOfTurn) == []
