@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from turnfsm import Engine, EngineOptions, EndpointingOptions, UserTurnLimit
+from turnfsm import EndpointingOptions, Engine, EngineOptions, UserTurnLimit
 from turnfsm import events as ev
 from turnfsm import outputs as out
 from turnfsm.errors import ConfigError, InputError
