@@ -141,3 +141,41 @@ def test_read_chart_missing_file(tmp_path: Path) -> None:
 def test_root_states_yaml_is_the_chart_the_code_runs() -> None:
     """In a checkout the default chart is the repository's root states.yaml."""
     assert Path(default_chart().source).resolve() == (ROOT / "states.yaml").resolve()
+
+
+def test_engine_names_are_declared_by_the_chart() -> None:
+    """Every region/state the engine's code names is in REQUIRED_STATES (so charts are checked)."""
+    import re
+
+    from turnfsm.engine import REQUIRED_STATES
+
+    src = (ROOT / "src" / "turnfsm" / "engine.py").read_text()
+    used = set(re.findall(r'(?:in_state|_set)\("([a-z_]+)", "([a-z_]+)"\)', src))
+    assert used, "the pattern no longer finds the engine's state references"
+    for region, state in used:
+        assert state in REQUIRED_STATES.get(region, ()), (region, state)
+
+
+def test_user_chart_missing_a_required_state_is_refused(tmp_path: Path) -> None:
+    """A user chart that renames a state the engine relies on is refused with its location."""
+    text = (ROOT / "states.yaml").read_text().replace("predicting", "guessing")
+    p = tmp_path / "mine.yaml"
+    p.write_text(text)
+    with pytest.raises(ChartError) as info:
+        read_chart(p)
+    assert any("region 'turn' needs a state 'predicting'" in x for x in info.value.problems)
+
+
+def test_user_chart_that_validates_runs(tmp_path: Path) -> None:
+    """A user's own valid chart (here: extra docs) runs a session."""
+    from turnfsm import Engine
+    from turnfsm import events as ev
+
+    text = (ROOT / "states.yaml").read_text().replace(
+        "doc: the user is silent}", "doc: the user is silent (mine)}")
+    p = tmp_path / "mine.yaml"
+    p.write_text(text)
+    chart = read_chart(p)
+    e = Engine(chart=chart)
+    e.handle(ev.VadStartOfSpeech(t=1.0))
+    assert e.state()["user_speech"] == "speaking"

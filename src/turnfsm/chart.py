@@ -427,7 +427,7 @@ def default_chart_path() -> Path:
 
 def read_chart(path: str | os.PathLike[str] | None = None) -> Chart:
     """Load and validate a chart file against the engine's registry."""
-    from .engine import ACTIONS, GUARDS  # the registry lives with the engine
+    from .engine import ACTIONS, GUARDS, check_chart  # the registry lives with the engine
     from .events import Input
 
     p = Path(path) if path is not None else default_chart_path()
@@ -437,7 +437,11 @@ def read_chart(path: str | os.PathLike[str] | None = None) -> Chart:
         raise ChartError([f"{p}: cannot read the chart: {exc.strerror or exc}"],
                          str(p)) from None
     names = {c.__name__ for c in _all_subclasses(Input)}
-    return load_chart(text, str(p), guards=GUARDS, actions=ACTIONS, inputs=names)
+    chart = load_chart(text, str(p), guards=GUARDS, actions=ACTIONS, inputs=names)
+    problems = check_chart(chart)
+    if problems:
+        raise ChartError(problems, str(p))
+    return chart
 
 
 def _all_subclasses(cls: type) -> set[type]:

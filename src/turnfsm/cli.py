@@ -10,8 +10,18 @@ from .errors import TurnFsmError
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from .chart import read_chart
     from .replay import replay_file
     from .trace import read_trace
+
+    chart = None
+    if args.chart:
+        try:
+            chart = read_chart(args.chart)
+        except TurnFsmError as e:
+            print(f"turnfsm replay: {e}", file=sys.stderr)
+            return 2
+    opts = {"diagnostics": args.diagnostics, "backend": args.backend, "chart": chart}
 
     if args.dir:
         src = Path(args.dir)
@@ -26,7 +36,7 @@ def _replay(args: argparse.Namespace) -> int:
         status = 0
         for p in sorted(src.glob("*.jsonl")):
             try:
-                text = replay_file(p, diagnostics=args.diagnostics)
+                text = replay_file(p, **opts)
             except TurnFsmError as e:
                 print(f"turnfsm replay: {e}", file=sys.stderr)
                 status = 2
@@ -44,9 +54,9 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         if args.timeline:
             from .timeline import render_timeline
-            print(render_timeline(read_trace(args.trace)), end="")
+            print(render_timeline(read_trace(args.trace), chart), end="")
             return 0
-        text = replay_file(args.trace, diagnostics=args.diagnostics)
+        text = replay_file(args.trace, **opts)
     except TurnFsmError as e:
         print(f"turnfsm replay: {e}", file=sys.stderr)
         return 2
@@ -83,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="replay the built-in example session (printed as a timeline)")
     rp.add_argument("--diagnostics", action="store_true",
                     help="also write transcript_dropped lines (why a transcript was discarded)")
+    rp.add_argument("--chart", help="run this state chart instead of the built-in one")
+    rp.add_argument("--backend", choices=("table", "transitions"), default="table",
+                    help="dispatch through the compiled table (default) or transitions' machines")
     rp.set_defaults(func=_replay)
     ck = sub.add_parser("check", help="validate a state chart")
     ck.add_argument("chart", nargs="?", help="chart file (default: the built-in states.yaml)")

@@ -54,7 +54,7 @@ from . import events as ev
 from . import outputs as out
 from .chart import Chart, default_chart
 from .endpointing import EndpointingOptions, make_endpointing
-from .errors import ConfigError, InputError
+from .errors import ChartError, ConfigError, InputError
 
 # -- options ---------------------------------------------------------------------------------
 
@@ -157,6 +157,49 @@ def action(name: str) -> Callable[[ActionFn], ActionFn]:
         ACTIONS[name] = fn
         return fn
     return deco
+
+
+# The regions, states and events the engine's code refers to by name: a chart must declare
+# them (``check_chart``); everything else about a chart is free.
+REQUIRED_STATES: dict[str, frozenset[str]] = {
+    "lifecycle": frozenset({"running", "closed"}),
+    "mode": frozenset({"vad", "stt", "manual", "realtime"}),
+    "vad_input": frozenset({"attached", "detached"}),
+    "stt_input": frozenset({"attached", "detached"}),
+    "detector": frozenset({"attached", "detached"}),
+    "agent_speech": frozenset({"speaking"}),
+    "boundary": frozenset({"active"}),
+    "overlap": frozenset({"open"}),
+    "user_speech": frozenset({"speaking"}),
+    "turn": frozenset({"idle", "open", "predicting"}),
+    "authority": frozenset({"none", "manual_committed", "stt_committed"}),
+    "commit": frozenset({"awaiting_final"}),
+}
+REQUIRED_EVENTS = frozenset({
+    "to_vad", "to_stt", "to_manual", "to_realtime", "gate", "final", "preflight", "speech_onset",
+    "speech_offset", "eou_trigger", "wait_due", "vad_stream_ended", "committed", "commit_done",
+    "user_started", "user_ended", "eou_deadline", "commit_timeout", "boundary_expired",
+    "vad_attach", "vad_detach", "stt_attach", "stt_detach", "detector_attach", "detector_detach",
+    *("vad_start", "vad_end", "stt_start", "stt_end", "stt_interim", "stt_preflight", "stt_final",
+      "overlap", "detector_failed", "agent_start", "agent_end", "overlap_ended", "commit",
+      "clear", "model_answered", "turn_answered", "close"),
+})
+
+
+def check_chart(chart: Chart) -> list[str]:
+    """Problems that stop the engine from running ``chart`` (missing regions, states, events)."""
+    problems = []
+    regions = {r.name: r for r in chart.regions}
+    for name, states in sorted(REQUIRED_STATES.items()):
+        r = regions.get(name)
+        if r is None:
+            problems.append(f"{chart.source}:1: the engine needs a region {name!r}")
+            continue
+        for st in sorted(states - set(r.states)):
+            problems.append(f"{chart.source}:{r.line}: region {name!r} needs a state {st!r}")
+    for e in sorted(REQUIRED_EVENTS - set(chart.events)):
+        problems.append(f"{chart.source}:1: the engine needs an event {e!r}")
+    return problems
 
 
 # -- compiled dispatch table ----------------------------------------------------------------
@@ -296,6 +339,10 @@ class Engine:
                  timer_sequence: Iterator[int] | None = None, backend: str = "table") -> None:
         self.options = options or EngineOptions()
         self.chart = chart or default_chart()
+        if chart is not None:
+            problems = check_chart(chart)
+            if problems:
+                raise ChartError(problems, chart.source)
         self._c = _compile(self.chart)
         if backend not in ("table", "transitions"):
             raise ConfigError(f"backend must be 'table' or 'transitions', not {backend!r}")

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import events as ev
 from . import outputs as out
+from .chart import Chart
 from .endpointing import EndpointingOptions
 from .engine import Engine, EngineOptions, UserTurnLimit
 from .errors import ConfigError
@@ -68,9 +69,10 @@ class Replay:
     """One replay of a trace."""
 
     def __init__(self, trace: Trace, *, diagnostics: bool = False,
-                 backend: str = "table") -> None:
+                 backend: str = "table", chart: Chart | None = None) -> None:
         self.trace = trace
         self.backend = backend
+        self.chart = chart
         self.cfg = trace.config
         self.glue = self.cfg["glue"]
         self.diagnostics = diagnostics
@@ -335,7 +337,8 @@ class Replay:
         except ConfigError as e:
             self.rec(0.0, "error", source="setup", exception=f"ValueError: {e}")
             return self.lines
-        self.engine = Engine(opts, timer_sequence=self.seq, backend=self.backend)
+        self.engine = Engine(opts, chart=self.chart, timer_sequence=self.seq,
+                             backend=self.backend)
         inputs = self.trace.inputs
         for i in inputs:
             self.run_timers(i.t)
@@ -355,12 +358,14 @@ class Replay:
 USER_LIMIT_NONE: dict[str, Any] = {"max_words": None, "max_duration": None}
 
 
-def replay_trace(trace: Trace, *, diagnostics: bool = False,
-                 backend: str = "table") -> list[dict[str, Any]]:
+def replay_trace(trace: Trace, *, diagnostics: bool = False, backend: str = "table",
+                 chart: Chart | None = None) -> list[dict[str, Any]]:
     """Replay a parsed trace; return the output records."""
-    return Replay(trace, diagnostics=diagnostics, backend=backend).run()
+    return Replay(trace, diagnostics=diagnostics, backend=backend, chart=chart).run()
 
 
-def replay_file(path: str | Path, *, diagnostics: bool = False, backend: str = "table") -> str:
+def replay_file(path: str | Path, *, diagnostics: bool = False, backend: str = "table",
+                chart: Chart | None = None) -> str:
     """Replay a trace file; return the output as JSON Lines text."""
-    return dumps(replay_trace(read_trace(path), diagnostics=diagnostics, backend=backend))
+    return dumps(replay_trace(read_trace(path), diagnostics=diagnostics, backend=backend,
+                              chart=chart))

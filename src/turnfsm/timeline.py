@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .chart import Chart
 from .replay import Replay
 from .trace import Trace, TraceInput
 
@@ -60,8 +61,8 @@ def _describe_output(rec: dict[str, Any]) -> str:
 
 
 class _TimelineReplay(Replay):
-    def __init__(self, trace: Trace) -> None:
-        super().__init__(trace, diagnostics=True)
+    def __init__(self, trace: Trace, chart: Chart | None = None) -> None:
+        super().__init__(trace, diagnostics=True, chart=chart)
         self.rows: list[tuple[float, str, str]] = []
         self._seen = 0
 
@@ -84,9 +85,9 @@ class _TimelineReplay(Replay):
         return lines
 
 
-def render_timeline(trace: Trace) -> str:
+def render_timeline(trace: Trace, chart: Chart | None = None) -> str:
     """The session as text: inputs (with their line) and the outputs they caused."""
-    r = _TimelineReplay(trace)
+    r = _TimelineReplay(trace, chart)
     r.run()
     head = f"# {trace.path}\n"
     comment = trace.config.get("comment")
