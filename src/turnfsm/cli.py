@@ -81,6 +81,69 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diagram(args: argparse.Namespace) -> int:
+    from .chart import default_chart, load_chart, read_chart
+    from .diagram import DiagramError, region_names, render, to_dot, to_mermaid, write_diagrams
+
+    err = sys.stderr
+    if args.all and (args.region or args.format):
+        print("turnfsm diagram: --all writes every format and region; drop --format/--region",
+              file=err)
+        return 2
+    if args.all and not args.output:
+        print("turnfsm diagram: --all needs -o DIR (the committed set lives in diagrams/)",
+              file=err)
+        return 2
+    try:
+        if args.chart and args.no_engine_check:
+            path = Path(args.chart)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                print(f"turnfsm diagram: {path}: cannot read the chart: {exc.strerror or exc}",
+                      file=err)
+                return 1
+            chart = load_chart(text, str(path))
+        else:
+            chart = read_chart(args.chart) if args.chart else default_chart()
+    except TurnFsmError as e:
+        print(str(e), file=err)
+        return 1
+    if args.region is not None and args.region not in region_names(chart):
+        print(f"turnfsm diagram: unknown region {args.region!r}; the regions of "
+              f"{chart.source} are: {', '.join(region_names(chart))}", file=err)
+        return 2
+    try:
+        if args.all:
+            written, removed = write_diagrams(chart, args.output)
+            for p in removed:
+                print(f"removed {p}")
+            print(f"wrote {len(written)} files under {args.output}")
+            return 0
+        fmt = args.format or "mermaid"
+        if fmt == "mermaid":
+            data = to_mermaid(chart, args.region).encode("utf-8")
+        elif fmt == "dot":
+            data = to_dot(chart, args.region).encode("utf-8")
+        else:
+            if not args.output and sys.stdout.isatty():
+                print(f"turnfsm diagram: {fmt} is binary; give -o FILE", file=err)
+                return 2
+            data = render(to_dot(chart, args.region), fmt)
+    except DiagramError as e:
+        print(f"turnfsm diagram: {e}", file=err)
+        return 1
+    if args.output:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="turnfsm", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -100,6 +163,21 @@ def main(argv: list[str] | None = None) -> int:
     ck = sub.add_parser("check", help="validate a state chart")
     ck.add_argument("chart", nargs="?", help="chart file (default: the built-in states.yaml)")
     ck.set_defaults(func=_check)
+    dg = sub.add_parser("diagram", help="draw the state chart (Mermaid, Graphviz DOT, SVG, PNG)",
+                        description="Draw the state chart. `turnfsm diagram --all -o "
+                                    "diagrams/` rewrites the committed diagrams.")
+    dg.add_argument("--chart", help="chart file (default: the built-in states.yaml)")
+    dg.add_argument("--no-engine-check", action="store_true",
+                    help="check only the chart's own structure, not that the engine can run "
+                         "it (registry names, required regions and events): for drafts")
+    dg.add_argument("--format", choices=("mermaid", "dot", "svg", "png"),
+                    help="output format (default: mermaid; svg and png need Graphviz's dot)")
+    dg.add_argument("--region", help="draw only this region")
+    dg.add_argument("--all", action="store_true",
+                    help="write chart.{mmd,dot,svg} and regions/<region>.{mmd,dot,svg} "
+                         "under -o DIR")
+    dg.add_argument("-o", "--output", help="output file (folder with --all); default stdout")
+    dg.set_defaults(func=_diagram)
     args = ap.parse_args(argv)
     return int(args.func(args))
 

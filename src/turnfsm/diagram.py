@@ -11,11 +11,16 @@ Conventions, in both formats (each diagram carries a legend saying so):
 * an arrow carries every transition between two states, one label line per group of
   events that share guards and actions: ``ev_a | ev_b [guard, not guard] / action, action``;
 * internal transitions (no ``dest``: the event is handled, the state is kept) are listed
-  inside the state's box, under its name, not drawn as self-loops; a transition whose
-  ``dest`` is its own source is a real self-loop arrow;
-* timer events are prefixed with a clock (``⏱`` in Mermaid; ``◷`` in Graphviz, whose
-  usual fonts lack ``⏱``) and an arrow made only of timer events is dashed in Graphviz;
+  inside the state's box, under its name, not drawn as self-loops;
+* a transition whose ``dest`` is its own source is a loop arrow in Graphviz, and a ``↻``
+  line in the state's box in Mermaid (whose self-loop labels overlap);
+* timer events are prefixed with ``◷``; in Graphviz an arrow made only of timer events is
+  dashed, and arrows (with their labels) are coloured so each label matches its arrow;
 * data events never reach the machine, so they appear only in the whole-chart legend.
+
+Graphviz stacks the regions top to bottom (states flow left to right inside each);
+Mermaid puts concurrent regions side by side, so its whole-chart diagram is wide and the
+per-region diagrams are the ones to read there.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ from .chart import Chart, Guard, Region, Transition
 from .errors import TurnFsmError
 
 __all__ = [
-    "DOT_TIMER_MARK",
     "LABEL_WIDTH",
-    "MERMAID_TIMER_MARK",
+    "SELF_MARK",
+    "TIMER_MARK",
     "DiagramError",
     "diagram_files",
     "region_names",
@@ -46,14 +51,17 @@ __all__ = [
     "write_diagrams",
 ]
 
-MERMAID_TIMER_MARK = "⏱"
-DOT_TIMER_MARK = "◷"
-LABEL_WIDTH = 46  # wrap label lines longer than this many characters
+TIMER_MARK = "\u25f7"  # ◷, a clock face most fonts have (⏱ is missing from many)
+SELF_MARK = "\u21bb"  # ↻, Mermaid: a transition back into the same state
+LABEL_WIDTH = 46  # Graphviz: wrap label lines longer than this many characters
+MERMAID_WIDTH = 60  # Mermaid: wrap state description lines (it wraps arrow labels itself)
 _INDENT = "\u00a0\u00a0\u00a0"  # continuation lines of a wrapped label line
+# after each line in a Graphviz box: browsers draw text a little wider than dot measures it
+_PAD = "\u00a0\u00a0"
 _FONT = "Helvetica,Arial,sans-serif"
 # arrow colours, cycled within a region, so each label is easy to match to its arrow
 _EDGE_COLORS = ("#1f4e79", "#a12a2a", "#2e6b30", "#7a4f01", "#5b3a8c", "#006d6f", "#8a3b66",
-                "#3d3d3d")
+                "#3d3d3d", "#c05600", "#0b72b9", "#6b6b00", "#b0306f")
 
 
 class DiagramError(TurnFsmError):
@@ -141,11 +149,11 @@ def _kind(chart: Chart, event: str) -> str:
     return spec.kind if spec is not None else "input"
 
 
-def _pieces(chart: Chart, entry: _Entry, timer_mark: str) -> list[str]:
+def _pieces(chart: Chart, entry: _Entry) -> list[str]:
     """The words of a label line, with the places it may wrap between them."""
     out: list[str] = []
     for i, e in enumerate(entry.events):
-        name = f"{timer_mark} {e}" if _kind(chart, e) == "timer" else e
+        name = f"{TIMER_MARK} {e}" if _kind(chart, e) == "timer" else e
         out.append(name if i == 0 else f"| {name}")
     gs = [str(g) for g in entry.guards]
     for i, g in enumerate(gs):
@@ -169,8 +177,14 @@ def _wrap(pieces: Sequence[str], width: int = LABEL_WIDTH) -> list[str]:
     return lines
 
 
-def _label_lines(chart: Chart, entries: Iterable[_Entry], timer_mark: str) -> list[str]:
-    return [ln for en in entries for ln in _wrap(_pieces(chart, en, timer_mark))]
+def _label_lines(chart: Chart, entries: Iterable[_Entry], width: int = LABEL_WIDTH,
+                 prefix: str = "") -> list[str]:
+    """Label lines for ``entries``, each wrapped at ``width`` (continuations indented)."""
+    out: list[str] = []
+    for en in entries:
+        pieces = _pieces(chart, en)
+        out.extend(_wrap([prefix + pieces[0], *pieces[1:]], width))
+    return out
 
 
 def _data_events(chart: Chart) -> list[str]:
@@ -181,21 +195,22 @@ def _source_name(chart: Chart) -> str:
     return PurePosixPath(chart.source.replace("\\", "/")).name or "states.yaml"
 
 
-def _legend_lines(chart: Chart, timer_mark: str, whole: bool, timer_note: str = "") -> list[str]:
+def _legend_lines(chart: Chart, whole: bool, *, self_loops: str, timers: str) -> list[str]:
     lines = [
         "Legend",
-        "regions run in parallel; each event is offered to every region in the numbered order",
-        "black dot: the region's initial state",
-        "arrow label: event [guard, not guard] / action, action (guards must all hold)",
-        "a | b: either event, with the same guards and actions",
-        "one arrow carries every transition between two states, one line each",
-        "lines under a state's name: internal transitions (handled, the state is kept)",
-        f"{timer_mark} event: a timer (a deadline kept by the engine){timer_note}",
+        "regions run in parallel, each event is offered to every region in the numbered order",
+        "black dot \u2192 the region's initial state",
+        "arrow label = event [guard, not guard] / action, action (all guards must hold)",
+        "a | b = either event, with the same guards and actions",
+        "one arrow carries every transition between its two states, one line each",
+        "lines under a state's name = internal transitions (event handled, state kept)",
+        self_loops,
+        f"{TIMER_MARK} event = a timer (a deadline kept by the engine){timers}",
     ]
     if whole:
         data = _data_events(chart)
         if data:
-            lines.append("data events, handled before the machine: " + ", ".join(data))
+            lines.append("data events (handled before the machine) = " + ", ".join(data))
     return lines
 
 
@@ -217,8 +232,9 @@ def to_mermaid(chart: Chart, region: str | None = None) -> str:
     """Render ``chart`` (or one region of it) as a Mermaid ``stateDiagram-v2``.
 
     Each region is a composite state; the regions of the whole chart sit inside one
-    composite ``turnfsm`` state, separated by ``--`` (Mermaid's concurrency separator).
-    Internal transitions are description lines of their state.
+    composite state, separated by ``--`` (Mermaid's concurrency separator). Internal
+    transitions, and transitions back into the same state (marked ``↻``, as Mermaid's
+    self-loop labels overlap), are description lines of their state.
     """
     selected = _select(chart, region)
     whole = region is None
@@ -228,30 +244,32 @@ def to_mermaid(chart: Chart, region: str | None = None) -> str:
         f"    %% Generated by turnfsm.diagram from {src}; do not edit by hand.",
     ]
     ind = "    "
-    if whole:
-        top = _mm_id("chart")
-        out.append(f'    state "{_mm_text(f"{src}: {len(selected)} parallel regions")}" as {top} {{')
-        ind = "        "
     used: set[str] = set()
-    first = True
-    for number, r in selected:
-        view = _view(chart, number, r)
-        if whole and not first:
+    anchor = ""
+    if whole:
+        anchor = _mm_id("chart")
+        used.add(anchor)
+        out.append(f'    state "{_mm_text(f"{src}, {len(selected)} parallel regions")}"'
+                   f" as {anchor} {{")
+        ind = "        "
+    for i, (number, r) in enumerate(selected):
+        if i:
             out.append(f"{ind}--")
-        first = False
-        out.extend(_mm_region(chart, view, ind, used))
+        rid, lines = _mm_region(chart, _view(chart, number, r), ind, used)
+        out.extend(lines)
+        anchor = anchor or rid
     if whole:
         out.append("    }")
-        anchor = _mm_id("chart")
-    else:
-        anchor = _mm_id("region", selected[0][1].name)
+    legend = _legend_lines(chart, whole, timers="",
+                           self_loops=f"{SELF_MARK} line = a transition back into the same state")
     out.append(f"    note right of {anchor}")
-    out.extend(f"        {_mm_text(ln)}" for ln in _legend_lines(chart, MERMAID_TIMER_MARK, whole))
+    out.extend(f"        {_mm_text(ln)}" for ln in legend)
     out.append("    end note")
     return "\n".join(out) + "\n"
 
 
-def _mm_region(chart: Chart, view: _RegionView, ind: str, used: set[str]) -> list[str]:
+def _mm_region(chart: Chart, view: _RegionView, ind: str,
+               used: set[str]) -> tuple[str, list[str]]:
     r = view.region
 
     def uniq(base: str) -> str:
@@ -265,31 +283,34 @@ def _mm_region(chart: Chart, view: _RegionView, ind: str, used: set[str]) -> lis
     ids = {s: uniq(_mm_id(r.name, s)) for s in r.states}
     inner = ind + "    "
     out = [f'{ind}state "{_mm_text(f"{view.number}. {r.name}")}" as {rid} {{']
+    out.extend(f'{inner}state "{_mm_text(s)}" as {ids[s]}' for s in r.states)
+    loops = {e.source: e.entries for e in view.edges if e.source == e.dest}
     for s in r.states:
-        out.append(f'{inner}state "{_mm_text(s)}" as {ids[s]}')
-    for s in r.states:
-        for ln in _label_lines(chart, view.internal.get(s, ()), MERMAID_TIMER_MARK):
-            out.append(f"{inner}{ids[s]} : {_mm_text(ln)}")
+        lines = _label_lines(chart, view.internal.get(s, ()), MERMAID_WIDTH)
+        lines += _label_lines(chart, loops.get(s, ()), MERMAID_WIDTH, f"{SELF_MARK} ")
+        out.extend(f"{inner}{ids[s]} : {_mm_text(ln.strip())}" for ln in lines)
     out.append(f"{inner}[*] --> {ids[r.initial]}")
     for e in view.edges:
-        label = "<br/>".join(_mm_text(ln) for ln in
-                             _label_lines(chart, e.entries, MERMAID_TIMER_MARK))
+        if e.source == e.dest:
+            continue
+        label = "<br/>".join(_mm_text(ln) for ln in _label_lines(chart, e.entries, 10_000))
         out.append(f"{inner}{ids[e.source]} --> {ids[e.dest]} : {label}")
     out.append(f"{ind}}}")
-    return out
+    return rid, out
 
 
 # -- Graphviz DOT ----------------------------------------------------------------------------
 
 
 def _q(text: str) -> str:
-    """A DOT double-quoted string."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A DOT double-quoted string (no-break spaces spelled ``&#160;`` to stay visible)."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + text.replace("\u00a0", "&#160;") + '"'
 
 
 def _html(text: str) -> str:
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
+            .replace('"', "&quot;").replace("\u00a0", "&#160;"))
 
 
 def _dot_lines(lines: Sequence[str]) -> str:
@@ -307,10 +328,10 @@ def to_dot(chart: Chart, region: str | None = None) -> str:
     whole = region is None
     src = _source_name(chart)
     if whole:
-        title = f"{src}: {len(selected)} regions run in parallel"
+        title = f"{src}, {len(selected)} regions run in parallel"
         name = "turnfsm"
     else:
-        title = f"{src}: region {selected[0][0]} of {len(chart.regions)}, {selected[0][1].name}"
+        title = f"{src}, region {selected[0][0]} of {len(chart.regions)}: {selected[0][1].name}"
         name = f"turnfsm_{selected[0][1].name}"
     out = [
         f"// Generated by turnfsm.diagram from {src}; do not edit by hand.",
@@ -333,11 +354,12 @@ def to_dot(chart: Chart, region: str | None = None) -> str:
 
 
 def _dot_legend(chart: Chart, title: str, whole: bool) -> str:
-    lines = _legend_lines(chart, DOT_TIMER_MARK, whole, "; timer-only arrows are dashed")
+    lines = _legend_lines(chart, whole, timers=", timer-only arrows are dashed",
+                          self_loops="a loop arrow = a transition back into the same state")
     rows = [f'<TR><TD ALIGN="LEFT"><B>{_html(lines[0])}</B></TD></TR>']
-    rows += [f'<TR><TD ALIGN="LEFT">{_html(ln)}</TD></TR>' for ln in lines[1:]]
-    legend = ('<TABLE BORDER="1" STYLE="rounded" COLOR="#999999" CELLBORDER="0" CELLSPACING="2"'
-              ' CELLPADDING="2">' + "".join(rows) + "</TABLE>")
+    rows += [f'<TR><TD ALIGN="LEFT">{_html(ln + _PAD)}</TD></TR>' for ln in lines[1:]]
+    legend = ('<TABLE BORDER="1" STYLE="rounded" COLOR="#999999" CELLBORDER="0" CELLSPACING="1"'
+              ' CELLPADDING="3">' + "".join(rows) + "</TABLE>")
     return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="4">'
             f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="18">{_html(title)}</FONT></TD></TR>'
             f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="11">{legend}</FONT></TD></TR>'
@@ -346,11 +368,11 @@ def _dot_legend(chart: Chart, title: str, whole: bool) -> str:
 
 def _dot_state_label(chart: Chart, state: str, internal: Sequence[_Entry]) -> str:
     head = f"<B>{_html(state)}</B>"
-    lines = _label_lines(chart, internal, DOT_TIMER_MARK)
+    lines = _label_lines(chart, internal)
     if not lines:
         return f"<{head}>"
-    body = "<BR ALIGN=\"LEFT\"/>".join(_html(ln) for ln in lines) + '<BR ALIGN="LEFT"/>'
-    return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">'
+    body = "<BR ALIGN=\"LEFT\"/>".join(_html(ln + _PAD) for ln in lines) + '<BR ALIGN="LEFT"/>'
+    return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3">'
             f"<TR><TD>{head}</TD></TR><HR/>"
             f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10" COLOR="#333333">{body}</FONT></TD></TR>'
             "</TABLE>>")
@@ -382,7 +404,7 @@ def _dot_cluster(chart: Chart, view: _RegionView) -> list[str]:
     out.append(f"{ind}{_q(f'{r.name}/__initial')} -> {_q(f'{r.name}/{r.initial}')};")
     for i, e in enumerate(view.edges):
         color = _EDGE_COLORS[i % len(_EDGE_COLORS)]
-        attrs = [f"label={_dot_lines(_label_lines(chart, e.entries, DOT_TIMER_MARK))}",
+        attrs = [f"label={_dot_lines(_label_lines(chart, e.entries))}",
                  f'color="{color}"', f'fontcolor="{color}"']
         if e.timer_only:
             attrs.append("style=dashed")
