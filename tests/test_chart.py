@@ -179,3 +179,20 @@ def test_user_chart_that_validates_runs(tmp_path: Path) -> None:
     e = Engine(chart=chart)
     e.handle(ev.VadStartOfSpeech(t=1.0))
     assert e.state()["user_speech"] == "speaking"
+
+
+def test_check_command_lists_every_problem_with_location(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`turnfsm check FILE` prints each problem with FILE:LINE and exits 1; a good chart 0."""
+    from turnfsm.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "states.yaml").read_text()
+                   .replace("initial: running", "initial: runnin")
+                   .replace("actions: [restart_vad]}", "actions: [restart_vda]}"))
+    assert main(["check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:" in err and "initial state 'runnin'" in err
+    assert "action 'restart_vda' is not registered" in err
+    assert main(["check"]) == 0
+    assert "ok (14 regions" in capsys.readouterr().out
