@@ -341,3 +341,30 @@ def test_update_options_switches_modes_and_cancels_for_manual() -> None:
     assert d.e.next_deadline() is None and d.e.state()["mode"] == "manual"
     d.at(10.0)
     assert d.of(out.EndOfTurn) == []
+
+
+def test_commit_result_is_the_turn_it_committed() -> None:
+    """I18: the commit resolves at delivery with the delivered transcript, late finals included."""
+    d = Driver(Engine(EngineOptions(turn_detection="manual",
+                                    endpointing=EndpointingOptions(min_delay=1.0))))
+    d.at(1.0, ev.SttFinal(t=1.0, text="Call mom"))
+    d.at(1.2, ev.CommitUserTurn(t=1.2, ref="c"))
+    assert d.of(out.CommitResult) == []
+    d.at(1.5, ev.SttFinal(t=1.5, text="on speaker"))
+    d.at(5.0)
+    (eot,) = d.of(out.EndOfTurn)
+    (res,) = d.of(out.CommitResult)
+    assert res.status == "ok" and res.transcript == eot.new_transcript == "Call mom on speaker"
+    assert res.t == eot.t
+
+
+def test_commit_cleared_before_delivery_is_cancelled() -> None:
+    """A clear after a commit scheduled its decision resolves the commit as cancelled."""
+    d = Driver(Engine(EngineOptions(turn_detection="manual",
+                                    endpointing=EndpointingOptions(min_delay=1.0))))
+    d.at(1.0, ev.SttFinal(t=1.0, text="never mind"))
+    d.at(1.2, ev.CommitUserTurn(t=1.2, ref="c"))
+    d.at(1.4, ev.ClearUserTurn(t=1.4))
+    d.at(5.0)
+    assert [(r.ref, r.status) for r in d.of(out.CommitResult)] == [("c", "cancelled")]
+    assert d.of(out.EndOfTurn) == []

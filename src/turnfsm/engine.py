@@ -285,7 +285,8 @@ class _Wait:
 class _Commit:
     ref: Any
     skip_reply: bool
-    resolved: bool = False
+    resolved: bool = False  # its CommitResult was emitted
+    finalized: bool = False  # it committed the turn; the result follows the delivery
 
 
 _INPUT_EVENT: dict[type, str] = {
@@ -859,6 +860,7 @@ class Engine:
     def _close_leftovers(self) -> None:
         if not (self.in_state("turn", "idle") or self.in_state("turn", "open")):
             return  # the pending decision delivers it; a refusal at close drops it
+        _commit_abandoned(self)
         self._drop_turn("closed")
 
     def _drop_turn(self, reason: str) -> None:
@@ -1281,6 +1283,7 @@ def _a_open_turn(s: Engine, e: Any) -> None:
 @action("clear_turn")
 def _a_clear_turn(s: Engine, e: Any) -> None:
     s._drop_turn("clear_user_turn")
+    _commit_abandoned(s)
     s.transcript = s.interim = s.preflight = ""
     s.promoted = None
     s.confidences = []
@@ -1341,6 +1344,7 @@ def _a_deliver(s: Engine, e: Any) -> None:
                           transcript_confidence=s._mean_confidence(), skip_reply=w.skip_reply,
                           started_speaking_at=started, stopped_speaking_at=stopped,
                           transcription_delay=tdelay, end_of_turn_delay=eou_delay))
+    _commit_delivered(s, s.transcript)
     s._awaiting_answer = True
 
 
@@ -1409,7 +1413,7 @@ def _a_await_final(s: Engine, e: ev.CommitUserTurn) -> None:
 
 def _finalize(s: Engine) -> None:
     c = s._commit
-    if c is None or c.resolved:
+    if c is None or c.resolved or c.finalized:
         return
     if s.interim:
         # no final came: the latest interim becomes a final of the turn, processed as one
@@ -1432,13 +1436,30 @@ def _finalize(s: Engine) -> None:
     s._emit(out.ConversationRequested(t=s.now))
     before = s._wait
     s._fire("eou_trigger", _Trigger(skip_reply=c.skip_reply, manual=True))
-    s._fire("committed" if (s._wait is not None and s._wait is not before) or
-            (s._wait is not None and before is None) else "commit_done", None)
+    c.finalized = True
+    if s._wait is not None and s._wait is not before:
+        s._fire("committed", None)  # the result is the transcript the decision delivers
+        return
+    s._fire("commit_done", None)
     c.resolved = True
 
     def resolved() -> None:
         s._emit(out.CommitResult(t=s.now, ref=c.ref, status="ok", transcript=result))
     s._later(resolved)
+
+
+def _commit_delivered(s: Engine, transcript: str) -> None:
+    c = s._commit
+    if c is not None and c.finalized and not c.resolved:
+        c.resolved = True
+        s._emit(out.CommitResult(t=s.now, ref=c.ref, status="ok", transcript=transcript))
+
+
+def _commit_abandoned(s: Engine) -> None:
+    c = s._commit
+    if c is not None and c.finalized and not c.resolved:
+        c.resolved = True
+        s._emit(out.CommitResult(t=s.now, ref=c.ref, status="cancelled"))
 
 
 @action("finalize_commit")
