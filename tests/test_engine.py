@@ -368,3 +368,107 @@ def test_commit_cleared_before_delivery_is_cancelled() -> None:
     d.at(5.0)
     assert [(r.ref, r.status) for r in d.of(out.CommitResult)] == [("c", "cancelled")]
     assert d.of(out.EndOfTurn) == []
+
+
+# -- regressions found by the property tests ----------------------------------------------
+
+
+def test_leaving_manual_drops_the_commit_decision() -> None:
+    """B1/I19: switching from manual to vad cancels the commit's pending decision."""
+    d = Driver(Engine(EngineOptions(turn_detection="manual")))
+    d.at(1.0, ev.SttFinal(t=1.0, text="hello"))
+    d.at(1.2, ev.CommitUserTurn(t=1.2))
+    d.at(1.3, ev.UpdateOptions(t=1.3, set_turn_detection=True, turn_detection="vad"))
+    assert d.e.state()["turn"] == "open" and d.e.state()["authority"] == "none"
+    d.at(5.0)
+    assert d.of(out.EndOfTurn) == []
+
+
+def test_speech_cancelling_a_commit_outside_manual_resets_authority() -> None:
+    """B2/I9: in vad mode a VAD start cancels a commit's wait and its authority."""
+    d = Driver(Engine())
+    d.at(0.5, ev.VadStartOfSpeech(t=0.5))
+    d.at(0.6, ev.VadEndOfSpeech(t=0.6))
+    d.at(1.0, ev.SttFinal(t=1.0, text="hello"))
+    d.at(1.01, ev.VadStartOfSpeech(t=1.01))
+    d.at(1.2, ev.CommitUserTurn(t=1.2))
+    d.at(1.3, ev.VadStartOfSpeech(t=1.3))
+    assert d.e.state()["authority"] == "none"
+
+
+def test_detector_attached_mid_agent_speech_hears_agent_started() -> None:
+    """B5/I15: a detector that becomes effective while the agent speaks gets agent_started."""
+    d = Driver(Engine(EngineOptions(interruption_detection=True, vad=False)))
+    d.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    d.at(0.0, ev.SetVad(t=0.0, enabled=True))
+    d.at(0.1, ev.UserSpeechStarted(t=0.1))
+    assert [x.signal for x in d.of(out.DetectorSignal)] == [
+        "agent_speech_started", "overlap_speech_started"]
+
+
+def test_invalid_update_options_changes_nothing() -> None:
+    """B6: an invalid option change is refused whole: no part applied, the clock not moved."""
+    e = Engine()
+    with pytest.raises(ConfigError):
+        e.handle(ev.UpdateOptions(t=2.0, endpointing={"min_delay": 0.1},
+                                  set_turn_detection=True, turn_detection="bogus"))
+    assert e._endpointing.min_delay == 0.5
+    e.handle(ev.SttFinal(t=1.5, text="still fine"))
+
+
+def test_wrong_field_type_is_an_input_error() -> None:
+    """B7: a field of the wrong type raises InputError before anything changes."""
+    e = Engine()
+    with pytest.raises(InputError, match="speech_duration must be a number"):
+        e.handle(ev.VadStartOfSpeech(t=3.0, speech_duration="x"))  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="must be a number"):
+        e.handle(ev.VadInferenceDone(t=3.0, raw_accumulated_speech="x"))  # type: ignore[arg-type]
+    assert e.state()["user_speech"] == "silent"
+    e.handle(ev.VadStartOfSpeech(t=1.0))
+
+
+def test_whitespace_transcript_is_empty() -> None:
+    """B8/I21: a whitespace-only final or preflight never makes an empty preemptive reply."""
+    d = Driver(Engine())
+    d.at(1.0, ev.SttPreflight(t=1.0, text=" "))
+    d.at(1.1, ev.SttFinal(t=1.1, text="  "))
+    assert d.of(out.PreemptiveGeneration) == [] and d.of(out.EndOfTurn) == []
+
+
+def test_anchor_at_time_zero_is_a_time() -> None:
+    """B9/I8: speech at t=0 anchors the delay like any other time."""
+    d = Driver(Engine())
+    d.at(0.0, ev.VadStartOfSpeech(t=0.0))
+    d.at(0.0, ev.VadInferenceDone(t=0.0, raw_accumulated_speech=0.1))
+    d.at(0.1, ev.SttFinal(t=0.1, text="hi"))
+    d.at(0.2, ev.VadEndOfSpeech(t=0.2))
+    d.at(5.0)
+    assert [x.t for x in d.of(out.EndOfTurn)] == [0.5]
+
+
+def test_stt_authority_does_not_outlive_its_decision() -> None:
+    """B11/I9: an STT end of speech on an empty turn, or leaving stt mode, leaves no authority."""
+    d = Driver(Engine(EngineOptions(turn_detection="stt")))
+    d.at(0.0, ev.SttEndOfSpeech(t=0.0))
+    assert d.e.state()["authority"] == "none"
+    d = Driver(Engine(EngineOptions(turn_detection="stt")))
+    d.at(1.0, ev.SttFinal(t=1.0, text="hi"))
+    d.at(1.1, ev.SttEndOfSpeech(t=1.1))
+    assert d.e.state()["authority"] == "stt_committed"
+    d.at(1.2, ev.UpdateOptions(t=1.2, set_turn_detection=True, turn_detection="vad"))
+    assert d.e.state()["authority"] == "none"
+
+
+def test_commit_waiting_for_a_final_makes_the_decision() -> None:
+    """B12/I10: the final a commit waits for ends the turn with the commit's skip_reply."""
+    d = Driver(Engine())
+    d.at(0.5, ev.VadStartOfSpeech(t=0.5))
+    d.at(0.9, ev.VadInferenceDone(t=0.9, raw_accumulated_speech=0.4))
+    d.at(1.0, ev.VadEndOfSpeech(t=1.0))
+    d.at(1.2, ev.CommitUserTurn(t=1.2, skip_reply=True, ref="c"))
+    d.at(1.5, ev.SttFinal(t=1.5, text="book a table"))
+    d.at(5.0)
+    (eot,) = d.of(out.EndOfTurn)
+    assert eot.new_transcript == "book a table" and eot.skip_reply is True
+    assert d.of(out.CommitResult)[0].transcript == "book a table"
+    assert d.e.skip_reply_sticky is False

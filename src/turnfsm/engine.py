@@ -180,6 +180,7 @@ REQUIRED_EVENTS = frozenset({
     "speech_offset", "eou_trigger", "wait_due", "vad_stream_ended", "committed", "commit_done",
     "user_started", "user_ended", "eou_deadline", "commit_timeout", "boundary_expired",
     "vad_attach", "vad_detach", "stt_attach", "stt_detach", "detector_attach", "detector_detach",
+    "decision_dropped", "decision_refused", "left_stt",
     *("vad_start", "vad_end", "stt_start", "stt_end", "stt_interim", "stt_preflight", "stt_final",
       "overlap", "detector_failed", "agent_start", "agent_end", "overlap_ended", "commit",
       "clear", "model_answered", "turn_answered", "close"),
@@ -312,22 +313,47 @@ _INPUT_EVENT: dict[type, str] = {
 }
 
 
-_NUMERIC: dict[type, tuple[str, ...]] = {}
+_KINDS: dict[type, tuple[tuple[str, str, bool], ...]] = {}
+_TYPE_KIND = {"float": "number", "int": "integer", "bool": "bool", "str": "str",
+              "dict[str, Any]": "dict"}
 
 
-def _numeric_fields(cls: type) -> tuple[str, ...]:
-    names = _NUMERIC.get(cls)
-    if names is None:
-        names = _NUMERIC[cls] = tuple(
-            f.name for f in attrs.fields(cls) if f.name != "ref")
-    return names
+def _field_kinds(cls: type) -> tuple[tuple[str, str, bool], ...]:
+    """(name, kind, optional) of each typed field of an input class (from its annotations)."""
+    kinds = _KINDS.get(cls)
+    if kinds is None:
+        found = []
+        for f in attrs.fields(cls):
+            ann = str(f.type).replace(" ", "")
+            optional = ann.endswith("|None")
+            base = ann[:-5] if optional else ann
+            kind = _TYPE_KIND.get(base.replace(",", ", "))
+            if kind is not None and f.name != "ref":
+                found.append((f.name, kind, optional))
+        kinds = _KINDS[cls] = tuple(found)
+    return kinds
 
 
-def _check_number(name: str, v: Any, where: Any) -> None:
-    if isinstance(v, bool):
-        return
-    if isinstance(v, (int, float)) and not math.isfinite(v):
-        raise InputError(f"{type(where).__name__}.{name} must be finite, not {v!r}")
+def _check_fields(e: ev.Input) -> None:
+    """Refuse wrong types, NaN and infinities before anything changes (InputError)."""
+    for name, kind, optional in _field_kinds(type(e)):
+        v = getattr(e, name)
+        if v is None and optional:
+            continue
+        what = f"{type(e).__name__}.{name}"
+        if kind in ("number", "integer"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise InputError(f"{what} must be a number, not {v!r}")
+            if not math.isfinite(v):
+                raise InputError(f"{what} must be finite, not {v!r}")
+            if kind == "integer" and v != int(v):
+                raise InputError(f"{what} must be a whole number, not {v!r}")
+        elif kind == "bool" and not isinstance(v, bool):
+            raise InputError(f"{what} must be true or false, not {v!r}")
+        elif kind == "str" and not isinstance(v, str):
+            raise InputError(f"{what} must be a string, not {v!r}")
+        elif kind == "dict" and not isinstance(v, dict):
+            raise InputError(f"{what} must be a mapping, not {v!r}")
 
 
 # -- the engine -------------------------------------------------------------------------------
@@ -410,6 +436,7 @@ class Engine:
         self._boundary_epoch = 0
         self._answer: ev.EndOfTurnAnswered | None = None
         self._vad_gen = 0
+        self._staged: Callable[[], None] | None = None
         self._agent_started_at: float | None = None
         # initial configuration as transitions
         if o.turn_detection in ("stt", "manual", "realtime_llm"):
@@ -500,8 +527,9 @@ class Engine:
         if t < self._last_input_t:
             raise InputError(f"{type(e).__name__} at t={t} goes back in time "
                              f"(last input at {self._last_input_t})")
-        for name in _numeric_fields(type(e)):
-            _check_number(name, getattr(e, name), e)
+        _check_fields(e)
+        if isinstance(e, ev.UpdateOptions):
+            self._staged = self._stage_options(e)  # every part checked before any applies
         if self._awaiting_answer and not isinstance(e, ev.EndOfTurnAnswered):
             self._inbox.append(e)
             return []
@@ -656,8 +684,12 @@ class Engine:
         t = e.t
         speech = e.raw_accumulated_speech
         # the same checks as handle(), on the two numbers this path reads
-        if not (self._last_input_t <= t < math.inf) or speech != speech or speech == math.inf:
-            if t != t or t == math.inf or isinstance(t, bool):
+        if (not (self._last_input_t <= t < math.inf) or speech != speech or speech == math.inf
+                or type(speech) not in (float, int) or type(t) not in (float, int)):
+            if type(t) not in (float, int) or type(speech) not in (float, int):
+                _check_fields(e)
+                raise InputError(f"VadInferenceDone.t must be a number, not {t!r}")
+            if t != t or t == math.inf:
                 raise InputError(f"VadInferenceDone.t must be a finite number, not {t!r}")
             if t < self._last_input_t:
                 raise InputError(f"VadInferenceDone at t={t} goes back in time "
@@ -697,17 +729,32 @@ class Engine:
 
     # -- options --------------------------------------------------------------------------------
 
+    def _stage_options(self, e: ev.UpdateOptions) -> Callable[[], None]:
+        """Check every part of an option change; return the change, to apply all at once."""
+        try:
+            ep = (self._endpointing_opts.merged(e.endpointing)
+                  if e.endpointing is not None else None)
+            limit = (UserTurnLimit.from_mapping(e.user_turn_limit)
+                     if e.user_turn_limit is not None else None)
+            td = _turn_detection(e.turn_detection) if e.set_turn_detection else None
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise ConfigError(f"UpdateOptions at t={e.t}: {exc}") from None
+
+        def apply() -> None:
+            if ep is not None:
+                self._endpointing_opts = ep
+                self._endpointing = make_endpointing(ep)
+            if limit is not None:
+                self._limit = limit
+            if e.set_turn_detection:
+                self._eou_model = td == "model"
+                self._fire({"stt": "to_stt", "manual": "to_manual",
+                            "realtime_llm": "to_realtime"}.get(td or "", "to_vad"), e)
+        return apply
+
     def _update_options(self, e: ev.UpdateOptions) -> None:
-        if e.endpointing is not None:
-            self._endpointing_opts = self._endpointing_opts.merged(e.endpointing)
-            self._endpointing = make_endpointing(self._endpointing_opts)
-        if e.user_turn_limit is not None:
-            self._limit = UserTurnLimit.from_mapping(e.user_turn_limit)
-        if e.set_turn_detection:
-            td = _turn_detection(e.turn_detection)
-            self._eou_model = td == "model"
-            self._fire({"stt": "to_stt", "manual": "to_manual", "realtime_llm": "to_realtime"}
-                       .get(td or "", "to_vad"), e)
+        staged, self._staged = self._staged, None
+        (staged or self._stage_options(e))()
 
     # -- STT processing (R18-R22), shared by the gate and releases ---------------------------
 
@@ -733,7 +780,10 @@ class Engine:
         elif isinstance(e, ev.SttEndOfSpeech):
             if self.in_state("mode", "stt"):
                 self._fire("speech_offset", e)
+                before = self._wait
                 self._request_decision(_Trigger())
+                if self._wait is None and before is None:
+                    self._fire("decision_refused", e)  # nothing to commit: no authority left
         elif isinstance(e, ev.SttStartOfSpeech) and self.in_state("mode", "stt"):
             self._fire("speech_onset", e)
 
@@ -745,7 +795,7 @@ class Engine:
     def _process_final(self, e: ev.SttFinal) -> None:
         self._update_language(e.language, e.text)
         text = e.text
-        if not text:
+        if not text.strip():  # empty or whitespace: nothing the user said
             self._fire("final", e)
             return
         promoted, self.promoted = self.promoted, None
@@ -763,6 +813,7 @@ class Engine:
         if self.in_state("vad_input", "detached") or self.last_speaking_time is None:
             self.last_speaking_time = self.now
         self._check_turn_limit(text)
+        commit_waits = self.in_state("commit", "awaiting_final")
         self._fire("final", e)
         if self.in_state("mode", "vad") or not self.in_state("authority", "none"):
             if changed:
@@ -770,7 +821,8 @@ class Engine:
                     t=self.now, new_transcript=self.transcript,
                     transcript_confidence=self._mean_confidence(),
                     started_speaking_at=self.speech_start_time))
-            if not self.user_speaking:
+            if not self.user_speaking and not commit_waits:
+                # (a commit waiting for this final makes the decision itself, with its options)
                 self._request_decision(_Trigger())
 
     def _accept_final(self, ref: Any, text: str, confidence: float) -> None:
@@ -782,7 +834,7 @@ class Engine:
     def _process_preflight(self, e: ev.SttPreflight) -> None:
         self._emit(self._transcript_out(e, "preflight"))
         self._update_language(e.language, e.text)
-        if not e.text:
+        if not e.text.strip():
             return
         self.last_final_time = self.now
         self.preflight = (self.transcript + " " + e.text).lstrip()
@@ -838,7 +890,7 @@ class Engine:
             self._arm(w, w.min_delay, direct=True)
 
     def _arm(self, w: _Wait, delay: float, *, direct: bool) -> None:
-        remaining = delay + (w.anchor - self.now) if w.anchor else delay
+        remaining = delay + (w.anchor - self.now) if w.anchor is not None else delay
         if remaining > 0 and not self._closing:
             self._timer(remaining, "eou_deadline", w.wait_id)
         elif direct:
@@ -1015,7 +1067,20 @@ def _a_close(s: Engine, e: Any) -> None:
 
 @action("drop_pending_decision")
 def _a_drop_pending(s: Engine, e: Any) -> None:
-    pass  # the turn and authority regions react to the same mode event
+    # a change to or from manual drops the pending decision and its authority (R9)
+    s._fire("decision_dropped", e)
+
+
+@action("leave_mode")
+def _a_leave_mode(s: Engine, e: Any) -> None:
+    if s.in_state("mode", "stt"):  # the STT's end-of-speech authority belongs to stt mode
+        s._fire("left_stt", e)
+
+
+@action("announce_agent_speech")
+def _a_announce_agent_speech(s: Engine, e: Any) -> None:
+    # a detector stream that becomes effective while the agent speaks hears it started
+    s._signal("agent_speech_started")
 
 
 @action("end_vad_stream")
