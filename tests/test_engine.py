@@ -472,3 +472,35 @@ def test_commit_waiting_for_a_final_makes_the_decision() -> None:
     assert eot.new_transcript == "book a table" and eot.skip_reply is True
     assert d.of(out.CommitResult)[0].transcript == "book a table"
     assert d.e.skip_reply_sticky is False
+
+
+def test_repeated_agent_start_does_not_reopen_an_overlap_silently() -> None:
+    """B13/I15: a second agent start over ongoing speech opens no overlap the detector missed."""
+    d = Driver(Engine(EngineOptions(interruption_detection=True)))
+    d.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    d.at(0.1, ev.VadStartOfSpeech(t=0.1))
+    d.at(0.2, ev.UserSpeechEnded(t=0.2))
+    d.at(0.3, ev.AgentSpeechStarted(t=0.3))
+    d.at(0.5, ev.VadEndOfSpeech(t=0.5))
+    assert [x.signal for x in d.of(out.DetectorSignal)] == [
+        "agent_speech_started", "overlap_speech_started", "overlap_speech_ended"]
+
+
+def test_commit_timeout_survives_a_copy() -> None:
+    """B14: a copied engine keeps its commit's timeout (timers are not keyed by object id)."""
+    import copy
+
+    e = Engine()
+    e.handle(ev.CommitUserTurn(t=0.0))
+    assert copy.deepcopy(e).next_timer() == e.next_timer() is not None
+
+
+def test_vad_reattach_does_not_reannounce_the_agent() -> None:
+    """B16/I15: re-attaching the VAD while the agent speaks sends no second agent_started."""
+    d = Driver(Engine(EngineOptions(interruption_detection=True)))
+    d.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    d.at(0.1, ev.SetVad(t=0.1, enabled=False))
+    d.at(0.2, ev.SetVad(t=0.2, enabled=True))
+    d.at(0.3, ev.AgentSpeechEnded(t=0.3))
+    assert [x.signal for x in d.of(out.DetectorSignal)] == [
+        "agent_speech_started", "agent_speech_ended"]

@@ -100,12 +100,12 @@ class RegionMachines:
         return model.state
 
 
-_BUILT: dict[int, RegionMachines] = {}
+_BUILT: dict[int, RegionMachines] = {}  # id(chart) -> machines (which keep the chart alive)
 
 
 def build_machines(chart: Chart, guards: Registry, actions: Registry) -> RegionMachines:
     """The region machines of ``chart``, built once per chart and process."""
     m = _BUILT.get(id(chart))
-    if m is None:
+    if m is None or m.chart is not chart:
         m = _BUILT[id(chart)] = RegionMachines(chart, guards, actions)
     return m

@@ -180,7 +180,7 @@ REQUIRED_EVENTS = frozenset({
     "speech_offset", "eou_trigger", "wait_due", "vad_stream_ended", "committed", "commit_done",
     "user_started", "user_ended", "eou_deadline", "commit_timeout", "boundary_expired",
     "vad_attach", "vad_detach", "stt_attach", "stt_detach", "detector_attach", "detector_detach",
-    "decision_dropped", "decision_refused", "left_stt",
+    "decision_dropped", "decision_refused", "left_stt", "agent_over_user",
     *("vad_start", "vad_end", "stt_start", "stt_end", "stt_interim", "stt_preflight", "stt_final",
       "overlap", "detector_failed", "agent_start", "agent_end", "overlap_ended", "commit",
       "clear", "model_answered", "turn_answered", "close"),
@@ -217,14 +217,14 @@ class _Compiled:
     table: dict[str, tuple[tuple[int, dict[int, tuple[_CT, ...]]], ...]]
 
 
-_COMPILED: dict[int, _Compiled] = {}
+_COMPILED: dict[int, tuple[Chart, _Compiled]] = {}  # id -> (the chart, kept alive; table)
 
 
 def _compile(chart: Chart) -> _Compiled:
     key = id(chart)
-    c = _COMPILED.get(key)
-    if c is not None:
-        return c
+    hit = _COMPILED.get(key)
+    if hit is not None and hit[0] is chart:
+        return hit[1]
     regions = tuple(r.name for r in chart.regions)
     states = tuple(r.states for r in chart.regions)
     ridx = {r: i for i, r in enumerate(regions)}
@@ -243,7 +243,7 @@ def _compile(chart: Chart) -> _Compiled:
     }
     c = _Compiled(regions, states,
                   tuple(states[i].index(r.initial) for i, r in enumerate(chart.regions)), frozen)
-    _COMPILED[key] = c
+    _COMPILED[key] = (chart, c)
     return c
 
 
@@ -284,6 +284,7 @@ class _Wait:
 
 @attrs.define(slots=True)
 class _Commit:
+    cid: int
     ref: Any
     skip_reply: bool
     resolved: bool = False  # its CommitResult was emitted
@@ -437,6 +438,8 @@ class Engine:
         self._answer: ev.EndOfTurnAnswered | None = None
         self._vad_gen = 0
         self._staged: Callable[[], None] | None = None
+        self._detector_told_agent = False  # the detector stream heard agent_speech_started
+        self._commit_ids = itertools.count(1)
         self._agent_started_at: float | None = None
         # initial configuration as transitions
         if o.turn_detection in ("stt", "manual", "realtime_llm"):
@@ -642,7 +645,7 @@ class Engine:
         if kind == "eou_deadline":
             return self._wait is not None and self._wait.wait_id == epoch
         if kind == "commit_timeout":
-            return self._commit is not None and id(self._commit) == epoch and \
+            return self._commit is not None and self._commit.cid == epoch and \
                 self.in_state("commit", "awaiting_final")
         if kind == "boundary_expired":
             return epoch == self._boundary_epoch
@@ -671,6 +674,10 @@ class Engine:
     def _signal(self, signal: str, **kw: Any) -> None:
         if self.in_state("detector", "attached"):
             self._emit(out.DetectorSignal(t=self.now, signal=signal, **kw))
+
+    def _announce_agent(self) -> None:
+        self._signal("agent_speech_started")
+        self._detector_told_agent = self.in_state("detector", "attached")
 
     def _ensure_span(self, start: float | None = None) -> None:
         if not self.span_open:
@@ -1080,7 +1087,10 @@ def _a_leave_mode(s: Engine, e: Any) -> None:
 @action("announce_agent_speech")
 def _a_announce_agent_speech(s: Engine, e: Any) -> None:
     # a detector stream that becomes effective while the agent speaks hears it started
-    s._signal("agent_speech_started")
+    if isinstance(e, ev.SetInterruptionDetection):
+        s._detector_told_agent = False  # a new stream
+    if not s._detector_told_agent:
+        s._announce_agent()
 
 
 @action("end_vad_stream")
@@ -1170,22 +1180,25 @@ def _a_agent_started(s: Engine, e: ev.AgentSpeechStarted) -> None:
     s._agent_started_at = started
     _a_agent_restarted(s, e)
     if s.adaptive_active:
-        s._signal("agent_speech_started")
+        s._announce_agent()
         if s.user_speaking:  # the agent starts over ongoing user speech: judge that overlap
             onset = s.speech_start_time if s.speech_start_time is not None else s.now
             s._signal("overlap_speech_started", started_at=onset,
                       speech_duration=max(0.0, s.now - onset))
+            s._fire("agent_over_user", e)
 
 
 @action("agent_ended")
 def _a_agent_ended(s: Engine, e: ev.AgentSpeechEnded) -> None:
     s._endpointing.on_agent_end(s.now)
+    if s.in_state("overlap", "open"):  # close the overlap before the agent-ended marker
+        s._signal("overlap_speech_ended", ended_at=s.now)
+    if s._detector_told_agent:  # the stream that heard "started" hears "ended"
+        s._signal("agent_speech_ended")
+        s._detector_told_agent = False
     if not s.adaptive_active:
         s._window = None
         return
-    if s.in_state("overlap", "open"):  # close the overlap before the agent-ended marker
-        s._signal("overlap_speech_ended", ended_at=s.now)
-    s._signal("agent_speech_ended")
     until = s.now if e.ignore_user_transcript_until is None else e.ignore_user_transcript_until
     end_cooldown = s._boundary[1] if s._boundary else 0.0
     s._window = until - end_cooldown
@@ -1460,7 +1473,7 @@ def _cancel_commit(s: Engine) -> None:
 @action("supersede_commit")
 def _a_supersede(s: Engine, e: ev.CommitUserTurn) -> None:
     _cancel_commit(s)
-    s._commit = _Commit(e.ref, e.skip_reply)
+    s._commit = _Commit(next(s._commit_ids), e.ref, e.skip_reply)
 
 
 @action("await_final")
@@ -1473,7 +1486,7 @@ def _a_await_final(s: Engine, e: ev.CommitUserTurn) -> None:
             s._emit(out.AudioFlushRequested(t=s.now, frames=frames, frame_duration=FLUSH_FRAME))
             if s.input_started_at is None:
                 s.input_started_at = s.now - FLUSH_FRAME
-    s._timer(max(0.0, e.transcript_timeout), "commit_timeout", id(c))
+    s._timer(max(0.0, e.transcript_timeout), "commit_timeout", c.cid)
 
 
 def _finalize(s: Engine) -> None:
