@@ -504,3 +504,31 @@ def test_vad_reattach_does_not_reannounce_the_agent() -> None:
     d.at(0.3, ev.AgentSpeechEnded(t=0.3))
     assert [x.signal for x in d.of(out.DetectorSignal)] == [
         "agent_speech_started", "agent_speech_ended"]
+
+
+def test_vad_detach_closes_the_open_overlap_with_its_marker() -> None:
+    """B22/I15: detaching the VAD mid-overlap sends overlap_speech_ended first."""
+    d = Driver(Engine(EngineOptions(interruption_detection=True)))
+    d.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    d.at(0.1, ev.UserSpeechStarted(t=0.1))
+    d.at(0.2, ev.SetVad(t=0.2, enabled=False))
+    d.at(1.0, ev.AgentSpeechEnded(t=1.0))
+    assert [x.signal for x in d.of(out.DetectorSignal)] == [
+        "agent_speech_started", "overlap_speech_started", "overlap_speech_ended",
+        "agent_speech_ended"]
+
+
+def test_restarted_detector_stream_hears_a_whole_agent_speech() -> None:
+    """B23/I15: a detector restarted while ineffective is told of the agent when it becomes so."""
+    d = Driver(Engine(EngineOptions(interruption_detection=False)))
+    d.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    d.at(0.0, ev.SetInterruptionDetection(t=0.0, enabled=True))
+    d.at(0.0, ev.SetVad(t=0.0, enabled=False))
+    d.at(0.0, ev.SetInterruptionDetection(t=0.0, enabled=True))
+    d.at(0.0, ev.SetVad(t=0.0, enabled=True))
+    d.at(0.1, ev.UserSpeechStarted(t=0.1))
+    d.at(0.5, ev.AgentSpeechEnded(t=0.5))
+    assert [x.signal for x in d.of(out.DetectorSignal)] == [
+        "agent_speech_started",  # first stream
+        "agent_speech_started", "overlap_speech_started", "overlap_speech_ended",
+        "agent_speech_ended"]  # second stream

@@ -1087,8 +1087,6 @@ def _a_leave_mode(s: Engine, e: Any) -> None:
 @action("announce_agent_speech")
 def _a_announce_agent_speech(s: Engine, e: Any) -> None:
     # a detector stream that becomes effective while the agent speaks hears it started
-    if isinstance(e, ev.SetInterruptionDetection):
-        s._detector_told_agent = False  # a new stream
     if not s._detector_told_agent:
         s._announce_agent()
 
@@ -1144,12 +1142,12 @@ def _a_to_gate(s: Engine, e: Any) -> None:
 
 @action("restart_detector")
 def _a_restart_detector(s: Engine, e: Any) -> None:
-    pass
+    s._detector_told_agent = False  # a new stream has heard nothing yet
 
 
 @action("detector_removed")
 def _a_detector_removed(s: Engine, e: Any) -> None:
-    pass
+    s._detector_told_agent = False
 
 
 @action("take_verdict")
