@@ -117,6 +117,9 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _LDict:
     seen: set[Any] = set()
     for knode, vnode in node.value:
         k = loader.construct_object(knode, deep=True)
+        if not isinstance(k, (str, int, float, bool)) and k is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "mapping keys must be plain names or numbers", knode.start_mark)
         if k in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {k!r}", knode.start_mark)
@@ -326,7 +329,11 @@ def load_chart(
             if dest is not None and not check_state(dest, tline, f"{twhere} dest"):
                 dest = None
             gl: list[Guard] = []
-            for g in _names(rt.get("guard") or []) or []:
+            raw_guard = _names(rt.get("guard") or [])
+            if raw_guard is None:
+                bad(tline, f"{twhere}: 'guard' must be a guard name or a list of names")
+                raw_guard = []
+            for g in raw_guard:
                 neg = g.startswith("not ")
                 gname = g[4:].strip() if neg else g.strip()
                 if guard_set is not None and gname not in guard_set:

@@ -1167,6 +1167,7 @@ def _a_drop_detector(s: Engine, e: Any) -> None:
 
 @action("agent_restarted")
 def _a_agent_restarted(s: Engine, e: ev.AgentSpeechStarted) -> None:
+    s.promoted = None  # the agent spoke: the user's next words answer it
     started = s.now if e.started_at is None else e.started_at
     s._endpointing.on_agent_start(started)
     s.tracker_words, s.tracker_transcript, s.tracker_started_at = 0, "", None
@@ -1303,6 +1304,7 @@ def _feedback_end(s: Engine, ended_at: float) -> None:
 
 @action("report_vad_start")
 def _a_report_vad_start(s: Engine, e: ev.VadStartOfSpeech) -> None:
+    s.promoted = None  # new speech: a final from now on is new words, never a duplicate
     onset = s.now - e.speech_duration - e.inference_duration
     s._ensure_span(onset)
     s._emit(out.StartOfSpeech(t=s.now, ref=e.ref, speech_start_time=onset))
@@ -1325,6 +1327,7 @@ def _a_report_stream_end(s: Engine, e: Any) -> None:
 
 @action("report_stt_start")
 def _a_report_stt_start(s: Engine, e: ev.SttStartOfSpeech) -> None:
+    s.promoted = None
     if s.speech_start_time is None:
         s.speech_start_time = e.speech_start_time if e.speech_start_time else s.now
     s._ensure_span(s.speech_start_time)

@@ -20,7 +20,7 @@ from . import outputs as out
 from .chart import Chart
 from .endpointing import EndpointingOptions
 from .engine import Engine, EngineOptions, UserTurnLimit
-from .errors import ConfigError
+from .errors import ConfigError, InputError, TraceError
 from .trace import Trace, TraceInput, dumps, output_line, read_trace
 
 
@@ -343,7 +343,11 @@ class Replay:
         for i in inputs:
             self.run_timers(i.t)
             self.now = max(self.now, i.t)
-            self.apply(i)
+            try:
+                self.apply(i)
+            except (ConfigError, InputError) as exc:
+                raise TraceError(f"the engine refused this input: {exc}",
+                                 path=self.trace.path, line=i.line) from None
         last_t = inputs[-1].t if inputs else 0.0
         limit = last_t + float(self.cfg["time_limit"])
         self.run_timers(limit)

@@ -140,6 +140,34 @@ def _finite_tree(v: Any, err: Any, name: str) -> None:
             _finite_tree(x, err, f"{name}[{i}]")
 
 
+def _check_endpointing(ep: Any, err: Any, name: str) -> None:
+    if not isinstance(ep, dict):
+        err("must be an object", name)
+    for k, v in ep.items():
+        if k not in ENDPOINTING_DEFAULTS:
+            err(f"unknown field (expected one of {sorted(ENDPOINTING_DEFAULTS)})", f"{name}.{k}")
+        if k == "mode":
+            if v not in ("fixed", "dynamic"):
+                err("must be 'fixed' or 'dynamic'", f"{name}.mode")
+            continue
+        _check_value(v, _NUM, err, f"{name}.{k}")
+        if v < 0:
+            err(f"must not be negative ({v})", f"{name}.{k}")
+        if k == "alpha" and not 0 < v <= 1:
+            err(f"must be in (0, 1] ({v})", f"{name}.alpha")
+
+
+def _check_limits(utl: Any, err: Any, name: str) -> None:
+    if utl is not None and not isinstance(utl, dict):
+        err("must be an object", name)
+    for k, v in (utl or {}).items():
+        if k not in USER_TURN_LIMIT_DEFAULTS:
+            err(f"unknown field (expected one of {sorted(USER_TURN_LIMIT_DEFAULTS)})",
+                f"{name}.{k}")
+        if v is not None:
+            _check_value(v, _NUM, err, f"{name}.{k}")
+
+
 def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
     """Check the header and fill its defaults (``err(message, field)`` raises)."""
     for k in header:
@@ -157,6 +185,8 @@ def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
     _check_value(cfg["time_limit"], _NUM, err, "time_limit")
     if cfg["time_limit"] < 0:
         err("must not be negative", "time_limit")
+    _check_endpointing(header.get("endpointing") or {}, err, "endpointing")
+    _check_limits(header.get("user_turn_limit"), err, "user_turn_limit")
     cfg["endpointing"] = _merge(ENDPOINTING_DEFAULTS, header.get("endpointing"), err, "endpointing")
     cfg["turn_detector"] = _merge(TURN_DETECTOR_DEFAULTS, header.get("turn_detector"), err,
                                   "turn_detector")
@@ -200,6 +230,8 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
         except json.JSONDecodeError as e:
             raise TraceError(f"invalid JSON: {e.msg} (column {e.colno})", path=path,
                              line=i) from None
+        except RecursionError:
+            raise TraceError("invalid JSON: nested too deeply", path=path, line=i) from None
         if not isinstance(obj, dict):
             raise TraceError("each line must be a JSON object", path=path, line=i)
         objs.append((i, obj))
@@ -217,7 +249,7 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
             raise TraceError(msg, path=path, line=lineno, field=field)
 
         kind = obj.get("kind")
-        if kind not in SCHEMA:
+        if not isinstance(kind, str) or kind not in SCHEMA:
             err(f"unknown kind {json.dumps(kind)} (known: {', '.join(sorted(SCHEMA))})", "kind")
         t = obj.get("t")
         if t is None:
@@ -253,21 +285,9 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
             if "turn_detection" in fields and fields["turn_detection"] not in TURN_DETECTION_VALUES:
                 err(f"must be one of {TURN_DETECTION_VALUES}", "turn_detection")
             if "endpointing" in fields:
-                ep = fields["endpointing"]
-                if not isinstance(ep, dict):
-                    err("must be an object", "endpointing")
-                for k2, v2 in ep.items():
-                    if k2 not in ENDPOINTING_DEFAULTS:
-                        err("unknown field", f"endpointing.{k2}")
-                    if k2 != "mode":
-                        _check_value(v2, _NUM, err, f"endpointing.{k2}")
+                _check_endpointing(fields["endpointing"], err, "endpointing")
             if "user_turn_limit" in fields:
-                utl = fields["user_turn_limit"]
-                if utl is not None and not isinstance(utl, dict):
-                    err("must be an object", "user_turn_limit")
-                for k2 in utl or {}:
-                    if k2 not in USER_TURN_LIMIT_DEFAULTS:
-                        err("unknown field", f"user_turn_limit.{k2}")
+                _check_limits(fields["user_turn_limit"], err, "user_turn_limit")
         inputs.append(TraceInput(float(t), str(kind), lineno, fields))
     return Trace(path, cfg, tuple(inputs))
 

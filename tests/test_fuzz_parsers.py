@@ -1,0 +1,297 @@
+"""Fuzzing the chart loader and the trace reader (issue 6).
+
+Arbitrary text, arbitrary YAML/JSON structures and mutations of valid inputs go into
+``turnfsm.chart.load_chart`` and ``turnfsm.trace.parse_trace``; only ``ChartError`` /
+``TraceError`` may come out, and every message names a location (``:LINE`` for charts, the
+line number for traces). Crashes found here that are still open are tolerated through
+``props_support.TOLERATE`` and reproduced by strict xfail tests at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import props_support as ps
+from tests.test_properties import TRACE_LINES
+from turnfsm.chart import load_chart
+from turnfsm.engine import ACTIONS, GUARDS
+from turnfsm.errors import ChartError, TraceError
+from turnfsm.events import Input
+from turnfsm.trace import parse_trace
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART_TEXT = (ROOT / "states.yaml").read_text(encoding="utf-8")
+CHART_DATA = yaml.safe_load(CHART_TEXT)
+LOCATED = re.compile(r"^.*:\d+: ", re.S)
+
+ps.KNOWN_BUGS.update({
+    "B17_chart_unhashable_yaml_key": (
+        "chart loader: a YAML mapping with a complex (list or mapping) key raises TypeError "
+        "(unhashable type) from the line-tracking constructor instead of ChartError. Repro: "
+        "load_chart('? [a, b]\\n: c\\n')."),
+    "B18_chart_malformed_guard_ignored": (
+        "chart loader: a transition whose 'guard' is not a name or a list of names (e.g. "
+        "guard: [5]) loses its guards silently instead of being reported; the transition "
+        "then fires unguarded. Repro: a chart with {event: x, source: s, guard: [5]} loads."),
+    "B19_trace_unhashable_kind": (
+        "trace reader: an input line whose 'kind' is a list or an object raises TypeError "
+        "(unhashable) instead of TraceError. Repro: parse_trace('{\"kind\": \"config\"}\\n"
+        "{\"t\": 1, \"kind\": [1]}')."),
+    "B20_trace_deep_json": (
+        "trace reader: a deeply nested JSON line (about 100,000 brackets) raises "
+        "RecursionError from json.loads instead of TraceError. Repro: parse_trace('[' * "
+        "100000)."),
+    "B21_trace_update_options_values_unchecked": (
+        "trace reader/replay: update_options values of the right JSON type but refused by the "
+        "engine (endpointing.mode [1], a negative delay, user_turn_limit.max_words 'x') pass "
+        "the reader; replay then stops with ConfigError naming t but not the trace line. "
+        "Repro: {\"t\": 1, \"kind\": \"update_options\", \"endpointing\": {\"min_delay\": -1}}."),
+})
+# fixed since they were found: their repro tests below run as regressions
+ps.TOLERATE.update(dict.fromkeys(
+    ["B17_chart_unhashable_yaml_key", "B18_chart_malformed_guard_ignored",
+     "B19_trace_unhashable_kind", "B20_trace_deep_json",
+     "B21_trace_update_options_values_unchecked"], False))
+
+_SCALARS = (st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True)
+            | st.text(max_size=8))
+STRUCT = st.recursive(
+    _SCALARS,
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(
+        st.text(max_size=10) | st.integers(0, 5), c, max_size=4),
+    max_leaves=20)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+    max_leaves=20)
+FUZZ = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def _input_names() -> set[str]:
+    out: set[str] = set()
+    todo = [Input]
+    while todo:
+        c = todo.pop()
+        for sub in c.__subclasses__():
+            out.add(sub.__name__)
+            todo.append(sub)
+    return out
+
+
+INPUTS = _input_names()
+
+
+def load(text: str) -> None:
+    """Load a chart; a ChartError must locate every problem (``source:LINE: ...``)."""
+    try:
+        load_chart(text, guards=GUARDS, actions=ACTIONS, inputs=INPUTS)
+    except ChartError as e:
+        assert e.problems, e
+        for p in e.problems:
+            assert LOCATED.match(p), f"problem without a location: {p!r}"
+        assert re.search(r":\d+", str(e))
+    except TypeError as e:  # B17 while open
+        if not (ps.tolerated("B17_chart_unhashable_yaml_key") and "unhashable" in str(e)):
+            raise
+
+
+def parse(text: str) -> None:
+    """Read a trace; a TraceError must name the line."""
+    try:
+        parse_trace(text)
+    except TraceError as e:
+        assert e.line is not None and e.line >= 1, e
+        assert f":{e.line}" in str(e), e
+    except TypeError as e:  # B19 while open
+        if not (ps.tolerated("B19_trace_unhashable_kind") and "unhashable" in str(e)):
+            raise
+    except RecursionError:  # B20 while open
+        if not ps.tolerated("B20_trace_deep_json"):
+            raise
+
+
+# ===== charts ====================================================================================
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_chart_loader_arbitrary_text(text: str) -> None:
+    """Arbitrary text gives a chart or a ChartError with a line for every problem."""
+    load(text)
+
+
+@FUZZ
+@given(STRUCT)
+def test_chart_loader_arbitrary_yaml_structures(doc: Any) -> None:
+    """Arbitrary YAML structures give a chart or a located ChartError."""
+    load(yaml.safe_dump(doc, allow_unicode=True))
+
+
+@FUZZ
+@given(st.fixed_dictionaries({"events": STRUCT, "regions": STRUCT},
+                             optional={"chart": STRUCT, "version": STRUCT}))
+def test_chart_loader_chart_shaped_structures(doc: Any) -> None:
+    """Chart-shaped structures with arbitrary contents give a located ChartError."""
+    load(yaml.safe_dump(doc, allow_unicode=True))
+
+
+def _mutate(data: Any, obj: Any, value: Any) -> Any:
+    """Replace (or delete) one randomly chosen node of ``obj`` with ``value``."""
+    if isinstance(obj, dict) and obj and data.draw(st.integers(0, 3)):
+        k = data.draw(st.sampled_from(sorted(obj, key=str)))
+        new = dict(obj)
+        if data.draw(st.integers(0, 5)) == 0:
+            del new[k]
+        else:
+            new[k] = _mutate(data, obj[k], value)
+        return new
+    if isinstance(obj, list) and obj and data.draw(st.integers(0, 3)):
+        i = data.draw(st.integers(0, len(obj) - 1))
+        new_l = list(obj)
+        if data.draw(st.integers(0, 5)) == 0:
+            del new_l[i]
+        else:
+            new_l[i] = _mutate(data, obj[i], value)
+        return new_l
+    return value
+
+
+@FUZZ
+@given(data=st.data(), value=STRUCT)
+def test_chart_loader_mutated_real_chart(data: Any, value: Any) -> None:
+    """The real chart with one node replaced or deleted loads or gives a located ChartError."""
+    load(yaml.safe_dump(_mutate(data, CHART_DATA, value), allow_unicode=True,
+                        sort_keys=False))
+
+
+@FUZZ
+@given(op=st.sampled_from(["delete", "duplicate", "swap", "garble", "indent"]),
+       i=st.integers(0, 10**6), j=st.integers(0, 10**6),
+       junk=st.sampled_from([":", "- ", "{", "]", "&x", "*x", "\t", "'", "? ", "!!str "]))
+def test_chart_loader_edited_chart_text(op: str, i: int, j: int, junk: str) -> None:
+    """The real chart with one line edited loads or gives a located ChartError."""
+    # edits: delete, duplicate, swap, garble or re-indent one line
+    lines = CHART_TEXT.split("\n")
+    a, b = i % len(lines), j % len(lines)
+    if op == "delete":
+        del lines[a]
+    elif op == "duplicate":
+        lines.insert(a, lines[a])
+    elif op == "swap":
+        lines[a], lines[b] = lines[b], lines[a]
+    elif op == "garble":
+        lines[a] = lines[a][: b % (len(lines[a]) + 1)] + junk + lines[a][b % (len(lines[a]) + 1):]
+    else:
+        lines[a] = "  " + lines[a]
+    load("\n".join(lines))
+
+
+# ===== traces ====================================================================================
+
+KINDS = ["vad.start_of_speech", "vad.inference_done", "vad.end_of_speech", "stt.interim",
+         "stt.final", "stt.preflight", "stt.start_of_speech", "stt.end_of_speech", "stt.usage",
+         "overlap", "detector_error", "agent.speech_started", "agent.speech_ended",
+         "signal.user_speech_started", "signal.user_speech_ended",
+         "signal.overlap_speech_ended", "commit_user_turn", "clear_user_turn", "audio",
+         "update_options", "set_vad", "set_stt", "set_interruption_detection", "config"]
+FIELDS = ["t", "kind", "text", "note", "speech_duration", "enabled", "is_interruption",
+          "endpointing", "turn_detection", "user_turn_limit", "count", "start_time", "glue",
+          "turn_detector", "end_of_turn_returns", "time_limit", "backchannel_boundary"]
+LINE_OBJ = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6),
+                           JSONISH | st.sampled_from(KINDS), max_size=5)
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_trace_reader_arbitrary_text(text: str) -> None:
+    """Arbitrary text gives a trace or a TraceError naming the line."""
+    parse(text)
+
+
+@FUZZ
+@given(header=st.one_of(JSONISH, st.dictionaries(st.sampled_from(FIELDS), JSONISH).map(
+    lambda d: {**d, "kind": "config"})), lines=st.lists(st.one_of(JSONISH, LINE_OBJ),
+                                                       max_size=6))
+def test_trace_reader_arbitrary_json_lines(header: Any, lines: list[Any]) -> None:
+    """Arbitrary JSON values as trace lines give a trace or a TraceError naming the line."""
+    parse("\n".join(json.dumps(x) for x in [header, *lines]))
+
+
+@FUZZ
+@given(data=st.data(), value=JSONISH, drop=st.booleans())
+def test_trace_reader_mutated_valid_trace(data: Any, value: Any, drop: bool) -> None:
+    """A valid trace with one field changed reads or fails at that line (or a later one)."""
+    # a changed time can make the next line go back in time
+    objs: list[dict[str, Any]] = [{"kind": "config", "turn_detection": "vad"}]
+    for i, (kind, fields) in enumerate(TRACE_LINES):
+        objs.append({"t": 0.5 * i, "kind": kind, **fields})
+    n = data.draw(st.integers(0, len(objs) - 1), label="line index")
+    obj = dict(objs[n])
+    key = data.draw(st.sampled_from([*sorted(obj), "extra"]), label="field")
+    if drop and key in obj:
+        del obj[key]
+    else:
+        obj[key] = value
+    objs[n] = obj
+    try:
+        parse_trace("\n".join(json.dumps(o) for o in objs))
+    except TraceError as e:
+        assert e.line is not None and e.line >= n + 1, (e, n + 1)
+        assert f":{e.line}" in str(e)
+    except TypeError as e:  # B19 while open
+        if not (ps.tolerated("B19_trace_unhashable_kind") and "unhashable" in str(e)):
+            raise
+
+
+# ===== open defects: minimal reproductions ======================================================
+
+
+def _xfail(name: str) -> Any:
+    return pytest.mark.xfail(ps.tolerated(name), strict=True, reason=ps.KNOWN_BUGS[name])
+
+
+@_xfail("B17_chart_unhashable_yaml_key")
+def test_bug_b17_complex_yaml_key_gives_chart_error() -> None:
+    """A YAML mapping with a list as a key gives a located ChartError."""
+    with pytest.raises(ChartError, match=r":\d+"):
+        load_chart("? [a, b]\n: c\n")
+
+
+@_xfail("B18_chart_malformed_guard_ignored")
+def test_bug_b18_malformed_guard_is_reported() -> None:
+    """A guard that is not a name is reported, not silently dropped."""
+    text = ("events:\n  x: {input: SetVad}\nregions:\n  - name: r\n    initial: s\n"
+            "    states: {s: {}}\n    transitions:\n      - {event: x, source: s, guard: [5]}\n")
+    with pytest.raises(ChartError, match=r":8: .*guard"):
+        load_chart(text)
+
+
+@_xfail("B19_trace_unhashable_kind")
+def test_bug_b19_list_kind_gives_trace_error() -> None:
+    """A trace line whose kind is a list gives a TraceError naming line 2."""
+    with pytest.raises(TraceError, match=":2"):
+        parse_trace('{"kind": "config"}\n{"t": 1, "kind": [1]}')
+
+
+@_xfail("B20_trace_deep_json")
+def test_bug_b20_deeply_nested_json_gives_trace_error() -> None:
+    """A deeply nested JSON line gives a TraceError naming the line."""
+    with pytest.raises(TraceError, match=":1"):
+        parse_trace("[" * 100_000)
+
+
+@_xfail("B21_trace_update_options_values_unchecked")
+def test_bug_b21_bad_update_options_values_refused_by_the_reader() -> None:
+    """update_options values the engine refuses are refused by the reader, with the line."""
+    with pytest.raises(TraceError, match=":2"):
+        parse_trace('{"kind": "config"}\n'
+                    '{"t": 1, "kind": "update_options", "endpointing": {"min_delay": -1}}')
