@@ -99,7 +99,7 @@ class Chart:
 # -- YAML with line numbers -----------------------------------------------------------------
 
 
-class _LDict(dict[str, Any]):
+class _LDict(dict[Any, Any]):
     line: int = 0
 
 
