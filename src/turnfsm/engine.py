@@ -438,6 +438,9 @@ class Engine:
         self._answer: ev.EndOfTurnAnswered | None = None
         self._vad_gen = 0
         self._staged: Callable[[], None] | None = None
+        # tests and tooling: called with (region, state, event, fired) for every region offered
+        # an event by the table dispatcher
+        self.dispatch_observer: Callable[[str, str, str, bool], None] | None = None
         self._detector_told_agent = False  # the detector stream heard agent_speech_started
         self._commit_ids = itertools.count(1)
         self._agent_started_at: float | None = None
@@ -588,11 +591,12 @@ class Engine:
         if self._machines is not None:
             self._fire_transitions(event, payload)
             return
+        observe = self.dispatch_observer
         for ri, by_state in self._c.table.get(event, ()):
-            cands = by_state.get(self._s[ri])
-            if not cands:
-                continue
-            for guards, actions, dest in cands:
+            state = self._s[ri]
+            cands = by_state.get(state)
+            fired = False
+            for guards, actions, dest in cands or ():
                 ok = True
                 for fn, neg in guards:
                     if fn(self, payload) == neg:
@@ -604,7 +608,10 @@ class Engine:
                     act(self, payload)
                 if dest is not None:
                     self._s[ri] = dest
+                fired = True
                 break
+            if observe is not None:
+                observe(self._c.regions[ri], self._c.states[ri][state], event, fired)
 
     def _fire_transitions(self, event: str, payload: Any) -> None:
         for ri, _ in self._c.table.get(event, ()):
