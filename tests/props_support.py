@@ -384,7 +384,7 @@ class Driver:
         self.lang_specific_seen = False
         self.close_sent = False
         self.close_complete = False
-        self.promoted: str | None = None  # text promoted at a commit, until the next final
+        self.promoted: str | None = None  # promoted at a commit; until a final or new speech
         self.mode_change: tuple[str, str] | None = None
 
     # -- helpers --------------------------------------------------------------------------
@@ -601,6 +601,7 @@ class Driver:
         for o in step.outputs:
             if isinstance(o, out.StartOfSpeech):
                 self.onsets.append(o.speech_start_time)
+                self.promoted = None  # new speech: its finals are new words
             elif isinstance(o, out.Transcript):
                 last_transcript = self._observe_transcript(o)
             elif isinstance(o, out.PreemptiveGeneration):

@@ -532,3 +532,16 @@ def test_restarted_detector_stream_hears_a_whole_agent_speech() -> None:
         "agent_speech_started",  # first stream
         "agent_speech_started", "overlap_speech_started", "overlap_speech_ended",
         "agent_speech_ended"]  # second stream
+
+
+def test_repeated_answer_after_new_speech_is_not_a_duplicate() -> None:
+    """D24 bound: the same words said again (new speech) are not taken for a late final."""
+    d = Driver(Engine(EngineOptions(turn_detection="manual")))
+    d.at(1.0, ev.VadStartOfSpeech(t=1.0))
+    d.at(1.2, ev.SttInterim(t=1.2, text="yes"))
+    d.at(1.3, ev.VadEndOfSpeech(t=1.3))
+    d.at(1.5, ev.CommitUserTurn(t=1.5, transcript_timeout=0.1))
+    d.at(3.0, ev.VadStartOfSpeech(t=3.0))
+    d.at(3.4, ev.SttFinal(t=3.4, text="yes"))
+    assert [x.text for x in d.of(out.TranscriptDropped)] == []
+    assert d.e.transcript == "yes"

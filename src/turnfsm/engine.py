@@ -1174,7 +1174,6 @@ def _a_drop_detector(s: Engine, e: Any) -> None:
 
 @action("agent_restarted")
 def _a_agent_restarted(s: Engine, e: ev.AgentSpeechStarted) -> None:
-    s.promoted = None  # the agent spoke: the user's next words answer it
     started = s.now if e.started_at is None else e.started_at
     s._endpointing.on_agent_start(started)
     s.tracker_words, s.tracker_transcript, s.tracker_started_at = 0, "", None
