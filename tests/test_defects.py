@@ -137,3 +137,25 @@ def test_dropped_transcripts_are_recorded() -> None:
     drops = kinds(ours, "transcript_dropped")
     assert [(d["text"], d["reason"]) for d in drops] == [
         ("uh", "backchannel_trim"), ("uh-huh", "backchannel_trim")]
+
+
+def test_d3_clear_resets_the_turn_limit_counter() -> None:
+    """D3: cleared words count toward the reference's limit; turnfsm forgets them."""
+    ref, ours = both("extra/x39_clear_keeps_turn_limit_words")
+    assert kinds(ref, "on_user_turn_exceeded")[0]["accumulated_word_count"] == 4
+    assert kinds(ours, "on_user_turn_exceeded") == []
+
+
+def test_d17_empty_commit_leaves_no_authority() -> None:
+    """D17: after an empty commit the reference ends an stt-mode turn without the STT's end."""
+    ref, ours = both("extra/x40_stt_commit_empty_leaves_authority")
+    assert [x["t"] for x in kinds(ref, "on_end_of_turn")] == [2.95]
+    assert [x["t"] for x in kinds(ours, "on_end_of_turn")] == [4.0]
+
+
+def test_d18_commit_does_not_consult_the_model() -> None:
+    """D18: the reference asks the end-of-turn model after an explicit commit; turnfsm does not."""
+    ref, ours = both("extra/x08_model_language_null_commit_promoted_interim")
+    assert any(x.get("method") == "predict_end_of_turn" for x in kinds(ref, "turn_detector"))
+    assert not any(x.get("method") == "predict_end_of_turn"
+                   for x in kinds(ours, "turn_detector"))

@@ -260,6 +260,7 @@ def test_clear_is_total() -> None:
     speech(d, 1.0, 2.0, "forget it")
     d.at(2.1, ev.ClearUserTurn(t=2.1))
     assert d.e.next_deadline() is None and d.e.transcript == ""
+    assert d.e.tracker_words == 0 and d.e.state()["authority"] == "none"
     assert [x.reason for x in d.of(out.TranscriptDropped)] == ["clear_user_turn"]
     d.at(10.0)
     assert d.of(out.EndOfTurn) == []
@@ -545,3 +546,10 @@ def test_repeated_answer_after_new_speech_is_not_a_duplicate() -> None:
     d.at(3.4, ev.SttFinal(t=3.4, text="yes"))
     assert [x.text for x in d.of(out.TranscriptDropped)] == []
     assert d.e.transcript == "yes"
+
+
+def test_transcripts_held_at_close_are_dropped_with_a_record() -> None:
+    """D28/I3: closing while transcripts are held drops them with reason 'closed', never silently."""
+    d = held_session()
+    d.at(4.0, ev.Close(t=4.0))
+    assert [(x.ref, x.reason) for x in d.of(out.TranscriptDropped)] == [("stop", "closed")]
