@@ -549,7 +549,7 @@ def test_repeated_answer_after_new_speech_is_not_a_duplicate() -> None:
 
 
 def test_transcripts_held_at_close_are_dropped_with_a_record() -> None:
-    """D28/I3: closing while transcripts are held drops them with reason 'closed', never silently."""
+    """D28/I3: transcripts held at close are dropped with reason 'closed', never silently."""
     d = held_session()
     d.at(4.0, ev.Close(t=4.0))
     assert [(x.ref, x.reason) for x in d.of(out.TranscriptDropped)] == [("stop", "closed")]
