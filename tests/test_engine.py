@@ -553,3 +553,17 @@ def test_transcripts_held_at_close_are_dropped_with_a_record() -> None:
     d = held_session()
     d.at(4.0, ev.Close(t=4.0))
     assert [(x.ref, x.reason) for x in d.of(out.TranscriptDropped)] == [("stop", "closed")]
+
+
+def test_release_on_vad_detach_closes_the_overlap_with_its_marker() -> None:
+    """I15: an STT end released by detaching the VAD closes the open overlap with a marker."""
+    d = Driver(Engine(EngineOptions(turn_detection="stt", interruption_detection=True,
+                                    backchannel_boundary=None)))
+    d.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    d.at(0.0, ev.UserSpeechStarted(t=0.0))
+    d.at(0.0, ev.SttEndOfSpeech(t=0.0))
+    d.at(0.0, ev.SetVad(t=0.0, enabled=False))
+    d.at(0.0, ev.AgentSpeechEnded(t=0.0))
+    assert [x.signal for x in d.of(out.DetectorSignal)] == [
+        "agent_speech_started", "overlap_speech_started", "overlap_speech_ended",
+        "agent_speech_ended"]
