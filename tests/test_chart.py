@@ -189,10 +189,10 @@ def test_check_command_lists_every_problem_with_location(
     bad = tmp_path / "bad.yaml"
     bad.write_text((ROOT / "states.yaml").read_text()
                    .replace("initial: running", "initial: runnin")
-                   .replace("actions: [restart_vad]}", "actions: [restart_vda]}"))
+                   .replace("actions: [restart_stt]}", "actions: [restart_sst]}", 1))
     assert main(["check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}:" in err and "initial state 'runnin'" in err
-    assert "action 'restart_vda' is not registered" in err
+    assert "action 'restart_sst' is not registered" in err
     assert main(["check"]) == 0
     assert "ok (14 regions" in capsys.readouterr().out

@@ -394,7 +394,6 @@ class Engine:
         self._soon: deque[Callable[[], None]] = deque()
         self._timers: list[tuple[float, int, str, int, Any]] = []
         self._seq = timer_sequence if timer_sequence is not None else itertools.count()
-        self._epoch = itertools.count(1)
         self._closing = False
         self._awaiting_answer = False
         self._inbox: deque[ev.Input] = deque()
@@ -435,8 +434,6 @@ class Engine:
         self._wait_ids = itertools.count(1)
         self._commit: _Commit | None = None
         self._boundary_epoch = 0
-        self._answer: ev.EndOfTurnAnswered | None = None
-        self._vad_gen = 0
         self._staged: Callable[[], None] | None = None
         # tests and tooling: called with (region, state, event, fired) for every region offered
         # an event by the table dispatcher
@@ -557,7 +554,7 @@ class Engine:
         if self.closed and not isinstance(e, (ev.EouModelAnswered, ev.EndOfTurnAnswered)):
             return  # a closed session ignores inputs
         if isinstance(e, ev.VadInferenceDone):
-            self._vad_inference(e)
+            self._emit(self._vad_inference(e))
             return
         if isinstance(e, ev.AudioPushed):
             self._audio(e)
@@ -584,7 +581,6 @@ class Engine:
             if not self._awaiting_answer:
                 return
             self._awaiting_answer = False
-            self._answer = e
         self._fire(_INPUT_EVENT[type(e)], e)
 
     def _fire(self, event: str, payload: Any) -> None:
@@ -713,26 +709,21 @@ class Engine:
         self._last_input_t = t
         if t > self.now:
             self.now = t
-        st = self._s
-        if st[self._r_life] == self._st_closed:
+        if self._s[self._r_life] == self._st_closed:
             return []
-        if st[self._r_vad] == self._st_vad_off:
-            return [out.InputDropped(t=t, ref=e.ref, reason="vad_inactive")]
+        return [self._vad_inference(e)]
+
+    def _vad_inference(self, e: ev.VadInferenceDone) -> out.Output:
+        """R11: the anchor moves to every window with speech; the onset is set if unknown."""
+        t = self.now
+        if self._s[self._r_vad] == self._st_vad_off:
+            return out.InputDropped(t=t, ref=e.ref, reason="vad_inactive")
+        speech = e.raw_accumulated_speech
         if speech > 0.0:
             self.last_speaking_time = t
             if self.speech_start_time is None:
                 self.speech_start_time = t - speech
-        return [out.VadInference(t=t, ref=e.ref)]
-
-    def _vad_inference(self, e: ev.VadInferenceDone) -> None:
-        if self.in_state("vad_input", "detached"):
-            self._emit(out.InputDropped(t=self.now, ref=e.ref, reason="vad_inactive"))
-            return
-        self._emit(out.VadInference(t=self.now, ref=e.ref))
-        if e.raw_accumulated_speech > 0.0:
-            self.last_speaking_time = self.now
-            if self.speech_start_time is None:
-                self.speech_start_time = self.now - e.raw_accumulated_speech
+        return out.VadInference(t=t, ref=e.ref)
 
     def _audio(self, e: ev.AudioPushed) -> None:
         if e.count <= 0:
@@ -1100,7 +1091,6 @@ def _a_announce_agent_speech(s: Engine, e: Any) -> None:
 
 @action("end_vad_stream")
 def _a_end_vad_stream(s: Engine, e: Any) -> None:
-    s._vad_gen += 1
     if isinstance(e, ev.Close):
         s._fire("vad_stream_ended", e)
         return
@@ -1108,16 +1098,6 @@ def _a_end_vad_stream(s: Engine, e: Any) -> None:
     def ended() -> None:
         s._fire("vad_stream_ended", None)
     s._later(ended, hops=2)
-
-
-@action("restart_vad")
-def _a_restart_vad(s: Engine, e: Any) -> None:
-    pass
-
-
-@action("vad_detached")
-def _a_vad_detached(s: Engine, e: Any) -> None:
-    pass
 
 
 @action("drop_vad_input")
