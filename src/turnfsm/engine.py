@@ -394,7 +394,6 @@ class Engine:
         self._soon: deque[Callable[[], None]] = deque()
         self._timers: list[tuple[float, int, str, int, Any]] = []
         self._seq = timer_sequence if timer_sequence is not None else itertools.count()
-        self._closing = False
         self._awaiting_answer = False
         self._inbox: deque[ev.Input] = deque()
         # configuration data
@@ -896,7 +895,7 @@ class Engine:
 
     def _arm(self, w: _Wait, delay: float, *, direct: bool) -> None:
         remaining = delay + (w.anchor - self.now) if w.anchor is not None else delay
-        if remaining > 0 and not self._closing:
+        if remaining > 0 and not self.closed:  # closing skips the wait (R4)
             self._timer(remaining, "eou_deadline", w.wait_id)
         elif direct:
             self._fire("wait_due", None)
@@ -1050,7 +1049,7 @@ def _a_request_decision(s: Engine, e: Any) -> None:
 
 @guard("commit_possible")
 def _g_commit_possible(s: Engine, e: Any) -> bool:
-    return s.in_state("stt_input", "attached") and not s._closing
+    return s.in_state("stt_input", "attached") and not s.closed
 
 
 @guard("commit_needs_final")
@@ -1065,7 +1064,6 @@ def _g_commit_needs_final(s: Engine, e: Any) -> bool:
 
 @action("close_session")
 def _a_close(s: Engine, e: Any) -> None:
-    s._closing = True
     # whatever is still undelivered once the closing decision settled is dropped ("closed")
     s._later(s._close_leftovers, hops=4)
 
@@ -1076,10 +1074,9 @@ def _a_drop_pending(s: Engine, e: Any) -> None:
     s._fire("decision_dropped", e)
 
 
-@action("leave_mode")
-def _a_leave_mode(s: Engine, e: Any) -> None:
-    if s.in_state("mode", "stt"):  # the STT's end-of-speech authority belongs to stt mode
-        s._fire("left_stt", e)
+@action("leave_stt")
+def _a_leave_stt(s: Engine, e: Any) -> None:
+    s._fire("left_stt", e)  # the STT's end-of-speech authority belongs to stt mode
 
 
 @action("announce_agent_speech")
@@ -1437,7 +1434,7 @@ def _a_accept(s: Engine, e: Any) -> None:
 @action("refuse_turn")
 def _a_refuse(s: Engine, e: Any) -> None:
     s._wait = None
-    if s._closing:
+    if s.closed:
         s._drop_turn("closed")
 
 
