@@ -1,10 +1,12 @@
 """turnfsm: turn-taking for voice agents as an explicit, declared, testable state machine."""
 
 from . import events, outputs
-from .chart import Chart, default_chart, load_chart, read_chart
-from .endpointing import EndpointingOptions
-from .engine import Engine, EngineOptions, UserTurnLimit
-from .errors import ChartError, ConfigError, InputError, TraceError, TurnFsmError
+from .chart import Chart
+from .core import Engine, ObserverFailed, StepRecord, default_chart, load_chart, read_chart
+from .errors import (ChartError, ConfigError, EngineFailed, InputError, TraceError,
+                     TurnFsmError)
+from .host import Scheduler
+from .options import EndpointingOptions, EngineOptions, UserTurnLimit
 
 __all__ = [
     "Chart",
@@ -12,8 +14,12 @@ __all__ = [
     "ConfigError",
     "EndpointingOptions",
     "Engine",
+    "EngineFailed",
     "EngineOptions",
     "InputError",
+    "ObserverFailed",
+    "Scheduler",
+    "StepRecord",
     "TraceError",
     "TurnFsmError",
     "UserTurnLimit",

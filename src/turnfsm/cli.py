@@ -10,9 +10,8 @@ from .errors import TurnFsmError
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .chart import read_chart
-    from .replay import replay_file
-    from .trace import read_trace
+    from .core import read_chart
+    from .replay import read_trace, replay_file
 
     chart = None
     if args.chart:
@@ -53,7 +52,7 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.timeline:
-            from .timeline import render_timeline
+            from .replay.timeline import render_timeline
             print(render_timeline(read_trace(args.trace), chart), end="")
             return 0
         text = replay_file(args.trace, **opts)
@@ -68,10 +67,11 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .chart import read_chart
+    from .chart import packaged_chart_path
+    from .core import read_chart
 
     try:
-        chart = read_chart(args.chart)
+        chart = read_chart(args.chart or packaged_chart_path())
     except TurnFsmError as e:
         print(str(e), file=sys.stderr)
         return 1
@@ -82,8 +82,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _diagram(args: argparse.Namespace) -> int:
-    from .chart import default_chart, load_chart, read_chart
-    from .diagram import DiagramError, region_names, render, to_dot, to_mermaid, write_diagrams
+    from .chart import load_chart
+    from .chart.diagram import DiagramError, region_names, render, to_dot, to_mermaid, write_diagrams
 
     err = sys.stderr
     if args.all and (args.region or args.format):
@@ -105,6 +105,7 @@ def _diagram(args: argparse.Namespace) -> int:
                 return 1
             chart = load_chart(text, str(path))
         else:
+            from .core import default_chart, read_chart
             chart = read_chart(args.chart) if args.chart else default_chart()
     except TurnFsmError as e:
         print(str(e), file=err)

@@ -39,3 +39,16 @@ class ConfigError(TurnFsmError):
 
 class InputError(TurnFsmError):
     """An input event is invalid (NaN, time going backwards, wrong type). Nothing is changed."""
+
+
+class EngineFailed(TurnFsmError):
+    """A step of the engine failed part-way (an exception inside a rule or hook it called).
+
+    The step's outputs were discarded and the engine is in its terminal error state: every
+    later call raises ``EngineFailed`` too. ``input`` names what the failed step processed
+    (an input event, or the timer that fired); the original exception is ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, input: object = None) -> None:
+        self.input = input
+        super().__init__(message)

@@ -6,9 +6,17 @@ to one input carry that input's ``ref``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import attrs
+
+TranscriptType = Literal["interim", "preflight", "final"]
+CommitStatus = Literal["ok", "cancelled"]
+DropReason = Literal["clear_user_turn", "backchannel_trim", "stream_reset", "closed",
+                     "duplicate"]
+InputDropReason = Literal["vad_inactive", "stt_inactive", "detector_inactive"]
+Signal = Literal["agent_speech_started", "agent_speech_ended", "overlap_speech_started",
+                 "overlap_speech_ended"]
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
@@ -45,7 +53,7 @@ class Transcript(Output):
     """A transcript reported to the host: ``type`` is interim, preflight or final."""
 
     ref: Any
-    type: str
+    type: TranscriptType
     text: str
     language: str
     confidence: float
@@ -108,7 +116,7 @@ class ConversationRequested(Output):
 class DetectorSignal(Output):
     """A control signal for the interruption detector stream."""
 
-    signal: str
+    signal: Signal
     started_at: float | None = None
     speech_duration: float | None = None
     ended_at: float | None = None
@@ -132,7 +140,7 @@ class CommitResult(Output):
     """A ``CommitUserTurn`` completed: ``ok`` with the committed transcript, or ``cancelled``."""
 
     ref: Any
-    status: str
+    status: CommitStatus
     transcript: str | None = None
 
 
@@ -150,7 +158,7 @@ class InputDropped(Output):
     """An input had nowhere to go (its component is not attached or has failed)."""
 
     ref: Any
-    reason: str
+    reason: InputDropReason
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
@@ -159,4 +167,4 @@ class TranscriptDropped(Output):
 
     ref: Any
     text: str
-    reason: str
+    reason: DropReason

@@ -8,43 +8,9 @@ the agent's own latency, defect D33).
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
-import attrs
-
-from .errors import ConfigError
+from ..options import EndpointingOptions
 
 LEADING_SILENCE_GRACE = 0.25  # s: user speech this close to agent start is not a backchannel
-
-
-@attrs.define(frozen=True, kw_only=True)
-class EndpointingOptions:
-    """Endpointing settings. ``min_delay``/``max_delay`` are initial values and bounds."""
-
-    mode: str = "fixed"
-    min_delay: float = 0.5
-    max_delay: float = 3.0
-    alpha: float = 0.9
-
-    def __attrs_post_init__(self) -> None:
-        if self.mode not in ("fixed", "dynamic"):
-            raise ConfigError(f"endpointing.mode must be 'fixed' or 'dynamic', not {self.mode!r}")
-        for name in ("min_delay", "max_delay", "alpha"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ConfigError(f"endpointing.{name} must be a finite number, not {v!r}")
-        if self.min_delay < 0 or self.max_delay < 0:
-            raise ConfigError("endpointing delays must not be negative")
-        if self.mode == "dynamic" and not 0 < self.alpha <= 1:
-            raise ConfigError(f"endpointing.alpha must be in (0, 1], not {self.alpha!r}")
-
-    def merged(self, changes: dict[str, Any]) -> EndpointingOptions:
-        """These settings with ``changes`` (a partial mapping) applied."""
-        unknown = set(changes) - {"mode", "min_delay", "max_delay", "alpha"}
-        if unknown:
-            raise ConfigError(f"unknown endpointing field(s): {sorted(unknown)}")
-        return attrs.evolve(self, **changes)
 
 
 class _ExpFilter:

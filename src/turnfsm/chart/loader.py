@@ -1,100 +1,44 @@
-"""Loading and validating the state chart (``states.yaml``) into a frozen :class:`Chart`.
+"""Loading and validating a state chart (``states.yaml``) into a frozen :class:`Chart`.
 
-The chart is parsed once per process (:func:`default_chart`) and shared by every session.
 Every problem is reported with its YAML location (``states.yaml:LINE: regions[3] (gate)…``):
 malformed YAML, unknown keys, unknown or unreachable states, undeclared events, events a
 region handles in one state but neither handles nor ignores in another, two transitions
-that could fire together, and guard or action names the registry does not know.
+that could fire together, and, given a :class:`Vocabulary` (the engine's registry), guard,
+action and payload names it does not know, actions routed events whose payload they do not
+accept, and regions, states or events the engine needs. This module imports no engine: the
+registry is passed in.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import attrs
 import yaml
 
-from .errors import ChartError
-
-# -- frozen spec ---------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Guard:
-    """A guard literal: ``name`` must be true (or false when ``negated``)."""
-
-    name: str
-    negated: bool = False
-
-    def __str__(self) -> str:
-        return f"not {self.name}" if self.negated else self.name
+from ..errors import ChartError
+from .model import Chart, EventSpec, Guard, Region, Transition
 
 
-@attrs.frozen
-class Transition:
-    """One transition of a region (``dest`` None = stay, an internal transition)."""
+class Vocabulary(Protocol):
+    """What a chart may name: the registry of the engine that will run it."""
 
-    region: str
-    event: str
-    source: str
-    dest: str | None
-    guards: tuple[Guard, ...]
-    actions: tuple[str, ...]
-    line: int
+    def knows_guard(self, name: str) -> bool:
+        """Whether ``name`` is a registered guard."""
 
+    def knows_action(self, name: str) -> bool:
+        """Whether ``name`` is a registered action."""
 
-@attrs.frozen
-class Region:
-    """A parallel region: its states, initial state and doc strings."""
+    def knows_payload(self, name: str) -> bool:
+        """Whether ``name`` is a class an event may carry (inputs and internal records)."""
 
-    name: str
-    initial: str
-    states: tuple[str, ...]
-    docs: Mapping[str, str]
-    doc: str
-    line: int
-    state_lines: Mapping[str, int] = attrs.field(factory=dict)
+    def action_accepts(self, action: str, payload: str | None) -> bool:
+        """Whether ``action`` accepts a payload of class ``payload`` (None: no payload)."""
 
-
-@attrs.frozen
-class EventSpec:
-    """A declared event. ``kind`` is input, data, timer or internal."""
-
-    name: str
-    kind: str
-    input: str | None
-    doc: str
-
-
-@attrs.frozen
-class Chart:
-    """A validated chart: regions in dispatch order, events, transitions."""
-
-    source: str
-    regions: tuple[Region, ...]
-    events: Mapping[str, EventSpec]
-    transitions: tuple[Transition, ...]
-    ignored: frozenset[tuple[str, str, str]]  # (region, state, event)
-
-    def region(self, name: str) -> Region:
-        for r in self.regions:
-            if r.name == name:
-                return r
-        raise KeyError(name)
-
-    @property
-    def guard_names(self) -> frozenset[str]:
-        return frozenset(g.name for t in self.transitions for g in t.guards)
-
-    @property
-    def action_names(self) -> frozenset[str]:
-        return frozenset(a for t in self.transitions for a in t.actions)
-
+    def requirements(self, chart: Chart) -> list[str]:
+        """Problems that stop the engine from running ``chart`` (regions, states, events)."""
 
 # -- YAML with line numbers -----------------------------------------------------------------
 
@@ -145,7 +89,7 @@ def _line(obj: Any, default: int) -> int:
 # -- loading -------------------------------------------------------------------------------
 
 _TOP_KEYS = {"chart", "version", "events", "regions"}
-_EVENT_KEYS = {"input", "data", "timer", "internal", "doc"}
+_EVENT_KEYS = {"input", "data", "timer", "internal", "doc", "payload"}
 _REGION_KEYS = {"name", "doc", "initial", "states", "transitions", "ignore", "ignore_in"}
 _TRANSITION_KEYS = {"event", "source", "dest", "guard", "actions", "doc"}
 
@@ -158,18 +102,11 @@ def _names(value: Any) -> list[str] | None:
     return None
 
 
-def load_chart(
-    text: str,
-    source: str = "states.yaml",
-    *,
-    guards: Iterable[str] | None = None,
-    actions: Iterable[str] | None = None,
-    inputs: Iterable[str] | None = None,
-) -> Chart:
+def load_chart(text: str, source: str = "states.yaml", *,
+               registry: Vocabulary | None = None) -> Chart:
     """Parse and validate chart ``text``; raise :class:`ChartError` listing every problem.
 
-    ``guards``/``actions`` are the registered names (None = not checked); ``inputs`` the
-    known input class names.
+    Without a ``registry`` only the chart's own consistency is checked.
     """
     problems: list[str] = []
 
@@ -199,7 +136,6 @@ def load_chart(
     if not isinstance(raw_events, dict) or not raw_events:
         bad(_line(doc, 1), "'events' must be a non-empty mapping of event names")
         raw_events = {}
-    known_inputs = set(inputs) if inputs is not None else None
     for name, spec in raw_events.items():
         line = _line(spec, _line(raw_events, 1))
         if not isinstance(spec, dict):
@@ -213,13 +149,25 @@ def load_chart(
             bad(line, f"events.{name}: at most one of data/timer/internal")
         kind = kinds[0] if kinds else "input"
         inp = spec.get("input")
+        payload = spec.get("payload")
         if kind in ("input", "data"):
             if not isinstance(inp, str):
                 bad(line, f"events.{name}: an input event needs 'input: <InputClass>'")
-            elif known_inputs is not None and inp not in known_inputs:
+            elif registry is not None and not registry.knows_payload(inp):
                 bad(line, f"events.{name}: unknown input class {inp!r}")
-        events[name] = EventSpec(name, kind, inp if isinstance(inp, str) else None,
-                                 str(spec.get("doc", "")))
+            if payload is not None:
+                bad(line, f"events.{name}: an input event carries its input; drop 'payload'")
+            payload = inp
+        elif inp is not None:
+            bad(line, f"events.{name}: only input and data events name an 'input'")
+        elif payload is not None and not isinstance(payload, str):
+            bad(line, f"events.{name}: 'payload' must be a class name")
+            payload = None
+        elif payload is not None and registry is not None and not registry.knows_payload(payload):
+            bad(line, f"events.{name}: unknown payload class {payload!r}")
+        events[name] = EventSpec(name, kind, inp if isinstance(inp, str) else None,  # type: ignore[arg-type]
+                                 str(spec.get("doc", "")),
+                                 payload if isinstance(payload, str) else None, line)
 
     # regions
     regions: list[Region] = []
@@ -230,8 +178,6 @@ def load_chart(
         bad(_line(doc, 1), "'regions' must be a non-empty list")
         raw_regions = []
     seen_regions: set[str] = set()
-    guard_set = set(guards) if guards is not None else None
-    action_set = set(actions) if actions is not None else None
     for ri, raw in enumerate(raw_regions):
         rline = _line(raw, _line(raw_regions, 1))
         if not isinstance(raw, dict):
@@ -336,19 +282,27 @@ def load_chart(
             for g in raw_guard:
                 neg = g.startswith("not ")
                 gname = g[4:].strip() if neg else g.strip()
-                if guard_set is not None and gname not in guard_set:
+                if registry is not None and not registry.knows_guard(gname):
                     bad(tline, f"{twhere}: guard {gname!r} is not registered")
                 gl.append(Guard(gname, neg))
             acts = _names(rt.get("actions") or [])
             if acts is None:
                 bad(tline, f"{twhere}: 'actions' must be a list of names")
                 acts = []
+            known_acts = []
             for a in acts:
-                if action_set is not None and a not in action_set:
+                if registry is not None and not registry.knows_action(a):
                     bad(tline, f"{twhere}: action {a!r} is not registered")
+                else:
+                    known_acts.append(a)
             for e in evs:
                 if not check_event(e, tline, twhere):
                     continue
+                carried = events[e].payload
+                for a in known_acts:
+                    if registry is not None and not registry.action_accepts(a, carried):
+                        bad(tline, f"{twhere}: action {a!r} does not accept what event {e!r} "
+                                   f"carries ({carried or 'nothing'})")
                 for s in sources:
                     if check_state(s, tline, f"{twhere} source"):
                         transitions.append(Transition(rname, e, s, dest, tuple(gl), tuple(acts),
@@ -356,6 +310,8 @@ def load_chart(
 
     chart = Chart(source, tuple(regions), events, tuple(transitions), frozenset(ignored))
     _semantic_checks(chart, bad)
+    if registry is not None and not problems:
+        problems.extend(registry.requirements(chart))
     if problems:
         raise ChartError(problems, source)
     return chart
@@ -414,53 +370,21 @@ def _semantic_checks(chart: Chart, bad: Any) -> None:
             bad(1, f"event {name!r} is declared but no region handles it")
 
 
-# -- the default chart ----------------------------------------------------------------------
-
-ENV_CHART = "TURNFSM_CHART"
+# -- chart files -----------------------------------------------------------------------------
 
 
-def default_chart_path() -> Path:
-    """Where the chart the code runs lives: the repository's root ``states.yaml`` in a
-    checkout, else the copy installed inside the package."""
-    env = os.environ.get(ENV_CHART)
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    repo = here.parents[2] / "states.yaml"
-    if repo.is_file() and (here.parents[2] / "src" / "turnfsm").is_dir():
-        return repo
+def packaged_chart_path() -> Path:
+    """The chart installed with the package (``turnfsm/states.yaml``, package data; in a
+    checkout it is the repository's root ``states.yaml``)."""
     return Path(str(resources.files("turnfsm") / "states.yaml"))
 
 
-def read_chart(path: str | os.PathLike[str] | None = None) -> Chart:
-    """Load and validate a chart file against the engine's registry."""
-    from .engine import ACTIONS, GUARDS, check_chart  # the registry lives with the engine
-    from .events import Input
-
-    p = Path(path) if path is not None else default_chart_path()
+def read_chart(path: str | os.PathLike[str], *, registry: Vocabulary | None = None) -> Chart:
+    """Load and validate a chart file (against ``registry`` when given)."""
+    p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ChartError([f"{p}: cannot read the chart: {exc.strerror or exc}"],
                          str(p)) from None
-    names = {c.__name__ for c in _all_subclasses(Input)}
-    chart = load_chart(text, str(p), guards=GUARDS, actions=ACTIONS, inputs=names)
-    problems = check_chart(chart)
-    if problems:
-        raise ChartError(problems, str(p))
-    return chart
-
-
-def _all_subclasses(cls: type) -> set[type]:
-    out: set[type] = set()
-    sub: type
-    for sub in cls.__subclasses__():
-        out.add(sub)
-        out |= _all_subclasses(sub)
-    return out
-
-
-@functools.cache
-def default_chart() -> Chart:
-    """The default chart, parsed and validated once per process."""
-    return read_chart(None)
+    return load_chart(text, str(p), registry=registry)

@@ -15,7 +15,8 @@ from typing import Any, NoReturn
 
 import attrs
 
-from .errors import TraceError
+from ..errors import TraceError
+from ..options import TURN_DETECTION
 
 _NUM, _BOOL, _STR, _OPTNUM, _ANY = "number", "bool", "string", "number-or-null", "any"
 
@@ -25,7 +26,6 @@ _VAD = {"speech_duration": (_NUM, 0.0), "silence_duration": (_NUM, 0.0),
         "raw_accumulated_silence": (_NUM, 0.0)}
 _TRANSCRIPT = {"text": (_STR, None), "language": (_STR, ""), "confidence": (_NUM, 0.0),
                "start_time": (_NUM, 0.0), "end_time": (_NUM, 0.0), "request_id": (_STR, "")}
-_REQUIRED = object()
 
 SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
     "vad.start_of_speech": _VAD,
@@ -78,7 +78,7 @@ TURN_DETECTOR_DEFAULTS: dict[str, Any] = {"probability": 1.0, "probabilities": N
 USER_TURN_LIMIT_DEFAULTS = {"max_words": None, "max_duration": None}
 GLUE_DEFAULTS = {"speech_feedback": True, "interruption_feedback": True,
                  "detector_error_fallback": True, "boundary_callback": True}
-TURN_DETECTION_VALUES = ("vad", "stt", "manual", "realtime_llm", "model", None)
+TURN_DETECTION_VALUES = TURN_DETECTION
 
 
 @attrs.frozen

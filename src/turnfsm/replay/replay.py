@@ -1,26 +1,26 @@
 """Replaying a trace through the engine in virtual time, with the host glue of the format.
 
-The replayer is a thin shell around :class:`~turnfsm.engine.Engine`: it applies each input
-at its time (timers due at that instant fire first), answers the engine's requests (the
-scripted end-of-turn model of the header, the host's end-of-turn answers), simulates the
-host reactions the format specifies (interruption feedback, detector-error fallback,
-boundary callback) and records every output as a line of the output format.
+The replayer is a thin shell around :class:`~turnfsm.core.Engine`: it applies each input
+at its time (timers due at that instant fire first, through the host
+:class:`~turnfsm.host.Scheduler`), answers the engine's requests (the scripted end-of-turn
+model of the header, the host's end-of-turn answers), simulates the host reactions the
+format specifies (interruption feedback, detector-error fallback, boundary callback) and
+records every output as a line of the output format.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import events as ev
-from . import outputs as out
-from .chart import Chart
-from .endpointing import EndpointingOptions
-from .engine import Engine, EngineOptions, UserTurnLimit
-from .errors import ConfigError, InputError, TraceError
+from .. import events as ev
+from .. import outputs as out
+from ..chart import Chart
+from ..core import Engine, StepObserver
+from ..core.engine import Backend
+from ..errors import ConfigError, InputError, TraceError
+from ..host import Scheduler
+from ..options import EndpointingOptions, EngineOptions, UserTurnLimit
 from .trace import Trace, TraceInput, dumps, output_line, read_trace
 
 
@@ -69,17 +69,18 @@ class Replay:
     """One replay of a trace."""
 
     def __init__(self, trace: Trace, *, diagnostics: bool = False,
-                 backend: str = "table", chart: Chart | None = None) -> None:
+                 backend: Backend = "table", chart: Chart | None = None,
+                 observer: StepObserver | None = None) -> None:
         self.trace = trace
-        self.backend = backend
+        self.backend: Backend = backend
         self.chart = chart
+        self.observer = observer
         self.cfg = trace.config
         self.glue = self.cfg["glue"]
         self.diagnostics = diagnostics
         self.lines: list[dict[str, Any]] = []
         self.now = 0.0
-        self.seq = itertools.count()
-        self.shell_timers: list[tuple[float, int, Callable[[], None]]] = []
+        self.scheduler: Scheduler | None = None
         self.model = ScriptedModel(self.cfg["turn_detector"])
         self.detection_enabled = bool(self.cfg["interruption_detection"])
         self.boundary_registered = False
@@ -202,37 +203,27 @@ class Replay:
 
         latency = float(m.opts["latency"])
         if latency > 0:
+            assert self.scheduler is not None
             deadline = round(t + latency, 6)
-            heapq.heappush(self.shell_timers, (deadline, next(self.seq), answer))
+
+            def at_deadline() -> None:
+                self.now = max(self.now, deadline)
+                answer()
+            self.scheduler.call_at(deadline, at_deadline)
         else:
             answer()
 
     # -- time --------------------------------------------------------------------------------
 
-    def next_timer(self) -> tuple[float, int, str] | None:
-        assert self.engine is not None
-        best: tuple[float, int, str] | None = None
-        et = self.engine.next_timer()
-        if et is not None:
-            best = (et[0], et[1], "engine")
-        if self.shell_timers:
-            st = self.shell_timers[0]
-            if best is None or (st[0], st[1]) < (best[0], best[1]):
-                best = (st[0], st[1], "shell")
-        return best
-
     def run_timers(self, until: float) -> None:
-        assert self.engine is not None
-        while True:
-            nt = self.next_timer()
-            if nt is None or nt[0] > until:
-                return
-            self.now = max(self.now, nt[0])
-            if nt[2] == "engine":
-                self.process(self.engine.fire_next_timer())
-            else:
-                _, _, fn = heapq.heappop(self.shell_timers)
-                fn()
+        """Fire the engine's and the replay's timers due by ``until``, in order."""
+        assert self.scheduler is not None and self.engine is not None
+        engine = self.engine
+
+        def outputs(outs: list[out.Output]) -> None:
+            self.now = max(self.now, engine.now)
+            self.process(outs)
+        self.scheduler.run_until(until, outputs)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -337,8 +328,10 @@ class Replay:
         except ConfigError as e:
             self.rec(0.0, "error", source="setup", exception=f"ValueError: {e}")
             return self.lines
-        self.engine = Engine(opts, chart=self.chart, timer_sequence=self.seq,
-                             backend=self.backend)
+        self.engine = Engine(opts, chart=self.chart, backend=self.backend)
+        if self.observer is not None:
+            self.engine.add_observer(self.observer)
+        self.scheduler = Scheduler(self.engine)
         inputs = self.trace.inputs
         for i in inputs:
             self.run_timers(i.t)
@@ -351,7 +344,7 @@ class Replay:
         last_t = inputs[-1].t if inputs else 0.0
         limit = last_t + float(self.cfg["time_limit"])
         self.run_timers(limit)
-        if self.next_timer() is not None:
+        if self.scheduler.next_deadline() is not None:
             self.rec(self.now, "error", source="harness", message="virtual time limit reached")
         self.rec(self.now, "close")
         self.feed(ev.Close(t=self.now))
@@ -362,13 +355,13 @@ class Replay:
 USER_LIMIT_NONE: dict[str, Any] = {"max_words": None, "max_duration": None}
 
 
-def replay_trace(trace: Trace, *, diagnostics: bool = False, backend: str = "table",
+def replay_trace(trace: Trace, *, diagnostics: bool = False, backend: Backend = "table",
                  chart: Chart | None = None) -> list[dict[str, Any]]:
     """Replay a parsed trace; return the output records."""
     return Replay(trace, diagnostics=diagnostics, backend=backend, chart=chart).run()
 
 
-def replay_file(path: str | Path, *, diagnostics: bool = False, backend: str = "table",
+def replay_file(path: str | Path, *, diagnostics: bool = False, backend: Backend = "table",
                 chart: Chart | None = None) -> str:
     """Replay a trace file; return the output as JSON Lines text."""
     return dumps(replay_trace(read_trace(path), diagnostics=diagnostics, backend=backend,

@@ -1,0 +1,287 @@
+"""The context rules see: the state vector, the records, and the few verbs a rule may use.
+
+Guards and actions (:mod:`turnfsm.core.rules`) receive a :class:`Context` and the payload of
+the event being dispatched. Through the context they read the regions (:meth:`in_state`) and
+the records, and act only through its verbs: :meth:`emit` an output, :meth:`fire` an
+internal event (dispatched at once, nested), :meth:`later` a deferred step, :meth:`arm` a
+timer. The engine facade (:mod:`turnfsm.core.engine`) owns one context and is the only
+caller of :meth:`run_deferred` and :meth:`fire_timer`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import events as ev
+from .. import outputs as out
+from ..chart import Chart
+from ..options import EngineOptions
+from .endpointing import make_endpointing
+from .records import Commit, LimitTracker, Trigger, TurnData, Wait
+from .text import count_words, language_update
+from .timers import Later, Timer, TimerKind, TimerQueue
+
+if TYPE_CHECKING:
+    from .dispatch import Dispatcher
+
+
+class Context:
+    """One session's state: regions, records, outputs of the current step."""
+
+    def __init__(self, chart: Chart, options: EngineOptions, regions: tuple[str, ...],
+                 states: tuple[tuple[str, ...], ...], initial: tuple[int, ...]) -> None:
+        self.chart = chart
+        self.options = options
+        self.regions = regions
+        self.states = states
+        self.s = list(initial)  # the state index of every region
+        self._ri = {r: i for i, r in enumerate(regions)}
+        self._si = [{s: i for i, s in enumerate(st)} for st in states]
+        self.dispatcher: Dispatcher | None = None
+        self.vad_region, self.vad_detached = self.index("vad_input", "detached")  # hot path
+        # time and the current step
+        self.now = 0.0
+        self.step = 0
+        self.out: list[out.Output] = []
+        self._soon: deque[Callable[[], None]] = deque()
+        self.timers = TimerQueue()
+        self.awaiting_answer = False  # an EndOfTurn waits for its EndOfTurnAnswered
+        # configuration in force
+        o = options
+        self.eou_model = o.turn_detection == "model"
+        self.endpointing_options = o.endpointing
+        self.endpointing = make_endpointing(o.endpointing)
+        self.limit = o.user_turn_limit
+        self.boundary = o.backchannel_boundary
+        # the turn and the user's speech
+        self.turn = TurnData()
+        self.tracker = LimitTracker()
+        self.speech_start_time: float | None = None  # onset of the current speech
+        self.last_speaking_time: float | None = None  # the end-of-turn anchor
+        self.promoted: str | None = None  # interim text a commit promoted to a final (D24)
+        self.last_language: str | None = None
+        # the collaborators' streams
+        self.input_started_at: float | None = None  # the STT stream's time origin (D12)
+        self.sample_rate: int | None = None
+        self.held: list[ev.SttEvent] = []  # STT events held while the agent speaks
+        self.window: float | None = None  # the ignore window of the last agent speech
+        self.agent_started_at: float | None = None
+        self.verdict_interruption = False
+        self.detector_told_agent = False  # the detector stream heard agent_speech_started
+        self.boundary_epoch = 0
+        # the pending decision and commit
+        self.wait: Wait | None = None
+        self.commit: Commit | None = None
+        self._wait_ids = 0
+        self._commit_ids = 0
+
+    # -- regions ---------------------------------------------------------------------------
+
+    def in_state(self, region: str, state: str) -> bool:
+        """Whether ``region`` is in ``state``."""
+        ri = self._ri[region]
+        return self.s[ri] == self._si[ri][state]
+
+    def state_of(self, region: str) -> str:
+        """The current state of ``region``."""
+        ri = self._ri[region]
+        return self.states[ri][self.s[ri]]
+
+    def index(self, region: str, state: str) -> tuple[int, int]:
+        """(region index, state index), for hot paths."""
+        ri = self._ri[region]
+        return ri, self._si[ri][state]
+
+    # -- verbs -------------------------------------------------------------------------------
+
+    def fire(self, event: str, payload: Any = None) -> None:
+        """Dispatch an internal event now (every region, in chart order)."""
+        assert self.dispatcher is not None
+        self.dispatcher.dispatch(self, event, payload)
+
+    def emit(self, o: out.Output) -> None:
+        """Emit an output of the current step."""
+        self.out.append(o)
+
+    def later(self, step: Later, fn: Callable[[], None]) -> None:
+        """Run ``fn`` as the deferred step ``step`` (before the current call returns)."""
+        self._queue(fn, step.hops)
+
+    def _queue(self, fn: Callable[[], None], hops: int) -> None:
+        if hops <= 1:
+            self._soon.append(fn)
+        else:
+            self._soon.append(lambda: self._queue(fn, hops - 1))
+
+    def run_deferred(self) -> None:
+        """Run deferred steps (not while an end of turn awaits its answer)."""
+        soon = self._soon
+        while soon and not self.awaiting_answer:
+            soon.popleft()()
+
+    def arm(self, kind: TimerKind, delay: float, key: int) -> Timer:
+        """Arm a timer ``delay`` seconds from now."""
+        return self.timers.arm(round(self.now + delay, 6), self.step, kind, key)
+
+    def timer_live(self, timer: Timer) -> bool:
+        """Whether what armed ``timer`` still stands."""
+        kind = timer.kind
+        if kind is TimerKind.EOU_DEADLINE:
+            return self.wait is not None and self.wait.wait_id == timer.key
+        if kind is TimerKind.COMMIT_TIMEOUT:
+            return (self.commit is not None and self.commit.cid == timer.key
+                    and self.in_state("commit", "awaiting_final"))
+        return timer.key == self.boundary_epoch
+
+    def next_wait_id(self) -> int:
+        """A fresh id for an end-of-turn wait (and its model request)."""
+        self._wait_ids += 1
+        return self._wait_ids
+
+    def next_commit_id(self) -> int:
+        """A fresh id for a commit."""
+        self._commit_ids += 1
+        return self._commit_ids
+
+    # -- derived facts -------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """The session is closed."""
+        return self.in_state("lifecycle", "closed")
+
+    @property
+    def interruption_effective(self) -> bool:
+        """Interruption detection is effective: a detector channel and a VAD are attached."""
+        return not self.in_state("detector", "detached") and self.in_state("vad_input", "attached")
+
+    @property
+    def agent_speaking(self) -> bool:
+        """The agent is speaking."""
+        return self.in_state("agent_speech", "speaking")
+
+    @property
+    def user_speaking(self) -> bool:
+        """The user is speaking (per VAD, or per STT in stt mode)."""
+        return self.in_state("user_speech", "speaking")
+
+    def speaking_flag(self) -> bool | None:
+        """What a transcript reports as ``speaking`` (None when nothing tracks speech)."""
+        if self.in_state("vad_input", "attached") or self.in_state("mode", "stt"):
+            return self.user_speaking
+        return None
+
+    # -- shared steps --------------------------------------------------------------------------
+
+    def signal(self, signal: out.Signal, **kw: Any) -> None:
+        """Send a control signal to the detector stream, when one is attached."""
+        if self.in_state("detector", "attached"):
+            self.emit(out.DetectorSignal(t=self.now, signal=signal, **kw))
+
+    def announce_agent(self) -> None:
+        """Tell the detector stream the agent speaks (D10/D11: markers are paired)."""
+        self.signal("agent_speech_started")
+        self.detector_told_agent = self.in_state("detector", "attached")
+
+    def ensure_span(self, start: float | None = None) -> None:
+        """Open the user-turn span (its start: ``start``, else now) unless it is open."""
+        turn = self.turn
+        if not turn.span_open:
+            turn.span_open = True
+            if turn.user_turn_start is None:
+                turn.user_turn_start = self.now if start is None else start
+
+    def update_language(self, language: str, text: str) -> None:
+        """The language of the turn, from a transcript (D22: non-specific codes ignored)."""
+        self.last_language = language_update(self.last_language, language, text)
+
+    def transcript_out(self, e: ev.SttTranscript, kind: out.TranscriptType) -> out.Transcript:
+        """The output reporting transcript ``e``."""
+        return out.Transcript(t=self.now, ref=e.ref, type=kind, text=e.text, language=e.language,
+                              confidence=e.confidence, start_time=e.start_time,
+                              end_time=e.end_time, speaking=self.speaking_flag())
+
+    def accept_final(self, ref: Any, text: str, confidence: float) -> None:
+        """Append a final to the turn."""
+        turn = self.turn
+        turn.last_final_time = self.now
+        turn.transcript = (turn.transcript + " " + text).lstrip()
+        turn.confidences.append(confidence)
+        turn.finals.append((ref, text))
+
+    def anchor_at_transcript(self) -> None:
+        """Without a VAD (or before any speech window) a transcript is the last speech."""
+        if self.in_state("vad_input", "detached") or self.last_speaking_time is None:
+            self.last_speaking_time = self.now
+
+    def check_turn_limit(self, text: str) -> None:
+        """Count ``text`` against the user turn limit; report when it is reached."""
+        lim = self.limit
+        if lim.max_words is None and lim.max_duration is None:
+            return
+        tr = self.tracker
+        if tr.started_at is None:
+            tr.started_at = self.speech_start_time or self.now
+        tr.words += count_words(text)
+        tr.transcript = f"{tr.transcript} {text}".strip()
+        duration = self.now - tr.started_at
+        if (lim.max_duration is not None and duration >= lim.max_duration) or (
+            lim.max_words is not None and tr.words >= lim.max_words
+        ):
+            self.emit(out.UserTurnExceeded(
+                t=self.now, transcript=self.turn.current_transcript(),
+                accumulated_transcript=tr.transcript, accumulated_word_count=tr.words,
+                duration=duration))
+
+    def request_decision(self, trigger: Trigger | None = None) -> None:
+        """Ask for an end-of-turn decision (the chart decides whether one starts)."""
+        self.emit(out.ConversationRequested(t=self.now))
+        self.fire("eou_trigger", trigger or Trigger())
+
+    def preempt(self, transcript: str, confidence: float) -> None:
+        """Offer preemptive generation of a reply to ``transcript``."""
+        self.emit(out.PreemptiveGeneration(t=self.now, new_transcript=transcript,
+                                           transcript_confidence=confidence,
+                                           started_speaking_at=self.speech_start_time))
+
+    def drop(self, e: ev.SttEvent, reason: out.DropReason) -> None:
+        """Record that a held STT event was discarded."""
+        if isinstance(e, ev.SttTranscript) and e.text:
+            self.emit(out.TranscriptDropped(t=self.now, ref=e.ref, text=e.text, reason=reason))
+
+    def drop_turn(self, reason: out.DropReason) -> None:
+        """Record that every final of the turn was discarded."""
+        for ref, text in self.turn.finals:
+            self.emit(out.TranscriptDropped(t=self.now, ref=ref, text=text, reason=reason))
+        self.turn.finals = []
+
+    def new_turn(self, *, cleared: bool) -> None:
+        """Start afresh after a delivery (``cleared`` False) or a clear.
+
+        A delivery keeps the speech onset and anchor when the user spoke during the wait
+        (the caller decides), the turn-limit tracker and a promoted interim; a clear drops
+        them all.
+        """
+        self.turn = TurnData()
+        if cleared:
+            self.tracker = LimitTracker()
+            self.promoted = None
+            self.speech_start_time = None
+            self.last_speaking_time = None
+
+    def apply_options(self, options: EngineOptions) -> None:
+        """Record the options in force (the chart's mode change is fired by the caller)."""
+        self.options = options
+        self.eou_model = options.turn_detection == "model"
+        if options.endpointing is not self.endpointing_options:
+            self.endpointing_options = options.endpointing
+            self.endpointing = make_endpointing(options.endpointing)
+        self.limit = options.user_turn_limit
+
+
+def finite(v: Any) -> bool:
+    """A finite number (not a bool)."""
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)

@@ -1,0 +1,117 @@
+"""The engine's data records: what a turn accumulates, the pending decision, a commit, and
+the payloads of internal events.
+
+Control state lives in the chart; these records hold the data that does not change which
+inputs are legal. Per-turn data is one :class:`TurnData` replaced whole (never reset field
+by field): :meth:`~turnfsm.core.context.Context.new_turn` says in one place what a delivery
+and a clear keep.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+@attrs.define(slots=True)
+class TurnData:
+    """What the current user turn has accumulated; replaced whole when it is delivered or
+    cleared."""
+
+    transcript: str = ""  # accumulated finals
+    interim: str = ""  # the latest interim (or preflight) text
+    interim_language: str = ""
+    interim_confidence: float = 0.0
+    preflight: str = ""  # transcript + the latest preflight (what preemption saw)
+    confidences: list[float] = attrs.field(factory=list)
+    last_final_time: float | None = None  # finals and preflights (transcription delay)
+    last_real_final_time: float | None = None  # finals only (the commit's recency test, D24)
+    span_open: bool = False
+    user_turn_start: float | None = None
+    request_ids: list[str] = attrs.field(factory=list)
+    skip_reply_sticky: bool = False  # a commit asked for no reply (D15: until delivery)
+    finals: list[tuple[Any, str]] = attrs.field(factory=list)  # (ref, text): drop records
+
+    def mean_confidence(self) -> float:
+        """The mean confidence of this turn's finals (0 without any)."""
+        c = self.confidences
+        return sum(c) / len(c) if c else 0.0
+
+    def current_transcript(self) -> str:
+        """Accumulated finals plus the latest interim."""
+        if self.interim:
+            return self.transcript + " " + self.interim
+        return self.transcript
+
+
+@attrs.define(slots=True)
+class LimitTracker:
+    """The user's words and speaking time since the agent last spoke (user_turn_limit)."""
+
+    words: int = 0
+    transcript: str = ""
+    started_at: float | None = None
+
+
+@attrs.define(slots=True)
+class Wait:
+    """The pending end-of-turn decision: its anchor and what it will report."""
+
+    wait_id: int
+    anchor: float | None
+    last_final: float | None
+    turn_start: float | None
+    skip_reply: bool
+    manual: bool
+    min_delay: float = 0.0
+
+
+@attrs.define(slots=True)
+class Commit:
+    """A commit request (``CommitUserTurn``) and how far it got."""
+
+    cid: int
+    ref: Any
+    skip_reply: bool
+    resolved: bool = False  # its CommitResult was emitted (or is on its way)
+    finalized: bool = False  # it committed the turn; the result follows the delivery
+
+
+# -- payloads of internal events ---------------------------------------------------------
+
+
+@attrs.frozen
+class Trigger:
+    """Payload of ``eou_trigger``: who asks for an end-of-turn decision."""
+
+    skip_reply: bool = False
+    manual: bool = False  # a commit asks: the end-of-turn model does not apply (D18)
+
+
+@attrs.frozen(kw_only=True)
+class SpeechStart:
+    """Payload of ``feedback_started``: the engine's own report that user speech started
+    (the host signal ``UserSpeechStarted`` the reference feeds back to itself)."""
+
+    started_at: float | None
+    speech_duration: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class SpeechEnd:
+    """Payload of ``feedback_ended``: the engine's own report that user speech ended."""
+
+    ended_at: float | None
+    interruption: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class FinalSettled:
+    """Payload of ``final_settled``: a final was accepted into the turn."""
+
+    changed: bool  # the transcript differs from what the last preflight preempted
+    commit_waited: bool  # a commit was waiting for this final (it decides, not the final)
+
+
+PAYLOADS: tuple[type, ...] = (Trigger, SpeechStart, SpeechEnd, FinalSettled)

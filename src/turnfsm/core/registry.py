@@ -1,0 +1,140 @@
+"""The registry: the guards and actions a chart may name, and what the engine needs of a chart.
+
+Rules register themselves with :data:`RULES` (``@RULES.guard("name")``,
+``@RULES.action("name", Payload, ...)``). An action declares the payload classes it reads;
+the chart loader checks every event routed to it against them (``input:`` of input events,
+``payload:`` of internal events), so a chart cannot route an event to an action that would
+misread it. :class:`Registry` is the :class:`~turnfsm.chart.Vocabulary` the loader takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from .. import events as ev
+from ..chart import Chart
+from .records import PAYLOADS
+
+if TYPE_CHECKING:
+    from .context import Context
+
+GuardFn = Callable[["Context", Any], bool]
+ActionFn = Callable[["Context", Any], None]
+G = TypeVar("G", bound=Callable[..., bool])
+A = TypeVar("A", bound=Callable[..., None])
+
+
+@attrs.frozen
+class ActionSpec:
+    """A registered action and the payload classes it accepts."""
+
+    fn: ActionFn
+    accepts: tuple[type, ...]
+
+
+# The regions, states and events the engine's code refers to by name: a chart must declare
+# them; everything else about a chart is free.
+REQUIRED_STATES: dict[str, frozenset[str]] = {
+    "lifecycle": frozenset({"running", "closed"}),
+    "mode": frozenset({"vad", "stt", "manual", "realtime"}),
+    "vad_input": frozenset({"attached", "detached"}),
+    "stt_input": frozenset({"attached", "detached"}),
+    "detector": frozenset({"attached", "detached"}),
+    "agent_speech": frozenset({"speaking"}),
+    "boundary": frozenset({"active"}),
+    "overlap": frozenset({"open"}),
+    "user_speech": frozenset({"speaking"}),
+    "turn": frozenset({"idle", "open", "predicting"}),
+    "authority": frozenset({"none", "manual_committed", "stt_committed"}),
+    "commit": frozenset({"awaiting_final"}),
+}
+REQUIRED_EVENTS = frozenset({
+    "to_vad", "to_stt", "to_manual", "to_realtime", "final", "final_settled", "preflight",
+    "speech_onset", "speech_offset", "eou_trigger", "wait_due", "vad_stream_ended",
+    "committed", "commit_done", "feedback_started", "feedback_ended", "eou_deadline",
+    "commit_timeout", "boundary_expired", "vad_attach", "vad_detach", "stt_attach",
+    "stt_detach", "detector_attach", "detector_detach", "decision_dropped", "decision_refused",
+    "left_stt", "agent_over_user",
+    *("vad_start", "vad_end", "stt_start", "stt_end", "stt_interim", "stt_preflight", "stt_final",
+      "overlap", "detector_failed", "agent_start", "agent_end", "user_started", "user_ended",
+      "overlap_ended", "commit", "clear", "model_answered", "turn_answered", "close"),
+})
+
+
+def _input_classes() -> dict[str, type]:
+    found: dict[str, type] = {}
+    todo: list[type] = [ev.Input]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+class Registry:
+    """Named guards and actions, and the classes events may carry."""
+
+    def __init__(self) -> None:
+        self.guards: dict[str, GuardFn] = {}
+        self.actions: dict[str, ActionSpec] = {}
+        self.payloads: dict[str, type] = {c.__name__: c for c in PAYLOADS}
+        self.payloads.update(_input_classes())
+
+    def guard(self, name: str) -> Callable[[G], G]:
+        """Register a guard under ``name``."""
+        def deco(fn: G) -> G:
+            if name in self.guards:
+                raise ValueError(f"guard {name!r} is registered twice")
+            self.guards[name] = fn
+            return fn
+        return deco
+
+    def action(self, name: str, *accepts: type) -> Callable[[A], A]:
+        """Register an action under ``name``; ``accepts`` are the payload classes it reads
+        (none given: it does not read its payload)."""
+        def deco(fn: A) -> A:
+            if name in self.actions:
+                raise ValueError(f"action {name!r} is registered twice")
+            self.actions[name] = ActionSpec(fn, accepts or (object,))
+            return fn
+        return deco
+
+    # -- the chart loader's vocabulary -------------------------------------------------------
+
+    def knows_guard(self, name: str) -> bool:
+        """Whether ``name`` is a registered guard."""
+        return name in self.guards
+
+    def knows_action(self, name: str) -> bool:
+        """Whether ``name`` is a registered action."""
+        return name in self.actions
+
+    def knows_payload(self, name: str) -> bool:
+        """Whether ``name`` is a class an event may carry."""
+        return name in self.payloads
+
+    def action_accepts(self, action: str, payload: str | None) -> bool:
+        """Whether ``action`` accepts a payload of class ``payload`` (None: no payload)."""
+        cls = type(None) if payload is None else self.payloads.get(payload)
+        return cls is not None and issubclass(cls, self.actions[action].accepts)
+
+    def requirements(self, chart: Chart) -> list[str]:
+        """Problems that stop the engine from running ``chart``."""
+        problems = []
+        regions = {r.name: r for r in chart.regions}
+        for name, states in sorted(REQUIRED_STATES.items()):
+            r = regions.get(name)
+            if r is None:
+                problems.append(f"{chart.source}:1: the engine needs a region {name!r}")
+                continue
+            for st in sorted(states - set(r.states)):
+                problems.append(f"{chart.source}:{r.line}: region {name!r} needs a state {st!r}")
+        for e in sorted(REQUIRED_EVENTS - set(chart.events)):
+            problems.append(f"{chart.source}:1: the engine needs an event {e!r}")
+        return problems
+
+
+RULES = Registry()

@@ -1,0 +1,102 @@
+"""The hold gate: user STT events are held while the agent speaks and interruption
+detection is effective, and released when it stops, synchronously and in order (D5/D26),
+after trimming the head that ended before the ignore window (backchannels the detector did
+not call an interruption). Every discarded transcript leaves a drop record (D28)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ... import events as ev
+from ..context import Context
+from ..registry import RULES
+from .transcripts import PROCESSORS
+
+
+@RULES.guard("manual_gate_drops")
+def manual_gate_drops(cx: Context, e: Any) -> bool:
+    """Interims are dropped while a manual commit's decision is pending (they are stale)."""
+    return (cx.in_state("mode", "manual") and cx.in_state("authority", "manual_committed")
+            and cx.wait is not None)
+
+
+@RULES.action("hold_stt", ev.SttEvent)
+def hold_stt(cx: Context, e: ev.SttEvent) -> None:
+    """Hold an STT event until the agent stops."""
+    cx.held.append(e)
+
+
+def _release(cx: Context, events: list[ev.SttEvent]) -> None:
+    for e in events:
+        PROCESSORS[type(e)](cx, e)
+
+
+@RULES.action("release_trimmed")
+def release_trimmed(cx: Context, e: Any) -> None:
+    """The agent stopped: release what is held, minus the head inside the ignore window."""
+    _release(cx, trim(cx, cx.window))
+    cx.window = None
+
+
+@RULES.action("release_all")
+def release_all(cx: Context, e: Any) -> None:
+    """Detection stopped being effective: release everything held (D27)."""
+    _release(cx, trim(cx, None))
+
+
+def _drop_held(cx: Context, reason: Any) -> None:
+    for h in cx.held:
+        cx.drop(h, reason)
+    cx.held = []
+
+
+@RULES.action("drop_held_cleared")
+def drop_held_cleared(cx: Context, e: Any) -> None:
+    """The turn was cleared: what is held goes with it."""
+    _drop_held(cx, "clear_user_turn")
+
+
+@RULES.action("drop_held_reset")
+def drop_held_reset(cx: Context, e: Any) -> None:
+    """The STT stream restarted: what is held belonged to the old stream."""
+    _drop_held(cx, "stream_reset")
+
+
+@RULES.action("drop_held_at_close")
+def drop_held_at_close(cx: Context, e: Any) -> None:
+    """Closed while the agent spoke: what is held is dropped, with a record (D28)."""
+    _drop_held(cx, "closed")
+
+
+def trim(cx: Context, window: float | None) -> list[ev.SttEvent]:
+    """Empty the held buffer: drop the head that ended before ``window``; return the rest."""
+    buf, cx.held = cx.held, []
+    if window is None:
+        return buf
+    origin = cx.input_started_at
+    start: int | None = None
+    found = False
+    for i, e in enumerate(buf):
+        if not isinstance(e, ev.SttTranscript):
+            start = i if start is None else min(start, i)
+            continue
+        if origin is not None and e.end_time > 0:
+            ended = min(origin + e.end_time, e.t)  # D13: a mapped time is never in the future
+        elif origin is not None and e.start_time > 0:
+            ended = None  # a start but no end: keep it, as the reference does
+        else:
+            ended = e.t  # D6: no usable timestamps: the arrival time stands for the end
+        agent_start = cx.agent_started_at
+        # D7: speech that ended before the agent started is never trimmed
+        before_agent = ended is not None and agent_start is not None and ended < agent_start
+        if ended is not None and ended < window and not before_agent:
+            start = None
+        else:
+            start = i if start is None else min(start, i)
+            found = True
+            break
+    keep = buf[start:] if (found and start is not None) else []
+    cut = len(buf) - len(keep)
+    for e in buf[:cut]:
+        cx.drop(e, "backchannel_trim")
+    return keep

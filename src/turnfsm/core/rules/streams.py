@@ -1,0 +1,134 @@
+"""The collaborators' streams: VAD, STT and interruption detector (attach, detach, intake),
+and the data events handled before the machine (VAD windows, audio, STT usage)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ... import events as ev
+from ... import outputs as out
+from ..context import Context
+from ..registry import RULES
+from ..timers import Later
+
+# -- VAD ---------------------------------------------------------------------------------
+
+
+@RULES.guard("vad_live")
+def vad_live(cx: Context, e: Any) -> bool:
+    """The VAD is attached."""
+    return cx.in_state("vad_input", "attached")
+
+
+@RULES.action("end_vad_stream")
+def end_vad_stream(cx: Context, e: Any) -> None:
+    """A restarted or detached VAD stream reports its end a little later (its segment and
+    the user's speech end then)."""
+    cx.later(Later.VAD_STREAM_END, lambda: cx.fire("vad_stream_ended"))
+
+
+@RULES.action("end_vad_stream_now")
+def end_vad_stream_now(cx: Context, e: Any) -> None:
+    """At close the VAD stream ends at once."""
+    cx.fire("vad_stream_ended")
+
+
+@RULES.action("drop_vad_input", ev.Input)
+def drop_vad_input(cx: Context, e: ev.Input) -> None:
+    """A VAD event with no VAD attached goes nowhere."""
+    cx.emit(out.InputDropped(t=cx.now, ref=e.ref, reason="vad_inactive"))
+
+
+def vad_window(cx: Context, e: ev.VadInferenceDone) -> out.Output:
+    """R11: the anchor moves to every window with speech; the onset is set if unknown."""
+    t = cx.now
+    if cx.s[cx.vad_region] == cx.vad_detached:  # in_state("vad_input", "detached"), inlined
+        return out.InputDropped(t=t, ref=e.ref, reason="vad_inactive")
+    speech = e.raw_accumulated_speech
+    if speech > 0.0:
+        cx.last_speaking_time = t
+        if cx.speech_start_time is None:
+            cx.speech_start_time = t - speech
+    return out.VadInference(t=t, ref=e.ref)
+
+
+def audio(cx: Context, e: ev.AudioPushed) -> None:
+    """Audio frames set the STT stream's time origin (D12) and the sample rate."""
+    if e.count <= 0:
+        return
+    if cx.input_started_at is None:
+        cx.input_started_at = cx.now - e.duration
+    cx.sample_rate = e.sample_rate
+
+
+# -- STT ---------------------------------------------------------------------------------
+
+
+@RULES.guard("stt_live")
+def stt_live(cx: Context, e: Any) -> bool:
+    """The STT is attached."""
+    return cx.in_state("stt_input", "attached")
+
+
+@RULES.action("restart_stt")
+def restart_stt(cx: Context, e: Any) -> None:
+    """A new STT stream has a new time origin (D12)."""
+    cx.input_started_at = None
+
+
+@RULES.action("drop_stt_input", ev.Input)
+def drop_stt_input(cx: Context, e: ev.Input) -> None:
+    """An STT event with no STT attached goes nowhere."""
+    cx.emit(out.InputDropped(t=cx.now, ref=e.ref, reason="stt_inactive"))
+
+
+@RULES.action("note_request_id", ev.SttEvent)
+def note_request_id(cx: Context, e: ev.SttEvent) -> None:
+    """The turn reports the STT request ids it heard."""
+    note_request(cx, e.request_id)
+
+
+def note_request(cx: Context, rid: str) -> None:
+    """Remember an STT request id for the turn."""
+    if rid and rid not in cx.turn.request_ids:
+        cx.turn.request_ids.append(rid)
+
+
+def usage(cx: Context, e: ev.SttUsage) -> None:
+    """An STT usage report only contributes its request id."""
+    if cx.in_state("stt_input", "detached"):
+        cx.emit(out.InputDropped(t=cx.now, ref=e.ref, reason="stt_inactive"))
+    else:
+        note_request(cx, e.request_id)
+
+
+# -- interruption detector ---------------------------------------------------------------
+
+
+@RULES.action("restart_detector")
+def restart_detector(cx: Context, e: Any) -> None:
+    """A new detector stream has heard nothing yet."""
+    cx.detector_told_agent = False
+
+
+@RULES.action("detector_removed")
+def detector_removed(cx: Context, e: Any) -> None:
+    """A removed detector stream hears no more markers."""
+    cx.detector_told_agent = False
+
+
+@RULES.action("take_verdict", ev.OverlapVerdict)
+def take_verdict(cx: Context, e: ev.OverlapVerdict) -> None:
+    """Remember the verdict; an interruption is reported at once."""
+    cx.verdict_interruption = e.is_interruption
+    if e.is_interruption:
+        cx.emit(out.Interruption(t=cx.now, ref=e.ref,
+                                 detected_at=cx.now if e.detected_at is None else e.detected_at,
+                                 overlap_started_at=e.overlap_started_at,
+                                 probability=e.probability))
+
+
+@RULES.action("drop_detector_input", ev.Input)
+def drop_detector_input(cx: Context, e: ev.Input) -> None:
+    """A verdict or failure with no live detector goes nowhere."""
+    cx.emit(out.InputDropped(t=cx.now, ref=e.ref, reason="detector_inactive"))

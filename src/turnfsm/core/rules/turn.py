@@ -1,0 +1,207 @@
+"""The user turn and its end-of-turn decision (turn and authority regions).
+
+At most one decision is pending (:class:`~turnfsm.core.records.Wait`). Its first step runs
+right after the trigger (a deferred step): it asks the end-of-turn model (``predicting``)
+or arms the endpointing deadline (``waiting``), measured from the anchor (the last speech).
+When the wait is over the end of turn is delivered (``delivering``) and the host's answer
+is awaited: accepted, the turn's data is replaced whole; refused, the turn goes on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ... import events as ev
+from ... import outputs as out
+from ..context import Context
+from ..records import Trigger, Wait
+from ..registry import RULES
+from ..timers import Later, TimerKind
+from .commit import commit_abandoned, commit_delivered
+
+# -- guards --------------------------------------------------------------------------------
+
+
+@RULES.guard("answer_accepts")
+def answer_accepts(cx: Context, e: Any) -> bool:
+    """The host accepted the end of turn."""
+    return isinstance(e, ev.EndOfTurnAnswered) and e.accepted
+
+
+@RULES.guard("anchor_unchanged")
+def anchor_unchanged(cx: Context, e: Any) -> bool:
+    """The user did not speak during the wait (the anchor did not move)."""
+    return cx.wait is not None and cx.last_speaking_time == cx.wait.anchor
+
+
+@RULES.guard("manual_decision")
+def manual_decision(cx: Context, e: Any) -> bool:
+    """A manual commit's decision is pending: new speech does not cancel it (D16)."""
+    return cx.in_state("mode", "manual") and cx.in_state("authority", "manual_committed")
+
+
+@RULES.guard("may_decide")
+def may_decide(cx: Context, e: Any) -> bool:
+    """There is something to decide: a transcript, no STT, or manual mode."""
+    return not (cx.in_state("stt_input", "attached") and not cx.turn.transcript
+                and not cx.in_state("mode", "manual"))
+
+
+@RULES.guard("model_applies")
+def model_applies(cx: Context, e: Trigger) -> bool:
+    """The end-of-turn model refines the delay (never for a commit, D18)."""
+    return (cx.eou_model and bool(cx.turn.transcript) and not cx.in_state("mode", "manual")
+            and not e.manual)
+
+
+@RULES.guard("answer_current")
+def answer_current(cx: Context, e: Any) -> bool:
+    """The model's answer is for the pending wait."""
+    return isinstance(e, ev.EouModelAnswered) and cx.wait is not None and \
+        cx.wait.wait_id == e.request_id
+
+
+@RULES.guard("ends_on_vad_end")
+def ends_on_vad_end(cx: Context, e: Any) -> bool:
+    """A VAD end of speech asks for a decision: vad mode, or stt mode once committed."""
+    return cx.in_state("mode", "vad") or (
+        cx.in_state("mode", "stt") and cx.in_state("authority", "stt_committed"))
+
+
+# -- the wait ------------------------------------------------------------------------------
+
+
+@RULES.action("request_decision")
+def request_decision(cx: Context, e: Any) -> None:
+    """Ask for an end-of-turn decision."""
+    cx.request_decision()
+
+
+@RULES.action("open_turn")
+def open_turn(cx: Context, e: Any) -> None:
+    """The turn starts at the known onset of its speech (unknown: metrics stay absent, D4)."""
+    if cx.turn.user_turn_start is None and cx.speech_start_time is not None:
+        cx.turn.user_turn_start = cx.speech_start_time
+
+
+@RULES.action("start_wait", Trigger)
+def start_wait(cx: Context, trig: Trigger) -> None:
+    """Start the end-of-turn wait; its first step follows at once (deferred)."""
+    skip = trig.skip_reply or cx.turn.skip_reply_sticky
+    wid = cx.next_wait_id()
+    cx.wait = Wait(wid, cx.last_speaking_time, cx.turn.last_final_time, cx.turn.user_turn_start,
+                   skip, trig.manual)
+    cx.later(Later.WAIT_FIRST_STEP, lambda: _first_step(cx, wid))
+
+
+def _first_step(cx: Context, wait_id: int) -> None:
+    w = cx.wait
+    if w is None or w.wait_id != wait_id:
+        return
+    w.min_delay = cx.endpointing.min_delay
+    cx.ensure_span()
+    if cx.in_state("turn", "predicting"):
+        cx.emit(out.EouModelRequest(t=cx.now, request_id=wait_id, language=cx.last_language,
+                                    transcript=cx.turn.transcript))
+    else:
+        _arm(cx, w, w.min_delay, direct=True)
+
+
+def _arm(cx: Context, w: Wait, delay: float, *, direct: bool) -> None:
+    remaining = delay + (w.anchor - cx.now) if w.anchor is not None else delay
+    if remaining > 0 and not cx.closed:  # closing skips the wait (R4)
+        cx.arm(TimerKind.EOU_DEADLINE, remaining, w.wait_id)
+    elif direct:
+        cx.fire("wait_due")
+    else:
+        _due_soon(cx, w.wait_id)
+
+
+def _due_soon(cx: Context, wait_id: int) -> None:
+    def due() -> None:
+        if cx.wait is not None and cx.wait.wait_id == wait_id:
+            cx.fire("wait_due")
+    cx.later(Later.WAIT_DUE, due)
+
+
+@RULES.action("arm_deadline", ev.EouModelAnswered)
+def arm_deadline(cx: Context, e: ev.EouModelAnswered) -> None:
+    """The model answered: wait ``max_delay`` if the turn is unlikely over, else
+    ``min_delay`` (any failure: ``min_delay``, D20)."""
+    w = cx.wait
+    assert w is not None
+    delay = w.min_delay
+    if (e.supported and not e.failed and e.threshold is not None and e.probability is not None
+            and e.probability < e.threshold):
+        delay = cx.endpointing.max_delay
+    _arm(cx, w, delay, direct=False)
+
+
+@RULES.action("wait_due_now")
+def wait_due_now(cx: Context, e: Any) -> None:
+    """Closing ends a running wait at once (R4)."""
+    if cx.wait is not None:
+        _due_soon(cx, cx.wait.wait_id)
+
+
+@RULES.action("cancel_wait")
+def cancel_wait(cx: Context, e: Any) -> None:
+    """Drop the pending decision (its timer dies with it)."""
+    cx.wait = None
+
+
+# -- delivery and the host's answer ----------------------------------------------------------
+
+
+@RULES.action("deliver_end_of_turn")
+def deliver_end_of_turn(cx: Context, e: Any) -> None:
+    """Emit the end of turn; metrics are all set or all absent (D4)."""
+    w = cx.wait
+    assert w is not None
+    started = stopped = tdelay = eou_delay = None
+    if (w.last_final is not None and w.anchor is not None and w.turn_start is not None
+            and w.turn_start <= w.anchor <= cx.now):
+        started, stopped = w.turn_start, w.anchor
+        tdelay = max(w.last_final - w.anchor, 0.0)
+        eou_delay = cx.now - w.anchor
+    turn = cx.turn
+    cx.emit(out.EndOfTurn(t=cx.now, new_transcript=turn.transcript,
+                          transcript_confidence=turn.mean_confidence(), skip_reply=w.skip_reply,
+                          started_speaking_at=started, stopped_speaking_at=stopped,
+                          transcription_delay=tdelay, end_of_turn_delay=eou_delay))
+    commit_delivered(cx, turn.transcript)
+    cx.awaiting_answer = True
+
+
+@RULES.action("accept_turn")
+def accept_turn(cx: Context, e: Any) -> None:
+    """The host took the turn: a new one starts (the speech goes on if the user spoke
+    during the wait)."""
+    w = cx.wait
+    assert w is not None
+    cx.new_turn(cleared=False)
+    if cx.last_speaking_time == w.anchor:
+        cx.speech_start_time = None
+        cx.last_speaking_time = None
+    cx.wait = None
+
+
+@RULES.action("refuse_turn")
+def refuse_turn(cx: Context, e: Any) -> None:
+    """The host refused the turn: it goes on (at close, it is dropped)."""
+    cx.wait = None
+    if cx.closed:
+        cx.drop_turn("closed")
+
+
+@RULES.action("clear_turn")
+def clear_turn(cx: Context, e: Any) -> None:
+    """Discard the turn (D1–D3: its decision, start and turn-limit count go with it)."""
+    cx.drop_turn("clear_user_turn")
+    commit_abandoned(cx)
+    cx.new_turn(cleared=True)
+    if cx.in_state("stt_input", "attached"):
+        cx.input_started_at = None  # a fresh STT stream has a new time origin
+    if cx.user_speaking:  # speech that goes on after a clear starts a new turn now
+        cx.speech_start_time = cx.now
+        cx.ensure_span(cx.now)

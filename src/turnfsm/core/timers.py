@@ -1,0 +1,93 @@
+"""Time inside the engine: timers (deadlines the host fires) and deferred steps.
+
+**Timers** are typed records in a heap ordered by (deadline, arming order). A timer is
+*live* while what armed it still stands (the engine decides, :meth:`Context.timer_live`):
+cancelling the end-of-turn wait, a commit or the boundary makes its timer dead, and dead
+timers are skipped. Each timer records the step that armed it, so a host scheduler can
+merge engine timers with its own in creation order without sharing a counter with the
+engine (:mod:`turnfsm.host.scheduler`).
+
+**Deferred steps** are work the reference recogniser performs in tasks it spawns: it runs
+some event-loop iterations after the callback that spawned it, but before the next input.
+The engine keeps them in one FIFO, drained before ``handle``/``advance`` return, so no
+later input overtakes them. Each is a named :class:`Later` whose value is the number of
+loop iterations the reference takes (fitted on the conformance traces); a step with n > 1
+re-queues itself n - 1 times, so steps of different depth interleave as in the reference.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+from collections.abc import Callable
+
+import attrs
+
+
+class TimerKind(enum.Enum):
+    """What a timer is for; its value is the chart event it fires."""
+
+    EOU_DEADLINE = "eou_deadline"  # the endpointing delay of the pending decision elapsed
+    COMMIT_TIMEOUT = "commit_timeout"  # no final arrived within a commit's transcript_timeout
+    BOUNDARY_EXPIRED = "boundary_expired"  # the start backchannel boundary elapsed
+
+
+@attrs.frozen(order=False)
+class Timer:
+    """An armed timer: fires ``kind`` at ``deadline`` unless it is dead by then."""
+
+    deadline: float
+    seq: int  # arming order within the engine
+    step: int  # the engine step that armed it
+    kind: TimerKind
+    key: int  # the wait, commit or boundary epoch it belongs to
+
+
+class TimerQueue:
+    """Armed timers by (deadline, arming order)."""
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._seq = 0
+
+    def arm(self, deadline: float, step: int, kind: TimerKind, key: int) -> Timer:
+        """Arm a timer; return it."""
+        self._seq += 1
+        timer = Timer(deadline, self._seq, step, kind, key)
+        heapq.heappush(self._heap, (deadline, self._seq, timer))
+        return timer
+
+    def first(self, live: Callable[[Timer], bool]) -> Timer | None:
+        """The earliest live timer (dead ones before it are discarded)."""
+        heap = self._heap
+        while heap and not live(heap[0][2]):
+            heapq.heappop(heap)
+        return heap[0][2] if heap else None
+
+    def pop(self) -> Timer:
+        """Remove and return the earliest timer."""
+        return heapq.heappop(self._heap)[2]
+
+    def pending(self, live: Callable[[Timer], bool]) -> list[Timer]:
+        """Every live timer, earliest first."""
+        return [t for _d, _s, t in sorted(self._heap) if live(t)]
+
+
+class Later(enum.Enum):
+    """A deferred step; the value is how many loop iterations later the reference runs it."""
+
+    WAIT_FIRST_STEP = ("wait_first_step", 1)  # a new wait asks the model or arms its deadline
+    WAIT_DUE = ("wait_due", 1)  # a wait with nothing left to wait for completes
+    VAD_STREAM_END = ("vad_stream_end", 2)  # a restarted/detached VAD stream reports its end
+    COMMIT_FINALIZE = ("commit_finalize", 1)  # a commit with a recent final finalizes
+    COMMIT_AFTER_FINAL = ("commit_after_final", 3)  # a commit woken by its final finalizes
+    COMMIT_RESOLVED = ("commit_resolved", 1)  # a commit that scheduled nothing reports ok
+    COMMIT_CANCELLED = ("commit_cancelled", 3)  # a superseded commit reports cancelled
+    CLOSE_LEFTOVERS = ("close_leftovers", 4)  # at close, what nothing will deliver is dropped
+
+    @property
+    def hops(self) -> int:
+        """Loop iterations until the step runs."""
+        return self.value[1]

@@ -1,0 +1,63 @@
+"""One scheduler for a host: the engine's timers and the host's, in one order.
+
+A host has timers of its own (a model answer due after its latency, a retry, a pacing
+tick) beside the engine's deadlines. :class:`Scheduler` fires both in (deadline, creation
+order). The engine stamps each of its timers with the step that armed it; a host timer is
+stamped with the engine steps completed when it was made, and at an equal deadline an engine
+timer armed in step *n* precedes a host timer made after step *n*. So ties resolve in the
+order the timers were made, without the engine and the host sharing a counter.
+
+The replayer, the tests' virtual-time driver and the asyncio runtime all use it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+
+from .. import outputs as out
+from ..core import Engine
+
+
+class Scheduler:
+    """Engine deadlines merged with host timers."""
+
+    __slots__ = ("_heap", "_seq", "engine")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._heap: list[tuple[float, int, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+
+    def call_at(self, deadline: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` at ``deadline`` (rounded to the microsecond, as engine deadlines)."""
+        heapq.heappush(self._heap, (round(deadline, 6), self.engine.steps, next(self._seq), fn))
+
+    def _next(self) -> tuple[float, bool] | None:
+        """(deadline, is the engine's) of the next timer to fire."""
+        engine = self.engine
+        et = None if engine.awaiting_answer else engine.next_timer()
+        if not self._heap:
+            return None if et is None else (et.deadline, True)
+        d, step, _seq, _fn = self._heap[0]
+        if et is None or (d, step, 1) < (et.deadline, et.step, 0):
+            return d, False
+        return et.deadline, True
+
+    def next_deadline(self) -> float | None:
+        """When the next timer (the engine's or the host's) is due."""
+        n = self._next()
+        return None if n is None else n[0]
+
+    def run_until(self, t: float, on_outputs: Callable[[list[out.Output]], None]) -> None:
+        """Fire every timer due at or before ``t``, in order; engine outputs go to
+        ``on_outputs`` (a timer fired there may make new ones, fired in turn)."""
+        while True:
+            n = self._next()
+            if n is None or n[0] > t:
+                return
+            if n[1]:
+                on_outputs(self.engine.fire_next_timer())
+            else:
+                heapq.heappop(self._heap)[3]()

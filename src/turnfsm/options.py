@@ -1,0 +1,118 @@
+"""Options of a session: public, frozen values checked when they are made.
+
+Defaults follow the reference recogniser except where a defect was fixed: the end
+backchannel cooldown is 1.0 s, not 3.5 s (D8).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, get_args
+
+import attrs
+
+from .errors import ConfigError
+
+TurnDetection = Literal["vad", "stt", "manual", "realtime_llm", "model"]
+TURN_DETECTION: tuple[TurnDetection | None, ...] = (*get_args(TurnDetection), None)
+EndpointingMode = Literal["fixed", "dynamic"]
+
+
+def _finite(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+@attrs.define(frozen=True, kw_only=True)
+class EndpointingOptions:
+    """Endpointing settings. ``min_delay``/``max_delay`` are initial values and bounds."""
+
+    mode: EndpointingMode = "fixed"
+    min_delay: float = 0.5
+    max_delay: float = 3.0
+    alpha: float = 0.9
+
+    def __attrs_post_init__(self) -> None:
+        if self.mode not in get_args(EndpointingMode):
+            raise ConfigError(f"endpointing.mode must be 'fixed' or 'dynamic', not {self.mode!r}")
+        for name in ("min_delay", "max_delay", "alpha"):
+            v = getattr(self, name)
+            if not _finite(v):
+                raise ConfigError(f"endpointing.{name} must be a finite number, not {v!r}")
+        if self.min_delay < 0 or self.max_delay < 0:
+            raise ConfigError("endpointing delays must not be negative")
+        if self.mode == "dynamic" and not 0 < self.alpha <= 1:
+            raise ConfigError(f"endpointing.alpha must be in (0, 1], not {self.alpha!r}")
+
+    def merged(self, changes: dict[str, Any]) -> EndpointingOptions:
+        """These settings with ``changes`` (a partial mapping) applied."""
+        unknown = set(changes) - {"mode", "min_delay", "max_delay", "alpha"}
+        if unknown:
+            raise ConfigError(f"unknown endpointing field(s): {sorted(unknown)}")
+        return attrs.evolve(self, **changes)
+
+
+def _boundary(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, (int, float)):
+        value = (value, value)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError("backchannel_boundary must be a number, two numbers, or null")
+    if len(value) == 0:
+        return None
+    if len(value) != 2 or not all(
+        isinstance(x, (int, float)) and math.isfinite(x) and x >= 0 for x in value
+    ):
+        raise ConfigError("backchannel_boundary must be a tuple of two non-negative floats")
+    return (float(value[0]), float(value[1]))
+
+
+def _limit(name: str) -> Any:
+    def convert(value: Any) -> float | None:
+        if value is None:
+            return None
+        if not _finite(value):
+            raise ConfigError(f"user_turn_limit.{name} must be a number or null, not {value!r}")
+        return float(value)
+    return convert
+
+
+@attrs.define(frozen=True, kw_only=True)
+class UserTurnLimit:
+    """Report when the user's words or speaking time since the agent last spoke reach this."""
+
+    max_words: float | None = attrs.field(default=None, converter=_limit("max_words"))
+    max_duration: float | None = attrs.field(default=None, converter=_limit("max_duration"))
+
+    @classmethod
+    def from_mapping(cls, m: dict[str, Any] | None) -> UserTurnLimit:
+        """Limits from a mapping with the keys ``max_words``/``max_duration`` (missing = none)."""
+        m = dict(m or {})
+        unknown = set(m) - {"max_words", "max_duration"}
+        if unknown:
+            raise ConfigError(f"unknown user_turn_limit field(s): {sorted(unknown)}")
+        return cls(max_words=m.get("max_words"), max_duration=m.get("max_duration"))
+
+
+def turn_detection(v: Any) -> TurnDetection | None:
+    """``v`` checked as a turn-detection mode (None = automatic, as ``vad``)."""
+    if v not in TURN_DETECTION:
+        raise ConfigError(f"turn_detection must be one of {TURN_DETECTION}, not {v!r}")
+    return v  # type: ignore[no-any-return]
+
+
+@attrs.define(frozen=True, kw_only=True)
+class EngineOptions:
+    """Options of one session (see the README for each)."""
+
+    turn_detection: TurnDetection | None = attrs.field(default=None, converter=turn_detection)
+    endpointing: EndpointingOptions = attrs.field(factory=EndpointingOptions)
+    backchannel_boundary: tuple[float, float] | None = attrs.field(
+        default=(1.0, 1.0), converter=_boundary)
+    user_turn_limit: UserTurnLimit = UserTurnLimit()
+    vad: bool = True
+    stt: bool = True
+    interruption_detection: bool = False
+    speech_feedback: bool = True

@@ -1,0 +1,111 @@
+"""A readable timeline of a replayed session, built by a step observer: each input, then
+what it caused (the engine's outputs, the host's answers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import events as ev
+from .. import outputs as out
+from ..chart import Chart
+from ..core import StepRecord
+from .replay import Replay
+from .trace import Trace, TraceInput
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}".rstrip("0").rstrip(".") if v == v else "nan"
+    if isinstance(v, str):
+        return repr(v)
+    return str(v)
+
+
+def describe_input(i: TraceInput) -> str:
+    """One line for a trace input."""
+    f = i.fields
+    if "text" in f:
+        return f"{i.kind} {f['text']!r}"
+    if i.kind == "overlap":
+        return "overlap " + ("interruption" if f.get("is_interruption") else "backchannel")
+    if "enabled" in f:
+        return f"{i.kind} {'on' if f['enabled'] else 'off'}"
+    return i.kind
+
+
+def describe_output(o: out.Output) -> str | None:
+    """One line for an engine output (None: not shown)."""
+    if isinstance(o, out.EndOfTurn):
+        extra = ""
+        if o.end_of_turn_delay is not None:
+            extra = (f" (spoke {_fmt(o.started_speaking_at)}-{_fmt(o.stopped_speaking_at)}, "
+                     f"decided {_fmt(o.end_of_turn_delay)} s after)")
+        skip = " [no reply]" if o.skip_reply else ""
+        return f"END OF TURN {o.new_transcript!r}{extra}{skip}"
+    if isinstance(o, out.Transcript):
+        return f"{o.type} transcript {o.text!r}"
+    if isinstance(o, out.PreemptiveGeneration):
+        return f"preemptive generation {o.new_transcript!r}"
+    if isinstance(o, out.StartOfSpeech):
+        return f"user started speaking (at {_fmt(o.speech_start_time)})"
+    if isinstance(o, out.EndOfSpeech):
+        return "user stopped speaking"
+    if isinstance(o, out.Interruption):
+        return "INTERRUPTION of the agent"
+    if isinstance(o, out.DetectorSignal):
+        return f"detector signal {o.signal}"
+    if isinstance(o, out.TranscriptDropped):
+        return f"dropped {o.text!r} ({o.reason})"
+    if isinstance(o, out.EouModelRequest):
+        return f"asks the end-of-turn model about {o.transcript!r}"
+    if isinstance(o, out.CommitResult):
+        return f"commit {o.status}" + (f" {o.transcript!r}" if o.status == "ok" else "")
+    if isinstance(o, out.UserTurnExceeded):
+        return f"user turn limit reached ({o.accumulated_word_count} words, {_fmt(o.duration)} s)"
+    if isinstance(o, out.InputDropped):
+        return f"input dropped ({o.reason})"
+    if isinstance(o, out.AudioFlushRequested):
+        return f"flush the STT ({o.frames} frames)"
+    if isinstance(o, out.BoundaryExpired):
+        return "backchannel boundary expired"
+    return None  # VAD windows and conversation look-ups
+
+
+class TimelineObserver:
+    """Collects timeline rows from the engine's step records."""
+
+    def __init__(self, trace: Trace) -> None:
+        self._inputs = {i.line: i for i in trace.inputs}
+        self.rows: list[tuple[float, str, str]] = []
+
+    def __call__(self, rec: StepRecord) -> None:
+        e = rec.input
+        i = self._inputs.get(e.ref) if e is not None and isinstance(e.ref, int) else None
+        if i is not None:
+            if i.kind not in ("vad.inference_done", "audio"):
+                self.rows.append((i.t, f"{i.line:>4} ", describe_input(i)))
+        elif isinstance(e, ev.EndOfTurnAnswered):
+            self.rows.append((rec.t, " host", "accepts the turn" if e.accepted
+                              else "refuses the turn (it goes on)"))
+        elif isinstance(e, ev.EouModelAnswered):
+            verdict = ("failed" if e.failed else "unsupported language" if not e.supported
+                       else f"p={_fmt(e.probability)} threshold={_fmt(e.threshold)}")
+            self.rows.append((rec.t, " host", f"model answers: {verdict}"))
+        elif isinstance(e, ev.Close):
+            self.rows.append((rec.t, " host", "close"))
+        for o in rec.outputs:
+            what = describe_output(o)
+            if what is not None:
+                self.rows.append((o.t, "   ->", what))
+
+
+def render_timeline(trace: Trace, chart: Chart | None = None) -> str:
+    """The session as text: inputs (with their line) and the outputs they caused."""
+    obs = TimelineObserver(trace)
+    Replay(trace, diagnostics=True, chart=chart, observer=obs).run()
+    head = f"# {trace.path}\n"
+    comment = trace.config.get("comment")
+    if comment:
+        head += f"# {comment}\n"
+    body = "".join(f"{t:8.3f}s {who} {what}\n" for t, who, what in obs.rows)
+    return head + "#   time   line  input / -> output\n" + body
