@@ -756,6 +756,7 @@ PLAIN_OPTIONS = st.builds(EngineOptions, turn_detection=st.sampled_from(["vad", 
 STEADY_HOST = st.just(HostScript())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mutant, options, expected", [
     (DropsOneHeldFinal, HELD_OPTIONS, "I3"),
     (chart_factory(mutant_chart("turn", "clear", {"predicting", "waiting"})), PLAIN_OPTIONS,
@@ -794,6 +795,7 @@ def test_bug_b14_copied_engine_keeps_its_commit_timeout() -> None:
     assert pickle.loads(pickle.dumps(eng)).next_timer() == eng.next_timer()
 
 
+@pytest.mark.slow
 @known_bug("B15_compiled_chart_cache_keyed_by_id")
 def test_bug_b15_engine_runs_its_own_chart_after_gc() -> None:
     """An engine runs its own chart even when it reuses the id of a collected chart."""
