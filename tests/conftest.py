@@ -1,4 +1,6 @@
-"""Hypothesis profiles, chosen with the HYPOTHESIS_PROFILE environment variable.
+"""Hypothesis profiles and the ``slow`` marker.
+
+Hypothesis profiles are chosen with the HYPOTHESIS_PROFILE environment variable.
 
 * ``default``: quick, for local runs (the property tests take a few seconds).
 * ``ci``: derandomized (reproducible in CI) with ``print_blob``; enough examples that the
@@ -9,12 +11,17 @@
 :data:`STATEFUL_EXAMPLES` is the total budget of the stateful tests per profile (they split
 it over two state machines run in two processes, see ``tests/test_properties.py``); the
 ``max_examples`` of a profile applies to every other ``@given`` test.
+
+Tests marked ``slow`` (the bounded exhaustive exploration, the mutation runs and other tests
+of more than about two seconds) run only with ``TURNFSM_SLOW=1`` in the environment or with
+``pytest --slow``; otherwise they are skipped. CI sets ``TURNFSM_SLOW=1``.
 """
 
 from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -33,3 +40,25 @@ settings.load_profile(PROFILE)
 def stateful_examples() -> int:
     """The stateful tests' total example budget under the current profile."""
     return STATEFUL_EXAMPLES.get(PROFILE, 120)
+
+
+SLOW_ENV = "TURNFSM_SLOW"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", default=False,
+                     help=f"also run the tests marked slow (same as {SLOW_ENV}=1)")
+
+
+def run_slow(config: pytest.Config) -> bool:
+    """Whether the tests marked ``slow`` run: ``--slow`` or TURNFSM_SLOW set (not 0)."""
+    return bool(config.getoption("--slow")) or os.environ.get(SLOW_ENV, "") not in ("", "0")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if run_slow(config):
+        return
+    skip = pytest.mark.skip(reason=f"slow: run with {SLOW_ENV}=1 pytest (or pytest --slow)")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)

@@ -119,8 +119,8 @@ def _hand_edited_states_yaml() -> str:
 
 
 def test_hand_edited_chart_makes_the_committed_diagrams_stale() -> None:
-    """A chart with a state and transitions added by hand renders differently from diagrams/,
-    so the staleness check above fails when states.yaml changes without a refresh."""
+    """A chart edited by hand (new region, state, transitions) makes diagrams/ stale."""
+    # so the staleness check above fails when states.yaml changes without a refresh
     edited = load_chart(_hand_edited_states_yaml(), "states.yaml")
     problems = _problems(edited, DIAGRAMS)
     first = edited.regions[0].name
@@ -199,8 +199,9 @@ def test_parallel_transitions_share_one_arrow() -> None:
 
 
 def test_timers_internal_transitions_and_self_loops_are_marked() -> None:
-    """Timer arrows carry the clock mark (dashed in DOT); internal transitions sit in the
-    state box; self-transitions are loop arrows in DOT and ↻ lines in Mermaid."""
+    """Timer arrows, internal transitions and self-loops are each drawn distinctly."""
+    # timer arrows carry the clock mark (dashed in DOT); internal transitions sit in the state
+    # box; self-transitions are loop arrows in DOT and ↻ lines in Mermaid
     dot = to_dot(_tiny())
     timer = next(ln for ln in dot.splitlines() if '"turn/waiting" -> "turn/delivering"' in ln)
     assert f"{TIMER_MARK} eou_deadline / deliver_end_of_turn" in timer
@@ -216,8 +217,9 @@ def test_timers_internal_transitions_and_self_loops_are_marked() -> None:
 
 
 def test_real_chart_shows_every_region_state_and_transition() -> None:
-    """Each region is a cluster, each state a node, each (source, dest) pair one arrow, and
-    every transition's event appears in its region's DOT and Mermaid text."""
+    """Every region, state, (source, dest) arrow and transition event of the chart is drawn."""
+    # each region is a cluster, each state a node, each (source, dest) pair one arrow, and
+    # every transition's event (and guard) appears in its region's DOT and Mermaid text
     chart = _repo_chart()
     for region in chart.regions:
         dot = to_dot(chart, region.name)
@@ -311,8 +313,9 @@ def test_mermaid_package_parses_every_diagram(tmp_path: Path) -> None:
 
 
 def test_mermaid_reads_the_chart_as_drawn(tmp_path: Path) -> None:
-    """The graph Mermaid builds from the whole-chart text has every region, state, initial
-    arrow, arrow between states and internal transition line the chart declares."""
+    """Mermaid's own graph of the chart text has exactly the chart's states and arrows."""
+    # every region, state, initial arrow, arrow between states and internal transition line
+    # the chart declares, and no other arrow between states
     for chart in (_tiny(), _repo_chart()):
         path = tmp_path / f"{Path(chart.source).stem}.mmd"
         path.write_text(to_mermaid(chart), encoding="utf-8")

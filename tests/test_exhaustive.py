@@ -156,6 +156,7 @@ def _run(i: int) -> dict[str, Any]:
     return explore(name, options, host)
 
 
+@pytest.mark.slow
 def test_bounded_exhaustive_orderings(capsys: pytest.CaptureFixture[str]) -> None:
     """Every ordering of ten input kinds up to depth 8 keeps every invariant (BFS, deduped)."""
     assert DEPTH >= 1 and len(ALPHABET) >= 8

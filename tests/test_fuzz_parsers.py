@@ -3,8 +3,8 @@
 Arbitrary text, arbitrary YAML/JSON structures and mutations of valid inputs go into
 ``turnfsm.chart.load_chart`` and ``turnfsm.trace.parse_trace``; only ``ChartError`` /
 ``TraceError`` may come out, and every message names a location (``:LINE`` for charts, the
-line number for traces). Crashes found here that are still open are tolerated through
-``props_support.TOLERATE`` and reproduced by strict xfail tests at the end.
+line number for traces). The crashes found here (all fixed) are reproduced by regression
+tests at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests import props_support as ps
 from tests.test_properties import TRACE_LINES
 from turnfsm.chart import load_chart
 from turnfsm.engine import ACTIONS, GUARDS
@@ -31,35 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CHART_TEXT = (ROOT / "states.yaml").read_text(encoding="utf-8")
 CHART_DATA = yaml.safe_load(CHART_TEXT)
 LOCATED = re.compile(r"^.*:\d+: ", re.S)
-
-ps.KNOWN_BUGS.update({
-    "B17_chart_unhashable_yaml_key": (
-        "chart loader: a YAML mapping with a complex (list or mapping) key raises TypeError "
-        "(unhashable type) from the line-tracking constructor instead of ChartError. Repro: "
-        "load_chart('? [a, b]\\n: c\\n')."),
-    "B18_chart_malformed_guard_ignored": (
-        "chart loader: a transition whose 'guard' is not a name or a list of names (e.g. "
-        "guard: [5]) loses its guards silently instead of being reported; the transition "
-        "then fires unguarded. Repro: a chart with {event: x, source: s, guard: [5]} loads."),
-    "B19_trace_unhashable_kind": (
-        "trace reader: an input line whose 'kind' is a list or an object raises TypeError "
-        "(unhashable) instead of TraceError. Repro: parse_trace('{\"kind\": \"config\"}\\n"
-        "{\"t\": 1, \"kind\": [1]}')."),
-    "B20_trace_deep_json": (
-        "trace reader: a deeply nested JSON line (about 100,000 brackets) raises "
-        "RecursionError from json.loads instead of TraceError. Repro: parse_trace('[' * "
-        "100000)."),
-    "B21_trace_update_options_values_unchecked": (
-        "trace reader/replay: update_options values of the right JSON type but refused by the "
-        "engine (endpointing.mode [1], a negative delay, user_turn_limit.max_words 'x') pass "
-        "the reader; replay then stops with ConfigError naming t but not the trace line. "
-        "Repro: {\"t\": 1, \"kind\": \"update_options\", \"endpointing\": {\"min_delay\": -1}}."),
-})
-# fixed since they were found: their repro tests below run as regressions
-ps.TOLERATE.update(dict.fromkeys(
-    ["B17_chart_unhashable_yaml_key", "B18_chart_malformed_guard_ignored",
-     "B19_trace_unhashable_kind", "B20_trace_deep_json",
-     "B21_trace_update_options_values_unchecked"], False))
 
 _SCALARS = (st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True)
             | st.text(max_size=8))
@@ -99,9 +69,6 @@ def load(text: str) -> None:
         for p in e.problems:
             assert LOCATED.match(p), f"problem without a location: {p!r}"
         assert re.search(r":\d+", str(e))
-    except TypeError as e:  # B17 while open
-        if not (ps.tolerated("B17_chart_unhashable_yaml_key") and "unhashable" in str(e)):
-            raise
 
 
 def parse(text: str) -> None:
@@ -111,12 +78,6 @@ def parse(text: str) -> None:
     except TraceError as e:
         assert e.line is not None and e.line >= 1, e
         assert f":{e.line}" in str(e), e
-    except TypeError as e:  # B19 while open
-        if not (ps.tolerated("B19_trace_unhashable_kind") and "unhashable" in str(e)):
-            raise
-    except RecursionError:  # B20 while open
-        if not ps.tolerated("B20_trace_deep_json"):
-            raise
 
 
 # ===== charts ====================================================================================
@@ -247,26 +208,17 @@ def test_trace_reader_mutated_valid_trace(data: Any, value: Any, drop: bool) -> 
     except TraceError as e:
         assert e.line is not None and e.line >= n + 1, (e, n + 1)
         assert f":{e.line}" in str(e)
-    except TypeError as e:  # B19 while open
-        if not (ps.tolerated("B19_trace_unhashable_kind") and "unhashable" in str(e)):
-            raise
 
 
-# ===== open defects: minimal reproductions ======================================================
+# ===== defects found here (B17..B21): minimal reproductions, now regression tests ===============
 
 
-def _xfail(name: str) -> Any:
-    return pytest.mark.xfail(ps.tolerated(name), strict=True, reason=ps.KNOWN_BUGS[name])
-
-
-@_xfail("B17_chart_unhashable_yaml_key")
 def test_bug_b17_complex_yaml_key_gives_chart_error() -> None:
     """A YAML mapping with a list as a key gives a located ChartError."""
     with pytest.raises(ChartError, match=r":\d+"):
         load_chart("? [a, b]\n: c\n")
 
 
-@_xfail("B18_chart_malformed_guard_ignored")
 def test_bug_b18_malformed_guard_is_reported() -> None:
     """A guard that is not a name is reported, not silently dropped."""
     text = ("events:\n  x: {input: SetVad}\nregions:\n  - name: r\n    initial: s\n"
@@ -275,21 +227,18 @@ def test_bug_b18_malformed_guard_is_reported() -> None:
         load_chart(text)
 
 
-@_xfail("B19_trace_unhashable_kind")
 def test_bug_b19_list_kind_gives_trace_error() -> None:
     """A trace line whose kind is a list gives a TraceError naming line 2."""
     with pytest.raises(TraceError, match=":2"):
         parse_trace('{"kind": "config"}\n{"t": 1, "kind": [1]}')
 
 
-@_xfail("B20_trace_deep_json")
 def test_bug_b20_deeply_nested_json_gives_trace_error() -> None:
     """A deeply nested JSON line gives a TraceError naming the line."""
     with pytest.raises(TraceError, match=":1"):
         parse_trace("[" * 100_000)
 
 
-@_xfail("B21_trace_update_options_values_unchecked")
 def test_bug_b21_bad_update_options_values_refused_by_the_reader() -> None:
     """update_options values the engine refuses are refused by the reader, with the line."""
     with pytest.raises(TraceError, match=":2"):

@@ -8,8 +8,8 @@
   nothing.
 * batch equals incremental, for the engine and for the trace replayer.
 * mutation checks: a deliberately broken engine is caught by the invariant checks.
-* every engine defect the properties found, as a minimal reproduction: a strict xfail while
-  it is open, a regression test once fixed (``props_support.KNOWN_BUGS`` / ``FIXED``).
+* every engine defect the properties found (all fixed), as a minimal reproduction that now
+  runs as a regression test.
 """
 
 from __future__ import annotations
@@ -329,10 +329,8 @@ def test_random_orderings_keep_every_invariant(capsys: pytest.CaptureFixture[str
               f"{time.perf_counter() - start:.0f} s")
 
 
-# ===== known engine defects: minimal reproductions =============================================
-# Each test asserts the correct behaviour and is a strict xfail while the defect is open (see
-# props_support.KNOWN_BUGS). When the engine is fixed the test XPASSes and fails: remove the
-# xfail marker and set the TOLERATE flag to False so the properties check it again.
+# ===== engine defects the properties found: minimal reproductions, now regression tests ========
+# Each test asserts the correct behaviour.
 
 
 def run_scenario(options: EngineOptions, inputs: list[ev.Input],
@@ -349,11 +347,6 @@ def markers(d: Driver) -> list[str]:
     return [o.signal for o in d.outputs if isinstance(o, out.DetectorSignal)]
 
 
-def known_bug(name: str) -> Any:
-    return pytest.mark.xfail(ps.tolerated(name), strict=True, reason=ps.KNOWN_BUGS[name])
-
-
-@known_bug("B1_leaving_manual_keeps_wait")
 def test_bug_b1_leaving_manual_cancels_the_commit_wait() -> None:
     """I19: switching from manual to vad cancels the wait a commit scheduled."""
     d = Driver(EngineOptions(turn_detection="manual"), check=False)
@@ -364,7 +357,6 @@ def test_bug_b1_leaving_manual_cancels_the_commit_wait() -> None:
     assert d.state["authority"] == "none"
 
 
-@known_bug("B2_manual_authority_outlives_wait")
 def test_bug_b2_speech_cancelling_a_commit_wait_resets_authority() -> None:
     """I9: when speech cancels a commit's wait outside manual mode, authority goes back to none."""
     d = Driver(EngineOptions(), check=False)
@@ -396,7 +388,6 @@ def test_repeated_agent_signals_send_no_extra_markers() -> None:
     assert markers(d) == ["agent_speech_started", "agent_speech_ended"]
 
 
-@known_bug("B5_detector_attached_mid_speech")
 def test_bug_b5_detection_effective_mid_speech_announces_the_agent() -> None:
     """I15: detection that becomes effective while the agent speaks starts with agent_started."""
     d = run_scenario(EngineOptions(), [
@@ -408,7 +399,6 @@ def test_bug_b5_detection_effective_mid_speech_announces_the_agent() -> None:
     assert m and m[0] == "agent_speech_started", m
 
 
-@known_bug("B6_invalid_update_options_partially_applied")
 def test_bug_b6_invalid_update_options_changes_nothing() -> None:
     """errors: an UpdateOptions refused with ConfigError leaves options and clock untouched."""
     eng = Engine(EngineOptions())
@@ -420,7 +410,6 @@ def test_bug_b6_invalid_update_options_changes_nothing() -> None:
     eng.handle(ev.VadEndOfSpeech(t=1.5))  # the refused input did not move the clock
 
 
-@known_bug("B7_wrong_type_field_raises_typeerror")
 def test_bug_b7_wrong_type_field_raises_input_error() -> None:
     """errors: a non-numeric value in a numeric field raises InputError, changing nothing."""
     eng = Engine(EngineOptions())
@@ -429,7 +418,6 @@ def test_bug_b7_wrong_type_field_raises_input_error() -> None:
     assert eng.state()["user_speech"] == "silent"
 
 
-@known_bug("B8_preemptive_empty_whitespace")
 def test_bug_b8_whitespace_preflight_gives_no_empty_preemptive() -> None:
     """I21: a whitespace-only preflight never produces an empty PreemptiveGeneration."""
     d = run_scenario(EngineOptions(), [ev.SttPreflight(t=1.0, ref=1, text=" ")])
@@ -437,7 +425,6 @@ def test_bug_b8_whitespace_preflight_gives_no_empty_preemptive() -> None:
     assert all(o.new_transcript for o in pg), pg
 
 
-@known_bug("B9_anchor_zero")
 def test_bug_b9_anchor_at_time_zero_counts() -> None:
     """I8: speech last heard at t=0 anchors the delay at 0 like any other time."""
     d = run_scenario(EngineOptions(), [
@@ -448,7 +435,6 @@ def test_bug_b9_anchor_at_time_zero_counts() -> None:
     assert [o.t for o in eot] == [0.5]
 
 
-@known_bug("B11_stt_authority_outlives_decision")
 def test_bug_b11_stt_end_on_empty_turn_leaves_no_authority() -> None:
     """I9: an STT end of speech that decides nothing leaves no stt_committed authority."""
     d = Driver(EngineOptions(turn_detection="stt"), check=False)
@@ -456,7 +442,6 @@ def test_bug_b11_stt_end_on_empty_turn_leaves_no_authority() -> None:
     assert d.state["authority"] == "none"
 
 
-@known_bug("B12_commit_loses_race_to_final")
 def test_bug_b12_commit_waiting_for_a_final_keeps_skip_reply() -> None:
     """I10: the final a skip_reply commit waits for is delivered with skip_reply, once."""
     d = run_scenario(EngineOptions(), [
@@ -474,7 +459,6 @@ def test_bug_b12_commit_waiting_for_a_final_keeps_skip_reply() -> None:
     assert res == ["book a table"]
 
 
-@known_bug("B13_restart_reopens_overlap_silently")
 def test_bug_b13_agent_restart_over_speech_keeps_marker_grammar() -> None:
     """I15: every overlap_speech_ended sent to the detector closes an overlap it saw opened."""
     d = run_scenario(EngineOptions(interruption_detection=True), [
@@ -547,9 +531,8 @@ def _bad_inputs(t: float, last: float) -> list[Any]:
     ]
     if last > 0:
         bad += [ev.VadEndOfSpeech(t=last - 0.01), ev.SttFinal(t=last / 2, text="late")]
-    if not ps.tolerated("B7_wrong_type_field_raises_typeerror"):
-        bad += [ev.VadStartOfSpeech(t=t, speech_duration="x"),  # type: ignore[arg-type]
-                ev.SttFinal(t=t, text=5)]  # type: ignore[arg-type]
+    bad += [ev.VadStartOfSpeech(t=t, speech_duration="x"),  # type: ignore[arg-type]
+            ev.SttFinal(t=t, text=5)]  # type: ignore[arg-type]
     return bad
 
 
@@ -735,17 +718,9 @@ def mutant_chart(region: str, event: str, sources: set[str]) -> Any:
     return mutant
 
 
-_FRESH: list[Any] = []  # charts whose compiled table was rebuilt (kept alive: ids stay unique)
-
-
 def chart_factory(chart: Any) -> Any:
-    """Engines running ``chart`` (working around B15: evict a stale compiled table once)."""
+    """Engines running ``chart``."""
     def make(o: EngineOptions, **k: Any) -> Engine:
-        if ps.tolerated("B15_compiled_chart_cache_keyed_by_id") and \
-                not any(c is chart for c in _FRESH):
-            from turnfsm import engine as engine_module
-            engine_module._COMPILED.pop(id(chart), None)
-            _FRESH.append(chart)
         return Engine(o, chart=chart, **k)
     return make
 
@@ -756,6 +731,7 @@ PLAIN_OPTIONS = st.builds(EngineOptions, turn_detection=st.sampled_from(["vad", 
 STEADY_HOST = st.just(HostScript())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mutant, options, expected", [
     (DropsOneHeldFinal, HELD_OPTIONS, "I3"),
     (chart_factory(mutant_chart("turn", "clear", {"predicting", "waiting"})), PLAIN_OPTIONS,
@@ -781,7 +757,6 @@ def test_invariant_checks_catch_a_broken_engine(mutant: Any, options: Any,
             suppress_health_check=list(HealthCheck)))
 
 
-@known_bug("B14_commit_timer_keyed_by_id")
 def test_bug_b14_copied_engine_keeps_its_commit_timeout() -> None:
     """A deep copy or pickle of an engine waiting for a commit's final keeps the timeout."""
     import copy
@@ -794,7 +769,7 @@ def test_bug_b14_copied_engine_keeps_its_commit_timeout() -> None:
     assert pickle.loads(pickle.dumps(eng)).next_timer() == eng.next_timer()
 
 
-@known_bug("B15_compiled_chart_cache_keyed_by_id")
+@pytest.mark.slow
 def test_bug_b15_engine_runs_its_own_chart_after_gc() -> None:
     """An engine runs its own chart even when it reuses the id of a collected chart."""
     import gc
@@ -820,7 +795,6 @@ def test_bug_b15_engine_runs_its_own_chart_after_gc() -> None:
     assert eng.state()["turn"] == "idle"
 
 
-@known_bug("B16_vad_reattach_reannounces_agent")
 def test_bug_b16_vad_reattach_does_not_reannounce_the_agent() -> None:
     """I15: re-attaching the VAD mid agent speech keeps one agent_started per agent_ended."""
     d = run_scenario(EngineOptions(interruption_detection=True), [
@@ -830,7 +804,6 @@ def test_bug_b16_vad_reattach_does_not_reannounce_the_agent() -> None:
     assert m.count("agent_speech_started") == m.count("agent_speech_ended") == 1, m
 
 
-@known_bug("B22_vad_detach_closes_overlap_silently")
 def test_bug_b22_vad_detach_closes_the_detector_overlap() -> None:
     """I15: an overlap the detector saw opened is closed (to it) before agent_speech_ended."""
     d = run_scenario(EngineOptions(interruption_detection=True), [
@@ -840,7 +813,6 @@ def test_bug_b22_vad_detach_closes_the_detector_overlap() -> None:
     assert m.index("overlap_speech_ended") < m.index("agent_speech_ended"), m
 
 
-@known_bug("B23_detector_restart_while_ineffective")
 def test_bug_b23_detector_restart_while_ineffective_keeps_marker_pairs() -> None:
     """I15: a detector stream never hears agent_speech_ended without agent_speech_started."""
     d = run_scenario(EngineOptions(), [
