@@ -21,7 +21,6 @@ regression test (``test_bug_b*`` in ``tests/test_properties.py``, and ``tests/te
 from __future__ import annotations
 
 import copy
-import heapq
 import itertools
 import math
 import string
@@ -32,7 +31,8 @@ from typing import Any
 
 from turnfsm import events as ev
 from turnfsm import outputs as out
-from turnfsm.engine import Engine, EngineOptions, UserTurnLimit
+from turnfsm import Engine, EngineOptions, UserTurnLimit
+from turnfsm.host import Scheduler
 
 NONSPECIFIC_LANGUAGES = frozenset({"", "multi", "auto"})
 # spec I3 (d), plus ``duplicate`` (README: a promoted interim's late final is kept once, D24)
@@ -57,7 +57,7 @@ class WaitProbe:
 
 def probe_wait(engine: Engine) -> WaitProbe | None:
     """The engine's pending end-of-turn wait (internal ``_wait``), or None."""
-    w = engine._wait
+    w = engine.cx.wait
     if w is None:
         return None
     return WaitProbe(w.wait_id, w.anchor, w.manual, w.skip_reply, w.min_delay)
@@ -65,17 +65,17 @@ def probe_wait(engine: Engine) -> WaitProbe | None:
 
 def probe_live_timers(engine: Engine) -> list[tuple[float, str]]:
     """(deadline, kind) of every timer the engine still considers live."""
-    return sorted((t[0], t[2]) for t in engine._timers if engine._timer_live(t))
+    return sorted((t.deadline, t.kind.value) for t in engine.timers())
 
 
 def probe_max_delay(engine: Engine) -> float:
     """The endpointing ``max_delay`` in force now."""
-    return float(engine._endpointing.max_delay)
+    return float(engine.cx.endpointing.max_delay)
 
 
 def probe_window(engine: Engine) -> float | None:
     """The engine's ignore window (None when no release is pending)."""
-    return engine._window  # type: ignore[no-any-return]
+    return engine.cx.window
 
 
 def clone(obj: Any) -> Any:
@@ -83,7 +83,7 @@ def clone(obj: Any) -> Any:
     memo: dict[int, Any] = {}
     eng = obj.engine if isinstance(obj, Driver) else obj
     memo[id(eng.chart)] = eng.chart
-    memo[id(eng._c)] = eng._c
+    memo[id(eng.chart.derived)] = eng.chart.derived
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # itertools copy (py3.12+)
         new = copy.deepcopy(obj, memo)
@@ -209,13 +209,13 @@ class Driver:
                  history: bool = True) -> None:
         self.options = options or EngineOptions()
         self.host = host or HostScript()
-        self.seq = itertools.count()
-        self.engine = engine_factory(self.options, timer_sequence=self.seq)
+        self.engine = engine_factory(self.options)
+        self.scheduler = Scheduler(self.engine)
+        self.shell: list[tuple[float, int]] = []  # (deadline, request id) of pending answers
         self.check = check
         self.history = history  # keep the log and every output (off: cheaper to copy)
         self.checks = list(STEP_CHECKS if checks is None else checks)
         self.clock = 0.0
-        self.shell: list[tuple[float, int, int, ModelAnswer, bool]] = []  # pending answers
         self.refs = itertools.count(1)
         self.n_accept = 0
         self.n_model = 0
@@ -273,17 +273,9 @@ class Driver:
 
     # -- time and inputs --------------------------------------------------------------------
 
-    def next_due(self) -> tuple[float, int, str] | None:
-        """The earliest engine timer or pending model answer: (deadline, seq, source)."""
-        best: tuple[float, int, str] | None = None
-        et = self.engine.next_timer()
-        if et is not None:
-            best = (et[0], et[1], "engine")
-        if self.shell:
-            s = self.shell[0]
-            if best is None or (s[0], s[1]) < (best[0], best[1]):
-                best = (s[0], s[1], "shell")
-        return best
+    def next_due(self) -> tuple[float, bool] | None:
+        """The earliest engine timer or pending model answer: (deadline, is the engine's)."""
+        return self.scheduler.next_due()
 
     def run_until(self, t: float) -> None:
         """Fire every timer and pending answer due at or before ``t``, in order."""
@@ -292,12 +284,11 @@ class Driver:
             if nd is None or nd[0] > t:
                 return
             self.clock = max(self.clock, nd[0])
-            if nd[2] == "engine":
+            if nd[1]:
                 self._note(f"  timer @{nd[0]:.6g}")
                 self._call("timer", None, self.engine.fire_next_timer)
             else:
-                _d, _s, rid, ans, force = heapq.heappop(self.shell)
-                self._answer_model(rid, ans, force=force)
+                self.scheduler.pop_host()()
                 self._note_close()
 
     def feed(self, e: ev.Input) -> list[out.Output]:
@@ -315,16 +306,18 @@ class Driver:
 
     def engine_advance(self, t: float) -> None:
         """Let time pass to ``t`` through ``engine.advance`` (when no answer is due first)."""
-        if self.shell and self.shell[0][0] <= t:
+        hd = self.scheduler.next_host_deadline()
+        if hd is not None and hd <= t:
             self.advance(t)
             return
         self._note(f"  engine.advance({t!r})")
         while True:
             nt = self.engine.next_timer()
-            if nt is None or nt[0] > t:
+            if nt is None or nt.deadline > t:
                 break
             self._call("advance", t, lambda: self.engine.advance(t))
-            if self.shell and self.shell[0][0] <= t:
+            hd = self.scheduler.next_host_deadline()
+            if hd is not None and hd <= t:
                 self.run_until(t)
                 break
         self.clock = max(self.clock, t)
@@ -380,11 +373,9 @@ class Driver:
                 if ans.latency <= 0:
                     self._answer_model(o.request_id, ans)
                 else:
-                    heapq.heappush(self.shell, (round(self.clock + ans.latency, 6),
-                                                next(self.seq), o.request_id, ans, False))
+                    self._answer_later(ans.latency, o.request_id, ans, force=False)
                 if ans.stale_echo:
-                    heapq.heappush(self.shell, (round(self.clock + ans.latency + 0.05, 6),
-                                                next(self.seq), o.request_id, ans, True))
+                    self._answer_later(ans.latency + 0.05, o.request_id, ans, force=True)
             elif isinstance(o, out.EndOfTurn):
                 acc = self.host.accept[self.n_accept % len(self.host.accept)]
                 self.n_accept += 1
@@ -395,6 +386,16 @@ class Driver:
                 until = o.detected_at if o.overlap_started_at is None else o.overlap_started_at
                 self.feed(ev.AgentSpeechEnded(t=self.clock, ref=self.next_ref(),
                                               ignore_user_transcript_until=until))
+
+    def _answer_later(self, delay: float, rid: int, ans: ModelAnswer, *, force: bool) -> None:
+        """Schedule the model's answer on the host scheduler (``shell`` lists it meanwhile)."""
+        entry = (round(self.clock + delay, 6), rid)
+        self.shell.append(entry)
+
+        def answer() -> None:
+            self.shell.remove(entry)
+            self._answer_model(rid, ans, force=force)
+        self.scheduler.call_at(entry[0], answer)
 
     def _answer_model(self, rid: int, ans: ModelAnswer, *, force: bool = False) -> None:
         """Send the model's answer for ``rid`` (a stale one too when ``force``)."""
@@ -474,7 +475,7 @@ class Driver:
             elif isinstance(o, out.EndOfTurn):
                 if self.pending_eot is not None:
                     self.anomaly("I2", "a second EndOfTurn before the first was answered")
-                self.pending_eot = EotRec(o, [r for r, _ in eng.turn_finals],
+                self.pending_eot = EotRec(o, [r for r, _ in eng.cx.turn.finals],
                                           list(self.turn_contribs), probe_wait(eng))
             elif isinstance(o, out.CommitResult):
                 c = self.commits.get(o.ref)
@@ -507,7 +508,7 @@ class Driver:
         if w is not None and w.wait_id not in self.waits:
             self.waits[w.wait_id] = WaitRec(step.t, eng.in_state("stt_input", "attached"),
                                             exact=step.kind != "advance")
-        lang = eng.last_language
+        lang = eng.cx.last_language
         if lang is not None and lang not in NONSPECIFIC_LANGUAGES:
             self.lang_specific_seen = True
         self._note_finalize()
@@ -515,7 +516,7 @@ class Driver:
         if len(self.waits) > 8:  # keep the bookkeeping small (it is copied by the BFS)
             live = {w.wait_id} if w is not None else set()
             live |= {r for r in self.model_requests if eng.model_request_pending(r)}
-            live |= {s[2] for s in self.shell}
+            live |= {rid for _d, rid in self.shell}
             self.waits = {k: v for k, v in self.waits.items() if k in live}
             self.model_requests = {k: v for k, v in self.model_requests.items()
                                    if k in live or k == max(self.model_requests)}
@@ -542,7 +543,7 @@ class Driver:
         if isinstance(inp, ev.SttFinal):
             fr = self.finals.get(inp.ref)
             if fr is not None and fr.status == "sent":
-                if any(h.ref == inp.ref for h in eng.held):
+                if any(h.ref == inp.ref for h in eng.cx.held):
                     fr.status = "held"
                 else:
                     self.anomaly("I3", f"final {inp.ref} {inp.text!r} was neither processed, "
@@ -748,8 +749,8 @@ def check_i3_transcript_conservation(drv: Driver, step: Step) -> None:
     buffer, one accepted delivery, or a documented drop; none vanishes at intake."""
     _anomalies(drv, "I3")
     eng = drv.engine
-    held = [h.ref for h in eng.held if isinstance(h, ev.SttFinal) and h.text.strip()]
-    turn = [r for r, _ in eng.turn_finals if r is not None]
+    held = [h.ref for h in eng.cx.held if isinstance(h, ev.SttFinal) and h.text.strip()]
+    turn = [r for r, _ in eng.cx.turn.finals if r is not None]
     for r in set(held) | set(turn):
         if r not in drv.finals:
             _fail(drv, "I3", f"unknown final {r!r} inside the engine")
@@ -790,9 +791,9 @@ def check_i4_no_duplication(drv: Driver, step: Step) -> None:
         if o.new_transcript != want:
             _fail(drv, "I4", f"delivered {o.new_transcript!r}, the turn's transcripts "
                              f"accumulate to {want!r}")
-    if drv.engine.transcript != accumulate(x for _, x in drv.turn_contribs) and \
+    if drv.engine.cx.turn.transcript != accumulate(x for _, x in drv.turn_contribs) and \
             not drv.engine.closed:
-        _fail(drv, "I4", f"engine transcript {drv.engine.transcript!r} is not the turn's "
+        _fail(drv, "I4", f"engine transcript {drv.engine.cx.turn.transcript!r} is not the turn's "
                          f"transcripts {[x for _, x in drv.turn_contribs]}")
 
 
@@ -804,7 +805,7 @@ def check_i5_provider_order(drv: Driver, step: Step) -> None:
 def check_i6_bounded_hold(drv: Driver, step: Step) -> None:
     """I6: with the agent silent and no overlap open the hold buffer is empty after the step;
     a non-empty buffer means the gate is holding."""
-    held = drv.engine.held
+    held = drv.engine.cx.held
     if not held:
         return
     if step.after["agent_speech"] == "silent" and step.after["overlap"] == "none":
@@ -923,14 +924,14 @@ def check_i11_clear_is_total(drv: Driver, step: Step) -> None:
         problems.append(f"turn {step.after['turn']}")
     if probe_wait(eng) is not None:
         problems.append("a wait is pending")
-    if eng.transcript or eng.interim or eng.preflight or eng.turn_finals or eng.held:
+    if eng.cx.turn.transcript or eng.cx.turn.interim or eng.cx.turn.preflight or eng.cx.turn.finals or eng.cx.held:
         problems.append("accumulators not empty")
     if step.after["authority"] != "none":
         problems.append(f"authority {step.after['authority']}")
-    if eng.tracker_words or eng.tracker_transcript:
+    if eng.cx.tracker.words or eng.cx.tracker.transcript:
         problems.append("turn-limit tracker not empty")
-    if eng.span_open != (step.after["user_speech"] == "speaking"):
-        problems.append(f"span_open={eng.span_open} with user {step.after['user_speech']}")
+    if eng.cx.turn.span_open != (step.after["user_speech"] == "speaking"):
+        problems.append(f"span_open={eng.cx.turn.span_open} with user {step.after['user_speech']}")
     if problems:
         _fail(drv, "I11", "after clear: " + ", ".join(problems))
 
@@ -974,10 +975,10 @@ def check_i16_turn_limit_accounting(drv: Driver, step: Step) -> None:
     never decreases between resets; UserTurnExceeded only when a limit in force is met
     (repeats are allowed: DECIDE, turnfsm re-fires like the reference)."""
     eng = drv.engine
-    words = eng.tracker_words
+    words = eng.cx.tracker.words
     resets = isinstance(step.inp, ev.AgentSpeechStarted | ev.ClearUserTurn) and \
         not step.closed_before
-    if resets and (words or eng.tracker_transcript):
+    if resets and (words or eng.cx.tracker.transcript):
         _fail(drv, "I16", f"tracker holds {words} words right after {type(step.inp).__name__}")
     if not resets and words < drv.tracker_prev:
         _fail(drv, "I16", f"tracker words went down from {drv.tracker_prev} to {words}")
@@ -997,7 +998,7 @@ def check_i16_turn_limit_accounting(drv: Driver, step: Step) -> None:
 
 def check_i17_language(drv: Driver, step: Step) -> None:
     """I17: once a specific language is known, last_language is never empty or non-specific."""
-    lang = drv.engine.last_language
+    lang = drv.engine.cx.last_language
     if drv.lang_specific_seen and (lang is None or lang in NONSPECIFIC_LANGUAGES):
         _fail(drv, "I17", f"last_language fell back to {lang!r}")
 
@@ -1146,7 +1147,7 @@ LIMITS = st.fixed_dictionaries({}, optional={
 @st.composite
 def engine_options(draw: Any, detection: bool | None = None) -> EngineOptions:
     """Random options; ``detection=True`` forces adaptive detection on (VAD and STT too)."""
-    from turnfsm.endpointing import EndpointingOptions
+    from turnfsm import EndpointingOptions
 
     ep = draw(endpointing_changes())
     boundary = draw(st.one_of(st.none(), st.just(()), st.sampled_from([0.0, 0.5, 1.0]),
@@ -1194,7 +1195,7 @@ def at(drv: Driver, dt: float) -> float:
 class CheckedEngine(Engine):
     """An engine that records every event a region neither handled nor declared ignored.
 
-    It observes the engine's own dispatch (``dispatch_observer``) and notes (region, state,
+    It observes the engine's own dispatch (``observe_dispatch``) and notes (region, state,
     event) when the region has no transition for the event in its state and the chart does
     not list it as ignored, or when it has transitions but none of their guards held.
     """
@@ -1203,7 +1204,7 @@ class CheckedEngine(Engine):
         self.fallthrough: list[tuple[str, str, str]] = []
         self.seen_pairs: set[tuple[str, str, str]] = set()
         super().__init__(*a, **k)
-        self.dispatch_observer = self._observe
+        self.observe_dispatch(self._observe)
 
     def _observe(self, region: str, state: str, event: str, fired: bool) -> None:
         self.seen_pairs.add((region, state, event))
@@ -1242,9 +1243,11 @@ def input_catalogue(t: float, ref: int, rid: int) -> list[ev.Input]:
 
 def fingerprint(engine: Engine) -> str:
     """Everything observable about an engine's state (plus its clock and pending wait)."""
-    e = engine
-    return repr((e.state(), e.transcript, e.interim, e.preflight, e.held, e.turn_finals,
-                 e.last_language, e.tracker_words, e.tracker_transcript, e.speech_start_time,
-                 e.last_speaking_time, e.user_turn_start, e.span_open, e.awaiting_answer,
-                 e.next_timer(), e.now, e._last_input_t, probe_wait(e), e.request_ids,
-                 probe_live_timers(e), e.current_transcript))
+    e, cx = engine, engine.cx
+    nt = e.next_timer()
+    return repr((e.state(), cx.turn.transcript, cx.turn.interim, cx.turn.preflight, cx.held,
+                 cx.turn.finals, cx.last_language, cx.tracker.words, cx.tracker.transcript,
+                 cx.speech_start_time, cx.last_speaking_time, cx.turn.user_turn_start,
+                 cx.turn.span_open, e.awaiting_answer, None if nt is None else nt.deadline,
+                 e.now, e.input_clock, probe_wait(e), cx.turn.request_ids, probe_live_timers(e),
+                 e.current_transcript))

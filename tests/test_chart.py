@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from turnfsm.chart import default_chart, load_chart, read_chart
-from turnfsm.engine import ACTIONS, GUARDS
+from turnfsm.chart import load_chart
+from turnfsm.core import RULES, default_chart, read_chart
 from turnfsm.errors import ChartError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def test_tiny_chart_loads() -> None:
 def test_default_chart_validates_against_registry() -> None:
     """The shipped states.yaml validates with every guard and action registered."""
     c = default_chart()
-    assert c.guard_names <= set(GUARDS) and c.action_names <= set(ACTIONS)
+    assert c.guard_names <= set(RULES.guards) and c.action_names <= set(RULES.actions)
     assert len(c.regions) >= 12
 
 
@@ -101,7 +101,7 @@ def test_unregistered_guard_and_action_reported() -> None:
     """Guard and action names must be in the registry."""
     text = TINY.replace("{event: go, source: a, dest: b}",
                         "{event: go, source: a, dest: b, guard: nope, actions: [nada]}")
-    ps = problems(text, guards={"g"}, actions={"x"})
+    ps = problems(text, registry=RULES)
     assert any(p.startswith("c.yaml:13:") and "guard 'nope' is not registered" in p for p in ps)
     assert any(p.startswith("c.yaml:13:") and "action 'nada' is not registered" in p for p in ps)
 
@@ -147,10 +147,10 @@ def test_engine_names_are_declared_by_the_chart() -> None:
     """Every region/state the engine's code names is in REQUIRED_STATES (so charts are checked)."""
     import re
 
-    from turnfsm.engine import REQUIRED_STATES
+    from turnfsm.core.registry import REQUIRED_STATES
 
-    src = (ROOT / "src" / "turnfsm" / "engine.py").read_text()
-    used = set(re.findall(r'(?:in_state|_set)\("([a-z_]+)", "([a-z_]+)"\)', src))
+    src = "".join(p.read_text() for p in (ROOT / "src" / "turnfsm" / "core").rglob("*.py"))
+    used = set(re.findall(r'(?:in_state|index)\("([a-z_]+)", "([a-z_]+)"\)', src))
     assert used, "the pattern no longer finds the engine's state references"
     for region, state in used:
         assert state in REQUIRED_STATES.get(region, ()), (region, state)
@@ -196,3 +196,25 @@ def test_check_command_lists_every_problem_with_location(
     assert "action 'restart_sst' is not registered" in err
     assert main(["check"]) == 0
     assert "ok (14 regions" in capsys.readouterr().out
+
+
+def test_an_action_routed_an_event_it_cannot_read_is_refused(tmp_path: Path) -> None:
+    """The loader checks each action's accepted payloads against the events routed to it."""
+    text = (ROOT / "states.yaml").read_text().replace(
+        "actions: [process_final]}", "actions: [agent_ended]}")
+    p = tmp_path / "mine.yaml"
+    p.write_text(text)
+    with pytest.raises(ChartError) as info:
+        read_chart(p)
+    assert any("action 'agent_ended' does not accept what event 'stt_final' carries (SttFinal)"
+               in x for x in info.value.problems), info.value.problems
+
+
+def test_an_internal_event_payload_must_be_known(tmp_path: Path) -> None:
+    """An internal event naming an unknown payload class is refused with its line."""
+    text = (ROOT / "states.yaml").read_text().replace("payload: Trigger,", "payload: Trigga,")
+    p = tmp_path / "mine.yaml"
+    p.write_text(text)
+    with pytest.raises(ChartError) as info:
+        read_chart(p)
+    assert any("unknown payload class 'Trigga'" in x for x in info.value.problems)

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
-from turnfsm.chart import Chart, load_chart, read_chart
+from turnfsm.chart import Chart, load_chart
+from turnfsm.core import read_chart
 from turnfsm.cli import main
-from turnfsm.diagram import (
+from turnfsm.chart.diagram import (
     SELF_MARK,
     TIMER_MARK,
     DiagramError,

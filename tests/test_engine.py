@@ -102,7 +102,7 @@ def test_inputs_wait_for_the_end_of_turn_answer() -> None:
     assert e.handle(ev.SttFinal(t=2.1, text="there")) == []  # queued
     later = e.handle(ev.EndOfTurnAnswered(t=2.1, accepted=True))
     assert [o.text for o in later if isinstance(o, out.Transcript)] == ["there"]
-    assert e.transcript == "there"
+    assert e.cx.turn.transcript == "there"
 
 
 def test_model_probability_chooses_the_delay() -> None:
@@ -172,7 +172,7 @@ def held_session(boundary: tuple[float, float] | None = (1.0, 1.0)) -> Driver:
     d.at(3.0, ev.VadStartOfSpeech(t=3.0, speech_duration=0.2))
     d.at(3.4, ev.VadInferenceDone(t=3.4, raw_accumulated_speech=0.6))
     d.at(3.5, ev.SttFinal(t=3.5, ref="stop", text="stop", start_time=2.8, end_time=3.4))
-    assert [h.ref for h in d.e.held] == ["stop"]
+    assert [h.ref for h in d.e.cx.held] == ["stop"]
     return d
 
 
@@ -190,7 +190,7 @@ def test_forced_release_keeps_provider_order() -> None:
     d.at(3.7, ev.SetInterruptionDetection(t=3.7, enabled=False))
     d.at(3.7, ev.SttFinal(t=3.7, text="please"))
     assert [o.text for o in d.of(out.Transcript)] == ["stop", "please"]
-    assert d.e.transcript == "stop please"
+    assert d.e.cx.turn.transcript == "stop please"
 
 
 def test_speech_before_the_agent_started_is_never_trimmed() -> None:
@@ -251,7 +251,7 @@ def test_turn_limit_counts_words_since_the_agent_spoke() -> None:
     (x,) = d.of(out.UserTurnExceeded)
     assert x.accumulated_word_count == 4 and x.accumulated_transcript == "one two - three four"
     d.at(4.0, ev.AgentSpeechStarted(t=4.0))
-    assert d.e.tracker_words == 0
+    assert d.e.cx.tracker.words == 0
 
 
 def test_clear_is_total() -> None:
@@ -259,8 +259,8 @@ def test_clear_is_total() -> None:
     d = Driver(Engine())
     speech(d, 1.0, 2.0, "forget it")
     d.at(2.1, ev.ClearUserTurn(t=2.1))
-    assert d.e.next_deadline() is None and d.e.transcript == ""
-    assert d.e.tracker_words == 0 and d.e.state()["authority"] == "none"
+    assert d.e.next_deadline() is None and d.e.cx.turn.transcript == ""
+    assert d.e.cx.tracker.words == 0 and d.e.state()["authority"] == "none"
     assert [x.reason for x in d.of(out.TranscriptDropped)] == ["clear_user_turn"]
     d.at(10.0)
     assert d.of(out.EndOfTurn) == []
@@ -288,7 +288,7 @@ def test_bad_inputs_raise_and_change_nothing(bad: ev.Input) -> None:
     before = e.state()
     with pytest.raises(InputError):
         e.handle(bad)
-    assert e.state() == before and e.transcript == ""
+    assert e.state() == before and e.cx.turn.transcript == ""
 
 
 def test_time_going_backwards_is_refused() -> None:
@@ -300,7 +300,7 @@ def test_time_going_backwards_is_refused() -> None:
     with pytest.raises(InputError, match="back in time"):
         e.handle(ev.VadInferenceDone(t=1.0))
     e.handle(ev.SttFinal(t=2.5, text="c"))
-    assert e.transcript == "a c"
+    assert e.cx.turn.transcript == "a c"
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -413,7 +413,7 @@ def test_invalid_update_options_changes_nothing() -> None:
     with pytest.raises(ConfigError):
         e.handle(ev.UpdateOptions(t=2.0, endpointing={"min_delay": 0.1},
                                   set_turn_detection=True, turn_detection="bogus"))
-    assert e._endpointing.min_delay == 0.5
+    assert e.cx.endpointing.min_delay == 0.5
     e.handle(ev.SttFinal(t=1.5, text="still fine"))
 
 
@@ -472,7 +472,7 @@ def test_commit_waiting_for_a_final_makes_the_decision() -> None:
     (eot,) = d.of(out.EndOfTurn)
     assert eot.new_transcript == "book a table" and eot.skip_reply is True
     assert d.of(out.CommitResult)[0].transcript == "book a table"
-    assert d.e.skip_reply_sticky is False
+    assert d.e.cx.turn.skip_reply_sticky is False
 
 
 def test_repeated_agent_start_does_not_reopen_an_overlap_silently() -> None:
@@ -545,7 +545,7 @@ def test_repeated_answer_after_new_speech_is_not_a_duplicate() -> None:
     d.at(3.0, ev.VadStartOfSpeech(t=3.0))
     d.at(3.4, ev.SttFinal(t=3.4, text="yes"))
     assert [x.text for x in d.of(out.TranscriptDropped)] == []
-    assert d.e.transcript == "yes"
+    assert d.e.cx.turn.transcript == "yes"
 
 
 def test_transcripts_held_at_close_are_dropped_with_a_record() -> None:

@@ -27,8 +27,7 @@ import pytest
 from tests import props_support as ps
 from tests.props_support import Driver, HostScript, InvariantViolation, ModelAnswer, clone
 from turnfsm import events as ev
-from turnfsm.endpointing import EndpointingOptions
-from turnfsm.engine import EngineOptions, UserTurnLimit
+from turnfsm import EndpointingOptions, EngineOptions, UserTurnLimit
 
 DEPTH = int(os.environ.get("TURNFSM_EXHAUSTIVE_DEPTH", "8"))
 STEP = 0.2  # seconds between inputs
@@ -92,18 +91,18 @@ def config_key(d: Driver) -> tuple[Any, ...]:
     anchors compare, the host's position in its script, and the shadow the checks use."""
     e = d.engine
     w = ps.probe_wait(e)
-    c = e._commit
+    c = e.cx.commit
     return (
-        tuple(e.state().values()), e.transcript, e.interim, e.preflight, e.promoted,
-        tuple(x for _, x in e.turn_finals),
-        tuple((type(h).__name__, getattr(h, "text", None)) for h in e.held),
-        e.tracker_words, e.skip_reply_sticky, e.last_language, e.span_open,
-        _order(e.speech_start_time, e.last_speaking_time, e.user_turn_start, e.last_final_time,
+        tuple(e.state().values()), e.cx.turn.transcript, e.cx.turn.interim, e.cx.turn.preflight, e.cx.promoted,
+        tuple(x for _, x in e.cx.turn.finals),
+        tuple((type(h).__name__, getattr(h, "text", None)) for h in e.cx.held),
+        e.cx.tracker.words, e.cx.turn.skip_reply_sticky, e.cx.last_language, e.cx.turn.span_open,
+        _order(e.cx.speech_start_time, e.cx.last_speaking_time, e.cx.turn.user_turn_start, e.cx.turn.last_final_time,
                None if w is None else w.anchor, d.turn_boundary if d.turn_boundary > -1 else None),
         tuple(k for _, k in ps.probe_live_timers(e)) + tuple("answer" for _ in d.shell),
         None if w is None else (_set(w.anchor), w.manual, w.skip_reply, w.min_delay),
         None if c is None else (c.skip_reply, c.resolved, getattr(c, "finalized", None)),
-        e._endpointing.overlapping, e._verdict_interruption,
+        e.cx.endpointing.overlapping, e.cx.verdict_interruption,
         d.n_accept % len(d.host.accept), d.n_model % len(d.host.model),
         d.marker_state, _set(d.boundary_live),
         tuple(x for _, x in d.turn_contribs), d.preflight_acc,

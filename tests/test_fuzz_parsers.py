@@ -21,10 +21,9 @@ from hypothesis import strategies as st
 
 from tests.test_properties import TRACE_LINES
 from turnfsm.chart import load_chart
-from turnfsm.engine import ACTIONS, GUARDS
+from turnfsm.core import RULES
 from turnfsm.errors import ChartError, TraceError
-from turnfsm.events import Input
-from turnfsm.trace import parse_trace
+from turnfsm.replay import parse_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART_TEXT = (ROOT / "states.yaml").read_text(encoding="utf-8")
@@ -46,24 +45,10 @@ JSONISH = st.recursive(
 FUZZ = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
-def _input_names() -> set[str]:
-    out: set[str] = set()
-    todo = [Input]
-    while todo:
-        c = todo.pop()
-        for sub in c.__subclasses__():
-            out.add(sub.__name__)
-            todo.append(sub)
-    return out
-
-
-INPUTS = _input_names()
-
-
 def load(text: str) -> None:
     """Load a chart; a ChartError must locate every problem (``source:LINE: ...``)."""
     try:
-        load_chart(text, guards=GUARDS, actions=ACTIONS, inputs=INPUTS)
+        load_chart(text, registry=RULES)
     except ChartError as e:
         assert e.problems, e
         for p in e.problems:

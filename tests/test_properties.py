@@ -50,8 +50,7 @@ from tests.props_support import (
 )
 from turnfsm import events as ev
 from turnfsm import outputs as out
-from turnfsm.chart import default_chart
-from turnfsm.engine import Engine, EngineOptions
+from turnfsm import Engine, EngineOptions, default_chart
 from turnfsm.errors import InputError, TurnFsmError
 
 # ===== the state machine =======================================================================
@@ -406,7 +405,7 @@ def test_bug_b6_invalid_update_options_changes_nothing() -> None:
     with pytest.raises(TurnFsmError):
         eng.handle(ev.UpdateOptions(t=2.0, endpointing={"min_delay": 0.1},
                                     set_turn_detection=True, turn_detection="bogus"))
-    assert eng._endpointing.min_delay == 0.5
+    assert eng.cx.endpointing.min_delay == 0.5
     eng.handle(ev.VadEndOfSpeech(t=1.5))  # the refused input did not move the clock
 
 
@@ -498,7 +497,7 @@ def test_every_state_event_pair_is_handled_or_ignored(opts: EngineOptions, host:
     # ... and raises nothing and keeps every invariant
     d = walk_driver(opts, host, walk)
     plain = walk_driver(opts, host, walk, factory=Engine, check=False)
-    assert plain.outputs == d.outputs, "CheckedEngine diverged from Engine._fire"
+    assert plain.outputs == d.outputs, "CheckedEngine diverged from Engine"
     chart = default_chart()
     states = {r.name: set(r.states) for r in chart.regions}
     base = d.engine
@@ -542,7 +541,7 @@ def test_invalid_inputs_raise_input_error_and_change_nothing(
         opts: EngineOptions, host: HostScript, walk: list[tuple[float, int]], data: Any) -> None:
     """NaN, infinite, backwards or ill-typed inputs raise InputError and change nothing."""
     d = walk_driver(opts, host, walk, factory=Engine)
-    last = d.engine._last_input_t
+    last = d.engine.input_clock
     bad = data.draw(st.sampled_from(_bad_inputs(max(last, d.clock) + 0.1, last)), label="bad")
     before = clone(d)
     fp = ps.fingerprint(d.engine)
@@ -591,7 +590,7 @@ def test_batch_equals_incremental(opts: EngineOptions, host: HostScript,
         for _ in range(2):  # advance() to intermediate times, never past a pending answer
             f = extra[j % len(extra)]
             j += 1
-            limit = min([e.t, *(s[0] - 1e-9 for s in inc.shell)])
+            limit = min([e.t, *(d - 1e-9 for d, _rid in inc.shell)])
             target = inc.clock + f * (limit - inc.clock)
             if target >= inc.clock:
                 inc.engine_advance(target)
@@ -658,7 +657,7 @@ def test_trace_replay_ignores_blank_lines_and_notes(
         where: list[int], notes: list[bool], crlf: bool) -> None:
     """The trace replayer gives identical output when blank lines and notes are added."""
     from turnfsm.replay import replay_trace
-    from turnfsm.trace import parse_trace
+    from turnfsm.replay import parse_trace
 
     t, objs = 0.0, []
     for dt, k in lines:

@@ -10,7 +10,7 @@ import pytest
 
 from turnfsm.cli import main
 from turnfsm.errors import TraceError
-from turnfsm.trace import parse_trace
+from turnfsm.replay import parse_trace
 
 HEADER = '{"kind": "config", "turn_detection": "vad"}\n'
 

@@ -310,7 +310,7 @@ def load_chart(text: str, source: str = "states.yaml", *,
 
     chart = Chart(source, tuple(regions), events, tuple(transitions), frozenset(ignored))
     _semantic_checks(chart, bad)
-    if registry is not None and not problems:
+    if registry is not None:
         problems.extend(registry.requirements(chart))
     if problems:
         raise ChartError(problems, source)

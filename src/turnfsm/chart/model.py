@@ -76,7 +76,16 @@ class Chart:
     transitions: tuple[Transition, ...]
     ignored: frozenset[tuple[str, str, str]]  # (region, state, event)
     # what runners derive from the chart (compiled tables, machines), kept with it
-    derived: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    derived: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the chart, not what runners derived from it (rebuilt on demand)."""
+        return {f.name: getattr(self, f.name) for f in attrs.fields(Chart) if f.name != "derived"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        object.__setattr__(self, "derived", {})
 
     @property
     def guard_names(self) -> frozenset[str]:

@@ -187,6 +187,11 @@ class Engine:
         return self.cx.now
 
     @property
+    def input_clock(self) -> float:
+        """The time the next input must not precede (the latest input or ``advance``)."""
+        return self._last_input_t
+
+    @property
     def steps(self) -> int:
         """How many steps have run (a timer records the step that armed it)."""
         return self.cx.step
@@ -304,7 +309,8 @@ class Engine:
 
     def advance(self, t: float) -> list[out.Output]:
         """Fire every timer due at or before ``t`` (timers win ties with inputs at ``t``);
-        later inputs must not be earlier than ``t``."""
+        later inputs must not be earlier than ``t``. An ``EndOfTurn`` stops the advance at
+        its time: answer it, then advance again."""
         if self._failed is not None:
             self._refuse()
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
@@ -318,7 +324,8 @@ class Engine:
             if d is None or d > t or self.cx.awaiting_answer:
                 break
             outs += self.fire_next_timer()
-        self._last_input_t = t
+        if not self.cx.awaiting_answer:  # stopped early for an answer: time reached the EOT
+            self._last_input_t = max(self._last_input_t, t)
         return outs
 
     # -- internals ---------------------------------------------------------------------------

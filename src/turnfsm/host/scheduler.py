@@ -34,8 +34,8 @@ class Scheduler:
         """Run ``fn`` at ``deadline`` (rounded to the microsecond, as engine deadlines)."""
         heapq.heappush(self._heap, (round(deadline, 6), self.engine.steps, next(self._seq), fn))
 
-    def _next(self) -> tuple[float, bool] | None:
-        """(deadline, is the engine's) of the next timer to fire."""
+    def next_due(self) -> tuple[float, bool] | None:
+        """(deadline, whether it is the engine's) of the next timer to fire."""
         engine = self.engine
         et = None if engine.awaiting_answer else engine.next_timer()
         if not self._heap:
@@ -47,17 +47,29 @@ class Scheduler:
 
     def next_deadline(self) -> float | None:
         """When the next timer (the engine's or the host's) is due."""
-        n = self._next()
+        n = self.next_due()
         return None if n is None else n[0]
+
+    def next_host_deadline(self) -> float | None:
+        """When the next host timer is due."""
+        return self._heap[0][0] if self._heap else None
+
+    def host_pending(self) -> int:
+        """How many host timers are pending."""
+        return len(self._heap)
+
+    def pop_host(self) -> Callable[[], None]:
+        """Remove the next host timer and return its function (the caller runs it)."""
+        return heapq.heappop(self._heap)[3]
 
     def run_until(self, t: float, on_outputs: Callable[[list[out.Output]], None]) -> None:
         """Fire every timer due at or before ``t``, in order; engine outputs go to
         ``on_outputs`` (a timer fired there may make new ones, fired in turn)."""
         while True:
-            n = self._next()
+            n = self.next_due()
             if n is None or n[0] > t:
                 return
             if n[1]:
                 on_outputs(self.engine.fire_next_timer())
             else:
-                heapq.heappop(self._heap)[3]()
+                self.pop_host()()
