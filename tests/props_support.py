@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from turnfsm import Engine, EngineOptions, UserTurnLimit
 from turnfsm import events as ev
 from turnfsm import outputs as out
-from turnfsm import Engine, EngineOptions, UserTurnLimit
 from turnfsm.host import Scheduler
 
 NONSPECIFIC_LANGUAGES = frozenset({"", "multi", "auto"})
@@ -924,7 +924,8 @@ def check_i11_clear_is_total(drv: Driver, step: Step) -> None:
         problems.append(f"turn {step.after['turn']}")
     if probe_wait(eng) is not None:
         problems.append("a wait is pending")
-    if eng.cx.turn.transcript or eng.cx.turn.interim or eng.cx.turn.preflight or eng.cx.turn.finals or eng.cx.held:
+    turn = eng.cx.turn
+    if turn.transcript or turn.interim or turn.preflight or turn.finals or eng.cx.held:
         problems.append("accumulators not empty")
     if step.after["authority"] != "none":
         problems.append(f"authority {step.after['authority']}")

@@ -21,8 +21,6 @@ import pytest
 import yaml
 
 from turnfsm.chart import Chart, load_chart
-from turnfsm.core import read_chart
-from turnfsm.cli import main
 from turnfsm.chart.diagram import (
     SELF_MARK,
     TIMER_MARK,
@@ -34,6 +32,8 @@ from turnfsm.chart.diagram import (
     to_mermaid,
     write_diagrams,
 )
+from turnfsm.cli import main
+from turnfsm.core import read_chart
 
 ROOT = Path(__file__).resolve().parents[1]
 DIAGRAMS = ROOT / "diagrams"

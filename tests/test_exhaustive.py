@@ -26,8 +26,8 @@ import pytest
 
 from tests import props_support as ps
 from tests.props_support import Driver, HostScript, InvariantViolation, ModelAnswer, clone
-from turnfsm import events as ev
 from turnfsm import EndpointingOptions, EngineOptions, UserTurnLimit
+from turnfsm import events as ev
 
 DEPTH = int(os.environ.get("TURNFSM_EXHAUSTIVE_DEPTH", "8"))
 STEP = 0.2  # seconds between inputs
@@ -91,13 +91,15 @@ def config_key(d: Driver) -> tuple[Any, ...]:
     anchors compare, the host's position in its script, and the shadow the checks use."""
     e = d.engine
     w = ps.probe_wait(e)
-    c = e.cx.commit
+    cx = e.cx
+    c, turn = cx.commit, cx.turn
     return (
-        tuple(e.state().values()), e.cx.turn.transcript, e.cx.turn.interim, e.cx.turn.preflight, e.cx.promoted,
-        tuple(x for _, x in e.cx.turn.finals),
-        tuple((type(h).__name__, getattr(h, "text", None)) for h in e.cx.held),
-        e.cx.tracker.words, e.cx.turn.skip_reply_sticky, e.cx.last_language, e.cx.turn.span_open,
-        _order(e.cx.speech_start_time, e.cx.last_speaking_time, e.cx.turn.user_turn_start, e.cx.turn.last_final_time,
+        tuple(e.state().values()), turn.transcript, turn.interim, turn.preflight, cx.promoted,
+        tuple(x for _, x in turn.finals),
+        tuple((type(h).__name__, getattr(h, "text", None)) for h in cx.held),
+        cx.tracker.words, turn.skip_reply_sticky, cx.last_language, turn.span_open,
+        _order(cx.speech_start_time, cx.last_speaking_time, turn.user_turn_start,
+               turn.last_final_time,
                None if w is None else w.anchor, d.turn_boundary if d.turn_boundary > -1 else None),
         tuple(k for _, k in ps.probe_live_timers(e)) + tuple("answer" for _ in d.shell),
         None if w is None else (_set(w.anchor), w.manual, w.skip_reply, w.min_delay),

@@ -48,9 +48,9 @@ from tests.props_support import (
     endpointing_changes,
     engine_options,
 )
+from turnfsm import Engine, EngineOptions, default_chart
 from turnfsm import events as ev
 from turnfsm import outputs as out
-from turnfsm import Engine, EngineOptions, default_chart
 from turnfsm.errors import InputError, TurnFsmError
 
 # ===== the state machine =======================================================================
@@ -656,8 +656,7 @@ def test_trace_replay_ignores_blank_lines_and_notes(
         header: dict[str, Any], lines: list[tuple[float, int]], blanks: list[str],
         where: list[int], notes: list[bool], crlf: bool) -> None:
     """The trace replayer gives identical output when blank lines and notes are added."""
-    from turnfsm.replay import replay_trace
-    from turnfsm.replay import parse_trace
+    from turnfsm.replay import parse_trace, replay_trace
 
     t, objs = 0.0, []
     for dt, k in lines:

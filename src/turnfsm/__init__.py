@@ -3,8 +3,7 @@
 from . import events, outputs
 from .chart import Chart
 from .core import Engine, ObserverFailed, StepRecord, default_chart, load_chart, read_chart
-from .errors import (ChartError, ConfigError, EngineFailed, InputError, TraceError,
-                     TurnFsmError)
+from .errors import ChartError, ConfigError, EngineFailed, InputError, TraceError, TurnFsmError
 from .host import Scheduler
 from .options import EndpointingOptions, EngineOptions, UserTurnLimit
 

@@ -83,7 +83,14 @@ def _check(args: argparse.Namespace) -> int:
 
 def _diagram(args: argparse.Namespace) -> int:
     from .chart import load_chart
-    from .chart.diagram import DiagramError, region_names, render, to_dot, to_mermaid, write_diagrams
+    from .chart.diagram import (
+        DiagramError,
+        region_names,
+        render,
+        to_dot,
+        to_mermaid,
+        write_diagrams,
+    )
 
     err = sys.stderr
     if args.all and (args.region or args.format):

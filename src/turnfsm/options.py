@@ -69,22 +69,28 @@ def _boundary(value: Any) -> tuple[float, float] | None:
     return (float(value[0]), float(value[1]))
 
 
-def _limit(name: str) -> Any:
-    def convert(value: Any) -> float | None:
-        if value is None:
-            return None
-        if not _finite(value):
-            raise ConfigError(f"user_turn_limit.{name} must be a number or null, not {value!r}")
-        return float(value)
-    return convert
+def _limit(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if not _finite(value):
+        raise ConfigError(f"user_turn_limit.{name} must be a number or null, not {value!r}")
+    return float(value)
+
+
+def _max_words(value: Any) -> float | None:
+    return _limit(value, "max_words")
+
+
+def _max_duration(value: Any) -> float | None:
+    return _limit(value, "max_duration")
 
 
 @attrs.define(frozen=True, kw_only=True)
 class UserTurnLimit:
     """Report when the user's words or speaking time since the agent last spoke reach this."""
 
-    max_words: float | None = attrs.field(default=None, converter=_limit("max_words"))
-    max_duration: float | None = attrs.field(default=None, converter=_limit("max_duration"))
+    max_words: float | None = attrs.field(default=None, converter=_max_words)
+    max_duration: float | None = attrs.field(default=None, converter=_max_duration)
 
     @classmethod
     def from_mapping(cls, m: dict[str, Any] | None) -> UserTurnLimit:
@@ -111,7 +117,7 @@ class EngineOptions:
     endpointing: EndpointingOptions = attrs.field(factory=EndpointingOptions)
     backchannel_boundary: tuple[float, float] | None = attrs.field(
         default=(1.0, 1.0), converter=_boundary)
-    user_turn_limit: UserTurnLimit = UserTurnLimit()
+    user_turn_limit: UserTurnLimit = attrs.field(factory=UserTurnLimit)
     vad: bool = True
     stt: bool = True
     interruption_detection: bool = False

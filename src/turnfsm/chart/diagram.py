@@ -33,8 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .model import Chart, Guard, Region, Transition
 from ..errors import TurnFsmError
+from .model import Chart, Guard, Region, Transition
 
 __all__ = [
     "LABEL_WIDTH",

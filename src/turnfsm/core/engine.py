@@ -58,8 +58,8 @@ from ..chart import Chart
 from ..errors import ChartError, ConfigError, EngineFailed, InputError, TurnFsmError
 from ..options import EngineOptions
 from . import rules as _rules  # noqa: F401  (registers every guard and action)
-from .context import Context
 from .charts import default_chart
+from .context import Context
 from .dispatch import DispatchObserver, TableDispatcher, compiled
 from .registry import RULES
 from .rules import session, streams

@@ -17,7 +17,7 @@ import attrs
 @attrs.define(slots=True)
 class TurnData:
     """What the current user turn has accumulated; replaced whole when it is delivered or
-    cleared."""
+    cleared (D36: no interim or preflight text survives a delivered turn)."""
 
     transcript: str = ""  # accumulated finals
     interim: str = ""  # the latest interim (or preflight) text

@@ -1,4 +1,4 @@
-"""What each STT event does once it passes the gate (R18–R22): finals, preflights,
+"""What each STT event does once it passes the gate (R18-R22): finals, preflights,
 interims, and the STT's start and end of speech.
 
 The gate (:mod:`.gate`) routes each kind by its chart event to its processor here, at once

@@ -196,7 +196,7 @@ def refuse_turn(cx: Context, e: Any) -> None:
 
 @RULES.action("clear_turn")
 def clear_turn(cx: Context, e: Any) -> None:
-    """Discard the turn (D1–D3: its decision, start and turn-limit count go with it)."""
+    """Discard the turn (D1-D3: its decision, start and turn-limit count go with it)."""
     cx.drop_turn("clear_user_turn")
     commit_abandoned(cx)
     cx.new_turn(cleared=True)
