@@ -233,7 +233,10 @@ class Driver:
         self.pending_eot: EotRec | None = None
         self.delivered_count: dict[Any, int] = {}
         self.turn_boundary = -math.inf
-        self.onsets: list[float] = []
+        # speech onsets evidenced by inputs since the last turn boundary: (onset, the id of
+        # the wait pending when the onset was reported, if any)
+        self.onsets: list[tuple[float, int | None]] = []
+        self.stt_utterance_ended = False  # stt mode: an STT end of speech since the last onset
         self.last_clear_ref = 0
         self.commits: dict[int, CommitRec] = {}
         self.turn_gen = 0  # bumped by every accepted delivery and clear
@@ -449,7 +452,7 @@ class Driver:
                     fr = self.finals.get(r)
                     if fr is not None and fr.status == "accepted":
                         fr.status = "delivered"
-                self._new_turn(step.t)
+                self._new_turn(step.t, keep_wait=None if rec.wait is None else rec.wait.wait_id)
         if isinstance(inp, ev.SetInterruptionDetection) and inp.enabled and \
                 not step.closed_before:
             self.marker_state = "idle"  # a new stream
@@ -460,7 +463,10 @@ class Driver:
         last_transcript: tuple[str, bool] | None = None  # (type, changed)
         for o in step.outputs:
             if isinstance(o, out.StartOfSpeech):
-                self.onsets.append(o.speech_start_time)
+                w = probe_wait(eng)
+                self.onsets.append((self._evidenced_onset(inp, o, step.t),
+                                    None if w is None else w.wait_id))
+                self.stt_utterance_ended = False
                 self.promoted = None  # new speech: its finals are new words
             elif isinstance(o, out.Transcript):
                 last_transcript = self._observe_transcript(o)
@@ -549,7 +555,7 @@ class Driver:
                     self.anomaly("I3", f"final {inp.ref} {inp.text!r} was neither processed, "
                                        "held nor dropped")
         if isinstance(inp, ev.VadInferenceDone) and inp.raw_accumulated_speech > 0:
-            self.onsets.append(step.t - inp.raw_accumulated_speech)
+            self.onsets.append((step.t - inp.raw_accumulated_speech, None))
         if isinstance(inp, ev.ClearUserTurn):
             self.last_clear_ref = inp.ref
             self._new_turn(step.t)
@@ -561,11 +567,21 @@ class Driver:
                 isinstance(inp, ev.SetInterruptionDetection) and not inp.enabled):
             self.boundary_live = None
 
-    def _new_turn(self, t: float) -> None:
+    @staticmethod
+    def _evidenced_onset(inp: Any, o: out.StartOfSpeech, t: float) -> float:
+        """The onset the input itself evidences (an STT start reports a kept onset when one is
+        known: only the provider's onset, or the start's own time, is new evidence)."""
+        if isinstance(inp, ev.SttStartOfSpeech):
+            return inp.speech_start_time if inp.speech_start_time else t
+        return o.speech_start_time  # a VAD start's own onset, or a released STT start
+
+    def _new_turn(self, t: float, keep_wait: int | None = None) -> None:
         self.turn_contribs = []
         self.preflight_acc = ""
         self.turn_boundary = t
-        self.onsets = []
+        # speech that started during the delivered wait goes on into the next turn
+        self.onsets = [x for x in self.onsets if keep_wait is not None and x[1] == keep_wait]
+        self.stt_utterance_ended = False
         self.turn_gen += 1
 
     def _observe_transcript(self, o: out.Transcript) -> tuple[str, bool] | None:
@@ -816,9 +832,10 @@ def check_i6_bounded_hold(drv: Driver, step: Step) -> None:
 
 def check_i7_metrics_well_formed(drv: Driver, step: Step) -> None:
     """I7: delivery metrics all-or-none; started <= stopped <= t; delays >= 0; the turn start
-    is no earlier than the previous accepted delivery or clear, unless a speech onset
-    reported since then is (turnfsm back-dates onsets by the VAD speech duration and by the
-    speech run of an inference window, so a turn may start just before the boundary)."""
+    is no earlier than the previous accepted delivery or clear, unless an onset evidenced by
+    an input since then is (a VAD start back-dated by its speech duration, a window by its
+    speech run, an STT start by the provider's onset; or speech that started during the
+    delivered wait). An onset the engine merely reports again is no evidence."""
     o = _eot(step)
     if o is None:
         return
@@ -837,7 +854,7 @@ def check_i7_metrics_well_formed(drv: Driver, step: Step) -> None:
         _fail(drv, "I7", f"started {started} stopped {stopped} delivered {o.t}")
     if tdelay < 0 or edelay < -EPS:
         _fail(drv, "I7", f"negative delay: transcription {tdelay}, end of turn {edelay}")
-    floor = min([drv.turn_boundary, *drv.onsets])
+    floor = min([drv.turn_boundary, *(x for x, _w in drv.onsets)])
     if started < floor - EPS:
         _fail(drv, "I7", f"turn start {started} precedes the last delivery/clear at "
                          f"{drv.turn_boundary} and every onset since {drv.onsets}")
@@ -878,7 +895,8 @@ def check_i8_deadline(drv: Driver, step: Step) -> None:
 
 def check_i9_authority_bound(drv: Driver, step: Step) -> None:
     """I9: authority != none => a wait or a commit request is pending; adapted for stt mode
-    (DECIDE in the spec): stt_committed may also stay on an open turn while in stt mode."""
+    (DECIDE in the spec): stt_committed may also stay on an open turn while in stt mode, and
+    an end of speech that found nothing to decide awaits its utterance's final."""
     a, turn = step.after["authority"], step.after["turn"]
     if a == "none" or drv.engine.closed:
         return
@@ -889,6 +907,33 @@ def check_i9_authority_bound(drv: Driver, step: Step) -> None:
         _fail(drv, "I9", f"manual_committed with turn {turn} and no commit pending")
     if a == "stt_committed" and not (step.after["mode"] == "stt" and turn == "open"):
         _fail(drv, "I9", f"stt_committed with turn {turn} in mode {step.after['mode']}")
+    # an end of speech with nothing transcribed waits for its utterance's final (R18.9)
+    if a == "stt_awaiting_final" and not (step.after["mode"] == "stt"
+                                          and turn in ("idle", "open")):
+        _fail(drv, "I9", f"stt_awaiting_final with turn {turn} in mode {step.after['mode']}")
+
+
+def check_i9_stt_utterance_is_decided(drv: Driver, step: Step) -> None:
+    """I9 (stt clause), R21/R18.9: in stt mode, an utterance the STT declared ended is decided
+    as soon as it is transcribed: with the user silent, a turn with a transcript is not left
+    open after its end of speech (until the next speech onset or delivery)."""
+    eng = drv.engine
+    inp = step.inp
+    if isinstance(inp, ev.SttEndOfSpeech) and step.before["mode"] == "stt" and \
+            step.before["gate"] == "passthrough" and step.before["stt_input"] == "attached" \
+            and any(isinstance(o, out.EndOfSpeech) and o.ref is None for o in step.outputs):
+        drv.stt_utterance_ended = True
+    if any(isinstance(o, out.EndOfTurn) for o in step.outputs) or \
+            isinstance(inp, ev.ClearUserTurn | ev.UpdateOptions | ev.Close | ev.CommitUserTurn) or \
+            step.after["mode"] != "stt":
+        drv.stt_utterance_ended = False
+    if not drv.stt_utterance_ended or eng.closed:
+        return
+    a = step.after
+    if a["turn"] == "open" and eng.cx.turn.transcript and a["user_speech"] == "silent" \
+            and a["commit"] == "idle" and a["gate"] == "passthrough":
+        _fail(drv, "I9", "an stt-mode utterance ended by the STT and transcribed "
+                         f"({eng.cx.turn.transcript!r}) is left undecided")
 
 
 def check_i10_skip_reply_sticky(drv: Driver, step: Step) -> None:
@@ -1005,13 +1050,19 @@ def check_i17_language(drv: Driver, step: Step) -> None:
 
 
 def check_i19_mode_switch_hygiene(drv: Driver, step: Step) -> None:
-    """I19: after a mode change to or from manual, no wait is pending and authority is none."""
+    """I19: after a mode change to or from manual, no wait is pending and authority is none;
+    I18/R39: a commit whose decision the change dropped is settled in that step (its result
+    reports the delivery it scheduled, never a later turn's)."""
     if not isinstance(step.inp, ev.UpdateOptions) or drv.mode_change is None:
         return
     old, new = drv.mode_change
     drv.mode_change = None
     if old == new or "manual" not in (old, new):
         return
+    for c in drv.finalize_order:
+        if c.final_gen == drv.turn_gen and not c.results:
+            _fail(drv, "I18", f"mode {old}->{new} dropped a commit's decision and left the "
+                              "commit's result pending")
     if step.after["turn"] in ("predicting", "waiting"):
         _fail(drv, "I19", f"mode {old}->{new} left the turn {step.after['turn']}")
     if step.after["authority"] != "none":
@@ -1091,6 +1142,7 @@ STEP_CHECKS: list[Callable[[Driver, Step], None]] = [
     check_i7_metrics_well_formed,
     check_i8_deadline,
     check_i9_authority_bound,
+    check_i9_stt_utterance_is_decided,
     check_i10_skip_reply_sticky,
     check_i11_clear_is_total,
     check_i12_nonempty_deliveries,

@@ -447,11 +447,17 @@ def test_anchor_at_time_zero_is_a_time() -> None:
     assert [x.t for x in d.of(out.EndOfTurn)] == [0.5]
 
 
-def test_stt_authority_does_not_outlive_its_decision() -> None:
-    """B11/I9: an STT end of speech on an empty turn, or leaving stt mode, leaves no authority."""
-    d = Driver(Engine(EngineOptions(turn_detection="stt")))
-    d.at(0.0, ev.SttEndOfSpeech(t=0.0))
-    assert d.e.state()["authority"] == "none"
+def test_stt_authority_does_not_outlive_its_utterance() -> None:
+    """B11/I9/D17: an STT end of speech on an empty turn waits for its own utterance's final
+    only: the next speech onset ends that; leaving stt mode ends any stt authority."""
+    for onset in (ev.SttStartOfSpeech(t=1.0), ev.VadStartOfSpeech(t=1.0)):
+        d = Driver(Engine(EngineOptions(turn_detection="stt")))
+        d.at(0.0, ev.SttEndOfSpeech(t=0.0))
+        assert d.e.state()["authority"] == "stt_awaiting_final"
+        d.at(1.0, onset)
+        assert d.e.state()["authority"] == "none"
+        d.at(1.5, ev.SttFinal(t=1.5, text="new words"))
+        assert not d.of(out.PreemptiveGeneration) and d.e.state()["turn"] == "open"
     d = Driver(Engine(EngineOptions(turn_detection="stt")))
     d.at(1.0, ev.SttFinal(t=1.0, text="hi"))
     d.at(1.1, ev.SttEndOfSpeech(t=1.1))
@@ -567,3 +573,60 @@ def test_release_on_vad_detach_closes_the_overlap_with_its_marker() -> None:
     assert [x.signal for x in d.of(out.DetectorSignal)] == [
         "agent_speech_started", "overlap_speech_started", "overlap_speech_ended",
         "agent_speech_ended"]
+
+
+def test_stt_final_after_its_end_of_speech_ends_the_turn() -> None:
+    """Bug 1 (R21, R18.9): in stt mode a final arriving after its utterance's STT end of
+    speech is preempted and decided: the turn ends min_delay after its anchor, alone."""
+    d = Driver(Engine(EngineOptions(turn_detection="stt", vad=False)))
+    d.at(0.9, ev.SttStartOfSpeech(t=0.9))
+    d.at(2.0, ev.SttEndOfSpeech(t=2.0))
+    assert d.e.state()["authority"] == "stt_awaiting_final" and not d.of(out.EndOfTurn)
+    d.at(2.1, ev.SttFinal(t=2.1, text="What time is it"))
+    assert [p.new_transcript for p in d.of(out.PreemptiveGeneration)] == ["What time is it"]
+    assert d.e.state()["authority"] == "stt_committed"
+    d.at(5.0)
+    (eot,) = d.of(out.EndOfTurn)
+    assert eot.t == 2.6 and eot.new_transcript == "What time is it"
+    assert eot.started_speaking_at == 0.9
+
+
+def test_a_commit_whose_decision_a_mode_change_drops_is_cancelled_then() -> None:
+    """Bug 2 (I18, R39): the commit's result is cancelled when the mode change drops its
+    decision, never resolved later with another turn's words."""
+    d = Driver(Engine(EngineOptions(endpointing=EndpointingOptions(min_delay=2.0))))
+    d.at(1.0, ev.VadStartOfSpeech(t=1.0))
+    d.at(1.5, ev.VadInferenceDone(t=1.5, raw_accumulated_speech=0.5))
+    d.at(1.6, ev.SttFinal(t=1.6, text="Book a table"))
+    d.at(1.8, ev.VadEndOfSpeech(t=1.8))
+    d.at(1.9, ev.CommitUserTurn(t=1.9, ref="c"))
+    assert not d.of(out.CommitResult) and d.e.state()["turn"] in ("predicting", "waiting")
+    d.at(2.5, ev.UpdateOptions(t=2.5, set_turn_detection=True, turn_detection="manual"))
+    (res,) = d.of(out.CommitResult)
+    assert (res.t, res.ref, res.status) == (2.5, "c", "cancelled")
+    d.at(2.6, ev.UpdateOptions(t=2.6, set_turn_detection=True, turn_detection="vad"))
+    d.at(5.0, ev.VadStartOfSpeech(t=5.0))
+    d.at(5.5, ev.VadInferenceDone(t=5.5, raw_accumulated_speech=0.5))
+    d.at(5.6, ev.SttFinal(t=5.6, text="for two"))
+    d.at(5.8, ev.VadEndOfSpeech(t=5.8))
+    d.at(9.0)
+    assert [e.new_transcript for e in d.of(out.EndOfTurn)] == ["Book a table for two"]
+    assert len(d.of(out.CommitResult)) == 1
+
+
+def test_an_accepted_delivery_takes_its_onset_along_when_no_new_speech_started() -> None:
+    """Bug 3 (D4, I7, I23): a late window moving the anchor during the wait does not make the
+    delivered turn's onset the next turn's; speech that started during the wait keeps it."""
+    d = Driver(Engine(EngineOptions(turn_detection="stt",
+                                    endpointing=EndpointingOptions(min_delay=1.0))))
+    d.at(12.5, ev.VadStartOfSpeech(t=12.5, speech_duration=0.2, inference_duration=0.02))
+    d.at(13.2, ev.VadInferenceDone(t=13.2, raw_accumulated_speech=0.7))
+    d.at(13.3, ev.SttFinal(t=13.3, text="Call my mother"))
+    d.at(13.5, ev.VadEndOfSpeech(t=13.5))
+    d.at(13.55, ev.SttEndOfSpeech(t=13.55))
+    d.at(13.8, ev.VadInferenceDone(t=13.8, raw_accumulated_speech=0.1))  # late: anchor moves
+    d.at(20.0)
+    assert [e.started_speaking_at for e in d.of(out.EndOfTurn)] == [pytest.approx(12.28)]
+    assert d.e.cx.speech_start_time is None and d.e.state()["turn"] == "idle"
+    d.at(21.2, ev.SttStartOfSpeech(t=21.2, speech_start_time=21.1))
+    assert d.of(out.StartOfSpeech)[-1].speech_start_time == 21.1

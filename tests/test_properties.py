@@ -48,7 +48,8 @@ from tests.props_support import (
     endpointing_changes,
     engine_options,
 )
-from turnfsm import Engine, EngineOptions, default_chart
+from turnfsm import EndpointingOptions, Engine, EngineOptions, default_chart
+from turnfsm.core import RULES
 from turnfsm import events as ev
 from turnfsm import outputs as out
 from turnfsm.errors import InputError, TurnFsmError
@@ -434,10 +435,13 @@ def test_bug_b9_anchor_at_time_zero_counts() -> None:
     assert [o.t for o in eot] == [0.5]
 
 
-def test_bug_b11_stt_end_on_empty_turn_leaves_no_authority() -> None:
-    """I9: an STT end of speech that decides nothing leaves no stt_committed authority."""
+def test_bug_b11_stt_end_on_empty_turn_commits_only_its_utterance() -> None:
+    """I9/D17: an STT end of speech that decides nothing awaits its utterance's final; the
+    next speech onset ends that, so the next utterance is not committed in advance."""
     d = Driver(EngineOptions(turn_detection="stt"), check=False)
     d.feed(ev.SttEndOfSpeech(t=0.0, ref=1))
+    assert d.state["authority"] == "stt_awaiting_final"
+    d.feed(ev.SttStartOfSpeech(t=1.0, ref=2))
     assert d.state["authority"] == "none"
 
 
@@ -688,15 +692,58 @@ def test_trace_replay_ignores_blank_lines_and_notes(
 # ===== mutation checks: the invariant checks catch a broken engine ==============================
 
 
-class DropsOneHeldFinal(Engine):
-    """Mutant: a release silently loses the first held non-empty final."""
+def _lossy_release(cx: Any, e: Any) -> None:
+    """Mutant action: the release silently loses the first held non-empty final."""
+    from turnfsm.core.rules import gate
+    for i, h in enumerate(cx.held):
+        if isinstance(h, ev.SttFinal) and h.text:
+            del cx.held[i]
+            break
+    gate.release_trimmed(cx, e)
 
-    def _release(self, events: list[ev.SttEvent]) -> None:
-        for i, e in enumerate(events):
-            if isinstance(e, ev.SttFinal) and e.text:
-                events = events[:i] + events[i + 1:]
-                break
-        super()._release(events)
+
+if "mutant_lossy_release" not in RULES.actions:  # the module may be imported twice
+    RULES.action("mutant_lossy_release")(_lossy_release)
+
+
+def rewired_chart(change: Callable[[Any], Any]) -> Any:
+    """The default chart with ``change`` applied to every transition (a mutant chart)."""
+    import attrs
+
+    chart = default_chart()
+    mutant = attrs.evolve(chart, transitions=tuple(change(t) for t in chart.transitions))
+    assert mutant != chart, "the mutation did not apply: update the mutant"
+    return mutant
+
+
+def _without(region: str, event: str, action: str) -> Callable[[Any], Any]:
+    import attrs
+
+    def change(t: Any) -> Any:
+        if t.region == region and t.event == event and action in t.actions:
+            t = attrs.evolve(t, actions=tuple(a for a in t.actions if a != action))
+        return t
+    return change
+
+
+def _replace_action(old: str, new: str) -> Callable[[Any], Any]:
+    import attrs
+
+    def change(t: Any) -> Any:
+        if old in t.actions:
+            t = attrs.evolve(t, actions=tuple(new if a == old else a for a in t.actions))
+        return t
+    return change
+
+
+def _redirect(region: str, event: str, source: str, dest: str) -> Callable[[Any], Any]:
+    import attrs
+
+    def change(t: Any) -> Any:
+        if t.region == region and t.event == event and t.source == source:
+            t = attrs.evolve(t, dest=dest)
+        return t
+    return change
 
 
 def mutant_chart(region: str, event: str, sources: set[str]) -> Any:
@@ -723,6 +770,10 @@ def chart_factory(chart: Any) -> Any:
     return make
 
 
+STT_OPTIONS = st.builds(EngineOptions, turn_detection=st.just("stt"))
+SLOW_DECISION_OPTIONS = st.builds(  # manual commits whose decisions wait for a mode change
+    EngineOptions, turn_detection=st.just("manual"),
+    endpointing=st.just(EndpointingOptions(min_delay=3.0, max_delay=4.0)))
 HELD_OPTIONS = st.builds(EngineOptions, interruption_detection=st.just(True),
                          backchannel_boundary=st.sampled_from([None, (0.0, 0.0), (1.0, 1.0)]))
 PLAIN_OPTIONS = st.builds(EngineOptions, turn_detection=st.sampled_from(["vad", None]))
@@ -731,12 +782,22 @@ STEADY_HOST = st.just(HostScript())
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mutant, options, expected", [
-    (DropsOneHeldFinal, HELD_OPTIONS, "I3"),
+    (chart_factory(rewired_chart(_replace_action("release_trimmed", "mutant_lossy_release"))),
+     HELD_OPTIONS, "I3"),
     (chart_factory(mutant_chart("turn", "clear", {"predicting", "waiting"})), PLAIN_OPTIONS,
      "I11"),
     (chart_factory(mutant_chart("turn", "vad_start", {"predicting", "waiting"})),
      PLAIN_OPTIONS, "I1"),
-], ids=["release-drops-a-held-final", "clear-keeps-the-wait", "speech-keeps-the-wait"])
+    # the three bugs of issue 10, put back
+    (chart_factory(rewired_chart(_redirect("authority", "nothing_to_decide", "stt_committed",
+                                           "none"))), STT_OPTIONS, "I9"),
+    (chart_factory(rewired_chart(_without("turn", "decision_dropped", "abandon_commit"))),
+     SLOW_DECISION_OPTIONS, "I18"),
+    (chart_factory(rewired_chart(_without("turn", "turn_answered", "forget_speech"))),
+     st.builds(EngineOptions), "I7"),
+], ids=["release-drops-a-held-final", "clear-keeps-the-wait", "speech-keeps-the-wait",
+        "stt-final-after-its-end-of-speech-undecided", "dropped-commit-decision-stays-pending",
+        "delivered-onset-leaks-into-the-next-turn"])
 def test_invariant_checks_catch_a_broken_engine(mutant: Any, options: Any,
                                                 expected: str) -> None:
     """A deliberately broken engine is caught by the invariant checks."""

@@ -65,6 +65,7 @@ class Wait:
     skip_reply: bool
     manual: bool
     min_delay: float = 0.0
+    new_speech: bool = False  # a speech onset was reported while this wait ran
 
 
 @attrs.define(slots=True)

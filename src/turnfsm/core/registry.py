@@ -48,7 +48,7 @@ REQUIRED_STATES: dict[str, frozenset[str]] = {
     "overlap": frozenset({"open"}),
     "user_speech": frozenset({"speaking"}),
     "turn": frozenset({"idle", "open", "predicting"}),
-    "authority": frozenset({"none", "manual_committed", "stt_committed"}),
+    "authority": frozenset({"none", "manual_committed", "stt_committed", "stt_awaiting_final"}),
     "commit": frozenset({"awaiting_final"}),
 }
 REQUIRED_EVENTS = frozenset({
@@ -56,7 +56,7 @@ REQUIRED_EVENTS = frozenset({
     "speech_onset", "speech_offset", "eou_trigger", "wait_due", "vad_stream_ended",
     "committed", "commit_done", "feedback_started", "feedback_ended", "eou_deadline",
     "commit_timeout", "boundary_expired", "vad_attach", "vad_detach", "stt_attach",
-    "stt_detach", "detector_attach", "detector_detach", "decision_dropped", "decision_refused",
+    "stt_detach", "detector_attach", "detector_detach", "decision_dropped", "nothing_to_decide",
     "left_stt", "agent_over_user",
     *("vad_start", "vad_end", "stt_start", "stt_end", "stt_interim", "stt_preflight", "stt_final",
       "overlap", "detector_failed", "agent_start", "agent_end", "user_started", "user_ended",
@@ -65,13 +65,10 @@ REQUIRED_EVENTS = frozenset({
 
 
 def _input_classes() -> dict[str, type]:
-    found: dict[str, type] = {}
-    todo: list[type] = [ev.Input]
-    while todo:
-        cls = todo.pop()
-        found[cls.__name__] = cls
-        todo.extend(cls.__subclasses__())
-    return found
+    # from the module's namespace, not Input.__subclasses__(): attrs replaces each slotted
+    # class, and the replaced originals linger among the subclasses until collected
+    return {name: obj for name, obj in vars(ev).items()
+            if isinstance(obj, type) and issubclass(obj, ev.Input)}
 
 
 class Registry:

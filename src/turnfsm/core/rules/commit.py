@@ -127,6 +127,13 @@ def commit_abandoned(cx: Context) -> None:
         cx.emit(out.CommitResult(t=cx.now, ref=c.ref, status="cancelled"))
 
 
+@RULES.action("abandon_commit")
+def abandon_commit(cx: Context, e: Any) -> None:
+    """The decision a commit scheduled was dropped (a mode change, R9): its result is
+    ``cancelled`` now, never a later turn's (I18, R39)."""
+    commit_abandoned(cx)
+
+
 @RULES.action("finalize_commit")
 def finalize_commit(cx: Context, e: Any) -> None:
     """No final came in time (or the session closes): finalize now."""

@@ -27,6 +27,11 @@ def _feedback_end(cx: Context, ended_at: float) -> None:
         cx.fire("feedback_ended", SpeechEnd(ended_at=ended_at, interruption=interruption))
 
 
+def _note_new_speech(cx: Context) -> None:
+    if cx.wait is not None:
+        cx.wait.new_speech = True  # this speech belongs to the next turn (speech_went_on)
+
+
 def _vad_onset(cx: Context, e: ev.VadStartOfSpeech) -> float:
     return cx.now - e.speech_duration - e.inference_duration
 
@@ -41,6 +46,7 @@ def capture_onset(cx: Context, e: ev.VadStartOfSpeech) -> None:
 def report_vad_start(cx: Context, e: ev.VadStartOfSpeech) -> None:
     """Report the start of speech (a final from now on is new words, never a duplicate)."""
     cx.promoted = None
+    _note_new_speech(cx)
     onset = _vad_onset(cx, e)
     cx.ensure_span(onset)
     cx.emit(out.StartOfSpeech(t=cx.now, ref=e.ref, speech_start_time=onset))
@@ -67,6 +73,7 @@ def report_stream_end(cx: Context, e: Any) -> None:
 def report_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
     """stt mode: the STT's start of speech is the user's (its onset if the provider gave one)."""
     cx.promoted = None
+    _note_new_speech(cx)
     if cx.speech_start_time is None:
         cx.speech_start_time = e.speech_start_time if e.speech_start_time else cx.now
     cx.ensure_span(cx.speech_start_time)

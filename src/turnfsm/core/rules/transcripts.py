@@ -85,13 +85,15 @@ def process_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
 
 @RULES.action("process_stt_end", ev.SttEndOfSpeech)
 def process_stt_end(cx: Context, e: ev.SttEndOfSpeech) -> None:
-    """stt mode: the STT's end of speech commits the turn and asks for a decision (R21)."""
+    """stt mode: the STT's end of speech commits the turn and asks for a decision (R21).
+    With nothing transcribed yet the commitment waits for the utterance's final (R18.9, R26),
+    bound to this utterance: the next speech onset ends it (D17)."""
     if cx.in_state("mode", "stt"):
         cx.fire("speech_offset", e)
         before = cx.wait
         cx.request_decision()
         if cx.wait is None and before is None:
-            cx.fire("decision_refused", e)  # nothing to commit: no authority left
+            cx.fire("nothing_to_decide", e)
 
 
 PROCESSORS: dict[type, Callable[[Context, Any], None]] = {

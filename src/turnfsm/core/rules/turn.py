@@ -28,10 +28,19 @@ def answer_accepts(cx: Context, e: Any) -> bool:
     return isinstance(e, ev.EndOfTurnAnswered) and e.accepted
 
 
-@RULES.guard("anchor_unchanged")
-def anchor_unchanged(cx: Context, e: Any) -> bool:
-    """The user did not speak during the wait (the anchor did not move)."""
-    return cx.wait is not None and cx.last_speaking_time == cx.wait.anchor
+@RULES.guard("speech_went_on")
+def speech_went_on(cx: Context, e: Any) -> bool:
+    """New speech started during the wait and moved the anchor: it belongs to the next turn.
+    (A late window or transcript of the delivered speech moves the anchor too, but starts
+    nothing: that speech is delivered and its onset goes with it, I7/I23.)"""
+    w = cx.wait
+    return w is not None and w.new_speech and cx.last_speaking_time != w.anchor
+
+
+@RULES.guard("decision_pending")
+def decision_pending(cx: Context, e: Any) -> bool:
+    """An end-of-turn decision is pending."""
+    return cx.wait is not None
 
 
 @RULES.guard("manual_decision")
@@ -65,7 +74,8 @@ def answer_current(cx: Context, e: Any) -> bool:
 def ends_on_vad_end(cx: Context, e: Any) -> bool:
     """A VAD end of speech asks for a decision: vad mode, or stt mode once committed."""
     return cx.in_state("mode", "vad") or (
-        cx.in_state("mode", "stt") and cx.in_state("authority", "stt_committed"))
+        cx.in_state("mode", "stt") and (cx.in_state("authority", "stt_committed")
+                                        or cx.in_state("authority", "stt_awaiting_final")))
 
 
 # -- the wait ------------------------------------------------------------------------------
@@ -175,15 +185,17 @@ def deliver_end_of_turn(cx: Context, e: Any) -> None:
 
 @RULES.action("accept_turn")
 def accept_turn(cx: Context, e: Any) -> None:
-    """The host took the turn: a new one starts (the speech goes on if the user spoke
-    during the wait)."""
-    w = cx.wait
-    assert w is not None
+    """The host took the turn: a new one starts."""
     cx.new_turn(cleared=False)
-    if cx.last_speaking_time == w.anchor:
-        cx.speech_start_time = None
-        cx.last_speaking_time = None
     cx.wait = None
+
+
+@RULES.action("forget_speech")
+def forget_speech(cx: Context, e: Any) -> None:
+    """The delivered speech's onset and anchor go with it (D4, I7: the next turn's start is
+    captured when it opens). Speech that started during the wait keeps them instead."""
+    cx.speech_start_time = None
+    cx.last_speaking_time = None
 
 
 @RULES.action("refuse_turn")
