@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -49,9 +50,9 @@ from tests.props_support import (
     engine_options,
 )
 from turnfsm import EndpointingOptions, Engine, EngineOptions, default_chart
-from turnfsm.core import RULES
 from turnfsm import events as ev
 from turnfsm import outputs as out
+from turnfsm.core import RULES
 from turnfsm.errors import InputError, TurnFsmError
 
 # ===== the state machine =======================================================================
