@@ -210,7 +210,8 @@ class Driver:
         self.options = options or EngineOptions()
         self.host = host or HostScript()
         self.engine = engine_factory(self.options)
-        self.scheduler = Scheduler(self.engine)
+        self.scheduler: Scheduler[tuple[tuple[float, int], ModelAnswer, bool]] = \
+            Scheduler(self.engine)
         self.shell: list[tuple[float, int]] = []  # (deadline, request id) of pending answers
         self.check = check
         self.history = history  # keep the log and every output (off: cheaper to copy)
@@ -291,7 +292,7 @@ class Driver:
                 self._note(f"  timer @{nd[0]:.6g}")
                 self._call("timer", None, self.engine.fire_next_timer)
             else:
-                self.scheduler.pop_host()()
+                self._answer_due(self.scheduler.pop_host())
                 self._note_close()
 
     def feed(self, e: ev.Input) -> list[out.Output]:
@@ -394,11 +395,12 @@ class Driver:
         """Schedule the model's answer on the host scheduler (``shell`` lists it meanwhile)."""
         entry = (round(self.clock + delay, 6), rid)
         self.shell.append(entry)
+        self.scheduler.call_at(entry[0], (entry, ans, force))
 
-        def answer() -> None:
-            self.shell.remove(entry)
-            self._answer_model(rid, ans, force=force)
-        self.scheduler.call_at(entry[0], answer)
+    def _answer_due(self, item: tuple[tuple[float, int], ModelAnswer, bool]) -> None:
+        entry, ans, force = item
+        self.shell.remove(entry)
+        self._answer_model(entry[1], ans, force=force)
 
     def _answer_model(self, rid: int, ans: ModelAnswer, *, force: bool = False) -> None:
         """Send the model's answer for ``rid`` (a stale one too when ``force``)."""

@@ -224,13 +224,13 @@ def test_scheduler_orders_engine_and_host_timers_by_creation_at_equal_deadlines(
     """At one deadline, a host timer made before the engine armed its timer fires first, and
     one made after fires after."""
     e = Engine(EngineOptions(endpointing=EndpointingOptions(min_delay=1.0)))
-    s = Scheduler(e)
+    s: Scheduler[str] = Scheduler(e)
     fired: list[str] = []
-    s.call_at(3.0, lambda: fired.append("host-before"))
+    s.call_at(3.0, "host-before")
     e.handle(ev.VadStartOfSpeech(t=1.0))
     e.handle(ev.SttFinal(t=1.5, text="hi"))
     e.handle(ev.VadEndOfSpeech(t=2.0))  # anchor 1.5 (the final) + 1.0 -> deadline 2.5
-    s.call_at(2.5, lambda: fired.append("host-after"))
+    s.call_at(2.5, "host-after")
     assert e.next_deadline() == 2.5
 
     def engine_outputs(outs: list[out.Output]) -> None:
@@ -238,7 +238,7 @@ def test_scheduler_orders_engine_and_host_timers_by_creation_at_equal_deadlines(
         for o in outs:
             if isinstance(o, out.EndOfTurn):
                 e.handle(ev.EndOfTurnAnswered(t=o.t, accepted=True))
-    s.run_until(3.0, engine_outputs)
+    s.run_until(3.0, engine_outputs, fired.append)
     assert fired == ["engine", "host-after", "host-before"]
     assert s.next_deadline() is None
 

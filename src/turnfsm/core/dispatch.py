@@ -31,7 +31,10 @@ _CT = tuple[tuple[tuple[GuardFn, bool], ...], tuple[ActionFn, ...], "int | None"
 
 @attrs.frozen
 class Compiled:
-    """A chart compiled for dispatch."""
+    """A chart compiled for dispatch (immutable: copies share it)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Compiled:
+        return self
 
     regions: tuple[str, ...]
     states: tuple[tuple[str, ...], ...]
@@ -84,6 +87,20 @@ class TableDispatcher:
     def __init__(self, c: Compiled) -> None:
         self._table = c.table
         self.observer: DispatchObserver | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> TableDispatcher:
+        """A copy shares the (immutable) compiled table."""
+        d = TableDispatcher.__new__(TableDispatcher)
+        d._table = self._table
+        d.observer = self.observer
+        return d
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_table": self._table, "observer": self.observer}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._table = state["_table"]
+        self.observer = state["observer"]
 
     def dispatch(self, cx: Context, event: str, payload: Any) -> None:
         """Offer ``event`` to every region, in chart order."""

@@ -13,26 +13,32 @@ The replayer, the tests' virtual-time driver and the asyncio runtime all use it.
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from .. import outputs as out
 from ..core import Engine
 
+T = TypeVar("T")
 
-class Scheduler:
-    """Engine deadlines merged with host timers."""
+
+class Scheduler(Generic[T]):
+    """Engine deadlines merged with host timers. A host timer carries an item of the host's
+    (data, or a callable): what to do with it is the host's, given to :meth:`run_until`, so
+    a scheduler holding data can be copied with its host."""
 
     __slots__ = ("_heap", "_seq", "engine")
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._heap: list[tuple[float, int, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
+        self._heap: list[tuple[float, int, int, T]] = []
+        self._seq = 0
 
-    def call_at(self, deadline: float, fn: Callable[[], None]) -> None:
-        """Run ``fn`` at ``deadline`` (rounded to the microsecond, as engine deadlines)."""
-        heapq.heappush(self._heap, (round(deadline, 6), self.engine.steps, next(self._seq), fn))
+    def call_at(self, deadline: float, item: T) -> None:
+        """Schedule ``item`` at ``deadline`` (rounded to the microsecond, as engine
+        deadlines)."""
+        self._seq += 1
+        heapq.heappush(self._heap, (round(deadline, 6), self.engine.steps, self._seq, item))
 
     def next_due(self) -> tuple[float, bool] | None:
         """(deadline, whether it is the engine's) of the next timer to fire."""
@@ -58,13 +64,14 @@ class Scheduler:
         """How many host timers are pending."""
         return len(self._heap)
 
-    def pop_host(self) -> Callable[[], None]:
-        """Remove the next host timer and return its function (the caller runs it)."""
+    def pop_host(self) -> T:
+        """Remove the next host timer and return its item."""
         return heapq.heappop(self._heap)[3]
 
-    def run_until(self, t: float, on_outputs: Callable[[list[out.Output]], None]) -> None:
-        """Fire every timer due at or before ``t``, in order; engine outputs go to
-        ``on_outputs`` (a timer fired there may make new ones, fired in turn)."""
+    def run_until(self, t: float, on_outputs: Callable[[list[out.Output]], None],
+                  on_host: Callable[[T], None]) -> None:
+        """Fire every timer due at or before ``t``, in order: the engine's outputs go to
+        ``on_outputs``, the host's items to ``on_host`` (either may schedule more)."""
         while True:
             n = self.next_due()
             if n is None or n[0] > t:
@@ -72,4 +79,4 @@ class Scheduler:
             if n[1]:
                 on_outputs(self.engine.fire_next_timer())
             else:
-                self.pop_host()()
+                on_host(self.pop_host())

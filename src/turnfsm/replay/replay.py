@@ -10,6 +10,7 @@ records every output as a line of the output format.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ class Replay:
         self.diagnostics = diagnostics
         self.lines: list[dict[str, Any]] = []
         self.now = 0.0
-        self.scheduler: Scheduler | None = None
+        self.scheduler: Scheduler[Callable[[], None]] | None = None
         self.model = ScriptedModel(self.cfg["turn_detector"])
         self.detection_enabled = bool(self.cfg["interruption_detection"])
         self.boundary_registered = False
@@ -223,7 +224,7 @@ class Replay:
         def outputs(outs: list[out.Output]) -> None:
             self.now = max(self.now, engine.now)
             self.process(outs)
-        self.scheduler.run_until(until, outputs)
+        self.scheduler.run_until(until, outputs, lambda fn: fn())
 
     # -- inputs --------------------------------------------------------------------------------
 
