@@ -11,38 +11,19 @@ from turnfsm import EndpointingOptions, Engine, EngineOptions, UserTurnLimit
 from turnfsm import events as ev
 from turnfsm import outputs as out
 from turnfsm.errors import ConfigError, InputError
+from turnfsm.testing import ScriptedAnswers, VirtualHost
 
 
-class Driver:
-    """Feeds an engine, fires its timers, answers its requests, and keeps every output."""
+class Driver(VirtualHost):
+    """The testing host, with this module's short names (``e``, ``outs``)."""
 
     def __init__(self, engine: Engine, *, accept: bool = True,
                  model: tuple[float, float | None] | None = None, fail: bool = False) -> None:
+        p, thr = model or (1.0, None)
+        super().__init__(engine, ScriptedAnswers(accept=accept, probability=p, threshold=thr,
+                                                 model_fails=fail))
         self.e = engine
-        self.outs: list[out.Output] = []
-        self.accept = accept
-        self.model = model
-        self.fail = fail
-
-    def _take(self, outs: list[out.Output]) -> None:
-        for o in outs:
-            self.outs.append(o)
-            if isinstance(o, out.EndOfTurn):
-                self._take(self.e.handle(ev.EndOfTurnAnswered(t=o.t, accepted=self.accept)))
-            elif isinstance(o, out.EouModelRequest):
-                p, thr = self.model or (1.0, None)
-                self._take(self.e.handle(ev.EouModelAnswered(
-                    t=o.t, request_id=o.request_id, probability=p, threshold=thr,
-                    failed=self.fail)))
-
-    def at(self, t: float, e: ev.Input | None = None) -> Driver:
-        self._take(self.e.advance(t))
-        if e is not None:
-            self._take(self.e.handle(e))
-        return self
-
-    def of(self, kind: type) -> list[Any]:
-        return [o for o in self.outs if isinstance(o, kind)]
+        self.outs = self.outputs
 
 
 def speech(d: Driver, start: float, end: float, text: str | None, tick: float | None = None,

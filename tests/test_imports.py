@@ -23,6 +23,7 @@ LAYERS = {
     "core": {"host", "replay", "runtime", "telemetry", "audio", "tuning", "adapters", "testing",
              "cli", "chart.diagram"},
     "host": {"replay", "runtime", "audio", "tuning", "adapters", "testing", "cli"},
+    "testing": {"replay", "runtime", "audio", "tuning", "adapters", "cli"},
     "replay": {"runtime", "audio", "tuning", "adapters", "testing", "cli"},
 }
 
