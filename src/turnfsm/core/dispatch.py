@@ -13,16 +13,28 @@ and is proven equal on every trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import attrs
 
 from ..chart import Chart
 from .registry import RULES, ActionFn, GuardFn, Registry
 
-if TYPE_CHECKING:
-    from .context import Context
+
+class Regions(Protocol):
+    """What a dispatcher reads and moves: the state vector (and names, for observers). The
+    engine's :class:`~turnfsm.core.context.Context` is one; rules receive it whole."""
+
+    s: list[int]
+
+    @property
+    def regions(self) -> Sequence[str]:
+        """Region names, in chart order."""
+
+    @property
+    def states(self) -> Sequence[Sequence[str]]:
+        """State names of every region."""
 
 # (region, state, event, fired) for every region offered an event
 DispatchObserver = Callable[[str, str, str, bool], None]
@@ -75,7 +87,7 @@ class Dispatcher(Protocol):
 
     observer: DispatchObserver | None
 
-    def dispatch(self, cx: Context, event: str, payload: Any) -> None:
+    def dispatch(self, cx: Regions, event: str, payload: Any) -> None:
         """Offer ``event`` to every region, in chart order."""
 
 
@@ -102,7 +114,7 @@ class TableDispatcher:
         self._table = state["_table"]
         self.observer = state["observer"]
 
-    def dispatch(self, cx: Context, event: str, payload: Any) -> None:
+    def dispatch(self, cx: Regions, event: str, payload: Any) -> None:
         """Offer ``event`` to every region, in chart order."""
         observe = self.observer
         s = cx.s

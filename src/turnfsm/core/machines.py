@@ -15,16 +15,13 @@ garbage-collected (``weakref.finalize``), so machines do not accumulate dead ses
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transitions import Machine
 
 from ..chart import Chart
-from .dispatch import Compiled, DispatchObserver
+from .dispatch import Compiled, DispatchObserver, Regions
 from .registry import RULES, Registry
-
-if TYPE_CHECKING:
-    from .context import Context
 
 
 class RegionModel:
@@ -101,7 +98,7 @@ def region_machines(chart: Chart, registry: Registry = RULES) -> RegionMachines:
 class TransitionsDispatcher:
     """Dispatch through ``transitions`` machines (a real alternative to the table)."""
 
-    def __init__(self, chart: Chart, c: Compiled, cx: Context) -> None:
+    def __init__(self, chart: Chart, c: Compiled, cx: Regions) -> None:
         self._table = c.table
         self._names = c.regions
         self.machines = region_machines(chart)
@@ -112,7 +109,7 @@ class TransitionsDispatcher:
         self.observer: DispatchObserver | None = None
         weakref.finalize(self, self.machines.detach, self.models)
 
-    def dispatch(self, cx: Context, event: str, payload: Any) -> None:
+    def dispatch(self, cx: Regions, event: str, payload: Any) -> None:
         """Offer ``event`` to every region that handles it in its current state."""
         observe = self.observer
         s = cx.s

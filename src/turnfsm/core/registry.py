@@ -10,7 +10,7 @@ misread it. :class:`Registry` is the :class:`~turnfsm.chart.Vocabulary` the load
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
@@ -18,11 +18,10 @@ from .. import events as ev
 from ..chart import Chart
 from .records import PAYLOADS
 
-if TYPE_CHECKING:
-    from .context import Context
-
-GuardFn = Callable[["Context", Any], bool]
-ActionFn = Callable[["Context", Any], None]
+# rules take (the Context, the event's payload); the registry does not need to know the
+# Context's type (which would tie it to every rule's world)
+GuardFn = Callable[[Any, Any], bool]
+ActionFn = Callable[[Any, Any], None]
 G = TypeVar("G", bound=Callable[..., bool])
 A = TypeVar("A", bound=Callable[..., None])
 
