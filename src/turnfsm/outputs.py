@@ -17,6 +17,103 @@ DropReason = Literal["clear_user_turn", "backchannel_trim", "stream_reset", "clo
 InputDropReason = Literal["vad_inactive", "stt_inactive", "detector_inactive"]
 Signal = Literal["agent_speech_started", "agent_speech_ended", "overlap_speech_started",
                  "overlap_speech_ended"]
+TriggerKind = Literal["vad_end_of_speech", "final_transcript", "stt_end_of_speech", "commit"]
+DelayReason = Literal["min_delay", "max_delay"]
+
+
+# -- decision records: why the engine decided what it did ---------------------------------
+
+
+@attrs.define(frozen=True, kw_only=True, slots=True)
+class ModelVerdict:
+    """What the end-of-turn model said for one decision."""
+
+    language: str | None
+    supported: bool
+    probability: float | None
+    threshold: float | None
+    failed: bool
+    latency: float  # seconds from the request to the answer (session time)
+
+
+@attrs.define(frozen=True, kw_only=True, slots=True)
+class DecisionRecord:
+    """Why an end of turn was delivered when it was ("why did this turn end?").
+
+    ``trigger`` asked for the decision at ``wait_started_at``; the wait ran ``delay`` seconds
+    from ``anchor`` (the last speech heard, or the trigger's time without one), chosen as
+    ``delay_reason`` (``max_delay`` only when the model judged the turn unlikely over:
+    probability below its threshold); ``model`` is None when the model was not asked (no
+    model configured, no transcript, or a commit, D18). ``rearmed`` counts earlier decisions
+    of this turn replaced by a new trigger, ``cancelled`` those the user's speech cancelled.
+    ``closed_early``: the session closed and the wait ended at once (R4).
+    """
+
+    trigger: TriggerKind
+    anchor: float | None
+    wait_started_at: float
+    delay: float
+    delay_reason: DelayReason
+    model: ModelVerdict | None
+    endpointing_mode: str
+    min_delay: float  # in force when the wait started (dynamic endpointing learns it)
+    max_delay: float
+    rearmed: int
+    cancelled: int
+    closed_early: bool
+    skip_reply: bool
+    options: Any  # the EngineOptions in force
+
+    def why(self) -> str:
+        """The decision as one sentence."""
+        what = {"vad_end_of_speech": "the VAD end of speech", "final_transcript": "a final "
+                "transcript", "stt_end_of_speech": "the STT end of speech",
+                "commit": "a commit"}[self.trigger]
+        if self.closed_early:
+            return f"{what} asked at {self.wait_started_at:g} s; the session closed, so at once"
+        if self.model is None:
+            basis = "no model consulted"
+        elif self.model.failed:
+            basis = "the model failed (min_delay)"
+        elif not self.model.supported:
+            basis = f"the model does not support language {self.model.language!r}"
+        else:
+            cmp = "<" if self.delay_reason == "max_delay" else ">="
+            basis = (f"model p={self.model.probability:g} {cmp} threshold "
+                     f"{self.model.threshold!r} ({self.model.language or 'no language'})")
+        if self.anchor is None:
+            return (f"{what} asked at {self.wait_started_at:g} s; waited {self.delay:g} s "
+                    f"({self.delay_reason}: {basis})")
+        due = self.anchor + self.delay
+        when = (f"due at {due:g} s" if due > self.wait_started_at + 1e-9
+                else "already past, so at once")
+        return (f"{what} asked at {self.wait_started_at:g} s; {self.delay:g} s "
+                f"({self.delay_reason}: {basis}) after the last speech at {self.anchor:g} s: "
+                f"{when}")
+
+
+@attrs.define(frozen=True, kw_only=True, slots=True)
+class InterruptionRecord:
+    """What the detector's interruption verdict was based on."""
+
+    probability: float
+    overlap_started_at: float | None
+    detected_at: float
+    detection_delay: float
+    total_duration: float
+    num_requests: int
+    agent_started_at: float | None
+    in_backchannel_boundary: bool  # the agent started speaking less than the boundary ago
+
+
+@attrs.define(frozen=True, kw_only=True, slots=True)
+class DropRecord:
+    """Which rule discarded a transcript, and the times it compared."""
+
+    rule: str  # the spec id of the rule or defect fix
+    detail: str
+    ended_at: float | None = None  # when the transcript's speech ended (backchannel trim)
+    window: float | None = None  # the ignore window it was compared with
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
@@ -85,6 +182,7 @@ class EndOfTurn(Output):
     stopped_speaking_at: float | None
     transcription_delay: float | None
     end_of_turn_delay: float | None
+    decision: DecisionRecord | None = None
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
@@ -95,6 +193,7 @@ class Interruption(Output):
     detected_at: float
     overlap_started_at: float | None
     probability: float
+    record: InterruptionRecord | None = None
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
@@ -168,3 +267,4 @@ class TranscriptDropped(Output):
     ref: Any
     text: str
     reason: DropReason
+    record: DropRecord | None = None

@@ -236,10 +236,10 @@ class Context:
                 accumulated_transcript=tr.transcript, accumulated_word_count=tr.words,
                 duration=duration))
 
-    def request_decision(self, trigger: Trigger | None = None) -> None:
+    def request_decision(self, trigger: Trigger) -> None:
         """Ask for an end-of-turn decision (the chart decides whether one starts)."""
         self.emit(out.ConversationRequested(t=self.now))
-        self.fire("eou_trigger", trigger or Trigger())
+        self.fire("eou_trigger", trigger)
 
     def preempt(self, transcript: str, confidence: float) -> None:
         """Offer preemptive generation of a reply to ``transcript``."""
@@ -247,15 +247,18 @@ class Context:
                                            transcript_confidence=confidence,
                                            started_speaking_at=self.speech_start_time))
 
-    def drop(self, e: ev.SttEvent, reason: out.DropReason) -> None:
+    def drop(self, e: ev.SttEvent, reason: out.DropReason,
+             record: out.DropRecord | None = None) -> None:
         """Record that a held STT event was discarded."""
         if isinstance(e, ev.SttTranscript) and e.text:
-            self.emit(out.TranscriptDropped(t=self.now, ref=e.ref, text=e.text, reason=reason))
+            self.emit(out.TranscriptDropped(t=self.now, ref=e.ref, text=e.text, reason=reason,
+                                            record=record or DROP_RULES[reason]))
 
     def drop_turn(self, reason: out.DropReason) -> None:
         """Record that every final of the turn was discarded."""
         for ref, text in self.turn.finals:
-            self.emit(out.TranscriptDropped(t=self.now, ref=ref, text=text, reason=reason))
+            self.emit(out.TranscriptDropped(t=self.now, ref=ref, text=text, reason=reason,
+                                            record=DROP_RULES[reason]))
         self.turn.finals = []
 
     def new_turn(self, *, cleared: bool) -> None:
@@ -280,6 +283,17 @@ class Context:
             self.endpointing_options = options.endpointing
             self.endpointing = make_endpointing(options.endpointing)
         self.limit = options.user_turn_limit
+
+
+DROP_RULES: dict[str, out.DropRecord] = {
+    "clear_user_turn": out.DropRecord(rule="R40", detail="the host cleared the user turn"),
+    "stream_reset": out.DropRecord(rule="R6", detail="held for an STT stream that restarted"),
+    "closed": out.DropRecord(rule="D28", detail="the session closed before its delivery"),
+    "duplicate": out.DropRecord(rule="D24", detail="the late final of an interim a commit "
+                                                   "already promoted to a final"),
+    "backchannel_trim": out.DropRecord(rule="R47-E", detail="held speech inside the agent's "
+                                                            "ignore window"),
+}
 
 
 def finite(v: Any) -> bool:

@@ -13,6 +13,8 @@ from typing import Any
 
 import attrs
 
+from ..outputs import ModelVerdict, TriggerKind
+
 
 @attrs.define(slots=True)
 class TurnData:
@@ -32,6 +34,8 @@ class TurnData:
     request_ids: list[str] = attrs.field(factory=list)
     skip_reply_sticky: bool = False  # a commit asked for no reply (D15: until delivery)
     finals: list[tuple[Any, str]] = attrs.field(factory=list)  # (ref, text): drop records
+    waits_replaced: int = 0  # decisions of this turn replaced by a new trigger
+    waits_cancelled: int = 0  # decisions of this turn cancelled (speech, a mode change)
 
     def mean_confidence(self) -> float:
         """The mean confidence of this turn's finals (0 without any)."""
@@ -64,8 +68,20 @@ class Wait:
     turn_start: float | None
     skip_reply: bool
     manual: bool
+    trigger: TriggerKind
+    started_at: float
+    rearmed: int
+    cancelled: int
     min_delay: float = 0.0
     new_speech: bool = False  # a speech onset was reported while this wait ran
+    # how it went, for its decision record
+    delay: float = 0.0
+    max_delay: float = 0.0
+    delay_reason: str = "min_delay"
+    model_asked_at: float | None = None
+    model_language: str | None = None
+    verdict: ModelVerdict | None = None
+    closed_early: bool = False
 
 
 @attrs.define(slots=True)
@@ -86,6 +102,7 @@ class Commit:
 class Trigger:
     """Payload of ``eou_trigger``: who asks for an end-of-turn decision."""
 
+    kind: TriggerKind = "final_transcript"
     skip_reply: bool = False
     manual: bool = False  # a commit asks: the end-of-turn model does not apply (D18)
 

@@ -71,6 +71,36 @@ def describe_output(o: out.Output) -> str | None:
     return None  # VAD windows and conversation look-ups
 
 
+def explain(o: out.Output) -> str | None:
+    """The record behind a decision or a drop, as one line (None: nothing to explain)."""
+    if isinstance(o, out.EndOfTurn) and o.decision is not None:
+        d = o.decision
+        extra = []
+        if d.rearmed:
+            extra.append(f"{d.rearmed} earlier decision(s) replaced")
+        if d.cancelled:
+            extra.append(f"{d.cancelled} cancelled by speech")
+        if d.model is not None and not d.model.failed and d.model.latency:
+            extra.append(f"model answered in {_fmt(d.model.latency)} s")
+        return d.why() + (f"; {', '.join(extra)}" if extra else "")
+    if isinstance(o, out.Interruption) and o.record is not None:
+        r = o.record
+        parts = [f"p={_fmt(r.probability)}"]
+        if r.overlap_started_at is not None:
+            parts.append(f"overlap from {_fmt(r.overlap_started_at)} s")
+        parts.append(f"detected at {_fmt(r.detected_at)} s")
+        if r.in_backchannel_boundary:
+            parts.append("inside the backchannel boundary")
+        return ", ".join(parts)
+    if isinstance(o, out.TranscriptDropped) and o.record is not None:
+        r = o.record
+        times = ""
+        if r.ended_at is not None and r.window is not None:
+            times = f" (ended {_fmt(r.ended_at)} s, window until {_fmt(r.window)} s)"
+        return f"{r.rule}: {r.detail}{times}"
+    return None
+
+
 class TimelineObserver:
     """Collects timeline rows from the engine's step records."""
 
@@ -97,6 +127,9 @@ class TimelineObserver:
             what = describe_output(o)
             if what is not None:
                 self.rows.append((o.t, "   ->", what))
+            why = explain(o)
+            if why:
+                self.rows.append((o.t, "     ", f"   why: {why}"))
 
 
 def render_timeline(trace: Trace, chart: Chart | None = None) -> str:

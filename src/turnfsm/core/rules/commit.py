@@ -99,7 +99,7 @@ def finalize(cx: Context) -> None:
     if c.skip_reply:
         turn.skip_reply_sticky = True
     before = cx.wait
-    cx.request_decision(Trigger(skip_reply=c.skip_reply, manual=True))
+    cx.request_decision(Trigger(kind="commit", skip_reply=c.skip_reply, manual=True))
     c.finalized = True
     if cx.wait is not None and cx.wait is not before:
         cx.fire("committed")  # the result is the transcript the decision delivers

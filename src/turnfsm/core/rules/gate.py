@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ... import events as ev
+from ... import outputs as out
 from ..context import Context
 from ..registry import RULES
 from .transcripts import PROCESSORS
@@ -98,5 +99,10 @@ def trim(cx: Context, window: float | None) -> list[ev.SttEvent]:
     keep = buf[start:] if (found and start is not None) else []
     cut = len(buf) - len(keep)
     for e in buf[:cut]:
-        cx.drop(e, "backchannel_trim")
+        ended = e.t
+        if isinstance(e, ev.SttTranscript) and origin is not None and e.end_time > 0:
+            ended = min(origin + e.end_time, e.t)
+        cx.drop(e, "backchannel_trim", out.DropRecord(
+            rule="R47-E", detail="held speech that ended inside the agent's ignore window",
+            ended_at=ended, window=window))
     return keep

@@ -122,10 +122,15 @@ def take_verdict(cx: Context, e: ev.OverlapVerdict) -> None:
     """Remember the verdict; an interruption is reported at once."""
     cx.verdict_interruption = e.is_interruption
     if e.is_interruption:
-        cx.emit(out.Interruption(t=cx.now, ref=e.ref,
-                                 detected_at=cx.now if e.detected_at is None else e.detected_at,
-                                 overlap_started_at=e.overlap_started_at,
-                                 probability=e.probability))
+        detected = cx.now if e.detected_at is None else e.detected_at
+        cx.emit(out.Interruption(
+            t=cx.now, ref=e.ref, detected_at=detected, overlap_started_at=e.overlap_started_at,
+            probability=e.probability, record=out.InterruptionRecord(
+                probability=e.probability, overlap_started_at=e.overlap_started_at,
+                detected_at=detected, detection_delay=e.detection_delay,
+                total_duration=e.total_duration, num_requests=e.num_requests,
+                agent_started_at=cx.agent_started_at if cx.agent_speaking else None,
+                in_backchannel_boundary=cx.in_state("boundary", "active"))))
 
 
 @RULES.action("drop_detector_input", ev.Input)

@@ -14,7 +14,8 @@ from typing import Any
 from ... import events as ev
 from ... import outputs as out
 from ..context import Context
-from ..records import FinalSettled
+from ..context import DROP_RULES
+from ..records import FinalSettled, Trigger
 from ..registry import RULES
 from ..text import normalized
 
@@ -37,7 +38,8 @@ def process_final(cx: Context, e: ev.SttFinal) -> None:
     promoted, cx.promoted = cx.promoted, None
     if promoted is not None and normalized(promoted) == normalized(text):
         # the late final of text a commit already promoted from an interim: keep it once
-        cx.emit(out.TranscriptDropped(t=cx.now, ref=e.ref, text=text, reason="duplicate"))
+        cx.emit(out.TranscriptDropped(t=cx.now, ref=e.ref, text=text, reason="duplicate",
+                                      record=DROP_RULES["duplicate"]))
         cx.fire("final", e)
         return
     cx.emit(cx.transcript_out(e, "final"))
@@ -91,7 +93,7 @@ def process_stt_end(cx: Context, e: ev.SttEndOfSpeech) -> None:
     if cx.in_state("mode", "stt"):
         cx.fire("speech_offset", e)
         before = cx.wait
-        cx.request_decision()
+        cx.request_decision(Trigger(kind="stt_end_of_speech"))
         if cx.wait is None and before is None:
             cx.fire("nothing_to_decide", e)
 
@@ -125,7 +127,7 @@ def decide_after_final(cx: Context, e: FinalSettled) -> None:
     """With the user silent, a final asks for a decision (a waiting commit decides itself,
     with its own options)."""
     if not cx.user_speaking and not e.commit_waited:
-        cx.request_decision()
+        cx.request_decision(Trigger(kind="final_transcript"))
 
 
 @RULES.guard("preempts_on_preflight")

@@ -84,7 +84,7 @@ def ends_on_vad_end(cx: Context, e: Any) -> bool:
 @RULES.action("request_decision")
 def request_decision(cx: Context, e: Any) -> None:
     """Ask for an end-of-turn decision."""
-    cx.request_decision()
+    cx.request_decision(Trigger(kind="vad_end_of_speech"))
 
 
 @RULES.action("open_turn")
@@ -99,8 +99,12 @@ def start_wait(cx: Context, trig: Trigger) -> None:
     """Start the end-of-turn wait; its first step follows at once (deferred)."""
     skip = trig.skip_reply or cx.turn.skip_reply_sticky
     wid = cx.next_wait_id()
-    cx.wait = Wait(wid, cx.last_speaking_time, cx.turn.last_final_time, cx.turn.user_turn_start,
-                   skip, trig.manual)
+    turn = cx.turn
+    if cx.wait is not None:
+        turn.waits_replaced += 1
+    cx.wait = Wait(wid, cx.last_speaking_time, turn.last_final_time, turn.user_turn_start,
+                   skip, trig.manual, trig.kind, cx.now, turn.waits_replaced,
+                   turn.waits_cancelled)
     cx.later(Later.WAIT_FIRST_STEP, lambda: _first_step(cx, wid))
 
 
@@ -109,8 +113,10 @@ def _first_step(cx: Context, wait_id: int) -> None:
     if w is None or w.wait_id != wait_id:
         return
     w.min_delay = cx.endpointing.min_delay
+    w.max_delay = cx.endpointing.max_delay
     cx.ensure_span()
     if cx.in_state("turn", "predicting"):
+        w.model_asked_at, w.model_language = cx.now, cx.last_language
         cx.emit(out.EouModelRequest(t=cx.now, request_id=wait_id, language=cx.last_language,
                                     transcript=cx.turn.transcript))
     else:
@@ -118,8 +124,11 @@ def _first_step(cx: Context, wait_id: int) -> None:
 
 
 def _arm(cx: Context, w: Wait, delay: float, *, direct: bool) -> None:
+    w.delay = delay
     remaining = delay + (w.anchor - cx.now) if w.anchor is not None else delay
-    if remaining > 0 and not cx.closed:  # closing skips the wait (R4)
+    if remaining > 0 and cx.closed:
+        w.closed_early = True  # closing skips the wait (R4)
+    if remaining > 0 and not cx.closed:
         cx.arm(TimerKind.EOU_DEADLINE, remaining, w.wait_id)
     elif direct:
         cx.fire("wait_due")
@@ -141,9 +150,15 @@ def arm_deadline(cx: Context, e: ev.EouModelAnswered) -> None:
     w = cx.wait
     assert w is not None
     delay = w.min_delay
+    w.max_delay = cx.endpointing.max_delay
     if (e.supported and not e.failed and e.threshold is not None and e.probability is not None
             and e.probability < e.threshold):
-        delay = cx.endpointing.max_delay
+        delay = w.max_delay
+        w.delay_reason = "max_delay"
+    asked = w.model_asked_at if w.model_asked_at is not None else cx.now
+    w.verdict = out.ModelVerdict(language=w.model_language, supported=e.supported,
+                                 probability=e.probability, threshold=e.threshold,
+                                 failed=e.failed, latency=round(cx.now - asked, 6))
     _arm(cx, w, delay, direct=False)
 
 
@@ -151,12 +166,15 @@ def arm_deadline(cx: Context, e: ev.EouModelAnswered) -> None:
 def wait_due_now(cx: Context, e: Any) -> None:
     """Closing ends a running wait at once (R4)."""
     if cx.wait is not None:
+        cx.wait.closed_early = True
         _due_soon(cx, cx.wait.wait_id)
 
 
 @RULES.action("cancel_wait")
 def cancel_wait(cx: Context, e: Any) -> None:
     """Drop the pending decision (its timer dies with it)."""
+    if cx.wait is not None:
+        cx.turn.waits_cancelled += 1
     cx.wait = None
 
 
@@ -175,10 +193,18 @@ def deliver_end_of_turn(cx: Context, e: Any) -> None:
         tdelay = max(w.last_final - w.anchor, 0.0)
         eou_delay = cx.now - w.anchor
     turn = cx.turn
+    ep = cx.endpointing_options
+    record = out.DecisionRecord(
+        trigger=w.trigger, anchor=w.anchor, wait_started_at=w.started_at, delay=w.delay,
+        delay_reason="max_delay" if w.delay_reason == "max_delay" else "min_delay",
+        model=w.verdict, endpointing_mode=ep.mode, min_delay=w.min_delay,
+        max_delay=w.max_delay, rearmed=w.rearmed, cancelled=w.cancelled,
+        closed_early=w.closed_early, skip_reply=w.skip_reply, options=cx.options)
     cx.emit(out.EndOfTurn(t=cx.now, new_transcript=turn.transcript,
                           transcript_confidence=turn.mean_confidence(), skip_reply=w.skip_reply,
                           started_speaking_at=started, stopped_speaking_at=stopped,
-                          transcription_delay=tdelay, end_of_turn_delay=eou_delay))
+                          transcription_delay=tdelay, end_of_turn_delay=eou_delay,
+                          decision=record))
     commit_delivered(cx, turn.transcript)
     cx.awaiting_answer = True
 
