@@ -53,6 +53,14 @@ def test_an_exception_inside_a_step_fails_the_engine_closed() -> None:
             call()
 
 
+def test_an_event_without_a_time_is_refused_by_the_engine() -> None:
+    """An unstamped event (no t) is refused with a message that says how to stamp it."""
+    e = Engine()
+    for x in (ev.VadStartOfSpeech(), ev.VadInferenceDone()):
+        with pytest.raises(InputError, match="has no time"):
+            e.handle(x)
+
+
 def test_bad_input_is_refused_without_failing_the_engine() -> None:
     """InputError leaves the engine usable: only failures inside a step are terminal."""
     e = Engine()
@@ -142,7 +150,7 @@ def test_observers_receive_one_record_per_step() -> None:
     armed and cancelled, outputs (equal to what the call returned)."""
     records: list[StepRecord] = []
     e = Engine()
-    e.add_observer(records.append)
+    e.add_observer(records.append, vad_windows=True)
     returned = []
     for x in (ev.VadStartOfSpeech(t=1.0, ref="a"), ev.VadInferenceDone(t=1.2,
                                                                       raw_accumulated_speech=0.3),
@@ -206,15 +214,22 @@ def test_a_failing_observer_does_not_lose_the_step() -> None:
 
 
 def test_vad_windows_bypass_the_machine_only_without_observers() -> None:
-    """A VAD window is one step record when observed; unobserved it takes the fast path."""
+    """A VAD window is a step record only for observers that ask for windows; otherwise it
+    stays on the fast path (no step bookkeeping)."""
     e = Engine()
-    before = e.steps
-    e.handle(ev.VadInferenceDone(t=0.1, raw_accumulated_speech=0.1))
-    assert e.steps == before  # fast path: no step bookkeeping
     records: list[StepRecord] = []
     e.add_observer(records.append)
+    before = e.steps
+    e.handle(ev.VadInferenceDone(t=0.1, raw_accumulated_speech=0.1))
+    assert e.steps == before and records == []  # fast path
+    windows: list[StepRecord] = []
+    e.add_observer(windows.append, vad_windows=True)
     e.handle(ev.VadInferenceDone(t=0.2, raw_accumulated_speech=0.2))
-    assert len(records) == 1 and isinstance(records[0].outputs[0], out.VadInference)
+    assert len(windows) == 1 and isinstance(windows[0].outputs[0], out.VadInference)
+    assert records == windows  # every observer sees every step that is recorded
+    e.remove_observer(windows.append)
+    e.handle(ev.VadInferenceDone(t=0.3, raw_accumulated_speech=0.3))
+    assert len(windows) == 1
 
 
 # -- the host scheduler ------------------------------------------------------------------

@@ -7,16 +7,26 @@ carry it back so a host can match them.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
 
+UNSTAMPED = math.nan  # the time of an event made without one: a Session stamps it on arrival
+
+
+def stamped(t: float) -> bool:
+    """Whether an event time was given (not :data:`UNSTAMPED`)."""
+    return t == t
+
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
 class Input:
-    """Common base of every input event."""
+    """Common base of every input event. ``t`` may be left out when the event goes through a
+    :class:`turnfsm.runtime.Session`, which stamps it with session time on arrival; the
+    engine itself refuses an event without a time."""
 
-    t: float
+    t: float = UNSTAMPED
     ref: Any = None
 
 

@@ -172,6 +172,8 @@ class Engine:
         self._last_input_t = -math.inf
         self._failed: EngineFailed | None = None
         self._observers: list[StepObserver] = []
+        self._watch: list[tuple[StepObserver, bool]] = []
+        self._window_observers = 0  # observers that asked for VAD window steps too
         self._r_life, self._st_closed = cx.index("lifecycle", "closed")
 
     # -- queries -----------------------------------------------------------------------------
@@ -245,13 +247,22 @@ class Engine:
 
     # -- observers ---------------------------------------------------------------------------
 
-    def add_observer(self, fn: StepObserver) -> None:
-        """Call ``fn`` with the :class:`StepRecord` of every later step."""
+    def add_observer(self, fn: StepObserver, *, vad_windows: bool = False) -> None:
+        """Call ``fn`` with the :class:`StepRecord` of every later step. VAD inference
+        windows (most inputs; they change no state) are steps only for observers that ask
+        for them (``vad_windows=True``); otherwise they stay on the engine's fast path."""
         self._observers.append(fn)
+        self._watch.append((fn, vad_windows))
+        self._window_observers = sum(w for _f, w in self._watch)
 
     def remove_observer(self, fn: StepObserver) -> None:
         """Stop calling ``fn``."""
         self._observers.remove(fn)
+        for i, (f, _w) in enumerate(self._watch):
+            if f == fn:
+                del self._watch[i]
+                break
+        self._window_observers = sum(w for _f, w in self._watch)
 
     def observe_dispatch(self, fn: DispatchObserver | None) -> None:
         """Call ``fn(region, state, event, fired)`` for every region offered an event."""
@@ -265,7 +276,8 @@ class Engine:
         if self._failed is not None:
             self._refuse()
         cx = self.cx
-        if type(e) is ev.VadInferenceDone and not cx.awaiting_answer and not self._observers:
+        if type(e) is ev.VadInferenceDone and not cx.awaiting_answer and \
+                not self._window_observers:
             return self._vad_window(e)  # ~90% of all events: data only, no dispatch
         staged = self._check(e)
         if cx.awaiting_answer and not isinstance(e, ev.EndOfTurnAnswered):
@@ -335,6 +347,9 @@ class Engine:
         if not isinstance(e, ev.Input):
             raise InputError(f"not an input event: {e!r}")
         t = e.t
+        if isinstance(t, float) and t != t:
+            raise InputError(f"{type(e).__name__} has no time: give it t=..., or push it "
+                             "through a runtime Session, which stamps it")
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
             raise InputError(f"{type(e).__name__}.t must be a finite number, not {t!r}")
         if t < self._last_input_t:
@@ -393,7 +408,10 @@ class Engine:
             if type(t) not in (float, int) or type(speech) not in (float, int):
                 check_input(e)
                 raise InputError(f"VadInferenceDone.t must be a number, not {t!r}")
-            if t != t or t == math.inf:
+            if t != t:
+                raise InputError("VadInferenceDone has no time: give it t=..., or push it "
+                                 "through a runtime Session, which stamps it")
+            if t == math.inf:
                 raise InputError(f"VadInferenceDone.t must be a finite number, not {t!r}")
             if t < self._last_input_t:
                 raise InputError(f"VadInferenceDone at t={t} goes back in time "

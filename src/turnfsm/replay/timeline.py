@@ -93,11 +93,11 @@ def explain(o: out.Output) -> str | None:
             parts.append("inside the backchannel boundary")
         return ", ".join(parts)
     if isinstance(o, out.TranscriptDropped) and o.record is not None:
-        r = o.record
+        d = o.record
         times = ""
-        if r.ended_at is not None and r.window is not None:
-            times = f" (ended {_fmt(r.ended_at)} s, window until {_fmt(r.window)} s)"
-        return f"{r.rule}: {r.detail}{times}"
+        if d.ended_at is not None and d.window is not None:
+            times = f" (ended {_fmt(d.ended_at)} s, window until {_fmt(d.window)} s)"
+        return f"{d.rule}: {d.detail}{times}"
     return None
 
 

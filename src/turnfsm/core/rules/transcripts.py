@@ -13,8 +13,7 @@ from typing import Any
 
 from ... import events as ev
 from ... import outputs as out
-from ..context import Context
-from ..context import DROP_RULES
+from ..context import DROP_RULES, Context
 from ..records import FinalSettled, Trigger
 from ..registry import RULES
 from ..text import normalized
