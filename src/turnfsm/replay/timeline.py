@@ -93,11 +93,11 @@ def explain(o: out.Output) -> str | None:
             parts.append("inside the backchannel boundary")
         return ", ".join(parts)
     if isinstance(o, out.TranscriptDropped) and o.record is not None:
-        d = o.record
+        dr = o.record
         times = ""
-        if d.ended_at is not None and d.window is not None:
-            times = f" (ended {_fmt(d.ended_at)} s, window until {_fmt(d.window)} s)"
-        return f"{d.rule}: {d.detail}{times}"
+        if dr.ended_at is not None and dr.window is not None:
+            times = f" (ended {_fmt(dr.ended_at)} s, window until {_fmt(dr.window)} s)"
+        return f"{dr.rule}: {dr.detail}{times}"
     return None
 
 
