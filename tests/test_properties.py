@@ -436,6 +436,18 @@ def test_bug_b9_anchor_at_time_zero_counts() -> None:
     assert [o.t for o in eot] == [0.5]
 
 
+def test_a_dropped_vad_start_keeps_an_stt_commitment() -> None:
+    """I9 (stt clause): a VAD start dropped because no VAD is attached is no speech onset: the
+    STT's end-of-speech commitment stays, and the utterance's final ends the turn."""
+    d = Driver(EngineOptions(turn_detection="stt", vad=False), check=True)
+    d.feed(ev.SttEndOfSpeech(t=0.0, ref=1))
+    d.feed(ev.VadStartOfSpeech(t=0.0, ref=2))
+    assert d.state["authority"] == "stt_awaiting_final"
+    d.feed(ev.SttFinal(t=0.0, ref=3, text=""))
+    d.feed(ev.SttFinal(t=0.0, ref=4, text="a"))
+    assert d.state["turn"] in ("predicting", "waiting")
+
+
 def test_bug_b11_stt_end_on_empty_turn_commits_only_its_utterance() -> None:
     """I9/D17: an STT end of speech that decides nothing awaits its utterance's final; the
     next speech onset ends that, so the next utterance is not committed in advance."""
