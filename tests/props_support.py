@@ -762,6 +762,18 @@ def check_i18_commit_results_settle(drv: Driver, step: Step) -> None:
                               f"of {o.new_transcript!r}")
 
 
+def check_i18_dropped_decision_settles_its_commit(drv: Driver, step: Step) -> None:
+    """I18/R39: when a pending decision is dropped without a delivery (speech, a mode change,
+    a clear), a commit that scheduled it is settled in that step: its result reports the
+    delivery it scheduled, never a later turn's."""
+    if step.before["turn"] not in ("predicting", "waiting") or \
+            step.after["turn"] not in ("idle", "open") or _eot(step) is not None:
+        return
+    for c in drv.finalize_order:
+        if c.final_gen == drv.turn_gen and not c.results and drv.active_commit is c:
+            _fail(drv, "I18", "a commit's decision was dropped and its result left pending")
+
+
 def check_i3_transcript_conservation(drv: Driver, step: Step) -> None:
     """I3: every accepted non-empty final is in exactly one place: the turn, the hold
     buffer, one accepted delivery, or a documented drop; none vanishes at intake."""
@@ -1052,19 +1064,13 @@ def check_i17_language(drv: Driver, step: Step) -> None:
 
 
 def check_i19_mode_switch_hygiene(drv: Driver, step: Step) -> None:
-    """I19: after a mode change to or from manual, no wait is pending and authority is none;
-    I18/R39: a commit whose decision the change dropped is settled in that step (its result
-    reports the delivery it scheduled, never a later turn's)."""
+    """I19: after a mode change to or from manual, no wait is pending and authority is none."""
     if not isinstance(step.inp, ev.UpdateOptions) or drv.mode_change is None:
         return
     old, new = drv.mode_change
     drv.mode_change = None
     if old == new or "manual" not in (old, new):
         return
-    for c in drv.finalize_order:
-        if c.final_gen == drv.turn_gen and not c.results:
-            _fail(drv, "I18", f"mode {old}->{new} dropped a commit's decision and left the "
-                              "commit's result pending")
     if step.after["turn"] in ("predicting", "waiting"):
         _fail(drv, "I19", f"mode {old}->{new} left the turn {step.after['turn']}")
     if step.after["authority"] != "none":
@@ -1153,6 +1159,7 @@ STEP_CHECKS: list[Callable[[Driver, Step], None]] = [
     check_i16_turn_limit_accounting,
     check_i17_language,
     check_i18_commit_results_settle,
+    check_i18_dropped_decision_settles_its_commit,
     check_i19_mode_switch_hygiene,
     check_i20_quiet_after_close,
     check_i21_preemptive_notifications,

@@ -611,3 +611,23 @@ def test_an_accepted_delivery_takes_its_onset_along_when_no_new_speech_started()
     assert d.e.cx.speech_start_time is None and d.e.state()["turn"] == "idle"
     d.at(21.2, ev.SttStartOfSpeech(t=21.2, speech_start_time=21.1))
     assert d.of(out.StartOfSpeech)[-1].speech_start_time == 21.1
+
+
+def test_a_commit_whose_decision_speech_cancels_is_cancelled_then() -> None:
+    """I18: outside manual mode the user speaking again cancels a commit's decision; its
+    result is cancelled then, and the words go on into the turn (nothing lost)."""
+    d = Driver(Engine(EngineOptions(endpointing=EndpointingOptions(min_delay=2.0))))
+    d.at(1.0, ev.VadStartOfSpeech(t=1.0))
+    d.at(1.5, ev.VadInferenceDone(t=1.5, raw_accumulated_speech=0.5))
+    d.at(1.6, ev.SttFinal(t=1.6, text="Book a table"))
+    d.at(1.8, ev.VadEndOfSpeech(t=1.8))
+    d.at(1.9, ev.CommitUserTurn(t=1.9, ref="c"))
+    d.at(2.2, ev.VadStartOfSpeech(t=2.2))
+    (res,) = d.of(out.CommitResult)
+    assert (res.t, res.status) == (2.2, "cancelled")
+    d.at(2.8, ev.VadInferenceDone(t=2.8, raw_accumulated_speech=0.6))
+    d.at(2.9, ev.SttFinal(t=2.9, text="for two"))
+    d.at(3.0, ev.VadEndOfSpeech(t=3.0))
+    d.at(9.0)
+    assert [e.new_transcript for e in d.of(out.EndOfTurn)] == ["Book a table for two"]
+    assert len(d.of(out.CommitResult)) == 1

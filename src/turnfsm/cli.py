@@ -21,6 +21,14 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"turnfsm replay: {e}", file=sys.stderr)
             return 2
     opts = {"diagnostics": args.diagnostics, "backend": args.backend, "chart": chart}
+    if args.runtime == "asyncio":
+        if args.backend != "table" or args.timeline:
+            print("turnfsm replay: --runtime asyncio replays through a Session with the "
+                  "default backend and no --timeline", file=sys.stderr)
+            return 2
+        from .runtime.replay import replay_runtime_file
+        replay_file = replay_runtime_file  # type: ignore[assignment]
+        opts.pop("backend")
 
     if args.dir:
         src = Path(args.dir)
@@ -167,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--chart", help="run this state chart instead of the built-in one")
     rp.add_argument("--backend", choices=("table", "transitions"), default="table",
                     help="dispatch through the compiled table (default) or transitions' machines")
+    rp.add_argument("--runtime", choices=("direct", "asyncio"), default="direct",
+                    help="drive the engine directly (default) or through an asyncio Session "
+                         "on a virtual clock (the same output)")
     rp.set_defaults(func=_replay)
     ck = sub.add_parser("check", help="validate a state chart")
     ck.add_argument("chart", nargs="?", help="chart file (default: the built-in states.yaml)")

@@ -86,6 +86,7 @@ class Replay:
         self.detection_enabled = bool(self.cfg["interruption_detection"])
         self.boundary_registered = False
         self.eot_calls = 0
+        self.last_return = True  # the host's answer to the last EndOfTurn recorded
         self.engine: Engine | None = None
 
     # -- recording -------------------------------------------------------------------------
@@ -102,6 +103,26 @@ class Replay:
             self.one(o)
 
     def one(self, o: out.Output) -> None:
+        """Record an output and react as the format's host does."""
+        if isinstance(o, out.EouModelRequest):
+            self.answer_model(o)
+            return
+        self.record(o)
+        if isinstance(o, out.EndOfTurn):
+            self.feed(ev.EndOfTurnAnswered(t=o.t, accepted=self.last_return))
+        elif isinstance(o, out.Interruption):
+            until = self.feedback_until(o)
+            if until is not None:
+                self.feed(ev.AgentSpeechEnded(t=o.t, ignore_user_transcript_until=until))
+
+    def feedback_until(self, o: out.Interruption) -> float | None:
+        """With interruption feedback on, the host stops the agent: the ignore bound."""
+        if not self.glue["interruption_feedback"]:
+            return None
+        return o.detected_at if o.overlap_started_at is None else o.overlap_started_at
+
+    def record(self, o: out.Output) -> None:
+        """The output's line(s) in the output format (EndOfTurn: also the host's answer)."""
         t = o.t
         if isinstance(o, out.StartOfSpeech):
             self.rec(t, "on_start_of_speech", input=o.ref, speech_start_time=o.speech_start_time)
@@ -131,14 +152,11 @@ class Replay:
                      stopped_speaking_at=o.stopped_speaking_at,
                      transcription_delay=o.transcription_delay or 0.0,
                      end_of_turn_delay=o.end_of_turn_delay, returned=bool(ret))
-            self.feed(ev.EndOfTurnAnswered(t=t, accepted=bool(ret)))
+            self.last_return = bool(ret)
         elif isinstance(o, out.Interruption):
             self.rec(t, "on_interruption", input=o.ref, is_interruption=True,
                      detected_at=o.detected_at, overlap_started_at=o.overlap_started_at,
                      probability=o.probability)
-            if self.glue["interruption_feedback"]:
-                until = o.detected_at if o.overlap_started_at is None else o.overlap_started_at
-                self.feed(ev.AgentSpeechEnded(t=t, ignore_user_transcript_until=until))
         elif isinstance(o, out.UserTurnExceeded):
             self.rec(t, "on_user_turn_exceeded", transcript=o.transcript,
                      accumulated_transcript=o.accumulated_transcript,
@@ -165,8 +183,6 @@ class Replay:
             self.rec(t, "commit_result", **f3)
         elif isinstance(o, out.InputDropped):
             self.rec(t, "input_dropped", input=o.ref, reason=o.reason)
-        elif isinstance(o, out.EouModelRequest):
-            self.answer_model(o)
         elif isinstance(o, out.TranscriptDropped):
             if self.diagnostics:
                 self.rec(t, "transcript_dropped", input=o.ref, text=o.text, reason=o.reason)

@@ -1,0 +1,157 @@
+"""Replaying a trace through a :class:`~turnfsm.runtime.Session` in virtual time.
+
+The same trace, the same output lines as the direct replay (:mod:`turnfsm.replay`), but the
+inputs go through the session's push methods, the header's scripted end-of-turn model sits
+behind the model protocol (its latency is session time), and the host's answers are hooks.
+``turnfsm replay --runtime asyncio`` runs it; a test holds it equal to the direct replay on
+every trace.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import events as ev
+from .. import outputs as out
+from ..chart import Chart
+from ..errors import ConfigError, InputError, TraceError
+from ..replay import Replay, Trace, dumps, engine_options, read_trace
+from ..replay.replay import ScriptedModel
+from .protocols import TurnContext
+from .session import Session
+from .virtual import run_virtual
+
+
+class _ScriptedModel:
+    """The header's scripted model behind the model protocol; it writes the format's
+    ``turn_detector`` lines as it is called."""
+
+    def __init__(self, replay: RuntimeReplay, script: ScriptedModel) -> None:
+        self.replay = replay
+        self.script = script
+
+    async def supports_language(self, language: str | None) -> bool:
+        ok = self.script.supports(language)
+        r = self.replay
+        r.rec(r.session_now(), "turn_detector", method="supports_language", language=language,
+              result=ok)
+        return ok
+
+    async def predict_end_of_turn(self, context: TurnContext, *,
+                                  timeout: float | None = None) -> float:
+        r = self.replay
+        n, p, fail = self.script.predict()
+        r.rec(r.session_now(), "turn_detector", method="predict_end_of_turn", call=n,
+              transcript=context.transcript, result=None if fail else p)
+        latency = float(self.script.opts["latency"])
+        if latency > 0:
+            assert r.session is not None
+            due = round(r.session_now() + latency, 6)
+            await r.session.sleep_until(due)
+            r.now = max(r.now, due)
+        if fail:
+            raise RuntimeError("scripted model failure")
+        return p
+
+    async def unlikely_threshold(self, language: str | None) -> float | None:
+        thr = self.script.threshold(language)
+        r = self.replay
+        r.rec(r.now, "turn_detector", method="unlikely_threshold", language=language,
+              result=thr)
+        return thr
+
+
+class _Hooks:
+    """The format's host behind the session's hooks."""
+
+    def __init__(self, replay: RuntimeReplay) -> None:
+        self.replay = replay
+
+    def on_output(self, o: out.Output) -> None:
+        if not isinstance(o, out.EouModelRequest):
+            self.replay.record(o)
+
+    def on_end_of_turn(self, o: out.EndOfTurn) -> bool:
+        return self.replay.last_return
+
+    def on_interruption(self, o: out.Interruption) -> None:
+        until = self.replay.feedback_until(o)
+        if until is not None:
+            assert self.replay.session is not None
+            self.replay.session.push(ev.AgentSpeechEnded(t=o.t,
+                                                         ignore_user_transcript_until=until))
+
+
+class RuntimeReplay(Replay):
+    """One replay of a trace through a Session on a virtual-clock loop."""
+
+    def __init__(self, trace: Trace, *, diagnostics: bool = False,
+                 chart: Chart | None = None) -> None:
+        super().__init__(trace, diagnostics=diagnostics, chart=chart)
+        self.session: Session | None = None
+
+    def session_now(self) -> float:
+        assert self.session is not None
+        return self.session.engine.now
+
+    def feed(self, e: ev.Input) -> None:
+        assert self.session is not None
+        self.session.push(e)
+
+    def run(self) -> list[dict[str, Any]]:
+        return run_virtual(self._run())
+
+    async def _run(self) -> list[dict[str, Any]]:
+        try:
+            opts = engine_options(self.cfg)
+        except ConfigError as e:
+            self.rec(0.0, "error", source="setup", exception=f"ValueError: {e}")
+            return self.lines
+        session = self.session = Session(
+            opts, chart=self.chart, hooks=_Hooks(self), model=_ScriptedModel(self, self.model),
+            model_timeout=1e9, telemetry=False)
+        self.engine = session.engine
+        try:
+            inputs = self.trace.inputs
+            for i in inputs:
+                await self._advance(i.t)
+                self.now = max(self.now, i.t)
+                try:
+                    self.apply(i)
+                except (ConfigError, InputError) as exc:
+                    raise TraceError(f"the engine refused this input: {exc}",
+                                     path=self.trace.path, line=i.line) from None
+                await session.settle()
+            last_t = inputs[-1].t if inputs else 0.0
+            limit = last_t + float(self.cfg["time_limit"])
+            await self._advance(limit)
+            if session.scheduler.next_deadline() is not None:
+                self.rec(self.now, "error", source="harness",
+                         message="virtual time limit reached")
+            self.rec(self.now, "close")
+            session.push(ev.Close(t=self.now))
+            await session.settle()
+            await self._advance(limit)  # a prediction in flight at close is still awaited
+        finally:
+            await session.aclose()
+        return self.lines
+
+    async def _advance(self, t: float) -> None:
+        assert self.session is not None
+        await self.session.advance_to(t, on_due=self._due)
+
+    def _due(self, deadline: float) -> None:
+        self.now = max(self.now, deadline)
+
+
+def replay_runtime(trace: Trace, *, diagnostics: bool = False,
+                   chart: Chart | None = None) -> list[dict[str, Any]]:
+    """Replay a parsed trace through a Session; return the output records."""
+    return RuntimeReplay(trace, diagnostics=diagnostics, chart=chart).run()
+
+
+def replay_runtime_file(path: str | Path, *, diagnostics: bool = False,
+                        chart: Chart | None = None) -> str:
+    """Replay a trace file through a Session; return the output as JSON Lines text."""
+    return dumps(replay_runtime(read_trace(path), diagnostics=diagnostics, chart=chart))
