@@ -436,7 +436,6 @@ def test_cli_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
 def test_cli_default_chart_is_states_yaml(capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --chart the built-in chart (the repository's states.yaml) is drawn."""
-    monkeypatch.delenv("TURNFSM_CHART", raising=False)
     code, out, err = _run(["diagram", "--format", "dot", "--region", "turn"], capsys)
     assert code == 0, err
     assert out == to_dot(_repo_chart(), "turn")
