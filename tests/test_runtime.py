@@ -61,6 +61,16 @@ class Recorder:
     def of(self, kind: type) -> list[Any]:
         return [o for o in self.outputs if isinstance(o, kind)]
 
+    def assert_conserved(self) -> None:
+        """Every final the engine accepted is in a delivered turn or has a drop record."""
+        delivered = " ".join(o.new_transcript for o in self.of(out.EndOfTurn))
+        dropped = [d.text for d in self.of(out.TranscriptDropped)]
+        for f in self.of(out.Transcript):
+            if f.type == "final":
+                assert f.text in delivered or f.text in dropped, f"lost {f.text!r}"
+        for d in self.of(out.TranscriptDropped):
+            assert d.record is not None and d.record.rule, d
+
 
 async def speak(s: Session, text: str, *, at: float, length: float = 0.6,
                 final_delay: float = 0.1) -> None:
@@ -335,6 +345,7 @@ def test_commit_waiting_for_a_late_final_takes_it_or_times_out() -> None:
         await s.aclose()
         drops = rec.of(out.TranscriptDropped)
         assert [d.text for d in drops] == ["call mom"] and drops[0].reason == "closed"
+        rec.assert_conserved()
     virtual(body)
 
 
@@ -364,6 +375,7 @@ def test_a_hook_raising_on_every_call_is_logged_and_isolated(caplog: Any) -> Non
             await s.advance_to(8.0)
         eots = rec.of(out.EndOfTurn)
         assert [e.new_transcript for e in eots] == ["first", "first second"]
+        rec.assert_conserved()
     with caplog.at_level(logging.ERROR, logger="turnfsm.runtime"):
         virtual(body)
     assert any("s-42" in r.message and "host bug" in (r.exc_text or "") for r in caplog.records)
@@ -436,6 +448,7 @@ def test_close_settles_everything_and_calls_no_hook_after() -> None:
             ["first part"]
         assert [(d.text, d.reason) for d in rec.of(out.TranscriptDropped)] == \
             [("uh huh", "closed")]
+        rec.assert_conserved()
         count = len(rec.outputs)
         with pytest.raises(SessionClosed):
             s.push_stt(ev.SttFinal(text="after close"))
@@ -456,6 +469,7 @@ def test_stt_faults_lose_nothing_silently() -> None:
             s.push_vad(ev.VadEndOfSpeech())
             await asyncio.sleep(2.0)
         assert [e.new_transcript for e in rec.of(out.EndOfTurn)] == ["yes yes"]
+        rec.assert_conserved()
         with pytest.raises(SessionClosed):
             s.push_stt(ev.SttFinal(text="late"))
     virtual(body)
