@@ -104,3 +104,40 @@ def test_invalid_backchannel_boundary_is_a_setup_error(tmp_path: Path) -> None:
                  '{"t": 1.0, "kind": "clear_user_turn"}\n')
     out = replay_file(p)
     assert out.count("\n") == 1 and '"source": "setup"' in out and "non-negative" in out
+
+
+def test_streaming_replay_equals_the_whole_file_replay() -> None:
+    """replay_stream writes, one line at a time, exactly what replay_file returns."""
+    import io
+
+    from turnfsm.replay import replay_file
+    from turnfsm.replay.replay import replay_stream
+    root = Path(__file__).resolve().parents[1] / "tests" / "conformance"
+    for p in sorted(root.glob("*/traces/*.jsonl")):
+        buf = io.StringIO()
+        replay_stream(p, buf, diagnostics=True)
+        assert buf.getvalue() == replay_file(p, diagnostics=True), p
+
+
+def test_parallel_replay_of_a_folder_equals_the_serial_one(tmp_path: Path) -> None:
+    """`replay --dir --jobs 2` writes the same files as `--jobs 1`."""
+    root = Path(__file__).resolve().parents[1] / "tests" / "conformance" / "public" / "traces"
+    a, b = tmp_path / "serial", tmp_path / "parallel"
+    assert main(["replay", "--dir", str(root), "-o", str(a), "--jobs", "1"]) == 0
+    assert main(["replay", "--dir", str(root), "-o", str(b), "--jobs", "2"]) == 0
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir()) and len(names) == 50
+    assert all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
+def test_a_bad_line_mid_trace_leaves_no_partial_output(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed line stops the streaming replay: exit 2 naming the line; no -o file."""
+    p = tmp_path / "t.jsonl"
+    p.write_text('{"kind": "config"}\n{"t": 1.0, "kind": "vad.start_of_speech"}\n'
+                 '{"t": 2.0, "kind": "vad.end_of_speech", "silence_duration": "x"}\n')
+    o = tmp_path / "out.jsonl"
+    assert main(["replay", str(p), "-o", str(o)]) == 2
+    err = capsys.readouterr().err
+    assert f"{p}:3" in err and "silence_duration" in err
+    assert not o.exists() and not list(tmp_path.glob("*.partial"))

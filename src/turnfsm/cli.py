@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from .errors import TurnFsmError
 
 
+def _replay_to(src: str, dst: str | None, opts: dict[str, Any], runtime: str) -> str | None:
+    """Replay one trace into ``dst`` (stdout when None), one line at a time; return the
+    error message, or None. A file is written whole or not at all."""
+    from .replay.replay import replay_stream
+    try:
+        if runtime == "asyncio":
+            from .runtime.replay import replay_runtime_file
+            text = replay_runtime_file(src, **opts)
+            if dst is None:
+                sys.stdout.write(text)
+            else:
+                Path(dst).write_text(text, encoding="utf-8")
+            return None
+        if dst is None:
+            replay_stream(src, sys.stdout, **opts)
+            return None
+        tmp = Path(dst).with_name(Path(dst).name + ".partial")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                replay_stream(src, f, **opts)
+            tmp.replace(dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except TurnFsmError as e:
+        return f"turnfsm replay: {e}"
+    return None
+
+
 def _replay(args: argparse.Namespace) -> int:
     from .core import read_chart
-    from .replay import read_trace, replay_file
+    from .replay import read_trace
 
     chart = None
     if args.chart:
@@ -20,15 +50,17 @@ def _replay(args: argparse.Namespace) -> int:
         except TurnFsmError as e:
             print(f"turnfsm replay: {e}", file=sys.stderr)
             return 2
-    opts = {"diagnostics": args.diagnostics, "backend": args.backend, "chart": chart}
+    opts: dict[str, Any] = {"diagnostics": args.diagnostics, "chart": chart}
     if args.runtime == "asyncio":
         if args.backend != "table" or args.timeline:
             print("turnfsm replay: --runtime asyncio replays through a Session with the "
                   "default backend and no --timeline", file=sys.stderr)
             return 2
-        from .runtime.replay import replay_runtime_file
-        replay_file = replay_runtime_file  # type: ignore[assignment]
-        opts.pop("backend")
+    else:
+        opts["backend"] = args.backend
+    if args.jobs is not None and args.jobs < 1:
+        print("turnfsm replay: --jobs must be at least 1", file=sys.stderr)
+        return 2
 
     if args.dir:
         src = Path(args.dir)
@@ -40,16 +72,20 @@ def _replay(args: argparse.Namespace) -> int:
             return 2
         dst = Path(args.output)
         dst.mkdir(parents=True, exist_ok=True)
-        status = 0
-        for p in sorted(src.glob("*.jsonl")):
-            try:
-                text = replay_file(p, **opts)
-            except TurnFsmError as e:
-                print(f"turnfsm replay: {e}", file=sys.stderr)
-                status = 2
-                continue
-            (dst / p.name).write_text(text, encoding="utf-8")
-        return status
+        work = [(str(p), str(dst / p.name)) for p in sorted(src.glob("*.jsonl"))]
+        jobs = min(args.jobs or os.cpu_count() or 1, max(1, len(work)))
+        if jobs == 1:
+            errors = [_replay_to(a, b, opts, args.runtime) for a, b in work]
+        else:
+            from concurrent.futures import ProcessPoolExecutor
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                errors = list(pool.map(_replay_to, [a for a, _ in work], [b for _, b in work],
+                                       [opts] * len(work), [args.runtime] * len(work),
+                                       chunksize=max(1, len(work) // (jobs * 4))))
+        for message in errors:
+            if message is not None:
+                print(message, file=sys.stderr)
+        return 2 if any(m is not None for m in errors) else 0
     if args.example:
         from importlib import resources
         args.trace = str(resources.files("turnfsm") / "examples" / "session.jsonl")
@@ -58,19 +94,18 @@ def _replay(args: argparse.Namespace) -> int:
         print("turnfsm replay: give a TRACE.jsonl, --example, or --dir TRACES -o OUTDIR",
               file=sys.stderr)
         return 2
-    try:
-        if args.timeline:
+    if args.timeline:
+        try:
             from .replay.timeline import render_timeline
             print(render_timeline(read_trace(args.trace), chart), end="")
-            return 0
-        text = replay_file(args.trace, **opts)
-    except TurnFsmError as e:
-        print(f"turnfsm replay: {e}", file=sys.stderr)
+        except TurnFsmError as e:
+            print(f"turnfsm replay: {e}", file=sys.stderr)
+            return 2
+        return 0
+    err = _replay_to(args.trace, args.output, opts, args.runtime)
+    if err is not None:
+        print(err, file=sys.stderr)
         return 2
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
     return 0
 
 
@@ -175,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--chart", help="run this state chart instead of the built-in one")
     rp.add_argument("--backend", choices=("table", "transitions"), default="table",
                     help="dispatch through the compiled table (default) or transitions' machines")
+    rp.add_argument("--jobs", "-j", type=int, default=None,
+                    help="with --dir: replay this many traces at once (default: every core)")
     rp.add_argument("--runtime", choices=("direct", "asyncio"), default="direct",
                     help="drive the engine directly (default) or through an asyncio Session "
                          "on a virtual clock (the same output)")

@@ -398,6 +398,37 @@ class Engine:
         else:  # pragma: no cover - every input class is routed above
             raise InputError(f"no route for input {kind.__name__}")
 
+    def vad_window(self, t: float, raw_accumulated_speech: float, ref: Any = None) -> int:
+        """A VAD inference window, without event or output objects (the hot path of hosts
+        that forward windows themselves): 1 forwarded, 0 dropped (no VAD attached), -1
+        ignored (closed). Checked and applied exactly as ``handle(VadInferenceDone(...))``,
+        which it falls back to whenever that path would do more than data."""
+        cx = self.cx
+        if self._failed is not None or cx.awaiting_answer or self._window_observers:
+            outs = self.handle(ev.VadInferenceDone(t=t, ref=ref,
+                                                   raw_accumulated_speech=raw_accumulated_speech))
+            if not outs:
+                return -1
+            return 1 if isinstance(outs[0], out.VadInference) else 0
+        speech = raw_accumulated_speech
+        if (not (self._last_input_t <= t < math.inf) or speech != speech or speech == math.inf
+                or type(speech) not in (float, int) or type(t) not in (float, int)):
+            self._vad_window(ev.VadInferenceDone(t=t, ref=ref, raw_accumulated_speech=speech))
+        self._last_input_t = t
+        if t > cx.now:
+            cx.now = t
+        s = cx.s
+        if s[self._r_life] == self._st_closed:
+            return -1
+        if s[cx.vad_region] == cx.vad_detached:
+            return 0
+        if speech > 0.0:
+            now = cx.now
+            cx.last_speaking_time = now
+            if cx.speech_start_time is None:
+                cx.speech_start_time = now - speech
+        return 1
+
     def _vad_window(self, e: ev.VadInferenceDone) -> list[out.Output]:
         cx = self.cx
         t = e.t

@@ -10,9 +10,11 @@ records every output as a line of the output format.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .. import events as ev
 from .. import outputs as out
@@ -22,7 +24,7 @@ from ..core.engine import Backend
 from ..errors import ConfigError, InputError, TraceError
 from ..host import Scheduler
 from ..options import EndpointingOptions, EngineOptions, UserTurnLimit
-from .trace import Trace, TraceInput, dumps, output_line, read_trace
+from .trace import Trace, TraceInput, TraceStream, dumps, output_line, read_trace
 
 
 def engine_options(cfg: dict[str, Any]) -> EngineOptions:
@@ -69,10 +71,12 @@ class ScriptedModel:
 class Replay:
     """One replay of a trace."""
 
-    def __init__(self, trace: Trace, *, diagnostics: bool = False,
+    def __init__(self, trace: Trace | TraceStream, *, diagnostics: bool = False,
                  backend: Backend = "table", chart: Chart | None = None,
-                 observer: StepObserver | None = None) -> None:
+                 observer: StepObserver | None = None,
+                 sink: IO[str] | None = None) -> None:
         self.trace = trace
+        self.sink = sink  # stream each line to it (else keep them in ``lines``)
         self.backend: Backend = backend
         self.chart = chart
         self.observer = observer
@@ -92,7 +96,20 @@ class Replay:
     # -- recording -------------------------------------------------------------------------
 
     def rec(self, t: float, kind: str, **fields: Any) -> None:
-        self.lines.append(output_line(t, kind, **fields))
+        line = output_line(t, kind, **fields)
+        if self.sink is None:
+            self.lines.append(line)
+        else:
+            self.sink.write(json.dumps(line, ensure_ascii=False, separators=(", ", ": ")) + "\n")
+
+    def rec_window(self, t: float, ref: int) -> None:
+        """``on_vad_inference_done`` (the most frequent line), formatted directly."""
+        if self.sink is None:
+            self.lines.append({"t": round(t, 3) or 0.0, "kind": "on_vad_inference_done",
+                               "input": ref})
+        else:
+            self.sink.write(f'{{"t": {round(t, 3) or 0.0!r}, "kind": "on_vad_inference_done", '
+                            f'"input": {ref}}}\n')
 
     def feed(self, e: ev.Input) -> None:
         assert self.engine is not None
@@ -348,17 +365,35 @@ class Replay:
         self.engine = Engine(opts, chart=self.chart, backend=self.backend)
         if self.observer is not None:
             self.engine.add_observer(self.observer)
-        self.scheduler = Scheduler(self.engine)
-        inputs = self.trace.inputs
+        scheduler: Scheduler[Callable[[], None]] = Scheduler(self.engine)
+        self.scheduler = scheduler
+        engine = self.engine
+        inputs: Iterable[TraceInput] = (self.trace.inputs if isinstance(self.trace, Trace)
+                                        else self.trace)
+        last_t = 0.0
+        due = -math.inf  # nothing is due before this (VAD windows never arm a timer)
         for i in inputs:
-            self.run_timers(i.t)
-            self.now = max(self.now, i.t)
+            t = last_t = i.t
+            if t >= due:
+                self.run_timers(t)
+            if t > self.now:
+                self.now = t
             try:
+                if i.kind == "vad.inference_done" and self.observer is None:
+                    code = engine.vad_window(t, i.fields.get("raw_accumulated_speech", 0.0),
+                                             i.line)
+                    if code == 1:
+                        self.rec_window(engine.now, i.line)
+                    elif code == 0:
+                        self.rec(engine.now, "input_dropped", input=i.line,
+                                 reason="vad_inactive")
+                    continue
                 self.apply(i)
             except (ConfigError, InputError) as exc:
                 raise TraceError(f"the engine refused this input: {exc}",
                                  path=self.trace.path, line=i.line) from None
-        last_t = inputs[-1].t if inputs else 0.0
+            d = scheduler.next_deadline()
+            due = math.inf if d is None else d
         limit = last_t + float(self.cfg["time_limit"])
         self.run_timers(limit)
         if self.scheduler.next_deadline() is not None:
@@ -383,3 +418,13 @@ def replay_file(path: str | Path, *, diagnostics: bool = False, backend: Backend
     """Replay a trace file; return the output as JSON Lines text."""
     return dumps(replay_trace(read_trace(path), diagnostics=diagnostics, backend=backend,
                               chart=chart))
+
+
+def replay_stream(path: str | Path, out: IO[str], *, diagnostics: bool = False,
+                  backend: Backend = "table", chart: Chart | None = None) -> None:
+    """Replay a trace file one line at a time, writing each output line to ``out`` as it is
+    made: memory does not grow with the trace's length. The output equals
+    :func:`replay_file`'s (a malformed line raises TraceError when it is reached, after the
+    lines before it were written)."""
+    with TraceStream(path) as stream:
+        Replay(stream, diagnostics=diagnostics, backend=backend, chart=chart, sink=out).run()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -206,8 +207,161 @@ def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
     return cfg
 
 
+def _decode(line: str, path: str, lineno: int) -> Any:
+    """One JSON value (msgspec when it is installed; the standard library decides every case
+    msgspec refuses, so errors and accepted inputs are the same either way)."""
+    if _fast_decode is not None:
+        try:
+            return _fast_decode(line)
+        except Exception:  # invalid for msgspec (NaN literals, lone surrogates, depth...)
+            pass
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise TraceError(f"invalid JSON: {e.msg} (column {e.colno})", path=path,
+                         line=lineno) from None
+    except RecursionError:
+        raise TraceError("invalid JSON: nested too deeply", path=path, line=lineno) from None
+
+
+try:  # a faster decoder when available (about 8x on trace lines)
+    import msgspec
+
+    _fast_decode: Any = msgspec.json.Decoder().decode
+except ImportError:  # pragma: no cover - msgspec is a dependency
+    _fast_decode = None
+
+_INF = math.inf
+
+
+class _Inputs:
+    """Checks input lines one at a time (time order, kinds, fields)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.last_t = 0.0
+
+    def check(self, lineno: int, obj: Any) -> TraceInput:
+        path = self.path
+
+        def err(msg: str, field: str | None = None) -> NoReturn:
+            raise TraceError(msg, path=path, line=lineno, field=field)
+
+        if not isinstance(obj, dict):
+            err("each line must be a JSON object")
+        kind: Any = obj.get("kind")
+        schema = SCHEMA.get(kind) if isinstance(kind, str) else None
+        if schema is None:
+            err(f"unknown kind {json.dumps(kind)} (known: {', '.join(sorted(SCHEMA))})", "kind")
+        t: Any = obj.get("t")
+        tt = type(t)
+        if tt is not float and tt is not int:
+            if t is None:
+                err("missing", "t")
+            _check_value(t, _NUM, err, "t")
+        if not -_INF < t < _INF:
+            _check_value(t, _NUM, err, "t")
+        if t < 0:
+            err(f"must not be negative ({t})", "t")
+        if t < self.last_t:
+            err(f"time goes backwards ({t} < {self.last_t} of an earlier line)", "t")
+        self.last_t = float(t)
+        fields: dict[str, Any] = {}
+        for k, v in obj.items():
+            if k == "t" or k == "kind":
+                continue
+            spec = schema.get(k)
+            if spec is None:
+                if k == "note":
+                    if not isinstance(v, str):
+                        err("must be a string", "note")
+                    continue
+                err(f"unknown field for {kind} (expected one of {[*sorted(schema), 'note']})", k)
+            typ = spec[0]
+            tv = type(v)
+            if typ is _NUM and (tv is float or tv is int) and -_INF < v < _INF:
+                pass  # the common case, checked inline
+            else:
+                _check_value(v, typ, err, k)
+            if k in NON_NEGATIVE and _is_num(v) and v < 0:
+                err(f"must not be negative ({v})", k)
+            if k in INTEGER and _is_num(v) and v != int(v):
+                err(f"must be a whole number ({v})", k)
+            fields[k] = v
+        required = _REQUIRED_BY_KIND.get(kind)
+        if required:
+            for req in required:
+                if req not in fields:
+                    err("missing required field", req)
+        if kind == "update_options":
+            if "turn_detection" in fields and fields["turn_detection"] not in TURN_DETECTION_VALUES:
+                err(f"must be one of {TURN_DETECTION_VALUES}", "turn_detection")
+            if "endpointing" in fields:
+                _check_endpointing(fields["endpointing"], err, "endpointing")
+            if "user_turn_limit" in fields:
+                _check_limits(fields["user_turn_limit"], err, "user_turn_limit")
+        return TraceInput(float(t), kind, lineno, fields)
+
+
+_REQUIRED_BY_KIND: dict[str, tuple[str, ...]] = {}
+for _kind, _field in sorted(REQUIRED):
+    _REQUIRED_BY_KIND[_kind] = (*_REQUIRED_BY_KIND.get(_kind, ()), _field)
+
+
+def _header(line: str | None, path: str) -> dict[str, Any]:
+    obj = _decode(line, path, 1) if line is not None and line.strip() else None
+    if not isinstance(obj, dict) or obj.get("kind") != "config":
+        raise TraceError('line 1 must be the header {"kind": "config", ...}', path=path, line=1)
+
+    def header_err(msg: str, field: str | None = None) -> NoReturn:
+        raise TraceError(msg, path=path, line=1, field=field)
+    return parse_config(obj, header_err)
+
+
+class TraceStream:
+    """A trace read one line at a time: ``config`` at once, then the inputs as iterated (each
+    checked as it is read; a bad line raises TraceError when reached). Use as a context
+    manager, or close it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self._f = open(path, encoding="utf-8")  # noqa: SIM115 - closed by close()
+            first = self._f.readline()
+        except (OSError, UnicodeDecodeError) as e:
+            raise TraceError(f"cannot read the trace: {e}", path=self.path) from None
+        try:
+            self.config = _header(first.rstrip("\n") if first else None, self.path)
+        except BaseException:
+            self._f.close()
+            raise
+
+    def __iter__(self) -> Iterator[TraceInput]:
+        check = _Inputs(self.path).check
+        path = self.path
+        try:
+            for lineno, line in enumerate(self._f, start=2):
+                if not line.strip():
+                    continue
+                yield check(lineno, _decode(line, path, lineno))
+        except UnicodeDecodeError as e:
+            raise TraceError(f"cannot read the trace: {e}", path=path) from None
+        finally:
+            self._f.close()
+
+    def close(self) -> None:
+        """Stop reading."""
+        self._f.close()
+
+    def __enter__(self) -> TraceStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def read_trace(path: str | Path) -> Trace:
-    """Read and check a trace file."""
+    """Read and check a whole trace file."""
     p = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -221,75 +375,14 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    objs: list[tuple[int, dict[str, Any]]] = []
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise TraceError(f"invalid JSON: {e.msg} (column {e.colno})", path=path,
-                             line=i) from None
-        except RecursionError:
-            raise TraceError("invalid JSON: nested too deeply", path=path, line=i) from None
-        if not isinstance(obj, dict):
-            raise TraceError("each line must be a JSON object", path=path, line=i)
-        objs.append((i, obj))
-    if not objs or objs[0][0] != 1 or objs[0][1].get("kind") != "config":
-        raise TraceError('line 1 must be the header {"kind": "config", ...}', path=path, line=1)
-
-    def header_err(msg: str, field: str | None = None) -> NoReturn:
-        raise TraceError(msg, path=path, line=1, field=field)
-
-    cfg = parse_config(objs[0][1], header_err)
-    inputs: list[TraceInput] = []
-    last_t = 0.0
-    for lineno, obj in objs[1:]:
-        def err(msg: str, field: str | None = None, lineno: int = lineno) -> NoReturn:
-            raise TraceError(msg, path=path, line=lineno, field=field)
-
-        kind = obj.get("kind")
-        if not isinstance(kind, str) or kind not in SCHEMA:
-            err(f"unknown kind {json.dumps(kind)} (known: {', '.join(sorted(SCHEMA))})", "kind")
-        t = obj.get("t")
-        if t is None:
-            err("missing", "t")
-        _check_value(t, _NUM, err, "t")
-        if t < 0:
-            err(f"must not be negative ({t})", "t")
-        if t < last_t:
-            err(f"time goes backwards ({t} < {last_t} of an earlier line)", "t")
-        last_t = float(t)
-        schema = SCHEMA[kind]
-        fields: dict[str, Any] = {}
-        for k, v in obj.items():
-            if k in ("t", "kind"):
-                continue
-            if k == "note":
-                if not isinstance(v, str):
-                    err("must be a string", "note")
-                continue
-            if k not in schema:
-                err(f"unknown field for {kind} (expected one of {[*sorted(schema), 'note']})", k)
-            typ = schema[k][0]
-            _check_value(v, typ, err, k)
-            if k in NON_NEGATIVE and _is_num(v) and v < 0:
-                err(f"must not be negative ({v})", k)
-            if k in INTEGER and _is_num(v) and v != int(v):
-                err(f"must be a whole number ({v})", k)
-            fields[k] = v
-        for (knd, req) in REQUIRED:
-            if knd == kind and req not in fields:
-                err("missing required field", req)
-        if kind == "update_options":
-            if "turn_detection" in fields and fields["turn_detection"] not in TURN_DETECTION_VALUES:
-                err(f"must be one of {TURN_DETECTION_VALUES}", "turn_detection")
-            if "endpointing" in fields:
-                _check_endpointing(fields["endpointing"], err, "endpointing")
-            if "user_turn_limit" in fields:
-                _check_limits(fields["user_turn_limit"], err, "user_turn_limit")
-        inputs.append(TraceInput(float(t), str(kind), lineno, fields))
-    return Trace(path, cfg, tuple(inputs))
+    first: str | None = lines[0] if lines else None
+    if first is not None and not first.strip():
+        first = None
+    cfg = _header(first, path)
+    check = _Inputs(path).check
+    inputs = tuple(check(i, _decode(line, path, i))
+                   for i, line in enumerate(lines[1:], start=2) if line.strip())
+    return Trace(path, cfg, inputs)
 
 
 # -- output ------------------------------------------------------------------------------------

@@ -113,6 +113,7 @@ class RuntimeReplay(Replay):
             model_timeout=1e9, telemetry=False)
         self.engine = session.engine
         try:
+            assert isinstance(self.trace, Trace)
             inputs = self.trace.inputs
             for i in inputs:
                 await self._advance(i.t)
