@@ -27,7 +27,7 @@ def _line(obj: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":")) + "\n"
 
 
-def session(minutes: float, seed: int = 1, *, detector: bool = True) -> Iterator[str]:
+def session(minutes: float, seed: int = 1, *, detector: bool = False) -> Iterator[str]:
     """The trace's lines: events of each exchange, merged in time order with a VAD
     inference window every 32 ms, all the time (speech or not), as a VAD stream gives them."""
     rnd = random.Random(seed)
@@ -107,10 +107,10 @@ def session(minutes: float, seed: int = 1, *, detector: bool = True) -> Iterator
             yield _line({"t": when, **obj})
 
 
-def write(minutes: float, out: TextIO, seed: int = 1) -> int:
+def write(minutes: float, out: TextIO, seed: int = 1, *, detector: bool = False) -> int:
     """Write a session; return the number of input lines."""
     n = -1
-    for line in session(minutes, seed):
+    for line in session(minutes, seed, detector=detector):
         out.write(line)
         n += 1
     return n
@@ -120,8 +120,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--detector", action="store_true",
+                    help="interruption detection on (turnfsm then deviates from the reference "
+                         "where it fixes the detector marker defects D10/D11)")
     ap.add_argument("-o", "--output", required=True)
     a = ap.parse_args()
     with open(a.output, "w", encoding="utf-8") as f:
-        n = write(a.minutes, f, a.seed)
+        n = write(a.minutes, f, a.seed, detector=a.detector)
     print(f"{a.output}: {n} inputs, {a.minutes} min")

@@ -108,8 +108,7 @@ class Replay:
             self.lines.append({"t": round(t, 3) or 0.0, "kind": "on_vad_inference_done",
                                "input": ref})
         else:
-            self.sink.write(f'{{"t": {round(t, 3) or 0.0!r}, "kind": "on_vad_inference_done", '
-                            f'"input": {ref}}}\n')
+            self.sink.write(_WINDOW_LINE % (round(t, 3) or 0.0, ref))
 
     def feed(self, e: ev.Input) -> None:
         assert self.engine is not None
@@ -405,6 +404,7 @@ class Replay:
 
 
 USER_LIMIT_NONE: dict[str, Any] = {"max_words": None, "max_duration": None}
+_WINDOW_LINE = '{"t": %r, "kind": "on_vad_inference_done", "input": %d}\n'
 
 
 def replay_trace(trace: Trace, *, diagnostics: bool = False, backend: Backend = "table",

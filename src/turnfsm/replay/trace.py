@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import attrs
 
@@ -82,9 +82,8 @@ GLUE_DEFAULTS = {"speech_feedback": True, "interruption_feedback": True,
 TURN_DETECTION_VALUES = TURN_DETECTION
 
 
-@attrs.frozen
-class TraceInput:
-    """One input line: its kind, time, physical line number and payload (defaults filled)."""
+class TraceInput(NamedTuple):
+    """One input line: its kind, time, physical line number and fields (as given)."""
 
     t: float
     kind: str
@@ -242,67 +241,111 @@ class _Inputs:
         self.last_t = 0.0
 
     def check(self, lineno: int, obj: Any) -> TraceInput:
-        path = self.path
-
-        def err(msg: str, field: str | None = None) -> NoReturn:
-            raise TraceError(msg, path=path, line=lineno, field=field)
-
-        if not isinstance(obj, dict):
-            err("each line must be a JSON object")
+        """The checked input of one line (TraceError naming the line and field)."""
+        if type(obj) is dict and obj.get("kind") == "vad.inference_done":
+            # the most frequent line (a VAD window every 32 ms): every field a non-negative
+            # number but the flag ``speaking``; anything else takes the general path
+            t = obj.get("t")
+            tt = type(t)
+            if (tt is float or tt is int) and self.last_t <= t < _INF:
+                for k, v in obj.items():
+                    tv = type(v)
+                    if k in _WINDOW_NUMBERS:
+                        if not ((tv is float or tv is int) and 0 <= v < _INF):
+                            break
+                    elif not (k == "speaking" and tv is bool) and k != "kind":
+                        break
+                else:
+                    self.last_t = t = float(t)
+                    del obj["t"], obj["kind"]
+                    return TraceInput(t, "vad.inference_done", lineno, obj)
+        if type(obj) is not dict:
+            self._fail(lineno, "each line must be a JSON object")
         kind: Any = obj.get("kind")
-        schema = SCHEMA.get(kind) if isinstance(kind, str) else None
-        if schema is None:
-            err(f"unknown kind {json.dumps(kind)} (known: {', '.join(sorted(SCHEMA))})", "kind")
+        spec = _FIELDS.get(kind) if type(kind) is str else None
+        if spec is None:
+            self._fail(lineno, f"unknown kind {json.dumps(kind)} "
+                               f"(known: {', '.join(sorted(SCHEMA))})", "kind")
         t: Any = obj.get("t")
         tt = type(t)
-        if tt is not float and tt is not int:
-            if t is None:
-                err("missing", "t")
-            _check_value(t, _NUM, err, "t")
-        if not -_INF < t < _INF:
-            _check_value(t, _NUM, err, "t")
-        if t < 0:
-            err(f"must not be negative ({t})", "t")
-        if t < self.last_t:
-            err(f"time goes backwards ({t} < {self.last_t} of an earlier line)", "t")
-        self.last_t = float(t)
+        if not ((tt is float or tt is int) and 0 <= t < _INF and t >= self.last_t):
+            self._check_t(lineno, t)
+        self.last_t = t = float(t)
         fields: dict[str, Any] = {}
         for k, v in obj.items():
             if k == "t" or k == "kind":
                 continue
-            spec = schema.get(k)
-            if spec is None:
-                if k == "note":
-                    if not isinstance(v, str):
-                        err("must be a string", "note")
+            f = spec.get(k)
+            if f is None:
+                if k == "note" and type(v) is str:
                     continue
-                err(f"unknown field for {kind} (expected one of {[*sorted(schema), 'note']})", k)
-            typ = spec[0]
+                self._field(lineno, kind, k, v, None)
+            typ, positive, whole = f
             tv = type(v)
             if typ is _NUM and (tv is float or tv is int) and -_INF < v < _INF:
-                pass  # the common case, checked inline
+                if (positive and v < 0) or (whole and v != int(v)):
+                    self._field(lineno, kind, k, v, f)
             else:
-                _check_value(v, typ, err, k)
-            if k in NON_NEGATIVE and _is_num(v) and v < 0:
-                err(f"must not be negative ({v})", k)
-            if k in INTEGER and _is_num(v) and v != int(v):
-                err(f"must be a whole number ({v})", k)
+                self._field(lineno, kind, k, v, f)
             fields[k] = v
         required = _REQUIRED_BY_KIND.get(kind)
         if required:
             for req in required:
                 if req not in fields:
-                    err("missing required field", req)
+                    self._fail(lineno, "missing required field", req)
         if kind == "update_options":
+            err = self._err(lineno)
             if "turn_detection" in fields and fields["turn_detection"] not in TURN_DETECTION_VALUES:
                 err(f"must be one of {TURN_DETECTION_VALUES}", "turn_detection")
             if "endpointing" in fields:
                 _check_endpointing(fields["endpointing"], err, "endpointing")
             if "user_turn_limit" in fields:
                 _check_limits(fields["user_turn_limit"], err, "user_turn_limit")
-        return TraceInput(float(t), kind, lineno, fields)
+        return TraceInput(t, kind, lineno, fields)
+
+    # the slow paths: each finds what is wrong and raises, or returns when nothing is
+
+    def _err(self, lineno: int) -> Any:
+        path = self.path
+
+        def err(msg: str, field: str | None = None) -> NoReturn:
+            raise TraceError(msg, path=path, line=lineno, field=field)
+        return err
+
+    def _fail(self, lineno: int, msg: str, field: str | None = None) -> NoReturn:
+        raise TraceError(msg, path=self.path, line=lineno, field=field)
+
+    def _check_t(self, lineno: int, t: Any) -> None:
+        err = self._err(lineno)
+        if t is None:
+            err("missing", "t")
+        _check_value(t, _NUM, err, "t")
+        if t < 0:
+            err(f"must not be negative ({t})", "t")
+        if t < self.last_t:
+            err(f"time goes backwards ({t} < {self.last_t} of an earlier line)", "t")
+
+    def _field(self, lineno: int, kind: str, k: str, v: Any,
+               f: tuple[str, bool, bool] | None) -> None:
+        err = self._err(lineno)
+        if f is None:
+            if k == "note":
+                err("must be a string", "note")
+            err(f"unknown field for {kind} (expected one of {[*sorted(SCHEMA[kind]), 'note']})",
+                k)
+        typ, positive, whole = f
+        _check_value(v, typ, err, k)
+        if positive and _is_num(v) and v < 0:
+            err(f"must not be negative ({v})", k)
+        if whole and _is_num(v) and v != int(v):
+            err(f"must be a whole number ({v})", k)
 
 
+# per kind: field -> (type, must not be negative, must be whole)
+_FIELDS: dict[str, dict[str, tuple[str, bool, bool]]] = {
+    kind: {k: (typ, k in NON_NEGATIVE, k in INTEGER) for k, (typ, _d) in schema.items()}
+    for kind, schema in SCHEMA.items()}
+_WINDOW_NUMBERS = frozenset(["t", *(k for k, (typ, _d) in _VAD.items() if typ == _NUM)])
 _REQUIRED_BY_KIND: dict[str, tuple[str, ...]] = {}
 for _kind, _field in sorted(REQUIRED):
     _REQUIRED_BY_KIND[_kind] = (*_REQUIRED_BY_KIND.get(_kind, ()), _field)
@@ -341,7 +384,7 @@ class TraceStream:
         path = self.path
         try:
             for lineno, line in enumerate(self._f, start=2):
-                if not line.strip():
+                if line.isspace() or not line:
                     continue
                 yield check(lineno, _decode(line, path, lineno))
         except UnicodeDecodeError as e:
