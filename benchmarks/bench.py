@@ -1,0 +1,281 @@
+"""turnfsm's benchmarks, each figure beside a baseline measured in the same run.
+
+    python benchmarks/bench.py [--quick] [--json results.json]
+
+1. Engine CPU per conversation-second and per event by kind, driven through the public API
+   as a host would (events built beforehand, timers fired from ``next_deadline``/
+   ``advance``, end-of-turn outputs answered at once), against a bare loop that stores one
+   value per event. Twice: VAD windows as events (``handle``) and through the object-free
+   ``vad_window``.
+2. Whole-process ``turnfsm replay`` of a 60- and a 180-minute generated session, with peak
+   memory, against the reference recogniser replaying the same trace (when a Python with
+   livekit-agents 1.5.12 is given: ``--reference PYTHON`` or ``$REFERENCE_PYTHON``, default
+   ``~/.venvs/livekit-ref/bin/python`` when it exists).
+3. Memory per idle and per active engine (tracemalloc over many engines).
+
+Medians over repetitions, with the spread (min-max). The machine is shared and noisy: the
+ratios, measured in the same run, are the figures to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from gen_session import write as write_session  # noqa: E402
+
+from turnfsm import Engine, EngineOptions  # noqa: E402
+from turnfsm import events as ev  # noqa: E402
+from turnfsm import outputs as out  # noqa: E402
+from turnfsm.replay import read_trace  # noqa: E402
+from turnfsm.replay.replay import Replay  # noqa: E402
+
+
+def stats(xs: list[float]) -> dict[str, float]:
+    """Median and spread."""
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def fmt(s: dict[str, float], unit: str, digits: int = 1) -> str:
+    return (f"{s['median']:.{digits}f} {unit} ({s['min']:.{digits}f}-{s['max']:.{digits}f}, "
+            f"n={s['n']:g})")
+
+
+# -- 1. the engine through its public API ------------------------------------------------
+
+
+def session_events(minutes: float) -> tuple[list[ev.Input], float]:
+    """The inputs of a generated session, as engine events (built beforehand)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        write_session(minutes, f)
+        path = f.name
+    trace = read_trace(path)
+    os.unlink(path)
+    events: list[ev.Input] = []
+    r = Replay(trace)
+    r.feed = events.append  # type: ignore[method-assign]  # collect instead of replaying
+    r.engine = Engine(EngineOptions())
+    for i in trace.inputs:
+        r.apply(i)
+    return events, trace.inputs[-1].t
+
+
+def drive(events: list[ev.Input], *, windows_direct: bool) -> float:
+    """CPU seconds to run ``events`` through an engine as a host does."""
+    e = Engine(EngineOptions())
+    handle, advance, vad_window = e.handle, e.advance, e.vad_window
+    eot = out.EndOfTurn
+    answered = ev.EndOfTurnAnswered
+    window = ev.VadInferenceDone
+    t0 = time.process_time()
+    due = e.next_deadline()
+    for x in events:
+        t = x.t
+        if due is not None and t >= due:
+            for o in advance(t):
+                if type(o) is eot:
+                    handle(answered(t=o.t, accepted=True))
+            due = e.next_deadline()
+        if windows_direct and type(x) is window:
+            vad_window(t, x.raw_accumulated_speech, x.ref)  # type: ignore[attr-defined]
+            continue
+        for o in handle(x):
+            if type(o) is eot:
+                handle(answered(t=o.t, accepted=True))
+        due = e.next_deadline()
+    return time.process_time() - t0
+
+
+def bare(events: list[ev.Input]) -> float:
+    """CPU seconds for a loop that stores one value per event (the floor)."""
+    sink: list[float] = []
+    store = sink.append
+    t0 = time.process_time()
+    for x in events:
+        store(x.t)
+    return time.process_time() - t0
+
+
+def by_kind(events: list[ev.Input], reps: int) -> dict[str, dict[str, float]]:
+    """µs per event of each kind, in the mix (the time of a kind = its events' share)."""
+    kinds: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for _ in range(reps):
+        e = Engine(EngineOptions())
+        for x in events:
+            name = type(x).__name__
+            t = x.t
+            t0 = time.perf_counter()
+            for o in e.advance(t):
+                if isinstance(o, out.EndOfTurn):
+                    e.handle(ev.EndOfTurnAnswered(t=o.t, accepted=True))
+            for o in e.handle(x):
+                if isinstance(o, out.EndOfTurn):
+                    e.handle(ev.EndOfTurnAnswered(t=o.t, accepted=True))
+            kinds[name] = kinds.get(name, 0.0) + time.perf_counter() - t0
+            counts[name] = counts.get(name, 0) + 1
+    return {k: {"us_per_event": v * 1e6 / counts[k], "events": counts[k] / reps}
+            for k, v in sorted(kinds.items(), key=lambda kv: -counts[kv[0]])}
+
+
+# -- 2. whole-process replay --------------------------------------------------------------
+
+
+def run_process(cmd: list[str], out_path: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of a child process writing stdout to out_path."""
+    t0 = time.perf_counter()
+    with open(out_path, "w") as f:
+        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise RuntimeError(f"{cmd} exited {status}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def reference_python(given: str | None) -> str | None:
+    for c in (given, os.environ.get("REFERENCE_PYTHON"),
+              str(Path.home() / ".venvs" / "livekit-ref" / "bin" / "python")):
+        if c and Path(c).exists():
+            return c
+    return None
+
+
+# -- 3. memory ------------------------------------------------------------------------------
+
+
+def memory_per_engine(n: int, active: bool) -> float:
+    """Bytes per engine (tracemalloc) over ``n`` engines; active: mid-turn with a wait."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    engines = []
+    for _ in range(n):
+        e = Engine(EngineOptions())
+        if active:
+            e.handle(ev.VadStartOfSpeech(t=1.0, speech_duration=0.2))
+            e.handle(ev.VadInferenceDone(t=1.3, raw_accumulated_speech=0.5))
+            e.handle(ev.SttFinal(t=1.4, text="book a table for two please", confidence=0.9))
+            e.handle(ev.VadEndOfSpeech(t=1.5))
+        engines.append(e)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / n
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions, shorter sessions")
+    ap.add_argument("--reference", help="a Python with livekit-agents 1.5.12 installed")
+    ap.add_argument("--json", help="write the figures here")
+    a = ap.parse_args(argv)
+    reps = 3 if a.quick else 7
+    results: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpu": _cpu(), "cores": os.cpu_count(),
+                    "date": time.strftime("%Y-%m-%d")}}
+    print(f"# turnfsm benchmarks, {results['machine']['date']}, Python "
+          f"{results['machine']['python']}, {results['machine']['cpu']} "
+          f"({results['machine']['cores']} cores)\n")
+
+    # 1
+    minutes = 10.0 if a.quick else 30.0
+    events, seconds = session_events(minutes)
+    eng = [drive(events, windows_direct=False) for _ in range(reps)]
+    eng_direct = [drive(events, windows_direct=True) for _ in range(reps)]
+    floor = [bare(events) for _ in range(reps)]
+    per_s = stats([x * 1e6 / seconds for x in eng])
+    per_s_direct = stats([x * 1e6 / seconds for x in eng_direct])
+    per_s_bare = stats([x * 1e6 / seconds for x in floor])
+    results["engine"] = {"conversation_seconds": seconds, "events": len(events),
+                         "us_per_conversation_second": per_s,
+                         "us_per_conversation_second_vad_window": per_s_direct,
+                         "bare_loop_us_per_conversation_second": per_s_bare,
+                         "by_kind": by_kind(events, 1)}
+    print(f"1. engine, {len(events)} events over {seconds / 60:.0f} min, public API:")
+    print(f"   VAD windows as events:        {fmt(per_s, 'us CPU per conversation-second')}")
+    print(f"   VAD windows via vad_window(): {fmt(per_s_direct, 'us CPU per conversation-second')}")
+    print(f"   bare loop (baseline):         {fmt(per_s_bare, 'us CPU per conversation-second', 2)}")
+    print(f"   -> {1e6 / per_s_direct['median']:,.0f} real-time conversations per core "
+          f"({1e6 / per_s['median']:,.0f} with window events)")
+    for k, v in results["engine"]["by_kind"].items():
+        print(f"   {k:24s} {v['us_per_event']:7.2f} us/event  ({v['events']:.0f} events)")
+
+    # 2
+    ref = reference_python(a.reference)
+    results["replay"] = {}
+    print("\n2. whole-process replay (wall seconds, peak RSS):")
+    lengths = [10.0, 30.0] if a.quick else [60.0, 180.0]
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in lengths:
+            trace = Path(tmp) / f"s{m:g}.jsonl"
+            with open(trace, "w") as f:
+                n = write_session(m, f)
+            ours = [run_process([sys.executable, "-m", "turnfsm.cli", "replay", str(trace)],
+                                Path(tmp) / "ours.jsonl") for _ in range(max(3, reps // 2))]
+            row: dict[str, Any] = {"inputs": n, "turnfsm_s": stats([w for w, _ in ours]),
+                                   "turnfsm_peak_mb": stats([mb for _, mb in ours])}
+            line = (f"   {m:g} min ({n} inputs): turnfsm {fmt(row['turnfsm_s'], 's', 2)}, "
+                    f"peak {row['turnfsm_peak_mb']['median']:.0f} MB")
+            if ref is not None:
+                theirs = [run_process([ref, str(ROOT.parent / "shared" / "conformance" /
+                                            "replay_livekit.py"), str(trace)],
+                                      Path(tmp) / "ref.jsonl") for _ in range(2)]
+                row["reference_s"] = stats([w for w, _ in theirs])
+                row["reference_peak_mb"] = stats([mb for _, mb in theirs])
+                row["speedup"] = row["reference_s"]["median"] / row["turnfsm_s"]["median"]
+                line += (f"; reference {fmt(row['reference_s'], 's', 2)}, peak "
+                         f"{row['reference_peak_mb']['median']:.0f} MB -> "
+                         f"{row['speedup']:.1f}x faster")
+            results["replay"][f"{m:g}min"] = row
+            print(line)
+    if ref is None:
+        print("   (no reference Python: give --reference or $REFERENCE_PYTHON)")
+
+    # 3
+    n = 2000 if a.quick else 10000
+    idle = [memory_per_engine(n, False) for _ in range(2)]
+    active = [memory_per_engine(n, True) for _ in range(2)]
+    results["memory"] = {"idle_bytes": stats(idle), "active_bytes": stats(active)}
+    print(f"\n3. memory per engine ({n} engines, tracemalloc): idle "
+          f"{statistics.median(idle) / 1024:.1f} KB, mid-turn "
+          f"{statistics.median(active) / 1024:.1f} KB")
+    print(f"\nprocess peak RSS of this run: "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())
