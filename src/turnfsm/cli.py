@@ -109,6 +109,11 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen(args: argparse.Namespace) -> int:
+    from .audio.command import listen_command
+    return listen_command(args)
+
+
 def _check(args: argparse.Namespace) -> int:
     from .chart import packaged_chart_path
     from .core import read_chart
@@ -216,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="drive the engine directly (default) or through an asyncio Session "
                          "on a virtual clock (the same output)")
     rp.set_defaults(func=_replay)
+    lp = sub.add_parser("listen", help="run a WAV file through a VAD, a recogniser and a "
+                        "session, and show what turnfsm decides")
+    from .audio.command import add_arguments
+    add_arguments(lp)
+    lp.set_defaults(func=_listen)
     ck = sub.add_parser("check", help="validate a state chart")
     ck.add_argument("chart", nargs="?", help="chart file (default: the built-in states.yaml)")
     ck.set_defaults(func=_check)

@@ -242,6 +242,7 @@ class _Inputs:
 
     def check(self, lineno: int, obj: Any) -> TraceInput:
         """The checked input of one line (TraceError naming the line and field)."""
+        t: Any
         if type(obj) is dict and obj.get("kind") == "vad.inference_done":
             # the most frequent line (a VAD window every 32 ms): every field a non-negative
             # number but the flag ``speaking``; anything else takes the general path
@@ -266,7 +267,7 @@ class _Inputs:
         if spec is None:
             self._fail(lineno, f"unknown kind {json.dumps(kind)} "
                                f"(known: {', '.join(sorted(SCHEMA))})", "kind")
-        t: Any = obj.get("t")
+        t = obj.get("t")
         tt = type(t)
         if not ((tt is float or tt is int) and 0 <= t < _INF and t >= self.last_t):
             self._check_t(lineno, t)
@@ -279,7 +280,7 @@ class _Inputs:
             if f is None:
                 if k == "note" and type(v) is str:
                     continue
-                self._field(lineno, kind, k, v, None)
+                self._unknown(lineno, kind, k)
             typ, positive, whole = f
             tv = type(v)
             if typ is _NUM and (tv is float or tv is int) and -_INF < v < _INF:
@@ -325,14 +326,14 @@ class _Inputs:
         if t < self.last_t:
             err(f"time goes backwards ({t} < {self.last_t} of an earlier line)", "t")
 
-    def _field(self, lineno: int, kind: str, k: str, v: Any,
-               f: tuple[str, bool, bool] | None) -> None:
+    def _unknown(self, lineno: int, kind: str, k: str) -> NoReturn:
+        if k == "note":
+            self._fail(lineno, "must be a string", "note")
+        self._fail(lineno, f"unknown field for {kind} (expected one of "
+                           f"{[*sorted(SCHEMA[kind]), 'note']})", k)
+
+    def _field(self, lineno: int, kind: str, k: str, v: Any, f: tuple[str, bool, bool]) -> None:
         err = self._err(lineno)
-        if f is None:
-            if k == "note":
-                err("must be a string", "note")
-            err(f"unknown field for {kind} (expected one of {[*sorted(SCHEMA[kind]), 'note']})",
-                k)
         typ, positive, whole = f
         _check_value(v, typ, err, k)
         if positive and _is_num(v) and v < 0:

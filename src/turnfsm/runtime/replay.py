@@ -9,12 +9,14 @@ every trace.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import events as ev
 from .. import outputs as out
 from ..chart import Chart
+from ..core import StepObserver
 from ..errors import ConfigError, InputError, TraceError
 from ..replay import Replay, Trace, dumps, engine_options, read_trace
 from ..replay.replay import ScriptedModel
@@ -42,6 +44,9 @@ class _ScriptedModel:
                                   timeout: float | None = None) -> float:
         r = self.replay
         n, p, fail = self.script.predict()
+        if r.model_fn is not None:  # a live model: its answers are recorded for the trace
+            p, fail = float(r.model_fn(context.transcript, context.language)), False
+            r.model_answers.append(p)
         r.rec(r.session_now(), "turn_detector", method="predict_end_of_turn", call=n,
               transcript=context.transcript, result=None if fail else p)
         latency = float(self.script.opts["latency"])
@@ -87,9 +92,14 @@ class RuntimeReplay(Replay):
     """One replay of a trace through a Session on a virtual-clock loop."""
 
     def __init__(self, trace: Trace, *, diagnostics: bool = False,
-                 chart: Chart | None = None) -> None:
+                 chart: Chart | None = None, observers: tuple[StepObserver, ...] = ()) -> None:
         super().__init__(trace, diagnostics=diagnostics, chart=chart)
         self.session: Session | None = None
+        self.observers = observers
+        # a live end-of-turn model (transcript, language) -> probability, in place of the
+        # header's scripted answers; what it said is kept (``model_answers``)
+        self.model_fn: Callable[[str, str | None], float] | None = None
+        self.model_answers: list[float] = []
 
     def session_now(self) -> float:
         assert self.session is not None
@@ -110,7 +120,7 @@ class RuntimeReplay(Replay):
             return self.lines
         session = self.session = Session(
             opts, chart=self.chart, hooks=_Hooks(self), model=_ScriptedModel(self, self.model),
-            model_timeout=1e9, telemetry=False)
+            model_timeout=1e9, telemetry=False, observers=self.observers)
         self.engine = session.engine
         try:
             assert isinstance(self.trace, Trace)

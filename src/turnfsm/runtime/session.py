@@ -581,7 +581,8 @@ class Session:
             return
         self._closing = True
         try:
-            self.push(ev.Close(t=max(self.now(), self.engine.input_clock)))
+            if not self.engine.closed:
+                self.push(ev.Close(t=max(self.now(), self.engine.input_clock)))
             deadline = self.loop.time() + self.model_timeout
             while (self.engine.in_state("turn", "predicting") or self.engine.awaiting_answer
                    or self.scheduler.next_deadline() is not None) and not self._closed:

@@ -1,0 +1,149 @@
+"""The ``turnfsm listen`` command (the CLI parses, this runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import TurnFsmError
+from ..options import EndpointingOptions, EngineOptions
+from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps
+from .listen import ListenOptions, Progress, build_trace, trace_lines
+from .transcripts import read_words
+from .vad import VadOptions
+from .wav import read_wav
+
+
+def add_arguments(lp: argparse.ArgumentParser) -> None:
+    """The ``listen`` options."""
+    lp.add_argument("wav", help="a WAV file: mono (the user) or stereo (user, agent)")
+    lp.add_argument("-o", "--output", help="write the outputs (JSON Lines, as replay does)")
+    lp.add_argument("--out-trace", help="write the inputs as a trace `turnfsm replay` reruns")
+    lp.add_argument("--plot", help="draw the session's timeline picture (PNG; extra `plot`)")
+    lp.add_argument("--words", help="a sidecar of timed words: the transcripts")
+    lp.add_argument("--asr", choices=("none", "whisper"), default="none",
+                    help="transcribe each VAD segment with local Whisper (extra `asr`)")
+    lp.add_argument("--asr-latency", default="0.3",
+                    help="seconds from a segment's end to its final (or 'measured')")
+    lp.add_argument("--no-interims", action="store_true", help="finals only")
+    lp.add_argument("--turn-detection", choices=("vad", "stt", "manual", "model"),
+                    default=None, help="as EngineOptions.turn_detection ('model': the "
+                    "built-in rule-based end-of-turn model)")
+    lp.add_argument("--min-delay", type=float, default=0.5)
+    lp.add_argument("--max-delay", type=float, default=3.0)
+    lp.add_argument("--endpointing", choices=("fixed", "dynamic"), default="fixed")
+    lp.add_argument("--interruption-detection", choices=("auto", "on", "off"), default="auto",
+                    help="auto: on for stereo files (the overlap rule judges overlaps)")
+    lp.add_argument("--vad-threshold", type=float, default=0.5,
+                    help="VAD activation threshold (deactivation 0.15 lower)")
+    lp.add_argument("--min-silence", type=float, default=0.55,
+                    help="VAD silence that ends speech (seconds)")
+    lp.add_argument("--realtime", action="store_true",
+                    help="pace the session by the wall clock instead of virtual time")
+    lp.add_argument("--chart", help="run this state chart instead of the built-in one")
+    lp.add_argument("-q", "--quiet", action="store_true", help="no timeline")
+
+
+def listen_command(args: argparse.Namespace) -> int:
+    """Run ``listen``; return the exit code."""
+    try:
+        return _listen(args)
+    except TurnFsmError as e:
+        print(f"turnfsm listen: {e}", file=sys.stderr)
+        return 2
+
+
+def _listen(args: argparse.Namespace) -> int:
+    from ..core import read_chart
+    from ..replay.timeline import TimelineObserver
+    from ..runtime.model import RuleBasedModel
+    from ..runtime.replay import RuntimeReplay
+
+    audio = read_wav(args.wav)
+    latency: float | str = "measured" if args.asr_latency == "measured" else float(
+        args.asr_latency)
+    detection = (audio.channels > 1 if args.interruption_detection == "auto"
+                 else args.interruption_detection == "on")
+    transcripts = bool(args.words) or args.asr != "none"
+    engine = EngineOptions(
+        turn_detection=args.turn_detection,
+        stt=transcripts,  # without transcripts the VAD alone ends turns (empty transcripts)
+        endpointing=EndpointingOptions(mode=args.endpointing, min_delay=args.min_delay,
+                                       max_delay=args.max_delay),
+        interruption_detection=detection)
+    vad = VadOptions(activation_threshold=args.vad_threshold,
+                     deactivation_threshold=max(0.01, args.vad_threshold - 0.15),
+                     min_silence_duration=args.min_silence)
+    opts = ListenOptions(engine=engine, vad=vad, asr=args.asr, asr_latency=latency,
+                         interims=not args.no_interims)
+    chart = read_chart(args.chart) if args.chart else None
+    words = read_words(args.words) if args.words else None
+    bar = Progress(audio.duration > 5.0)
+    trace = build_trace(audio, opts, words=words, progress=bar)
+    bar.done()
+    timeline = TimelineObserver(trace)
+    records: list[Any] = []
+    replay = RuntimeReplay(trace, diagnostics=True, chart=chart,
+                           observers=(timeline, records.append))
+    if args.turn_detection == "model":
+        rule = RuleBasedModel()
+        replay.model_fn = rule.probability
+        replay.model.opts["unlikely_threshold"] = rule.threshold
+    lines = _realtime(replay) if args.realtime else replay.run()
+    if replay.model_answers:  # the trace reruns the model's answers, in order
+        trace = attrs.evolve(trace, config={**trace.config, "turn_detector": {
+            **TURN_DETECTOR_DEFAULTS, **trace.config["turn_detector"],
+            "probabilities": list(replay.model_answers)}})
+    if args.output:
+        Path(args.output).write_text(dumps(lines), encoding="utf-8")
+    if args.out_trace:
+        Path(args.out_trace).write_text(trace_lines(trace), encoding="utf-8")
+    if args.plot:
+        from .plot import plot_session
+        plot_session(audio, trace, lines, records, args.plot)
+    if not args.quiet:
+        sys.stdout.write(f"# {audio.path}: {audio.duration:.2f} s, "
+                         f"{'stereo (user, agent)' if audio.channels > 1 else 'mono (user)'}, "
+                         f"transcripts: {'words' if words is not None else args.asr}\n")
+        sys.stdout.write("#   time   line  input / -> output\n")
+        for t, who, what in timeline.rows:
+            if what.startswith("vad.inference_done"):
+                continue
+            sys.stdout.write(f"{t:8.3f}s {who} {what}\n")
+        eots = [x for x in lines if x["kind"] == "on_end_of_turn"]
+        sys.stdout.write(f"# {len(eots)} end(s) of turn\n")
+    return 0
+
+
+def _realtime(replay: Any) -> list[dict[str, Any]]:
+    """Run the replay's session on the wall clock (inputs pushed as their times come)."""
+    import asyncio
+
+    from ..runtime.session import Session
+
+    async def run() -> list[dict[str, Any]]:
+        from ..replay import engine_options
+        from ..runtime.replay import _Hooks, _ScriptedModel
+        session = replay.session = Session(
+            engine_options(replay.cfg), chart=replay.chart, hooks=_Hooks(replay),
+            model=_ScriptedModel(replay, replay.model), model_timeout=1e9,
+            observers=replay.observers)
+        replay.engine = session.engine
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in replay.trace.inputs:
+            delay = start + i.t - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            replay.now = max(replay.now, i.t)
+            replay.apply(i)
+        await asyncio.sleep(max(0.0, replay.cfg["endpointing"]["max_delay"] + 0.5))
+        replay.rec(session.now(), "close")
+        await session.aclose()
+        lines: list[dict[str, Any]] = replay.lines
+        return lines
+    return asyncio.run(run())

