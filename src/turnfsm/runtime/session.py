@@ -70,7 +70,7 @@ class Session:
                  detector: InterruptionDetector | None = None, stt: SttControl | None = None,
                  model_timeout: float = 2.0, session_id: str | None = None,
                  conversation_id: str | None = None, tracer_provider: Any = None,
-                 telemetry: bool = False, time_origin_ns: int | None = None,
+                 telemetry: bool = True, time_origin_ns: int | None = None,
                  observers: Iterable[StepObserver] = ()) -> None:
         self.loop = asyncio.get_running_loop()
         self.options = options or EngineOptions()
