@@ -631,3 +631,28 @@ def test_a_commit_whose_decision_speech_cancels_is_cancelled_then() -> None:
     d.at(9.0)
     assert [e.new_transcript for e in d.of(out.EndOfTurn)] == ["Book a table for two"]
     assert len(d.of(out.CommitResult)) == 1
+
+
+def test_a_vad_start_dropped_for_want_of_a_vad_changes_nothing() -> None:
+    """A VAD start with no VAD attached is reported dropped and neither opens a turn nor
+    cancels a pending decision (every region that takes vad_start checks vad_live)."""
+    d = Driver(Engine(EngineOptions(vad=False)))
+    d.at(0.5, ev.VadStartOfSpeech(t=0.5))
+    assert d.e.state()["turn"] == "idle" and d.of(out.InputDropped)
+    d.at(1.0, ev.SttFinal(t=1.0, text="hello"))
+    assert d.e.state()["turn"] == "waiting"
+    d.at(1.2, ev.VadStartOfSpeech(t=1.2))
+    assert d.e.state()["turn"] == "waiting"
+    d.at(3.0)
+    assert [e.new_transcript for e in d.of(out.EndOfTurn)] == ["hello"]
+
+
+def test_decision_record_explains_a_model_answer_without_a_threshold() -> None:
+    """why() reads a supported model answer with no probability or threshold without error."""
+    d = Driver(Engine(EngineOptions(turn_detection="model")), model=(0.4, None))
+    d.at(1.0, ev.VadStartOfSpeech(t=1.0))
+    d.at(1.5, ev.SttFinal(t=1.5, text="hello"))
+    d.at(1.6, ev.VadEndOfSpeech(t=1.6))
+    d.at(5.0)
+    (eot,) = d.of(out.EndOfTurn)
+    assert "threshold None" in eot.decision.why()

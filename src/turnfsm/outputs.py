@@ -77,6 +77,8 @@ class DecisionRecord:
             basis = "the model failed (min_delay)"
         elif not self.model.supported:
             basis = f"the model does not support language {self.model.language!r}"
+        elif self.model.probability is None or self.model.threshold is None:
+            basis = f"model p={self.model.probability} with threshold {self.model.threshold}"
         else:
             cmp = "<" if self.delay_reason == "max_delay" else ">="
             basis = (f"model p={self.model.probability:g} {cmp} threshold "

@@ -44,7 +44,8 @@ class VirtualHost:
         self.engine = engine
         self.answers = answers or ScriptedAnswers()
         self.outputs: list[out.Output] = []
-        self.scheduler: Scheduler[int] = Scheduler(engine)  # items: model request ids
+        # items: (model request id, when its answer is due)
+        self.scheduler: Scheduler[tuple[int, float]] = Scheduler(engine)
 
     def at(self, t: float, e: ev.Input | None = None) -> VirtualHost:
         """Let time pass to ``t`` (timers and answers due fire), then apply ``e``."""
@@ -66,20 +67,22 @@ class VirtualHost:
                 self._take(self.engine.handle(ev.EndOfTurnAnswered(t=o.t, accepted=a.accept)))
             elif isinstance(o, out.EouModelRequest):
                 if a.model_latency > 0:
-                    self.scheduler.call_at(o.t + a.model_latency, o.request_id)
+                    due = round(o.t + a.model_latency, 6)
+                    self.scheduler.call_at(due, (o.request_id, due))
                 else:
-                    self._answer_model(o.request_id)
+                    self._answer_model((o.request_id, o.t))
             elif isinstance(o, out.Interruption) and a.interruption_stops_agent:
                 until = o.detected_at if o.overlap_started_at is None else o.overlap_started_at
                 self._take(self.engine.handle(
                     ev.AgentSpeechEnded(t=o.t, ignore_user_transcript_until=until)))
 
-    def _answer_model(self, request_id: int) -> None:
+    def _answer_model(self, item: tuple[int, float]) -> None:
+        request_id, due = item
         e = self.engine
         if not e.model_request_pending(request_id):
             return  # the wait it was for is gone
         a = self.answers
         answer: Any = ev.EouModelAnswered(
-            t=e.now, request_id=request_id, supported=a.model_supported,
+            t=max(due, e.input_clock), request_id=request_id, supported=a.model_supported,
             probability=a.probability, threshold=a.threshold, failed=a.model_fails)
         self._take(e.handle(answer))
