@@ -1,0 +1,176 @@
+"""Scoring a session's end-of-turn decisions against its labels.
+
+A truth file (``NAME.truth.json``, see ``examples/audio/README.md``) labels the user's turns
+(``start``, ``intended_end``, pauses inside), backchannels and interruptions. Each end of
+turn is attributed to the latest labelled user speech that started before it:
+
+* a **cut-in**: an end of turn inside a labelled turn, before its intended end (the user
+  goes on);
+* the **response** to a turn: the first end of turn at or after its intended end (before the
+  next labelled user speech); its **latency** is the end of turn minus the intended end;
+* an **orphan**: any further end of turn in that span (a piece of the turn delivered on its
+  own);
+* a **backchannel turn**: an end of turn attributed to a labelled backchannel;
+* a **missed turn**: a labelled turn with no response.
+
+Interruptions: an ``on_interruption`` within a labelled interruption (from its start to one
+second after its end) finds it; one found for none is a **false interruption**, a labelled
+interruption found by none is a **missed interruption**.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import TurnFsmError
+
+
+class TruthError(TurnFsmError):
+    """A truth file is malformed."""
+
+
+@attrs.frozen
+class Span:
+    """A labelled span of user speech."""
+
+    kind: str  # turn | backchannel | interruption
+    start: float
+    end: float
+    intended_end: float
+    text: str
+
+
+@attrs.frozen
+class Truth:
+    """The labels of one session."""
+
+    path: str
+    turns: tuple[Span, ...]
+    backchannels: tuple[Span, ...]
+    interruptions: tuple[Span, ...]
+
+
+def read_truth(path: str | Path) -> Truth:
+    """Read a truth file (TruthError naming the file and the entry when malformed)."""
+    p = str(path)
+    try:
+        doc = json.loads(Path(p).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise TruthError(f"{p}: cannot read the truth file: {e}") from None
+    if not isinstance(doc, dict):
+        raise TruthError(f"{p}: the truth file must be an object")
+
+    def spans(key: str, kind: str) -> tuple[Span, ...]:
+        out = []
+        for i, x in enumerate(doc.get(key) or []):
+            try:
+                start, end = float(x["start"]), float(x["end"])
+                intended = float(x.get("intended_end", end))
+            except (KeyError, TypeError, ValueError):
+                raise TruthError(f"{p}: {key}[{i}] needs numeric start and end") from None
+            if not 0 <= start <= end:
+                raise TruthError(f"{p}: {key}[{i}]: start must be <= end")
+            out.append(Span(kind, start, end, intended, str(x.get("text", ""))))
+        return tuple(sorted(out, key=lambda s: s.start))
+    return Truth(p, spans("turns", "turn"), spans("backchannels", "backchannel"),
+                 spans("interruptions", "interruption"))
+
+
+@attrs.frozen
+class Score:
+    """The figures of one session (or of several, added up)."""
+
+    turns: int = 0
+    cut_ins: int = 0
+    orphans: int = 0
+    missed_turns: int = 0
+    backchannel_turns: int = 0
+    false_interruptions: int = 0
+    missed_interruptions: int = 0
+    latencies: tuple[float, ...] = ()
+    details: tuple[str, ...] = ()
+
+    def __add__(self, other: Score) -> Score:
+        return Score(*(a + b for a, b in zip(attrs.astuple(self, recurse=False),
+                                             attrs.astuple(other, recurse=False), strict=True)))
+
+    def latency(self, q: float) -> float | None:
+        """A quantile of the response latencies (0.5 the median), or None."""
+        if not self.latencies:
+            return None
+        xs = sorted(self.latencies)
+        if q == 0.5:
+            return statistics.median(xs)
+        return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
+
+    def summary(self) -> dict[str, Any]:
+        """The figures as a mapping (for --json and tables)."""
+        return {"turns": self.turns, "cut_ins": self.cut_ins, "orphans": self.orphans,
+                "missed_turns": self.missed_turns, "backchannel_turns": self.backchannel_turns,
+                "false_interruptions": self.false_interruptions,
+                "missed_interruptions": self.missed_interruptions,
+                "latency_p50": self.latency(0.5), "latency_p90": self.latency(0.9),
+                "latency_max": max(self.latencies) if self.latencies else None}
+
+
+def score_outputs(outputs: list[dict[str, Any]], truth: Truth) -> Score:
+    """Score one session's output lines (the replay output format) against its labels."""
+    eots = sorted(x["t"] for x in outputs if x["kind"] == "on_end_of_turn")
+    intr = sorted(x["t"] for x in outputs if x["kind"] == "on_interruption")
+    speech = sorted([*truth.turns, *truth.backchannels, *truth.interruptions],
+                    key=lambda s: s.start)
+    attributed: dict[int, list[float]] = {}
+    unattributed: list[float] = []
+    for t in eots:
+        owner = None
+        for k, s in enumerate(speech):
+            if s.start <= t:
+                owner = k
+        if owner is None:
+            unattributed.append(t)
+        else:
+            attributed.setdefault(owner, []).append(t)
+    cut_ins = orphans = missed = bc_turns = 0
+    lat: list[float] = []
+    notes: list[str] = []
+    eps = 1e-6
+    for k, s in enumerate(speech):
+        times = attributed.get(k, [])
+        if s.kind == "backchannel":
+            bc_turns += len(times)
+            notes += [f"backchannel turn at {t:.2f} s ({s.text!r})" for t in times]
+            continue
+        before = [t for t in times if t < s.intended_end - eps]
+        after = [t for t in times if t >= s.intended_end - eps]
+        cut_ins += len(before)
+        notes += [f"cut-in at {t:.2f} s inside {s.text!r} (ends {s.intended_end:.2f} s)"
+                  for t in before]
+        if after:
+            lat.append(after[0] - s.intended_end)
+            orphans += len(after) - 1
+            notes += [f"orphan at {t:.2f} s after {s.text!r}" for t in after[1:]]
+        elif s.kind == "turn":
+            missed += 1
+            notes.append(f"no response to {s.text!r}")
+    found = set()
+    false_i = 0
+    for t in intr:
+        hit = next((k for k, s in enumerate(truth.interruptions)
+                    if s.start - eps <= t <= s.end + 1.0), None)
+        if hit is None:
+            false_i += 1
+            notes.append(f"false interruption at {t:.2f} s")
+        else:
+            found.add(hit)
+    missed_i = len(truth.interruptions) - len(found)
+    notes += [f"missed interruption {s.text!r} at {s.start:.2f} s"
+              for k, s in enumerate(truth.interruptions) if k not in found]
+    return Score(turns=sum(1 for s in speech if s.kind != "backchannel"), cut_ins=cut_ins,
+                 orphans=orphans, missed_turns=missed, backchannel_turns=bc_turns,
+                 false_interruptions=false_i, missed_interruptions=missed_i,
+                 latencies=tuple(round(x, 6) for x in lat), details=tuple(notes))
