@@ -144,6 +144,11 @@ def _listen(args: argparse.Namespace) -> int:
     return listen_command(args)
 
 
+def _score(args: argparse.Namespace) -> int:
+    from .quality.command import score_command
+    return score_command(args)
+
+
 def _check(args: argparse.Namespace) -> int:
     from .chart import packaged_chart_path
     from .core import read_chart
@@ -255,6 +260,19 @@ def main(argv: list[str] | None = None) -> int:
                         "session, and show what turnfsm decides")
     _listen_arguments(lp)
     lp.set_defaults(func=_listen)
+    sp = sub.add_parser("score", help="score end-of-turn decisions against labelled sessions")
+    sp.add_argument("sessions", nargs="+", help="WAV files or traces (or folders of them), "
+                    "each with NAME.truth.json beside it (and NAME.words.json for a WAV)")
+    sp.add_argument("--asr", choices=("none", "whisper"), default="none",
+                    help="WAV sessions: transcribe with Whisper instead of the timed words")
+    sp.add_argument("--no-detector", action="store_true",
+                    help="stereo WAV sessions: no interruption detection")
+    sp.add_argument("--reference", metavar="PYTHON",
+                    help="also score the reference recogniser (a Python with livekit-agents "
+                         "1.5.12 installed) on the same traces")
+    sp.add_argument("--json", action="store_true", help="print the figures as JSON")
+    sp.add_argument("--details", action="store_true", help="name each cut-in, orphan, ...")
+    sp.set_defaults(func=_score)
     ck = sub.add_parser("check", help="validate a state chart")
     ck.add_argument("chart", nargs="?", help="chart file (default: the built-in states.yaml)")
     ck.set_defaults(func=_check)

@@ -8,9 +8,10 @@ the detector's verdict on each overlap. Those inputs are a trace in the conforma
 so ``turnfsm replay`` of the written trace reproduces the outputs exactly.
 
 The overlap rule (a stand-in for an interruption detector, documented so runs can be
-explained): user speech that starts while the agent speaks is an interruption once it has
-lasted ``interruption_after`` seconds (0.6 s) with the agent still speaking; if it ends
-sooner, it is a backchannel (verdict "not an interruption" at its end).
+explained): user speech that starts while the agent speaks is an interruption if it goes on
+for ``interruption_after`` seconds (0.6 s), or until the agent stops (it yielded to the
+user), whichever comes first; if it ends before that, it is a backchannel (verdict "not an
+interruption" at its end).
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ def _overlap_lines(user_segments: list[Any], agent_segments: list[Any],
         agent = next((a for a in agent_segments if a.start <= u.start < a.end), None)
         if agent is None:
             continue
-        decide = u.start + after
-        if u.end >= decide and agent.end > decide:
+        # judged after ``after`` seconds, or when the agent stops first (it yielded)
+        decide = min(u.start + after, agent.end)
+        if u.end > decide:
             out.append({"t": round(decide, 6), "kind": "overlap", "is_interruption": True,
                         "overlap_started_at": round(u.start, 6), "probability": 0.9,
                         "detected_at": round(decide, 6)})

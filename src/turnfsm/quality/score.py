@@ -122,8 +122,10 @@ def score_outputs(outputs: list[dict[str, Any]], truth: Truth) -> Score:
     """Score one session's output lines (the replay output format) against its labels."""
     eots = sorted(x["t"] for x in outputs if x["kind"] == "on_end_of_turn")
     intr = sorted(x["t"] for x in outputs if x["kind"] == "on_interruption")
-    speech = sorted([*truth.turns, *truth.backchannels, *truth.interruptions],
-                    key=lambda s: s.start)
+    # a barge-in is labelled as an interruption and as a turn: it is scored once as speech
+    extra = [i for i in truth.interruptions
+             if not any(abs(i.start - t.start) < 0.05 for t in truth.turns)]
+    speech = sorted([*truth.turns, *truth.backchannels, *extra], key=lambda s: s.start)
     attributed: dict[int, list[float]] = {}
     unattributed: list[float] = []
     for t in eots:
