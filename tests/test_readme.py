@@ -15,8 +15,21 @@ def test_readme_starts_with_setup_main_job_and_test_commands() -> None:
     assert block is not None
     lines = [x for x in block.group(1).splitlines() if x and not x.startswith("#")]
     assert "pip install -e '.[dev]'" in lines[0]
-    assert lines[1] == "turnfsm replay --example"
+    assert lines[1] == ("turnfsm listen examples/audio/two_turns.wav "
+                        "--words examples/audio/two_turns.words.json")
     assert lines[2] == "pytest"
+
+
+def test_readme_main_job_runs() -> None:
+    """The main job prints the timeline of two turns, each with why it ended."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "turnfsm.cli", "listen",
+                        "examples/audio/two_turns.wav", "--words",
+                        "examples/audio/two_turns.words.json"], cwd=ROOT, capture_output=True,
+                       text=True, check=True, timeout=120)
+    assert r.stdout.count("END OF TURN") == 2 and r.stdout.count("why: ") >= 2
+    assert "# 2 end(s) of turn" in r.stdout
 
 
 def test_readme_python_example_runs() -> None:

@@ -121,6 +121,9 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
     lp.add_argument("--asr-latency", default="0.3",
                     help="seconds from a segment's end to its final (or 'measured')")
     lp.add_argument("--no-interims", action="store_true", help="finals only")
+    lp.add_argument("--diagnostics", action="store_true",
+                    help="-o also gets a transcript_dropped line per discarded transcript "
+                         "(replay the trace with --diagnostics to match)")
     lp.add_argument("--turn-detection", choices=("vad", "stt", "manual", "model"),
                     default=None, help="as EngineOptions.turn_detection ('model': the "
                     "built-in rule-based end-of-turn model)")
@@ -292,7 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     dg.add_argument("-o", "--output", help="output file (folder with --all); default stdout")
     dg.set_defaults(func=_diagram)
     args = ap.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        sys.stderr.close()
+        return 1
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def _listen(args: argparse.Namespace) -> int:
     bar.done()
     timeline = TimelineObserver(trace)
     records: list[Any] = []
-    replay = RuntimeReplay(trace, diagnostics=True, chart=chart,
+    replay = RuntimeReplay(trace, diagnostics=args.diagnostics, chart=chart,
                            observers=(timeline, records.append))
     if args.turn_detection == "model":
         rule = RuleBasedModel()

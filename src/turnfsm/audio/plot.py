@@ -83,31 +83,38 @@ def plot_session(audio: Audio, trace: Trace, lines: list[dict[str, Any]],
     ax_vad.set_yticks([0, 1], ["agent\nspeech", "user\n(VAD)"])
     ax_vad.set_ylim(-0.6, 1.6)
 
-    # 3. transcripts at their arrival, holds and drops
-    held: dict[int, float] = {}
-    for x in lines:
-        if x["kind"] == "on_final_transcript":
-            ax_txt.plot([x["t"]], [1], "v", color="#1b5e20")
-            ax_txt.annotate(x["text"], (x["t"], 1), xytext=(2, 4), textcoords="offset points",
-                            fontsize=7.5, rotation=15, color="#1b5e20")
-        elif x["kind"] == "on_interim_transcript":
-            ax_txt.plot([x["t"]], [0.35], ".", color="#9e9e9e", ms=4)
-        elif x["kind"] == "transcript_dropped":
-            ax_txt.plot([x["t"]], [0.7], "x", color="#c62828")
-            ax_txt.annotate(f"dropped '{x['text']}' ({x['reason']})", (x["t"], 0.7),
-                            xytext=(3, -10), textcoords="offset points", fontsize=7,
-                            color="#c62828")
-    for i in trace.inputs:  # a final that arrived while held shows where it was held
-        if i.kind == "stt.final":
-            held[i.line] = i.t
-    released = {x["input"]: x["t"] for x in lines if x["kind"] == "on_final_transcript"
-                and isinstance(x.get("input"), int)}
-    for line, arrived in held.items():
-        out_t = released.get(line)
-        if out_t is not None and out_t - arrived > 1e-6:
-            ax_txt.plot([arrived, out_t], [1.0, 1.0], color="#ef6c00", lw=3, alpha=0.7)
-            ax_txt.annotate("held", (arrived, 1.0), xytext=(0, -11),
-                            textcoords="offset points", fontsize=7, color="#ef6c00")
+    # 3. transcripts: every final at its arrival; held ones (orange) until released or
+    # dropped (red, with the reason), from the step records
+    shown: dict[Any, float] = {}  # input line -> when the final was reported
+    dropped: dict[Any, tuple[float, str]] = {}
+    for r in records:
+        for o in r.outputs:
+            if isinstance(o, out.Transcript) and o.type == "final" and o.ref is not None:
+                shown.setdefault(o.ref, o.t)
+            elif isinstance(o, out.TranscriptDropped):
+                dropped[o.ref] = (o.t, o.reason)
+    for i in trace.inputs:
+        if i.kind == "stt.interim":
+            ax_txt.plot([i.t], [0.35], ".", color="#9e9e9e", ms=4)
+        if i.kind != "stt.final" or not i.fields.get("text"):
+            continue
+        text = i.fields["text"]
+        if i.line in dropped:
+            when, why = dropped[i.line]
+            if when > i.t + 1e-6:
+                ax_txt.plot([i.t, when], [1.0, 1.0], color="#ef6c00", lw=3, alpha=0.7)
+            ax_txt.plot([when], [1.0], "x", color="#c62828", ms=8)
+            ax_txt.annotate(f"'{text}' dropped ({why})", (i.t, 1.0), xytext=(2, -12),
+                            textcoords="offset points", fontsize=7.5, color="#c62828")
+            continue
+        when = shown.get(i.line, i.t)
+        if when > i.t + 1e-6:
+            ax_txt.plot([i.t, when], [1.0, 1.0], color="#ef6c00", lw=3, alpha=0.7)
+            ax_txt.annotate("held", (i.t, 1.0), xytext=(0, -11), textcoords="offset points",
+                            fontsize=7, color="#ef6c00")
+        ax_txt.plot([when], [1], "v", color="#1b5e20")
+        ax_txt.annotate(text, (when, 1), xytext=(2, 4), textcoords="offset points",
+                        fontsize=7.5, rotation=15, color="#1b5e20")
     ax_txt.set_yticks([0.35, 1], ["interims", "finals"])
     ax_txt.set_ylim(0, 1.9)
 
