@@ -45,8 +45,10 @@ from ..core import Engine, StepObserver
 from ..errors import EngineFailed, TurnFsmError
 from ..host import Scheduler
 from ..options import EngineOptions
+from .inputs import Inputs
 from .model import RuleBasedModel
-from .protocols import HOOK_NAMES, EouModel, InterruptionDetector, SttControl, TurnContext
+from .protocols import HOOK_NAMES, EouModel, InterruptionDetector, SttControl
+from .requests import ask_model
 
 log = logging.getLogger("turnfsm.runtime")
 _ids = itertools.count(1)
@@ -62,7 +64,7 @@ class CommitCancelled(TurnFsmError):
     """A commit's decision was dropped before delivery (a clear, a mode change, close)."""
 
 
-class Session:
+class Session(Inputs):
     """One conversation's turn-taking, in asyncio. Create it inside a running loop."""
 
     def __init__(self, options: EngineOptions | None = None, *, chart: Chart | None = None,
@@ -245,41 +247,6 @@ class Session:
         self._rearm()
         return e
 
-    def push_vad(self, e: ev.VadStartOfSpeech | ev.VadInferenceDone | ev.VadEndOfSpeech
-                 ) -> None:
-        """A VAD event."""
-        self.push(e)
-
-    def push_stt(self, e: ev.SttEvent) -> None:
-        """An STT event (start/end of speech, interim, preflight, final, usage)."""
-        self.push(e)
-
-    def push_overlap(self, e: ev.OverlapVerdict | ev.DetectorFailed) -> None:
-        """The interruption detector's verdict (or its failure)."""
-        self.push(e)
-
-    def push_audio(self, duration: float, *, count: int = 1, sample_rate: int = 16000) -> None:
-        """``count`` audio frames of ``duration`` seconds reached the STT."""
-        self.push(ev.AudioPushed(duration=duration, count=count, sample_rate=sample_rate))
-
-    def agent_speech_started(self, started_at: float | None = None) -> None:
-        """The agent's audio started playing."""
-        self.push(ev.AgentSpeechStarted(started_at=started_at))
-
-    def agent_speech_ended(self, ignore_user_transcript_until: float | None = None) -> None:
-        """The agent's audio stopped."""
-        self.push(ev.AgentSpeechEnded(ignore_user_transcript_until=ignore_user_transcript_until))
-
-    def user_speech_started(self, started_at: float | None = None,
-                            speech_duration: float = 0.0) -> None:
-        """The host's own signal that the user started speaking (server VAD, for example)."""
-        self.push(ev.UserSpeechStarted(started_at=started_at, speech_duration=speech_duration))
-
-    def user_speech_ended(self, ended_at: float | None = None,
-                          interruption: bool | None = None) -> None:
-        """The host's own signal that the user stopped speaking."""
-        self.push(ev.UserSpeechEnded(ended_at=ended_at, interruption=interruption))
-
     def commit_user_turn(self, *, transcript_timeout: float = 2.0,
                          stt_flush_duration: float = 2.0, skip_reply: bool = False,
                          audio_detached: bool = False) -> asyncio.Future[str]:
@@ -298,58 +265,6 @@ class Session:
             fut.cancel()
             raise
         return fut
-
-    def clear_user_turn(self) -> None:
-        """Discard the current user turn."""
-        self.push(ev.ClearUserTurn())
-
-    def update_options(self, *, endpointing: dict[str, Any] | None = None,
-                       turn_detection: Any = ..., user_turn_limit: dict[str, Any] | None = None
-                       ) -> None:
-        """Change options mid-conversation (``turn_detection`` only when given)."""
-        self.push(ev.UpdateOptions(endpointing=endpointing,
-                                   set_turn_detection=turn_detection is not ...,
-                                   turn_detection=None if turn_detection is ... else turn_detection,
-                                   user_turn_limit=user_turn_limit))
-        self.options = self.engine.options
-
-    def set_vad(self, enabled: bool) -> None:
-        """Attach (or restart) / detach the VAD."""
-        self.push(ev.SetVad(enabled=enabled))
-
-    def set_stt(self, enabled: bool) -> None:
-        """Attach (or restart) / detach the STT."""
-        self.push(ev.SetStt(enabled=enabled))
-
-    def set_interruption_detection(self, enabled: bool) -> None:
-        """Attach (or restart) / detach the interruption detector."""
-        self.push(ev.SetInterruptionDetection(enabled=enabled))
-
-    async def run(self, **sources: AsyncIterable[ev.Input]) -> None:
-        """Consume async iterables of inputs (``vad=``, ``stt=``, ``overlap=``, ``agent=``,
-        any names) until they end; each input is pushed as it arrives. A source that fails
-        is logged and its component detached (a failed detector: ``DetectorFailed``)."""
-        async def consume(name: str, src: AsyncIterable[ev.Input]) -> None:
-            try:
-                async for e in src:
-                    if self._closed or self._closing:
-                        return
-                    self.push(e)
-            except (SessionClosed, EngineFailed):
-                return
-            except Exception:
-                log.exception("%s: input source %r failed", self.session_id, name)
-                if self._closed or self._closing:
-                    return
-                fail = {"vad": ev.SetVad(enabled=False), "stt": ev.SetStt(enabled=False),
-                        "overlap": ev.DetectorFailed()}.get(name)
-                if fail is not None:
-                    self.push(fail)
-
-        tasks = [self._spawn(consume(name, src), counted=False)
-                 for name, src in sources.items()]
-        if tasks:
-            await asyncio.gather(*tasks)
 
     # -- outputs -----------------------------------------------------------------------------
 
@@ -376,7 +291,7 @@ class Session:
             for q in self._subscribers:
                 q.put_nowait(o)
             if isinstance(o, out.EouModelRequest):
-                self._spawn(self._ask_model(o))
+                self._spawn(ask_model(self, o))
             elif isinstance(o, out.DetectorSignal):
                 if self.detector is not None:
                     self._call(self.detector.signal, o, what="detector")
@@ -459,57 +374,10 @@ class Session:
         else:
             fut.set_exception(CommitCancelled(f"commit {o.ref} was cancelled"))
 
-    # -- requests ----------------------------------------------------------------------------
-
-    async def _ask_model(self, req: out.EouModelRequest) -> None:
-        rid, lang = req.request_id, req.language
-        model = self.model
-
-        def answer(**kw: Any) -> None:
-            if self._closed or not self.engine.model_request_pending(rid):
-                return  # the wait it was for is gone
-            self._feed_answer(ev.EouModelAnswered(t=max(self.now(), self.engine.input_clock),
-                                                  request_id=rid, **kw))
-        try:
-            supported = bool(await _maybe(model.supports_language(lang)))
-        except Exception as exc:
-            self._model_failed(exc, "supports_language")
-            answer(failed=True)
-            return
-        if not supported:
-            answer(supported=False)
-            return
-        try:
-            async with asyncio.timeout(self.model_timeout):
-                p = float(await _maybe(model.predict_end_of_turn(
-                    TurnContext(transcript=req.transcript, language=lang, request_id=rid),
-                    timeout=self.model_timeout)))
-            if not math.isfinite(p):
-                raise ValueError(f"probability {p!r}")
-        except TimeoutError:
-            log.warning("%s: the end-of-turn model timed out after %s s", self.session_id,
-                        self.model_timeout)
-            answer(failed=True)
-            return
-        except Exception as exc:
-            self._model_failed(exc, "predict_end_of_turn")
-            answer(failed=True)
-            return
-        if self._closed or not self.engine.model_request_pending(rid):
-            return
-        try:
-            thr = await _maybe(model.unlikely_threshold(lang))
-        except Exception as exc:
-            self._model_failed(exc, "unlikely_threshold")
-            answer(failed=True)
-            return
-        answer(probability=p, threshold=None if thr is None else float(thr))
-
-    def _model_failed(self, exc: BaseException, method: str) -> None:
-        """A model failure is an answer (min_delay, D20): a warning, the traceback at debug."""
-        log.warning("%s: the end-of-turn model failed in %s: %r (min_delay)", self.session_id,
-                    method, exc)
-        log.debug("%s: model failure", self.session_id, exc_info=exc)
+    def feed_answer(self, a: ev.EouModelAnswered) -> None:
+        """Give the engine a model's answer (it responds to a request in progress: it does
+        not wait for due timers)."""
+        self._feed_answer(a)
 
     def _feed_answer(self, a: ev.EouModelAnswered) -> None:
         # an answer responds to a request in progress: it does not wait for due timers
@@ -614,10 +482,6 @@ class Session:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-async def _maybe(v: Any) -> Any:
-    return await v if inspect.isawaitable(v) else v
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
