@@ -175,3 +175,20 @@ def test_bad_words_sidecar_is_refused(tmp_path: Path,
     wav = ROOT / "examples" / "audio" / "hesitation.wav"
     assert main(["listen", str(wav), "--words", str(bad), "-q"]) == 2
     assert "words[0]" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_listen_in_real_time_gives_the_turns_of_the_virtual_run(tmp_path: Path) -> None:
+    """`listen --realtime` paces the session by the wall clock: the same turns end."""
+    from turnfsm.cli import main
+    wav = ROOT / "examples" / "audio" / "digits.wav"
+    words = str(wav.with_suffix(".words.json"))
+    a, b = tmp_path / "virtual.jsonl", tmp_path / "real.jsonl"
+    assert main(["listen", str(wav), "--words", words, "-q", "-o", str(a)]) == 0
+    assert main(["listen", str(wav), "--words", words, "-q", "--realtime", "-o", str(b)]) == 0
+
+    def turns(p: Path) -> list[str]:
+        import json
+        return [json.loads(x)["new_transcript"] for x in p.read_text().splitlines()
+                if '"on_end_of_turn"' in x]
+    assert turns(a) == turns(b) and len(turns(a)) == 3
