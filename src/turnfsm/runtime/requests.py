@@ -6,14 +6,31 @@ import asyncio
 import inspect
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .. import events as ev
 from .. import outputs as out
-from .protocols import TurnContext
+from ..core import Engine
+from .protocols import EouModel, TurnContext
 
-if TYPE_CHECKING:
-    from .session import Session
+
+class Session(Protocol):
+    """What asking the model needs of a session."""
+
+    model: EouModel
+    engine: Engine
+    model_timeout: float
+    session_id: str
+
+    @property
+    def closed(self) -> bool:
+        """The session is closed."""
+
+    def now(self) -> float:
+        """Session time."""
+
+    def feed_answer(self, a: ev.EouModelAnswered) -> None:
+        """Give the engine a model's answer."""
 
 log = logging.getLogger("turnfsm.runtime")
 
