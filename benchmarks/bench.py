@@ -76,9 +76,10 @@ def session_events(minutes: float) -> tuple[list[ev.Input], float]:
     return events, trace.inputs[-1].t
 
 
-def drive(events: list[ev.Input], *, windows_direct: bool) -> float:
+def drive(events: list[ev.Input], *, windows_direct: bool,
+          window_outputs: bool = True) -> float:
     """CPU seconds to run ``events`` through an engine as a host does."""
-    e = Engine(EngineOptions())
+    e = Engine(EngineOptions(vad_window_outputs=window_outputs))
     handle, advance, vad_window = e.handle, e.advance, e.vad_window
     eot = out.EndOfTurn
     answered = ev.EndOfTurnAnswered
@@ -202,18 +203,24 @@ def main(argv: list[str] | None = None) -> int:
     events, seconds = session_events(minutes)
     eng = [drive(events, windows_direct=False) for _ in range(reps)]
     eng_direct = [drive(events, windows_direct=True) for _ in range(reps)]
+    eng_quiet = [drive(events, windows_direct=False, window_outputs=False)
+                 for _ in range(reps)]
     floor = [bare(events) for _ in range(reps)]
     per_s = stats([x * 1e6 / seconds for x in eng])
     per_s_direct = stats([x * 1e6 / seconds for x in eng_direct])
+    per_s_quiet = stats([x * 1e6 / seconds for x in eng_quiet])
     per_s_bare = stats([x * 1e6 / seconds for x in floor])
     results["engine"] = {"conversation_seconds": seconds, "events": len(events),
                          "us_per_conversation_second": per_s,
                          "us_per_conversation_second_vad_window": per_s_direct,
+                         "us_per_conversation_second_no_window_outputs": per_s_quiet,
                          "bare_loop_us_per_conversation_second": per_s_bare,
                          "by_kind": by_kind(events, 1)}
     print(f"1. engine, {len(events)} events over {seconds / 60:.0f} min, public API:")
     print(f"   VAD windows as events:        {fmt(per_s, 'us CPU per conversation-second')}")
-    print(f"   VAD windows via vad_window(): {fmt(per_s_direct, 'us CPU per conversation-second')}")
+    print(f"   windows as events, no window outputs: "
+          f"{fmt(per_s_quiet, 'us CPU per conversation-second')}")
+    print(f"   windows via vad_window(): {fmt(per_s_direct, 'us CPU per conversation-second')}")
     print(f"   bare loop (baseline):         {fmt(per_s_bare, 'us CPU per conversation-second', 2)}")
     print(f"   -> {1e6 / per_s_direct['median']:,.0f} real-time conversations per core "
           f"({1e6 / per_s['median']:,.0f} with window events)")

@@ -289,3 +289,19 @@ def test_transitions_backend_reports_dispatch_like_the_table() -> None:
         e.handle(ev.SttFinal(t=3.5, text="uh huh"))
         e.handle(ev.AgentSpeechEnded(t=4.0))
     assert seen["table"] == seen["transitions"] and len(seen["table"]) > 20
+
+
+def test_vad_window_outputs_can_be_turned_off() -> None:
+    """With vad_window_outputs off a window returns nothing yet still moves the anchor and
+    the onset, so the decisions are the same."""
+    runs = []
+    for flag in (True, False):
+        e = Engine(EngineOptions(vad_window_outputs=flag))
+        outs = e.handle(ev.VadStartOfSpeech(t=1.0))
+        w = e.handle(ev.VadInferenceDone(t=1.4, raw_accumulated_speech=0.5))
+        assert (len(w) == 1) is flag
+        outs += e.handle(ev.SttFinal(t=1.5, text="hi")) + e.handle(ev.VadEndOfSpeech(t=1.6))
+        outs += e.advance(3.0)
+        runs.append([(o.t, o.new_transcript, o.started_speaking_at, o.stopped_speaking_at)
+                     for o in outs if isinstance(o, out.EndOfTurn)])
+    assert runs[0] == runs[1] == [(1.9, "hi", 1.0, 1.4)]

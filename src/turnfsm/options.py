@@ -122,3 +122,6 @@ class EngineOptions:
     stt: bool = True
     interruption_detection: bool = False
     speech_feedback: bool = True
+    # report each VAD window forwarded (``VadInference``); off, a window returns no output
+    # (most inputs are windows: a host that does not forward them saves an object each)
+    vad_window_outputs: bool = True

@@ -454,6 +454,13 @@ class Engine:
             cx.now = t
         if cx.s[self._r_life] == self._st_closed:
             return []
+        if not cx.options.vad_window_outputs and cx.s[cx.vad_region] != cx.vad_detached:
+            speech = e.raw_accumulated_speech
+            if speech > 0.0:  # as streams.vad_window, without its output
+                cx.last_speaking_time = cx.now
+                if cx.speech_start_time is None:
+                    cx.speech_start_time = cx.now - speech
+            return []
         return [streams.vad_window(cx, e)]
 
     def _begin(self) -> Any:
