@@ -321,9 +321,16 @@ class Run:
     inputs: list[ev.Input]  # what the turnfsm session consumed
 
 
-def converse(utterances: list[Utterance], *, reply_audio: float, length: float) -> Run:
+Action = Callable[[TurnfsmTurnTaking], object]
+
+
+def converse(utterances: list[Utterance], *, reply_audio: float, length: float,
+             options: EngineOptions = OPTIONS, hooks: Recorder | None = None,
+             actions: tuple[tuple[float, Action], ...] = (),
+             setup: Callable[[TurnfsmTurnTaking, AgentSession[None]], None] | None = None
+             ) -> Run:
     """Run one AgentSession in manual mode with turnfsm deciding, for ``length`` seconds of
-    loop time (virtual: nothing sleeps)."""
+    loop time (virtual: nothing sleeps); each action runs at its instant."""
     async def body() -> Run:
         loop = asyncio.get_running_loop()
         session: AgentSession[None] = AgentSession(
@@ -335,8 +342,8 @@ def converse(utterances: list[Utterance], *, reply_audio: float, length: float) 
         session.input.audio = FakeAudioInput()
         session.output.audio = speaker
         inputs: list[ev.Input] = []
-        app = Recorder()
-        taking = TurnfsmTurnTaking(session, OPTIONS, hooks=app, barge_in=MIN_DURATION,
+        app = hooks or Recorder()
+        taking = TurnfsmTurnTaking(session, options, hooks=app, barge_in=MIN_DURATION,
                                    telemetry=False, observers=[
                                        lambda r: inputs.append(r.input) if r.input else None])
         assert taking.fsm.now() == loop.time() == 0.0
@@ -348,8 +355,13 @@ def converse(utterances: list[Utterance], *, reply_audio: float, length: float) 
             elif e.old_state == "speaking":
                 speaking[-1] = (speaking[-1][0], loop.time())
         session.on("agent_state_changed", on_state)
+        if setup is not None:
+            setup(taking, session)
         agent = Agent()
         await session.start(agent)
+        for t, action in actions:
+            await until(t)
+            action(taking)
         await until(length)
         await session.aclose()
         await taking.aclose()
@@ -378,13 +390,13 @@ def as_input(t: float, e: lk_vad.VADEvent | stt.SpeechEvent) -> ev.Input:
 
 
 def predict(utterances: list[Utterance], agent_speech: list[tuple[float, float]],
-            agent_cut: list[float]) -> list[out.Output]:
+            agent_cut: list[float], options: EngineOptions = OPTIONS) -> list[out.Output]:
     """Replay the conversation's events through a bare Engine, answering as the adapter does:
     the rule-based model at once, every end of turn accepted, an overlap judged an
     interruption at the first VAD window holding ``MIN_DURATION`` of speech, and an
     interruption stopping the agent (so a stop the speaker reports as cut is the engine's
     own, not an input). Agent speech start and natural stop instants are LiveKit's."""
-    engine = Engine(OPTIONS)
+    engine = Engine(options)
     scheduler: Scheduler[Callable[[], None]] = Scheduler(engine)
     model = RuleBasedModel()
     outputs: list[out.Output] = []
@@ -503,6 +515,67 @@ def test_the_session_consumed_the_scripted_events_at_their_instants() -> None:
     assert sorted(seen) == script
 
 
+def test_a_final_released_with_its_end_of_turn_is_committed_with_its_text() -> None:
+    """A final that comes after the endpointing delay has run out (vad mode, no model) ends
+    the turn in the step that reports it, before LiveKit has taken that final: the commit
+    is held until LiveKit reports it (user_input_transcribed), so the turn LiveKit
+    completes at 2.9 s holds its text."""
+    late = [Utterance(1.0, 2.0, "Hello there.", final_delay=0.9)]
+    options = attrs.evolve(OPTIONS, turn_detection="vad")
+    log: list[tuple[str, str]] = []
+
+    def spy(taking: TurnfsmTurnTaking, session: AgentSession[None]) -> None:
+        commit, decided = session.commit_user_turn, taking._commit
+
+        def committing(**kw: Any) -> Any:
+            log.append(("commit sent", ""))
+            return commit(**kw)
+
+        def deciding(o: out.EndOfTurn) -> None:
+            log.append(("turn ended", f"LiveKit has yet to take {list(taking._unacked)}"))
+            decided(o)
+        session.commit_user_turn = committing  # type: ignore[method-assign]
+        taking._commit = deciding  # type: ignore[method-assign]
+        session.on("user_input_transcribed",
+                   lambda e: log.append(("LiveKit took", e.transcript)) if e.is_final else None)
+    run = converse(late, reply_audio=1.0, length=5.0, options=options, setup=spy)
+    (predicted,) = of(predict(late, run.speaking, run.interrupted_at, options), out.EndOfTurn)
+    assert (round(predicted.t, 6), predicted.new_transcript) == (2.9, "Hello there.")
+    assert run.completed == [(pytest.approx(2.9, abs=1e-6), "Hello there.")]
+    assert log == [("turn ended", "LiveKit has yet to take ['Hello there.']"),
+                   ("LiveKit took", "Hello there."), ("commit sent", "")]
+    assert not run.taking._unacked and not run.taking._deferred
+
+
+class PushToTalk(Recorder):
+    """An app that takes only the turns it commits itself."""
+
+    def on_end_of_turn(self, o: out.EndOfTurn) -> bool:
+        return o.decision is not None and o.decision.trigger == "commit"
+
+
+def test_push_to_talk_and_clear_go_through_turnfsm_to_livekit() -> None:
+    """The app refuses turnfsm's own decisions, clears at 3.0 s (both sides forget "Book a
+    table for two.") and commits at 5.2 s (a final came 0.3 s before: no wait for another):
+    the commit's decision lands min_delay after the last speech (4.8 + 0.5 = 5.3 s, as
+    LiveKit's own commit does), and LiveKit completes that one turn then, with only what was
+    said after the clear."""
+    said = [Utterance(1.0, 2.0, "Book a table for two."), Utterance(4.0, 4.8, "Make it three.")]
+    app = PushToTalk()
+    run = converse(said, reply_audio=1.0, length=8.0, hooks=app, actions=(
+        (3.0, lambda taking: taking.clear_user_turn()),
+        (5.2, lambda taking: taking.commit_user_turn())))
+    assert run.completed == [(pytest.approx(5.3, abs=1e-6), "Make it three.")]
+    (turn,) = run.taking.turns
+    assert turn.new_transcript == "Make it three." and turn.decision is not None
+    assert (turn.decision.trigger, turn.decision.wait_started_at, turn.decision.anchor) == \
+        ("commit", pytest.approx(5.2), pytest.approx(4.8))
+    dropped = of(app.outputs, out.TranscriptDropped)
+    assert [(d.text, d.reason) for d in dropped] == [("Book a table for two.", "clear_user_turn")]
+    refused = [o for o in of(app.outputs, out.EndOfTurn) if o.decision.trigger != "commit"]
+    assert [round(o.t, 6) for o in refused] == [2.5]  # offered at min_delay, refused
+
+
 # -- the turn detector alone ---------------------------------------------------------------
 
 
@@ -532,3 +605,27 @@ def test_turn_detector_follows_livekits_protocol() -> None:
         assert await d.predict_end_of_turn(chat(("user", "Book a table for four"))) == \
             pytest.approx(0.6)
     run_virtual(body())
+
+
+def test_turn_detector_drives_livekits_own_recogniser() -> None:
+    """With LiveKit's own recogniser (turn detection not manual) and TurnfsmTurnDetector as
+    its turn detector, "I want to book a table for" waits LiveKit's max_delay (turn at about
+    4.0 s) and "Four people, tonight." its min_delay (about 8.3 s). LiveKit anchors these
+    on the wall clock, so the instants are approximate here."""
+    async def body() -> list[tuple[float, str]]:
+        session: AgentSession[None] = AgentSession(
+            vad=FakeVAD(HESITATION), stt=FakeSTT(HESITATION), llm=FakeLLM(),
+            tts=FakeTTS(1.0), aec_warmup_duration=None, user_away_timeout=None,
+            turn_handling={"turn_detection": TurnfsmTurnDetector(),
+                           "endpointing": {"min_delay": 0.5, "max_delay": 2.0},
+                           "interruption": {"resume_false_interruption": False}})
+        session.input.audio = FakeAudioInput()
+        session.output.audio = FakeAudioOutput()
+        agent = Agent()
+        await session.start(agent)
+        await until(11.0)
+        await session.aclose()
+        return agent.completed
+    completed = run_virtual(body())
+    assert [(round(t, 1), text) for t, text in completed] == [
+        (4.0, "I want to book a table for"), (8.3, "Four people, tonight.")]

@@ -186,9 +186,11 @@ class TurnfsmTurnTaking:
         self.detector: BargeInDetector | None = None
         if detector is None and barge_in is not None:
             detector = self.detector = BargeInDetector(barge_in)
+        self._stt_input: utils.aio.Chan[rtc.AudioFrame] | None = None  # the STT's audio
+        self._sample_rate: int | None = None
         self.fsm = Session(options, hooks=_Hooks(self, hooks),
                            model=model if model is not None else RuleBasedModel(),
-                           detector=detector, **session_kwargs)
+                           detector=detector, stt=self, **session_kwargs)
         if self.detector is not None:
             self.detector.bind(self.fsm)
         self.loop = self.fsm.loop
@@ -223,10 +225,27 @@ class TurnfsmTurnTaking:
 
     # -- app-facing turn control ---------------------------------------------------------------
 
-    def commit_user_turn(self, *, skip_reply: bool = False) -> asyncio.Future[str]:
-        """Push-to-talk: end the user turn now through turnfsm (its ``EndOfTurn`` commits
-        LiveKit's turn). Resolves to the committed transcript."""
-        return self.fsm.commit_user_turn(skip_reply=skip_reply)
+    def commit_user_turn(self, *, transcript_timeout: float = 2.0,
+                         stt_flush_duration: float = 2.0, skip_reply: bool = False
+                         ) -> asyncio.Future[str]:
+        """Push-to-talk: end the user turn through turnfsm, whose ``EndOfTurn`` then commits
+        LiveKit's. As LiveKit's own commit, it waits up to ``transcript_timeout`` for a final
+        transcript unless one came in the last 0.5 s (with the audio input detached, the STT
+        is first fed ``stt_flush_duration`` of silence). Resolves to the committed
+        transcript."""
+        return self.fsm.commit_user_turn(transcript_timeout=transcript_timeout,
+                                         stt_flush_duration=stt_flush_duration,
+                                         skip_reply=skip_reply,
+                                         audio_detached=not self.session.input.audio_enabled)
+
+    def flush(self, frames: int, frame_duration: float) -> None:
+        """turnfsm's STT control: feed the STT ``frames`` silent frames (a commit's flush
+        when the audio input is detached)."""
+        ch, rate = self._stt_input, self._sample_rate
+        if ch is None or ch.closed or rate is None:
+            return
+        for _ in range(frames):
+            ch.send_nowait(rtc.AudioFrame.create(rate, 1, int(rate * frame_duration)))
 
     def clear_user_turn(self) -> None:
         """Discard the current user turn in turnfsm and in LiveKit."""
@@ -258,12 +277,13 @@ class TurnfsmTurnTaking:
         inner: SttNode = node if node is not None else Agent.default.stt_node
         vad = self.vad if self.vad is not None else self.session.vad
         sink: asyncio.Queue[stt.SpeechEvent | None] = asyncio.Queue()
-        to_stt = utils.aio.Chan[rtc.AudioFrame]()
+        to_stt = self._stt_input = utils.aio.Chan[rtc.AudioFrame]()
         vad_stream = vad.stream() if vad is not None else None
 
         async def feed() -> None:
             try:
                 async for frame in audio:
+                    self._sample_rate = frame.sample_rate
                     self._safe(self.fsm.push_audio, frame.duration,
                                sample_rate=frame.sample_rate)
                     if vad_stream is not None:
