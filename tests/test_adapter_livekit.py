@@ -629,3 +629,21 @@ def test_turn_detector_drives_livekits_own_recogniser() -> None:
     completed = run_virtual(body())
     assert [(round(t, 1), text) for t, text in completed] == [
         (4.0, "I want to book a table for"), (8.3, "Four people, tonight.")]
+
+
+def test_the_livekit_example_runs_offline() -> None:
+    """examples/livekit_app.py on a virtual clock: the hesitation joins the next words into
+    one turn, the barge-in interrupts at 5.5 s, the "Mm-hmm." is dropped, and LiveKit
+    commits exactly the two turns turnfsm ended."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    example = Path(__file__).resolve().parents[1] / "examples" / "livekit_app.py"
+    r = subprocess.run([sys.executable, str(example), "--virtual"], capture_output=True,
+                       text=True, check=True, timeout=60)
+    assert "END OF TURN 'I want to book a table for four people tonight.'" in r.stdout
+    assert "5.50 s  INTERRUPTION (user speech since 5.00 s)" in r.stdout
+    assert "dropped 'Mm-hmm.' (backchannel_trim)" in r.stdout
+    assert r.stdout.count("END OF TURN") == r.stdout.count("LiveKit committed") == 2
+    assert "2 turns committed: ['I want to book a table for four people tonight.', " \
+           "'Actually, make it five.']" in r.stdout
