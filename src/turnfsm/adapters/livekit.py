@@ -206,6 +206,7 @@ class TurnfsmTurnTaking:
         self._ack_timer: asyncio.TimerHandle | None = None
         self._interrupted_at: float | None = None  # the overlap an interruption stopped
         self._closing: asyncio.Task[None] | None = None
+        self._vad_failed = False
         _SESSIONS[session] = self
         session.update_options(turn_detection="manual",
                                endpointing_opts={"mode": "fixed", "min_delay": 0.0})
@@ -280,21 +281,34 @@ class TurnfsmTurnTaking:
         to_stt = self._stt_input = utils.aio.Chan[rtc.AudioFrame]()
         vad_stream = vad.stream() if vad is not None else None
 
+        if vad_stream is not None and self._vad_failed:
+            self._vad_failed = False
+            self._safe(self.fsm.set_vad, True)  # a new stream after a failed one
+
         async def feed() -> None:
+            vad_in = vad_stream
             try:
                 async for frame in audio:
                     self._sample_rate = frame.sample_rate
                     self._safe(self.fsm.push_audio, frame.duration,
                                sample_rate=frame.sample_rate)
-                    if vad_stream is not None:
-                        vad_stream.push_frame(frame)
+                    if vad_in is not None:
+                        try:
+                            vad_in.push_frame(frame)
+                        except RuntimeError:  # the VAD stream closed: the STT goes on
+                            vad_in = None
                     to_stt.send_nowait(frame)
             finally:
                 to_stt.close()
 
         async def read_vad(stream: lk_vad.VADStream) -> None:
-            async for e in stream:
-                self._on_vad(e)
+            try:
+                async for e in stream:
+                    self._on_vad(e)
+            except Exception:
+                log.exception("the VAD stream failed; turnfsm goes on without a VAD")
+                self._vad_failed = True
+                self._safe(self.fsm.set_vad, False)
 
         async def read_stt() -> None:
             try:
@@ -340,6 +354,9 @@ class TurnfsmTurnTaking:
 
     def _on_stt(self, e: stt.SpeechEvent,
                 sink: asyncio.Queue[stt.SpeechEvent | None]) -> None:
+        if self.fsm.closed:  # turnfsm no longer decides: LiveKit hears everything
+            sink.put_nowait(e)
+            return
         ref = next(self._refs)
         fsm_event = self._stt_event(e, ref)
         gated = (e.type in _TRANSCRIPTS and bool(e.alternatives)
