@@ -1,0 +1,581 @@
+"""turnfsm inside LiveKit Agents (1.8): turnfsm decides who holds the floor, LiveKit does the rest.
+
+LiveKit Agents has no public seam to replace its user-turn recogniser (``AgentActivity``
+builds its ``AudioRecognition`` itself). The supported takeover is manual turn detection plus
+the session's public turn API, and that is what :class:`TurnfsmTurnTaking` does:
+
+* it puts the ``AgentSession`` in manual mode (``update_options(turn_detection="manual")``,
+  with a zero endpointing delay, so LiveKit adds no wait of its own to a commit);
+* it observes the user through the agent's STT node (:class:`TurnfsmAgent`, or
+  :meth:`TurnfsmTurnTaking.stt_node` from your own ``stt_node``): every audio frame goes to
+  a VAD stream and to the STT, every VAD event and STT event goes to a turnfsm
+  :class:`~turnfsm.runtime.Session`; and the agent through the session's
+  ``agent_state_changed`` events (the agent's audio started / stopped);
+* STT transcripts reach LiveKit only when turnfsm processes them: held while the agent
+  speaks (when barge-in detection is on) and released, or dropped, by turnfsm's gate, so
+  LiveKit's turn holds exactly the transcripts turnfsm kept;
+* at the instants turnfsm decides, it acts through the public API: an ``EndOfTurn`` commits
+  (``session.commit_user_turn``), an ``Interruption`` interrupts (``session.interrupt()``),
+  and :meth:`TurnfsmTurnTaking.clear_user_turn` clears both sides.
+
+In manual mode LiveKit's own barge-in is off, so interruptions come from turnfsm: by default a
+:class:`BargeInDetector` calls user speech that overlaps the agent's an interruption once it
+has lasted ``min_duration`` (LiveKit's own VAD barge-in rule, 0.5 s). A ``PreemptiveGeneration``
+has no public target in manual mode: it reaches your ``on_preemptive_generation`` hook only.
+
+:class:`TurnfsmTurnDetector` is the other, smaller use: turnfsm's rule-based end-of-turn model
+behind LiveKit's turn-detector protocol, for ``turn_handling={"turn_detection": ...}`` with
+LiveKit's own recogniser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import time
+import weakref
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import llm, stt, utils
+from livekit.agents import vad as lk_vad
+from livekit.agents.language import LanguageCode
+from livekit.agents.voice import Agent, AgentSession, ModelSettings
+from livekit.agents.voice.events import (
+    AgentStateChangedEvent,
+    CloseEvent,
+    UserInputTranscribedEvent,
+)
+
+from .. import events as ev
+from .. import outputs as out
+from ..options import EngineOptions
+from ..runtime import RuleBasedModel, Session, SessionClosed, TurnContext
+from ..runtime.protocols import EouModel
+
+log = logging.getLogger("turnfsm.adapters.livekit")
+
+SttNode = Callable[[Agent, AsyncIterable[rtc.AudioFrame], ModelSettings], Any]
+_SESSIONS: weakref.WeakKeyDictionary[AgentSession[Any], TurnfsmTurnTaking] = (
+    weakref.WeakKeyDictionary())
+_TRANSCRIPTS = (stt.SpeechEventType.INTERIM_TRANSCRIPT, stt.SpeechEventType.PREFLIGHT_TRANSCRIPT,
+                stt.SpeechEventType.FINAL_TRANSCRIPT)
+
+__all__ = ["BargeInDetector", "TurnfsmAgent", "TurnfsmTurnDetector", "TurnfsmTurnTaking"]
+
+
+class BargeInDetector:
+    """turnfsm's interruption detector for LiveKit's manual mode, with LiveKit's own VAD
+    barge-in rule: user speech that overlaps the agent's is an interruption as soon as the
+    VAD segment holds ``min_duration`` seconds of speech (LiveKit's
+    ``interruption.min_duration``, 0.5 s); an overlap that ends first is not. The verdict is
+    an ``OverlapVerdict`` pushed into the session at that instant, so turnfsm's gate,
+    backchannel boundary and records apply to it. The adapter feeds it each VAD window's
+    speech duration (:meth:`speech`)."""
+
+    def __init__(self, min_duration: float = 0.5) -> None:
+        if not min_duration >= 0:
+            raise ValueError(f"min_duration must be >= 0, not {min_duration!r}")
+        self.min_duration = min_duration
+        self.session: Session | None = None
+        self._open_since: float | None = None  # the onset of the overlap being judged
+
+    def bind(self, session: Session) -> None:
+        """The session verdicts are pushed into."""
+        self.session = session
+
+    def signal(self, signal: out.DetectorSignal) -> None:
+        """The engine's markers: an overlap opens (judged from now on) or closes."""
+        s = self.session
+        if s is None:
+            return
+        if signal.signal != "overlap_speech_started":
+            self._open_since = None
+            return
+        self._open_since = s.now() if signal.started_at is None else signal.started_at
+        if (signal.speech_duration or 0.0) >= self.min_duration:
+            # the agent started over speech already long enough: judged at this instant,
+            # once the step that opened the overlap is over
+            s.call_at(s.engine.now, self._verdict)
+
+    def speech(self, speech_duration: float) -> None:
+        """A VAD window: the current segment holds ``speech_duration`` seconds of speech."""
+        if self._open_since is not None and speech_duration >= self.min_duration:
+            self._verdict()
+
+    def _verdict(self) -> None:
+        s, started = self.session, self._open_since
+        if s is None or started is None or s.closed:
+            return
+        self._open_since = None
+        now = max(s.now(), s.engine.input_clock)
+        with contextlib.suppress(SessionClosed):
+            s.push_overlap(ev.OverlapVerdict(
+                t=now, is_interruption=True, overlap_started_at=started, detected_at=now,
+                probability=1.0, total_duration=now - started, detection_delay=now - started,
+                num_requests=1))
+
+
+class _Hooks:
+    """What the turnfsm session calls: the adapter's own hooks, then the app's."""
+
+    def __init__(self, owner: TurnfsmTurnTaking, app: object | None) -> None:
+        self._owner = owner
+        self._app = app
+
+    def on_output(self, o: out.Output) -> object:
+        self._owner._on_output(o)
+        fn = getattr(self._app, "on_output", None)
+        return None if fn is None else fn(o)
+
+    def on_end_of_turn(self, o: out.EndOfTurn) -> bool | Awaitable[bool]:
+        return self._owner._on_end_of_turn(o)
+
+    def on_interruption(self, o: out.Interruption) -> object:
+        self._owner._on_interruption(o)
+        fn = getattr(self._app, "on_interruption", None)
+        return None if fn is None else fn(o)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("on_") and self._app is not None:
+            return getattr(self._app, name)
+        raise AttributeError(name)
+
+
+class TurnfsmTurnTaking:
+    """turnfsm's turn-taking for one ``AgentSession``. Create it inside a running loop,
+    before ``session.start()``, and give the session an agent whose STT node runs through it
+    (:class:`TurnfsmAgent`).
+
+    ``options`` are turnfsm's (default: the end-of-turn model decides, barge-in detection
+    on); ``hooks`` is an object with any of turnfsm's hook methods (``on_end_of_turn``
+    returning False keeps the turn open; ``on_preemptive_generation``; ``on_output``; ...);
+    ``model`` an end-of-turn model (default :class:`~turnfsm.runtime.RuleBasedModel`);
+    ``vad`` the VAD whose stream turnfsm runs on the STT's audio (default ``session.vad``);
+    ``barge_in`` the overlap duration that makes an interruption (None: no built-in
+    detector); ``ack_timeout`` how long a commit waits for LiveKit to take the final
+    transcripts turnfsm released. Other keywords go to :class:`~turnfsm.runtime.Session`
+    (``telemetry``, ``tracer_provider``, ``conversation_id``, ``model_timeout``,
+    ``observers``, ``detector``).
+
+    Every delivered ``EndOfTurn`` (with its ``decision`` record) is kept in :attr:`turns`,
+    every ``Interruption`` in :attr:`interruptions`, the futures LiveKit's commits return
+    in :attr:`commits`; :attr:`fsm` is the turnfsm session (its ``spans``, its ``engine``).
+    """
+
+    def __init__(self, session: AgentSession[Any], options: EngineOptions | None = None, *,
+                 hooks: object | None = None, model: EouModel | None = None,
+                 vad: lk_vad.VAD | None = None, barge_in: float | None = 0.5,
+                 ack_timeout: float = 1.0, **session_kwargs: Any) -> None:
+        if options is None:
+            options = EngineOptions(turn_detection="model",
+                                    interruption_detection=barge_in is not None)
+        if options.turn_detection == "manual":
+            raise ValueError("turnfsm decides the turns here: use a turnfsm mode other than "
+                             "'manual' (commit_user_turn() still works for push-to-talk)")
+        self.session = session
+        self.hooks = hooks
+        self.vad = vad
+        self.ack_timeout = ack_timeout
+        detector = session_kwargs.pop("detector", None)
+        self.detector: BargeInDetector | None = None
+        if detector is None and barge_in is not None:
+            detector = self.detector = BargeInDetector(barge_in)
+        self._stt_input: utils.aio.Chan[rtc.AudioFrame] | None = None  # the STT's audio
+        self._sample_rate: int | None = None
+        self.fsm = Session(options, hooks=_Hooks(self, hooks),
+                           model=model if model is not None else RuleBasedModel(),
+                           detector=detector, stt=self, **session_kwargs)
+        if self.detector is not None:
+            self.detector.bind(self.fsm)
+        self.loop = self.fsm.loop
+        self.turns: list[out.EndOfTurn] = []
+        self.interruptions: list[out.Interruption] = []
+        self.commits: list[asyncio.Future[str]] = []
+        self._refs = itertools.count(1)
+        # transcripts turnfsm has not processed yet: ref -> (event, the queue it goes to)
+        self._waiting: dict[int, tuple[stt.SpeechEvent, asyncio.Queue[stt.SpeechEvent | None]]]
+        self._waiting = {}
+        self._unacked: deque[str] = deque()  # finals sent to LiveKit it has not taken yet
+        self._deferred: list[out.EndOfTurn] = []  # commits waiting for those
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self._interrupted_at: float | None = None  # the overlap an interruption stopped
+        self._closing: asyncio.Task[None] | None = None
+        self._vad_failed = False
+        _SESSIONS[session] = self
+        session.update_options(turn_detection="manual",
+                               endpointing_opts={"mode": "fixed", "min_delay": 0.0})
+        session.on("agent_state_changed", self._on_agent_state)
+        session.on("user_input_transcribed", self._on_transcribed)
+        session.on("close", self._on_close)
+
+    @classmethod
+    def of(cls, session: AgentSession[Any]) -> TurnfsmTurnTaking | None:
+        """The turn-taking attached to ``session``, if any."""
+        return _SESSIONS.get(session)
+
+    @property
+    def spans(self) -> Any:
+        """The session's OpenTelemetry span observer (None with ``telemetry=False``)."""
+        return self.fsm.spans
+
+    # -- app-facing turn control ---------------------------------------------------------------
+
+    def commit_user_turn(self, *, transcript_timeout: float = 2.0,
+                         stt_flush_duration: float = 2.0, skip_reply: bool = False
+                         ) -> asyncio.Future[str]:
+        """Push-to-talk: end the user turn through turnfsm, whose ``EndOfTurn`` then commits
+        LiveKit's. As LiveKit's own commit, it waits up to ``transcript_timeout`` for a final
+        transcript unless one came in the last 0.5 s (with the audio input detached, the STT
+        is first fed ``stt_flush_duration`` of silence). Resolves to the committed
+        transcript."""
+        return self.fsm.commit_user_turn(transcript_timeout=transcript_timeout,
+                                         stt_flush_duration=stt_flush_duration,
+                                         skip_reply=skip_reply,
+                                         audio_detached=not self.session.input.audio_enabled)
+
+    def flush(self, frames: int, frame_duration: float) -> None:
+        """turnfsm's STT control: feed the STT ``frames`` silent frames (a commit's flush
+        when the audio input is detached)."""
+        ch, rate = self._stt_input, self._sample_rate
+        if ch is None or ch.closed or rate is None:
+            return
+        for _ in range(frames):
+            ch.send_nowait(rtc.AudioFrame.create(rate, 1, int(rate * frame_duration)))
+
+    def clear_user_turn(self) -> None:
+        """Discard the current user turn in turnfsm and in LiveKit."""
+        self._forget()
+        self._safe(self.fsm.clear_user_turn)
+        self.session.clear_user_turn()
+
+    async def aclose(self) -> None:
+        """Close the turnfsm session (LiveKit's closing does it too)."""
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        await self.fsm.aclose()
+        if _SESSIONS.get(self.session) is self:
+            del _SESSIONS[self.session]
+
+    # -- inputs: the STT node ------------------------------------------------------------------
+
+    async def stt_node(self, agent: Agent, audio: AsyncIterable[rtc.AudioFrame],
+                       model_settings: ModelSettings, *, node: SttNode | None = None
+                       ) -> AsyncIterator[stt.SpeechEvent]:
+        """Run ``node`` (default ``Agent.default.stt_node``) with turnfsm watching: frames go
+        to the VAD and the STT, VAD and STT events to turnfsm; STT events come out when
+        turnfsm has processed them. Call it from your agent's ``stt_node``."""
+        if utils.is_given(agent.turn_detection) and agent.turn_detection != "manual":
+            log.warning("agent %s sets turn_detection=%r, which overrides the session's manual "
+                        "mode: turnfsm cannot commit its turns", agent.label,
+                        agent.turn_detection)
+        inner: SttNode = node if node is not None else Agent.default.stt_node
+        vad = self.vad if self.vad is not None else self.session.vad
+        sink: asyncio.Queue[stt.SpeechEvent | None] = asyncio.Queue()
+        to_stt = self._stt_input = utils.aio.Chan[rtc.AudioFrame]()
+        vad_stream = vad.stream() if vad is not None else None
+
+        if vad_stream is not None and self._vad_failed:
+            self._vad_failed = False
+            self._safe(self.fsm.set_vad, True)  # a new stream after a failed one
+
+        async def feed() -> None:
+            vad_in = vad_stream
+            try:
+                async for frame in audio:
+                    self._sample_rate = frame.sample_rate
+                    self._safe(self.fsm.push_audio, frame.duration,
+                               sample_rate=frame.sample_rate)
+                    if vad_in is not None:
+                        try:
+                            vad_in.push_frame(frame)
+                        except RuntimeError:  # the VAD stream closed: the STT goes on
+                            vad_in = None
+                    to_stt.send_nowait(frame)
+            finally:
+                to_stt.close()
+
+        async def read_vad(stream: lk_vad.VADStream) -> None:
+            try:
+                async for e in stream:
+                    self._on_vad(e)
+            except Exception:
+                log.exception("the VAD stream failed; turnfsm goes on without a VAD")
+                self._vad_failed = True
+                self._safe(self.fsm.set_vad, False)
+
+        async def read_stt() -> None:
+            try:
+                events = inner(agent, to_stt, model_settings)
+                if inspect.isawaitable(events):
+                    events = await events
+                if isinstance(events, AsyncIterable):
+                    async for e in events:
+                        self._on_stt(e, sink)
+            finally:
+                sink.put_nowait(None)
+
+        tasks = [asyncio.create_task(feed(), name="turnfsm_feed"),
+                 asyncio.create_task(read_stt(), name="turnfsm_stt")]
+        if vad_stream is not None:
+            tasks.append(asyncio.create_task(read_vad(vad_stream), name="turnfsm_vad"))
+        try:
+            while (e := await sink.get()) is not None:
+                yield e
+            await tasks[1]  # the STT node's own failure surfaces here
+        finally:
+            await utils.aio.cancel_and_wait(*tasks)
+            if vad_stream is not None:
+                await vad_stream.aclose()
+
+    def _on_vad(self, e: lk_vad.VADEvent) -> None:
+        kind = e.type
+        if kind == lk_vad.VADEventType.START_OF_SPEECH:
+            self._safe(self.fsm.push_vad, ev.VadStartOfSpeech(
+                speech_duration=e.speech_duration, inference_duration=e.inference_duration))
+        elif kind == lk_vad.VADEventType.INFERENCE_DONE:
+            self._safe(self.fsm.push_vad, ev.VadInferenceDone(
+                raw_accumulated_speech=e.raw_accumulated_speech,
+                raw_accumulated_silence=e.raw_accumulated_silence,
+                speech_duration=e.speech_duration, probability=e.probability,
+                speaking=e.speaking, inference_duration=e.inference_duration))
+            if self.detector is not None:
+                self.detector.speech(e.speech_duration)
+        elif kind == lk_vad.VADEventType.END_OF_SPEECH:
+            self._safe(self.fsm.push_vad, ev.VadEndOfSpeech(
+                silence_duration=e.silence_duration, inference_duration=e.inference_duration,
+                speech_duration=e.speech_duration))
+
+    def _on_stt(self, e: stt.SpeechEvent,
+                sink: asyncio.Queue[stt.SpeechEvent | None]) -> None:
+        if self.fsm.closed:  # turnfsm no longer decides: LiveKit hears everything
+            sink.put_nowait(e)
+            return
+        ref = next(self._refs)
+        fsm_event = self._stt_event(e, ref)
+        gated = (e.type in _TRANSCRIPTS and bool(e.alternatives)
+                 and bool(e.alternatives[0].text.strip()))
+        if not gated:  # nothing of the turn's text: LiveKit hears it at once
+            sink.put_nowait(e)
+        if fsm_event is None:
+            return
+        if gated:
+            self._waiting[ref] = (e, sink)
+        self._safe(self.fsm.push_stt, fsm_event)
+        if gated and not self.fsm.engine.in_state("gate", "holding"):
+            self._waiting.pop(ref, None)  # processed (and sent) or ignored by turnfsm
+
+    def _stt_event(self, e: stt.SpeechEvent, ref: int) -> ev.SttEvent | None:
+        kind = e.type
+        rid = e.request_id or ""
+        if kind in _TRANSCRIPTS:
+            alt = e.alternatives[0] if e.alternatives else stt.SpeechData(
+                language=LanguageCode(""), text="")
+            cls = {stt.SpeechEventType.INTERIM_TRANSCRIPT: ev.SttInterim,
+                   stt.SpeechEventType.PREFLIGHT_TRANSCRIPT: ev.SttPreflight,
+                   stt.SpeechEventType.FINAL_TRANSCRIPT: ev.SttFinal}[kind]
+            return cls(ref=ref, request_id=rid, text=alt.text, language=str(alt.language or ""),
+                       confidence=alt.confidence, start_time=alt.start_time,
+                       end_time=alt.end_time)
+        if kind == stt.SpeechEventType.START_OF_SPEECH:
+            onset = None if e.speech_start_time is None else self._session_time(
+                e.speech_start_time)
+            return ev.SttStartOfSpeech(ref=ref, request_id=rid, speech_start_time=onset)
+        if kind == stt.SpeechEventType.END_OF_SPEECH:
+            return ev.SttEndOfSpeech(ref=ref, request_id=rid)
+        if kind == stt.SpeechEventType.RECOGNITION_USAGE:
+            usage = e.recognition_usage
+            return ev.SttUsage(ref=ref, request_id=rid,
+                               audio_duration=usage.audio_duration if usage else 0.0)
+        return None
+
+    def _session_time(self, wall: float) -> float:
+        """A wall-clock time (LiveKit's) as turnfsm session time."""
+        return max(0.0, min(self.fsm.now(), self.fsm.now() - (time.time() - wall)))
+
+    # -- inputs: the agent ---------------------------------------------------------------------
+
+    def _on_agent_state(self, e: AgentStateChangedEvent) -> None:
+        if e.new_state == "speaking" and e.old_state != "speaking":
+            self._safe(self.fsm.agent_speech_started)
+        elif e.old_state == "speaking" and e.new_state != "speaking":
+            until, self._interrupted_at = self._interrupted_at, None
+            self._safe(self.fsm.agent_speech_ended, ignore_user_transcript_until=until)
+            if not self.fsm.engine.in_state("gate", "holding"):
+                self._waiting.clear()  # released (and sent) or dropped
+
+    def _on_transcribed(self, e: UserInputTranscribedEvent) -> None:
+        """LiveKit took a final transcript: a commit waiting for it may go."""
+        if not e.is_final or e.transcript not in self._unacked:
+            return
+        while self._unacked.popleft() != e.transcript:
+            pass
+        if not self._unacked and self._deferred:
+            self.loop.call_soon(self._commit_deferred)
+
+    def _on_close(self, e: CloseEvent) -> None:
+        if self._closing is None:
+            self._closing = self.loop.create_task(self.aclose())
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def _on_output(self, o: out.Output) -> None:
+        if isinstance(o, out.Transcript):
+            held = self._waiting.pop(o.ref, None) if isinstance(o.ref, int) else None
+            if held is not None:
+                e, sink = held
+                if o.type == "final":
+                    self._unacked.append(e.alternatives[0].text)
+                sink.put_nowait(e)
+        elif isinstance(o, out.TranscriptDropped) and isinstance(o.ref, int):
+            self._waiting.pop(o.ref, None)
+
+    def _on_end_of_turn(self, o: out.EndOfTurn) -> bool | Awaitable[bool]:
+        fn = getattr(self.hooks, "on_end_of_turn", None)
+        if fn is None:
+            self._commit(o)
+            return True
+        r = fn(o)
+        if not inspect.isawaitable(r):
+            if r:
+                self._commit(o)
+            return bool(r)
+
+        async def later(aw: Awaitable[Any]) -> bool:
+            accepted = bool(await aw)
+            if accepted:
+                self._commit(o)
+            return accepted
+        return later(r)
+
+    def _commit(self, o: out.EndOfTurn) -> None:
+        self.turns.append(o)
+        self._deferred.append(o)
+        if self._unacked:  # LiveKit has not taken every final turnfsm released yet
+            if self._ack_timer is None:
+                self._ack_timer = self.loop.call_later(self.ack_timeout, self._commit_deferred)
+            return
+        self._commit_deferred()
+
+    def _commit_deferred(self) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        if self._unacked:
+            log.warning("LiveKit did not take the final transcript(s) %r in %s s; committing",
+                        list(self._unacked), self.ack_timeout)
+            self._unacked.clear()
+        pending, self._deferred = self._deferred, []
+        for o in pending:
+            try:
+                fut = self.session.commit_user_turn(transcript_timeout=0.0,
+                                                    skip_reply=o.skip_reply)
+            except RuntimeError as exc:  # the session is not running (closing)
+                log.debug("commit of %r not sent: %s", o.new_transcript, exc)
+                continue
+            fut.add_done_callback(_retrieve)
+            self.commits.append(fut)
+
+    def _on_interruption(self, o: out.Interruption) -> None:
+        self.interruptions.append(o)
+        self._interrupted_at = (o.detected_at if o.overlap_started_at is None
+                                else o.overlap_started_at)
+        try:
+            self.session.interrupt()
+        except RuntimeError as exc:  # the current speech does not allow interruptions
+            log.debug("interruption not applied: %s", exc)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _forget(self) -> None:
+        self._waiting.clear()
+        self._unacked.clear()
+
+    def _safe(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Push into the turnfsm session unless it is closed (LiveKit may still talk)."""
+        with contextlib.suppress(SessionClosed):
+            fn(*args, **kw)
+
+
+class TurnfsmAgent(Agent):
+    """An ``Agent`` whose STT node runs through the session's :class:`TurnfsmTurnTaking`
+    (without one attached, it is a plain ``Agent``)."""
+
+    async def stt_node(self, audio: AsyncIterable[rtc.AudioFrame],
+                       model_settings: ModelSettings) -> AsyncIterator[stt.SpeechEvent]:
+        tt = TurnfsmTurnTaking.of(self.session)
+        if tt is None:
+            async for e in Agent.default.stt_node(self, audio, model_settings):
+                yield e
+            return
+        async for e in tt.stt_node(self, audio, model_settings):
+            yield e
+
+
+class TurnfsmTurnDetector:
+    """turnfsm's end-of-turn model behind LiveKit's turn-detector protocol
+    (``supports_language``, ``unlikely_threshold``, ``predict_end_of_turn(chat_ctx)``): pass
+    it as ``turn_handling={"turn_detection": TurnfsmTurnDetector()}``.
+
+    It judges the user's latest turn (the trailing user messages of the chat context). LiveKit
+    gives the language to ``supports_language`` just before each prediction, not to the
+    prediction itself: the last language asked about is used, else ``language``.
+    """
+
+    def __init__(self, model: EouModel | None = None, *, language: str | None = None) -> None:
+        self.eou_model: EouModel = model if model is not None else RuleBasedModel()
+        self.language = language
+        self._asked: str | None = None
+        self._requests = itertools.count(1)
+
+    @property
+    def model(self) -> str:
+        """The model's name, for LiveKit's metrics."""
+        return type(self.eou_model).__name__
+
+    @property
+    def provider(self) -> str:
+        """The provider's name, for LiveKit's metrics."""
+        return "turnfsm"
+
+    async def supports_language(self, language: LanguageCode | None) -> bool:
+        """Whether the model judges this language."""
+        lang = str(language) if language else None
+        self._asked = lang
+        return bool(await self.eou_model.supports_language(lang or self.language))
+
+    async def unlikely_threshold(self, language: LanguageCode | None) -> float | None:
+        """Below this probability LiveKit waits its ``max_delay``."""
+        lang = str(language) if language else self.language
+        thr = await self.eou_model.unlikely_threshold(lang)
+        return None if thr is None else float(thr)
+
+    async def predict_end_of_turn(self, chat_ctx: llm.ChatContext, *,
+                                  timeout: float | None = None) -> float:
+        """The probability that the user finished, from the user's latest turn."""
+        lang = self._asked or self.language
+        ctx = TurnContext(transcript=user_turn_text(chat_ctx), language=lang,
+                          request_id=next(self._requests))
+        return float(await self.eou_model.predict_end_of_turn(ctx, timeout=timeout))
+
+
+def user_turn_text(chat_ctx: llm.ChatContext) -> str:
+    """The text of the trailing user messages of a chat context (the turn being judged)."""
+    parts: list[str] = []
+    for item in reversed(chat_ctx.items):
+        if item.type != "message" or item.role != "user":
+            break
+        if item.text_content:
+            parts.append(item.text_content)
+    return " ".join(reversed(parts)).strip()
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # a commit nobody awaits raises no "never retrieved" noise
