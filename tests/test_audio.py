@@ -192,3 +192,20 @@ def test_listen_in_real_time_gives_the_turns_of_the_virtual_run(tmp_path: Path) 
         return [json.loads(x)["new_transcript"] for x in p.read_text().splitlines()
                 if '"on_end_of_turn"' in x]
     assert turns(a) == turns(b) and len(turns(a)) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--asr-latency", "abc"], "asr-latency"),
+    (["--min-delay", "-1"], "must not be negative"),
+    (["--vad-threshold", "2"], "activation_threshold"),
+], ids=["latency", "delay", "threshold"])
+def test_bad_listen_options_are_named(args: list[str], message: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad listen option exits 2 with a message naming it, never a traceback."""
+    from turnfsm.cli import main
+    wav = str(ROOT / "examples" / "audio" / "hesitation.wav")
+    try:
+        code = main(["listen", wav, "-q", *args])
+    except SystemExit as e:  # argparse refuses a malformed value itself
+        code = int(e.code or 0)
+    assert code == 2 and message in capsys.readouterr().err

@@ -109,6 +109,18 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latency(v: str) -> str:
+    """``--asr-latency``: 'measured' or a non-negative number of seconds."""
+    if v != "measured":
+        try:
+            if not 0 <= float(v) < float("inf"):
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{v!r}: give seconds (a non-negative number) or 'measured'") from None
+    return v
+
+
 def _listen_arguments(lp: argparse.ArgumentParser) -> None:
     """The ``listen`` options."""
     lp.add_argument("wav", help="a WAV file: mono (the user) or stereo (user, agent)")
@@ -118,7 +130,7 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
     lp.add_argument("--words", help="a sidecar of timed words: the transcripts")
     lp.add_argument("--asr", choices=("none", "whisper"), default="none",
                     help="transcribe each VAD segment with local Whisper (extra `asr`)")
-    lp.add_argument("--asr-latency", default="0.3",
+    lp.add_argument("--asr-latency", default="0.3", type=_latency,
                     help="seconds from a segment's end to its final (or 'measured')")
     lp.add_argument("--no-interims", action="store_true", help="finals only")
     lp.add_argument("--diagnostics", action="store_true",

@@ -42,7 +42,7 @@ from .. import events as ev
 from .. import outputs as out
 from ..chart import Chart
 from ..core import Engine, StepObserver
-from ..errors import EngineFailed, TurnFsmError
+from ..errors import ConfigError, EngineFailed, TurnFsmError
 from ..host import Scheduler
 from ..options import EngineOptions
 from .inputs import Inputs
@@ -82,8 +82,10 @@ class Session(Inputs):
         self.model: EouModel = model if model is not None else RuleBasedModel()
         self.detector = detector
         self.stt = stt
-        if not (model_timeout > 0 and math.isfinite(model_timeout)):
-            raise ValueError(f"model_timeout must be a positive number, not {model_timeout!r}")
+        if isinstance(model_timeout, bool) or not isinstance(model_timeout, (int, float)) or \
+                not (model_timeout > 0 and math.isfinite(model_timeout)):
+            raise ConfigError(f"model_timeout must be a positive number of seconds, not "
+                              f"{model_timeout!r}")
         self.model_timeout = model_timeout
         self.session_id = session_id or f"session-{next(_ids)}"
         self.conversation_id = conversation_id
