@@ -138,16 +138,35 @@ def by_kind(events: list[ev.Input], reps: int) -> dict[str, dict[str, float]]:
 # -- 2. whole-process replay --------------------------------------------------------------
 
 
-def run_process(cmd: list[str], out_path: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of a child process writing stdout to out_path."""
+# A child's peak memory is read from its own /proc/self/status (VmHWM) when it exits: the
+# kernel's ru_maxrss for a child started from this (large) process also counts the pages this
+# process had when the child was spawned, which is not the child's memory.
+_PEAK = ("import runpy, sys\n"
+         "target = sys.argv[1]; sys.argv = sys.argv[1:]\n"
+         "try:\n"
+         "    if target.endswith('.py'):\n"
+         "        runpy.run_path(target, run_name='__main__')\n"
+         "    else:\n"
+         "        runpy.run_module(target, run_name='__main__', alter_sys=True)\n"
+         "finally:\n"
+         "    for line in open('/proc/self/status'):\n"
+         "        if line.startswith('VmHWM:'):\n"
+         "            sys.stderr.write('PEAK_KB ' + line.split()[1] + '\\n')\n")
+
+
+def run_process(python: str, target: str, args: list[str], out_path: Path
+                ) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of ``python target args`` writing stdout to out_path;
+    target is a script (``.py``) or a module name."""
     t0 = time.perf_counter()
     with open(out_path, "w") as f:
-        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(p.pid, 0)
+        p = subprocess.run([python, "-c", _PEAK, target, *args], stdout=f,
+                           stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
-    if status != 0:
-        raise RuntimeError(f"{cmd} exited {status}")
-    return wall, usage.ru_maxrss / 1024
+    if p.returncode != 0:
+        raise RuntimeError(f"{target} {args} exited {p.returncode}: {p.stderr[-500:]}")
+    peak = [ln for ln in p.stderr.splitlines() if ln.startswith("PEAK_KB ")]
+    return wall, int(peak[-1].split()[1]) / 1024 if peak else float("nan")
 
 
 def reference_python(given: str | None) -> str | None:
@@ -221,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   windows as events, no window outputs: "
           f"{fmt(per_s_quiet, 'us CPU per conversation-second')}")
     print(f"   windows via vad_window(): {fmt(per_s_direct, 'us CPU per conversation-second')}")
-    print(f"   bare loop (baseline):         {fmt(per_s_bare, 'us CPU per conversation-second', 2)}")
+    print("   bare loop (baseline):         "
+          f"{fmt(per_s_bare, 'us CPU per conversation-second', 2)}")
     print(f"   -> {1e6 / per_s_direct['median']:,.0f} real-time conversations per core "
           f"({1e6 / per_s['median']:,.0f} with window events)")
     for k, v in results["engine"]["by_kind"].items():
@@ -237,15 +257,15 @@ def main(argv: list[str] | None = None) -> int:
             trace = Path(tmp) / f"s{m:g}.jsonl"
             with open(trace, "w") as f:
                 n = write_session(m, f)
-            ours = [run_process([sys.executable, "-m", "turnfsm.cli", "replay", str(trace)],
+            ours = [run_process(sys.executable, "turnfsm.cli", ["replay", str(trace)],
                                 Path(tmp) / "ours.jsonl") for _ in range(max(3, reps // 2))]
             row: dict[str, Any] = {"inputs": n, "turnfsm_s": stats([w for w, _ in ours]),
                                    "turnfsm_peak_mb": stats([mb for _, mb in ours])}
             line = (f"   {m:g} min ({n} inputs): turnfsm {fmt(row['turnfsm_s'], 's', 2)}, "
                     f"peak {row['turnfsm_peak_mb']['median']:.0f} MB")
             if ref is not None:
-                theirs = [run_process([ref, str(ROOT.parent / "shared" / "conformance" /
-                                            "replay_livekit.py"), str(trace)],
+                theirs = [run_process(ref, str(ROOT.parent / "shared" / "conformance" /
+                                           "replay_livekit.py"), [str(trace)],
                                       Path(tmp) / "ref.jsonl") for _ in range(2)]
                 row["reference_s"] = stats([w for w, _ in theirs])
                 row["reference_peak_mb"] = stats([mb for _, mb in theirs])

@@ -2,10 +2,10 @@
 
     python benchmarks/gen_session.py --minutes 60 -o /tmp/s60.jsonl [--seed 1]
 
-The user and the agent take turns: user utterances of 0.6–4 s with VAD start/end, a VAD
+The user and the agent take turns: user utterances of 0.6-4 s with VAD start/end, a VAD
 inference window every 32 ms throughout, an interim every 0.4 s and a final per
 utterance, sometimes a pause inside a turn (a second utterance before the end of turn);
-agent replies of 1–6 s; now and then the user barges in (an overlap verdict with the
+agent replies of 1-6 s; now and then the user barges in (an overlap verdict with the
 interruption detector on) or says a short backchannel over the agent. Seeded: the same
 arguments give the same file.
 """
@@ -18,9 +18,10 @@ import random
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-WORDS = ("book a table for two tonight please near the station at seven thirty can you "
+_TEXT = ("book a table for two tonight please near the station at seven thirty can you "
          "check the weather tomorrow morning and send a message to my sister saying I will "
-         "be late").split()
+         "be late")
+WORDS = _TEXT.split()
 
 
 def _line(obj: dict[str, Any]) -> str:
@@ -44,7 +45,7 @@ def session(minutes: float, seed: int = 1, *, detector: bool = False) -> Iterato
         events: list[tuple[float, int, dict[str, Any]]] = []
         speech: list[tuple[float, float]] = []  # user speech spans (for the windows)
 
-        def add(when: float, obj: dict[str, Any]) -> None:
+        def add(when: float, obj: dict[str, Any], events: list[Any] = events) -> None:
             events.append((round(when, 3), len(events), obj))
 
         for part in range(1 if rnd.random() < 0.8 else 2):  # one or two utterances
