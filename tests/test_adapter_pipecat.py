@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -600,3 +603,15 @@ def test_runs_on_the_real_event_loop() -> None:
     assert eot.decision is not None and eot.decision.why()
     assert run.session_closed
 
+
+def test_example_app_runs_offline() -> None:
+    """examples/pipecat_app.py (virtual clock): one turn for the hesitation, the backchannel
+    dropped, the interruption taken, each turn with its reason."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "pipecat_app.py"
+    r = subprocess.run([sys.executable, str(example), "--virtual"], capture_output=True,
+                       text=True, check=True, timeout=120)
+    assert "END OF TURN 'I want to book a table for four people tonight.'" in r.stdout
+    assert "dropped 'uh huh' (backchannel_trim)" in r.stdout
+    assert "bot stops speaking (interrupted)" in r.stdout
+    assert r.stdout.count("END OF TURN") == r.stdout.count("why: ") == 3
+    assert "3 turns:" in r.stdout and "Traceback" not in r.stderr
