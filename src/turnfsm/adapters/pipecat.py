@@ -20,7 +20,10 @@ frames, interruption, the LLM run). :class:`TurnfsmUserTurnStrategies` is a
   ``VadEndOfSpeech``; ``InterimTranscriptionFrame`` / ``TranscriptionFrame`` -> ``SttInterim`` /
   ``SttFinal``; ``BotStartedSpeakingFrame`` / ``BotStoppedSpeakingFrame`` ->
   ``agent_speech_started()`` / ``agent_speech_ended()``. Frames are only read: every frame
-  goes on exactly as Pipecat sends it. turnfsm's ``StartOfSpeech`` starts Pipecat's turn.
+  goes on exactly as Pipecat sends it. turnfsm's ``StartOfSpeech`` starts Pipecat's turn
+  (with an interruption detector attached, user speech over the bot waits for its verdict).
+  The activity frames Pipecat's VAD sends while speech goes on mark the last speech, from
+  which turnfsm measures its delays; a VAD that sends none makes its stop the last speech.
 * the **stop strategy** is driven by the session's outputs: ``EndOfTurn`` ends Pipecat's turn
   (``trigger_user_turn_stopped``: inference, then finalization), ``PreemptiveGeneration``
   (opt-in) runs a speculative inference (``trigger_user_turn_inference_triggered(speculation=)``,
@@ -48,8 +51,12 @@ timer (the end-of-turn wait) are acted on from a task, as Pipecat's timeout stra
   frames; the aggregator consumes it, nothing downstream sees it).
 
 Decision records and spans stay with the app: ``hooks`` receives every output (as a Session's
-hooks do; ``on_end_of_turn`` may refuse a turn), ``strategies.session`` is the Session (its
-``spans``, ``engine``, ``push_*`` methods).
+hooks do; ``on_end_of_turn``, asked only when Pipecat can take the turn, may refuse it),
+``strategies.session`` is the Session (its ``spans``, ``engine``, ``push_*`` methods).
+
+Use these strategies alone: another stop strategy ending Pipecat's turn makes turnfsm drop its
+own (as the watchdog does). The adapter is for cascaded pipelines (STT, LLM, TTS); a realtime
+LLM service that decides turns itself is outside it.
 """
 
 from __future__ import annotations
@@ -518,7 +525,7 @@ async def _logged(aw: Awaitable[Any], what: str) -> None:
 
 
 def _same(a: str, b: str) -> bool:
-    return NormalizedMatch().matches(a, b)
+    return bool(NormalizedMatch().matches(a, b))
 
 
 def watchdog_floor(options: EngineOptions, model_timeout: float = 2.0) -> float:
@@ -545,7 +552,7 @@ class TurnfsmUserTurnStartStrategy(BaseUserTurnStartStrategy):  # type: ignore[n
     @property
     def interrupts(self) -> bool:
         """Whether a turn start interrupts the bot."""
-        return self._enable_interruptions
+        return bool(self._enable_interruptions)
 
     async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
         """Set up; the first strategy set up creates the session."""
