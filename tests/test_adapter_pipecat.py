@@ -592,13 +592,13 @@ def test_a_transcript_without_vad_still_makes_a_turn() -> None:
 
 
 def test_runs_on_the_real_event_loop() -> None:
-    """On asyncio's real loop the turn ends within a few milliseconds of the engine's instant."""
+    """On asyncio's real loop the turn ends within 0.1 s of the engine's instant."""
     options = EngineOptions(endpointing=EndpointingOptions(min_delay=0.1, max_delay=0.5))
     script = utterance(0.0, 0.4, "two coffees, please.")
     run = drive(script, until=1.0, strategies=with_turnfsm(options), virtual=False)
     [want] = [o for o in engine_replay(options, script, 1.0) if isinstance(o, out.EndOfTurn)]
     [(t, text)] = run.stopped
-    assert text == "two coffees, please." and abs(t - want.t) < 0.05
+    assert text == "two coffees, please." and abs(t - want.t) < 0.1
     [eot] = run.eot()
     assert eot.decision is not None and eot.decision.why()
     assert run.session_closed
