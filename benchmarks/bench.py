@@ -154,6 +154,12 @@ _PEAK = ("import runpy, sys\n"
          "            sys.stderr.write('PEAK_KB ' + line.split()[1] + '\\n')\n")
 
 
+# Children run as an installed package does: with bytecode caches (a shell that sets
+# PYTHONDONTWRITEBYTECODE would make every start recompile every module; the first
+# repetition writes the caches).
+_CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_process(python: str, target: str, args: list[str], out_path: Path
                 ) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of ``python target args`` writing stdout to out_path;
@@ -161,7 +167,7 @@ def run_process(python: str, target: str, args: list[str], out_path: Path
     t0 = time.perf_counter()
     with open(out_path, "w") as f:
         p = subprocess.run([python, "-c", _PEAK, target, *args], stdout=f,
-                           stderr=subprocess.PIPE, text=True)
+                           stderr=subprocess.PIPE, text=True, env=_CHILD_ENV)
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"{target} {args} exited {p.returncode}: {p.stderr[-500:]}")
@@ -252,7 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     results["replay"] = {}
     print("\n2. whole-process replay (wall seconds, peak RSS):")
     lengths = [10.0, 30.0] if a.quick else [60.0, 180.0]
+    script = str(ROOT.parent / "shared" / "conformance" / "replay_livekit.py")
     with tempfile.TemporaryDirectory() as tmp:
+        warm = Path(tmp) / "warm.jsonl"  # one untimed start each writes the bytecode caches
+        with open(warm, "w") as f:
+            write_session(0.2, f)
+        run_process(sys.executable, "turnfsm.cli", ["replay", str(warm)], Path(tmp) / "w")
+        if ref is not None:
+            run_process(ref, script, [str(warm)], Path(tmp) / "w")
         for m in lengths:
             trace = Path(tmp) / f"s{m:g}.jsonl"
             with open(trace, "w") as f:
@@ -264,15 +277,17 @@ def main(argv: list[str] | None = None) -> int:
             line = (f"   {m:g} min ({n} inputs): turnfsm {fmt(row['turnfsm_s'], 's', 2)}, "
                     f"peak {row['turnfsm_peak_mb']['median']:.0f} MB")
             if ref is not None:
-                theirs = [run_process(ref, str(ROOT.parent / "shared" / "conformance" /
-                                           "replay_livekit.py"), [str(trace)],
-                                      Path(tmp) / "ref.jsonl") for _ in range(2)]
+                theirs = [run_process(ref, script, [str(trace)], Path(tmp) / "ref.jsonl")
+                          for _ in range(2)]
+                row["same_output"] = ((Path(tmp) / "ref.jsonl").read_bytes()
+                                      == (Path(tmp) / "ours.jsonl").read_bytes())
                 row["reference_s"] = stats([w for w, _ in theirs])
                 row["reference_peak_mb"] = stats([mb for _, mb in theirs])
                 row["speedup"] = row["reference_s"]["median"] / row["turnfsm_s"]["median"]
                 line += (f"; reference {fmt(row['reference_s'], 's', 2)}, peak "
                          f"{row['reference_peak_mb']['median']:.0f} MB -> "
-                         f"{row['speedup']:.1f}x faster")
+                         f"{row['speedup']:.1f}x faster"
+                         f"{'' if row['same_output'] else ' (OUTPUTS DIFFER)'}")
             results["replay"][f"{m:g}min"] = row
             print(line)
     if ref is None:

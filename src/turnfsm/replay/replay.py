@@ -74,7 +74,7 @@ class Replay:
     def __init__(self, trace: Trace | TraceStream, *, diagnostics: bool = False,
                  backend: Backend = "table", chart: Chart | None = None,
                  observer: StepObserver | None = None,
-                 sink: IO[str] | None = None) -> None:
+                 sink: IO[str] | _Batched | None = None) -> None:
         self.trace = trace
         self.sink = sink  # stream each line to it (else keep them in ``lines``)
         self.backend: Backend = backend
@@ -426,5 +426,32 @@ def replay_stream(path: str | Path, out: IO[str], *, diagnostics: bool = False,
     made: memory does not grow with the trace's length. The output equals
     :func:`replay_file`'s (a malformed line raises TraceError when it is reached, after the
     lines before it were written)."""
-    with TraceStream(path) as stream:
-        Replay(stream, diagnostics=diagnostics, backend=backend, chart=chart, sink=out).run()
+    batched = _Batched(out)
+    try:
+        with TraceStream(path) as stream:
+            Replay(stream, diagnostics=diagnostics, backend=backend, chart=chart,
+                   sink=batched).run()
+    finally:
+        batched.flush()
+
+
+class _Batched:
+    """Output lines gathered and written a few thousand at a time (one ``write`` per line
+    cost more than the engine's work on a VAD window); memory stays bounded."""
+
+    __slots__ = ("out", "parts")
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.parts: list[str] = []
+
+    def write(self, s: str) -> None:
+        parts = self.parts
+        parts.append(s)
+        if len(parts) >= 4096:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.out.write("".join(self.parts))
+            self.parts.clear()
