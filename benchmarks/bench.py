@@ -12,6 +12,10 @@
    livekit-agents 1.5.12 is given: ``--reference PYTHON`` or ``$REFERENCE_PYTHON``, default
    ``~/.venvs/livekit-ref/bin/python`` when it exists).
 3. Memory per idle and per active engine (tracemalloc over many engines).
+4. The asyncio runtime: 1,000 Sessions on one event loop pinned to one core, fed in real
+   time (``runtime_load.py``: CPU share, end-of-turn lateness, against a feeding-only
+   baseline), and the span observer's cost per turn (``runtime_load.py --spans``).
+5. The tuning sweep's throughput (``tune_bench.py``), when it is there.
 
 Medians over repetitions, with the spread (min-max). The machine is shared and noisy: the
 ratios, measured in the same run, are the figures to read.
@@ -301,6 +305,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n3. memory per engine ({n} engines, tracemalloc): idle "
           f"{statistics.median(idle) / 1024:.1f} KB, mid-turn "
           f"{statistics.median(active) / 1024:.1f} KB")
+    # 4
+    print("\n4. asyncio runtime (runtime_load.py: Sessions on one event loop, one core, real "
+          "time):")
+    load = (["--sessions", "200", "--seconds", "5", "--baseline-seconds", "5"] if a.quick else
+            ["--sessions", "1000", "--seconds", "30", "--baseline-seconds", "15"])
+    spans = (["--spans", "--span-turns", "50", "--span-reps", "3"] if a.quick else
+             ["--spans"])
+    for args in (load, spans):
+        p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "runtime_load.py"),
+                            *args], capture_output=True, text=True)
+        text = p.stdout.splitlines()
+        if p.returncode != 0:
+            print(f"   runtime_load.py {' '.join(args)} failed: {p.stderr[-300:]}")
+            continue
+        if args is load:  # the summary paragraph
+            start = next((i for i, ln in enumerate(text) if ln.startswith("summary")), 0)
+            text = text[start + 1:]
+        else:  # the table
+            text = [ln for ln in text if ln.strip() and not ln.startswith("AMD")
+                    and "pinned to" not in ln]
+        for ln in text:
+            print(f"   {ln.rstrip() if args is spans else ln.strip()}")
+
+    # 5
+    tune = ROOT / "benchmarks" / "tune_bench.py"
+    if tune.exists():
+        print("\n5. tuning sweep (tune_bench.py):")
+        p = subprocess.run([sys.executable, str(tune), *(["--quick"] if a.quick else [])],
+                           capture_output=True, text=True)
+        for ln in (p.stdout if p.returncode == 0 else p.stderr[-500:]).splitlines():
+            if ln.strip():
+                print(f"   {ln.strip()}")
+
     print(f"\nprocess peak RSS of this run: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if a.json:
