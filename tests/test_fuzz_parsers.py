@@ -195,6 +195,46 @@ def test_trace_reader_mutated_valid_trace(data: Any, value: Any, drop: bool) -> 
         assert f":{e.line}" in str(e)
 
 
+def _read_both_ways(text: str) -> tuple[Any, Any]:
+    """The trace read with msgspec and with the standard library alone: (inputs or error)."""
+    import turnfsm.replay.trace as trace_module
+
+    results = []
+    fast = trace_module._fast_decode
+    for decoder in (fast, None):
+        trace_module._fast_decode = decoder
+        try:
+            results.append(parse_trace(text).inputs)
+        except TraceError as e:
+            results.append(str(e))
+        finally:
+            trace_module._fast_decode = fast
+    return results[0], results[1]
+
+
+@FUZZ
+@given(data=st.data(), value=JSONISH, raw=st.sampled_from(
+    ["", "NaN", "-Infinity", "1e999", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]",
+     '"\\ud800"', "01", "1.", "{", '{"t": 1, "t": 2}']))
+def test_trace_reader_msgspec_and_the_standard_library_agree(data: Any, value: Any,
+                                                            raw: str) -> None:
+    """Decoding with msgspec accepts, refuses and reports exactly what the standard library
+    alone does (the same inputs, the same error and location)."""
+    objs: list[str] = [json.dumps({"kind": "config", "turn_detection": "vad"})]
+    for i, (kind, fields) in enumerate(TRACE_LINES):
+        objs.append(json.dumps({"t": 0.5 * i, "kind": kind, **fields}))
+    n = data.draw(st.integers(1, len(objs) - 1), label="line index")
+    obj = json.loads(objs[n])
+    key = data.draw(st.sampled_from([*sorted(obj), "extra"]), label="field")
+    obj[key] = value
+    line = json.dumps(obj)
+    if raw:  # a raw JSON token in place of the value (what json.dumps never writes)
+        line = line.replace(json.dumps(value), raw, 1) if json.dumps(value) in line else raw
+    objs[n] = line
+    fast, slow = _read_both_ways("\n".join(objs))
+    assert fast == slow
+
+
 # ===== defects found here (B17..B21): minimal reproductions, now regression tests ===============
 
 
