@@ -895,3 +895,16 @@ def test_bug_b23_detector_restart_while_ineffective_keeps_marker_pairs() -> None
         ev.AgentSpeechEnded(t=0.0, ref=5)])
     sig = [(o.signal, o.t) for o in d.outputs if isinstance(o, out.DetectorSignal)]
     assert sig == [("agent_speech_started", 0.0)], sig
+
+
+def test_bug_b24_speech_released_at_the_agents_end_does_not_close_the_overlap_twice() -> None:
+    """I15: an STT end of speech held during agent speech and released by the agent's end
+    ends the user's speech, but the overlap's marker was already sent by the agent's end."""
+    d = run_scenario(EngineOptions(turn_detection="stt", interruption_detection=True), [
+        ev.AgentSpeechStarted(t=0.0, ref=1), ev.SttEndOfSpeech(t=0.0, ref=2),
+        ev.UserSpeechStarted(t=0.0, ref=3, speech_duration=0.0),
+        ev.SttFinal(t=0.0, ref=4, text=""), ev.AgentSpeechEnded(t=0.0, ref=5)])
+    m = markers(d)
+    assert m == ["agent_speech_started", "overlap_speech_started", "overlap_speech_ended",
+                 "agent_speech_ended"], m
+    assert any(isinstance(o, out.EndOfSpeech) for o in d.outputs)
