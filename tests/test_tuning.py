@@ -69,9 +69,9 @@ def test_grid_drops_what_cannot_matter() -> None:
     g = parse_grid("turn_detection: [vad, model]\nunlikely_threshold: [0.2, 0.5]\n"
                    "min_delay: [0.5, 2.0]\nmax_delay: [1.0]\n")
     assert [s.label() for s in g.settings] == [
-        "min_delay=0.5 max_delay=1 turn_detection=vad",
-        "min_delay=0.5 max_delay=1 turn_detection=model unlikely_threshold=0.2",
-        "min_delay=0.5 max_delay=1 turn_detection=model unlikely_threshold=0.5"]
+        "turn_detection=vad min_delay=0.5 max_delay=1",
+        "turn_detection=model unlikely_threshold=0.2 min_delay=0.5 max_delay=1",
+        "turn_detection=model unlikely_threshold=0.5 min_delay=0.5 max_delay=1"]
     assert any("run once" in n for n in g.notes)
     assert any("min_delay > max_delay" in n for n in g.notes)
 

@@ -153,7 +153,7 @@ class Setting:
 
     index: int
     profile: str
-    values: tuple[tuple[str, Any], ...]  # in the order of OPTIONS
+    values: tuple[tuple[str, Any], ...]  # in the grid's order
 
     def get(self, name: str, default: Any = None) -> Any:
         """An option's value in this setting (``default`` when the setting leaves it)."""
@@ -195,7 +195,7 @@ class Grid:
     """A parsed grid: the settings to run, in order."""
 
     path: str
-    options: tuple[str, ...]  # the options the grid names (in the order of OPTIONS)
+    options: tuple[str, ...]  # the options the grid names, in its order
     settings: tuple[Setting, ...]
     notes: tuple[str, ...] = ()
     samples: int | None = None
@@ -282,8 +282,8 @@ def parse_grid(text: str, path: str = "<grid>") -> Grid:
     profile_values: list[str] = list(dict.fromkeys(plist))
 
     domains: dict[str, _Domain] = {}
-    for name in OPTIONS:
-        if name in raw:
+    for name in raw:  # in the grid's order: the settings are numbered in that order
+        if name in OPTIONS:
             try:
                 domains[name] = _domain(OPTIONS[name], raw[name], random_search=samples
                                         is not None)

@@ -106,11 +106,16 @@ def summary(result: SweepResult, rows: Sequence[dict[str, Any]], max_latency: fl
            f"{result.replays:,} replays in {result.seconds:.1f} s ({result.runner})"]
     out += [f"note: {n}" for n in grid.notes]
     out.append("Pareto front (cut-ins against median latency; * in the table):")
-    for r in sorted((r for r in rows if r["pareto"]),
-                    key=lambda r: (r["cut_ins"], r["latency_p50"])):
+    for group in _front_points(rows):
+        r = group[0]
+        same = ""
+        if len(group) > 1:
+            more = ", ".join(f"#{x['setting']}" for x in group[1:7])
+            same = f"  (and {len(group) - 1} more with these two figures: {more}" + \
+                (", ...)" if len(group) > 7 else ")")
         out.append(f"  #{r['setting']:<4d} cut-ins {r['cut_ins']:3d}  p50 "
                    f"{r['latency_p50']:.3f} s  p90 {_cell(r['latency_p90'])} s  "
-                   f"{settings[r['setting']].label(names)}")
+                   f"{settings[r['setting']].label(names)}{same}")
     best = next((r for r in rows if r["recommended"]), None)
     out.append("Rule: " + RULE.format(max=max_latency) + ".")
     if best is None:
@@ -127,6 +132,15 @@ def summary(result: SweepResult, rows: Sequence[dict[str, Any]], max_latency: fl
     return "\n".join(out) + "\n"
 
 
+def _front_points(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The front's settings grouped by point (cut-ins, median), fewest cut-ins first."""
+    groups: dict[tuple[int, float], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["pareto"]:
+            groups.setdefault((r["cut_ins"], r["latency_p50"]), []).append(r)
+    return [groups[k] for k in sorted(groups)]
+
+
 # -- files -----------------------------------------------------------------------------------
 
 
@@ -141,6 +155,8 @@ def _csv_value(v: Any) -> str:
         return ""
     if isinstance(v, (bool, tuple)):
         return fmt_value(v)
+    if isinstance(v, float):  # latencies are to 1e-6 s (a median may average two)
+        return repr(round(v, 6))
     return str(v)
 
 
@@ -172,7 +188,7 @@ def write_parquet(result: SweepResult, rows: Sequence[dict[str, Any]],
             data[c] = pa.array(values, type=pa.int64())
         elif given and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                            for v in given):
-            data[c] = pa.array([None if v is None else float(v) for v in values],
+            data[c] = pa.array([None if v is None else round(float(v), 6) for v in values],
                                type=pa.float64())
         else:
             data[c] = pa.array([None if v is None else fmt_value(v) for v in values],
@@ -196,8 +212,9 @@ def write_output(result: SweepResult, rows: Sequence[dict[str, Any]], path: str)
 
 def plot_pareto(result: SweepResult, rows: Sequence[dict[str, Any]], path: str,
                 max_latency: float) -> None:
-    """Every setting as a point (median latency, cut-ins), the front highlighted and
-    labelled, the recommended setting marked (PNG; needs matplotlib)."""
+    """Every setting as a point (median latency, cut-ins; larger where several settings
+    share it), the front highlighted and labelled (its settings listed under the plot),
+    the recommended setting marked (PNG; needs matplotlib)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -208,46 +225,52 @@ def plot_pareto(result: SweepResult, rows: Sequence[dict[str, Any]], path: str,
     names = result.grid.varying() or result.grid.options
     settings = {s.index: s for s in result.grid.settings}
     pts = [r for r in rows if r["latency_p50"] is not None]
-    front = sorted((r for r in pts if r["pareto"]),
-                   key=lambda r: (r["cut_ins"], r["latency_p50"]))
+    counts: dict[tuple[int, float], int] = {}
+    for r in pts:
+        key = (r["cut_ins"], r["latency_p50"])
+        counts[key] = counts.get(key, 0) + 1
+    groups = _front_points(rows)
     best = next((r for r in rows if r["recommended"]), None)
-    fig, ax = plt.subplots(figsize=(10, 6.2))
-    ax.scatter([r["latency_p50"] for r in pts], [r["cut_ins"] for r in pts], s=22,
-               color="#9e9e9e", alpha=0.6, label=f"every setting ({len(pts)})", zorder=2)
-    if front:
-        xs = [r["latency_p50"] for r in front]
-        ys = [r["cut_ins"] for r in front]
-        stairs = sorted(zip(xs, ys, strict=True))  # the front's staircase, by latency
-        ax.step([x for x, _y in stairs], [y for _x, y in stairs], where="post",
-                color="#1565c0", lw=1.2, alpha=0.7, zorder=3)
+    text_h = 0.17 * (len(groups) + 1)  # inches for the list of the front's settings
+    fig, (ax, notes) = plt.subplots(2, 1, figsize=(10, 5.6 + text_h),
+                                    gridspec_kw={"height_ratios": [5.6, text_h]})
+    ax.scatter([lat for _c, lat in counts], [c for c, _lat in counts],
+               s=[min(240, 16 + 8 * (n - 1)) for n in counts.values()], color="#9e9e9e",
+               alpha=0.55, zorder=2,
+               label=f"every setting ({len(pts)}; larger: several at one point)")
+    lines = []
+    if groups:
+        stairs = sorted((g[0]["latency_p50"], g[0]["cut_ins"]) for g in groups)
+        xs, ys = [x for x, _y in stairs], [y for _x, y in stairs]
+        ax.step(xs, ys, where="post", color="#1565c0", lw=1.2, alpha=0.7, zorder=3)
         ax.scatter(xs, ys, s=60, color="#1565c0", label="Pareto front", zorder=4)
-        seen: dict[tuple[int, float], int] = {}
-        for r in front:  # one label per point (several settings may share it)
-            key = (r["cut_ins"], r["latency_p50"])
-            seen[key] = seen.get(key, 0) + 1
-        labelled: set[tuple[int, float]] = set()
-        for k, r in enumerate(front):
-            key = (r["cut_ins"], r["latency_p50"])
-            if key in labelled:
-                continue
-            labelled.add(key)
-            text = f"#{r['setting']} " + settings[r["setting"]].label(names)
-            if seen[key] > 1:
-                text += f" (+{seen[key] - 1} same)"
-            ax.annotate(text, (r["latency_p50"], r["cut_ins"]), textcoords="offset points",
-                        xytext=(8, 6 + 9 * (k % 2)), fontsize=8, color="#0d47a1")
+        for g in groups:
+            r = g[0]
+            ax.annotate(f"#{r['setting']}", (r["latency_p50"], r["cut_ins"]),
+                        textcoords="offset points", xytext=(7, 5), fontsize=9,
+                        color="#0d47a1", weight="bold")
+            more = f"  (+{len(g) - 1} more at this point)" if len(g) > 1 else ""
+            cuts = f"{r['cut_ins']} cut-in" + ("" if r["cut_ins"] == 1 else "s")
+            lines.append(f"#{r['setting']}: {cuts}, median "
+                         f"{r['latency_p50']:.3f} s  -  {settings[r['setting']].label(names)}"
+                         f"{more}")
     if best is not None:
-        ax.scatter([best["latency_p50"]], [best["cut_ins"]], s=260, marker="*",
+        ax.scatter([best["latency_p50"]], [best["cut_ins"]], s=300, marker="*",
                    color="#e65100", zorder=5, label=f"recommended (#{best['setting']})")
     ax.axvline(max_latency, color="#e65100", ls="--", lw=1,
                label=f"--max-latency {max_latency:g} s")
-    ax.set_xlabel("median response latency (s): end of turn after the labelled end")
+    ax.set_xlabel("median response latency (s): the end of turn after the labelled end")
     ax.set_ylabel("cut-ins (ends of turn inside a turn)")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title(f"turnfsm tune: {len(result.sessions)} sessions x "
-                 f"{len(result.grid.settings)} settings ({', '.join(names)})", fontsize=10)
+                 f"{len(result.grid.settings)} settings\nswept: {', '.join(names)}",
+                 fontsize=10)
+    notes.axis("off")
+    notes.text(0.0, 1.0, "Pareto front (fewest cut-ins first):\n" + "\n".join(lines),
+               va="top", ha="left", fontsize=8.5, family="monospace",
+               transform=notes.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -260,8 +260,8 @@ def replay_setting(trace: Trace, setting: Setting) -> list[dict[str, Any]]:
 _SESSIONS: OrderedDict[tuple[str, int, int], Session] = OrderedDict()
 _TRACES: OrderedDict[tuple[str, tuple[int, int], tuple[tuple[str, Any], ...]], Trace] = \
     OrderedDict()
-CACHED_SESSIONS = 64
-CACHED_TRACES = 256
+CACHED_SESSIONS = 16
+CACHED_TRACES = 32
 _LOCK = threading.Lock()  # a Dask worker may run tasks on several threads
 _SETTINGS: list[tuple[Setting, ...]] = []  # the sweep's settings in a pool worker
 
