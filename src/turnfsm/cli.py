@@ -164,6 +164,11 @@ def _score(args: argparse.Namespace) -> int:
     return score_command(args)
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from .tuning.command import tune_command
+    return tune_command(args)
+
+
 def _check(args: argparse.Namespace) -> int:
     from .chart import packaged_chart_path
     from .core import read_chart
@@ -288,6 +293,23 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--json", action="store_true", help="print the figures as JSON")
     sp.add_argument("--details", action="store_true", help="name each cut-in, orphan, ...")
     sp.set_defaults(func=_score)
+    tp = sub.add_parser("tune", help="replay labelled sessions under a grid of settings, score "
+                        "each, and recommend one (see docs/tuning.md)")
+    tp.add_argument("sessions", nargs="+", help="labelled sessions as `score` reads them "
+                    "(WAV files or traces, or folders of them)")
+    tp.add_argument("--grid", required=True, help="the settings to try (YAML)")
+    tp.add_argument("--max-latency", type=float, default=1.0, metavar="SECONDS",
+                    help="the recommended setting's median latency is at most this (1.0)")
+    tp.add_argument("-o", "--output", action="append", metavar="FILE",
+                    help="write the results: .csv, or .parquet with pyarrow (repeatable)")
+    tp.add_argument("--plot", metavar="PNG", help="draw the Pareto front (extra `plot`)")
+    tp.add_argument("--jobs", "-j", type=int, default=None,
+                    help="worker processes (default: every core; 1: this process)")
+    tp.add_argument("--cluster", metavar="ADDRESS",
+                    help="run on a Dask cluster (tcp://SCHEDULER:8786) instead")
+    tp.add_argument("-q", "--quiet", action="store_true",
+                    help="no table and no progress bar: the front and the recommendation")
+    tp.set_defaults(func=_tune)
     ck = sub.add_parser("check", help="validate a state chart")
     ck.add_argument("chart", nargs="?", help="chart file (default: the built-in states.yaml)")
     ck.set_defaults(func=_check)
