@@ -172,12 +172,20 @@ def test_sweep_equals_a_plain_replay_and_score_loop(serial: Any) -> None:
     assert {t.sessions for t in serial.tallies} == {2}
 
 
-def test_default_setting_equals_turnfsm_score() -> None:
-    """A session's trace with no audio-side setting is the one `turnfsm score` builds."""
+def test_traces_from_recorded_vad_equal_listen_traces() -> None:
+    """A trace built from the recorded VAD is the one `turnfsm score` builds (no audio-side
+    setting) or `listen` builds from the audio (with them)."""
     import argparse
     for path in SESSIONS:
         trace, _truth = _session(Path(path), argparse.Namespace(asr="none", no_detector=False))
         assert build(cached_session(path)) == trace
+    key = (("min_silence", 0.3), ("vad_threshold", 0.6), ("interruption_after", 0.3))
+    listen = build_trace(read_wav(STEREO), ListenOptions(
+        engine=EngineOptions(interruption_detection=True),
+        vad=VadOptions(activation_threshold=0.6, deactivation_threshold=max(0.01, 0.6 - 0.15),
+                       min_silence_duration=0.3), interruption_after=0.3),
+        words=read_words(STEREO.replace(".wav", ".words.json")))
+    assert build(cached_session(STEREO), key) == listen
 
 
 def test_model_setting_replays_as_listen_does() -> None:

@@ -129,7 +129,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "a backchannel: a number, a pair [start, end], or null"),
     Option("min_silence", "audio", True, _number(0.0), "0.55",
            "VAD: the silence that ends speech (s)"),
-    Option("vad_threshold", "audio", True, _number(0.0, 1.0, lo_open=True), "0.5",
+    Option("vad_threshold", "audio", True, _number(0.01, 1.0), "0.5",
            "VAD: activation threshold (deactivation 0.15 lower, as `listen --vad-threshold`)"),
     Option("interruption_after", "audio", True, _number(0.0, lo_open=True), "0.6",
            "the overlap rule: user speech over the agent is an interruption after this long "
