@@ -101,6 +101,7 @@ def test_grid_random_search_is_seeded_and_distinct() -> None:
     ("endpointing_mode: {from: 0, to: 1, step: 1}\n", "not a range"),
     ("profile: default\nmin_delay: [0.2]\n", "<grid>:1: profile: unknown profile 'default' "
      "(this version declares: livekit)"),
+    ("profile: [{a: 1}]\nmin_delay: [0.2]\n", "<grid>:1: profile: unknown profile {'a': 1}"),
     ("min_delay: [0.2]\nunlikely_threshold: [0.3]\n", "<grid>:2: unlikely_threshold: only "
      "matters with turn_detection: model"),
     ("endpointing_mode: [fixed]\nalpha: [0.5]\n", "alpha: only matters with "
@@ -318,6 +319,8 @@ def test_tune_command_writes_table_csv_parquet_and_plot(tmp_path: Path,
         import pyarrow.parquet as pq
         table = pq.read_table(tmp_path / "r.parquet")
         assert table.num_rows == 4 and str(table.schema.field("min_delay").type) == "double"
+    assert main(["tune", MONO, "--grid", str(grid), "-o", str(tmp_path / "r.txt")]) == 2
+    assert "r.txt: -o writes .csv or .parquet" in capsys.readouterr().err
     grid.write_text("min_delay: [0.3]\nmin_delai: [1]\n")
     assert main(["tune", MONO, "--grid", str(grid)]) == 2
     assert f"{grid}:2: unknown option 'min_delai'" in capsys.readouterr().err
