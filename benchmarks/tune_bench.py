@@ -204,7 +204,7 @@ def main() -> None:
           f"{os.cpu_count()} cores, {len(paths)} sessions, {one['audio_seconds']:.0f} s of "
           f"audio ({one['audio_seconds'] / len(paths):.1f} s each)")
     print()
-    print("1. one core, sessions prepared")
+    print("1. one core (pinned), sessions prepared")
     print(f"{'':34s} {'replays/s':>10s} {'ms/replay':>10s} {'us per replay-s':>16s}")
     for name in ("vad", "model"):
         r = one[name]

@@ -101,6 +101,7 @@ def test_grid_random_search_is_seeded_and_distinct() -> None:
     ("endpointing_mode: {from: 0, to: 1, step: 1}\n", "not a range"),
     ("profile: default\nmin_delay: [0.2]\n", "<grid>:1: profile: unknown profile 'default' "
      "(this version declares: livekit)"),
+    ("profile: [{a: 1}]\nmin_delay: [0.2]\n", "<grid>:1: profile: unknown profile {'a': 1}"),
     ("min_delay: [0.2]\nunlikely_threshold: [0.3]\n", "<grid>:2: unlikely_threshold: only "
      "matters with turn_detection: model"),
     ("endpointing_mode: [fixed]\nalpha: [0.5]\n", "alpha: only matters with "
@@ -172,12 +173,20 @@ def test_sweep_equals_a_plain_replay_and_score_loop(serial: Any) -> None:
     assert {t.sessions for t in serial.tallies} == {2}
 
 
-def test_default_setting_equals_turnfsm_score() -> None:
-    """A session's trace with no audio-side setting is the one `turnfsm score` builds."""
+def test_traces_from_recorded_vad_equal_listen_traces() -> None:
+    """A trace built from the recorded VAD is the one `turnfsm score` builds (no audio-side
+    setting) or `listen` builds from the audio (with them)."""
     import argparse
     for path in SESSIONS:
         trace, _truth = _session(Path(path), argparse.Namespace(asr="none", no_detector=False))
         assert build(cached_session(path)) == trace
+    key = (("min_silence", 0.3), ("vad_threshold", 0.6), ("interruption_after", 0.3))
+    listen = build_trace(read_wav(STEREO), ListenOptions(
+        engine=EngineOptions(interruption_detection=True),
+        vad=VadOptions(activation_threshold=0.6, deactivation_threshold=max(0.01, 0.6 - 0.15),
+                       min_silence_duration=0.3), interruption_after=0.3),
+        words=read_words(STEREO.replace(".wav", ".words.json")))
+    assert build(cached_session(STEREO), key) == listen
 
 
 def test_model_setting_replays_as_listen_does() -> None:
@@ -310,6 +319,8 @@ def test_tune_command_writes_table_csv_parquet_and_plot(tmp_path: Path,
         import pyarrow.parquet as pq
         table = pq.read_table(tmp_path / "r.parquet")
         assert table.num_rows == 4 and str(table.schema.field("min_delay").type) == "double"
+    assert main(["tune", MONO, "--grid", str(grid), "-o", str(tmp_path / "r.txt")]) == 2
+    assert "r.txt: -o writes .csv or .parquet" in capsys.readouterr().err
     grid.write_text("min_delay: [0.3]\nmin_delai: [1]\n")
     assert main(["tune", MONO, "--grid", str(grid)]) == 2
     assert f"{grid}:2: unknown option 'min_delai'" in capsys.readouterr().err

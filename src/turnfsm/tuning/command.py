@@ -7,7 +7,7 @@ import sys
 
 from ..errors import TurnFsmError
 from .grid import AUDIO_OPTIONS, read_grid
-from .report import annotate, plot_pareto, summary, table, write_output
+from .report import annotate, check_outputs, plot_pareto, summary, table, write_output
 from .sessions import session_paths
 from .sweep import ProgressBar, sweep
 
@@ -19,6 +19,7 @@ def tune_command(args: argparse.Namespace) -> int:
         paths = [str(p) for p in session_paths(args.sessions)]
         if args.max_latency <= 0:
             raise TurnFsmError("--max-latency must be positive")
+        check_outputs(args.output or [], args.plot)
         audio = [n for n in grid.options if n in AUDIO_OPTIONS]
         traces = [p for p in paths if p.endswith(".jsonl")]
         if audio and traces:

@@ -129,7 +129,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "a backchannel: a number, a pair [start, end], or null"),
     Option("min_silence", "audio", True, _number(0.0), "0.55",
            "VAD: the silence that ends speech (s)"),
-    Option("vad_threshold", "audio", True, _number(0.0, 1.0, lo_open=True), "0.5",
+    Option("vad_threshold", "audio", True, _number(0.01, 1.0), "0.5",
            "VAD: activation threshold (deactivation 0.15 lower, as `listen --vad-threshold`)"),
     Option("interruption_after", "audio", True, _number(0.0, lo_open=True), "0.6",
            "the overlap rule: user speech over the agent is an interruption after this long "
@@ -276,7 +276,7 @@ def parse_grid(text: str, path: str = "<grid>") -> Grid:
     if not plist:
         raise fail("profile", "an empty list")
     for p in plist:
-        if p not in PROFILES:
+        if not isinstance(p, str) or p not in PROFILES:
             raise fail("profile", f"unknown profile {p!r} (this version declares: "
                                   f"{', '.join(PROFILES)})")
     profile_values: list[str] = list(dict.fromkeys(plist))
@@ -296,7 +296,7 @@ def parse_grid(text: str, path: str = "<grid>") -> Grid:
         if name in domains and other not in domains and name == "interruption_after":
             continue  # detection is on by default (stereo sessions)
         if name in domains and (other not in domains
-                                or needed not in domains[other].values_if_listed()):
+                                or needed not in domains[other].values):
             raise fail(name, f"only matters with {other}: {fmt_value(needed)}; put "
                              f"{fmt_value(needed)} among the grid's {other} values")
     names = tuple(domains)
@@ -359,9 +359,6 @@ class _Domain:
     values: tuple[Any, ...]
     low: float | None = None
     high: float | None = None
-
-    def values_if_listed(self) -> tuple[Any, ...]:
-        return self.values
 
     def draw(self, rng: random.Random) -> Any:
         if self.values:

@@ -196,6 +196,19 @@ def write_parquet(result: SweepResult, rows: Sequence[dict[str, Any]],
     pq.write_table(pa.table(data), str(path))
 
 
+def check_outputs(outputs: Sequence[str], plot: str | None) -> None:
+    """Refuse, before a sweep runs, files it could not write at its end."""
+    import importlib.util
+    for path in outputs:
+        suffix = Path(path).suffix.lower()
+        if suffix not in (".csv", ".parquet", ".pq"):
+            raise TurnFsmError(f"{path}: -o writes .csv or .parquet")
+        if suffix != ".csv" and importlib.util.find_spec("pyarrow") is None:
+            raise TurnFsmError(f"{path}: Parquet needs pyarrow: pip install pyarrow")
+    if plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise TurnFsmError("--plot needs matplotlib: pip install 'turnfsm[plot]'")
+
+
 def write_output(result: SweepResult, rows: Sequence[dict[str, Any]], path: str) -> None:
     """``-o FILE``: CSV or Parquet by the file's extension."""
     suffix = Path(path).suffix.lower()

@@ -47,8 +47,12 @@ def session_paths(args: Sequence[str]) -> list[Path]:
             paths += found
         elif not p.exists():
             raise TurnFsmError(f"{p}: no such session")
+        elif p.suffix not in (".wav", ".jsonl"):
+            raise TurnFsmError(f"{p}: a session is a .wav file or a .jsonl trace")
         else:
             paths.append(p)
+    for p in paths:
+        _sidecars(p)  # the labels are there (checked before anything runs)
     return paths
 
 

@@ -71,12 +71,12 @@ def sweep_pool(grid: Grid, paths: Sequence[str], jobs: int, *,
     start = time.perf_counter()
     p = plan(len(paths), grid.settings, jobs)
     results: list[Tally | None] = [None] * len(grid.settings)
-    done, total = 0, len(paths) * len(grid.settings)
+    total = len(paths) * len(grid.settings)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(),
                              initializer=set_settings, initargs=(grid.settings,)) as pool:
         pending: dict[Future[Any], tuple[str, Any]] = {}
         chunks: dict[int, list[Task]] = {}
-        if p.split:  # prepare each session, then run its chunks as soon as it is ready
+        if p.split:  # read each session, then run its chunks as soon as it is read
             for task in p.tasks:
                 chunks.setdefault(task.sessions[0], []).append(task)
             for i in chunks:
@@ -85,22 +85,27 @@ def sweep_pool(grid: Grid, paths: Sequence[str], jobs: int, *,
             for task in p.tasks:
                 pending[pool.submit(run_task, [str(paths[i]) for i in task.sessions],
                                     task.settings)] = ("run", task)
-        prepared = 0
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for f in finished:
-                kind, what = pending.pop(f)
-                if kind == "prepare":
-                    session: Session = f.result()
-                    for task in chunks[what]:
-                        pending[pool.submit(run_task, [session], task.settings)] = ("run", task)
-                    prepared += 1
-                else:
-                    merge(results, what, f.result())
-                    done += len(what.sessions) * len(what.settings)
-                if progress is not None:
-                    progress(done, total, f"{prepared}/{len(chunks)} sessions prepared"
-                             if prepared < len(chunks) else "")
+        try:
+            done = prepared = 0
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    kind, what = pending.pop(f)
+                    if kind == "prepare":
+                        session: Session = f.result()
+                        for task in chunks[what]:
+                            pending[pool.submit(run_task, [session], task.settings)] = \
+                                ("run", task)
+                        prepared += 1
+                    else:
+                        merge(results, what, f.result())
+                        done += len(what.sessions) * len(what.settings)
+                    if progress is not None:
+                        progress(done, total, f"{prepared}/{len(chunks)} sessions prepared"
+                                 if prepared < len(chunks) else "")
+        except BaseException:  # a session failed, or ^C: the rest is not run
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return finish(grid, paths, results, start, f"pool ({jobs} workers)")
 
 
