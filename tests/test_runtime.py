@@ -488,3 +488,21 @@ def test_a_failing_detector_source_reports_detector_failed() -> None:
         assert s.engine.in_state("detector", "failed")
         await s.aclose()
     virtual(body)
+
+
+@pytest.mark.parametrize("e", [
+    ev.VadInferenceDone(raw_accumulated_speech=0.4, probability=0.9, speaking=True, ref=7),
+    ev.SttFinal(text="book a table", confidence=0.8, language="en"),
+    ev.CommitUserTurn(transcript_timeout=1.5, skip_reply=True),
+    ev.AgentSpeechEnded(ignore_user_transcript_until=3.0),
+    ev.UpdateOptions(set_turn_detection=True, turn_detection="stt"),
+])
+def test_stamping_copies_the_event_with_its_time(e: ev.Input) -> None:
+    """A Session stamps an event by copying it with the time: equal to attrs.evolve, the
+    caller's event untouched (it may push the same object again)."""
+    import attrs
+
+    stamped = ev.with_time(e, 2.5)
+    assert stamped == attrs.evolve(e, t=2.5)
+    assert type(stamped) is type(e) and stamped is not e
+    assert not ev.stamped(e.t)

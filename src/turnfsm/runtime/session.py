@@ -36,8 +36,6 @@ import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-import attrs
-
 from .. import events as ev
 from .. import outputs as out
 from ..chart import Chart
@@ -238,7 +236,7 @@ class Session(Inputs):
                                                             | ev.EndOfTurnAnswered)):
             raise SessionClosed(f"{self.session_id} is closed")
         if not ev.stamped(e.t):
-            e = attrs.evolve(e, t=max(self.now(), self.engine.input_clock))
+            e = ev.with_time(e, max(self.now(), self.engine.input_clock))
         self._run_due(e.t)
         try:
             outs = self.engine.handle(e)
