@@ -154,6 +154,28 @@ def test_the_session_timer_is_one_handle_rearmed_only_on_change() -> None:
     virtual(body)
 
 
+def test_a_late_vad_window_lets_the_due_end_of_turn_go_first() -> None:
+    """A window pushed at or after the armed deadline (the loop was late to run the timer)
+    fires the end of turn first; windows before the deadline neither fire nor re-arm it."""
+    async def body() -> None:
+        rec = Recorder()
+        s = Session(hooks=rec, telemetry=False)
+        s.push_vad(ev.VadStartOfSpeech(t=1.0))
+        s.push_vad(ev.VadInferenceDone(t=1.2, raw_accumulated_speech=0.2))
+        s.push_stt(ev.SttFinal(t=1.3, text="hello"))
+        s.push_vad(ev.VadEndOfSpeech(t=1.4))
+        deadline = s.engine.next_deadline()
+        assert deadline == pytest.approx(1.7)
+        s.push_vad(ev.VadInferenceDone(t=1.5, raw_accumulated_speech=0.0))
+        assert not rec.of(out.EndOfTurn) and s.engine.next_deadline() == deadline
+        s.push_vad(ev.VadInferenceDone(t=1.8, raw_accumulated_speech=0.0))
+        (eot,) = rec.of(out.EndOfTurn)
+        assert eot.t == pytest.approx(1.7)
+        assert s.engine.input_clock == pytest.approx(1.8)
+        await s.aclose()
+    virtual(body)
+
+
 def test_outputs_iterator_sees_every_output_in_order() -> None:
     """`async for o in session.outputs()` yields the outputs in order until close."""
     async def body() -> None:

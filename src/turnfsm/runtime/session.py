@@ -235,16 +235,25 @@ class Session(Inputs):
         if self._closed or (self._closing and not isinstance(e, ev.Close | ev.EouModelAnswered
                                                             | ev.EndOfTurnAnswered)):
             raise SessionClosed(f"{self.session_id} is closed")
+        engine = self.engine
         if not ev.stamped(e.t):
-            e = ev.with_time(e, max(self.now(), self.engine.input_clock))
-        self._run_due(e.t)
+            e = ev.with_time(e, max(self.now(), engine.input_clock))
+        # A VAD window (nine inputs in ten) before the armed deadline has nothing due before
+        # it, and unless it took the engine's full path (a step was counted) it moved no timer.
+        window = (type(e) is ev.VadInferenceDone and not self._driving
+                  and (self._armed_for is None or e.t < self._armed_for))
+        if not window:
+            self._run_due(e.t)
+        step = engine.steps
         try:
-            outs = self.engine.handle(e)
+            outs = engine.handle(e)
         except EngineFailed as exc:
             self._fail(exc)
             raise
-        self._dispatch(outs)
-        self._rearm()
+        if outs:
+            self._dispatch(outs)
+        if not window or engine.steps != step:
+            self._rearm()
         return e
 
     def commit_user_turn(self, *, transcript_timeout: float = 2.0,
