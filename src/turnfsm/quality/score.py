@@ -110,12 +110,16 @@ class Score:
 
     def summary(self) -> dict[str, Any]:
         """The figures as a mapping (for --json and tables)."""
-        return {"turns": self.turns, "cut_ins": self.cut_ins, "orphans": self.orphans,
-                "missed_turns": self.missed_turns, "backchannel_turns": self.backchannel_turns,
-                "false_interruptions": self.false_interruptions,
-                "missed_interruptions": self.missed_interruptions,
+        return {**{k: getattr(self, k) for k in COUNTS},
                 "latency_p50": self.latency(0.5), "latency_p90": self.latency(0.9),
                 "latency_max": max(self.latencies) if self.latencies else None}
+
+
+#: The counted figures of a :class:`Score`, in order (the fields before the latencies).
+COUNTS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Score)
+                                if a.name not in ("latencies", "details"))
+#: Every figure of :meth:`Score.summary`, in order.
+METRICS: tuple[str, ...] = (*COUNTS, "latency_p50", "latency_p90", "latency_max")
 
 
 def score_outputs(outputs: list[dict[str, Any]], truth: Truth) -> Score:

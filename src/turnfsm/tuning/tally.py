@@ -14,11 +14,9 @@ from typing import Any
 
 import attrs
 
-from ..quality.score import Score
+from ..quality.score import COUNTS, METRICS, Score
 
-COUNTS = ("turns", "cut_ins", "orphans", "missed_turns", "backchannel_turns",
-          "false_interruptions", "missed_interruptions")
-METRICS = (*COUNTS, "latency_p50", "latency_p90", "latency_max")
+__all__ = ["COUNTS", "METRICS", "Tally"]
 
 
 @attrs.define
