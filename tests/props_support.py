@@ -206,10 +206,11 @@ class Driver:
     def __init__(self, options: EngineOptions | None = None, host: HostScript | None = None, *,
                  engine_factory: Callable[..., Engine] = Engine, check: bool = True,
                  checks: Iterable[Callable[[Driver, Step], None]] | None = None,
-                 history: bool = True) -> None:
+                 history: bool = True, profile: str = "livekit") -> None:
         self.options = options or EngineOptions()
         self.host = host or HostScript()
-        self.engine = engine_factory(self.options)
+        self.profile = profile  # the invariants that differ between profiles read it
+        self.engine = engine_factory(self.options, profile=profile)
         self.scheduler: Scheduler[tuple[tuple[float, int], ModelAnswer, bool]] = \
             Scheduler(self.engine)
         self.shell: list[tuple[float, int]] = []  # (deadline, request id) of pending answers
@@ -635,7 +636,8 @@ class Driver:
                                 f"({acc!r}) yet a PreemptiveGeneration was emitted")
 
     def _observe_dropped(self, o: out.TranscriptDropped) -> None:
-        if o.reason not in DROP_REASONS:
+        reasons = DROP_REASONS | ({"backchannel"} if self.profile == "default" else set())
+        if o.reason not in reasons:
             self.anomaly("I3", f"TranscriptDropped with undocumented reason {o.reason!r}")
         fr = self.finals.get(o.ref) if isinstance(o.ref, int) else None
         if fr is None:
@@ -648,6 +650,8 @@ class Driver:
             self.promoted = None
         elif fr.status == "held":
             pass
+        elif o.reason == "backchannel" and fr.status == "sent":
+            pass  # the default profile judges a final over agent speech as it arrives
         elif fr.status == "accepted":
             if o.reason not in ("clear_user_turn", "closed"):
                 self.anomaly("I3", f"accepted final {o.ref} dropped as {o.reason!r}")
@@ -838,6 +842,10 @@ def check_i6_bounded_hold(drv: Driver, step: Step) -> None:
     held = drv.engine.cx.held
     if not held:
         return
+    if drv.profile == "default":  # held while the agent speaks, or while judging after it
+        if step.after["gate"] not in ("holding", "judging"):
+            _fail(drv, "I6", f"{len(held)} events held with the gate {step.after['gate']}")
+        return
     if step.after["agent_speech"] == "silent" and step.after["overlap"] == "none":
         _fail(drv, "I6", f"{len(held)} events held while the agent is silent")
     if step.after["gate"] != "holding":
@@ -888,7 +896,25 @@ def check_i8_deadline(drv: Driver, step: Step) -> None:
     if wr is None:
         _fail(drv, "I8", f"delivery of an unseen wait {w.wait_id}")
         return
-    if wr.model:
+    verdict = o.decision.model if o.decision is not None else None
+    if verdict is not None and verdict.model == "builtin":
+        # the default profile's built-in rules answered when the wait started: max_delay
+        # exactly when they judge the delivered transcript unfinished
+        from turnfsm.core.eou import BUILTIN_THRESHOLD, end_of_turn_probability
+        p = end_of_turn_probability(o.new_transcript, verdict.language)
+        if verdict.probability != p or verdict.threshold != BUILTIN_THRESHOLD:
+            _fail(drv, "I8", f"built-in verdict {verdict} for {o.new_transcript!r} (rules: {p})")
+        assert o.decision is not None
+        want = "max_delay" if p < BUILTIN_THRESHOLD else "min_delay"
+        if o.decision.delay_reason != want:
+            _fail(drv, "I8", f"delay {o.decision.delay_reason} for {o.new_transcript!r}, "
+                             f"the rules say {want}")
+        arm, delay = wr.created, o.decision.delay
+        if not wr.exact:
+            if w.anchor is not None and o.t < w.anchor + delay - EPS:
+                _fail(drv, "I8", f"delivered at {o.t}, before anchor {w.anchor} + {delay}")
+            return
+    elif wr.model:
         if wr.answer is None or wr.answered_at is None:
             _fail(drv, "I8", f"delivery of wait {w.wait_id} before its model answer")
             return
@@ -1104,6 +1130,15 @@ def check_i22_no_release_pending(drv: Driver, step: Step) -> None:
         return
     if probe_window(eng) is not None:
         _fail(drv, "I22", f"an ignore window {probe_window(eng)} survives the step")
+    if drv.profile == "default":
+        # the default gate holds while the agent speaks with a VAD attached (or judges, the
+        # agent silent, an utterance begun over it); it passes through after an interruption
+        gate, vad = step.after["gate"], step.after["vad_input"] == "attached"
+        agent = step.after["agent_speech"] == "speaking"
+        if (gate == "holding" and not (agent and vad)) or (gate == "judging" and (agent or not vad)):
+            _fail(drv, "I22", f"gate {gate} with agent {step.after['agent_speech']} and the "
+                              f"VAD {step.after['vad_input']}")
+        return
     effective = step.after["detector"] != "detached" and step.after["vad_input"] == "attached"
     want = step.after["agent_speech"] == "speaking" and effective
     if (step.after["gate"] == "holding") != want:

@@ -109,10 +109,11 @@ def backchannel() -> Script:
 # -- the engine's own replay of the same events ----------------------------------------------
 
 
-def engine_replay(options: EngineOptions, script: Script, until: float) -> list[out.Output]:
+def engine_replay(options: EngineOptions, script: Script, until: float,
+                  profile: str = "default") -> list[out.Output]:
     """A bare Engine fed the events the adapter documents for each frame, at the frame's
     time; the rule-based model answers at once; every end of turn is accepted."""
-    engine, model, outs = Engine(options), RuleBasedModel(), []
+    engine, model, outs = Engine(options, profile=profile), RuleBasedModel(), []
 
     def take(os: list[out.Output]) -> None:
         for o in os:
@@ -382,11 +383,43 @@ def test_backchannel_interrupts_with_pipecat_strategies() -> None:
     forwarded(script, run)
 
 
-def test_backchannel_without_a_detector_interrupts_too() -> None:
-    """Scenario B with turnfsm and no interruption detector: it interrupts, as Pipecat does."""
+def test_backchannel_without_a_detector_neither_interrupts_nor_answers() -> None:
+    """Scenario B with turnfsm's default profile and no interruption detector: "uh huh" is
+    a backchannel (two words over the bot): no interruption, no turn, a drop record."""
     script = backchannel()
     run = drive(script, until=7.0, strategies=with_turnfsm(MODEL))
     same_turn_ends(run, engine_replay(MODEL, script, until=7.0))
+    assert run.started == [] and run.stopped == [] and run.context == []
+    assert not run.frames(InterruptionFrame) and not run.frames(UserStartedSpeakingFrame)
+    [drop] = run.of(out.TranscriptDropped)
+    assert (drop.text, drop.reason) == ("uh huh", "backchannel")
+    assert drop.record is not None and "backchannel_max_words 2" in drop.record.detail
+    forwarded(script, run)
+    pushed_in_order(script, run)
+
+
+def test_longer_speech_over_the_bot_without_a_detector_interrupts_on_its_words() -> None:
+    """Without a detector, the default profile's words are the verdict: speech over the bot
+    that grows past a backchannel interrupts at the interim that shows it."""
+    script = [(0.0, BotStartedSpeakingFrame()),
+              *utterance(2.0, 1.0, "wait, what about Tuesday?", partial="wait, what about"),
+              (2.9, BotStoppedSpeakingFrame())]
+    script.sort(key=lambda x: x[0])
+    run = drive(script, until=6.0, strategies=with_turnfsm(MODEL))
+    [interruption] = run.of(out.Interruption)
+    assert interruption.record is not None and interruption.record.source == "words"
+    assert run.started == [round(interruption.t - run.origin, 6)]
+    assert len(run.frames(InterruptionFrame)) == 1
+    assert [text for _, text in run.stopped] == ["wait, what about Tuesday?"]
+    forwarded(script, run)
+
+
+def test_backchannel_without_a_detector_interrupts_on_the_livekit_profile() -> None:
+    """Scenario B on the livekit profile with no interruption detector: it interrupts, as
+    Pipecat does."""
+    script = backchannel()
+    run = drive(script, until=7.0, strategies=with_turnfsm(MODEL, profile="livekit"))
+    same_turn_ends(run, engine_replay(MODEL, script, until=7.0, profile="livekit"))
     assert run.started == [2.0]
     assert [text for _, text in run.stopped] == ["uh huh"]
     assert len(run.frames(InterruptionFrame)) == 1
@@ -435,7 +468,9 @@ def test_backchannel_judged_by_a_detector_neither_interrupts_nor_answers() -> No
     assert not run.frames(InterruptionFrame) and not run.frames(UserStartedSpeakingFrame)
     assert not run.frames(LLMContextFrame)
     [drop] = run.of(out.TranscriptDropped)
-    assert (drop.text, drop.reason) == ("uh huh", "backchannel_trim")
+    assert (drop.text, drop.reason) == ("uh huh", "backchannel")
+    # judged when its speech ended, by its words: the verdict comes at the overlap's end
+    assert drop.record is not None and "backchannel_max_words" in drop.record.detail
     assert detector.signals == ["agent_speech_started", "overlap_speech_started",
                                 "overlap_speech_ended", "agent_speech_ended"]
     forwarded(script, run)
@@ -483,7 +518,7 @@ def test_backchannel_then_interruption_keeps_only_the_interrupting_words() -> No
     run = drive(script, until=8.0, strategies=with_detector(both))
     assert [round(o.t - run.origin, 6) for o in run.of(out.Interruption)] == [3.4]
     assert [(d.text, d.reason) for d in run.of(out.TranscriptDropped)] == [
-        ("uh huh", "backchannel_trim")]
+        ("uh huh", "backchannel")]
     [eot] = run.eot()
     assert eot.new_transcript == "wait, what about Tuesday?"
     assert [text for _, text in run.stopped] == ["wait, what about Tuesday?"]
@@ -611,7 +646,7 @@ def test_example_app_runs_offline() -> None:
     r = subprocess.run([sys.executable, str(example), "--virtual"], capture_output=True,
                        text=True, check=True, timeout=120)
     assert "END OF TURN 'I want to book a table for four people tonight.'" in r.stdout
-    assert "dropped 'uh huh' (backchannel_trim)" in r.stdout
+    assert "dropped 'uh huh' (backchannel)" in r.stdout
     assert "bot stops speaking (interrupted)" in r.stdout
     assert r.stdout.count("END OF TURN") == r.stdout.count("why: ") == 3
     assert "3 turns:" in r.stdout and "Traceback" not in r.stderr

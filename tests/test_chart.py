@@ -144,16 +144,34 @@ def test_root_states_yaml_is_the_chart_the_code_runs() -> None:
 
 
 def test_engine_names_are_declared_by_the_chart() -> None:
-    """Every region/state the engine's code names is in REQUIRED_STATES (so charts are checked)."""
+    """Every region/state the engine's code names is in REQUIRED_STATES, or is what a rule
+    that reads a region only some charts have declares it needs (so charts are checked)."""
     import re
 
-    from turnfsm.core.registry import REQUIRED_STATES
+    from turnfsm.core.registry import REQUIRED_STATES, RULES
 
     src = "".join(p.read_text() for p in (ROOT / "src" / "turnfsm" / "core").rglob("*.py"))
     used = set(re.findall(r'(?:in_state|index)\("([a-z_]+)", "([a-z_]+)"\)', src))
     assert used, "the pattern no longer finds the engine's state references"
+    optional: dict[str, set[str]] = {}
+    for region, states in RULES.needs.values():
+        optional.setdefault(region, set()).update(states)
     for region, state in used:
-        assert state in REQUIRED_STATES.get(region, ()), (region, state)
+        assert state in REQUIRED_STATES.get(region, ()) or state in optional.get(region, ()), \
+            (region, state)
+
+
+def test_a_chart_naming_a_rule_without_the_region_it_reads_is_refused(tmp_path: Path) -> None:
+    """`holds_for_final` reads the default profile's final_wait region: a chart that names it
+    without declaring that region is refused, naming the rule and the region."""
+    text = (ROOT / "states.yaml").read_text().replace(
+        "guard: [may_decide, model_applies], actions: [start_wait]}",
+        "guard: [may_decide, model_applies, not holds_for_final], actions: [start_wait]}")
+    p = tmp_path / "mine.yaml"
+    p.write_text(text)
+    with pytest.raises(ChartError) as info:
+        read_chart(p)
+    assert any("'holds_for_final' reads region 'final_wait'" in x for x in info.value.problems)
 
 
 def test_user_chart_missing_a_required_state_is_refused(tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ class TurnMachine(RuleBasedStateMachine):
     options_strategy: Any = engine_options()
     host_strategy: Any = HOST_SCRIPT
     engine_factory: Any = Engine
+    profile = "livekit"
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,7 +80,8 @@ class TurnMachine(RuleBasedStateMachine):
         """Create the engine with random options and a random host."""
         opts = data.draw(self.options_strategy, label="options")
         host = data.draw(self.host_strategy, label="host")
-        self.drv = Driver(opts, host, engine_factory=type(self).engine_factory)
+        self.drv = Driver(opts, host, engine_factory=type(self).engine_factory,
+                          profile=self.profile)
 
     def feed(self, make: Any, dt: float) -> None:
         d = self.d
@@ -299,7 +301,19 @@ class HoldingTurnMachine(TurnMachine):
     options_strategy = engine_options(detection=True)
 
 
-MACHINES = (TurnMachine, HoldingTurnMachine)
+class DefaultTurnMachine(TurnMachine):
+    """The default profile's chart (final wait, built-in model, backchannels, one onset)."""
+
+    profile = "default"
+
+
+class DefaultHoldingTurnMachine(HoldingTurnMachine):
+    """The default profile with adaptive detection on."""
+
+    profile = "default"
+
+
+MACHINES = (TurnMachine, HoldingTurnMachine, DefaultTurnMachine, DefaultHoldingTurnMachine)
 
 
 def _run_machine(i: int, examples: int) -> int:

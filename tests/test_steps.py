@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from turnfsm.core.profiles import get_profile
 from turnfsm import EndpointingOptions, Engine, EngineOptions, Scheduler, StepRecord
 from turnfsm import events as ev
 from turnfsm import outputs as out
@@ -263,11 +264,12 @@ def test_scheduler_orders_engine_and_host_timers_by_creation_at_equal_deadlines(
 
 def test_transitions_backend_releases_its_models() -> None:
     """Engines on the transitions backend detach their models when they are collected."""
-    machines = region_machines(default_chart())
+    chart = get_profile().chart  # the default profile's
+    machines = region_machines(chart)
     gc.collect()
     base = machines.model_count()
     engines: list[Any] = [Engine(backend="transitions") for _ in range(50)]
-    assert machines.model_count() == base + 50 * len(default_chart().regions)
+    assert machines.model_count() == base + 50 * len(chart.regions)
     for en in engines:
         _turn(en)
     del engines, en

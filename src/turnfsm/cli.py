@@ -51,6 +51,14 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"turnfsm replay: {e}", file=sys.stderr)
             return 2
     opts: dict[str, Any] = {"diagnostics": args.diagnostics, "chart": chart}
+    if args.profile is not None:
+        from .core.profiles import get_profile
+        try:
+            get_profile(args.profile)  # checked here; each replay resolves the name
+            opts["profile"] = args.profile
+        except TurnFsmError as e:
+            print(f"turnfsm replay: {e}", file=sys.stderr)
+            return 2
     if args.runtime == "asyncio":
         if args.backend != "table" or args.timeline:
             print("turnfsm replay: --runtime asyncio replays through a Session with the "
@@ -150,7 +158,16 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
                     help="VAD silence that ends speech (seconds)")
     lp.add_argument("--realtime", action="store_true",
                     help="pace the session by the wall clock instead of virtual time")
-    lp.add_argument("--chart", help="run this state chart instead of the built-in one")
+    lp.add_argument("--profile", default="default",
+                    help="the behaviour profile: default (the default), livekit, or a profile "
+                         "file; the trace written by --out-trace names it")
+    lp.add_argument("--transcript-timeout", type=float, default=None,
+                    help="default profile: how long after an end of speech its final "
+                         "transcript is awaited (seconds; default 1.5)")
+    lp.add_argument("--backchannel-max-words", type=int, default=None,
+                    help="default profile: utterances over agent speech of at most this many "
+                         "words are backchannels (default 2)")
+    lp.add_argument("--chart", help="run this state chart instead of the profile's")
     lp.add_argument("-q", "--quiet", action="store_true", help="no timeline")
 
 
@@ -267,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="replay the built-in example session (printed as a timeline)")
     rp.add_argument("--diagnostics", action="store_true",
                     help="also write transcript_dropped lines (why a transcript was discarded)")
-    rp.add_argument("--chart", help="run this state chart instead of the built-in one")
+    rp.add_argument("--chart", help="run this state chart instead of the profile's")
+    rp.add_argument("--profile", help="the behaviour profile (default, livekit, or a profile "
+                    "file) instead of the one the trace's header names (none named: livekit)")
     rp.add_argument("--backend", choices=("table", "transitions"), default="table",
                     help="dispatch through the compiled table (default) or transitions' machines")
     rp.add_argument("--jobs", "-j", type=int, default=None,
@@ -290,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--reference", metavar="PYTHON",
                     help="also score the reference recogniser (a Python with livekit-agents "
                          "1.5.12 installed) on the same traces")
+    sp.add_argument("--profile", action="append", default=None,
+                    help="score this behaviour profile (repeat for several; default: default)")
     sp.add_argument("--json", action="store_true", help="print the figures as JSON")
     sp.add_argument("--details", action="store_true", help="name each cut-in, orphan, ...")
     sp.set_defaults(func=_score)

@@ -7,6 +7,7 @@ backchannel cooldown is 1.0 s, not 3.5 s (D8).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
 import attrs
@@ -102,6 +103,18 @@ class UserTurnLimit:
         return cls(max_words=m.get("max_words"), max_duration=m.get("max_duration"))
 
 
+def _timeout(v: Any) -> float:
+    if not _finite(v) or v <= 0:
+        raise ConfigError(f"transcript_timeout must be a positive number of seconds, not {v!r}")
+    return float(v)
+
+
+def _max_words_bc(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ConfigError(f"backchannel_max_words must be a whole number >= 0, not {v!r}")
+    return v
+
+
 def turn_detection(v: Any) -> TurnDetection | None:
     """``v`` checked as a turn-detection mode (None = automatic, as ``vad``)."""
     if v not in TURN_DETECTION:
@@ -125,3 +138,39 @@ class EngineOptions:
     # report each VAD window forwarded (``VadInference``); off, a window returns no output
     # (most inputs are windows: a host that does not forward them saves an object each)
     vad_window_outputs: bool = True
+    # default profile: how long after a VAD end of speech the final transcript of that
+    # speech is awaited before the turn may end without it (the STT's latency, seconds)
+    transcript_timeout: float = attrs.field(default=1.5, converter=_timeout)
+    # default profile: an utterance over agent speech of at most this many words (or a
+    # phrase of the backchannel list) is a backchannel (0: only the list)
+    backchannel_max_words: int = attrs.field(default=2, converter=_max_words_bc)
+
+
+def options_with(base: EngineOptions, changes: Mapping[str, Any], where: str = "options"
+                 ) -> EngineOptions:
+    """``base`` with ``changes`` applied: a mapping of :class:`EngineOptions` fields, where
+    ``endpointing`` and ``user_turn_limit`` are partial mappings merged into the base's
+    (ConfigError naming ``where`` and the field when one is unknown or bad)."""
+    if not isinstance(changes, Mapping):
+        raise ConfigError(f"{where}: must be a mapping of option names, not {changes!r}")
+    names = {a.name for a in attrs.fields(EngineOptions)}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {unknown} (expected some of "
+                          f"{sorted(names)})")
+    kw = dict(changes)
+    try:
+        if "endpointing" in kw:
+            ep = kw["endpointing"]
+            kw["endpointing"] = ep if isinstance(ep, EndpointingOptions) else \
+                base.endpointing.merged(dict(ep or {}))
+        if "user_turn_limit" in kw:
+            lim = kw["user_turn_limit"]
+            kw["user_turn_limit"] = lim if isinstance(lim, UserTurnLimit) else \
+                UserTurnLimit.from_mapping({**attrs.asdict(base.user_turn_limit),
+                                            **dict(lim or {})})
+        return attrs.evolve(base, **kw)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None

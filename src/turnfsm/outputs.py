@@ -13,11 +13,12 @@ import attrs
 TranscriptType = Literal["interim", "preflight", "final"]
 CommitStatus = Literal["ok", "cancelled"]
 DropReason = Literal["clear_user_turn", "backchannel_trim", "stream_reset", "closed",
-                     "duplicate"]
+                     "duplicate", "backchannel"]
 InputDropReason = Literal["vad_inactive", "stt_inactive", "detector_inactive"]
 Signal = Literal["agent_speech_started", "agent_speech_ended", "overlap_speech_started",
                  "overlap_speech_ended"]
-TriggerKind = Literal["vad_end_of_speech", "final_transcript", "stt_end_of_speech", "commit"]
+TriggerKind = Literal["vad_end_of_speech", "final_transcript", "stt_end_of_speech", "commit",
+                      "final_overdue"]
 DelayReason = Literal["min_delay", "max_delay"]
 
 
@@ -34,6 +35,7 @@ class ModelVerdict:
     threshold: float | None
     failed: bool
     latency: float  # seconds from the request to the answer (session time)
+    model: Literal["host", "builtin"] = "host"  # the host's model, or the built-in rules
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
@@ -106,6 +108,10 @@ class InterruptionRecord:
     num_requests: int
     agent_started_at: float | None
     in_backchannel_boundary: bool  # the agent started speaking less than the boundary ago
+    # the detector's verdict, or (default profile, no detector) the utterance's words: more
+    # than a backchannel while the agent spoke
+    source: Literal["detector", "words"] = "detector"
+    words: int | None = None  # how many words the utterance had (source "words")
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)

@@ -38,7 +38,7 @@ import logging
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from livekit import rtc
@@ -54,6 +54,7 @@ from livekit.agents.voice.events import (
 
 from .. import events as ev
 from .. import outputs as out
+from ..core.profiles import Profile, get_profile
 from ..options import EngineOptions
 from ..runtime import RuleBasedModel, Session, SessionClosed, TurnContext
 from ..runtime.protocols import EouModel
@@ -152,8 +153,10 @@ class TurnfsmTurnTaking:
     before ``session.start()``, and give the session an agent whose STT node runs through it
     (:class:`TurnfsmAgent`).
 
-    ``options`` are turnfsm's (default: the end-of-turn model decides, barge-in detection
-    on); ``hooks`` is an object with any of turnfsm's hook methods (``on_end_of_turn``
+    ``profile`` is turnfsm's behaviour profile (default ``default``; ``livekit`` for the
+    recogniser LiveKit ships, minus its defects); ``options`` are turnfsm's, over the
+    profile's (an :class:`EngineOptions`, or a mapping of changes; default: the end-of-turn
+    model decides, barge-in detection on); ``hooks`` is an object with any of turnfsm's hook methods (``on_end_of_turn``
     returning False keeps the turn open; ``on_preemptive_generation``; ``on_output``; ...);
     ``model`` an end-of-turn model (default :class:`~turnfsm.runtime.RuleBasedModel`);
     ``vad`` the VAD whose stream turnfsm runs on the STT's audio (default ``session.vad``);
@@ -168,13 +171,17 @@ class TurnfsmTurnTaking:
     in :attr:`commits`; :attr:`fsm` is the turnfsm session (its ``spans``, its ``engine``).
     """
 
-    def __init__(self, session: AgentSession[Any], options: EngineOptions | None = None, *,
+    def __init__(self, session: AgentSession[Any],
+                 options: EngineOptions | Mapping[str, Any] | None = None, *,
+                 profile: str | Profile | None = None,
                  hooks: object | None = None, model: EouModel | None = None,
                  vad: lk_vad.VAD | None = None, barge_in: float | None = 0.5,
                  ack_timeout: float = 1.0, **session_kwargs: Any) -> None:
-        if options is None:
-            options = EngineOptions(turn_detection="model",
-                                    interruption_detection=barge_in is not None)
+        self.profile = get_profile(profile)
+        if options is None or isinstance(options, Mapping):
+            options = self.profile.options({
+                "turn_detection": "model", "interruption_detection": barge_in is not None,
+                **(options or {})})
         if options.turn_detection == "manual":
             raise ValueError("turnfsm decides the turns here: use a turnfsm mode other than "
                              "'manual' (commit_user_turn() still works for push-to-talk)")
@@ -188,7 +195,7 @@ class TurnfsmTurnTaking:
             detector = self.detector = BargeInDetector(barge_in)
         self._stt_input: utils.aio.Chan[rtc.AudioFrame] | None = None  # the STT's audio
         self._sample_rate: int | None = None
-        self.fsm = Session(options, hooks=_Hooks(self, hooks),
+        self.fsm = Session(options, profile=self.profile, hooks=_Hooks(self, hooks),
                            model=model if model is not None else RuleBasedModel(),
                            detector=detector, stt=self, **session_kwargs)
         if self.detector is not None:

@@ -66,7 +66,7 @@ import contextlib
 import inspect
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +98,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from .. import events as ev
 from .. import outputs as out
 from ..errors import EngineFailed
+from ..core.profiles import Profile, get_profile
 from ..options import EngineOptions
 from ..runtime import EouModel, Session, SessionClosed
 
@@ -131,10 +132,12 @@ def _language(frame: TranscriptionFrame | InterimTranscriptionFrame) -> str:
 class _Bridge:
     """The session, the two strategies, and the ordered queue of Pipecat reactions."""
 
-    def __init__(self, options: EngineOptions | None, hooks: object | None,
+    def __init__(self, options: EngineOptions | Mapping[str, Any] | None, hooks: object | None,
                  model: EouModel | None, session_kwargs: dict[str, Any] | None,
-                 preemptive_generation: bool) -> None:
-        self.options = options or EngineOptions()
+                 preemptive_generation: bool, profile: str | Profile | None = None) -> None:
+        self.profile = get_profile(profile)
+        self.options = options if isinstance(options, EngineOptions) else \
+            self.profile.options(options)
         self.user_hooks = hooks
         self.model = model
         self.session_kwargs = dict(session_kwargs or {})
@@ -176,8 +179,8 @@ class _Bridge:
         self._refs += 1
         if self.session is None or self.session.closed:
             self._closing = False
-            self.session = Session(self.options, hooks=self, model=self.model,
-                                   **self.session_kwargs)
+            self.session = Session(self.options, profile=self.profile, hooks=self,
+                                   model=self.model, **self.session_kwargs)
 
     def cleanup(self) -> None:
         self._refs -= 1
@@ -270,12 +273,16 @@ class _Bridge:
             self._interrupted_from = None
             s.agent_speech_started()
         elif isinstance(frame, BotStoppedSpeakingFrame):
-            if self._deferred:  # the overlap was never called an interruption
-                self._deferred = False
+            if self._deferred and not self._judges_after_agent(s):
+                self._deferred = False  # the overlap was never called an interruption
                 if s.engine.in_state("user_speech", "speaking"):
                     self._enqueue(self._start_turn)  # the user goes on: now it is a turn
             until, self._interrupted_from = self._interrupted_from, None
             s.agent_speech_ended(ignore_user_transcript_until=until)
+            if self._deferred and not s.engine.in_state("gate", "judging"):
+                self._deferred = False  # judged as the agent stopped (see on_output)
+                if s.engine.in_state("user_speech", "speaking"):
+                    self._enqueue(self._start_turn)
 
     def _speech_window(self, s: Session, ref: Any) -> None:
         now = s.now()
@@ -288,12 +295,19 @@ class _Bridge:
 
     def on_output(self, o: out.Output) -> None:
         self._forward("on_output", o)
+        s = self.session
+        if self._deferred and isinstance(o, out.Transcript) and s is not None and \
+                s.engine.in_state("gate", "passthrough") and \
+                not s.engine.in_state("agent_speech", "speaking"):
+            # the utterance judged after the agent stopped was more than a backchannel
+            self._deferred = False
+            self._enqueue(self._start_turn)
 
     def on_start_of_speech(self, o: out.StartOfSpeech) -> None:
         self._forward("on_start_of_speech", o)
         s = self.session
-        if s is not None and self._judged_by_detector(s):
-            self._deferred = True  # a backchannel or an interruption: the detector says
+        if s is not None and self._judged(s):
+            self._deferred = True  # a backchannel or an interruption: turnfsm says
             return
         self._enqueue(self._start_turn)
 
@@ -315,6 +329,8 @@ class _Bridge:
 
     def on_transcript_dropped(self, o: out.TranscriptDropped) -> None:
         self._forward("on_transcript_dropped", o)
+        if o.reason == "backchannel":
+            self._deferred = False  # it was no turn: nothing starts
         for i, (ref, _frame) in enumerate(self.aggregated):
             if ref == o.ref:
                 del self.aggregated[i]
@@ -341,11 +357,18 @@ class _Bridge:
             return getattr(self.user_hooks, name)
         raise AttributeError(name)
 
-    def _judged_by_detector(self, s: Session) -> bool:
-        """User speech over the agent that an attached detector will judge."""
+    def _judged(self, s: Session) -> bool:
+        """User speech over the agent that turnfsm will judge (an interruption or a
+        backchannel): its gate holds STT events while the agent speaks (the livekit profile
+        with a detector attached; the default profile with a VAD)."""
         e = s.engine
-        return (e.in_state("agent_speech", "speaking") and e.in_state("detector", "attached")
-                and e.in_state("vad_input", "attached"))
+        return e.in_state("agent_speech", "speaking") and e.in_state("gate", "holding")
+
+    @staticmethod
+    def _judges_after_agent(s: Session) -> bool:
+        """The profile goes on judging an utterance the agent's end interrupts (the default
+        profile's gate has a ``judging`` state)."""
+        return any(r.name == "gate" and "judging" in r.states for r in s.engine.chart.regions)
 
     def _forward(self, name: str, o: Any) -> None:
         fn = getattr(self.user_hooks, name, None)
@@ -606,7 +629,11 @@ class TurnfsmUserTurnStopStrategy(BaseUserTurnStopStrategy):  # type: ignore[no-
 class TurnfsmUserTurnStrategies(UserTurnStrategies):
     """Pipecat ``UserTurnStrategies`` whose turn starts and ends turnfsm decides.
 
-    ``options``, ``model`` and ``session_kwargs`` (any other :class:`Session` argument:
+    ``profile`` is turnfsm's behaviour profile (default ``default``: backchannels neither
+    start a turn nor interrupt the bot, with or without a detector; ``livekit`` for LiveKit's
+    recogniser minus its defects); ``options`` (an :class:`EngineOptions`, or a mapping of
+    changes over the profile's), ``model`` and ``session_kwargs`` (any other
+    :class:`Session` argument:
     ``detector``, ``model_timeout``, ``conversation_id``, ``tracer_provider``, ...) make the
     session, created when the pipeline starts (:attr:`session`). ``hooks`` receives every
     output as a Session's hooks do. ``preemptive_generation`` turns turnfsm's
@@ -614,11 +641,13 @@ class TurnfsmUserTurnStrategies(UserTurnStrategies):
     is Pipecat's (a turn start interrupts the bot).
     """
 
-    def __init__(self, options: EngineOptions | None = None, *, hooks: object | None = None,
+    def __init__(self, options: EngineOptions | Mapping[str, Any] | None = None, *,
+                 profile: str | Profile | None = None, hooks: object | None = None,
                  model: EouModel | None = None, session_kwargs: dict[str, Any] | None = None,
                  preemptive_generation: bool = False, enable_interruptions: bool = True
                  ) -> None:
-        self._bridge = _Bridge(options, hooks, model, session_kwargs, preemptive_generation)
+        self._bridge = _Bridge(options, hooks, model, session_kwargs, preemptive_generation,
+                               profile)
         super().__init__(
             start=[TurnfsmUserTurnStartStrategy(self._bridge,
                                                 enable_interruptions=enable_interruptions)],

@@ -10,7 +10,8 @@ from typing import Any
 import attrs
 
 from ..errors import TurnFsmError
-from ..options import EndpointingOptions, EngineOptions
+from ..core.profiles import get_profile
+from ..options import EndpointingOptions
 from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps
 from .listen import ListenOptions, Progress, build_trace, trace_lines
 from .transcripts import read_words
@@ -39,17 +40,23 @@ def _listen(args: argparse.Namespace) -> int:
     detection = (audio.channels > 1 if args.interruption_detection == "auto"
                  else args.interruption_detection == "on")
     transcripts = bool(args.words) or args.asr != "none"
-    engine = EngineOptions(
-        turn_detection=args.turn_detection,
-        stt=transcripts,  # without transcripts the VAD alone ends turns (empty transcripts)
-        endpointing=EndpointingOptions(mode=args.endpointing, min_delay=args.min_delay,
-                                       max_delay=args.max_delay),
-        interruption_detection=detection)
+    profile = get_profile(args.profile)
+    changes: dict[str, Any] = {
+        "turn_detection": args.turn_detection,
+        "stt": transcripts,  # without transcripts the VAD alone ends turns (empty transcripts)
+        "endpointing": EndpointingOptions(mode=args.endpointing, min_delay=args.min_delay,
+                                          max_delay=args.max_delay),
+        "interruption_detection": detection}
+    if args.transcript_timeout is not None:
+        changes["transcript_timeout"] = args.transcript_timeout
+    if args.backchannel_max_words is not None:
+        changes["backchannel_max_words"] = args.backchannel_max_words
+    engine = profile.options(changes)
     vad = VadOptions(activation_threshold=args.vad_threshold,
                      deactivation_threshold=max(0.01, args.vad_threshold - 0.15),
                      min_silence_duration=args.min_silence)
     opts = ListenOptions(engine=engine, vad=vad, asr=args.asr, asr_latency=latency,
-                         interims=not args.no_interims)
+                         interims=not args.no_interims, profile=profile.name)
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None
     bar = Progress(audio.duration > 5.0)
@@ -58,7 +65,7 @@ def _listen(args: argparse.Namespace) -> int:
     timeline = TimelineObserver(trace)
     records: list[Any] = []
     replay = RuntimeReplay(trace, diagnostics=args.diagnostics, chart=chart,
-                           observers=(timeline, records.append))
+                           observers=(timeline, records.append), profile=profile)
     if args.turn_detection == "model":
         rule = RuleBasedModel()
         replay.model_fn = rule.probability
@@ -99,7 +106,7 @@ def _realtime(replay: Any) -> list[dict[str, Any]]:
         from ..replay import engine_options
         from ..runtime.replay import _Hooks, _ScriptedModel
         session = replay.session = Session(
-            engine_options(replay.cfg), chart=replay.chart, hooks=_Hooks(replay),
+            engine_options(replay.cfg), profile=replay.profile, chart=replay.chart, hooks=_Hooks(replay),
             model=_ScriptedModel(replay, replay.model), model_timeout=1e9,
             observers=replay.observers)
         replay.engine = session.engine

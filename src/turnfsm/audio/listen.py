@@ -40,6 +40,7 @@ class ListenOptions:
     """What ``listen`` runs: engine options, the VAD, transcripts and the overlap rule."""
 
     engine: EngineOptions = attrs.field(factory=EngineOptions)
+    profile: str = "default"  # the behaviour profile the trace names (its header's ``profile``)
     vad: VadOptions = attrs.field(factory=VadOptions)
     asr: str = "none"  # none | whisper
     asr_latency: float | str = 0.3  # seconds, or "measured"
@@ -52,7 +53,7 @@ def _header(path: str, o: ListenOptions) -> dict[str, Any]:
     e = o.engine
     ep = e.endpointing
     h: dict[str, Any] = {
-        "kind": "config", "comment": f"turnfsm listen {path}",
+        "kind": "config", "comment": f"turnfsm listen {path}", "profile": o.profile,
         "turn_detection": e.turn_detection, "vad": e.vad, "stt": e.stt,
         "interruption_detection": e.interruption_detection,
         "endpointing": {"mode": ep.mode, "min_delay": ep.min_delay, "max_delay": ep.max_delay,
@@ -64,6 +65,9 @@ def _header(path: str, o: ListenOptions) -> dict[str, Any]:
     }
     if o.model is not None:
         h["turn_detector"] = o.model
+    if o.profile != "livekit":
+        h["transcript_timeout"] = e.transcript_timeout
+        h["backchannel_max_words"] = e.backchannel_max_words
     return h
 
 
@@ -138,13 +142,17 @@ def build_trace(audio: Audio, options: ListenOptions | None = None, *,
     return Trace(audio.path, cfg, inputs)
 
 
-def trace_lines(trace: Trace) -> str:
-    """The trace as JSON Lines (header first), ready for ``turnfsm replay``."""
+def trace_lines(trace: Trace, *, reference: bool = False) -> str:
+    """The trace as JSON Lines (header first), ready for ``turnfsm replay`` (``reference``:
+    without the header fields only turnfsm reads, for the reference's replayer)."""
     import json
+
+    from ..replay.trace import TURNFSM_FIELDS
 
     def dump(obj: dict[str, Any]) -> str:
         return json.dumps(obj, separators=(",", ":")) + "\n"
-    head = dump({"kind": "config", **trace.config})
+    config = {k: v for k, v in trace.config.items() if not (reference and k in TURNFSM_FIELDS)}
+    head = dump({"kind": "config", **config})
     return head + "".join(dump({"t": i.t, "kind": i.kind, **i.fields}) for i in trace.inputs)
 
 

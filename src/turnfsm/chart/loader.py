@@ -102,17 +102,9 @@ def _names(value: Any) -> list[str] | None:
     return None
 
 
-def load_chart(text: str, source: str = "states.yaml", *,
-               registry: Vocabulary | None = None) -> Chart:
-    """Parse and validate chart ``text``; raise :class:`ChartError` listing every problem.
-
-    Without a ``registry`` only the chart's own consistency is checked.
-    """
-    problems: list[str] = []
-
-    def bad(line: int, msg: str) -> None:
-        problems.append(f"{source}:{line}: {msg}")
-
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML text as plain data whose mappings and lists know their line (ChartError when
+    malformed)."""
     try:
         doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -123,6 +115,25 @@ def load_chart(text: str, source: str = "states.yaml", *,
         if ctx and cmark is not None and cmark is not mark:
             problem += f" ({ctx} at line {cmark.line + 1})"
         raise ChartError([f"{source}:{line}: malformed YAML: {problem}"], source) from None
+    return doc
+
+
+def load_chart(text: str, source: str = "states.yaml", *,
+               registry: Vocabulary | None = None) -> Chart:
+    """Parse and validate chart ``text``; raise :class:`ChartError` listing every problem.
+
+    Without a ``registry`` only the chart's own consistency is checked.
+    """
+    return build_chart(parse_yaml(text, source), source, registry=registry)
+
+
+def build_chart(doc: Any, source: str, *, registry: Vocabulary | None = None) -> Chart:
+    """Validate a parsed chart document (see :func:`parse_yaml`) into a :class:`Chart`."""
+    problems: list[str] = []
+
+    def bad(line: int, msg: str) -> None:
+        problems.append(f"{source}:{line}: {msg}")
+
     if not isinstance(doc, dict):
         raise ChartError([f"{source}:1: the chart must be a mapping with 'events' and 'regions'"],
                          source)

@@ -72,6 +72,12 @@ class Context:
         self.verdict_interruption = False
         self.detector_told_agent = False  # the detector stream heard agent_speech_started
         self.boundary_epoch = 0
+        # the latest VAD segment (default profile: final wait and backchannels)
+        self.segment_onset: float | None = None
+        self.segment_over_agent = False  # it started while the agent spoke
+        self.segment_verdict: bool | None = None  # the detector's verdict on its overlap
+        self.segment_final = False  # a final of it (or after it, untimed) arrived
+        self.final_wait_epoch = 0
         # the pending decision and commit
         self.wait: Wait | None = None
         self.commit: Commit | None = None
@@ -134,6 +140,8 @@ class Context:
         if kind is TimerKind.COMMIT_TIMEOUT:
             return (self.commit is not None and self.commit.cid == timer.key
                     and self.in_state("commit", "awaiting_final"))
+        if kind is TimerKind.FINAL_OVERDUE:
+            return timer.key == self.final_wait_epoch and self.in_state("final_wait", "pending")
         return timer.key == self.boundary_epoch
 
     def next_wait_id(self) -> int:
@@ -204,6 +212,22 @@ class Context:
                               confidence=e.confidence, start_time=e.start_time,
                               end_time=e.end_time, speaking=self.speaking_flag())
 
+    def note_segment(self, onset: float) -> None:
+        """A VAD segment started at ``onset``: nothing of it is transcribed yet."""
+        self.segment_onset = onset
+        self.segment_over_agent = self.agent_speaking
+        self.segment_verdict = None
+        self.segment_final = False
+
+    def note_final(self, e: ev.SttFinal) -> None:
+        """A final arrived: it transcribes the latest segment unless its timestamps say it
+        ended before that segment started (without timestamps, any final counts)."""
+        origin, onset = self.input_started_at, self.segment_onset
+        if origin is not None and e.end_time > 0 and onset is not None:
+            if origin + e.end_time < onset - 0.05:
+                return
+        self.segment_final = True
+
     def accept_final(self, ref: Any, text: str, confidence: float) -> None:
         """Append a final to the turn."""
         turn = self.turn
@@ -241,11 +265,15 @@ class Context:
         self.emit(out.ConversationRequested(t=self.now))
         self.fire("eou_trigger", trigger)
 
-    def preempt(self, transcript: str, confidence: float) -> None:
-        """Offer preemptive generation of a reply to ``transcript``."""
+    def preempt(self, transcript: str, confidence: float, *, turn_onset: bool = False) -> None:
+        """Offer preemptive generation of a reply to ``transcript``; it reports the latest
+        speech onset, or with ``turn_onset`` the turn's (as the end of turn does)."""
+        started = self.speech_start_time
+        if turn_onset and self.turn.user_turn_start is not None:
+            started = self.turn.user_turn_start
         self.emit(out.PreemptiveGeneration(t=self.now, new_transcript=transcript,
                                            transcript_confidence=confidence,
-                                           started_speaking_at=self.speech_start_time))
+                                           started_speaking_at=started))
 
     def drop(self, e: ev.SttEvent, reason: out.DropReason,
              record: out.DropRecord | None = None) -> None:
@@ -293,6 +321,9 @@ DROP_RULES: dict[str, out.DropRecord] = {
                                                    "already promoted to a final"),
     "backchannel_trim": out.DropRecord(rule="R47-E", detail="held speech inside the agent's "
                                                             "ignore window"),
+    "backchannel": out.DropRecord(rule="P3", detail="a backchannel over agent speech (default "
+                                                    "profile): neither a turn nor an "
+                                                    "interruption"),
 }
 
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -58,7 +58,7 @@ from ..chart import Chart
 from ..errors import ChartError, ConfigError, EngineFailed, InputError, TurnFsmError
 from ..options import EngineOptions
 from . import rules as _rules  # noqa: F401  (registers every guard and action)
-from .charts import default_chart
+from .profiles import Profile, get_profile
 from .context import Context
 from .dispatch import DispatchObserver, TableDispatcher, compiled
 from .registry import RULES
@@ -137,11 +137,17 @@ def _chart_problems(chart: Chart) -> list[str]:
 class Engine:
     """One conversation's turn-taking state. Not thread-safe; cheap to create."""
 
-    def __init__(self, options: EngineOptions | None = None, *, chart: Chart | None = None,
+    def __init__(self, options: EngineOptions | Mapping[str, Any] | None = None, *,
+                 profile: str | Profile | None = None, chart: Chart | None = None,
                  backend: Backend = "table") -> None:
-        options = options or EngineOptions()
+        prof = get_profile(profile)
+        if options is None or isinstance(options, Mapping):
+            options = prof.options(options)
+        elif not isinstance(options, EngineOptions):
+            raise ConfigError(f"options must be EngineOptions or a mapping, not {options!r}")
+        self.profile = prof
         if chart is None:
-            chart = default_chart()
+            chart = prof.chart
         else:
             problems = _chart_problems(chart)
             if problems:

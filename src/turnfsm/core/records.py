@@ -82,6 +82,7 @@ class Wait:
     model_language: str | None = None
     verdict: ModelVerdict | None = None
     closed_early: bool = False
+    builtin: bool = False  # the built-in rules answered (default profile, no host model)
 
 
 @attrs.define(slots=True)

@@ -78,23 +78,34 @@ class Registry:
         self.actions: dict[str, ActionSpec] = {}
         self.payloads: dict[str, type] = {c.__name__: c for c in PAYLOADS}
         self.payloads.update(_input_classes())
+        # rules that read a region only some charts have: a chart naming them needs it
+        self.needs: dict[str, tuple[str, frozenset[str]]] = {}
 
-    def guard(self, name: str) -> Callable[[G], G]:
-        """Register a guard under ``name``."""
+    def _needs(self, name: str, region: tuple[str, frozenset[str]] | None) -> None:
+        if region is not None:
+            self.needs[name] = region
+
+    def guard(self, name: str, *, needs: tuple[str, frozenset[str]] | None = None
+              ) -> Callable[[G], G]:
+        """Register a guard under ``name`` (``needs``: a region and the states it reads,
+        which a chart naming the guard must declare)."""
         def deco(fn: G) -> G:
             if name in self.guards:
                 raise ValueError(f"guard {name!r} is registered twice")
             self.guards[name] = fn
+            self._needs(name, needs)
             return fn
         return deco
 
-    def action(self, name: str, *accepts: type) -> Callable[[A], A]:
+    def action(self, name: str, *accepts: type,
+               needs: tuple[str, frozenset[str]] | None = None) -> Callable[[A], A]:
         """Register an action under ``name``; ``accepts`` are the payload classes it reads
-        (none given: it does not read its payload)."""
+        (none given: it does not read its payload); ``needs`` as for :meth:`guard`."""
         def deco(fn: A) -> A:
             if name in self.actions:
                 raise ValueError(f"action {name!r} is registered twice")
             self.actions[name] = ActionSpec(fn, accepts or (object,))
+            self._needs(name, needs)
             return fn
         return deco
 
@@ -130,6 +141,12 @@ class Registry:
                 problems.append(f"{chart.source}:{r.line}: region {name!r} needs a state {st!r}")
         for e in sorted(REQUIRED_EVENTS - set(chart.events)):
             problems.append(f"{chart.source}:1: the engine needs an event {e!r}")
+        for name in sorted((chart.guard_names | chart.action_names) & set(self.needs)):
+            rname, states = self.needs[name]
+            r = regions.get(rname)
+            if r is None or not states <= set(r.states):
+                problems.append(f"{chart.source}:1: {name!r} reads region {rname!r} with "
+                                f"states {sorted(states)}; the chart does not declare them")
         return problems
 
 

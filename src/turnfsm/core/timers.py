@@ -30,6 +30,7 @@ class TimerKind(enum.Enum):
     EOU_DEADLINE = "eou_deadline"  # the endpointing delay of the pending decision elapsed
     COMMIT_TIMEOUT = "commit_timeout"  # no final arrived within a commit's transcript_timeout
     BOUNDARY_EXPIRED = "boundary_expired"  # the start backchannel boundary elapsed
+    FINAL_OVERDUE = "final_overdue"  # default profile: a due final did not arrive in time
 
 
 @attrs.frozen(order=False)

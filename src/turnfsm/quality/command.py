@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..core.profiles import DEFAULT_PROFILE, get_profile
 from ..errors import TurnFsmError
 from ..replay import Trace, read_trace, replay_trace
 from .score import Score, read_truth, score_outputs
@@ -37,7 +38,7 @@ def _session(path: Path, args: argparse.Namespace) -> tuple[Trace, Path]:
     transcripts = words is not None or args.asr != "none"
     opts = ListenOptions(engine=EngineOptions(
         stt=transcripts, interruption_detection=audio.channels > 1 and not args.no_detector),
-        asr=args.asr)
+        asr=args.asr, profile=(getattr(args, "profile", None) or [DEFAULT_PROFILE])[0])
     return build_trace(audio, opts, words=words), truth
 
 
@@ -46,7 +47,7 @@ def _reference(trace: Trace, python: str) -> list[dict[str, Any]]:
     script = Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / \
         "replay_livekit.py"
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-        f.write(trace_lines(trace))
+        f.write(trace_lines(trace, reference=True))
     r = subprocess.run([python, str(script), f.name], capture_output=True, text=True,
                        check=True)
     Path(f.name).unlink()
@@ -65,6 +66,8 @@ def score_command(args: argparse.Namespace) -> int:
     """Run ``score``; return the exit code."""
     rows: dict[str, dict[str, Score]] = {}
     try:
+        profiles = {name: get_profile(name)
+                    for name in (getattr(args, "profile", None) or [DEFAULT_PROFILE])}
         paths: list[Path] = []
         for s in args.sessions:
             p = Path(s)
@@ -72,14 +75,15 @@ def score_command(args: argparse.Namespace) -> int:
         for p in paths:
             trace, truth_path = _session(p, args)
             truth = read_truth(truth_path)
-            row = {"turnfsm": score_outputs(replay_trace(trace), truth)}
+            row = {name: score_outputs(replay_trace(trace, profile=prof), truth)
+                   for name, prof in profiles.items()}
             if args.reference:
                 row["reference"] = score_outputs(_reference(trace, args.reference), truth)
             rows[p.name] = row
     except (TurnFsmError, subprocess.CalledProcessError) as e:
         print(f"turnfsm score: {e}", file=sys.stderr)
         return 2
-    systems = ["turnfsm", *(["reference"] if args.reference else [])]
+    systems = [*profiles, *(["reference"] if args.reference else [])]
     totals = {s: sum((r[s] for r in rows.values()), Score()) for s in systems}
     if args.json:
         doc = {"sessions": {n: {s: r[s].summary() | {"details": list(r[s].details)}

@@ -24,21 +24,32 @@ from ..core.engine import Backend
 from ..errors import ConfigError, InputError, TraceError
 from ..host import Scheduler
 from ..options import EndpointingOptions, EngineOptions, UserTurnLimit
-from .trace import Trace, TraceInput, TraceStream, dumps, output_line, read_trace
+from ..core.profiles import Profile, get_profile
+from .trace import TRACE_PROFILE, Trace, TraceInput, TraceStream, dumps, output_line, read_trace
+
+
+def trace_profile(cfg: dict[str, Any]) -> Profile:
+    """The profile a trace header names (``livekit`` when it names none)."""
+    return get_profile(cfg.get("profile") or TRACE_PROFILE)
 
 
 def engine_options(cfg: dict[str, Any]) -> EngineOptions:
-    """Engine options for a trace header (defaults already filled)."""
+    """Engine options for a trace header (defaults already filled), over its profile's."""
     ep = cfg["endpointing"]
-    return EngineOptions(
-        turn_detection=cfg["turn_detection"],
-        endpointing=EndpointingOptions(mode=ep["mode"], min_delay=ep["min_delay"],
-                                       max_delay=ep["max_delay"], alpha=ep["alpha"]),
-        backchannel_boundary=cfg["backchannel_boundary"],
-        user_turn_limit=UserTurnLimit.from_mapping(cfg["user_turn_limit"]),
-        vad=cfg["vad"], stt=cfg["stt"], interruption_detection=cfg["interruption_detection"],
-        speech_feedback=cfg["glue"]["speech_feedback"],
-    )
+    changes: dict[str, Any] = {
+        "turn_detection": cfg["turn_detection"],
+        "endpointing": EndpointingOptions(mode=ep["mode"], min_delay=ep["min_delay"],
+                                          max_delay=ep["max_delay"], alpha=ep["alpha"]),
+        "backchannel_boundary": cfg["backchannel_boundary"],
+        "user_turn_limit": UserTurnLimit.from_mapping(cfg["user_turn_limit"]),
+        "vad": cfg["vad"], "stt": cfg["stt"],
+        "interruption_detection": cfg["interruption_detection"],
+        "speech_feedback": cfg["glue"]["speech_feedback"],
+    }
+    for k in ("transcript_timeout", "backchannel_max_words"):
+        if k in cfg:
+            changes[k] = cfg[k]
+    return trace_profile(cfg).options(changes)
 
 
 class ScriptedModel:
@@ -74,8 +85,10 @@ class Replay:
     def __init__(self, trace: Trace | TraceStream, *, diagnostics: bool = False,
                  backend: Backend = "table", chart: Chart | None = None,
                  observer: StepObserver | None = None,
-                 sink: IO[str] | _Batched | None = None) -> None:
+                 sink: IO[str] | _Batched | None = None,
+                 profile: str | Profile | None = None) -> None:
         self.trace = trace
+        self.profile = profile  # overrides the header's
         self.sink = sink  # stream each line to it (else keep them in ``lines``)
         self.backend: Backend = backend
         self.chart = chart
@@ -357,11 +370,13 @@ class Replay:
 
     def run(self) -> list[dict[str, Any]]:
         try:
-            opts = engine_options(self.cfg)
+            cfg = self.cfg if self.profile is None else {**self.cfg, "profile": self.profile}
+            opts = engine_options(cfg)
+            prof = trace_profile(cfg)
         except ConfigError as e:
             self.rec(0.0, "error", source="setup", exception=f"ValueError: {e}")
             return self.lines
-        self.engine = Engine(opts, chart=self.chart, backend=self.backend)
+        self.engine = Engine(opts, profile=prof, chart=self.chart, backend=self.backend)
         if self.observer is not None:
             self.engine.add_observer(self.observer)
         scheduler: Scheduler[Callable[[], None]] = Scheduler(self.engine)
@@ -408,20 +423,24 @@ _WINDOW_LINE = '{"t": %r, "kind": "on_vad_inference_done", "input": %d}\n'
 
 
 def replay_trace(trace: Trace, *, diagnostics: bool = False, backend: Backend = "table",
-                 chart: Chart | None = None) -> list[dict[str, Any]]:
-    """Replay a parsed trace; return the output records."""
-    return Replay(trace, diagnostics=diagnostics, backend=backend, chart=chart).run()
+                 chart: Chart | None = None, profile: str | Profile | None = None
+                 ) -> list[dict[str, Any]]:
+    """Replay a parsed trace; return the output records. ``profile`` overrides the one
+    the header names (none named: ``livekit``)."""
+    return Replay(trace, diagnostics=diagnostics, backend=backend, chart=chart,
+                  profile=profile).run()
 
 
 def replay_file(path: str | Path, *, diagnostics: bool = False, backend: Backend = "table",
-                chart: Chart | None = None) -> str:
+                chart: Chart | None = None, profile: str | Profile | None = None) -> str:
     """Replay a trace file; return the output as JSON Lines text."""
     return dumps(replay_trace(read_trace(path), diagnostics=diagnostics, backend=backend,
-                              chart=chart))
+                              chart=chart, profile=profile))
 
 
 def replay_stream(path: str | Path, out: IO[str], *, diagnostics: bool = False,
-                  backend: Backend = "table", chart: Chart | None = None) -> None:
+                  backend: Backend = "table", chart: Chart | None = None,
+                  profile: str | Profile | None = None) -> None:
     """Replay a trace file one line at a time, writing each output line to ``out`` as it is
     made: memory does not grow with the trace's length. The output equals
     :func:`replay_file`'s (a malformed line raises TraceError when it is reached, after the
@@ -430,7 +449,7 @@ def replay_stream(path: str | Path, out: IO[str], *, diagnostics: bool = False,
     try:
         with TraceStream(path) as stream:
             Replay(stream, diagnostics=diagnostics, backend=backend, chart=chart,
-                   sink=batched).run()
+                   sink=batched, profile=profile).run()
     finally:
         batched.flush()
 

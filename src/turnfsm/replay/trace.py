@@ -71,7 +71,12 @@ INTEGER = {"count", "sample_rate", "num_requests"}
 
 CONFIG_FIELDS = {"comment", "turn_detection", "vad", "stt", "interruption_detection",
                  "endpointing", "turn_detector", "backchannel_boundary", "user_turn_limit",
-                 "end_of_turn_returns", "glue", "time_limit"}
+                 "end_of_turn_returns", "glue", "time_limit", *("profile", "transcript_timeout",
+                                                                "backchannel_max_words")}
+#: Header fields only turnfsm reads (the reference's replayer refuses them).
+TURNFSM_FIELDS = ("profile", "transcript_timeout", "backchannel_max_words")
+#: The profile of a trace whose header names none.
+TRACE_PROFILE = "livekit"
 ENDPOINTING_DEFAULTS = {"mode": "fixed", "min_delay": 0.5, "max_delay": 3.0, "alpha": 0.9}
 TURN_DETECTOR_DEFAULTS: dict[str, Any] = {"probability": 1.0, "probabilities": None,
                                           "unlikely_threshold": 0.1, "languages": None,
@@ -176,13 +181,23 @@ def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
     _finite_tree(header, err, "config")
     cfg: dict[str, Any] = {"comment": "", "turn_detection": None, "vad": True, "stt": True,
                            "interruption_detection": False, "backchannel_boundary": [1.0, 3.5],
-                           "end_of_turn_returns": True, "time_limit": 600.0}
+                           "end_of_turn_returns": True, "time_limit": 600.0,
+                           "profile": TRACE_PROFILE}
     cfg.update({k: v for k, v in header.items() if k != "kind"})
     if cfg["turn_detection"] not in TURN_DETECTION_VALUES:
         err(f"must be one of {TURN_DETECTION_VALUES}", "turn_detection")
     for k in ("vad", "stt", "interruption_detection"):
         _check_value(cfg[k], _BOOL, err, k)
     _check_value(cfg["time_limit"], _NUM, err, "time_limit")
+    _check_value(cfg["profile"], _STR, err, "profile")
+    if "transcript_timeout" in header:
+        _check_value(cfg["transcript_timeout"], _NUM, err, "transcript_timeout")
+        if cfg["transcript_timeout"] <= 0:
+            err("must be positive", "transcript_timeout")
+    if "backchannel_max_words" in header:
+        v = cfg["backchannel_max_words"]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            err("must be a whole number >= 0", "backchannel_max_words")
     if cfg["time_limit"] < 0:
         err("must not be negative", "time_limit")
     _check_endpointing(header.get("endpointing") or {}, err, "endpointing")

@@ -17,9 +17,10 @@ from .. import events as ev
 from .. import outputs as out
 from ..chart import Chart
 from ..core import StepObserver
+from ..core.profiles import Profile
 from ..errors import ConfigError, InputError, TraceError
 from ..replay import Replay, Trace, dumps, engine_options, read_trace
-from ..replay.replay import ScriptedModel
+from ..replay.replay import ScriptedModel, trace_profile
 from .protocols import TurnContext
 from .session import Session
 from .virtual import run_virtual
@@ -92,8 +93,9 @@ class RuntimeReplay(Replay):
     """One replay of a trace through a Session on a virtual-clock loop."""
 
     def __init__(self, trace: Trace, *, diagnostics: bool = False,
-                 chart: Chart | None = None, observers: tuple[StepObserver, ...] = ()) -> None:
-        super().__init__(trace, diagnostics=diagnostics, chart=chart)
+                 chart: Chart | None = None, observers: tuple[StepObserver, ...] = (),
+                 profile: str | Profile | None = None) -> None:
+        super().__init__(trace, diagnostics=diagnostics, chart=chart, profile=profile)
         self.session: Session | None = None
         self.observers = observers
         # a live end-of-turn model (transcript, language) -> probability, in place of the
@@ -114,12 +116,14 @@ class RuntimeReplay(Replay):
 
     async def _run(self) -> list[dict[str, Any]]:
         try:
-            opts = engine_options(self.cfg)
+            cfg = self.cfg if self.profile is None else {**self.cfg, "profile": self.profile}
+            opts = engine_options(cfg)
+            prof = trace_profile(cfg)
         except ConfigError as e:
             self.rec(0.0, "error", source="setup", exception=f"ValueError: {e}")
             return self.lines
         session = self.session = Session(
-            opts, chart=self.chart, hooks=_Hooks(self), model=_ScriptedModel(self, self.model),
+            opts, profile=prof, chart=self.chart, hooks=_Hooks(self), model=_ScriptedModel(self, self.model),
             model_timeout=1e9, telemetry=False, observers=self.observers)
         self.engine = session.engine
         try:
@@ -156,13 +160,14 @@ class RuntimeReplay(Replay):
         self.now = max(self.now, deadline)
 
 
-def replay_runtime(trace: Trace, *, diagnostics: bool = False,
-                   chart: Chart | None = None) -> list[dict[str, Any]]:
+def replay_runtime(trace: Trace, *, diagnostics: bool = False, chart: Chart | None = None,
+                   profile: str | Profile | None = None) -> list[dict[str, Any]]:
     """Replay a parsed trace through a Session; return the output records."""
-    return RuntimeReplay(trace, diagnostics=diagnostics, chart=chart).run()
+    return RuntimeReplay(trace, diagnostics=diagnostics, chart=chart, profile=profile).run()
 
 
 def replay_runtime_file(path: str | Path, *, diagnostics: bool = False,
-                        chart: Chart | None = None) -> str:
+                        chart: Chart | None = None, profile: str | Profile | None = None) -> str:
     """Replay a trace file through a Session; return the output as JSON Lines text."""
-    return dumps(replay_runtime(read_trace(path), diagnostics=diagnostics, chart=chart))
+    return dumps(replay_runtime(read_trace(path), diagnostics=diagnostics, chart=chart,
+                                profile=profile))

@@ -33,13 +33,14 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from .. import events as ev
 from .. import outputs as out
 from ..chart import Chart
 from ..core import Engine, StepObserver
+from ..core.profiles import Profile
 from ..errors import ConfigError, EngineFailed, TurnFsmError
 from ..host import Scheduler
 from ..options import EngineOptions
@@ -65,7 +66,8 @@ class CommitCancelled(TurnFsmError):
 class Session(Inputs):
     """One conversation's turn-taking, in asyncio. Create it inside a running loop."""
 
-    def __init__(self, options: EngineOptions | None = None, *, chart: Chart | None = None,
+    def __init__(self, options: EngineOptions | Mapping[str, Any] | None = None, *,
+                 profile: str | Profile | None = None, chart: Chart | None = None,
                  hooks: object | None = None, model: EouModel | None = None,
                  detector: InterruptionDetector | None = None, stt: SttControl | None = None,
                  model_timeout: float = 2.0, session_id: str | None = None,
@@ -73,8 +75,8 @@ class Session(Inputs):
                  telemetry: bool = True, time_origin_ns: int | None = None,
                  observers: Iterable[StepObserver] = ()) -> None:
         self.loop = asyncio.get_running_loop()
-        self.options = options or EngineOptions()
-        self.engine = Engine(self.options, chart=chart)
+        self.engine = Engine(options, profile=profile, chart=chart)
+        self.options = self.engine.options
         self.scheduler: Scheduler[HostItem] = Scheduler(self.engine)
         self.hooks = hooks
         self.model: EouModel = model if model is not None else RuleBasedModel()

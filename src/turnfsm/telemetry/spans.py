@@ -56,6 +56,7 @@ from ..core import StepRecord, TimerKind
 # -- span names (those LiveKit Agents emits, so dashboards built on them keep working) -----
 
 USER_TURN: Final = "user_turn"
+DROPPED: Final = "turnfsm.dropped"  # a user_turn span that was no turn (a backchannel)
 EOU_WAIT: Final = "eou_wait"
 EOU_DETECTION: Final = "eou_detection"
 
@@ -346,6 +347,13 @@ class SpanObserver:
                 self._requested(o)
             elif isinstance(o, out.EndOfTurn):
                 self._delivered_turn(o, r)
+            elif isinstance(o, out.TranscriptDropped) and o.reason == "backchannel" and \
+                    self._state(r, "turn") == "idle":
+                # a dropped backchannel was no turn: its span ends bare, marked, and its
+                # onset never becomes the next turn's
+                if self._turn is not None:
+                    self._turn.set_attribute(DROPPED, "backchannel")
+                self._end_turn(o.t, None)
 
     def _requested(self, o: out.EouModelRequest) -> None:
         self._start_wait(o.request_id, o.t)

@@ -11,9 +11,13 @@ of the event being dispatched.
 * :mod:`.transcripts`: what a final, preflight, interim or STT start/end does;
 * :mod:`.gate`: holding STT events while the agent speaks, trimming and releasing them;
 * :mod:`.turn`: the end-of-turn decision: wait, model, delivery, answers, clear;
-* :mod:`.commit`: commit requests and their results.
+* :mod:`.commit`: commit requests and their results;
+* :mod:`.settle`: the final wait of the ``default`` profile (no orphaned transcripts);
+* :mod:`.backchannel`: backchannels of the ``default`` profile (neither turns nor
+  interruptions).
 """
 
-from . import agent, commit, gate, session, speech, streams, transcripts, turn
+from . import agent, backchannel, commit, gate, session, settle, speech, streams, transcripts, turn
 
-__all__ = ["agent", "commit", "gate", "session", "speech", "streams", "transcripts", "turn"]
+__all__ = ["agent", "backchannel", "commit", "gate", "session", "settle", "speech", "streams",
+           "transcripts", "turn"]

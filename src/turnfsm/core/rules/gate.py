@@ -24,10 +24,13 @@ def manual_gate_drops(cx: Context, e: Any) -> bool:
 @RULES.action("hold_stt", ev.SttEvent)
 def hold_stt(cx: Context, e: ev.SttEvent) -> None:
     """Hold an STT event until the agent stops."""
+    if isinstance(e, ev.SttFinal):
+        cx.note_final(e)
     cx.held.append(e)
 
 
-def _release(cx: Context, events: list[ev.SttEvent]) -> None:
+def release_events(cx: Context, events: list[ev.SttEvent]) -> None:
+    """Process released events in order, as if they arrived now."""
     for e in events:
         PROCESSORS[type(e)](cx, e)
 
@@ -35,14 +38,14 @@ def _release(cx: Context, events: list[ev.SttEvent]) -> None:
 @RULES.action("release_trimmed")
 def release_trimmed(cx: Context, e: Any) -> None:
     """The agent stopped: release what is held, minus the head inside the ignore window."""
-    _release(cx, trim(cx, cx.window))
+    release_events(cx, trim(cx, cx.window))
     cx.window = None
 
 
 @RULES.action("release_all")
 def release_all(cx: Context, e: Any) -> None:
     """Detection stopped being effective: release everything held (D27)."""
-    _release(cx, trim(cx, None))
+    release_events(cx, trim(cx, None))
 
 
 def _drop_held(cx: Context, reason: Any) -> None:

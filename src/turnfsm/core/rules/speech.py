@@ -48,6 +48,7 @@ def report_vad_start(cx: Context, e: ev.VadStartOfSpeech) -> None:
     cx.promoted = None
     _note_new_speech(cx)
     onset = _vad_onset(cx, e)
+    cx.note_segment(onset)
     cx.ensure_span(onset)
     cx.emit(out.StartOfSpeech(t=cx.now, ref=e.ref, speech_start_time=onset))
     _feedback_start(cx, onset, e.speech_duration)

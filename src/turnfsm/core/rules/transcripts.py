@@ -31,6 +31,7 @@ def process_final(cx: Context, e: ev.SttFinal) -> None:
     """Append a final to the turn (a promoted interim's repeat is dropped once, D24)."""
     cx.update_language(e.language, e.text)
     text = e.text
+    cx.note_final(e)
     if not text.strip():  # empty or whitespace: nothing the user said
         cx.fire("final", e)
         return
@@ -121,6 +122,13 @@ def preempt_final(cx: Context, e: FinalSettled) -> None:
         cx.preempt(cx.turn.transcript, cx.turn.mean_confidence())
 
 
+@RULES.action("preempt_final_at_turn_onset", FinalSettled)
+def preempt_final_at_turn_onset(cx: Context, e: FinalSettled) -> None:
+    """As ``preempt_final``, reporting the turn's onset (the end of turn's)."""
+    if e.changed:
+        cx.preempt(cx.turn.transcript, cx.turn.mean_confidence(), turn_onset=True)
+
+
 @RULES.action("decide_after_final", FinalSettled)
 def decide_after_final(cx: Context, e: FinalSettled) -> None:
     """With the user silent, a final asks for a decision (a waiting commit decides itself,
@@ -140,3 +148,10 @@ def preempt_preflight(cx: Context, e: ev.SttPreflight) -> None:
     """Offer preemptive generation of the transcript with the preflight."""
     vals = [*cx.turn.confidences, e.confidence]
     cx.preempt(cx.turn.preflight, sum(vals) / len(vals))
+
+
+@RULES.action("preempt_preflight_at_turn_onset", ev.SttPreflight)
+def preempt_preflight_at_turn_onset(cx: Context, e: ev.SttPreflight) -> None:
+    """As ``preempt_preflight``, reporting the turn's onset (the end of turn's)."""
+    vals = [*cx.turn.confidences, e.confidence]
+    cx.preempt(cx.turn.preflight, sum(vals) / len(vals), turn_onset=True)

@@ -14,6 +14,7 @@ from typing import Any
 from ... import events as ev
 from ... import outputs as out
 from ..context import Context
+from ..eou import BUILTIN_THRESHOLD, end_of_turn_probability
 from ..records import Trigger, Wait
 from ..registry import RULES
 from ..timers import Later, TimerKind
@@ -61,6 +62,13 @@ def model_applies(cx: Context, e: Trigger) -> bool:
     """The end-of-turn model refines the delay (never for a commit, D18)."""
     return (cx.eou_model and bool(cx.turn.transcript) and not cx.in_state("mode", "manual")
             and not e.manual)
+
+
+@RULES.guard("builtin_model_applies")
+def builtin_model_applies(cx: Context, e: Trigger) -> bool:
+    """No model from the host: the built-in rules refine the delay (not for a commit)."""
+    return (not cx.eou_model and bool(cx.turn.transcript)
+            and not cx.in_state("mode", "manual") and not e.manual)
 
 
 @RULES.guard("answer_current")
@@ -117,6 +125,12 @@ def _first_step(cx: Context, wait_id: int) -> None:
     cx.ensure_span()
     if cx.in_state("turn", "predicting"):
         w.model_asked_at, w.model_language = cx.now, cx.last_language
+        if not cx.eou_model:  # the built-in rules answer at once
+            w.builtin = True
+            p = end_of_turn_probability(cx.turn.transcript, cx.last_language)
+            cx.fire("model_answered", ev.EouModelAnswered(
+                t=cx.now, request_id=wait_id, probability=p, threshold=BUILTIN_THRESHOLD))
+            return
         cx.emit(out.EouModelRequest(t=cx.now, request_id=wait_id, language=cx.last_language,
                                     transcript=cx.turn.transcript))
     else:
@@ -158,7 +172,8 @@ def arm_deadline(cx: Context, e: ev.EouModelAnswered) -> None:
     asked = w.model_asked_at if w.model_asked_at is not None else cx.now
     w.verdict = out.ModelVerdict(language=w.model_language, supported=e.supported,
                                  probability=e.probability, threshold=e.threshold,
-                                 failed=e.failed, latency=round(cx.now - asked, 6))
+                                 failed=e.failed, latency=round(cx.now - asked, 6),
+                                 model="builtin" if w.builtin else "host")
     _arm(cx, w, delay, direct=False)
 
 

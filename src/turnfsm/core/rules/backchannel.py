@@ -1,0 +1,195 @@
+"""Backchannels (``default`` profile): "uh huh" over agent speech is neither a turn nor an
+interruption.
+
+The default profile's gate holds user STT events while the agent speaks (with a VAD
+attached) and judges each utterance that began over agent speech when it ends (its VAD end
+of speech, or its final after that). It is a backchannel when the turn holds nothing else
+and either the detector judged that overlap not an interruption, or (no verdict) its held
+finals make a short utterance: at most ``backchannel_max_words`` words, or a phrase of the
+language's backchannel list (:mod:`turnfsm.core.eou`). A backchannel's finals are dropped
+with the reason ``backchannel`` and a record saying which test they met; the turn it opened
+goes back to idle with its onset (``backchannel_dropped``), so the onset never leaks into
+the next turn. Without a detector, an utterance that grows past a backchannel while the
+agent speaks interrupts: its words are the verdict (``Interruption`` with a ``words``
+record), and what is held is released. An utterance still going on when the agent stops is
+held until it ends (state ``judging``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ... import events as ev
+from ... import outputs as out
+from ..context import Context
+from ..eou import is_backchannel_phrase
+from ..registry import RULES
+from ..text import count_words
+from .gate import release_events, trim
+
+
+def _turn_has_words(cx: Context) -> bool:
+    """The turn holds words of its own (a final or a preflight): an utterance joins it."""
+    return bool(cx.turn.transcript or cx.turn.preflight)
+
+
+def _held_text(cx: Context, held: list[ev.SttEvent] | None = None) -> str:
+    return " ".join(h.text.strip() for h in (cx.held if held is None else held)
+                    if isinstance(h, ev.SttFinal) and h.text.strip())
+
+
+def _short(cx: Context, text: str, language: str | None) -> str | None:
+    words = count_words(text)
+    limit = cx.options.backchannel_max_words
+    if words <= limit:
+        return f"{words} word(s) over agent speech (backchannel_max_words {limit})"
+    if is_backchannel_phrase(text, language or cx.last_language):
+        return "a backchannel phrase over agent speech"
+    return None
+
+
+def backchannel_reason(cx: Context, text: str, language: str | None, *,
+                       ended: bool) -> str | None:
+    """Why the utterance ``text`` (its speech ``ended`` or not) is a backchannel, or None."""
+    if not cx.segment_over_agent or _turn_has_words(cx) or not text.strip():
+        return None
+    if cx.segment_verdict is True:
+        return None
+    if cx.segment_verdict is False:
+        return "the interruption detector judged it not an interruption"
+    if not ended:
+        return None
+    return _short(cx, text, language)
+
+
+def _exceeds(cx: Context, e: Any) -> bool:
+    """The held finals with ``e`` are more than a backchannel (speech begun over the agent)."""
+    if not cx.segment_over_agent or cx.segment_verdict is not None:
+        return False
+    text = f"{_held_text(cx)} {e.text if isinstance(e, ev.SttTranscript) else ''}".strip()
+    return bool(text) and _short(cx, text, getattr(e, "language", None)) is None
+
+
+@RULES.guard("backchannel_final")
+def backchannel_final(cx: Context, e: Any) -> bool:
+    """The final, with what is held, is a backchannel whose speech ended (see the module)."""
+    if not isinstance(e, ev.SttFinal):
+        return False
+    text = f"{_held_text(cx)} {e.text}".strip()
+    return backchannel_reason(cx, text, e.language, ended=not cx.user_speaking) is not None
+
+
+@RULES.guard("words_interrupt")
+def words_interrupt(cx: Context, e: Any) -> bool:
+    """No detector judges this overlap, and its words are more than a backchannel."""
+    return not cx.interruption_effective and _exceeds(cx, e)
+
+
+@RULES.guard("words_exceed")
+def words_exceed(cx: Context, e: Any) -> bool:
+    """The utterance being judged is more than a backchannel: it is the user's turn."""
+    return _exceeds(cx, e)
+
+
+@RULES.guard("held_backchannel")
+def held_backchannel(cx: Context, e: Any) -> bool:
+    """The speech just ended, and what is held of it is a backchannel."""
+    return backchannel_reason(cx, _held_text(cx), None, ended=True) is not None
+
+
+@RULES.guard("still_judging")
+def still_judging(cx: Context, e: Any) -> bool:
+    """The agent stopped while an utterance begun over it goes on, and it may still be a
+    backchannel."""
+    if not (cx.user_speaking and cx.segment_over_agent and not _turn_has_words(cx)):
+        return False
+    if cx.segment_verdict is not None:
+        return cx.segment_verdict is False
+    text = _held_text(cx)
+    return not text or _short(cx, text, None) is not None
+
+
+def _drop(cx: Context, finals: list[ev.SttEvent], why: str) -> None:
+    for h in finals:
+        if isinstance(h, ev.SttFinal) and h.text.strip():
+            cx.emit(out.TranscriptDropped(
+                t=cx.now, ref=h.ref, text=h.text, reason="backchannel",
+                record=out.DropRecord(rule="P3", detail=why, ended_at=cx.last_speaking_time)))
+    cx.turn.interim = ""
+    cx.segment_final = True  # its final came: nothing of it is due (final_wait)
+    cx.fire("backchannel_dropped")
+
+
+@RULES.action("drop_backchannel", ev.SttFinal)
+def drop_backchannel(cx: Context, e: ev.SttFinal) -> None:
+    """Drop a backchannel final (and what is held of it) with its record; the turn it
+    opened goes with it."""
+    text = f"{_held_text(cx)} {e.text}".strip()
+    why = backchannel_reason(cx, text, e.language, ended=not cx.user_speaking) or "backchannel"
+    held, cx.held = cx.held, []
+    _drop(cx, [*held, e], why)
+
+
+@RULES.action("drop_held_backchannel")
+def drop_held_backchannel(cx: Context, e: Any) -> None:
+    """The speech ended: drop what is held of it, a backchannel."""
+    why = backchannel_reason(cx, _held_text(cx), None, ended=True) or "backchannel"
+    held, cx.held = cx.held, []
+    _drop(cx, held, why)
+
+
+def _release_or_drop(cx: Context, kept: list[ev.SttEvent], *, ended: bool) -> None:
+    why = backchannel_reason(cx, _held_text(cx, kept), None, ended=ended)
+    if why is not None:
+        _drop(cx, kept, why)
+    else:
+        release_events(cx, kept)
+
+
+@RULES.action("release_dropping_backchannels")
+def release_dropping_backchannels(cx: Context, e: Any) -> None:
+    """The agent stopped: release what is held minus the head inside the ignore window; a
+    backchannel is dropped instead."""
+    kept = trim(cx, cx.window)
+    cx.window = None
+    _release_or_drop(cx, kept, ended=not cx.user_speaking)
+
+
+@RULES.action("trim_held")
+def trim_held(cx: Context, e: Any) -> None:
+    """The agent stopped while the user goes on: trim what is held (the ignore window) and
+    keep holding the rest until the utterance ends."""
+    cx.held = trim(cx, cx.window)
+    cx.window = None
+
+
+@RULES.action("release_at_speech_end")
+def release_at_speech_end(cx: Context, e: Any) -> None:
+    """The utterance being judged ended: a backchannel is dropped, anything else released."""
+    kept, cx.held = cx.held, []
+    _release_or_drop(cx, kept, ended=True)
+
+
+@RULES.action("interrupt_by_words", ev.SttTranscript)
+def interrupt_by_words(cx: Context, e: ev.SttTranscript) -> None:
+    """Without a detector, an utterance over agent speech longer than a backchannel is an
+    interruption: report it (its record names the words)."""
+    onset = cx.segment_onset
+    words = count_words(f"{_held_text(cx)} {e.text}")
+    cx.verdict_interruption = True
+    cx.segment_verdict = True
+    cx.emit(out.Interruption(
+        t=cx.now, ref=e.ref, detected_at=cx.now, overlap_started_at=onset, probability=1.0,
+        record=out.InterruptionRecord(
+            probability=1.0, overlap_started_at=onset, detected_at=cx.now,
+            detection_delay=0.0, total_duration=round(cx.now - onset, 6) if onset else 0.0,
+            num_requests=0, agent_started_at=cx.agent_started_at if cx.agent_speaking else None,
+            in_backchannel_boundary=cx.in_state("boundary", "active"), source="words",
+            words=words)))
+
+
+@RULES.action("forget_backchannel")
+def forget_backchannel(cx: Context, e: Any) -> None:
+    """The turn a backchannel opened was none: its data and onset go."""
+    cx.new_turn(cleared=False)
+    cx.speech_start_time = None
