@@ -371,6 +371,10 @@ class Driver:
         return outs
 
     def _respond(self, outs: list[out.Output]) -> None:
+        # the host stops the agent after it has answered an end of turn of the same step (an
+        # input fed while the answer is awaited would queue in the engine's inbox, which this
+        # shadow does not model)
+        outs = sorted(outs, key=lambda o: isinstance(o, out.Interruption))
         for o in outs:
             if isinstance(o, out.EouModelRequest):
                 ans = self.host.model[self.n_model % len(self.host.model)]
@@ -1135,7 +1139,8 @@ def check_i22_no_release_pending(drv: Driver, step: Step) -> None:
         # agent silent, an utterance begun over it); it passes through after an interruption
         gate, vad = step.after["gate"], step.after["vad_input"] == "attached"
         agent = step.after["agent_speech"] == "speaking"
-        if (gate == "holding" and not (agent and vad)) or (gate == "judging" and (agent or not vad)):
+        if (gate == "holding" and not (agent and vad)) or \
+                (gate == "judging" and (agent or not vad)):
             _fail(drv, "I22", f"gate {gate} with agent {step.after['agent_speech']} and the "
                               f"VAD {step.after['vad_input']}")
         return

@@ -71,6 +71,8 @@ def _problems(chart: Chart, root: Path) -> list[str]:
             problems.append(f"missing    {svg.relative_to(root).as_posix()}")
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
+        if rel.startswith("profiles/"):
+            continue  # the profiles' own sets (checked against their charts)
         if path.suffix in (".mmd", ".dot") and rel not in expected:
             problems.append(f"left over  {rel}")
         if path.suffix == ".svg" and rel[:-4] + ".dot" not in expected:
@@ -79,6 +81,18 @@ def _problems(chart: Chart, root: Path) -> list[str]:
 
 
 # -- (a) the committed diagrams ------------------------------------------------------------
+
+
+def test_committed_diagrams_match_every_profile() -> None:
+    """diagrams/profiles/NAME/ holds what each profile other than livekit renders to now."""
+    from turnfsm.core.profiles import PROFILES, get_profile
+    for name in PROFILES:
+        if name == "livekit":
+            continue
+        problems = _problems(get_profile(name).chart, DIAGRAMS / "profiles" / name)
+        assert not problems, (
+            f"diagrams/profiles/{name}/ is out of date:\n  " + "\n  ".join(problems)
+            + f"\nRefresh with:\n    {REFRESH}")
 
 
 def test_committed_diagrams_match_states_yaml() -> None:
@@ -435,7 +449,13 @@ def test_cli_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
 
 def test_cli_default_chart_is_states_yaml(capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without --chart the built-in chart (the repository's states.yaml) is drawn."""
+    """Without --chart the default profile's chart is drawn; --profile livekit draws the
+    repository's states.yaml as written."""
+    from turnfsm.core.profiles import get_profile
     code, out, err = _run(["diagram", "--format", "dot", "--region", "turn"], capsys)
+    assert code == 0, err
+    assert out == to_dot(get_profile("default").chart, "turn")
+    code, out, err = _run(["diagram", "--profile", "livekit", "--format", "dot", "--region",
+                           "turn"], capsys)
     assert code == 0, err
     assert out == to_dot(_repo_chart(), "turn")

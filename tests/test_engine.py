@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import pytest
-
-from functools import partial
 
 from turnfsm import EndpointingOptions, EngineOptions, UserTurnLimit
 from turnfsm import Engine as _Engine

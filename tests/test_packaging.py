@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_contains_the_root_chart_and_examples(tmp_path: Path) -> None:
-    """`pip wheel .` packs states.yaml (identical to the root one) and the example session."""
+    """`pip wheel .` packs states.yaml and the profiles (identical to the root ones), the
+    built-in rules' data, and the example session."""
     pytest.importorskip("hatchling")
     src = tmp_path / "src"
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
@@ -24,5 +25,10 @@ def test_wheel_contains_the_root_chart_and_examples(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("turnfsm-*.whl")
     with zipfile.ZipFile(wheel) as z:
         assert z.read("turnfsm/states.yaml") == (ROOT / "states.yaml").read_bytes()
+        assert z.read("turnfsm/profiles/default.yaml") == \
+            (ROOT / "profiles" / "default.yaml").read_bytes()
+        names = z.namelist()
+        assert {"turnfsm/core/end_of_turn_words.json", "turnfsm/core/backchannels.json"} <= \
+            set(names)
         assert "turnfsm/examples/session.jsonl" in z.namelist()
         assert "turnfsm/py.typed" in z.namelist()

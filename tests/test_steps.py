@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from turnfsm.core.profiles import get_profile
 from turnfsm import EndpointingOptions, Engine, EngineOptions, Scheduler, StepRecord
 from turnfsm import events as ev
 from turnfsm import outputs as out
-from turnfsm.core import ObserverFailed, TimerKind, default_chart
+from turnfsm.core import ObserverFailed, TimerKind
 from turnfsm.core.machines import region_machines
+from turnfsm.core.profiles import get_profile
 from turnfsm.errors import EngineFailed, InputError
 
 

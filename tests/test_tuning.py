@@ -99,8 +99,10 @@ def test_grid_random_search_is_seeded_and_distinct() -> None:
     ("min_delay: {from: 0.1, upto: 0.2}\n", "not upto"),
     ("turn_detection: [vad, stt]\n", "<grid>:1: turn_detection: must be one of vad, model"),
     ("endpointing_mode: {from: 0, to: 1, step: 1}\n", "not a range"),
-    ("profile: default\nmin_delay: [0.2]\n", "<grid>:1: profile: unknown profile 'default' "
-     "(this version declares: livekit)"),
+    ("profile: fast\nmin_delay: [0.2]\n", "<grid>:1: profile: unknown profile 'fast' "
+     "(this version declares: default, livekit)"),
+    ("profile: livekit\nbackchannel_max_words: [1, 2]\n", "<grid>:2: backchannel_max_words: "
+     "only matters with profile: default"),
     ("profile: [{a: 1}]\nmin_delay: [0.2]\n", "<grid>:1: profile: unknown profile {'a': 1}"),
     ("min_delay: [0.2]\nunlikely_threshold: [0.3]\n", "<grid>:2: unlikely_threshold: only "
      "matters with turn_detection: model"),

@@ -191,7 +191,11 @@ def _check(args: argparse.Namespace) -> int:
     from .core import read_chart
 
     try:
-        chart = read_chart(args.chart or packaged_chart_path())
+        if args.profile:
+            from .core.profiles import get_profile
+            chart = get_profile(args.profile).chart
+        else:
+            chart = read_chart(args.chart or packaged_chart_path())
     except TurnFsmError as e:
         print(str(e), file=sys.stderr)
         return 1
@@ -221,8 +225,14 @@ def _diagram(args: argparse.Namespace) -> int:
         print("turnfsm diagram: --all needs -o DIR (the committed set lives in diagrams/)",
               file=err)
         return 2
+    if args.chart and args.profile:
+        print("turnfsm diagram: give --chart or --profile, not both", file=err)
+        return 2
     try:
-        if args.chart and args.no_engine_check:
+        if args.profile:
+            from .core.profiles import get_profile
+            chart = get_profile(args.profile).chart
+        elif args.chart and args.no_engine_check:
             path = Path(args.chart)
             try:
                 text = path.read_text(encoding="utf-8")
@@ -232,8 +242,9 @@ def _diagram(args: argparse.Namespace) -> int:
                 return 1
             chart = load_chart(text, str(path))
         else:
-            from .core import default_chart, read_chart
-            chart = read_chart(args.chart) if args.chart else default_chart()
+            from .core import read_chart
+            from .core.profiles import get_profile
+            chart = read_chart(args.chart) if args.chart else get_profile().chart
     except TurnFsmError as e:
         print(str(e), file=err)
         return 1
@@ -242,6 +253,21 @@ def _diagram(args: argparse.Namespace) -> int:
               f"{chart.source} are: {', '.join(region_names(chart))}", file=err)
         return 2
     try:
+        if args.all and not (args.chart or args.profile):
+            # the committed set: states.yaml (the livekit profile) at the root, each other
+            # profile under profiles/NAME/
+            from .core.profiles import PROFILES, get_profile
+            written, removed = write_diagrams(get_profile("livekit").chart, args.output)
+            for name in PROFILES:
+                if name != "livekit":
+                    w, r = write_diagrams(get_profile(name).chart,
+                                          Path(args.output) / "profiles" / name)
+                    written += w
+                    removed += r
+            for p in removed:
+                print(f"removed {p}")
+            print(f"wrote {len(written)} files under {args.output}")
+            return 0
         if args.all:
             written, removed = write_diagrams(chart, args.output)
             for p in removed:
@@ -333,11 +359,15 @@ def main(argv: list[str] | None = None) -> int:
     tp.set_defaults(func=_tune)
     ck = sub.add_parser("check", help="validate a state chart")
     ck.add_argument("chart", nargs="?", help="chart file (default: the built-in states.yaml)")
+    ck.add_argument("--profile", help="check a behaviour profile (a name or a profile file): "
+                    "its overlay composed with its base")
     ck.set_defaults(func=_check)
     dg = sub.add_parser("diagram", help="draw the state chart (Mermaid, Graphviz DOT, SVG, PNG)",
                         description="Draw the state chart. `turnfsm diagram --all -o "
                                     "diagrams/` rewrites the committed diagrams.")
-    dg.add_argument("--chart", help="chart file (default: the built-in states.yaml)")
+    dg.add_argument("--chart", help="chart file (default: the default profile's chart)")
+    dg.add_argument("--profile", help="draw this behaviour profile's chart (default, livekit = "
+                    "states.yaml as written, or a profile file)")
     dg.add_argument("--no-engine-check", action="store_true",
                     help="check only the chart's own structure, not that the engine can run "
                          "it (registry names, required regions and events): for drafts")
@@ -346,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     dg.add_argument("--region", help="draw only this region")
     dg.add_argument("--all", action="store_true",
                     help="write chart.{mmd,dot,svg} and regions/<region>.{mmd,dot,svg} "
-                         "under -o DIR")
+                         "under -o DIR (without --chart/--profile: states.yaml there and "
+                         "each other profile under DIR/profiles/NAME/)")
     dg.add_argument("-o", "--output", help="output file (folder with --all); default stdout")
     dg.set_defaults(func=_diagram)
     args = ap.parse_args(argv)

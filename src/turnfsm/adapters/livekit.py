@@ -156,8 +156,9 @@ class TurnfsmTurnTaking:
     ``profile`` is turnfsm's behaviour profile (default ``default``; ``livekit`` for the
     recogniser LiveKit ships, minus its defects); ``options`` are turnfsm's, over the
     profile's (an :class:`EngineOptions`, or a mapping of changes; default: the end-of-turn
-    model decides, barge-in detection on); ``hooks`` is an object with any of turnfsm's hook methods (``on_end_of_turn``
-    returning False keeps the turn open; ``on_preemptive_generation``; ``on_output``; ...);
+    model decides, barge-in detection on); ``hooks`` is an object with any of turnfsm's
+    hook methods (``on_end_of_turn`` returning False keeps the turn open;
+    ``on_preemptive_generation``; ``on_output``; ...);
     ``model`` an end-of-turn model (default :class:`~turnfsm.runtime.RuleBasedModel`);
     ``vad`` the VAD whose stream turnfsm runs on the STT's audio (default ``session.vad``);
     ``barge_in`` the overlap duration that makes an interruption (None: no built-in

@@ -97,8 +97,8 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from .. import events as ev
 from .. import outputs as out
-from ..errors import EngineFailed
 from ..core.profiles import Profile, get_profile
+from ..errors import EngineFailed
 from ..options import EngineOptions
 from ..runtime import EouModel, Session, SessionClosed
 

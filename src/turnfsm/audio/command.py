@@ -9,8 +9,8 @@ from typing import Any
 
 import attrs
 
-from ..errors import TurnFsmError
 from ..core.profiles import get_profile
+from ..errors import TurnFsmError
 from ..options import EndpointingOptions
 from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps
 from .listen import ListenOptions, Progress, build_trace, trace_lines
@@ -106,7 +106,8 @@ def _realtime(replay: Any) -> list[dict[str, Any]]:
         from ..replay import engine_options
         from ..runtime.replay import _Hooks, _ScriptedModel
         session = replay.session = Session(
-            engine_options(replay.cfg), profile=replay.profile, chart=replay.chart, hooks=_Hooks(replay),
+            engine_options(replay.cfg), profile=replay.profile, chart=replay.chart,
+            hooks=_Hooks(replay),
             model=_ScriptedModel(replay, replay.model), model_timeout=1e9,
             observers=replay.observers)
         replay.engine = session.engine

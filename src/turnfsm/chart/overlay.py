@@ -135,10 +135,11 @@ def compose(base: Any, overlay: Any, source: str) -> Any:
         patches = {}
     for rname, patch in patches.items():
         where = f"chart.patch.{rname}"
-        region = by_name.get(rname)
-        if region is None:
+        target_region = by_name.get(rname)
+        if target_region is None:
             bad(patches, f"{where}: no region {rname!r} to patch")
             continue
+        region = target_region
         if not isinstance(patch, dict):
             bad(patch, f"{where}: must be a mapping", _line(patches, 1))
             continue
@@ -176,8 +177,7 @@ def compose(base: Any, overlay: Any, source: str) -> Any:
         else:
             target = region.setdefault("ignore_in", {})
             for state, evs in ign.items():
-                names = _set(evs)
-                if names is None:
+                if _set(evs) is None:
                     bad(ign, f"{where}.ignore_in.{state}: must be a list of event names")
                     continue
                 have = target.get(state) or []

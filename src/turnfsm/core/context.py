@@ -223,9 +223,9 @@ class Context:
         """A final arrived: it transcribes the latest segment unless its timestamps say it
         ended before that segment started (without timestamps, any final counts)."""
         origin, onset = self.input_started_at, self.segment_onset
-        if origin is not None and e.end_time > 0 and onset is not None:
-            if origin + e.end_time < onset - 0.05:
-                return
+        if (origin is not None and e.end_time > 0 and onset is not None
+                and origin + e.end_time < onset - 0.05):
+            return
         self.segment_final = True
 
     def accept_final(self, ref: Any, text: str, confidence: float) -> None:

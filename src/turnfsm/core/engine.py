@@ -58,9 +58,9 @@ from ..chart import Chart
 from ..errors import ChartError, ConfigError, EngineFailed, InputError, TurnFsmError
 from ..options import EngineOptions
 from . import rules as _rules  # noqa: F401  (registers every guard and action)
-from .profiles import Profile, get_profile
 from .context import Context
 from .dispatch import DispatchObserver, TableDispatcher, compiled
+from .profiles import Profile, get_profile
 from .registry import RULES
 from .rules import session, streams
 from .timers import Timer

@@ -1,11 +1,17 @@
 """The built-in end-of-turn rules and backchannel phrases: data per language, no download.
 
 :func:`end_of_turn_probability` reads the end of a transcript: an utterance that ends
-unfinished (a trailing filler, conjunction, preposition, article or auxiliary, or a comma,
-and no terminal punctuation) is unlikely over; one with terminal punctuation is likely over;
-anything else is in between. The engine's ``default`` profile uses it when the host plugs
-no model (:data:`BUILTIN_THRESHOLD`: below it the engine waits ``max_delay``);
-:class:`turnfsm.runtime.RuleBasedModel` is the same rule as an asynchronous model.
+unfinished (a trailing comma or ellipsis, or a trailing filler, conjunction, preposition,
+article or auxiliary, even before a full stop: recognisers that transcribe each segment on
+its own end every one with a full stop) is unlikely over; one with other terminal
+punctuation is likely over; anything else is in between. The engine's ``default`` profile
+uses it when the host plugs no model (:data:`BUILTIN_THRESHOLD`: below it the engine waits
+``max_delay``); :class:`turnfsm.runtime.RuleBasedModel` is the same rule as an asynchronous
+model.
+
+A number read in groups ("eight six seven", "867"): a trailing run of 3 to 6 digits is
+unfinished too (:data:`DIGIT_GROUP`); a whole phone number (7 or more) or a short answer
+("two") is not. The price: a 3-6 digit code said last waits ``max_delay``.
 
 :func:`is_backchannel_phrase` says whether a short utterance is a listener's acknowledgement
 ("uh huh", "yeah", "okay"), from ``backchannels.json``. English ships; other languages are
@@ -56,8 +62,37 @@ def load_backchannels() -> dict[str, frozenset[str]]:
 
 
 
+def load_digit_words() -> dict[str, frozenset[str]]:
+    """Per language, the words for single digits (``digit_words.json``)."""
+    data = _data("digit_words.json")
+    assert isinstance(data, dict)
+    return {lang: frozenset(words) for lang, words in data.items()}
+
+
 WORDS = load_words()
 BACKCHANNELS = load_backchannels()
+DIGIT_WORDS = load_digit_words()
+#: A trailing run of this many digits (as numerals or digit words) is a number still being
+#: read: a phone number or a code goes on in groups (fewer: an answer such as "two"; more:
+#: a whole number).
+DIGIT_GROUP = (3, 6)
+
+
+def trailing_digits(text: str, language: str | None = None) -> int:
+    """How many digits end ``text`` (numerals count each digit; digit words count one)."""
+    digits = DIGIT_WORDS.get(base_language(language), frozenset())
+    n = 0
+    for token in reversed(re.split(r"[\s,;:/-]+", text.lower())):
+        token = token.strip("\"'()[].!?")
+        if not token:
+            continue
+        if token.isdigit():
+            n += len(token)
+        elif token in digits:
+            n += 1
+        else:
+            break
+    return n
 
 
 def base_language(language: str | None) -> str:
@@ -73,14 +108,18 @@ def end_of_turn_probability(transcript: str, language: str | None = None, *,
     text = transcript.strip()
     if not text:
         return NEUTRAL
+    if text.endswith("..") or text[-1] in UNFINISHED_PUNCTUATION:
+        return UNFINISHED  # a trailing ellipsis or comma: the speaker stopped mid-way
+    last = text.split()[-1].strip("\"'()[].").lower()
+    table = WORDS if words is None else words
+    if last in table.get(base_language(language), frozenset()) and text[-1] not in "?!":
+        # "... a table for" or "... come on." (recognisers that transcribe each segment on
+        # its own end every one with a full stop): unfinished
+        return UNFINISHED
+    if DIGIT_GROUP[0] <= trailing_digits(text, language) <= DIGIT_GROUP[1]:
+        return UNFINISHED  # "eight six seven": a number read in groups goes on
     if text[-1] in TERMINAL:
         return COMPLETE
-    if text[-1] in UNFINISHED_PUNCTUATION:
-        return UNFINISHED
-    last = text.split()[-1].strip("\"'()[]").lower()
-    table = WORDS if words is None else words
-    if last in table.get(base_language(language), frozenset()):
-        return UNFINISHED
     return NEUTRAL
 
 

@@ -93,7 +93,8 @@ def read_profile(path: str | os.PathLike[str]) -> Profile:
         raise ChartError([f"{source}:{line}: cannot read the base chart {base_path}: "
                           f"{exc.strerror or exc}"], source) from None
     composed = compose(loader.parse_yaml(base_text, str(base_path)), doc.get("chart"), source)
-    chart = loader.build_chart(composed, f"{source} (on {base_path.name})", registry=RULES)
+    chart = loader.build_chart(composed, f"{source} (profile {name}, on {base_path.name})",
+                               registry=RULES)
     prof = Profile(str(name), chart, dict(opts), str(doc.get("doc") or ""), source)
     try:
         prof.options()

@@ -21,10 +21,10 @@ from .. import outputs as out
 from ..chart import Chart
 from ..core import Engine, StepObserver
 from ..core.engine import Backend
+from ..core.profiles import Profile, get_profile
 from ..errors import ConfigError, InputError, TraceError
 from ..host import Scheduler
 from ..options import EndpointingOptions, EngineOptions, UserTurnLimit
-from ..core.profiles import Profile, get_profile
 from .trace import TRACE_PROFILE, Trace, TraceInput, TraceStream, dumps, output_line, read_trace
 
 

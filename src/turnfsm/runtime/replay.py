@@ -123,7 +123,8 @@ class RuntimeReplay(Replay):
             self.rec(0.0, "error", source="setup", exception=f"ValueError: {e}")
             return self.lines
         session = self.session = Session(
-            opts, profile=prof, chart=self.chart, hooks=_Hooks(self), model=_ScriptedModel(self, self.model),
+            opts, profile=prof, chart=self.chart, hooks=_Hooks(self),
+            model=_ScriptedModel(self, self.model),
             model_timeout=1e9, telemetry=False, observers=self.observers)
         self.engine = session.engine
         try:

@@ -40,13 +40,14 @@ import yaml
 
 from ..errors import TurnFsmError
 
-# The behaviour profiles the package declares. Today the engine has one behaviour (the
-# reference's, livekit-agents 1.5); when profiles land in the engine's options, this mapping
-# follows them and a grid may sweep ``profile: [livekit, default]``.
+# The behaviour profiles the engine ships (turnfsm.core.profiles), with what they are; a grid
+# may sweep ``profile: [default, livekit]``.
 PROFILES: dict[str, str] = {
-    "livekit": "the engine's behaviour, compatible with livekit-agents 1.5 (the only one today)",
+    "default": "the better default: no orphans, built-in end-of-turn rules, backchannels "
+               "neither interrupt nor become turns, one onset per turn",
+    "livekit": "livekit-agents 1.5.12's recogniser minus its defects (states.yaml as written)",
 }
-DEFAULT_PROFILE = "livekit"
+DEFAULT_PROFILE = "default"
 
 RESERVED = ("profile", "samples", "seed")
 MAX_SETTINGS = 1_000_000
@@ -95,6 +96,12 @@ def _flag(v: Any) -> bool:
     return v
 
 
+def _count(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or int(v) != v:
+        raise ValueError(f"must be a whole number >= 0 (got {v!r})")
+    return int(v)
+
+
 def _boundary(v: Any) -> tuple[float, float] | None:
     """A backchannel boundary: null (none), a number (both ends) or a pair [start, end]."""
     if v is None:
@@ -124,6 +131,12 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("unlikely_threshold", "engine", True, _number(0.0, 1.0), "0.3",
            "turn_detection model: below this probability the turn is unlikely over "
            "(max_delay applies)"),
+    Option("backchannel_max_words", "engine", True, _count, "2",
+           "default profile: user speech over the agent of at most this many words (or a "
+           "phrase of the backchannel list) is a backchannel: dropped, no interruption"),
+    Option("transcript_timeout", "engine", True, _number(0.0, lo_open=True), "1.5",
+           "default profile: how long after an end of speech its final transcript is awaited "
+           "before the turn may end without it (s)"),
     Option("backchannel_boundary", "engine", True, _boundary, "1.0",
            "seconds after the agent starts (and stops) speaking in which short user speech is "
            "a backchannel: a number, a pair [start, end], or null"),
@@ -142,6 +155,8 @@ AUDIO_OPTIONS = tuple(n for n, o in OPTIONS.items() if o.side == "audio")
 # an option that matters only when another one has one of these values
 REQUIRES: dict[str, tuple[str, Any]] = {
     "alpha": ("endpointing_mode", "dynamic"),
+    "backchannel_max_words": ("profile", "default"),
+    "transcript_timeout": ("profile", "default"),
     "unlikely_threshold": ("turn_detection", "model"),
     "interruption_after": ("interruption_detection", True),
 }
@@ -293,6 +308,11 @@ def parse_grid(text: str, path: str = "<grid>") -> Grid:
         raise GridError(f"{path}: the grid names no option to tune (tunable: "
                         f"{', '.join(OPTIONS)})")
     for name, (other, needed) in REQUIRES.items():
+        if name in domains and other == "profile":
+            if needed not in profile_values:
+                raise fail(name, f"only matters with profile: {needed}; put {needed} among "
+                                 f"the grid's profiles")
+            continue
         if name in domains and other not in domains and name == "interruption_after":
             continue  # detection is on by default (stereo sessions)
         if name in domains and (other not in domains
@@ -329,7 +349,8 @@ def parse_grid(text: str, path: str = "<grid>") -> Grid:
     for point in drawn:
         values = dict(zip(names, point[1:], strict=True))
         for name, (other, needed) in REQUIRES.items():
-            if name in values and other in values and values[other] != needed:
+            there = point[0] if other == "profile" else values.get(other, needed)
+            if name in values and (other == "profile" or other in values) and there != needed:
                 del values[name]
         if "min_delay" in values and "max_delay" in values and \
                 values["min_delay"] > values["max_delay"]:

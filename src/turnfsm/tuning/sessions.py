@@ -196,6 +196,10 @@ def apply(trace: Trace, setting: Setting) -> Trace:
         raise TurnFsmError(f"unknown profile {setting.profile!r}")
     v = setting.as_dict()
     cfg = dict(trace.config)
+    cfg["profile"] = setting.profile
+    for name in ("backchannel_max_words", "transcript_timeout"):
+        if name in v:
+            cfg[name] = v[name]
     ep = dict(cfg["endpointing"])
     for name, field in (("min_delay", "min_delay"), ("max_delay", "max_delay"),
                         ("endpointing_mode", "mode"), ("alpha", "alpha")):

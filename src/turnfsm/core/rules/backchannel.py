@@ -104,7 +104,7 @@ def still_judging(cx: Context, e: Any) -> bool:
     if not (cx.user_speaking and cx.segment_over_agent and not _turn_has_words(cx)):
         return False
     if cx.segment_verdict is not None:
-        return cx.segment_verdict is False
+        return False  # judged: dropped (not an interruption) or released now
     text = _held_text(cx)
     return not text or _short(cx, text, None) is not None
 
@@ -117,6 +117,10 @@ def _drop(cx: Context, finals: list[ev.SttEvent], why: str) -> None:
                 record=out.DropRecord(rule="P3", detail=why, ended_at=cx.last_speaking_time)))
     cx.turn.interim = ""
     cx.segment_final = True  # its final came: nothing of it is due (final_wait)
+    if cx.segment_verdict is False and cx.user_speaking:
+        # the verdict covered the overlap, whose words are gone now: what the user says on
+        # is the user's own
+        cx.segment_over_agent = False
     cx.fire("backchannel_dropped")
 
 
@@ -150,6 +154,11 @@ def _release_or_drop(cx: Context, kept: list[ev.SttEvent], *, ended: bool) -> No
 def release_dropping_backchannels(cx: Context, e: Any) -> None:
     """The agent stopped: release what is held minus the head inside the ignore window; a
     backchannel is dropped instead."""
+    if cx.segment_verdict is False and _held_text(cx) and not _turn_has_words(cx):
+        held, cx.held = cx.held, []  # judged: dropped whole, before any trim
+        cx.window = None
+        _drop(cx, held, "the interruption detector judged it not an interruption")
+        return
     kept = trim(cx, cx.window)
     cx.window = None
     _release_or_drop(cx, kept, ended=not cx.user_speaking)
@@ -175,7 +184,9 @@ def interrupt_by_words(cx: Context, e: ev.SttTranscript) -> None:
     """Without a detector, an utterance over agent speech longer than a backchannel is an
     interruption: report it (its record names the words)."""
     onset = cx.segment_onset
-    words = count_words(f"{_held_text(cx)} {e.text}")
+    # ``e`` is held already: a final is among the held finals, an interim is not
+    extra = "" if isinstance(e, ev.SttFinal) else e.text
+    words = count_words(f"{_held_text(cx)} {extra}")
     cx.verdict_interruption = True
     cx.segment_verdict = True
     cx.emit(out.Interruption(
@@ -190,6 +201,10 @@ def interrupt_by_words(cx: Context, e: ev.SttTranscript) -> None:
 
 @RULES.action("forget_backchannel")
 def forget_backchannel(cx: Context, e: Any) -> None:
-    """The turn a backchannel opened was none: its data and onset go."""
+    """The turn a backchannel opened was none: its data and onset go (speech that goes on
+    starts a new turn now, as after a clear)."""
     cx.new_turn(cleared=False)
     cx.speech_start_time = None
+    if cx.user_speaking:
+        cx.speech_start_time = cx.now
+        cx.ensure_span(cx.now)
