@@ -178,6 +178,9 @@ def test_a_final_that_never_comes_ends_the_wait_after_transcript_timeout() -> No
     assert eot.new_transcript == "I want to go"
     assert eot.decision is not None and eot.decision.trigger == "final_overdue"
     assert eot.decision.wait_started_at == pytest.approx(2.0 + 1.5)
+    assert eot.decision.why().startswith(
+        "the wait for the last speech's final transcript (it did not come in "
+        "transcript_timeout) asked at 3.5 s")
 
 
 def test_a_late_final_of_earlier_speech_does_not_settle_the_wait() -> None:
@@ -228,6 +231,7 @@ def test_an_unfinished_utterance_waits_max_delay_without_a_model() -> None:
     d = eot.decision
     assert d is not None and d.delay_reason == "min_delay" and d.model is not None
     assert d.model.model == "builtin" and d.model.probability == 0.9  # terminal "."
+    assert "built-in rules p=0.9 >= threshold 0.3" in d.why()
 
 
 def test_the_built_in_rules_record_an_unfinished_verdict() -> None:
@@ -357,7 +361,8 @@ def test_a_not_an_interruption_verdict_drops_the_backchannel_instead_of_releasin
     r = with_detector(False, continues=True)
     [eot] = r.of(out.EndOfTurn)
     assert eot.new_transcript == "no no, that's not what I said"
-    assert eot.started_speaking_at == pytest.approx(3.0)  # not the backchannel's 2.0
+    # not the backchannel's 2.0: the words after it, in its VAD segment, start the turn
+    assert eot.started_speaking_at == pytest.approx(3.5)
     assert [(d.text, d.reason) for d in r.of(out.TranscriptDropped)] == [("okay", "backchannel")]
     # the backchannel's final comes after the agent stopped: livekit lets it open the turn
     for profile, want in (("livekit", "okay no no, that's not what I said"),

@@ -70,7 +70,9 @@ class DecisionRecord:
         """The decision as one sentence."""
         what = {"vad_end_of_speech": "the VAD end of speech", "final_transcript": "a final "
                 "transcript", "stt_end_of_speech": "the STT end of speech",
-                "commit": "a commit"}[self.trigger]
+                "commit": "a commit",
+                "final_overdue": "the wait for the last speech's final transcript (it did "
+                                 "not come in transcript_timeout)"}[self.trigger]
         if self.closed_early:
             return f"{what} asked at {self.wait_started_at:g} s; the session closed, so at once"
         if self.model is None:
@@ -83,7 +85,8 @@ class DecisionRecord:
             basis = f"model p={self.model.probability} with threshold {self.model.threshold}"
         else:
             cmp = "<" if self.delay_reason == "max_delay" else ">="
-            basis = (f"model p={self.model.probability:g} {cmp} threshold "
+            who = "built-in rules" if self.model.model == "builtin" else "model"
+            basis = (f"{who} p={self.model.probability:g} {cmp} threshold "
                      f"{self.model.threshold!r} ({self.model.language or 'no language'})")
         if self.anchor is None:
             return (f"{what} asked at {self.wait_started_at:g} s; waited {self.delay:g} s "

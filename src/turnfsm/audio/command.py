@@ -85,7 +85,8 @@ def _listen(args: argparse.Namespace) -> int:
     if not args.quiet:
         sys.stdout.write(f"# {audio.path}: {audio.duration:.2f} s, "
                          f"{'stereo (user, agent)' if audio.channels > 1 else 'mono (user)'}, "
-                         f"transcripts: {'words' if words is not None else args.asr}\n")
+                         f"transcripts: {'words' if words is not None else args.asr}, "
+                         f"profile: {profile.name}\n")
         sys.stdout.write("#   time   line  input / -> output\n")
         for t, who, what in timeline.rows:
             if what.startswith("vad.inference_done"):

@@ -197,6 +197,9 @@ class SpanObserver:
         self._turn_ctx = self._root  # the context children of the open user_turn start in
         self._turn_start = 0.0
         self._turn_floor = float("-inf")  # when the last user_turn ended
+        # a backchannel was dropped (default profile) and no speech started since: its
+        # segment's end opens no turn, a final after it does
+        self._after_backchannel = False
         self._delivered: out.EndOfTurn | None = None  # delivered; the host's answer awaited
         self._request_ids: list[str] = []  # STT request ids of the engine's current turn
         self._wait: _Wait | None = None
@@ -340,9 +343,14 @@ class SpanObserver:
     def _outputs(self, outs: tuple[out.Output, ...], r: StepRecord) -> None:
         for o in outs:
             if isinstance(o, out.StartOfSpeech):  # (an STT's onset may lie ahead: not after t)
+                self._after_backchannel = False
                 self._ensure_turn(min(o.speech_start_time, o.t))
             elif isinstance(o, out.EndOfSpeech):
-                self._ensure_turn(o.t)
+                if not self._after_backchannel:  # a dropped backchannel's end opens nothing
+                    self._ensure_turn(o.t)
+            elif isinstance(o, out.Transcript) and o.type == "final" and \
+                    self._after_backchannel:
+                self._ensure_turn(o.t)  # words after it in its segment start the turn
             elif isinstance(o, out.EouModelRequest):
                 self._requested(o)
             elif isinstance(o, out.EndOfTurn):
@@ -354,6 +362,7 @@ class SpanObserver:
                 if self._turn is not None:
                     self._turn.set_attribute(DROPPED, "backchannel")
                 self._end_turn(o.t, None)
+                self._after_backchannel = True  # until new speech starts
 
     def _requested(self, o: out.EouModelRequest) -> None:
         self._start_wait(o.request_id, o.t)

@@ -26,6 +26,7 @@ from ..eou import is_backchannel_phrase
 from ..registry import RULES
 from ..text import count_words
 from .gate import release_events, trim
+from .speech import report_speech_end
 
 
 def _turn_has_words(cx: Context) -> bool:
@@ -117,7 +118,7 @@ def _drop(cx: Context, finals: list[ev.SttEvent], why: str) -> None:
                 record=out.DropRecord(rule="P3", detail=why, ended_at=cx.last_speaking_time)))
     cx.turn.interim = ""
     cx.segment_final = True  # its final came: nothing of it is due (final_wait)
-    if cx.segment_verdict is False and cx.user_speaking:
+    if cx.user_speaking and cx.segment_verdict is False:
         # the verdict covered the overlap, whose words are gone now: what the user says on
         # is the user's own
         cx.segment_over_agent = False
@@ -201,10 +202,20 @@ def interrupt_by_words(cx: Context, e: ev.SttTranscript) -> None:
 
 @RULES.action("forget_backchannel")
 def forget_backchannel(cx: Context, e: Any) -> None:
-    """The turn a backchannel opened was none: its data and onset go (speech that goes on
-    starts a new turn now, as after a clear)."""
+    """The turn a backchannel opened was none: its data and onset go (a new VAD segment sets
+    its own onset; words that follow in the same segment, their arrival)."""
     cx.new_turn(cleared=False)
     cx.speech_start_time = None
-    if cx.user_speaking:
-        cx.speech_start_time = cx.now
-        cx.ensure_span(cx.now)
+    # until new speech starts, the backchannel's segment's end opens no turn, and words that
+    # follow start one when they are transcribed
+    cx.segment_dropped = True
+
+
+@RULES.action("report_vad_end_after_backchannels", ev.VadEndOfSpeech)
+def report_vad_end_after_backchannels(cx: Context, e: ev.VadEndOfSpeech) -> None:
+    """As ``report_vad_end``; the end of a segment whose words were a dropped backchannel
+    (and nothing after it) opens no turn."""
+    if cx.segment_dropped and not cx.turn.span_open:
+        report_speech_end(cx, e, open_turn=False)
+    else:
+        report_speech_end(cx, e, open_turn=True)

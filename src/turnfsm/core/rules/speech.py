@@ -57,7 +57,13 @@ def report_vad_start(cx: Context, e: ev.VadStartOfSpeech) -> None:
 @RULES.action("report_vad_end", ev.VadEndOfSpeech)
 def report_vad_end(cx: Context, e: ev.VadEndOfSpeech) -> None:
     """Report the end of speech (it ended ``silence + inference`` ago)."""
-    cx.ensure_span()
+    report_speech_end(cx, e, open_turn=True)
+
+
+def report_speech_end(cx: Context, e: ev.VadEndOfSpeech, *, open_turn: bool) -> None:
+    """Report a VAD end of speech; ``open_turn``: it opens the turn's span if none is."""
+    if open_turn:
+        cx.ensure_span()
     cx.emit(out.EndOfSpeech(t=cx.now, ref=e.ref))
     _feedback_end(cx, cx.now - e.silence_duration - e.inference_duration)
 
@@ -75,6 +81,7 @@ def report_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
     """stt mode: the STT's start of speech is the user's (its onset if the provider gave one)."""
     cx.promoted = None
     _note_new_speech(cx)
+    cx.segment_dropped = False  # new speech: no backchannel of it was dropped
     if cx.speech_start_time is None:
         cx.speech_start_time = e.speech_start_time if e.speech_start_time else cx.now
     cx.ensure_span(cx.speech_start_time)

@@ -43,6 +43,11 @@ def process_final(cx: Context, e: ev.SttFinal) -> None:
         cx.fire("final", e)
         return
     cx.emit(cx.transcript_out(e, "final"))
+    if cx.segment_dropped and not cx.turn.span_open:
+        # words after a dropped backchannel, in its VAD segment: the turn starts with them
+        if cx.speech_start_time is None:
+            cx.speech_start_time = cx.now
+        cx.ensure_span(cx.now)
     cx.accept_final(e.ref, text, e.confidence)
     turn = cx.turn
     turn.last_real_final_time = cx.now
