@@ -19,14 +19,17 @@ from ..replay import Trace
 from .vad import WINDOW, segments
 from .wav import RATE, Audio, AudioError
 
-REGIONS = ("user_speech", "agent_speech", "gate", "overlap", "turn", "authority")
+# the regions drawn, those the chart has (final_wait: the default profile's)
+REGIONS = ("user_speech", "agent_speech", "gate", "overlap", "final_wait", "turn", "authority")
 COLORS = {"speaking": "#2e7d32", "silent": "#eeeeee", "holding": "#ef6c00",
+          "judging": "#ffb74d", "settled": "#eeeeee", "pending": "#8d6e63",
           "passthrough": "#eeeeee", "open": "#90caf9", "idle": "#eeeeee",
           "predicting": "#ab47bc", "waiting": "#fbc02d", "delivering": "#c62828",
           "none": "#eeeeee", "stt_committed": "#5c6bc0", "stt_awaiting_final": "#9fa8da",
           "manual_committed": "#00897b"}
 TRIGGERS = {"vad_end_of_speech": "VAD end", "final_transcript": "final",
-            "stt_end_of_speech": "STT end", "commit": "commit"}
+            "stt_end_of_speech": "STT end", "commit": "commit",
+            "final_overdue": "final overdue"}
 
 
 def _spans(records: list[StepRecord], region: str, end: float) -> list[tuple[float, float, str]]:
@@ -149,14 +152,16 @@ def plot_session(audio: Audio, trace: Trace, lines: list[dict[str, Any]],
     ax_dec.set_ylabel("decisions")
 
     # 5. region states over time
-    for k, region in enumerate(REGIONS):
-        y = len(REGIONS) - 1 - k
+    present = {name for r in records[:1] for name, _ in r.state}
+    regions = [name for name in REGIONS if not records or name in present]
+    for k, region in enumerate(regions):
+        y = len(regions) - 1 - k
         for a, b, state in _spans(records, region, end):
             ax_st.barh(y, b - a, left=a, height=0.7, color=COLORS.get(state, "#bdbdbd"))
             if b - a > 0.25 and COLORS.get(state) != "#eeeeee":
                 ax_st.annotate(state, ((a + b) / 2, y), ha="center", va="center", fontsize=6.5,
                                color="white")
-    ax_st.set_yticks(range(len(REGIONS)), list(reversed(REGIONS)), fontsize=8)
+    ax_st.set_yticks(range(len(regions)), list(reversed(regions)), fontsize=8)
     ax_st.set_xlabel("session time (s)")
     ax_st.set_xlim(0, end)
     for ax in axes:
