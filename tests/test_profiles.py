@@ -424,3 +424,13 @@ def test_preemptive_generation_reports_the_turns_onset() -> None:
         assert pre == want, profile
         [eot] = r.of(out.EndOfTurn)
         assert eot.started_speaking_at == pytest.approx(0.0)
+
+
+def test_in_manual_mode_nothing_is_a_backchannel() -> None:
+    """Push-to-talk: the host's commit decides, so a one-word answer over the agent is the
+    user's turn (the gate does not hold it without a detector)."""
+    r = Run("default", {"turn_detection": "manual"})
+    r.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    speech(r, 1.0, 1.5, "yes")
+    r.at(2.1, ev.CommitUserTurn(t=2.1, transcript_timeout=0.5)).advance(4.0)
+    assert [t for _, t in r.turns()] == ["yes"] and not r.of(out.TranscriptDropped)

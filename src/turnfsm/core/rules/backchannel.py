@@ -54,6 +54,8 @@ def backchannel_reason(cx: Context, text: str, language: str | None, *,
     """Why the utterance ``text`` (its speech ``ended`` or not) is a backchannel, or None."""
     if not cx.segment_over_agent or _turn_has_words(cx) or not text.strip():
         return None
+    if cx.in_state("mode", "manual") or cx.in_state("mode", "realtime"):
+        return None  # the host commits: what the user says is the user's
     if cx.segment_verdict is True:
         return None
     if cx.segment_verdict is False:
@@ -69,6 +71,16 @@ def _exceeds(cx: Context, e: Any) -> bool:
         return False
     text = f"{_held_text(cx)} {e.text if isinstance(e, ev.SttTranscript) else ''}".strip()
     return bool(text) and _short(cx, text, getattr(e, "language", None)) is None
+
+
+@RULES.guard("holds_over_agent")
+def holds_over_agent(cx: Context, e: Any) -> bool:
+    """User speech over the agent is judged: a detector is effective, or a VAD is attached
+    and turns are detected automatically (in manual and realtime modes the host's commit
+    decides, and nothing it says is a backchannel)."""
+    return cx.interruption_effective or (
+        cx.in_state("vad_input", "attached")
+        and (cx.in_state("mode", "vad") or cx.in_state("mode", "stt")))
 
 
 @RULES.guard("backchannel_final")
@@ -163,6 +175,12 @@ def release_dropping_backchannels(cx: Context, e: Any) -> None:
     kept = trim(cx, cx.window)
     cx.window = None
     _release_or_drop(cx, kept, ended=not cx.user_speaking)
+
+
+@RULES.action("forget_window")
+def forget_window(cx: Context, e: Any) -> None:
+    """The agent stopped with nothing held: its ignore window has nothing to trim."""
+    cx.window = None
 
 
 @RULES.action("trim_held")
