@@ -1182,7 +1182,40 @@ def check_close_accounts_for_everything(drv: Driver) -> None:
         _fail(drv, "I20", "close did not complete")
 
 
+def check_p1_no_decision_before_a_due_final(drv: Driver, step: Step) -> None:
+    """P1 (default profile): an automatic end of turn is never delivered while the final of
+    speech already heard is due (final_wait pending); its wait started with it settled."""
+    if drv.profile != "default":
+        return
+    o = _eot(step)
+    rec = drv.pending_eot
+    if o is None or rec is None or rec.wait is None or rec.wait.manual:
+        return
+    d = o.decision
+    if d is not None and d.trigger == "final_overdue":
+        return  # the wait for the final ended: the decision is what it allows
+    if step.after["final_wait"] == "pending" and not drv.engine.closed:
+        _fail(drv, "P1", "an automatic end of turn while the final of the last speech is due")
+
+
+def check_p3_backchannel_leaves_no_turn(drv: Driver, step: Step) -> None:
+    """P3 (default profile): a dropped backchannel leaves no turn behind: after the step the
+    turn holds no words and no onset of it (its region idle, or deciding on words it had)."""
+    if drv.profile != "default":
+        return
+    if not any(isinstance(o, out.TranscriptDropped) and o.reason == "backchannel"
+               for o in step.outputs):
+        return
+    cx = drv.engine.cx
+    if step.after["turn"] == "idle" and (cx.turn.user_turn_start is not None
+                                         and step.after["user_speech"] == "silent"):
+        _fail(drv, "P3", f"the turn keeps the onset {cx.turn.user_turn_start} of a dropped "
+                         "backchannel")
+
+
 STEP_CHECKS: list[Callable[[Driver, Step], None]] = [
+    check_p1_no_decision_before_a_due_final,
+    check_p3_backchannel_leaves_no_turn,
     check_i1_no_auto_eou_while_speaking,
     check_i2_single_decision,
     check_i3_transcript_conservation,

@@ -733,11 +733,34 @@ if "mutant_lossy_release" not in RULES.actions:  # the module may be imported tw
     RULES.action("mutant_lossy_release")(_lossy_release)
 
 
-def rewired_chart(change: Callable[[Any], Any]) -> Any:
-    """The default chart with ``change`` applied to every transition (a mutant chart)."""
+def _unguarded(name: str) -> Callable[[Any], Any]:
+    """Transitions that required ``not name`` no longer do."""
     import attrs
 
-    chart = default_chart()
+    from turnfsm.chart import Guard
+
+    def change(t: Any) -> Any:
+        if Guard(name, True) in t.guards:
+            t = attrs.evolve(t, guards=tuple(g for g in t.guards if g != Guard(name, True)))
+        return t
+    return change
+
+
+def _silent_drop(cx: Any, e: Any) -> None:
+    """A broken backchannel drop: the final vanishes without a record."""
+    cx.fire("backchannel_dropped")
+
+
+if "mutant_silent_drop" not in RULES.actions:
+    RULES.action("mutant_silent_drop", ev.SttFinal)(_silent_drop)
+
+
+def rewired_chart(change: Callable[[Any], Any], profile: str = "livekit") -> Any:
+    """The profile's chart with ``change`` applied to every transition (a mutant chart)."""
+    import attrs
+
+    from turnfsm.core.profiles import get_profile
+    chart = get_profile(profile).chart
     mutant = attrs.evolve(chart, transitions=tuple(change(t) for t in chart.transitions))
     assert mutant != chart, "the mutation did not apply: update the mutant"
     return mutant
@@ -807,26 +830,38 @@ PLAIN_OPTIONS = st.builds(EngineOptions, turn_detection=st.sampled_from(["vad", 
 STEADY_HOST = st.just(HostScript())
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mutant, options, expected", [
+MUTANTS = [  # (engine factory, options, the invariant that catches it, profile)
     (chart_factory(rewired_chart(_replace_action("release_trimmed", "mutant_lossy_release"))),
-     HELD_OPTIONS, "I3"),
+     HELD_OPTIONS, "I3", "livekit"),
     (chart_factory(mutant_chart("turn", "clear", {"predicting", "waiting"})), PLAIN_OPTIONS,
-     "I11"),
+     "I11", "livekit"),
     (chart_factory(mutant_chart("turn", "vad_start", {"predicting", "waiting"})),
-     PLAIN_OPTIONS, "I1"),
+     PLAIN_OPTIONS, "I1", "livekit"),
     # the three bugs of issue 10, put back
     (chart_factory(rewired_chart(_redirect("authority", "nothing_to_decide", "stt_committed",
-                                           "none"))), STT_OPTIONS, "I9"),
+                                           "none"))), STT_OPTIONS, "I9", "livekit"),
     (chart_factory(rewired_chart(_without("turn", "decision_dropped", "abandon_commit"))),
-     SLOW_DECISION_OPTIONS, "I18"),
+     SLOW_DECISION_OPTIONS, "I18", "livekit"),
     (chart_factory(rewired_chart(_without("turn", "turn_answered", "forget_speech"))),
-     st.builds(EngineOptions), "I7"),
-], ids=["release-drops-a-held-final", "clear-keeps-the-wait", "speech-keeps-the-wait",
-        "stt-final-after-its-end-of-speech-undecided", "dropped-commit-decision-stays-pending",
-        "delivered-onset-leaks-into-the-next-turn"])
-def test_invariant_checks_catch_a_broken_engine(mutant: Any, options: Any,
-                                                expected: str) -> None:
+     st.builds(EngineOptions), "I7", "livekit"),
+    # the default profile's rules, broken
+    (chart_factory(rewired_chart(_unguarded("holds_for_final"), "default")), PLAIN_OPTIONS,
+     "P1", "default"),
+    (chart_factory(rewired_chart(_without("turn", "backchannel_dropped", "forget_backchannel"),
+                                 "default")), PLAIN_OPTIONS, "P3", "default"),
+    (chart_factory(rewired_chart(_replace_action("drop_backchannel", "mutant_silent_drop"),
+                                 "default")), PLAIN_OPTIONS, "I3", "default"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant, options, expected, profile", MUTANTS, ids=[
+    "release-drops-a-held-final", "clear-keeps-the-wait", "speech-keeps-the-wait",
+    "stt-final-after-its-end-of-speech-undecided", "dropped-commit-decision-stays-pending",
+    "delivered-onset-leaks-into-the-next-turn", "default-decides-before-a-due-final",
+    "default-backchannel-onset-stays", "default-backchannel-vanishes"])
+def test_invariant_checks_catch_a_broken_engine(mutant: Any, options: Any, expected: str,
+                                                profile: str) -> None:
     """A deliberately broken engine is caught by the invariant checks."""
     # fixed seed (derandomize), a small budget, no shrinking
     from hypothesis import Phase
@@ -836,6 +871,7 @@ def test_invariant_checks_catch_a_broken_engine(mutant: Any, options: Any,
         host_strategy = STEADY_HOST
         engine_factory = mutant
 
+    Mutant.profile = profile
     with pytest.raises(InvariantViolation, match=expected):
         run_state_machine_as_test(Mutant, settings=settings(
             max_examples=2000, stateful_step_count=30, derandomize=True, database=None,
