@@ -9,8 +9,9 @@ Hypothesis profiles are chosen with the HYPOTHESIS_PROFILE environment variable.
 * ``long``: a deeper random search for local bug hunting.
 
 :data:`STATEFUL_EXAMPLES` is the total budget of the stateful tests per profile (they split
-it over two state machines run in two processes, see ``tests/test_properties.py``); the
-``max_examples`` of a profile applies to every other ``@given`` test.
+it over four state machines, two per behaviour profile, in two processes, see
+``tests/test_properties.py``); the ``max_examples`` of a profile applies to every other
+``@given`` test.
 
 Tests marked ``slow`` (the bounded exhaustive exploration, the mutation runs and other tests
 of more than about two seconds) run only with ``TURNFSM_SLOW=1`` in the environment or with

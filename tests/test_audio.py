@@ -197,7 +197,9 @@ def test_listen_in_real_time_gives_the_turns_of_the_virtual_run(tmp_path: Path) 
         import json
         return [json.loads(x)["new_transcript"] for x in p.read_text().splitlines()
                 if '"on_end_of_turn"' in x]
-    assert turns(a) == turns(b) and len(turns(a)) == 3
+    # one turn: the default profile's built-in rules read the digit groups as a number still
+    # being read, where the livekit profile cuts in twice
+    assert turns(a) == turns(b) == ["five five five one two three four five six seven"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -324,7 +324,7 @@ def _run_machine(i: int, examples: int) -> int:
 
 def test_random_orderings_keep_every_invariant(capsys: pytest.CaptureFixture[str]) -> None:
     """Every invariant holds over random orderings of every input kind."""
-    # two state machines; a large budget is split over two processes
+    # four state machines (two per profile); a large budget is split over two processes
     import os
     import time
     from concurrent.futures import ProcessPoolExecutor

@@ -26,7 +26,7 @@ from ..eou import is_backchannel_phrase
 from ..registry import RULES
 from ..text import count_words
 from .gate import release_events, trim
-from .speech import report_speech_end
+from .speech import report_speech_end, report_stream_stop
 
 
 def _turn_has_words(cx: Context) -> bool:
@@ -233,7 +233,11 @@ def forget_backchannel(cx: Context, e: Any) -> None:
 def report_vad_end_after_backchannels(cx: Context, e: ev.VadEndOfSpeech) -> None:
     """As ``report_vad_end``; the end of a segment whose words were a dropped backchannel
     (and nothing after it) opens no turn."""
-    if cx.segment_dropped and not cx.turn.span_open:
-        report_speech_end(cx, e, open_turn=False)
-    else:
-        report_speech_end(cx, e, open_turn=True)
+    report_speech_end(cx, e, open_turn=not (cx.segment_dropped and not cx.turn.span_open))
+
+
+@RULES.action("report_stream_end_after_backchannels")
+def report_stream_end_after_backchannels(cx: Context, e: Any) -> None:
+    """As ``report_stream_end``; the end of a segment whose words were a dropped backchannel
+    (and nothing after it) opens no turn."""
+    report_stream_stop(cx, open_turn=not (cx.segment_dropped and not cx.turn.span_open))

@@ -71,7 +71,14 @@ def report_speech_end(cx: Context, e: ev.VadEndOfSpeech, *, open_turn: bool) -> 
 @RULES.action("report_stream_end")
 def report_stream_end(cx: Context, e: Any) -> None:
     """The VAD stream ended while the user spoke: their speech ends now."""
-    cx.ensure_span()
+    report_stream_stop(cx, open_turn=True)
+
+
+def report_stream_stop(cx: Context, *, open_turn: bool) -> None:
+    """Report that the VAD stream ended the user's speech; ``open_turn``: it opens the
+    turn's span if none is."""
+    if open_turn:
+        cx.ensure_span()
     cx.emit(out.EndOfSpeech(t=cx.now, ref=None))
     _feedback_end(cx, cx.now)
 
