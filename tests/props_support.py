@@ -413,11 +413,13 @@ class Driver:
         pending = eng.model_request_pending(rid)
         if not pending and not force:
             return
+        # (an engine.advance that fired the request's timer moved the input clock past it)
+        t = max(self.clock, eng.input_clock)
         if pending:
             w = self.waits.get(rid)
             if w is not None:
-                w.answer, w.answered_at, w.max_delay = ans, self.clock, probe_max_delay(eng)
-        a = ev.EouModelAnswered(t=self.clock, request_id=rid, supported=ans.supported,
+                w.answer, w.answered_at, w.max_delay = ans, t, probe_max_delay(eng)
+        a = ev.EouModelAnswered(t=t, request_id=rid, supported=ans.supported,
                                 probability=ans.probability, threshold=ans.threshold,
                                 failed=ans.failed)
         self._note(f"  model {a!r}{' (stale)' if not pending else ''}")
