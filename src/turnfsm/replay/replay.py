@@ -368,14 +368,21 @@ class Replay:
 
     # -- main ------------------------------------------------------------------------------
 
-    def run(self) -> list[dict[str, Any]]:
+    def setup(self) -> tuple[EngineOptions, Profile] | None:
+        """The engine options and the profile of this replay (the override, else the
+        header's); None after recording the error of a header the engine refuses."""
+        cfg = self.cfg if self.profile is None else {**self.cfg, "profile": self.profile}
         try:
-            cfg = self.cfg if self.profile is None else {**self.cfg, "profile": self.profile}
-            opts = engine_options(cfg)
-            prof = trace_profile(cfg)
+            return engine_options(cfg), trace_profile(cfg)
         except ConfigError as e:
             self.rec(0.0, "error", source="setup", exception=f"ValueError: {e}")
+            return None
+
+    def run(self) -> list[dict[str, Any]]:
+        setup = self.setup()
+        if setup is None:
             return self.lines
+        opts, prof = setup
         self.engine = Engine(opts, profile=prof, chart=self.chart, backend=self.backend)
         if self.observer is not None:
             self.engine.add_observer(self.observer)

@@ -19,8 +19,8 @@ from ..chart import Chart
 from ..core import StepObserver
 from ..core.profiles import Profile
 from ..errors import ConfigError, InputError, TraceError
-from ..replay import Replay, Trace, dumps, engine_options, read_trace
-from ..replay.replay import ScriptedModel, trace_profile
+from ..replay import Replay, Trace, dumps, read_trace
+from ..replay.replay import ScriptedModel
 from .protocols import TurnContext
 from .session import Session
 from .virtual import run_virtual
@@ -115,13 +115,10 @@ class RuntimeReplay(Replay):
         return run_virtual(self._run())
 
     async def _run(self) -> list[dict[str, Any]]:
-        try:
-            cfg = self.cfg if self.profile is None else {**self.cfg, "profile": self.profile}
-            opts = engine_options(cfg)
-            prof = trace_profile(cfg)
-        except ConfigError as e:
-            self.rec(0.0, "error", source="setup", exception=f"ValueError: {e}")
+        setup = self.setup()
+        if setup is None:
             return self.lines
+        opts, prof = setup
         session = self.session = Session(
             opts, profile=prof, chart=self.chart, hooks=_Hooks(self),
             model=_ScriptedModel(self, self.model),
