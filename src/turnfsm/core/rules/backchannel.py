@@ -8,8 +8,8 @@ and either the detector judged that overlap not an interruption, or (no verdict)
 finals make a short utterance: at most ``backchannel_max_words`` words, or a phrase of the
 language's backchannel list (:mod:`turnfsm.core.eou`). A backchannel's finals are dropped
 with the reason ``backchannel`` and a record saying which test they met; the turn it opened
-goes back to idle with its onset (``backchannel_dropped``), so the onset never leaks into
-the next turn. Without a detector, an utterance that grows past a backchannel while the
+goes back to idle and its onset goes too (``backchannel_dropped``), so the onset never
+leaks into the next turn. Without a detector, an utterance that grows past a backchannel while the
 agent speaks interrupts: its words are the verdict (``Interruption`` with a ``words``
 record), and what is held is released. An utterance still going on when the agent stops is
 held until it ends (state ``judging``).
