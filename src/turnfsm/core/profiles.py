@@ -35,8 +35,6 @@ from .registry import RULES
 PROFILES: tuple[str, ...] = ("default", "livekit")
 #: The profile an engine, a session, ``listen`` and ``replay`` use when none is named.
 DEFAULT_PROFILE = "default"
-#: The profile of a trace whose header names none (every conformance trace).
-TRACE_PROFILE = "livekit"
 _KEYS = {"profile", "base", "doc", "options", "chart"}
 
 

@@ -69,12 +69,11 @@ NON_NEGATIVE = {"speech_duration", "silence_duration", "inference_duration",
                 "detection_delay", "num_requests", "stt_flush_duration"}
 INTEGER = {"count", "sample_rate", "num_requests"}
 
-CONFIG_FIELDS = {"comment", "turn_detection", "vad", "stt", "interruption_detection",
-                 "endpointing", "turn_detector", "backchannel_boundary", "user_turn_limit",
-                 "end_of_turn_returns", "glue", "time_limit", *("profile", "transcript_timeout",
-                                                                "backchannel_max_words")}
 #: Header fields only turnfsm reads (the reference's replayer refuses them).
 TURNFSM_FIELDS = ("profile", "transcript_timeout", "backchannel_max_words")
+CONFIG_FIELDS = {"comment", "turn_detection", "vad", "stt", "interruption_detection",
+                 "endpointing", "turn_detector", "backchannel_boundary", "user_turn_limit",
+                 "end_of_turn_returns", "glue", "time_limit", *TURNFSM_FIELDS}
 #: The profile of a trace whose header names none.
 TRACE_PROFILE = "livekit"
 ENDPOINTING_DEFAULTS = {"mode": "fixed", "min_delay": 0.5, "max_delay": 3.0, "alpha": 0.9}
