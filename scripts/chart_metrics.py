@@ -5,6 +5,7 @@ Run from the repository root, with the package on the path::
     PYTHONPATH=src python scripts/chart_metrics.py            # every figure
     PYTHONPATH=src python scripts/chart_metrics.py walk       # one section (see SECTIONS)
     PYTHONPATH=src python scripts/chart_metrics.py --json     # machine-readable
+    PYTHONPATH=src python scripts/chart_metrics.py baseline --out DIR   # replay digests
 
 Sections:
 
@@ -26,6 +27,8 @@ Sections:
 * ``shells``: where ``runtime/``, ``telemetry/``, ``adapters/`` (and ``replay/``) read region
   or state names.
 * ``gate``: the transitions of the base gate and of the default profile's replacement.
+* ``baseline`` (only when named): every conformance trace replayed under both runtimes,
+  both backends (direct) and both profiles, with one digest per combination (see :func:`baseline`).
 * ``structure``: the import structure: rooms (the package's top-level folders and modules;
   inside ``core/``, its modules with ``rules/`` as one room), floors (a room stands one
   floor above the highest room it imports) and arrows (room -> room imports).
@@ -37,6 +40,7 @@ import ast
 import json
 import re
 import sys
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -487,10 +491,54 @@ def structure() -> dict[str, Any]:
     return result
 
 
+# -- the byte-identity baseline of the rebuild ---------------------------------------------------
+
+BASELINE_DIR = Path(tempfile.gettempdir()) / "turnfsm-baseline"
+
+
+def baseline(out: Path | None = None) -> dict[str, Any]:
+    """Replay every conformance trace (tests/conformance/*/traces) under each runtime
+    (direct with each backend, table and transitions; asyncio, which runs the table) and
+    each profile (the trace's own, and default), with drop records (``--diagnostics``),
+    through ``turnfsm replay --dir``; keep the outputs under ``out`` (``--out DIR``) and
+    give one digest per combination. Run it before and after a change: equal digests
+    (``diff -r`` on the folders) mean every trace replays byte-identical."""
+    import hashlib
+    import subprocess
+
+    out = out or BASELINE_DIR
+    digests: dict[str, str] = {}
+    for traces in sorted((ROOT / "tests" / "conformance").glob("*/traces")):
+        for runtime in ("direct", "asyncio"):
+            # an asyncio replay runs a Session, which dispatches through the table
+            for backend in ("table", "transitions") if runtime == "direct" else ("table",):
+                for profile in (None, "default"):
+                    name = (f"{traces.parent.name}-{runtime}-{backend}-"
+                            f"{profile or 'trace'}")
+                    dest = out / name
+                    cmd = [sys.executable, "-c", "import sys; from turnfsm.cli import main; "
+                           "sys.exit(main(sys.argv[1:]))", "replay", "--dir", str(traces),
+                           "--runtime", runtime, "--backend", backend, "--diagnostics",
+                           "-j", "1", "-o", str(dest)]
+                    if profile:
+                        cmd += ["--profile", profile]
+                    run = subprocess.run(cmd, capture_output=True, text=True)
+                    if run.returncode != 0:
+                        raise SystemExit(f"chart_metrics: replay {name} failed: "
+                                         f"{run.stderr.strip().splitlines()[-1:]}")
+                    h = hashlib.sha256()
+                    for f in sorted(dest.glob("*.jsonl")):
+                        h.update(f.name.encode() + b"\0" + f.read_bytes())
+                    digests[name] = h.hexdigest()[:16]
+    return {"folder": str(out), "digests": digests}
+
+
 SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
     "walk": walk, "events": events, "options": options, "decisions": decisions,
     "context": context, "shells": shells, "gate": gate, "structure": structure,
 }
+#: Sections run only when named (they take a while).
+ON_REQUEST: dict[str, Callable[..., dict[str, Any]]] = {"baseline": baseline}
 
 
 def _print(name: str, data: dict[str, Any]) -> None:
@@ -515,13 +563,22 @@ def _print(name: str, data: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> int:
     as_json = "--json" in argv
+    out: Path | None = None
+    if "--out" in argv:
+        i = argv.index("--out")
+        if i + 1 >= len(argv):
+            print("chart_metrics: --out needs a folder", file=sys.stderr)
+            return 2
+        out = Path(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
     names = [a for a in argv if not a.startswith("--")] or list(SECTIONS)
+    known = {**SECTIONS, **ON_REQUEST}
     for n in names:
-        if n not in SECTIONS:
-            print(f"chart_metrics: unknown section {n!r} (one of {', '.join(SECTIONS)})",
+        if n not in known:
+            print(f"chart_metrics: unknown section {n!r} (one of {', '.join(known)})",
                   file=sys.stderr)
             return 2
-    result = {n: SECTIONS[n]() for n in names}
+    result = {n: (baseline(out) if n == "baseline" else known[n]()) for n in names}
     if as_json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
