@@ -106,6 +106,13 @@ class Walk:
         if not self.current or self.current[-1] != mod:
             self.current.append(mod)
 
+    def guard_counts(self) -> dict[str, int]:
+        """How often each registered guard ran in the walk."""
+        from turnfsm.core.registry import RULES
+
+        guards = {(fn.__module__, fn.__qualname__) for fn in RULES.guards.values()}
+        return dict(Counter(n for m, n in self.calls if (m, n) in guards).most_common())
+
     def figures(self) -> dict[str, Any]:
         """Functions, modules, module changes and returns to a module already left."""
         seen: set[str] = set()
@@ -125,6 +132,7 @@ class Walk:
             "max_dispatch_nesting": self.max_dispatch,
             "max_frame_depth": self.max_depth,
             "by_module": dict(Counter(m for m, _ in set(self.calls)).most_common()),
+            "guards_evaluated": self.guard_counts(),
         }
 
 
