@@ -63,7 +63,18 @@ def _spans(records: list[StepRecord], region: str, end: float) -> list[tuple[flo
 
 def plot_session(audio: Audio, trace: Trace, lines: list[dict[str, Any]],
                  records: list[StepRecord], path: str) -> None:
-    """Draw the picture to ``path`` (PNG)."""
+    """Draw the picture to ``path`` (PNG, SVG or PDF by its extension)."""
+    fig = draw_session(audio, trace, lines, records)
+    import matplotlib.pyplot as plt
+    try:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+
+
+def draw_session(audio: Audio, trace: Trace, lines: list[dict[str, Any]],
+                 records: list[StepRecord]) -> Any:
+    """The picture as a matplotlib figure (the caller saves and closes it)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -154,7 +165,7 @@ def plot_session(audio: Audio, trace: Trace, lines: list[dict[str, Any]],
                         ha="right" if flip else "left", va="bottom")
     ax_txt.set_yticks([0.35, 1], ["interims", "finals"])
     ax_txt.set_ylim(0, 1.9)
-    entries = {
+    entries: dict[str, Any] = {
         "final": Line2D([], [], marker="v", color="#1b5e20", ls="", label="final (as reported)"),
         "interim": Line2D([], [], marker=".", color="#9e9e9e", ls="", label="interim"),
         "held": Line2D([], [], color="#ef6c00", lw=3, alpha=0.7,
@@ -173,8 +184,8 @@ def plot_session(audio: Audio, trace: Trace, lines: list[dict[str, Any]],
         if d is not None:
             if x["t"] - d.wait_started_at > 1e-3:  # a wait decided at once has no bar
                 shown_kinds.add("wait")
-            ax_dec.barh(y, x["t"] - d.wait_started_at, left=d.wait_started_at, height=0.35,
-                        color="#fbc02d", alpha=0.8)
+                ax_dec.barh(y, x["t"] - d.wait_started_at, left=d.wait_started_at,
+                            height=0.35, color="#fbc02d", alpha=0.8)
             if d.anchor is not None:  # the delay, measured from the last speech
                 shown_kinds.add("delay")
                 ax_dec.barh(y - 0.3, d.delay, left=d.anchor, height=0.12, color="#8d6e63",
@@ -234,5 +245,4 @@ def plot_session(audio: Audio, trace: Trace, lines: list[dict[str, Any]],
     for ax in axes:
         ax.grid(axis="x", color="#e0e0e0", lw=0.5)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    return fig
