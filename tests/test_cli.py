@@ -334,3 +334,23 @@ def test_replay_timeline_hides_internal_ids_unless_diagnostics(
     assert "dropped 'uh huh'" in plain and "P3:" not in plain and " line " not in plain
     assert main(["replay", str(trace), "--timeline", "--diagnostics"]) == 0
     assert "P3:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["--chart", "--profile"])
+def test_a_missing_chart_or_profile_is_one_line(flag: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """listen --chart/--profile with a file that is not there: one line naming it, exit 2."""
+    assert main(["listen", str(HESITATION), "-q", flag, str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: cannot read" in _one_line_error(capsys)
+
+
+def test_a_chart_with_several_problems_is_one_line_pointing_at_check(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A chart with several problems: its first and how many more, in one line (`turnfsm
+    check` lists them all)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("regions:\n  - name: a\n    states: {}\n  - name: b\n    states: {}\n")
+    trace = ROOT / "src" / "turnfsm" / "examples" / "session.jsonl"
+    assert main(["replay", str(trace), "--chart", str(bad)]) == 2
+    err = _one_line_error(capsys)
+    assert "bad.yaml" in err and "more problem" in err and "turnfsm check" in err

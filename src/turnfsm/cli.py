@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import TurnFsmError
+from .messages import one_line
 from .outfiles import OutputPathError, check_output_dir, check_output_file, write_text
 
 
@@ -40,7 +41,7 @@ def _replay_to(src: str, dst: str | None, opts: dict[str, Any], runtime: str) ->
         finally:
             tmp.unlink(missing_ok=True)
     except TurnFsmError as e:
-        return f"turnfsm replay: {e}"
+        return f"turnfsm replay: {one_line(e)}"
     return None
 
 
@@ -56,7 +57,7 @@ def _replay(args: argparse.Namespace) -> int:
         try:
             chart = read_chart(args.chart)
         except TurnFsmError as e:
-            return fail(str(e))
+            return fail(one_line(e))
     opts: dict[str, Any] = {"diagnostics": args.diagnostics, "chart": chart}
     if args.profile is not None:
         from .core.profiles import get_profile
@@ -64,7 +65,7 @@ def _replay(args: argparse.Namespace) -> int:
             get_profile(args.profile)  # checked here; each replay resolves the name
             opts["profile"] = args.profile
         except TurnFsmError as e:
-            return fail(str(e))
+            return fail(one_line(e))
     if args.runtime == "asyncio":
         if args.backend != "table" or args.timeline:
             return fail("--runtime asyncio replays through a Session with the default "
@@ -85,7 +86,7 @@ def _replay(args: argparse.Namespace) -> int:
             dst = Path(args.output)
             dst.mkdir(parents=True, exist_ok=True)
         except OutputPathError as e:
-            return fail(str(e))
+            return fail(one_line(e))
         except OSError as e:
             return fail(f"-o {args.output}: cannot create the folder: {e.strerror or e}")
         work = [(str(p), str(dst / p.name)) for p in sorted(src.glob("*.jsonl"))]
@@ -116,13 +117,13 @@ def _replay(args: argparse.Namespace) -> int:
             print(render_timeline(read_trace(args.trace), chart,
                                   diagnostics=args.diagnostics), end="")
         except TurnFsmError as e:
-            return fail(str(e))
+            return fail(one_line(e))
         return 0
     if args.output:
         try:
             check_output_file(args.output, "-o")
         except OutputPathError as e:
-            return fail(str(e))
+            return fail(one_line(e))
     err = _replay_to(args.trace, args.output, opts, args.runtime)
     if err is not None:
         print(err, file=sys.stderr)

@@ -11,6 +11,7 @@ import attrs
 
 from ..core.profiles import get_profile
 from ..errors import TurnFsmError
+from ..messages import one_line
 from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps
 from .listen import ListenOptions, Progress, build_trace, trace_lines
 from .transcripts import read_words
@@ -23,7 +24,7 @@ def listen_command(args: argparse.Namespace) -> int:
     try:
         return _listen(args)
     except TurnFsmError as e:
-        print(f"turnfsm listen: {e}", file=sys.stderr)
+        print(f"turnfsm listen: {one_line(e)}", file=sys.stderr)
         return 2
 
 

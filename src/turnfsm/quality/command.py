@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core.profiles import DEFAULT_PROFILE, Profile, get_profile
 from ..errors import TurnFsmError
+from ..messages import one_line
 from ..replay import Trace, read_trace, replay_trace
 from .score import Score, read_truth, score_outputs
 
@@ -134,7 +135,7 @@ def score_command(args: argparse.Namespace) -> int:
                                                  truth)
             rows[p.name] = row
     except TurnFsmError as e:
-        print(f"turnfsm score: {e}", file=sys.stderr)
+        print(f"turnfsm score: {one_line(e)}", file=sys.stderr)
         return 2
     systems = [*profiles, *(["reference"] if args.reference else [])]
     totals = {s: sum((r[s] for r in rows.values()), Score()) for s in systems}

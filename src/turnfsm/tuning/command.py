@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import TurnFsmError
+from ..messages import one_line
 from .grid import AUDIO_OPTIONS, read_grid
 from .report import annotate, check_outputs, plot_pareto, summary, table, write_output
 from .sessions import session_paths
@@ -33,7 +34,7 @@ def tune_command(args: argparse.Namespace) -> int:
             bar.done()
         rows = annotate(result, args.max_latency)
     except TurnFsmError as e:
-        print(f"turnfsm tune: {e}", file=sys.stderr)
+        print(f"turnfsm tune: {one_line(e)}", file=sys.stderr)
         return 2
     # the results first: a file that fails to be written below never loses them
     if not args.quiet:
@@ -50,7 +51,7 @@ def tune_command(args: argparse.Namespace) -> int:
             flag = f"--plot {args.plot}"
             plot_pareto(result, rows, args.plot, args.max_latency)
     except TurnFsmError as e:
-        print(f"turnfsm tune: {e}", file=sys.stderr)
+        print(f"turnfsm tune: {one_line(e)}", file=sys.stderr)
         return 2
     except OSError as e:
         print(f"turnfsm tune: {flag}: cannot write it: {e.strerror or e}", file=sys.stderr)

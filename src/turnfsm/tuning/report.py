@@ -215,14 +215,20 @@ def check_outputs(outputs: Sequence[str], plot: str | None) -> None:
 
 
 def write_output(result: SweepResult, rows: Sequence[dict[str, Any]], path: str) -> None:
-    """``-o FILE``: CSV or Parquet by the file's extension."""
+    """``-o FILE``: CSV or Parquet by the file's extension, written whole or not at all
+    (a temporary file beside it, renamed when complete)."""
     suffix = Path(path).suffix.lower()
-    if suffix == ".csv":
-        write_csv(result, rows, path)
-    elif suffix in (".parquet", ".pq"):
-        write_parquet(result, rows, path)
-    else:
+    if suffix not in (".csv", ".parquet", ".pq"):
         raise TurnFsmError(f"{path}: -o writes .csv or .parquet")
+    tmp = Path(path).with_name(Path(path).name + ".partial")
+    try:
+        if suffix == ".csv":
+            write_csv(result, rows, tmp)
+        else:
+            write_parquet(result, rows, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # -- picture ---------------------------------------------------------------------------------
