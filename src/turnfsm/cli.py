@@ -467,7 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(not part of turnfsm; default: $TURNFSM_REFERENCE_SCRIPT, else the "
                          "kit beside a source checkout)")
     sp.add_argument("--profile", action="append", default=None,
-                    help="score this behaviour profile (repeat for several; default: default)")
+                    help="score this behaviour profile: default, livekit or a profile file, "
+                         "whose option defaults apply to WAV sessions (repeat for several; "
+                         "default: default)")
     sp.add_argument("--json", action="store_true", help="print the figures as JSON")
     sp.add_argument("--details", action="store_true", help="name each cut-in, orphan, ...")
     sp.set_defaults(func=_score)
