@@ -354,3 +354,55 @@ def test_a_chart_with_several_problems_is_one_line_pointing_at_check(
     assert main(["replay", str(trace), "--chart", str(bad)]) == 2
     err = _one_line_error(capsys)
     assert "bad.yaml" in err and "more problem" in err and "turnfsm check" in err
+
+
+def test_option_errors_name_the_listen_flags() -> None:
+    """An option error from the engine's options names the flag a user typed."""
+    from turnfsm.audio.command import flag_names
+    assert flag_names("options: endpointing.min_delay must be a finite number, not nan") == \
+        "--min-delay must be a finite number, not nan"
+    assert flag_names("endpointing delays must not be negative") == \
+        "--min-delay/--max-delay must not be negative"
+    assert flag_names("options: transcript_timeout must be positive") == \
+        "--transcript-timeout must be positive"
+    assert flag_names("vad.activation_threshold must be in (0, 1]") == \
+        "--vad-threshold must be in (0, 1]"
+
+
+def test_a_profile_that_sets_interruption_detection_wins_over_auto(tmp_path: Path) -> None:
+    """--interruption-detection auto follows the profile when it sets the option; on/off
+    override it."""
+    prof = _profile(tmp_path, "  interruption_detection: false\n")
+    trace = tmp_path / "t.jsonl"
+    wav = str(AUDIO / "barge_in.wav")
+
+    def detection(*flags: str) -> bool:
+        assert main(["listen", wav, "-q", "--profile", str(prof), "--out-trace", str(trace),
+                     *flags]) == 0
+        return bool(json.loads(trace.read_text().splitlines()[0])["interruption_detection"])
+    assert detection() is False
+    assert detection("--interruption-detection", "on") is True
+    assert main(["listen", wav, "-q", "--out-trace", str(trace)]) == 0  # default: stereo
+    assert json.loads(trace.read_text().splitlines()[0])["interruption_detection"] is True
+
+
+def test_tune_writes_its_results_whole_or_not_at_all(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A write that fails midway leaves no results file and no partial one; the table was
+    printed first; one line, exit 2."""
+    import turnfsm.tuning.report as report
+
+    def fail(result: Any, rows: Any, path: Any) -> None:
+        Path(path).write_text("setting,profile\n1,")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(report, "write_csv", fail)
+    grid = tmp_path / "g.yaml"
+    grid.write_text("min_delay: [0.5, 0.6]\n")
+    out = tmp_path / "r.csv"
+    assert main(["tune", str(AUDIO / "two_turns.wav"), "--grid", str(grid), "-q", "--jobs", "1",
+                 "-o", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "Recommended" in captured.out
+    assert captured.err.count("\n") == 1 and "No space left on device" in captured.err
+    assert list(tmp_path.iterdir()) == [grid]
