@@ -203,17 +203,24 @@ def test_listen_in_real_time_gives_the_turns_of_the_virtual_run(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--asr-latency", "abc"], "asr-latency"),
-    (["--min-delay", "-1"], "must not be negative"),
-    (["--vad-threshold", "2"], "activation_threshold"),
-], ids=["latency", "delay", "threshold"])
+    (["--asr-latency", "abc"], "--asr-latency"),
+    (["--min-delay", "-1"], "--min-delay"),
+    (["--min-delay", "nan"], "--min-delay"),
+    (["--transcript-timeout", "0"], "--transcript-timeout"),
+    (["--backchannel-max-words", "-1"], "--backchannel-max-words"),
+    (["--vad-threshold", "2"], "--vad-threshold"),
+    (["--min-silence", "inf"], "--min-silence"),
+], ids=["latency", "delay", "nan", "timeout", "words", "threshold", "silence"])
 def test_bad_listen_options_are_named(args: list[str], message: str,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    """A bad listen option exits 2 with a message naming it, never a traceback."""
+    """A bad listen option exits 2 with one line naming its flag (not an option field),
+    never a traceback."""
     from turnfsm.cli import main
     wav = str(ROOT / "examples" / "audio" / "hesitation.wav")
     try:
         code = main(["listen", wav, "-q", *args])
     except SystemExit as e:  # argparse refuses a malformed value itself
         code = int(e.code or 0)
-    assert code == 2 and message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert "endpointing." not in err and "vad." not in err and "options:" not in err

@@ -7,6 +7,9 @@ from .errors import ChartError, ConfigError, EngineFailed, InputError, TraceErro
 from .host import Scheduler
 from .options import EndpointingOptions, EngineOptions, UserTurnLimit
 
+#: The package's version (pyproject.toml's; ``turnfsm --version``)
+__version__ = "0.1.0"
+
 __all__ = [
     "Chart",
     "ChartError",

@@ -1,4 +1,6 @@
-"""The ``turnfsm`` command line."""
+"""turnfsm: turn-taking for voice agents as a declared state machine. Run a WAV file
+through it (listen), replay recorded sessions (replay), score and tune its decisions against
+labelled sessions (score, tune), validate and draw the state chart (check, diagram)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,11 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import TurnFsmError
+from .messages import one_line
+from .outfiles import OutputPathError, check_output_dir, check_output_file, write_text
 
 
 def _replay_to(src: str, dst: str | None, opts: dict[str, Any], runtime: str) -> str | None:
@@ -22,7 +26,7 @@ def _replay_to(src: str, dst: str | None, opts: dict[str, Any], runtime: str) ->
             if dst is None:
                 sys.stdout.write(text)
             else:
-                Path(dst).write_text(text, encoding="utf-8")
+                write_text(dst, text, "-o")
             return None
         if dst is None:
             replay_stream(src, sys.stdout, **opts)
@@ -32,10 +36,12 @@ def _replay_to(src: str, dst: str | None, opts: dict[str, Any], runtime: str) ->
             with open(tmp, "w", encoding="utf-8") as f:
                 replay_stream(src, f, **opts)
             tmp.replace(dst)
+        except OSError as e:
+            return f"turnfsm replay: -o {dst}: cannot write it: {e.strerror or e}"
         finally:
             tmp.unlink(missing_ok=True)
     except TurnFsmError as e:
-        return f"turnfsm replay: {e}"
+        return f"turnfsm replay: {one_line(e)}"
     return None
 
 
@@ -43,13 +49,15 @@ def _replay(args: argparse.Namespace) -> int:
     from .core import read_chart
     from .replay import read_trace
 
+    def fail(message: str) -> int:
+        print(f"turnfsm replay: {message}", file=sys.stderr)
+        return 2
     chart = None
     if args.chart:
         try:
             chart = read_chart(args.chart)
         except TurnFsmError as e:
-            print(f"turnfsm replay: {e}", file=sys.stderr)
-            return 2
+            return fail(one_line(e))
     opts: dict[str, Any] = {"diagnostics": args.diagnostics, "chart": chart}
     if args.profile is not None:
         from .core.profiles import get_profile
@@ -57,29 +65,30 @@ def _replay(args: argparse.Namespace) -> int:
             get_profile(args.profile)  # checked here; each replay resolves the name
             opts["profile"] = args.profile
         except TurnFsmError as e:
-            print(f"turnfsm replay: {e}", file=sys.stderr)
-            return 2
+            return fail(one_line(e))
     if args.runtime == "asyncio":
         if args.backend != "table" or args.timeline:
-            print("turnfsm replay: --runtime asyncio replays through a Session with the "
-                  "default backend and no --timeline", file=sys.stderr)
-            return 2
+            return fail("--runtime asyncio replays through a Session with the default "
+                        "--backend and no --timeline")
     else:
         opts["backend"] = args.backend
     if args.jobs is not None and args.jobs < 1:
-        print("turnfsm replay: --jobs must be at least 1", file=sys.stderr)
-        return 2
+        return fail("--jobs must be at least 1")
 
     if args.dir:
         src = Path(args.dir)
         if not src.is_dir():
-            print(f"turnfsm replay: {src}: not a directory", file=sys.stderr)
-            return 2
+            return fail(f"--dir {src}: not a folder")
         if not args.output:
-            print("turnfsm replay: --dir needs -o OUTDIR", file=sys.stderr)
-            return 2
-        dst = Path(args.output)
-        dst.mkdir(parents=True, exist_ok=True)
+            return fail("--dir needs -o OUTDIR")
+        try:
+            check_output_dir(args.output, "-o")
+            dst = Path(args.output)
+            dst.mkdir(parents=True, exist_ok=True)
+        except OutputPathError as e:
+            return fail(one_line(e))
+        except OSError as e:
+            return fail(f"-o {args.output}: cannot create the folder: {e.strerror or e}")
         work = [(str(p), str(dst / p.name)) for p in sorted(src.glob("*.jsonl"))]
         jobs = min(args.jobs or os.cpu_count() or 1, max(1, len(work)))
         if jobs == 1:
@@ -99,17 +108,22 @@ def _replay(args: argparse.Namespace) -> int:
         args.trace = str(resources.files("turnfsm") / "examples" / "session.jsonl")
         args.timeline = args.timeline or not args.output
     if not args.trace:
-        print("turnfsm replay: give a TRACE.jsonl, --example, or --dir TRACES -o OUTDIR",
-              file=sys.stderr)
-        return 2
+        return fail("give a TRACE.jsonl, --example, or --dir TRACES -o OUTDIR")
     if args.timeline:
+        if args.output:
+            return fail("--timeline prints the timeline; drop -o (or --timeline)")
         try:
             from .replay.timeline import render_timeline
-            print(render_timeline(read_trace(args.trace), chart), end="")
+            print(render_timeline(read_trace(args.trace), chart,
+                                  diagnostics=args.diagnostics), end="")
         except TurnFsmError as e:
-            print(f"turnfsm replay: {e}", file=sys.stderr)
-            return 2
+            return fail(one_line(e))
         return 0
+    if args.output:
+        try:
+            check_output_file(args.output, "-o")
+        except OutputPathError as e:
+            return fail(one_line(e))
     err = _replay_to(args.trace, args.output, opts, args.runtime)
     if err is not None:
         print(err, file=sys.stderr)
@@ -129,44 +143,146 @@ def _latency(v: str) -> str:
     return v
 
 
+def _seconds(v: str) -> float:
+    """A non-negative, finite number of seconds."""
+    try:
+        x = float(v)
+    except ValueError:
+        x = float("nan")
+    if not 0 <= x < float("inf"):
+        raise argparse.ArgumentTypeError(f"{v!r}: give a non-negative number of seconds")
+    return x
+
+
+def _positive_seconds(v: str) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        x = float(v)
+    except ValueError:
+        x = float("nan")
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError(f"{v!r}: give a positive number of seconds")
+    return x
+
+
+def _count(v: str) -> int:
+    """A whole number, 0 or more."""
+    try:
+        n = int(v)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{v!r}: give a whole number, 0 or more")
+    return n
+
+
+def _threshold(v: str) -> float:
+    """A VAD probability threshold in (0, 1]."""
+    try:
+        x = float(v)
+    except ValueError:
+        x = float("nan")
+    if not 0 < x <= 1:
+        raise argparse.ArgumentTypeError(f"{v!r}: give a probability above 0, at most 1")
+    return x
+
+
+#: ``listen`` options whose default is the profile's: the flag's dest -> the option's path
+#: in :class:`~turnfsm.options.EngineOptions` (``--help`` shows the default profile's value)
+PROFILE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "turn_detection": ("turn_detection",), "min_delay": ("endpointing", "min_delay"),
+    "max_delay": ("endpointing", "max_delay"), "endpointing": ("endpointing", "mode"),
+    "transcript_timeout": ("transcript_timeout",),
+    "backchannel_max_words": ("backchannel_max_words",)}
+
+
+def _profile_default(dest: str, profile: str | None = None) -> Any:
+    """What a profile (the default one when None) sets for a ``listen`` option."""
+    from .core.profiles import get_profile
+    value: Any = get_profile(profile).options()
+    for name in PROFILE_OPTIONS[dest]:
+        value = getattr(value, name)
+    return value
+
+
+class _Help(argparse.HelpFormatter):
+    """Help with every option's default: the value, or the profile's for options a
+    profile sets (computed when the help is shown)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or "%(default)" in text or "default:" in text:
+            return text
+        if action.dest in PROFILE_OPTIONS and getattr(self, "_prog", "").endswith("listen"):
+            from .core.profiles import DEFAULT_PROFILE
+            value = _profile_default(action.dest)
+            shown = "none" if value is None else value
+            return f"{text} (default: the profile's; {shown} in the {DEFAULT_PROFILE} profile)"
+        if action.default in (None, False, argparse.SUPPRESS) or isinstance(
+                action, (argparse._HelpAction, argparse._VersionAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors as one line (the command, what is wrong, where the help is), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _listen_arguments(lp: argparse.ArgumentParser) -> None:
-    """The ``listen`` options."""
+    """The ``listen`` options. Those a profile sets default to None: the profile decides
+    unless the flag is given."""
     lp.add_argument("wav", help="a WAV file: mono (the user) or stereo (user, agent)")
-    lp.add_argument("-o", "--output", help="write the outputs (JSON Lines, as replay does)")
-    lp.add_argument("--out-trace", help="write the inputs as a trace `turnfsm replay` reruns")
-    lp.add_argument("--plot", help="draw the session's timeline picture (PNG; extra `plot`)")
-    lp.add_argument("--words", help="a sidecar of timed words: the transcripts")
+    lp.add_argument("-o", "--output", metavar="OUT.jsonl",
+                    help="write the outputs (JSON Lines, as replay does)")
+    lp.add_argument("--out-trace", metavar="TRACE.jsonl",
+                    help="write the inputs as a trace `turnfsm replay` reruns")
+    lp.add_argument("--plot", metavar="PICTURE.png",
+                    help="draw the session's timeline picture (.png, .svg or .pdf; extra "
+                         "`plot`)")
+    lp.add_argument("--words", metavar="WORDS.json",
+                    help="a sidecar of timed words: the transcripts")
     lp.add_argument("--asr", choices=("none", "whisper"), default="none",
                     help="transcribe each VAD segment with local Whisper (extra `asr`)")
-    lp.add_argument("--asr-latency", default="0.3", type=_latency,
+    lp.add_argument("--asr-latency", default="0.3", type=_latency, metavar="SECONDS",
                     help="seconds from a segment's end to its final (or 'measured')")
     lp.add_argument("--no-interims", action="store_true", help="finals only")
     lp.add_argument("--diagnostics", action="store_true",
-                    help="-o also gets a transcript_dropped line per discarded transcript "
-                         "(replay the trace with --diagnostics to match)")
+                    help="the timeline shows each input's trace line and the spec rule of "
+                         "each drop; -o also gets a transcript_dropped line per discarded "
+                         "transcript (replay the trace with --diagnostics to match)")
     lp.add_argument("--turn-detection", choices=("vad", "stt", "manual", "model"),
                     default=None, help="as EngineOptions.turn_detection ('model': the "
                     "built-in rule-based end-of-turn model)")
-    lp.add_argument("--min-delay", type=float, default=0.5)
-    lp.add_argument("--max-delay", type=float, default=3.0)
-    lp.add_argument("--endpointing", choices=("fixed", "dynamic"), default="fixed")
+    lp.add_argument("--min-delay", type=_seconds, default=None, metavar="SECONDS",
+                    help="the shortest wait after the last speech before a turn ends")
+    lp.add_argument("--max-delay", type=_seconds, default=None, metavar="SECONDS",
+                    help="the wait when the end-of-turn model or rules judge the utterance "
+                         "unfinished")
+    lp.add_argument("--endpointing", choices=("fixed", "dynamic"), default=None,
+                    help="fixed delays, or dynamic (learnt from the conversation's pauses)")
     lp.add_argument("--interruption-detection", choices=("auto", "on", "off"), default="auto",
-                    help="auto: on for stereo files (the overlap rule judges overlaps)")
-    lp.add_argument("--vad-threshold", type=float, default=0.5,
+                    help="auto: on for stereo files (the overlap rule judges overlaps), or "
+                         "as the profile sets it")
+    lp.add_argument("--vad-threshold", type=_threshold, default=0.5, metavar="P",
                     help="VAD activation threshold (deactivation 0.15 lower)")
-    lp.add_argument("--min-silence", type=float, default=0.55,
+    lp.add_argument("--min-silence", type=_seconds, default=0.55, metavar="SECONDS",
                     help="VAD silence that ends speech (seconds)")
     lp.add_argument("--realtime", action="store_true",
                     help="pace the session by the wall clock instead of virtual time")
     lp.add_argument("--profile", default="default",
-                    help="the behaviour profile: default (the default), livekit, or a profile "
-                         "file; the trace written by --out-trace names it")
-    lp.add_argument("--transcript-timeout", type=float, default=None,
+                    help="the behaviour profile: default, livekit, or a profile file (its "
+                         "options are the defaults of the flags above); the trace written "
+                         "by --out-trace names it")
+    lp.add_argument("--transcript-timeout", type=_positive_seconds, default=None,
+                    metavar="SECONDS",
                     help="default profile: how long after an end of speech its final "
-                         "transcript is awaited (seconds; default 1.5)")
-    lp.add_argument("--backchannel-max-words", type=int, default=None,
+                         "transcript is awaited")
+    lp.add_argument("--backchannel-max-words", type=_count, default=None, metavar="N",
                     help="default profile: utterances over agent speech of at most this many "
-                         "words are backchannels (default 2)")
+                         "words are backchannels")
     lp.add_argument("--chart", help="run this state chart instead of the profile's")
     lp.add_argument("-q", "--quiet", action="store_true", help="no timeline")
 
@@ -298,34 +414,44 @@ def _diagram(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="turnfsm", description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    rp = sub.add_parser("replay", help="replay a recorded session (trace) in virtual time")
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (every option with its help and default)."""
+    from . import __version__
+    ap = _Parser(prog="turnfsm", description=__doc__, formatter_class=_Help)
+    ap.add_argument("--version", action="version", version=f"turnfsm {__version__}",
+                    help="print the version and exit")
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    def add(name: str, **kw: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=_Help, **kw)
+    rp = add("replay", help="replay a recorded session (trace) in virtual time")
     rp.add_argument("trace", nargs="?", help="trace file (JSON Lines)")
     rp.add_argument("--dir", help="replay every *.jsonl in this folder")
-    rp.add_argument("-o", "--output", help="output file (or folder with --dir)")
+    rp.add_argument("-o", "--output", metavar="OUT",
+                    help="output file (or folder with --dir); default: standard output")
     rp.add_argument("--timeline", action="store_true", help="print a readable timeline")
     rp.add_argument("--example", action="store_true",
                     help="replay the built-in example session (printed as a timeline)")
     rp.add_argument("--diagnostics", action="store_true",
-                    help="also write transcript_dropped lines (why a transcript was discarded)")
+                    help="also write transcript_dropped lines (why a transcript was "
+                         "discarded); with --timeline, show each input's trace line and the "
+                         "spec rule of each drop")
     rp.add_argument("--chart", help="run this state chart instead of the profile's")
     rp.add_argument("--profile", help="the behaviour profile (default, livekit, or a profile "
                     "file) instead of the one the trace's header names (none named: livekit)")
     rp.add_argument("--backend", choices=("table", "transitions"), default="table",
-                    help="dispatch through the compiled table (default) or transitions' machines")
+                    help="dispatch through the compiled table or transitions' machines")
     rp.add_argument("--jobs", "-j", type=int, default=None,
                     help="with --dir: replay this many traces at once (default: every core)")
     rp.add_argument("--runtime", choices=("direct", "asyncio"), default="direct",
-                    help="drive the engine directly (default) or through an asyncio Session "
+                    help="drive the engine directly or through an asyncio Session "
                          "on a virtual clock (the same output)")
     rp.set_defaults(func=_replay)
-    lp = sub.add_parser("listen", help="run a WAV file through a VAD, a recogniser and a "
+    lp = add("listen", help="run a WAV file through a VAD, a recogniser and a "
                         "session, and show what turnfsm decides")
     _listen_arguments(lp)
     lp.set_defaults(func=_listen)
-    sp = sub.add_parser("score", help="score end-of-turn decisions against labelled sessions")
+    sp = add("score", help="score end-of-turn decisions against labelled sessions")
     sp.add_argument("sessions", nargs="+", help="WAV files or traces (or folders of them), "
                     "each with NAME.truth.json beside it (and NAME.words.json for a WAV)")
     sp.add_argument("--asr", choices=("none", "whisper"), default="none",
@@ -333,23 +459,31 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--no-detector", action="store_true",
                     help="stereo WAV sessions: no interruption detection")
     sp.add_argument("--reference", metavar="PYTHON",
-                    help="also score the reference recogniser (a Python with livekit-agents "
-                         "1.5.12 installed) on the same traces")
+                    help="also score the reference recogniser on the same traces: a Python "
+                         "with livekit-agents 1.5.12 installed, which runs the reference "
+                         "replayer (--reference-script)")
+    sp.add_argument("--reference-script", metavar="FILE",
+                    help="the reference replayer, replay_livekit.py of the conformance kit "
+                         "(not part of turnfsm; default: $TURNFSM_REFERENCE_SCRIPT, else the "
+                         "kit beside a source checkout)")
     sp.add_argument("--profile", action="append", default=None,
-                    help="score this behaviour profile (repeat for several; default: default)")
+                    help="score this behaviour profile: default, livekit or a profile file, "
+                         "whose option defaults apply to WAV sessions (repeat for several; "
+                         "default: default)")
     sp.add_argument("--json", action="store_true", help="print the figures as JSON")
     sp.add_argument("--details", action="store_true", help="name each cut-in, orphan, ...")
     sp.set_defaults(func=_score)
-    tp = sub.add_parser("tune", help="replay labelled sessions under a grid of settings, score "
+    tp = add("tune", help="replay labelled sessions under a grid of settings, score "
                         "each, and recommend one (see docs/tuning.md)")
     tp.add_argument("sessions", nargs="+", help="labelled sessions as `score` reads them "
                     "(WAV files or traces, or folders of them)")
     tp.add_argument("--grid", required=True, help="the settings to try (YAML)")
     tp.add_argument("--max-latency", type=float, default=1.0, metavar="SECONDS",
-                    help="the recommended setting's median latency is at most this (1.0)")
+                    help="the recommended setting's median latency is at most this")
     tp.add_argument("-o", "--output", action="append", metavar="FILE",
                     help="write the results: .csv, or .parquet with pyarrow (repeatable)")
-    tp.add_argument("--plot", metavar="PNG", help="draw the Pareto front (extra `plot`)")
+    tp.add_argument("--plot", metavar="PICTURE.png",
+                    help="draw the Pareto front (.png, .svg or .pdf; extra `plot`)")
     tp.add_argument("--jobs", "-j", type=int, default=None,
                     help="worker processes (default: every core; 1: this process)")
     tp.add_argument("--cluster", metavar="ADDRESS",
@@ -357,12 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     tp.add_argument("-q", "--quiet", action="store_true",
                     help="no table and no progress bar: the front and the recommendation")
     tp.set_defaults(func=_tune)
-    ck = sub.add_parser("check", help="validate a state chart")
+    ck = add("check", help="validate a state chart")
     ck.add_argument("chart", nargs="?", help="chart file (default: the built-in states.yaml)")
     ck.add_argument("--profile", help="check a behaviour profile (a name or a profile file): "
                     "its overlay composed with its base")
     ck.set_defaults(func=_check)
-    dg = sub.add_parser("diagram", help="draw the state chart (Mermaid, Graphviz DOT, SVG, PNG)",
+    dg = add("diagram", help="draw the state chart (Mermaid, Graphviz DOT, SVG, PNG)",
                         description="Draw the state chart. `turnfsm diagram --all -o "
                                     "diagrams/` rewrites the committed diagrams.")
     dg.add_argument("--chart", help="chart file (default: the default profile's chart)")
@@ -380,7 +514,11 @@ def main(argv: list[str] | None = None) -> int:
                          "each other profile under DIR/profiles/NAME/)")
     dg.add_argument("-o", "--output", help="output file (folder with --all); default stdout")
     dg.set_defaults(func=_diagram)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly

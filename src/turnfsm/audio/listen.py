@@ -142,6 +142,14 @@ def build_trace(audio: Audio, options: ListenOptions | None = None, *,
     return Trace(audio.path, cfg, inputs)
 
 
+def with_options(trace: Trace, options: ListenOptions) -> Trace:
+    """The same inputs under another header: ``options``' engine options and profile (the
+    inputs must not depend on them: same VAD, transcripts and interruption detection)."""
+    def err(msg: str, field: str | None = None) -> Any:
+        raise ValueError(f"listen header: {field}: {msg}")
+    return attrs.evolve(trace, config=parse_config(_header(trace.path, options), err))
+
+
 def trace_lines(trace: Trace, *, reference: bool = False) -> str:
     """The trace as JSON Lines (header first), ready for ``turnfsm replay`` (``reference``:
     without the header fields only turnfsm reads, for the reference's replayer)."""

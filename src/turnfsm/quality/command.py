@@ -10,48 +10,97 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..core.profiles import DEFAULT_PROFILE, get_profile
+from ..core.profiles import DEFAULT_PROFILE, Profile, get_profile
 from ..errors import TurnFsmError
+from ..messages import one_line
 from ..replay import Trace, read_trace, replay_trace
 from .score import Score, read_truth, score_outputs
 
 COLUMNS = ("turns", "cut_ins", "orphans", "missed_turns", "backchannel_turns",
            "false_interruptions", "missed_interruptions", "latency_p50", "latency_p90",
            "latency_max")
+#: The table's column headers (at most 10 characters each: the figures' names, shortened)
+HEADERS = {"turns": "turns", "cut_ins": "cut-ins", "orphans": "orphans",
+           "missed_turns": "missed", "backchannel_turns": "bc turns",
+           "false_interruptions": "false int", "missed_interruptions": "missed int",
+           "latency_p50": "p50 (s)", "latency_p90": "p90 (s)", "latency_max": "max (s)"}
+#: Where the reference replayer is looked for when --reference-script is not given
+REFERENCE_SCRIPT_ENV = "TURNFSM_REFERENCE_SCRIPT"
 
 
-def _session(path: Path, args: argparse.Namespace) -> tuple[Trace, Path]:
-    """The trace of a session (a WAV goes through `listen`) and its truth file."""
+def _session(path: Path, args: argparse.Namespace,
+             profiles: dict[str, Profile]) -> tuple[dict[str, Trace], Path]:
+    """The trace of a session for each profile (a WAV goes through `listen` once; each
+    profile's trace has its option defaults in the header) and its truth file."""
     stem = path.with_suffix("")
     truth = Path(f"{stem}.truth.json")
     if not truth.exists():
         raise TurnFsmError(f"{path}: no labels ({truth.name} beside it)")
     if path.suffix == ".jsonl":
-        return read_trace(path), truth
-    from ..audio.listen import ListenOptions, build_trace
+        trace = read_trace(path)
+        return {name: trace for name in profiles}, truth
+    from ..audio.listen import ListenOptions, build_trace, with_options
     from ..audio.transcripts import read_words
     from ..audio.wav import read_wav
-    from ..options import EngineOptions
     words_path = Path(f"{stem}.words.json")
     words = read_words(words_path) if args.asr == "none" and words_path.exists() else None
     audio = read_wav(path)
-    transcripts = words is not None or args.asr != "none"
-    opts = ListenOptions(engine=EngineOptions(
-        stt=transcripts, interruption_detection=audio.channels > 1 and not args.no_detector),
-        asr=args.asr, profile=(getattr(args, "profile", None) or [DEFAULT_PROFILE])[0])
-    return build_trace(audio, opts, words=words), truth
+    changes = {"stt": words is not None or args.asr != "none",
+               "interruption_detection": audio.channels > 1 and not args.no_detector}
+    traces: dict[str, Trace] = {}
+    for name, prof in profiles.items():
+        opts = ListenOptions(engine=prof.options(changes), asr=args.asr, profile=name)
+        if not traces:
+            traces[name] = build_trace(audio, opts, words=words)
+        else:
+            traces[name] = with_options(next(iter(traces.values())), opts)
+    return traces, truth
 
 
-def _reference(trace: Trace, python: str) -> list[dict[str, Any]]:
+def reference_script(given: str | None) -> Path:
+    """The reference replayer: ``--reference-script``, else $TURNFSM_REFERENCE_SCRIPT, else
+    the conformance kit's ``replay_livekit.py`` beside a source checkout (TurnFsmError
+    saying where it comes from when there is none)."""
+    import os
+    candidates = [given] if given else [os.environ.get(REFERENCE_SCRIPT_ENV), str(
+        Path(__file__).resolve().parents[3].parent / "shared" / "conformance" /
+        "replay_livekit.py")]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    if given:
+        raise TurnFsmError(f"--reference-script {given}: no such file")
+    raise TurnFsmError(
+        "--reference needs the reference replayer, replay_livekit.py from the conformance "
+        "kit that records livekit-agents 1.5.12 on a trace (not part of turnfsm): give "
+        f"--reference-script PATH or set {REFERENCE_SCRIPT_ENV}")
+
+
+def _reference(trace: Trace, python: str, script: Path) -> list[dict[str, Any]]:
+    """The reference's outputs on a trace (its replayer run by ``python``); the temporary
+    trace file is removed whatever happens."""
     from ..audio.listen import trace_lines
-    script = Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / \
-        "replay_livekit.py"
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-        f.write(trace_lines(trace, reference=True))
-    r = subprocess.run([python, str(script), f.name], capture_output=True, text=True,
-                       check=True)
-    Path(f.name).unlink()
-    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    with tempfile.TemporaryDirectory(prefix="turnfsm-reference-") as tmp:
+        path = Path(tmp) / "trace.jsonl"
+        path.write_text(trace_lines(trace, reference=True), encoding="utf-8")
+        try:
+            r = subprocess.run([python, str(script), str(path)], capture_output=True,
+                               text=True, check=False, timeout=600)
+        except OSError as e:
+            raise TurnFsmError(f"--reference {python}: cannot run it: {e.strerror or e}"
+                               ) from None
+        except subprocess.TimeoutExpired:
+            raise TurnFsmError(f"--reference {python}: the reference replayer did not "
+                               f"finish {trace.path} in 600 s") from None
+    if r.returncode != 0:
+        last = next((x for x in reversed(r.stderr.splitlines()) if x.strip()), "no message")
+        raise TurnFsmError(f"--reference {python}: the reference replayer failed on "
+                           f"{trace.path} (exit {r.returncode}): {last.strip()}")
+    try:
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    except ValueError:
+        raise TurnFsmError(f"--reference {python}: the reference replayer printed something "
+                           f"other than JSON Lines for {trace.path}") from None
 
 
 def _fmt(v: Any) -> str:
@@ -68,20 +117,25 @@ def score_command(args: argparse.Namespace) -> int:
     try:
         profiles = {name: get_profile(name)
                     for name in (getattr(args, "profile", None) or [DEFAULT_PROFILE])}
+        script = reference_script(args.reference_script) if args.reference else None
         paths: list[Path] = []
         for s in args.sessions:
             p = Path(s)
             paths += sorted([*p.glob("*.wav"), *p.glob("*.jsonl")]) if p.is_dir() else [p]
         for p in paths:
-            trace, truth_path = _session(p, args)
+            if not p.exists():
+                raise TurnFsmError(f"{p}: no such file or folder")
+            traces, truth_path = _session(p, args, profiles)
             truth = read_truth(truth_path)
-            row = {name: score_outputs(replay_trace(trace, profile=prof), truth)
+            row = {name: score_outputs(replay_trace(traces[name], profile=prof), truth)
                    for name, prof in profiles.items()}
-            if args.reference:
-                row["reference"] = score_outputs(_reference(trace, args.reference), truth)
+            if script is not None:
+                first = next(iter(traces.values()))
+                row["reference"] = score_outputs(_reference(first, args.reference, script),
+                                                 truth)
             rows[p.name] = row
-    except (TurnFsmError, subprocess.CalledProcessError) as e:
-        print(f"turnfsm score: {e}", file=sys.stderr)
+    except TurnFsmError as e:
+        print(f"turnfsm score: {one_line(e)}", file=sys.stderr)
         return 2
     systems = [*profiles, *(["reference"] if args.reference else [])]
     totals = {s: sum((r[s] for r in rows.values()), Score()) for s in systems}
@@ -91,12 +145,15 @@ def score_command(args: argparse.Namespace) -> int:
                "total": {s: totals[s].summary() for s in systems}}
         print(json.dumps(doc, indent=1))
         return 0
-    head = f"{'session':32s} {'system':9s} " + " ".join(f"{c[:10]:>10s}" for c in COLUMNS)
+    w = max(9, *(len(x) for x in systems))
+    head = f"{'session':32s} {'system':{w}s} " + " ".join(f"{HEADERS[c]:>10s}" for c in COLUMNS)
     print(head)
+    legend = "# bc turns: backchannels that became turns; false int / missed int: interruptions"
     for name, r in [*rows.items(), ("TOTAL", totals)]:
         for s in systems:
             v = r[s].summary()
-            print(f"{name[:32]:32s} {s:9s} " + " ".join(f"{_fmt(v[c]):>10s}" for c in COLUMNS))
+            print(f"{name[:32]:32s} {s:{w}s} " + " ".join(f"{_fmt(v[c]):>10s}" for c in COLUMNS))
+    print(legend + "; p50, p90, max: response latency")
     if args.details:
         for name, r in rows.items():
             for s in systems:

@@ -71,8 +71,9 @@ def describe_output(o: out.Output) -> str | None:
     return None  # VAD windows and conversation look-ups
 
 
-def explain(o: out.Output) -> str | None:
-    """The record behind a decision or a drop, as one line (None: nothing to explain)."""
+def explain(o: out.Output, diagnostics: bool = True) -> str | None:
+    """The record behind a decision or a drop, as one line (None: nothing to explain);
+    ``diagnostics``: with the spec rule a drop follows (``R47-E: ...``)."""
     if isinstance(o, out.EndOfTurn) and o.decision is not None:
         d = o.decision
         extra = []
@@ -97,15 +98,22 @@ def explain(o: out.Output) -> str | None:
         times = ""
         if dr.ended_at is not None and dr.window is not None:
             times = f" (ended {_fmt(dr.ended_at)} s, window until {_fmt(dr.window)} s)"
-        return f"{dr.rule}: {dr.detail}{times}"
+        return f"{dr.rule}: {dr.detail}{times}" if diagnostics else f"{dr.detail}{times}"
     return None
 
 
 class TimelineObserver:
-    """Collects timeline rows from the engine's step records."""
+    """Collects timeline rows from the engine's step records: ``(time, who, what)``, where
+    ``who`` is an input's trace line number, ``"host"``, ``"->"`` (an output) or ``""`` (the
+    explanation under it). :meth:`format_row` prints one; ``diagnostics`` keeps the trace's
+    line numbers and the spec rules of drops, which only a reader of the trace needs."""
 
-    def __init__(self, trace: Trace) -> None:
+    HEADER = "#   time   input / -> output\n"
+    HEADER_DIAGNOSTICS = "#   time   line  input / -> output\n"
+
+    def __init__(self, trace: Trace, diagnostics: bool = False) -> None:
         self._inputs = {i.line: i for i in trace.inputs}
+        self.diagnostics = diagnostics
         self.rows: list[tuple[float, str, str]] = []
 
     def __call__(self, rec: StepRecord) -> None:
@@ -113,32 +121,50 @@ class TimelineObserver:
         i = self._inputs.get(e.ref) if e is not None and isinstance(e.ref, int) else None
         if i is not None:
             if i.kind not in ("vad.inference_done", "audio"):
-                self.rows.append((i.t, f"{i.line:>4} ", describe_input(i)))
+                self.rows.append((i.t, str(i.line), describe_input(i)))
         elif isinstance(e, ev.EndOfTurnAnswered):
-            self.rows.append((rec.t, " host", "accepts the turn" if e.accepted
+            self.rows.append((rec.t, "host", "accepts the turn" if e.accepted
                               else "refuses the turn (it goes on)"))
         elif isinstance(e, ev.EouModelAnswered):
             verdict = ("failed" if e.failed else "unsupported language" if not e.supported
                        else f"p={_fmt(e.probability)} threshold={_fmt(e.threshold)}")
-            self.rows.append((rec.t, " host", f"model answers: {verdict}"))
+            self.rows.append((rec.t, "host", f"model answers: {verdict}"))
         elif isinstance(e, ev.Close):
-            self.rows.append((rec.t, " host", "close"))
+            self.rows.append((rec.t, "host", "close"))
         for o in rec.outputs:
             what = describe_output(o)
             if what is not None:
-                self.rows.append((o.t, "   ->", what))
-            why = explain(o)
+                self.rows.append((o.t, "->", what))
+            why = explain(o, self.diagnostics)
             if why:
-                self.rows.append((o.t, "     ", f"   why: {why}"))
+                self.rows.append((o.t, "", f"   why: {why}"))
+
+    @property
+    def header(self) -> str:
+        """The column header line."""
+        return self.HEADER_DIAGNOSTICS if self.diagnostics else self.HEADER
+
+    def format_row(self, row: tuple[float, str, str]) -> str:
+        """One row as a line of text (with its newline)."""
+        t, who, what = row
+        if self.diagnostics:
+            col = f"{who:>4} " if who.isdigit() else f"{who:>5}"
+            return f"{t:8.3f}s {col} {what}\n"
+        if who.isdigit():
+            return f"{t:8.3f}s  {what}\n"
+        if who == "host":
+            return f"{t:8.3f}s  host {what}\n"
+        return f"{t:8.3f}s    {who:2s} {what}\n"
 
 
-def render_timeline(trace: Trace, chart: Chart | None = None) -> str:
-    """The session as text: inputs (with their line) and the outputs they caused."""
-    obs = TimelineObserver(trace)
+def render_timeline(trace: Trace, chart: Chart | None = None, *,
+                    diagnostics: bool = False) -> str:
+    """The session as text: inputs and the outputs they caused (``diagnostics``: with each
+    input's trace line and the spec rule of each drop)."""
+    obs = TimelineObserver(trace, diagnostics)
     Replay(trace, diagnostics=True, chart=chart, observer=obs).run()
     head = f"# {trace.path}\n"
     comment = trace.config.get("comment")
     if comment:
         head += f"# {comment}\n"
-    body = "".join(f"{t:8.3f}s {who} {what}\n" for t, who, what in obs.rows)
-    return head + "#   time   line  input / -> output\n" + body
+    return head + obs.header + "".join(obs.format_row(r) for r in obs.rows)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import TurnFsmError
+from ..messages import one_line
 from .grid import AUDIO_OPTIONS, read_grid
 from .report import annotate, check_outputs, plot_pareto, summary, table, write_output
 from .sessions import session_paths
@@ -32,16 +33,27 @@ def tune_command(args: argparse.Namespace) -> int:
         finally:
             bar.done()
         rows = annotate(result, args.max_latency)
-        for out in args.output or []:
-            write_output(result, rows, out)
-        if args.plot:
-            plot_pareto(result, rows, args.plot, args.max_latency)
     except TurnFsmError as e:
-        print(f"turnfsm tune: {e}", file=sys.stderr)
+        print(f"turnfsm tune: {one_line(e)}", file=sys.stderr)
         return 2
+    # the results first: a file that fails to be written below never loses them
     if not args.quiet:
         sys.stdout.write(table(result, rows))
         sys.stdout.write("\n")
     sys.stdout.write(summary(result, rows, args.max_latency))
+    sys.stdout.flush()
+    flag = "-o"
+    try:
+        for out in args.output or []:
+            flag = f"-o {out}"
+            write_output(result, rows, out)
+        if args.plot:
+            flag = f"--plot {args.plot}"
+            plot_pareto(result, rows, args.plot, args.max_latency)
+    except TurnFsmError as e:
+        print(f"turnfsm tune: {one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"turnfsm tune: {flag}: cannot write it: {e.strerror or e}", file=sys.stderr)
+        return 2
     return 0
-

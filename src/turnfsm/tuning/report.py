@@ -199,25 +199,36 @@ def write_parquet(result: SweepResult, rows: Sequence[dict[str, Any]],
 def check_outputs(outputs: Sequence[str], plot: str | None) -> None:
     """Refuse, before a sweep runs, files it could not write at its end."""
     import importlib.util
+
+    from ..outfiles import check_output_file
     for path in outputs:
+        check_output_file(path, "-o")
         suffix = Path(path).suffix.lower()
         if suffix not in (".csv", ".parquet", ".pq"):
             raise TurnFsmError(f"{path}: -o writes .csv or .parquet")
         if suffix != ".csv" and importlib.util.find_spec("pyarrow") is None:
             raise TurnFsmError(f"{path}: Parquet needs pyarrow: pip install pyarrow")
-    if plot is not None and importlib.util.find_spec("matplotlib") is None:
-        raise TurnFsmError("--plot needs matplotlib: pip install 'turnfsm[plot]'")
+    if plot is not None:
+        check_output_file(plot, "--plot", (".png", ".svg", ".pdf"))
+        if importlib.util.find_spec("matplotlib") is None:
+            raise TurnFsmError("--plot needs matplotlib: pip install 'turnfsm[plot]'")
 
 
 def write_output(result: SweepResult, rows: Sequence[dict[str, Any]], path: str) -> None:
-    """``-o FILE``: CSV or Parquet by the file's extension."""
+    """``-o FILE``: CSV or Parquet by the file's extension, written whole or not at all
+    (a temporary file beside it, renamed when complete)."""
     suffix = Path(path).suffix.lower()
-    if suffix == ".csv":
-        write_csv(result, rows, path)
-    elif suffix in (".parquet", ".pq"):
-        write_parquet(result, rows, path)
-    else:
+    if suffix not in (".csv", ".parquet", ".pq"):
         raise TurnFsmError(f"{path}: -o writes .csv or .parquet")
+    tmp = Path(path).with_name(Path(path).name + ".partial")
+    try:
+        if suffix == ".csv":
+            write_csv(result, rows, tmp)
+        else:
+            write_parquet(result, rows, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # -- picture ---------------------------------------------------------------------------------
