@@ -224,6 +224,7 @@ def forget_backchannel(cx: Context, e: Any) -> None:
     its own onset; words that follow in the same segment, their arrival)."""
     cx.new_turn(cleared=False)
     cx.speech_start_time = None
+    cx.onset_floor = cx.now  # its speech run never re-derives the onset of the next turn
     # until new speech starts, the backchannel's segment's end opens no turn, and words that
     # follow start one when they are transcribed
     cx.segment_dropped = True
