@@ -73,6 +73,11 @@ def probe_max_delay(engine: Engine) -> float:
     return float(engine.cx.endpointing.max_delay)
 
 
+def probe_turn_start(engine: Engine) -> float | None:
+    """The current turn's start (None: the turn has no speech yet)."""
+    return engine.cx.turn.user_turn_start
+
+
 def probe_window(engine: Engine) -> float | None:
     """The engine's ignore window (None when no release is pending)."""
     return engine.cx.window
@@ -253,6 +258,10 @@ class Driver:
         self.close_complete = False
         self.promoted: str | None = None  # promoted at a commit; until a final or new speech
         self.mode_change: tuple[str, str] | None = None
+        # default profile, no STT and no detector: the onset of a VAD segment begun over
+        # agent speech (the gate holding) in an empty turn, until another input intervenes
+        self.wordless_onset: float | None = None
+        self.wordless_due: float | None = None  # the candidate the current input ends
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -427,6 +436,7 @@ class Driver:
 
     def _pre_input(self, e: ev.Input) -> None:
         eng = self.engine
+        self._note_wordless(e)
         if isinstance(e, ev.SttFinal) and e.text.strip():  # whitespace counts as empty
             self.finals[e.ref] = FinalRec(e.ref, e.text, "ignored" if eng.closed else "sent")
         elif isinstance(e, ev.CommitUserTurn):
@@ -443,6 +453,24 @@ class Driver:
                 self.limit = UserTurnLimit.from_mapping(e.user_turn_limit)
         elif isinstance(e, ev.Close):
             self.close_sent = True
+
+    def _note_wordless(self, e: ev.Input) -> None:
+        """Track the candidate of P4 (a wordless segment over agent speech)."""
+        eng = self.engine
+        onset, self.wordless_onset, self.wordless_due = self.wordless_onset, None, None
+        if isinstance(e, ev.VadEndOfSpeech):
+            self.wordless_due = onset
+        elif isinstance(e, ev.VadInferenceDone | ev.AudioPushed | ev.AgentSpeechStarted
+                        | ev.AgentSpeechEnded):
+            self.wordless_onset = onset
+        elif isinstance(e, ev.VadStartOfSpeech) and self.profile == "default" and \
+                not eng.closed and not eng.awaiting_answer:
+            st = eng.state()
+            if (st["stt_input"], st["detector"], st["vad_input"], st["agent_speech"],
+                    st["gate"], st["mode"], st["turn"]) == (
+                    "detached", "detached", "attached", "speaking", "holding", "vad",
+                    "idle") and probe_turn_start(eng) is None:
+                self.wordless_onset = e.t - e.speech_duration - e.inference_duration
 
     def _observe(self, step: Step) -> None:
         eng = self.engine
@@ -1203,9 +1231,38 @@ def check_p3_backchannel_leaves_no_turn(drv: Driver, step: Step) -> None:
                          "backchannel")
 
 
+def check_p4_wordless_backchannel_is_dropped(drv: Driver, step: Step) -> None:
+    """P4 (default profile, no transcripts): a VAD segment begun over agent speech (the gate
+    holding) in an empty turn, with no STT and no detector attached, that ends within
+    ``backchannel_max_duration`` is dropped when it ends (a ``TranscriptDropped`` with no
+    text, reason ``backchannel``): no end of turn, the turn idle with no onset. A wordless
+    drop never happens with an STT attached."""
+    wordless = [o for o in step.outputs if isinstance(o, out.TranscriptDropped)
+                and o.reason == "backchannel" and not o.text]
+    if wordless and step.before["stt_input"] == "attached":
+        _fail(drv, "P4", "speech dropped as a wordless backchannel with an STT attached")
+    if drv.profile != "default" or step.kind != "input" or \
+            not isinstance(step.inp, ev.VadEndOfSpeech) or drv.wordless_due is None:
+        return
+    e = step.inp
+    duration = e.t - e.silence_duration - e.inference_duration - drv.wordless_due
+    limit = drv.options.backchannel_max_duration
+    if abs(duration - limit) < EPS:
+        return  # on the limit: rounding decides
+    if duration < limit:
+        if not wordless or _eot(step) is not None or step.after["turn"] != "idle" or \
+                probe_turn_start(drv.engine) is not None:
+            _fail(drv, "P4", f"a {duration:.3f} s wordless segment over agent speech (limit "
+                             f"{limit}) was not dropped as a backchannel: turn "
+                             f"{step.after['turn']}, outputs {step.outputs}")
+    elif wordless:
+        _fail(drv, "P4", f"a {duration:.3f} s wordless segment (limit {limit}) was dropped")
+
+
 STEP_CHECKS: list[Callable[[Driver, Step], None]] = [
     check_p1_no_decision_before_a_due_final,
     check_p3_backchannel_leaves_no_turn,
+    check_p4_wordless_backchannel_is_dropped,
     check_i1_no_auto_eou_while_speaking,
     check_i2_single_decision,
     check_i3_transcript_conservation,
@@ -1289,6 +1346,7 @@ def engine_options(draw: Any, detection: bool | None = None) -> EngineOptions:
         stt=True if detection else draw(st.sampled_from([True, True, True, False])),
         interruption_detection=detection if detection is not None else draw(st.booleans()),
         speech_feedback=draw(st.sampled_from([True, True, False])),
+        backchannel_max_duration=draw(st.sampled_from([1.0, 1.0, 0.0, 0.5, 3.0])),
     )
 
 

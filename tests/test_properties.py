@@ -766,6 +766,14 @@ if "mutant_unfloored_accept" not in RULES.actions:
     RULES.action("mutant_unfloored_accept")(_unfloored_accept)
 
 
+def _keep_wordless(cx: Any, e: Any) -> None:
+    """Mutant action: a wordless backchannel is kept (it becomes a turn)."""
+
+
+if "mutant_keep_wordless" not in RULES.actions:
+    RULES.action("mutant_keep_wordless")(_keep_wordless)
+
+
 def rewired_chart(change: Callable[[Any], Any], profile: str = "livekit") -> Any:
     """The profile's chart with ``change`` applied to every transition (a mutant chart)."""
     import attrs
@@ -838,6 +846,7 @@ SLOW_DECISION_OPTIONS = st.builds(  # manual commits whose decisions wait for a 
 HELD_OPTIONS = st.builds(EngineOptions, interruption_detection=st.just(True),
                          backchannel_boundary=st.sampled_from([None, (0.0, 0.0), (1.0, 1.0)]))
 PLAIN_OPTIONS = st.builds(EngineOptions, turn_detection=st.sampled_from(["vad", None]))
+WORDLESS_OPTIONS = st.builds(EngineOptions, stt=st.just(False))  # VAD only: no transcripts
 STEADY_HOST = st.just(HostScript())
 
 
@@ -862,6 +871,9 @@ MUTANTS = [  # (engine factory, options, the invariant that catches it, profile)
                                  "default")), PLAIN_OPTIONS, "P3", "default"),
     (chart_factory(rewired_chart(_replace_action("drop_backchannel", "mutant_silent_drop"),
                                  "default")), PLAIN_OPTIONS, "I3", "default"),
+    (chart_factory(rewired_chart(_replace_action("drop_wordless_backchannel",
+                                                 "mutant_keep_wordless"), "default")),
+     WORDLESS_OPTIONS, "P4", "default"),
 ]
 
 
@@ -870,7 +882,8 @@ MUTANTS = [  # (engine factory, options, the invariant that catches it, profile)
     "release-drops-a-held-final", "clear-keeps-the-wait", "speech-keeps-the-wait",
     "stt-final-after-its-end-of-speech-undecided", "dropped-commit-decision-stays-pending",
     "delivered-onset-leaks-into-the-next-turn", "default-decides-before-a-due-final",
-    "default-backchannel-onset-stays", "default-backchannel-vanishes"])
+    "default-backchannel-onset-stays", "default-backchannel-vanishes",
+    "default-wordless-backchannel-kept"])
 def test_invariant_checks_catch_a_broken_engine(mutant: Any, options: Any, expected: str,
                                                 profile: str) -> None:
     """A deliberately broken engine is caught by the invariant checks."""

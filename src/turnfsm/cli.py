@@ -167,6 +167,10 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
     lp.add_argument("--backchannel-max-words", type=int, default=None,
                     help="default profile: utterances over agent speech of at most this many "
                          "words are backchannels (default 2)")
+    lp.add_argument("--backchannel-max-duration", type=float, default=None,
+                    help="default profile, without transcripts: speech over agent speech no "
+                         "detector judged, at most this long, is a backchannel (seconds; "
+                         "default 1.0)")
     lp.add_argument("--chart", help="run this state chart instead of the profile's")
     lp.add_argument("-q", "--quiet", action="store_true", help="no timeline")
 

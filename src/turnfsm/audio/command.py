@@ -51,6 +51,8 @@ def _listen(args: argparse.Namespace) -> int:
         changes["transcript_timeout"] = args.transcript_timeout
     if args.backchannel_max_words is not None:
         changes["backchannel_max_words"] = args.backchannel_max_words
+    if args.backchannel_max_duration is not None:
+        changes["backchannel_max_duration"] = args.backchannel_max_duration
     engine = profile.options(changes)
     vad = VadOptions(activation_threshold=args.vad_threshold,
                      deactivation_threshold=max(0.01, args.vad_threshold - 0.15),
