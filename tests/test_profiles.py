@@ -518,3 +518,36 @@ def test_backchannel_max_duration_is_checked() -> None:
         with pytest.raises(ConfigError, match="backchannel_max_duration must be a number of "
                                               "seconds >= 0"):
             EngineOptions(backchannel_max_duration=bad)
+
+
+@pytest.mark.parametrize("name", ["audio/backchannel", "dialogues/06_backchannel_early",
+                                  "dialogues/07_backchannel_late"])
+@pytest.mark.parametrize("detector", [True, False])
+def test_listen_without_transcripts_drops_the_labelled_backchannels(name: str,
+                                                                    detector: bool) -> None:
+    """`turnfsm listen` on a stereo labelled dialogue with neither --words nor --asr (the real
+    VAD, the overlap rule as the detector or none): every labelled backchannel over the agent
+    is dropped as one and no turn ends while the agent speaks; the labelled turns still end."""
+    import json
+
+    from turnfsm.audio.listen import ListenOptions, build_trace
+    from turnfsm.audio.wav import read_wav
+    from turnfsm.replay.replay import Replay
+
+    path = ROOT / "examples" / f"{name}.wav"
+    truth = json.loads(path.with_suffix(".truth.json").read_text(encoding="utf-8"))
+    engine = get_profile("default").options({"stt": False,
+                                             "interruption_detection": detector})
+    trace = build_trace(read_wav(path), ListenOptions(engine=engine))
+    outs: list[out.Output] = []
+    Replay(trace, diagnostics=True,
+           observer=lambda rec: outs.extend(rec.outputs)).run()
+    drops = [o for o in outs if isinstance(o, out.TranscriptDropped)]
+    assert [(o.text, o.reason) for o in drops] == [("", "backchannel")] * len(
+        truth["backchannels"])
+    if detector:
+        assert all(o.record is not None and "detector" in o.record.detail for o in drops)
+    agent = truth["speech"]["agent"]
+    eots = [o.t for o in outs if isinstance(o, out.EndOfTurn)]
+    assert not any(a <= t <= b for t in eots for a, b in agent)
+    assert len(eots) == len(truth["turns"])
