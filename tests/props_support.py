@@ -73,6 +73,11 @@ def probe_max_delay(engine: Engine) -> float:
     return float(engine.cx.endpointing.max_delay)
 
 
+def probe_turn_start(engine: Engine) -> float | None:
+    """The current turn's start (None: the turn has no speech yet)."""
+    return engine.cx.turn.user_turn_start
+
+
 def probe_window(engine: Engine) -> float | None:
     """The engine's ignore window (None when no release is pending)."""
     return engine.cx.window
@@ -234,10 +239,8 @@ class Driver:
         self.preflight_acc = ""
         self.pending_eot: EotRec | None = None
         self.delivered_count: dict[Any, int] = {}
+        # the last accepted delivery or clear: no turn reports an onset before it (I7)
         self.turn_boundary = -math.inf
-        # speech onsets evidenced by inputs since the last turn boundary: (onset, the id of
-        # the wait pending when the onset was reported, if any)
-        self.onsets: list[tuple[float, int | None]] = []
         self.stt_utterance_ended = False  # stt mode: an STT end of speech since the last onset
         self.last_clear_ref = 0
         self.commits: dict[int, CommitRec] = {}
@@ -255,6 +258,10 @@ class Driver:
         self.close_complete = False
         self.promoted: str | None = None  # promoted at a commit; until a final or new speech
         self.mode_change: tuple[str, str] | None = None
+        # default profile, no STT and no detector: the onset of a VAD segment begun over
+        # agent speech (the gate holding) in an empty turn, until another input intervenes
+        self.wordless_onset: float | None = None
+        self.wordless_due: float | None = None  # the candidate the current input ends
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -429,6 +436,7 @@ class Driver:
 
     def _pre_input(self, e: ev.Input) -> None:
         eng = self.engine
+        self._note_wordless(e)
         if isinstance(e, ev.SttFinal) and e.text.strip():  # whitespace counts as empty
             self.finals[e.ref] = FinalRec(e.ref, e.text, "ignored" if eng.closed else "sent")
         elif isinstance(e, ev.CommitUserTurn):
@@ -446,6 +454,24 @@ class Driver:
         elif isinstance(e, ev.Close):
             self.close_sent = True
 
+    def _note_wordless(self, e: ev.Input) -> None:
+        """Track the candidate of P4 (a wordless segment over agent speech)."""
+        eng = self.engine
+        onset, self.wordless_onset, self.wordless_due = self.wordless_onset, None, None
+        if isinstance(e, ev.VadEndOfSpeech):
+            self.wordless_due = onset
+        elif isinstance(e, ev.VadInferenceDone | ev.AudioPushed | ev.AgentSpeechStarted
+                        | ev.AgentSpeechEnded):
+            self.wordless_onset = onset
+        elif isinstance(e, ev.VadStartOfSpeech) and self.profile == "default" and \
+                not eng.closed and not eng.awaiting_answer:
+            st = eng.state()
+            if (st["stt_input"], st["detector"], st["vad_input"], st["agent_speech"],
+                    st["gate"], st["mode"], st["turn"]) == (
+                    "detached", "detached", "attached", "speaking", "holding", "vad",
+                    "idle") and probe_turn_start(eng) is None:
+                self.wordless_onset = e.t - e.speech_duration - e.inference_duration
+
     def _observe(self, step: Step) -> None:
         eng = self.engine
         inp = step.inp
@@ -461,7 +487,7 @@ class Driver:
                     fr = self.finals.get(r)
                     if fr is not None and fr.status == "accepted":
                         fr.status = "delivered"
-                self._new_turn(step.t, keep_wait=None if rec.wait is None else rec.wait.wait_id)
+                self._new_turn(step.t)
         if isinstance(inp, ev.SetInterruptionDetection) and inp.enabled and \
                 not step.closed_before:
             self.marker_state = "idle"  # a new stream
@@ -472,9 +498,6 @@ class Driver:
         last_transcript: tuple[str, bool] | None = None  # (type, changed)
         for o in step.outputs:
             if isinstance(o, out.StartOfSpeech):
-                w = probe_wait(eng)
-                self.onsets.append((self._evidenced_onset(inp, o, step.t),
-                                    None if w is None else w.wait_id))
                 self.stt_utterance_ended = False
                 self.promoted = None  # new speech: its finals are new words
             elif isinstance(o, out.Transcript):
@@ -563,8 +586,6 @@ class Driver:
                 else:
                     self.anomaly("I3", f"final {inp.ref} {inp.text!r} was neither processed, "
                                        "held nor dropped")
-        if isinstance(inp, ev.VadInferenceDone) and inp.raw_accumulated_speech > 0:
-            self.onsets.append((step.t - inp.raw_accumulated_speech, None))
         if isinstance(inp, ev.ClearUserTurn):
             self.last_clear_ref = inp.ref
             self._new_turn(step.t)
@@ -576,20 +597,10 @@ class Driver:
                 isinstance(inp, ev.SetInterruptionDetection) and not inp.enabled):
             self.boundary_live = None
 
-    @staticmethod
-    def _evidenced_onset(inp: Any, o: out.StartOfSpeech, t: float) -> float:
-        """The onset the input itself evidences (an STT start reports a kept onset when one is
-        known: only the provider's onset, or the start's own time, is new evidence)."""
-        if isinstance(inp, ev.SttStartOfSpeech):
-            return inp.speech_start_time if inp.speech_start_time else t
-        return o.speech_start_time  # a VAD start's own onset, or a released STT start
-
-    def _new_turn(self, t: float, keep_wait: int | None = None) -> None:
+    def _new_turn(self, t: float) -> None:
         self.turn_contribs = []
         self.preflight_acc = ""
         self.turn_boundary = t
-        # speech that started during the delivered wait goes on into the next turn
-        self.onsets = [x for x in self.onsets if keep_wait is not None and x[1] == keep_wait]
         self.stt_utterance_ended = False
         self.turn_gen += 1
 
@@ -859,11 +870,17 @@ def check_i6_bounded_hold(drv: Driver, step: Step) -> None:
 
 
 def check_i7_metrics_well_formed(drv: Driver, step: Step) -> None:
-    """I7: delivery metrics all-or-none; started <= stopped <= t; delays >= 0; the turn start
-    is no earlier than the previous accepted delivery or clear, unless an onset evidenced by
-    an input since then is (a VAD start back-dated by its speech duration, a window by its
-    speech run, an STT start by the provider's onset; or speech that started during the
-    delivered wait). An onset the engine merely reports again is no evidence."""
+    """I7: delivery metrics all-or-none; started <= stopped <= t; delays >= 0; no turn start
+    (an end of turn's, or a preemptive generation's) is earlier than the previous accepted
+    delivery or clear. Of speech evidenced since then, only the part after it counts: a VAD
+    start back-dated by its speech duration, a window's speech run, a provider's onset, or
+    speech that started during the delivered wait all begin, for the new turn, at the
+    delivery (README: the new turn starts at the delivery)."""
+    for p in step.outputs:
+        if isinstance(p, out.PreemptiveGeneration) and p.started_speaking_at is not None \
+                and p.started_speaking_at < drv.turn_boundary - EPS:
+            _fail(drv, "I7", f"preemptive generation's onset {p.started_speaking_at} precedes "
+                             f"the last delivery/clear at {drv.turn_boundary}")
     o = _eot(step)
     if o is None:
         return
@@ -882,10 +899,9 @@ def check_i7_metrics_well_formed(drv: Driver, step: Step) -> None:
         _fail(drv, "I7", f"started {started} stopped {stopped} delivered {o.t}")
     if tdelay < 0 or edelay < -EPS:
         _fail(drv, "I7", f"negative delay: transcription {tdelay}, end of turn {edelay}")
-    floor = min([drv.turn_boundary, *(x for x, _w in drv.onsets)])
-    if started < floor - EPS:
+    if started < drv.turn_boundary - EPS:
         _fail(drv, "I7", f"turn start {started} precedes the last delivery/clear at "
-                         f"{drv.turn_boundary} and every onset since {drv.onsets}")
+                         f"{drv.turn_boundary}")
 
 
 def check_i8_deadline(drv: Driver, step: Step) -> None:
@@ -1215,9 +1231,38 @@ def check_p3_backchannel_leaves_no_turn(drv: Driver, step: Step) -> None:
                          "backchannel")
 
 
+def check_p4_wordless_backchannel_is_dropped(drv: Driver, step: Step) -> None:
+    """P4 (default profile, no transcripts): a VAD segment begun over agent speech (the gate
+    holding) in an empty turn, with no STT and no detector attached, that ends within
+    ``backchannel_max_duration`` is dropped when it ends (a ``TranscriptDropped`` with no
+    text, reason ``backchannel``): no end of turn, the turn idle with no onset. A wordless
+    drop never happens with an STT attached."""
+    wordless = [o for o in step.outputs if isinstance(o, out.TranscriptDropped)
+                and o.reason == "backchannel" and not o.text]
+    if wordless and step.before["stt_input"] == "attached":
+        _fail(drv, "P4", "speech dropped as a wordless backchannel with an STT attached")
+    if drv.profile != "default" or step.kind != "input" or \
+            not isinstance(step.inp, ev.VadEndOfSpeech) or drv.wordless_due is None:
+        return
+    e = step.inp
+    duration = e.t - e.silence_duration - e.inference_duration - drv.wordless_due
+    limit = drv.options.backchannel_max_duration
+    if abs(duration - limit) < EPS:
+        return  # on the limit: rounding decides
+    if duration < limit:
+        if not wordless or _eot(step) is not None or step.after["turn"] != "idle" or \
+                probe_turn_start(drv.engine) is not None:
+            _fail(drv, "P4", f"a {duration:.3f} s wordless segment over agent speech (limit "
+                             f"{limit}) was not dropped as a backchannel: turn "
+                             f"{step.after['turn']}, outputs {step.outputs}")
+    elif wordless:
+        _fail(drv, "P4", f"a {duration:.3f} s wordless segment (limit {limit}) was dropped")
+
+
 STEP_CHECKS: list[Callable[[Driver, Step], None]] = [
     check_p1_no_decision_before_a_due_final,
     check_p3_backchannel_leaves_no_turn,
+    check_p4_wordless_backchannel_is_dropped,
     check_i1_no_auto_eou_while_speaking,
     check_i2_single_decision,
     check_i3_transcript_conservation,
@@ -1301,6 +1346,7 @@ def engine_options(draw: Any, detection: bool | None = None) -> EngineOptions:
         stt=True if detection else draw(st.sampled_from([True, True, True, False])),
         interruption_detection=detection if detection is not None else draw(st.booleans()),
         speech_feedback=draw(st.sampled_from([True, True, False])),
+        backchannel_max_duration=draw(st.sampled_from([1.0, 1.0, 0.0, 0.5, 3.0])),
     )
 
 
@@ -1386,7 +1432,8 @@ def fingerprint(engine: Engine) -> str:
     nt = e.next_timer()
     return repr((e.state(), cx.turn.transcript, cx.turn.interim, cx.turn.preflight, cx.held,
                  cx.turn.finals, cx.last_language, cx.tracker.words, cx.tracker.transcript,
-                 cx.speech_start_time, cx.last_speaking_time, cx.turn.user_turn_start,
+                 cx.speech_start_time, cx.last_speaking_time, cx.onset_floor,
+                 cx.turn.user_turn_start,
                  cx.turn.span_open, e.awaiting_answer, None if nt is None else nt.deadline,
                  e.now, e.input_clock, probe_wait(e), cx.turn.request_ids, probe_live_timers(e),
                  e.current_transcript))

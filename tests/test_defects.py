@@ -48,6 +48,36 @@ def test_d2_clear_resets_turn_start() -> None:
     assert kinds(ours, "on_end_of_turn")[0]["started_speaking_at"] >= clear_t
 
 
+def _turn_starts(lines: Lines) -> list[tuple[float, float | None, float | None]]:
+    return [(x["t"], x["started_speaking_at"], x["stopped_speaking_at"])
+            for x in kinds(lines, "on_end_of_turn")]
+
+
+def test_d4_speech_going_on_through_a_delivery_starts_the_next_turn_at_it() -> None:
+    """D4/I7 (issue 20): a speech run through an accepted delivery (stt mode, and a commit in
+    vad mode while the user talks on): the reference reports the next turn's start after its
+    stop (or the delivered turn's onset to preemptive generation); turnfsm starts that turn
+    at the delivery (2.5), with the reference's timing."""
+    ref, ours = both("extra/x44a_stt_speech_run_through_delivery")
+    assert _turn_starts(ref)[1] == (3.6, 3.5, 3.1)
+    assert _turn_starts(ours) == [(2.5, 0.78, 2.0), (3.6, 2.5, 3.1)]
+    ref, ours = both("extra/x44b_vad_commit_while_speaking_run_goes_on")
+    pre = [x["started_speaking_at"] for x in kinds(ref, "on_preemptive_generation")]
+    assert pre == [0.78, 0.78]
+    assert [x["started_speaking_at"] for x in kinds(ours, "on_preemptive_generation")] == [
+        0.78, 2.5]
+    assert _turn_starts(ours)[1] == (3.6, 2.5, 3.1)
+
+
+def test_d4_the_onset_fix_keeps_the_reference_anchor() -> None:
+    """D4/spec 6.3 (issue 20): an utterance that ends inside the previous turn's wait is timed
+    from its real last speech, as in the reference (3.7); its metrics are absent since all
+    of its speech lies before the delivery it must start after."""
+    ref, ours = both("extra/x45_stt_next_utterance_inside_wait_keeps_anchor")
+    assert _turn_starts(ref)[1] == (3.7, 3.3, 2.9)
+    assert _turn_starts(ours)[1] == (3.7, None, None)
+
+
 def test_d6_missing_timestamps_do_not_lose_the_interruption() -> None:
     """D6: the reference loses the interrupting 'stop'; turnfsm reports it and ends the turn."""
     ref, ours = both("public/37_overlap_interruption_no_timestamps_lost")

@@ -662,3 +662,57 @@ def test_decision_record_explains_a_model_answer_without_a_threshold() -> None:
     d.at(5.0)
     (eot,) = d.of(out.EndOfTurn)
     assert "threshold None" in eot.decision.why()
+
+
+def test_no_turn_span_or_metric_starts_before_the_previous_delivery() -> None:
+    """I7 (issue 20), spans included: a speech run through an accepted delivery (a commit
+    while the user talks on) starts the next turn, its span and its preemptive generation at
+    the delivery; a clear raises the same floor."""
+    from tests.test_telemetry import Spans, attrs_of, ns
+    from turnfsm.telemetry import SpanObserver
+    from turnfsm.telemetry import spans as sp
+
+    spans = Spans()
+    engine = Engine(EngineOptions(turn_detection="vad"))
+    engine.add_observer(SpanObserver(spans.provider))
+    d = Driver(engine)
+    d.at(1.0, ev.VadStartOfSpeech(t=1.0, speech_duration=0.2, inference_duration=0.02))
+    d.at(1.9, ev.SttFinal(t=1.9, text="Book a table", language="en", confidence=0.9))
+    d.at(2.0, ev.VadInferenceDone(t=2.0, raw_accumulated_speech=1.22))
+    d.at(2.05, ev.CommitUserTurn(t=2.05))
+    d.at(2.7, ev.VadInferenceDone(t=2.7, raw_accumulated_speech=1.92))  # delivered at 2.5
+    d.at(3.3, ev.SttFinal(t=3.3, text="for two", language="en", confidence=0.8))
+    d.at(3.5, ev.VadEndOfSpeech(t=3.5, silence_duration=0.28))
+    d.at(3.7, ev.ClearUserTurn(t=3.7))
+    d.at(9.0)
+    assert [(o.t, o.started_speaking_at) for o in d.of(out.EndOfTurn)] == [(2.5, 0.78),
+                                                                           (3.5, 2.5)]
+    assert [o.started_speaking_at for o in d.of(out.PreemptiveGeneration)] == [0.78, 2.5]
+    first, second = spans.named(sp.USER_TURN)
+    assert first.end_time == ns(2.5) and second.start_time >= ns(2.5)
+    assert attrs_of(second)[sp.STARTED_SPEAKING_AT] == 2.5
+    assert engine.cx.onset_floor == 3.7  # the clear
+
+
+def test_a_wordless_backchannel_leaves_no_turn_span() -> None:
+    """Default profile without an STT (issue 20): the user_turn span a backchannel opened is
+    ended bare and marked dropped; its end of speech opens no other span."""
+    from tests.test_telemetry import Spans, attrs_of
+    from turnfsm.telemetry import SpanObserver
+    from turnfsm.telemetry import spans as sp
+
+    spans = Spans()
+    engine = _Engine(EngineOptions(stt=False), profile="default")
+    engine.add_observer(SpanObserver(spans.provider))
+    d = Driver(engine)
+    d.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    d.at(2.1, ev.VadStartOfSpeech(t=2.1, speech_duration=0.1))
+    d.at(2.3, ev.VadInferenceDone(t=2.3, raw_accumulated_speech=0.3))
+    d.at(2.6, ev.VadEndOfSpeech(t=2.6, silence_duration=0.2))
+    d.at(6.0, ev.AgentSpeechEnded(t=6.0))
+    d.at(9.0)
+    assert not d.of(out.EndOfTurn)
+    [drop] = d.of(out.TranscriptDropped)
+    assert (drop.text, drop.reason) == ("", "backchannel")
+    [span] = spans.named(sp.USER_TURN)
+    assert attrs_of(span)[sp.DROPPED] == "backchannel"

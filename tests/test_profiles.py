@@ -258,7 +258,8 @@ def test_a_model_the_host_plugs_in_wins() -> None:
 # -- 3. backchannels -------------------------------------------------------------------------
 
 
-def over_agent(profile: str, *utterances: tuple[float, float, str], agent_end: float = 6.0,
+def over_agent(profile: str, *utterances: tuple[float, float, str | None],
+               agent_end: float = 6.0,
                options: Any = None) -> Run:
     r = Run(profile, options)
     r.at(0.0, ev.AgentSpeechStarted(t=0.0))
@@ -434,3 +435,119 @@ def test_in_manual_mode_nothing_is_a_backchannel() -> None:
     speech(r, 1.0, 1.5, "yes")
     r.at(2.1, ev.CommitUserTurn(t=2.1, transcript_timeout=0.5)).advance(4.0)
     assert [t for _, t in r.turns()] == ["yes"] and not r.of(out.TranscriptDropped)
+
+
+# -- backchannels without transcripts (no STT: a speech-to-speech stack) ----------------------
+
+WORDLESS = {"stt": False}
+
+
+def test_wordless_backchannel_the_detector_judged_is_dropped_not_a_turn() -> None:
+    """No STT: a segment over the agent the detector judged not an interruption is dropped
+    when it ends (an empty `TranscriptDropped`, reason `backchannel`), opens no turn and
+    leaves no onset; livekit makes it a turn with an empty transcript."""
+    def run(profile: str) -> Run:
+        r = Run(profile, {**WORDLESS, "interruption_detection": True})
+        r.at(0.0, ev.AgentSpeechStarted(t=0.0))
+        r.at(3.0, ev.VadStartOfSpeech(t=3.0, speech_duration=0.1))
+        r.at(3.3, ev.OverlapVerdict(t=3.3, is_interruption=False))
+        r.at(3.6, ev.VadEndOfSpeech(t=3.6, silence_duration=0.2))
+        r.at(6.0, ev.AgentSpeechEnded(t=6.0))
+        return r.advance(9.0)
+    assert run("livekit").turns() == [(4.1, "")]
+    r = run("default")
+    assert r.turns() == [] and not r.of(out.Interruption)
+    [drop] = r.of(out.TranscriptDropped)
+    assert (drop.t, drop.text, drop.reason) == (3.6, "", "backchannel")
+    assert drop.record is not None and drop.record.rule == "P3"
+    assert drop.record.detail == "the interruption detector judged it not an interruption"
+    assert r.e.in_state("turn", "idle") and r.e.cx.speech_start_time is None
+    assert r.e.cx.turn.user_turn_start is None
+
+
+def test_wordless_backchannel_without_a_detector_is_judged_by_its_duration() -> None:
+    """No STT, no detector: speech over the agent up to backchannel_max_duration (1.0 s) is
+    dropped; longer speech is the user's turn."""
+    r = over_agent("default", (2.0, 2.45, None), (3.0, 4.5, None), options=WORDLESS)
+    [drop] = r.of(out.TranscriptDropped)
+    assert drop.record is not None
+    assert drop.record.detail == ("0.45 s of speech over agent speech, no words to judge "
+                                  "(backchannel_max_duration 1)")
+    [eot] = r.of(out.EndOfTurn)  # min_delay after its end (no windows: no anchor)
+    assert (eot.t, eot.new_transcript) == (5.2, "")
+    r = over_agent("default", (2.0, 2.45, None),
+                   options={**WORDLESS, "backchannel_max_duration": 0.0})
+    assert not r.of(out.TranscriptDropped) and len(r.of(out.EndOfTurn)) == 1
+
+
+def test_wordless_backchannel_still_going_when_the_agent_stops_is_dropped_at_its_end() -> None:
+    """No STT: a short segment begun over the agent that ends after the agent stopped is
+    judged at its end (the gate judging) and dropped."""
+    r = Run("default", WORDLESS)
+    r.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    r.at(2.1, ev.VadStartOfSpeech(t=2.1, speech_duration=0.1))
+    r.at(2.3, ev.AgentSpeechEnded(t=2.3))
+    assert r.e.in_state("gate", "judging")
+    r.at(2.7, ev.VadEndOfSpeech(t=2.7, silence_duration=0.2))
+    r.advance(6.0)
+    assert r.turns() == [] and [d.text for d in r.of(out.TranscriptDropped)] == [""]
+    assert r.e.in_state("gate", "passthrough")
+
+
+def test_wordless_rule_leaves_transcribed_speech_and_joined_turns_alone() -> None:
+    """With an STT attached the words judge (no wordless drop of a segment without a final:
+    no turn either, nothing to decide); a segment over the agent that joins a turn with
+    earlier speech is no backchannel."""
+    r = over_agent("default", (2.0, 2.45, None))
+    assert not r.of(out.TranscriptDropped) and not r.of(out.EndOfTurn)
+    r = Run("default", {**WORDLESS, "endpointing": {"min_delay": 3.0, "max_delay": 3.0}})
+    r.at(0.1, ev.VadStartOfSpeech(t=0.1, speech_duration=0.1))
+    r.at(1.2, ev.VadEndOfSpeech(t=1.2, silence_duration=0.2))  # its wait runs until 4.2
+    r.at(1.5, ev.AgentSpeechStarted(t=1.5))
+    r.at(2.1, ev.VadStartOfSpeech(t=2.1, speech_duration=0.1))
+    r.at(2.6, ev.VadEndOfSpeech(t=2.6, silence_duration=0.2))
+    r.advance(8.0)
+    assert not r.of(out.TranscriptDropped)
+    assert r.turns() == [(5.6, "")]  # one turn: the speech over the agent joined it
+
+
+def test_backchannel_max_duration_is_checked() -> None:
+    """backchannel_max_duration must be a finite number of seconds >= 0."""
+    assert EngineOptions(backchannel_max_duration=0).backchannel_max_duration == 0.0
+    for bad in (-0.1, float("nan"), True, "1"):
+        with pytest.raises(ConfigError, match="backchannel_max_duration must be a number of "
+                                              "seconds >= 0"):
+            EngineOptions(backchannel_max_duration=bad)
+
+
+@pytest.mark.parametrize("name", ["audio/backchannel", "dialogues/06_backchannel_early",
+                                  "dialogues/07_backchannel_late"])
+@pytest.mark.parametrize("detector", [True, False])
+def test_listen_without_transcripts_drops_the_labelled_backchannels(name: str,
+                                                                    detector: bool) -> None:
+    """`turnfsm listen` on a stereo labelled dialogue with neither --words nor --asr (the real
+    VAD, the overlap rule as the detector or none): every labelled backchannel over the agent
+    is dropped as one and no turn ends while the agent speaks; the labelled turns still end."""
+    import json
+
+    from turnfsm.audio.listen import ListenOptions, build_trace
+    from turnfsm.audio.wav import read_wav
+    from turnfsm.replay.replay import Replay
+
+    path = ROOT / "examples" / f"{name}.wav"
+    truth = json.loads(path.with_suffix(".truth.json").read_text(encoding="utf-8"))
+    engine = get_profile("default").options({"stt": False,
+                                             "interruption_detection": detector})
+    trace = build_trace(read_wav(path), ListenOptions(engine=engine))
+    outs: list[out.Output] = []
+    Replay(trace, diagnostics=True,
+           observer=lambda rec: outs.extend(rec.outputs)).run()
+    drops = [o for o in outs if isinstance(o, out.TranscriptDropped)]
+    assert [(o.text, o.reason) for o in drops] == [("", "backchannel")] * len(
+        truth["backchannels"])
+    if detector:
+        assert all(o.record is not None and "detector" in o.record.detail for o in drops)
+    agent = truth["speech"]["agent"]
+    eots = [o.t for o in outs if isinstance(o, out.EndOfTurn)]
+    assert not any(a <= t <= b for t in eots for a, b in agent)
+    assert len(eots) == len(truth["turns"])

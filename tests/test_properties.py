@@ -755,6 +755,25 @@ if "mutant_silent_drop" not in RULES.actions:
     RULES.action("mutant_silent_drop", ev.SttFinal)(_silent_drop)
 
 
+def _unfloored_accept(cx: Any, e: Any) -> None:
+    """Mutant action: an accepted turn lets the next one start before it (the engine before
+    the onset floor: the next window re-derives the onset from the whole speech run)."""
+    cx.new_turn(cleared=False)
+    cx.wait = None
+
+
+if "mutant_unfloored_accept" not in RULES.actions:
+    RULES.action("mutant_unfloored_accept")(_unfloored_accept)
+
+
+def _keep_wordless(cx: Any, e: Any) -> None:
+    """Mutant action: a wordless backchannel is kept (it becomes a turn)."""
+
+
+if "mutant_keep_wordless" not in RULES.actions:
+    RULES.action("mutant_keep_wordless")(_keep_wordless)
+
+
 def rewired_chart(change: Callable[[Any], Any], profile: str = "livekit") -> Any:
     """The profile's chart with ``change`` applied to every transition (a mutant chart)."""
     import attrs
@@ -827,6 +846,7 @@ SLOW_DECISION_OPTIONS = st.builds(  # manual commits whose decisions wait for a 
 HELD_OPTIONS = st.builds(EngineOptions, interruption_detection=st.just(True),
                          backchannel_boundary=st.sampled_from([None, (0.0, 0.0), (1.0, 1.0)]))
 PLAIN_OPTIONS = st.builds(EngineOptions, turn_detection=st.sampled_from(["vad", None]))
+WORDLESS_OPTIONS = st.builds(EngineOptions, stt=st.just(False))  # VAD only: no transcripts
 STEADY_HOST = st.just(HostScript())
 
 
@@ -842,7 +862,7 @@ MUTANTS = [  # (engine factory, options, the invariant that catches it, profile)
                                            "none"))), STT_OPTIONS, "I9", "livekit"),
     (chart_factory(rewired_chart(_without("turn", "decision_dropped", "abandon_commit"))),
      SLOW_DECISION_OPTIONS, "I18", "livekit"),
-    (chart_factory(rewired_chart(_without("turn", "turn_answered", "forget_speech"))),
+    (chart_factory(rewired_chart(_replace_action("accept_turn", "mutant_unfloored_accept"))),
      st.builds(EngineOptions), "I7", "livekit"),
     # the default profile's rules, broken
     (chart_factory(rewired_chart(_unguarded("holds_for_final"), "default")), PLAIN_OPTIONS,
@@ -851,6 +871,9 @@ MUTANTS = [  # (engine factory, options, the invariant that catches it, profile)
                                  "default")), PLAIN_OPTIONS, "P3", "default"),
     (chart_factory(rewired_chart(_replace_action("drop_backchannel", "mutant_silent_drop"),
                                  "default")), PLAIN_OPTIONS, "I3", "default"),
+    (chart_factory(rewired_chart(_replace_action("drop_wordless_backchannel",
+                                                 "mutant_keep_wordless"), "default")),
+     WORDLESS_OPTIONS, "P4", "default"),
 ]
 
 
@@ -859,7 +882,8 @@ MUTANTS = [  # (engine factory, options, the invariant that catches it, profile)
     "release-drops-a-held-final", "clear-keeps-the-wait", "speech-keeps-the-wait",
     "stt-final-after-its-end-of-speech-undecided", "dropped-commit-decision-stays-pending",
     "delivered-onset-leaks-into-the-next-turn", "default-decides-before-a-due-final",
-    "default-backchannel-onset-stays", "default-backchannel-vanishes"])
+    "default-backchannel-onset-stays", "default-backchannel-vanishes",
+    "default-wordless-backchannel-kept"])
 def test_invariant_checks_catch_a_broken_engine(mutant: Any, options: Any, expected: str,
                                                 profile: str) -> None:
     """A deliberately broken engine is caught by the invariant checks."""
@@ -877,6 +901,44 @@ def test_invariant_checks_catch_a_broken_engine(mutant: Any, options: Any, expec
             max_examples=2000, stateful_step_count=30, derandomize=True, database=None,
             deadline=None, phases=[Phase.generate], report_multiple_bugs=False,
             suppress_health_check=list(HealthCheck)))
+
+
+RUN_THROUGH_DELIVERY = [  # vad mode: a commit delivered while one speech run goes on
+    ev.VadStartOfSpeech(t=1.0, ref=1, speech_duration=0.2, inference_duration=0.02),
+    ev.VadInferenceDone(t=1.5, ref=2, raw_accumulated_speech=0.72),
+    ev.SttFinal(t=1.9, ref=3, text="Book a table", language="en", confidence=0.9),
+    ev.VadInferenceDone(t=2.0, ref=4, raw_accumulated_speech=1.22),
+    ev.CommitUserTurn(t=2.05, ref=5),
+    ev.VadInferenceDone(t=2.3, ref=6, raw_accumulated_speech=1.52),
+    ev.VadInferenceDone(t=2.7, ref=7, raw_accumulated_speech=1.92),
+    ev.VadInferenceDone(t=3.1, ref=8, raw_accumulated_speech=2.32),
+    ev.SttFinal(t=3.3, ref=9, text="for two please", language="en", confidence=0.8),
+    ev.VadEndOfSpeech(t=3.5, ref=10, silence_duration=0.28),
+]
+
+
+@pytest.mark.parametrize("profile", ["livekit", "default"])
+def test_i7_counts_only_the_speech_run_after_the_delivery(profile: str) -> None:
+    """I7 (issue 20): a speech run going on through an accepted delivery starts the next
+    turn at the delivery; the engine before that fix (the onset re-derived from the whole
+    run, which the old check accepted as evidence) fails the tightened check."""
+    d = Driver(EngineOptions(turn_detection="vad"), profile=profile)
+    for e in RUN_THROUGH_DELIVERY:
+        d.feed(e)
+    d.settle()
+    eots = [o for o in d.outputs if isinstance(o, out.EndOfTurn)]
+    pre = [o for o in d.outputs if isinstance(o, out.PreemptiveGeneration)]
+    assert [o.t for o in eots] == [2.5, 3.6]
+    assert eots[1].started_speaking_at == 2.5 and eots[1].stopped_speaking_at == 3.1
+    assert pre[-1].started_speaking_at == 2.5
+    chart = rewired_chart(_replace_action("accept_turn", "mutant_unfloored_accept"), profile)
+    m = Driver(EngineOptions(turn_detection="vad"), engine_factory=chart_factory(chart),
+               profile=profile)
+    with pytest.raises(InvariantViolation, match=r"I7 violated: preemptive generation's "
+                                                 r"onset 0\.78\d* precedes the last "
+                                                 r"delivery/clear at 2\.5"):
+        for e in RUN_THROUGH_DELIVERY:
+            m.feed(e)
 
 
 def test_bug_b14_copied_engine_keeps_its_commit_timeout() -> None:

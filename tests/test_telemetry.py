@@ -426,9 +426,10 @@ def test_inputs_released_by_the_answer_open_the_next_turn() -> None:
         if isinstance(o, out.EndOfTurn):
             engine.handle(ev.EndOfTurnAnswered(t=o.t, accepted=True))
     _first, second = spans.named(USER_TURN)
-    # released inputs run at the answer's time: the onset is 3.3 - 0.3, inside the last turn
+    # released inputs run at the answer's time: the onset 3.3 - 0.3 lies inside the last turn,
+    # so the turn (span and metrics alike) starts at that turn's end (I7)
     assert second.start_time == ns(3.3)
-    assert attrs_of(second)[sp.STARTED_SPEAKING_AT] == pytest.approx(3.0)
+    assert attrs_of(second)[sp.STARTED_SPEAKING_AT] == pytest.approx(3.3)
     assert attrs_of(second)[sp.STT_REQUEST_IDS] == ("b",)
     check_i13(spans)
 

@@ -283,6 +283,10 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
     lp.add_argument("--backchannel-max-words", type=_count, default=None, metavar="N",
                     help="default profile: utterances over agent speech of at most this many "
                          "words are backchannels")
+    lp.add_argument("--backchannel-max-duration", type=_positive_seconds, default=None,
+                    metavar="SECONDS",
+                    help="default profile, without transcripts: speech over agent speech no "
+                         "detector judged, at most this long, is a backchannel")
     lp.add_argument("--chart", help="run this state chart instead of the profile's")
     lp.add_argument("-q", "--quiet", action="store_true", help="no timeline")
 

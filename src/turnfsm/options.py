@@ -115,6 +115,13 @@ def _max_words_bc(v: Any) -> int:
     return v
 
 
+def _max_duration_bc(v: Any) -> float:
+    if not _finite(v) or v < 0:
+        raise ConfigError("backchannel_max_duration must be a number of seconds >= 0, not "
+                          f"{v!r}")
+    return float(v)
+
+
 def turn_detection(v: Any) -> TurnDetection | None:
     """``v`` checked as a turn-detection mode (None = automatic, as ``vad``)."""
     if v not in TURN_DETECTION:
@@ -144,6 +151,10 @@ class EngineOptions:
     # default profile: an utterance over agent speech of at most this many words (or a
     # phrase of the backchannel list) is a backchannel (0: only the list)
     backchannel_max_words: int = attrs.field(default=2, converter=_max_words_bc)
+    # default profile, without transcripts (no STT attached) and without a detector's
+    # verdict: a VAD segment over agent speech at most this long (seconds, from its onset to
+    # the end of its speech) is a backchannel (0: none is)
+    backchannel_max_duration: float = attrs.field(default=1.0, converter=_max_duration_bc)
 
 
 def options_with(base: EngineOptions, changes: Mapping[str, Any], where: str = "options"

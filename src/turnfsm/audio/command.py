@@ -34,6 +34,7 @@ FLAGS = {"endpointing.min_delay": "--min-delay", "endpointing.max_delay": "--max
          "endpointing.mode": "--endpointing", "turn_detection": "--turn-detection",
          "transcript_timeout": "--transcript-timeout",
          "backchannel_max_words": "--backchannel-max-words",
+         "backchannel_max_duration": "--backchannel-max-duration",
          "endpointing delays": "--min-delay/--max-delay",
          "vad.activation_threshold": "--vad-threshold",
          "vad.min_silence_duration": "--min-silence"}

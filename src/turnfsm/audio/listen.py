@@ -68,6 +68,7 @@ def _header(path: str, o: ListenOptions) -> dict[str, Any]:
     if o.profile != "livekit":
         h["transcript_timeout"] = e.transcript_timeout
         h["backchannel_max_words"] = e.backchannel_max_words
+        h["backchannel_max_duration"] = e.backchannel_max_duration
     return h
 
 

@@ -61,6 +61,9 @@ class Context:
         self.tracker = LimitTracker()
         self.speech_start_time: float | None = None  # onset of the current speech
         self.last_speaking_time: float | None = None  # the end-of-turn anchor
+        # the last accepted delivery (or clear, or dropped backchannel): no turn's onset lies
+        # before it (I7); see :meth:`onset_at`
+        self.onset_floor: float | None = None
         self.promoted: str | None = None  # interim text a commit promoted to a final (D24)
         self.last_language: str | None = None
         # the collaborators' streams
@@ -196,13 +199,28 @@ class Context:
         self.signal("agent_speech_started")
         self.detector_told_agent = self.in_state("detector", "attached")
 
+    def onset_at(self, t: float) -> float:
+        """A speech onset ``t`` as a turn may report it: never before the last accepted
+        delivery or clear (I7). Speech that went on through a delivery starts the next turn
+        at that delivery; only the part of it after the delivery belongs to the new turn."""
+        floor = self.onset_floor
+        return t if floor is None or t >= floor else floor
+
+    def raise_onset_floor(self) -> None:
+        """A turn ended here (accepted, cleared, or a dropped backchannel): later turns'
+        onsets are not earlier; an onset already known moves up to now."""
+        self.onset_floor = self.now
+        if self.speech_start_time is not None and self.speech_start_time < self.now:
+            self.speech_start_time = self.now
+
     def ensure_span(self, start: float | None = None) -> None:
-        """Open the user-turn span (its start: ``start``, else now) unless it is open."""
+        """Open the user-turn span (its start: ``start``, else now; never before the last
+        delivery, :meth:`onset_at`) unless it is open."""
         turn = self.turn
         if not turn.span_open:
             turn.span_open = True
             if turn.user_turn_start is None:
-                turn.user_turn_start = self.now if start is None else start
+                turn.user_turn_start = self.now if start is None else self.onset_at(start)
 
     def update_language(self, language: str, text: str) -> None:
         """The language of the turn, from a transcript (D22: non-specific codes ignored)."""

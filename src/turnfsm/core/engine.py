@@ -431,8 +431,8 @@ class Engine:
         if speech > 0.0:
             now = cx.now
             cx.last_speaking_time = now
-            if cx.speech_start_time is None:
-                cx.speech_start_time = now - speech
+            if cx.speech_start_time is None:  # as streams.vad_window
+                cx.speech_start_time = cx.onset_at(now - speech)
         return 1
 
     def _vad_window(self, e: ev.VadInferenceDone) -> list[out.Output]:
@@ -465,7 +465,7 @@ class Engine:
             if speech > 0.0:  # as streams.vad_window, without its output
                 cx.last_speaking_time = cx.now
                 if cx.speech_start_time is None:
-                    cx.speech_start_time = cx.now - speech
+                    cx.speech_start_time = cx.onset_at(cx.now - speech)
             return []
         return [streams.vad_window(cx, e)]
 

@@ -46,7 +46,7 @@ def engine_options(cfg: dict[str, Any]) -> EngineOptions:
         "interruption_detection": cfg["interruption_detection"],
         "speech_feedback": cfg["glue"]["speech_feedback"],
     }
-    for k in ("transcript_timeout", "backchannel_max_words"):
+    for k in ("transcript_timeout", "backchannel_max_words", "backchannel_max_duration"):
         if k in cfg:
             changes[k] = cfg[k]
     return trace_profile(cfg).options(changes)

@@ -55,7 +55,8 @@ def describe_output(o: out.Output) -> str | None:
     if isinstance(o, out.DetectorSignal):
         return f"detector signal {o.signal}"
     if isinstance(o, out.TranscriptDropped):
-        return f"dropped {o.text!r} ({o.reason})"
+        what = repr(o.text) if o.text else "speech without words"  # no STT attached
+        return f"dropped {what} ({o.reason})"
     if isinstance(o, out.EouModelRequest):
         return f"asks the end-of-turn model about {o.transcript!r}"
     if isinstance(o, out.CommitResult):

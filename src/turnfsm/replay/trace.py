@@ -70,7 +70,8 @@ NON_NEGATIVE = {"speech_duration", "silence_duration", "inference_duration",
 INTEGER = {"count", "sample_rate", "num_requests"}
 
 #: Header fields only turnfsm reads (the reference's replayer refuses them).
-TURNFSM_FIELDS = ("profile", "transcript_timeout", "backchannel_max_words")
+TURNFSM_FIELDS = ("profile", "transcript_timeout", "backchannel_max_words",
+                  "backchannel_max_duration")
 CONFIG_FIELDS = {"comment", "turn_detection", "vad", "stt", "interruption_detection",
                  "endpointing", "turn_detector", "backchannel_boundary", "user_turn_limit",
                  "end_of_turn_returns", "glue", "time_limit", *TURNFSM_FIELDS}
@@ -197,6 +198,10 @@ def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
         v = cfg["backchannel_max_words"]
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             err("must be a whole number >= 0", "backchannel_max_words")
+    if "backchannel_max_duration" in header:
+        _check_value(cfg["backchannel_max_duration"], _NUM, err, "backchannel_max_duration")
+        if cfg["backchannel_max_duration"] < 0:
+            err("must not be negative", "backchannel_max_duration")
     if cfg["time_limit"] < 0:
         err("must not be negative", "time_limit")
     _check_endpointing(header.get("endpointing") or {}, err, "endpointing")

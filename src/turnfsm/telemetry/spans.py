@@ -13,8 +13,8 @@ the three things the spans describe, each a span while it lasts:
   turn's ``EndOfTurn`` (with the delivery's transcript, metrics and decision record as
   attributes), bare when the turn is cleared, and at close (D30 fixed). A refused delivery
   keeps it open: the turn goes on. At most one is open at a time; a turn whose speech onset
-  lies before the previous turn's end starts at that end (its true onset is the
-  ``turnfsm.started_speaking_at`` attribute).
+  lies before the previous turn's end starts at that end (as its
+  ``turnfsm.started_speaking_at`` attribute does, I7).
 * ``eou_wait``: one end-of-turn wait (decision), child of ``user_turn``: from the wait's
   start to its delivery (``outcome`` ``delivered``, or ``closed`` when the session's close
   cut it short), its cancellation by new speech, a clear or a mode change (``cancelled``),

@@ -134,6 +134,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("backchannel_max_words", "engine", True, _count, "2",
            "default profile: user speech over the agent of at most this many words (or a "
            "phrase of the backchannel list) is a backchannel: dropped, no interruption"),
+    Option("backchannel_max_duration", "engine", True, _number(0.0), "1.0",
+           "default profile, sessions without transcripts: user speech over the agent no "
+           "detector judged, at most this long, is a backchannel (s)"),
     Option("transcript_timeout", "engine", True, _number(0.0, lo_open=True), "1.5",
            "default profile: how long after an end of speech its final transcript is awaited "
            "before the turn may end without it (s)"),
@@ -156,6 +159,7 @@ AUDIO_OPTIONS = tuple(n for n, o in OPTIONS.items() if o.side == "audio")
 REQUIRES: dict[str, tuple[str, Any]] = {
     "alpha": ("endpointing_mode", "dynamic"),
     "backchannel_max_words": ("profile", "default"),
+    "backchannel_max_duration": ("profile", "default"),
     "transcript_timeout": ("profile", "default"),
     "unlikely_threshold": ("turn_detection", "model"),
     "interruption_after": ("interruption_detection", True),

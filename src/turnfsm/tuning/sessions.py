@@ -197,7 +197,7 @@ def apply(trace: Trace, setting: Setting) -> Trace:
     v = setting.as_dict()
     cfg = dict(trace.config)
     cfg["profile"] = setting.profile
-    for name in ("backchannel_max_words", "transcript_timeout"):
+    for name in ("backchannel_max_words", "backchannel_max_duration", "transcript_timeout"):
         if name in v:
             cfg[name] = v[name]
     ep = dict(cfg["endpointing"])

@@ -73,6 +73,66 @@ def _exceeds(cx: Context, e: Any) -> bool:
     return bool(text) and _short(cx, text, getattr(e, "language", None)) is None
 
 
+def _speech_end(cx: Context, e: Any) -> float:
+    """When the speech of the segment ending with ``e`` ended (a VAD end: ``silence +
+    inference`` ago; the VAD stream's end: now)."""
+    if isinstance(e, ev.VadEndOfSpeech):
+        return cx.now - e.silence_duration - e.inference_duration
+    return cx.now
+
+
+def wordless_backchannel_reason(cx: Context, e: Any) -> str | None:
+    """Why the VAD segment ending with ``e`` is a backchannel although no words can judge it
+    (no STT attached: a speech-to-speech stack), or None. It began over agent speech, no
+    earlier speech of the turn precedes it, and either the detector judged it not an
+    interruption, or (no verdict) it lasted at most ``backchannel_max_duration``."""
+    if not cx.segment_over_agent or cx.in_state("stt_input", "attached"):
+        return None
+    if cx.in_state("mode", "manual") or cx.in_state("mode", "realtime"):
+        return None  # the host commits: what the user says is the user's
+    onset = cx.segment_onset
+    start = cx.turn.user_turn_start
+    if onset is None or (start is not None and start < cx.onset_at(onset) - 1e-6):
+        return None  # the turn holds speech from before it: this joins the turn
+    if cx.segment_verdict is True:
+        return None
+    if cx.segment_verdict is False:
+        return "the interruption detector judged it not an interruption"
+    limit = cx.options.backchannel_max_duration
+    duration = _speech_end(cx, e) - onset
+    if duration <= limit:
+        return (f"{duration:.2f} s of speech over agent speech, no words to judge "
+                f"(backchannel_max_duration {limit:g})")
+    return None
+
+
+@RULES.guard("wordless_backchannel")
+def wordless_backchannel(cx: Context, e: Any) -> bool:
+    """The speech that just ended, with no STT to transcribe it, is a backchannel (see
+    :func:`wordless_backchannel_reason`)."""
+    return wordless_backchannel_reason(cx, e) is not None
+
+
+@RULES.action("drop_wordless_backchannel")
+def drop_wordless_backchannel(cx: Context, e: Any) -> None:
+    """Drop the wordless backchannel that just ended: a ``TranscriptDropped`` with no text
+    records it (reason ``backchannel``); the turn it opened goes with it."""
+    why = wordless_backchannel_reason(cx, e) or "backchannel"
+    ended = _speech_end(cx, e)
+    cx.emit(out.TranscriptDropped(
+        t=cx.now, ref=e.ref if isinstance(e, ev.Input) else None, text="",
+        reason="backchannel", record=out.DropRecord(rule="P3", detail=why, ended_at=ended)))
+    held, cx.held = cx.held, []  # speech markers only (no STT: nothing else is held)
+    _drop(cx, held, why)
+
+
+@RULES.guard("backchannel_ended")
+def backchannel_ended(cx: Context, e: Any) -> bool:
+    """The speech that just ended was a dropped backchannel and nothing after it opened a
+    turn: its end asks for no decision."""
+    return cx.segment_dropped and not cx.turn.span_open and not _turn_has_words(cx)
+
+
 @RULES.guard("holds_over_agent")
 def holds_over_agent(cx: Context, e: Any) -> bool:
     """User speech over the agent is judged: a detector is effective, or a VAD is attached
@@ -116,6 +176,8 @@ def still_judging(cx: Context, e: Any) -> bool:
     backchannel."""
     if not (cx.user_speaking and cx.segment_over_agent and not _turn_has_words(cx)):
         return False
+    if cx.segment_verdict is False and cx.in_state("stt_input", "detached"):
+        return True  # no words will come: judged a backchannel, dropped when it ends
     if cx.segment_verdict is not None:
         return False  # judged: dropped (not an interruption) or released now
     text = _held_text(cx)
@@ -224,6 +286,7 @@ def forget_backchannel(cx: Context, e: Any) -> None:
     its own onset; words that follow in the same segment, their arrival)."""
     cx.new_turn(cleared=False)
     cx.speech_start_time = None
+    cx.onset_floor = cx.now  # its speech run never re-derives the onset of the next turn
     # until new speech starts, the backchannel's segment's end opens no turn, and words that
     # follow start one when they are transcribed
     cx.segment_dropped = True

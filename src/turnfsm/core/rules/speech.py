@@ -38,8 +38,8 @@ def _vad_onset(cx: Context, e: ev.VadStartOfSpeech) -> float:
 
 @RULES.action("capture_onset", ev.VadStartOfSpeech)
 def capture_onset(cx: Context, e: ev.VadStartOfSpeech) -> None:
-    """A new VAD segment sets the speech onset."""
-    cx.speech_start_time = _vad_onset(cx, e)
+    """A new VAD segment sets the speech onset (never before the last delivery, I7)."""
+    cx.speech_start_time = cx.onset_at(_vad_onset(cx, e))
 
 
 @RULES.action("report_vad_start", ev.VadStartOfSpeech)
@@ -90,7 +90,8 @@ def report_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
     _note_new_speech(cx)
     cx.segment_dropped = False  # new speech: no backchannel of it was dropped
     if cx.speech_start_time is None:
-        cx.speech_start_time = e.speech_start_time if e.speech_start_time else cx.now
+        cx.speech_start_time = cx.onset_at(e.speech_start_time if e.speech_start_time
+                                           else cx.now)
     cx.ensure_span(cx.speech_start_time)
     cx.emit(out.StartOfSpeech(t=cx.now, ref=None, speech_start_time=cx.speech_start_time))
     _feedback_start(cx, cx.speech_start_time, 0.0)

@@ -47,8 +47,8 @@ def vad_window(cx: Context, e: ev.VadInferenceDone) -> out.Output:
     speech = e.raw_accumulated_speech
     if speech > 0.0:
         cx.last_speaking_time = t
-        if cx.speech_start_time is None:
-            cx.speech_start_time = t - speech
+        if cx.speech_start_time is None:  # the run's part after the last delivery (I7)
+            cx.speech_start_time = cx.onset_at(t - speech)
     return out.VadInference(t=t, ref=e.ref)
 
 

@@ -226,17 +226,24 @@ def deliver_end_of_turn(cx: Context, e: Any) -> None:
 
 @RULES.action("accept_turn")
 def accept_turn(cx: Context, e: Any) -> None:
-    """The host took the turn: a new one starts."""
+    """The host took the turn: a new one starts, and no later turn starts before now (I7:
+    speech that goes on through the delivery starts the next turn at it)."""
     cx.new_turn(cleared=False)
     cx.wait = None
+    cx.raise_onset_floor()
 
 
 @RULES.action("forget_speech")
 def forget_speech(cx: Context, e: Any) -> None:
-    """The delivered speech's onset and anchor go with it (D4, I7: the next turn's start is
-    captured when it opens). Speech that started during the wait keeps them instead."""
+    """The delivered speech's onset goes with it (D4, I7: the next turn's start is captured
+    when it opens, from speech after the delivery). Its anchor keeps the reference's rule
+    (R32, spec 6.3): it goes only if no speech moved it during the wait, so the next end of
+    turn is timed from the user's real last speech. Speech that started during the wait
+    keeps both (transition ``speech_went_on``)."""
     cx.speech_start_time = None
-    cx.last_speaking_time = None
+    w = cx.wait
+    if w is not None and cx.last_speaking_time == w.anchor:
+        cx.last_speaking_time = None
 
 
 @RULES.action("refuse_turn")
@@ -253,6 +260,7 @@ def clear_turn(cx: Context, e: Any) -> None:
     cx.drop_turn("clear_user_turn")
     commit_abandoned(cx)
     cx.new_turn(cleared=True)
+    cx.onset_floor = cx.now  # nothing before the clear starts a later turn (D2, I7)
     if cx.in_state("stt_input", "attached"):
         cx.input_started_at = None  # a fresh STT stream has a new time origin
     if cx.user_speaking:  # speech that goes on after a clear starts a new turn now
