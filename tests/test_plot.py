@@ -96,3 +96,22 @@ def teardown_module() -> None:
     for fig in _FIGURES.values():
         plt.close(fig)
     _FIGURES.clear()
+
+
+def test_speech_dropped_without_words_is_marked_on_the_vad_row(tmp_path: Path) -> None:
+    """Without transcripts, a backchannel dropped over the agent shows on the VAD row with
+    its reason, and the legend names the mark."""
+    import turnfsm.audio.plot as plot
+    from turnfsm.cli import main
+    kept: list[Any] = []
+
+    def keep(audio: Any, trace: Any, lines: Any, records: Any, path: str) -> None:
+        kept.append(plot.draw_session(audio, trace, lines, records))
+    wav = ROOT / "examples" / "dialogues" / "07_backchannel_late.wav"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plot, "plot_session", keep)
+        assert main(["listen", str(wav), "-q", "--plot", str(tmp_path / "p.png")]) == 0
+    ax_vad = kept[0].axes[1]
+    assert [t.get_text() for t in ax_vad.texts] == ["dropped (backchannel)"]
+    names = [t.get_text() for t in ax_vad.get_legend().get_texts()]
+    assert "speech dropped without words (why)" in names

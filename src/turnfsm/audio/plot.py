@@ -120,10 +120,22 @@ def draw_session(audio: Audio, trace: Trace, lines: list[dict[str, Any]],
     stops = [i.t for i in trace.inputs if i.kind == "agent.speech_ended"]
     for a, b in zip(starts, stops, strict=False):
         ax_vad.barh(0, b - a, left=a, height=0.6, color="#6d4c41")
+    # speech dropped without words (a backchannel judged by the detector or its length)
+    wordless = [o for r in records for o in r.outputs
+                if isinstance(o, out.TranscriptDropped) and not o.text]
+    for o in wordless:
+        ax_vad.plot([o.t], [1.0], "x", color="#c62828", ms=8, mew=2)
+        ax_vad.annotate(f"dropped ({o.reason})", (o.t, 1.0),
+                        xytext=(-2 if right(o.t) else 2, -14), textcoords="offset points",
+                        fontsize=7.5, color="#c62828", ha="right" if right(o.t) else "left",
+                        va="center")
     ax_vad.set_yticks([0, 1], ["agent\nspeech", "user\n(VAD)"])
     ax_vad.set_ylim(-0.6, 1.6)
     legend(ax_vad, [Patch(color="#2e7d32", label="user speech (VAD)"),
-                    *([Patch(color="#6d4c41", label="agent speech")] if starts else [])])
+                    *([Patch(color="#6d4c41", label="agent speech")] if starts else []),
+                    *([Line2D([], [], marker="x", color="#c62828", ls="", mew=2,
+                              label="speech dropped without words (why)")]
+                      if wordless else [])])
 
     # 3. transcripts: every final at its arrival; held ones (orange) until released or
     # dropped (red, with the reason), from the step records
