@@ -112,7 +112,7 @@ def _synth_in_this_process(voice: str, rate: int, text: str, ssml: bool = False)
     if lib.espeak_Initialize(audio_output_synchronous, 0, None, 0) != ESPEAK_SR:
         raise SystemExit("espeak-ng did not initialise at 22050 Hz")
     samples: list[int] = []
-    words: list[tuple[int, int]] = []  # (byte offset in text, sample)
+    words: list[tuple[int, int]] = []  # (character offset in text, sample)
 
     def on_audio(wav, n, events):  # type: ignore[no-untyped-def]
         if wav and n > 0:
@@ -151,16 +151,12 @@ PUNCT = ".,?!;:¿¡"  # stripped from a word's ends
 
 
 def _tokens(text: str, ssml: bool = False) -> list[tuple[str, int, int]]:
-    """Words of ``text`` as (word without punctuation, byte start, byte end); with ``ssml``,
-    the markup (``<...>``) is not words."""
-    data = text.encode()
+    """Words of ``text`` as (word without punctuation, start, end), in characters (espeak-ng
+    reports a word's position in characters, not bytes); with ``ssml``, the markup
+    (``<...>``) is not words."""
     if ssml:
-        data = re.sub(rb"<[^>]*>", lambda m: b" " * len(m.group()), data)
-    out = []
-    for m in re.finditer(rb"\S+", data):
-        word = m.group().decode().strip(PUNCT)
-        out.append((word, m.start(), m.end()))
-    return out
+        text = re.sub(r"<[^>]*>", lambda m: " " * len(m.group()), text)
+    return [(m.group().strip(PUNCT), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
 
 
 def synth(voice: tuple[str, int], text: str, ssml: bool = False) -> Clip:

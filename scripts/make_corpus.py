@@ -15,8 +15,9 @@ What the corpus adds (see examples/corpus/README.md):
   ``<break time="1200ms"/>``, so the part before the pause keeps the synthesizer's
   continuation prosody instead of a sentence-final fall; the pause is found from the samples
   (the digital silence espeak-ng leaves), as every comma pause is;
-* background noise of two kinds, pink and babble (four reversed synthetic talkers), at 10 to
-  20 dB SNR against the user's speech, on the user channel only;
+* background noise of two kinds, pink and babble-like (the spectrum and loudness envelope of
+  eight synthetic talkers, with random phases), at 10 to 20 dB SNR against the user's
+  speech, on the user channel only;
 * a cough: a synthesized noise burst on the user channel over the agent's speech, labelled
   in ``events`` (not speech, not a turn);
 * truth fields ``language``, ``kind``, ``voice``, ``rate``, ``agent_voice``, ``agent_rate``,
@@ -36,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import make_audio as ma  # noqa: E402
-from make_audio import MS, SR, Clip, Placed, Scene, ms, pink_noise, synth  # noqa: E402
+import make_audio as ma
+from make_audio import MS, SR, Clip, Placed, Scene, ms, pink_noise, synth
 
 OUT = ma.ROOT / "examples" / "corpus"
 
@@ -79,16 +80,17 @@ V5 = ("gmw/en-GB-x-rp", 140)     # British English (RP), slow
 V6 = ("gmw/en-US-nyc+m5", 200)   # American English (New York), male variant m5, fastest
 V7 = ("gmw/en+f1", 160)          # British English, female variant f1
 
-#: The babble's talkers: four voices, each saying a sentence, played backwards.
-BABBLE = [
-    (("gmw/en-US+m3", 170), "the train to the city leaves every twenty minutes from "
-                            "platform two until midnight"),
-    (("gmw/en+f4", 160), "we should meet for lunch next week if the weather is good "
-                         "enough to sit outside"),
-    (("gmw/en-US-nyc", 185), "I told him the report was due on Friday but he never "
-                             "answered my messages"),
-    (("gmw/en-GB-x-rp+f2", 150), "there is a small bakery around the corner that sells the "
-                                 "best bread in town"),
+#: The babble's talkers: four sentences, each said by two voices.
+BABBLE_TEXTS = [
+    "the train to the city leaves every twenty minutes from platform two until midnight",
+    "we should meet for lunch next week if the weather is good enough to sit outside",
+    "I told him the report was due on Friday but he never answered my messages",
+    "there is a small bakery around the corner that sells the best bread in town",
+]
+BABBLE_VOICES = [
+    ("gmw/en-US+m3", 170), ("gmw/en+f4", 160), ("gmw/en-US-nyc", 185),
+    ("gmw/en-GB-x-rp+f2", 150), ("gmw/en-US+f1", 175), ("gmw/en+m2", 155),
+    ("gmw/en-US+m6", 165), ("gmw/en+f5", 170),
 ]
 
 
@@ -121,17 +123,23 @@ def cough(seed: int, bursts: int = 1) -> Clip:
 
 
 def babble(n: int, seed: int) -> np.ndarray:
-    """Babble-like noise: the four BABBLE talkers, each reversed (speech's spectrum and
-    rhythm, no words) and looped from a seeded offset, summed."""
+    """Babble-like noise: the long-term spectrum and the loudness envelope of eight talkers
+    (BABBLE_VOICES saying BABBLE_TEXTS, each played backwards and looped from a seeded
+    offset), with seeded random phases, so it has speech's spectrum and rhythm but no
+    speech in it. (The talkers themselves, even at 20 dB below the user, keep the Silero
+    VAD on for the whole file: a test of the VAD, not of the turn rules.)"""
     rng = np.random.default_rng(seed)
-    out = np.zeros(n)
-    for voice, text in BABBLE:
-        x = synth(voice, text).audio[::-1]
-        reps = -(-n // len(x)) + 1
-        looped = np.tile(x, reps)
+    talkers = np.zeros(n)
+    for k, voice in enumerate(BABBLE_VOICES):
+        x = synth(voice, BABBLE_TEXTS[k % len(BABBLE_TEXTS)]).audio[::-1]
+        looped = np.tile(x, -(-n // len(x)) + 1)
         start = int(rng.integers(0, len(x)))
-        out += looped[start:start + n]
-    return out
+        talkers += looped[start:start + n]
+    width = max(1, round(20 * n / SR))  # smooth the magnitude over 20 Hz
+    mag = np.convolve(np.abs(np.fft.rfft(talkers)), np.ones(width) / width, mode="same")
+    shaped = np.fft.irfft(mag * np.exp(2j * np.pi * rng.random(len(mag))), n)
+    env = np.convolve(np.abs(talkers), np.ones(50 * MS) / (50 * MS), mode="same")
+    return shaped * env / np.mean(env)
 
 
 @dataclass
@@ -444,7 +452,8 @@ def other_languages() -> list[Dialogue]:
     pt, pt2, pt3 = ("roa/pt-BR", 165), ("roa/pt-BR+f2", 175), ("roa/pt", 150)
     it, it2, it3 = ("roa/it", 165), ("roa/it+f2", 175), ("roa/it+m3", 150)
     out = [
-        pause_turn("es01_preposition", ["preposition"], "¿En qué puedo ayudarle?", ["quiero una mesa para", 1.0, "cuatro personas"], es, "es"),
+        pause_turn("es01_preposition", ["preposition"], "¿En qué puedo ayudarle?",
+                   ["quiero una mesa para", 1.0, "cuatro personas"], es, "es"),
         pause_turn("es02_list", ["list"], "¿Qué necesita de la tienda?",
                    ["necesito huevos leche", 0.9, "y un poco de pan"], es2, "es"),
         pause_turn("es03_filler", ["filler"], "¿Qué desea cenar?",
@@ -460,14 +469,16 @@ def other_languages() -> list[Dialogue]:
     s.user("sí", gap=0.3)
     out.append(s)
     out += [
-        pause_turn("fr01_preposition", ["preposition"], "Que puis-je faire pour vous?", ["je voudrais une table pour", 1.0, "deux personnes"], fr, "fr"),
+        pause_turn("fr01_preposition", ["preposition"], "Que puis-je faire pour vous?",
+                   ["je voudrais une table pour", 1.0, "deux personnes"], fr, "fr"),
         pause_turn("fr02_list", ["list"], "Qu'est-ce qu'il vous faut?",
                    ["il me faut des œufs du lait", 0.9, "et du pain"], fr2, "fr"),
         pause_turn("fr03_filler", ["filler"], "Qu'est-ce que vous prenez?",
                    ["je vais prendre euh", 1.0, "le poulet rôti"], fr3, "fr"),
         ssml_turn("fr04_ssml_date", ["date"], "Quand arrivez-vous?",
                   ["nous arrivons le quatorze", 1000, "mars au soir"], fr, "fr"),
-        pause_turn("de01_preposition", ["preposition"], "Was kann ich für Sie tun?", ["ich möchte einen Tisch für", 1.0, "vier Personen"], de, "de"),
+        pause_turn("de01_preposition", ["preposition"], "Was kann ich für Sie tun?",
+                   ["ich möchte einen Tisch für", 1.0, "vier Personen"], de, "de"),
         pause_turn("de02_list", ["list"], "Was brauchen Sie noch?",
                    ["ich brauche Eier Milch", 0.9, "und etwas Brot"], de2, "de"),
         pause_turn("de03_filler", ["filler"], "Was möchten Sie essen?",
