@@ -31,8 +31,10 @@ import re
 import shutil
 import sys
 import wave
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -142,6 +144,19 @@ def babble(n: int, seed: int) -> np.ndarray:
     return shaped * env / np.mean(env)
 
 
+def within_words(clip: Clip) -> Clip:
+    """The clip with its speech runs joined across a digital silence that lies inside a
+    word (the closure of a double consonant, as in Italian "quattro", can be 100 ms of
+    silence): a pause is a gap between words."""
+    runs = [clip.runs[0]]
+    for a, b in clip.runs[1:]:
+        if any(w0 < runs[-1][1] and a < w1 for _, w0, w1 in clip.words):
+            runs[-1] = (runs[-1][0], b)
+        else:
+            runs.append((a, b))
+    return clip if runs == clip.runs else replace(clip, runs=runs)
+
+
 @dataclass
 class Dialogue(Scene):
     """A corpus scene: the user's voice and language, labelled kinds, noise, coughs."""
@@ -154,7 +169,7 @@ class Dialogue(Scene):
 
     def _place(self, who: str, text: str, start: int) -> Placed:
         voice = self.voice if who == "user" else AGENT[self.language]
-        clip = synth(voice, text, ssml=text.startswith("<speak>"))
+        clip = within_words(synth(voice, text, ssml=text.startswith("<speak>")))
         p = Placed(who, clip, start)
         self.items.append(p)
         self.cursor = max(self.cursor, p.end)
@@ -271,263 +286,315 @@ def ssml_turn(name: str, kind: list[str], prompt: str, parts: list[str | int],
     return s
 
 
-def english() -> list[Dialogue]:
+Recipe = tuple[str, Callable[[], Dialogue]]
+
+
+def recipe(make: Callable[..., Dialogue], name: str, *args: Any, **kwargs: Any) -> Recipe:
+    """A dialogue's name and how to make it (nothing is synthesized until it is made)."""
+    return name, lambda: make(name, *args, **kwargs)
+
+
+def afterthought(name: str, voice: tuple[str, int], prompt: str, first: str,
+                 second: str) -> Dialogue:
+    """A turn that ends, then 0.8 s later an afterthought: two turns."""
+    s = D(name, ["afterthought"], f"An afterthought: the user ends a turn ('{first}'), "
+          f"pauses 0.8 s, then adds '{second}'. Two turns: a commit in the pause is right.",
+          voice)
+    s.agent(prompt)
+    s.user(first, gap=0.5)
+    s.user(second, gap=0.8)
+    return s
+
+
+def barge_in(name: str, voice: tuple[str, int], line: str, text: str, at: float,
+             noise: tuple[str, float, int] | None = None, language: str = "en") -> Dialogue:
+    """The user barges in with ``text`` ``at`` s into the agent's ``line`` (from its end
+    when negative); the agent stops 0.3 s after the user starts."""
+    where = "end" if at < 0 else "start" if at < 1 else "middle"
+    s = D(name, ["barge_in"], f"Barge-in at the {where} of the agent's speech: the user "
+          f"says '{text}'; the agent stops 0.3 s after the user starts. The interruption is "
+          "also the user's turn.", voice, language, noise)
+    a = s.agent(line)
+    s.barge_in(text, a, at=at if at >= 0 else len(a.clip.audio) / SR + at)
+    return s
+
+
+def english() -> list[Recipe]:
     out = [
-        pause_turn("en01_list_eggs", ["list"], "What would you like from the shop?",
-                   ["I need eggs milk", 0.9, "and some bread"], V1),
-        pause_turn("en02_list_fruit", ["list"], "What should I add to your order?",
-                   ["apples bananas", 0.8, "oranges and grapes"], V2),
-        pause_turn("en03_spelling_smith", ["spelling"], "Could you spell your last name please?",
-                   ["S M I", 0.8, "T H"], V1),
-        pause_turn("en04_spelling_code", ["spelling"], "What is your booking reference?",
-                   ["it is K L", 0.9, "M four two"], V4),
-        pause_turn("en05_address_baker", ["address"], "What is the delivery address?",
-                   ["twenty two", 1.0, "Baker Street"], V2),
-        pause_turn("en06_address_elm", ["address"], "And your street address?",
-                   ["one four five", 0.9, "Elm Avenue apartment six"], V6),
-        pause_turn("en07_date_march", ["date"], "When would you like to check in?",
-                   ["on the fourteenth", 0.9, "of March"], V3),
-        pause_turn("en08_date_birth", ["date"], "What is your date of birth?",
-                   ["March third", 1.0, "nineteen eighty five"], V7),
-        pause_turn("en09_number_words_price", ["number_words"], "How much did you pay?",
-                   ["it was two hundred", 0.9, "and fifty dollars"], V1),
+        recipe(pause_turn, "en01_list_eggs", ["list"], "What would you like from the shop?",
+               ["I need eggs milk", 0.9, "and some bread"], V1),
+        recipe(pause_turn, "en02_list_fruit", ["list"], "What should I add to your order?",
+               ["apples bananas", 0.8, "oranges and grapes"], V2),
+        recipe(pause_turn, "en03_spelling_smith", ["spelling"],
+               "Could you spell your last name please?",
+               ["S M I", 0.8, "T H"], V1),
+        recipe(pause_turn, "en04_spelling_code", ["spelling"], "What is your booking reference?",
+               ["it is K L", 0.9, "M four two"], V4),
+        recipe(pause_turn, "en05_address_baker", ["address"], "What is the delivery address?",
+               ["twenty two", 1.0, "Baker Street"], V2),
+        recipe(pause_turn, "en06_address_elm", ["address"], "And your street address?",
+               ["one four five", 0.9, "Elm Avenue apartment six"], V6),
+        recipe(pause_turn, "en07_date_march", ["date"], "When would you like to check in?",
+               ["on the fourteenth", 0.9, "of March"], V3),
+        recipe(pause_turn, "en08_date_birth", ["date"], "What is your date of birth?",
+               ["March third", 1.0, "nineteen eighty five"], V7),
+        recipe(pause_turn, "en09_number_words_price", ["number_words"], "How much did you pay?",
+               ["it was two hundred", 0.9, "and fifty dollars"], V1),
     ]
 
-    s = D("en10_digits_pin", ["digits_complete"], "The agent asks for a four digit PIN; the "
-          "user says it in one go and the turn ends with the last digit (a complete number: "
-          "waiting longer only costs latency).", V2)
-    s.agent("Please say your four digit PIN.")
-    s.user("four seven one nine", gap=0.5)
-    out.append(s)
-    out.append(pause_turn(
-        "en11_digits_phone", ["digits", "digits_complete"], "What number can we call you on?",
-        ["five five five", 0.7, "two one three", 0.7, "four eight six two"], V3,
-        what="A phone number whose last group completes it. "))
-    out.append(pause_turn(
-        "en12_digits_card", ["digits", "digits_complete"], "Please read me the card number.",
-        ["four one one one", 0.8, "two two two two", 0.8, "three three three three", 0.8,
-         "four four four four"], V6, what="A sixteen digit card number in four groups. "))
+    def make() -> Dialogue:
+        s = D("en10_digits_pin", ["digits_complete"], "The agent asks for a four digit PIN; the "
+              "user says it in one go and the turn ends with the last digit (a complete number: "
+              "waiting longer only costs latency).", V2)
+        s.agent("Please say your four digit PIN.")
+        s.user("four seven one nine", gap=0.5)
+        return s
+    out.append(("en10_digits_pin", make))
+    out.append(recipe(pause_turn, "en11_digits_phone", ["digits", "digits_complete"],
+                      "What number can we call you on?",
+                      ["five five five", 0.7, "two one three", 0.7, "four eight six two"], V3,
+                      what="A phone number whose last group completes it. "))
+    out.append(recipe(pause_turn, "en12_digits_card", ["digits", "digits_complete"],
+                      "Please read me the card number.",
+                      ["four one one one", 0.8, "two two two two", 0.8,
+                       "three three three three", 0.8, "four four four four"], V6,
+                      what="A sixteen digit card number in four groups. "))
     out += [
-        pause_turn("en13_preposition_fly", ["preposition"], "Where are you flying to?",
-                   ["I would like to fly to", 1.2, "Boston on Friday"], V7),
+        recipe(pause_turn, "en13_preposition_fly", ["preposition"], "Where are you flying to?",
+               ["I would like to fly to", 1.2, "Boston on Friday"], V7),
     ]
 
-    for name, voice, prompt, first, second in [
+    out += [recipe(afterthought, *row) for row in [
         ("en14_afterthought_card", V1, "Is there anything else for your order?",
          "no that is everything thanks", "oh can I pay by card"),
         ("en15_afterthought_two", V4, "Is that all for today?", "yes that is all",
          "actually make it two"),
-    ]:
-        s = D(name, ["afterthought"], f"An afterthought: the user ends a turn ('{first}'), "
-              f"pauses 0.8 s, then adds '{second}'. Two turns: a commit in the pause is right.",
-              voice)
-        s.agent(prompt)
-        s.user(first, gap=0.5)
-        s.user(second, gap=0.8)
-        out.append(s)
+    ]]
 
-    out.append(pause_turn("en16_sentence_pause_card", ["sentence_pause"],
-                          "How can I help you today?",
-                          ["I lost my card yesterday", 0.4, "I need a new one"], V2))
-    out.append(pause_turn("en17_sentence_pause_order", ["sentence_pause"],
-                          "What seems to be the problem?",
-                          ["my order never arrived", 0.4, "it was due on Monday", 0.35,
-                           "can you check"], V6))
+    out.append(recipe(pause_turn, "en16_sentence_pause_card", ["sentence_pause"],
+                      "How can I help you today?",
+                      ["I lost my card yesterday", 0.4, "I need a new one"], V2))
+    out.append(recipe(pause_turn, "en17_sentence_pause_order", ["sentence_pause"],
+                      "What seems to be the problem?",
+                      ["my order never arrived", 0.4, "it was due on Monday", 0.35,
+                      "can you check"], V6))
     out += [
-        pause_turn("en18_filler_um", ["filler"], "What would you like for dinner?",
-                   ["I would like the um", 1.0, "grilled salmon"], V3),
-        pause_turn("en19_filler_uh", ["filler"], "Which day suits you best?",
-                   ["let me think uh", 0.9, "Thursday works"], V7),
-        pause_turn("en20_filler_alone", ["filler"], "What is your account number?",
-                   ["uh", 0.8, "four four two one"], V1),
+        recipe(pause_turn, "en18_filler_um", ["filler"], "What would you like for dinner?",
+               ["I would like the um", 1.0, "grilled salmon"], V3),
+        recipe(pause_turn, "en19_filler_uh", ["filler"], "Which day suits you best?",
+               ["let me think uh", 0.9, "Thursday works"], V7),
+        recipe(pause_turn, "en20_filler_alone", ["filler"], "What is your account number?",
+               ["uh", 0.8, "four four two one"], V1),
     ]
 
-    s = D("en21_yes_no", ["yes_no"], "Three quick answers ('yeah', 'nope', 'yes'), each "
-          "0.3 s after the agent's question: three one-word turns.", V4)
-    s.agent("Shall I book it?")
-    s.user("yeah", gap=0.3)
-    s.agent("Do you want a receipt?", gap=0.6)
-    s.user("nope", gap=0.3)
-    s.agent("Is this your first visit?", gap=0.6)
-    s.user("yes", gap=0.3)
-    out.append(s)
+    def make() -> Dialogue:
+        s = D("en21_yes_no", ["yes_no"], "Three quick answers ('yeah', 'nope', 'yes'), each "
+              "0.3 s after the agent's question: three one-word turns.", V4)
+        s.agent("Shall I book it?")
+        s.user("yeah", gap=0.3)
+        s.agent("Do you want a receipt?", gap=0.6)
+        s.user("nope", gap=0.3)
+        s.agent("Is this your first visit?", gap=0.6)
+        s.user("yes", gap=0.3)
+        return s
+    out.append(("en21_yes_no", make))
 
-    s = D("en22_backchannel_mhm_right", ["backchannel"], "Two backchannels over one agent "
-          "sentence ('mhm' 1.0 s in, 'right' 3.5 s in); the agent goes on; then the user's "
-          "turn.", V2)
-    a = s.agent("Your room is on the third floor and breakfast is served from seven until "
-                "ten in the dining room next to the lobby.")
-    s.backchannel("mhm", a, at=1.0)
-    s.backchannel("right", a, at=3.5)
-    s.user("great thanks", gap=0.5)
-    out.append(s)
+    def make() -> Dialogue:
+        s = D("en22_backchannel_mhm_right", ["backchannel"], "Two backchannels over one agent "
+              "sentence ('mhm' 1.0 s in, 'right' 3.5 s in); the agent goes on; then the user's "
+              "turn.", V2)
+        a = s.agent("Your room is on the third floor and breakfast is served from seven until "
+                    "ten in the dining room next to the lobby.")
+        s.backchannel("mhm", a, at=1.0)
+        s.backchannel("right", a, at=3.5)
+        s.user("great thanks", gap=0.5)
+        return s
+    out.append(("en22_backchannel_mhm_right", make))
 
-    s = D("en23_backchannel_yeah_okay", ["backchannel"], "Backchannels 'yeah' (1.5 s in) "
-          "and 'okay' (0.9 s before the end) over the agent's sentence; then the user's "
-          "turn.", V6)
-    a = s.agent("The technician will arrive between nine and eleven tomorrow and will call "
-                "you about thirty minutes before.")
-    s.backchannel("yeah", a, at=1.5)
-    s.backchannel("okay", a, at=len(a.clip.audio) / SR - 0.9)
-    s.user("sounds good", gap=0.5)
-    out.append(s)
+    def make() -> Dialogue:
+        s = D("en23_backchannel_yeah_okay", ["backchannel"], "Backchannels 'yeah' (1.5 s in) "
+              "and 'okay' (0.9 s before the end) over the agent's sentence; then the user's "
+              "turn.", V6)
+        a = s.agent("The technician will arrive between nine and eleven tomorrow and will call "
+                    "you about thirty minutes before.")
+        s.backchannel("yeah", a, at=1.5)
+        s.backchannel("okay", a, at=len(a.clip.audio) / SR - 0.9)
+        s.user("sounds good", gap=0.5)
+        return s
+    out.append(("en23_backchannel_yeah_okay", make))
 
-    s = D("en24_cough", ["cough"], "The user coughs (a synthesized noise burst, labelled "
-          "in events) 1.2 s into the agent's sentence; the agent goes on; then the user's "
-          "turn. The cough is not speech and not a turn.", V1)
-    a = s.agent("We have a table at eight or one at half past nine if you prefer it later.")
-    s.cough(a, at=1.2, seed=28)
-    s.user("eight works for me", gap=0.5)
-    out.append(s)
+    def make() -> Dialogue:
+        s = D("en24_cough", ["cough"], "The user coughs (a synthesized noise burst, labelled "
+              "in events) 1.2 s into the agent's sentence; the agent goes on; then the user's "
+              "turn. The cough is not speech and not a turn.", V1)
+        a = s.agent("We have a table at eight or one at half past nine if you prefer it later.")
+        s.cough(a, at=1.2, seed=28)
+        s.user("eight works for me", gap=0.5)
+        return s
+    out.append(("en24_cough", make))
 
-    s = D("en25_cough_backchannel", ["cough", "backchannel"], "A double cough 0.8 s into "
-          "the agent's sentence and a backchannel 'mhm' 3.2 s in; the agent goes on; then the "
-          "user's turn.", V3)
-    a = s.agent("The total for the two nights is three hundred and ten pounds including "
-                "breakfast and the city tax.")
-    s.cough(a, at=0.8, seed=29, bursts=2)
-    s.backchannel("mhm", a, at=3.2)
-    s.user("okay book it", gap=0.5)
-    out.append(s)
+    def make() -> Dialogue:
+        s = D("en25_cough_backchannel", ["cough", "backchannel"], "A double cough 0.8 s into "
+              "the agent's sentence and a backchannel 'mhm' 3.2 s in; the agent goes on; then the "
+              "user's turn.", V3)
+        a = s.agent("The total for the two nights is three hundred and ten pounds including "
+                    "breakfast and the city tax.")
+        s.cough(a, at=0.8, seed=29, bursts=2)
+        s.backchannel("mhm", a, at=3.2)
+        s.user("okay book it", gap=0.5)
+        return s
+    out.append(("en25_cough_backchannel", make))
 
-    for name, voice, line, text, at, noise in [
+    out += [recipe(barge_in, *row) for row in [
         ("en26_barge_in_start", V7, "Your appointment is on Thursday at ten in the morning "
-         "with doctor Patel.", "sorry I meant Tuesday", 0.3, None),
+         "with doctor Patel.", "sorry I meant Tuesday", 0.3),
         ("en27_barge_in_middle", V4, "I found four hotels near the station and the cheapest "
-         "one costs ninety dollars a night.", "hold on", 2.0, None),
+         "one costs ninety dollars a night.", "hold on", 2.0),
         ("en28_barge_in_end", V5, "So that is one large pizza and two cans of soda to your "
-         "home address.", "no that is wrong", -0.4, None),
+         "home address.", "no that is wrong", -0.4),
         ("en29_noisy_barge_in", V3, "The next available delivery slot is on Saturday "
          "between two and four in the afternoon.", "can I get Friday", 1.6,
          ("babble", 15.0, 33)),
-    ]:
-        where = "start" if at < 1 and at >= 0 else "end" if at < 0 else "middle"
-        s = D(name, ["barge_in"], f"Barge-in at the {where} of the agent's speech: the user "
-              f"says '{text}'; the agent stops 0.3 s after the user starts. The "
-              "interruption is also the user's turn.", voice, noise=noise)
-        a = s.agent(line)
-        s.barge_in(text, a, at=at if at >= 0 else len(a.clip.audio) / SR + at)
-        out.append(s)
+    ]]
 
     out += [
-        pause_turn("en30_noisy_list", ["list"], "What else do you need?",
-                   ["get some rice pasta", 0.9, "and tomatoes"], V1,
-                   noise=("babble", 10.0, 34)),
-        pause_turn("en31_noisy_spelling", ["spelling"], "How do you spell that?",
-                   ["B R", 0.8, "O W N"], V2, noise=("pink", 20.0, 35)),
-        pause_turn("en32_noisy_filler", ["filler"], "When did it stop working?",
-                   ["I think it was uh", 1.0, "last Tuesday"], V6, noise=("pink", 12.0, 36)),
+        recipe(pause_turn, "en30_noisy_list", ["list"], "What else do you need?",
+               ["get some rice pasta", 0.9, "and tomatoes"], V1,
+               noise=("babble", 10.0, 34)),
+        recipe(pause_turn, "en31_noisy_spelling", ["spelling"], "How do you spell that?",
+               ["B R", 0.8, "O W N"], V2, noise=("pink", 20.0, 35)),
+        recipe(pause_turn, "en32_noisy_filler", ["filler"], "When did it stop working?",
+               ["I think it was uh", 1.0, "last Tuesday"], V6, noise=("pink", 12.0, 36)),
     ]
-    s = D("en33_noisy_backchannel", ["backchannel"], "A backchannel 'right' 1.2 s into the "
-          "agent's sentence; then the user's turn.", V7, noise=("babble", 18.0, 37))
-    a = s.agent("I can move your booking to next week but the room will be on the ground "
-                "floor.")
-    s.backchannel("right", a, at=1.2)
-    s.user("that is fine", gap=0.5)
-    out.append(s)
+    def make() -> Dialogue:
+        s = D("en33_noisy_backchannel", ["backchannel"], "A backchannel 'right' 1.2 s into the "
+              "agent's sentence; then the user's turn.", V7, noise=("babble", 18.0, 37))
+        a = s.agent("I can move your booking to next week but the room will be on the ground "
+                    "floor.")
+        s.backchannel("right", a, at=1.2)
+        s.user("that is fine", gap=0.5)
+        return s
+    out.append(("en33_noisy_backchannel", make))
 
     out += [
-        ssml_turn("en41_ssml_preposition", ["preposition"], "How can I help you?",
-                  ["I want to book a table for", 1200, "four people"], V1),
-        ssml_turn("en42_ssml_list", ["list"], "What would you like from the shop?",
-                  ["I need eggs milk", 900, "and some bread"], V2),
-        ssml_turn("en43_ssml_spelling", ["spelling"], "Could you spell your last name please?",
-                  ["S M I", 800, "T H"], V3),
-        ssml_turn("en44_ssml_address", ["address"], "What is the delivery address?",
-                  ["twenty two", 1000, "Baker Street"], V4),
-        ssml_turn("en45_ssml_number_words", ["number_words"], "How much did you pay?",
-                  ["it was two hundred", 1000, "and fifty dollars"], V5),
-        ssml_turn("en46_ssml_filler", ["filler"], "What would you like for dinner?",
-                  ["I would like the um", 1000, "grilled salmon"], V7),
-        ssml_turn("en47_ssml_date", ["date"], "When would you like to check in?",
-                  ["on the fourteenth", 900, "of March"], V6),
+        recipe(ssml_turn, "en41_ssml_preposition", ["preposition"], "How can I help you?",
+               ["I want to book a table for", 1200, "four people"], V1),
+        recipe(ssml_turn, "en42_ssml_list", ["list"], "What would you like from the shop?",
+               ["I need eggs milk", 900, "and some bread"], V2),
+        recipe(ssml_turn, "en43_ssml_spelling", ["spelling"],
+               "Could you spell your last name please?",
+               ["S M I", 800, "T H"], V3),
+        recipe(ssml_turn, "en44_ssml_address", ["address"], "What is the delivery address?",
+               ["twenty two", 1000, "Baker Street"], V4),
+        recipe(ssml_turn, "en45_ssml_number_words", ["number_words"], "How much did you pay?",
+               ["it was two hundred", 1000, "and fifty dollars"], V5),
+        recipe(ssml_turn, "en46_ssml_filler", ["filler"], "What would you like for dinner?",
+               ["I would like the um", 1000, "grilled salmon"], V7),
+        recipe(ssml_turn, "en47_ssml_date", ["date"], "When would you like to check in?",
+               ["on the fourteenth", 900, "of March"], V6),
     ]
     return out
 
 
-def other_languages() -> list[Dialogue]:
+def other_languages() -> list[Recipe]:
     es, es2, es3 = ("roa/es", 160), ("roa/es-419+f2", 175), ("roa/es+m3", 150)
     fr, fr2, fr3 = ("roa/fr", 165), ("roa/fr+f2", 175), ("roa/fr+m3", 150)
     de, de2, de3 = ("gmw/de", 160), ("gmw/de+f2", 170), ("gmw/de+m3", 145)
     pt, pt2, pt3 = ("roa/pt-BR", 165), ("roa/pt-BR+f2", 175), ("roa/pt", 150)
     it, it2, it3 = ("roa/it", 165), ("roa/it+f2", 175), ("roa/it+m3", 150)
     out = [
-        pause_turn("es01_preposition", ["preposition"], "¿En qué puedo ayudarle?",
-                   ["quiero una mesa para", 1.0, "cuatro personas"], es, "es"),
-        pause_turn("es02_list", ["list"], "¿Qué necesita de la tienda?",
-                   ["necesito huevos leche", 0.9, "y un poco de pan"], es2, "es"),
-        pause_turn("es03_filler", ["filler"], "¿Qué desea cenar?",
-                   ["quiero eh", 1.0, "el pollo con arroz"], es3, "es"),
-        ssml_turn("es04_ssml_preposition", ["preposition"], "¿A qué hora llegan?",
-                  ["vamos a llegar a las", 1200, "ocho y media"], es, "es"),
+        recipe(pause_turn, "es01_preposition", ["preposition"], "¿En qué puedo ayudarle?",
+               ["quiero una mesa para", 1.0, "cuatro personas"], es, "es"),
+        recipe(pause_turn, "es02_list", ["list"], "¿Qué necesita de la tienda?",
+               ["necesito huevos leche", 0.9, "y un poco de pan"], es2, "es"),
+        recipe(pause_turn, "es03_filler", ["filler"], "¿Qué desea cenar?",
+               ["quiero eh", 1.0, "el pollo con arroz"], es3, "es"),
+        recipe(ssml_turn, "es04_ssml_preposition", ["preposition"], "¿A qué hora llegan?",
+               ["vamos a llegar a las", 1200, "ocho y media"], es, "es"),
     ]
-    s = D("es05_backchannel_yes_no", ["backchannel", "yes_no"], "A backchannel 'vale' over "
-          "the agent's sentence, which ends in a question; the user answers 'sí' 0.3 s "
-          "later: one turn.", es2, "es")
-    a = s.agent("Tengo una mesa junto a la ventana a las nueve de la noche. ¿Se la reservo?")
-    s.backchannel("vale", a, at=1.4)
-    s.user("sí", gap=0.3)
-    out.append(s)
+    def make() -> Dialogue:
+        s = D("es05_backchannel_yes_no", ["backchannel", "yes_no"], "A backchannel 'vale' over "
+              "the agent's sentence, which ends in a question; the user answers 'sí' 0.3 s "
+              "later: one turn.", es2, "es")
+        a = s.agent("Tengo una mesa junto a la ventana a las nueve de la noche. ¿Se la reservo?")
+        s.backchannel("vale", a, at=1.4)
+        s.user("sí", gap=0.3)
+        return s
+    out.append(("es05_backchannel_yes_no", make))
     out += [
-        pause_turn("fr01_preposition", ["preposition"], "Que puis-je faire pour vous?",
-                   ["je voudrais une table pour", 1.0, "deux personnes"], fr, "fr"),
-        pause_turn("fr02_list", ["list"], "Qu'est-ce qu'il vous faut?",
-                   ["il me faut des œufs du lait", 0.9, "et du pain"], fr2, "fr"),
-        pause_turn("fr03_filler", ["filler"], "Qu'est-ce que vous prenez?",
-                   ["je vais prendre euh", 1.0, "le poulet rôti"], fr3, "fr"),
-        ssml_turn("fr04_ssml_date", ["date"], "Quand arrivez-vous?",
-                  ["nous arrivons le quatorze", 1000, "mars au soir"], fr, "fr"),
-        pause_turn("de01_preposition", ["preposition"], "Was kann ich für Sie tun?",
-                   ["ich möchte einen Tisch für", 1.0, "vier Personen"], de, "de"),
-        pause_turn("de02_list", ["list"], "Was brauchen Sie noch?",
-                   ["ich brauche Eier Milch", 0.9, "und etwas Brot"], de2, "de"),
-        pause_turn("de03_filler", ["filler"], "Was möchten Sie essen?",
-                   ["ich nehme äh", 1.0, "das Hähnchen mit Reis"], de3, "de"),
-        ssml_turn("de04_ssml_digits", ["digits", "digits_complete"], "Wie ist Ihre "
-                  "Telefonnummer?", ["null eins fünf", 900, "zwei drei vier acht"], de, "de"),
+        recipe(pause_turn, "fr01_preposition", ["preposition"], "Que puis-je faire pour vous?",
+               ["je voudrais une table pour", 1.0, "deux personnes"], fr, "fr"),
+        recipe(pause_turn, "fr02_list", ["list"], "Qu'est-ce qu'il vous faut?",
+               ["il me faut des œufs du lait", 0.9, "et du pain"], fr2, "fr"),
+        recipe(pause_turn, "fr03_filler", ["filler"], "Qu'est-ce que vous prenez?",
+               ["je vais prendre euh", 1.0, "le poulet rôti"], fr3, "fr"),
+        recipe(ssml_turn, "fr04_ssml_date", ["date"], "Quand arrivez-vous?",
+               ["nous arrivons le quatorze", 1000, "mars au soir"], fr, "fr"),
+        recipe(pause_turn, "de01_preposition", ["preposition"], "Was kann ich für Sie tun?",
+               ["ich möchte einen Tisch für", 1.0, "vier Personen"], de, "de"),
+        recipe(pause_turn, "de02_list", ["list"], "Was brauchen Sie noch?",
+               ["ich brauche Eier Milch", 0.9, "und etwas Brot"], de2, "de"),
+        recipe(pause_turn, "de03_filler", ["filler"], "Was möchten Sie essen?",
+               ["ich nehme äh", 1.0, "das Hähnchen mit Reis"], de3, "de"),
+        recipe(ssml_turn, "de04_ssml_digits", ["digits", "digits_complete"], "Wie ist Ihre "
+               "Telefonnummer?", ["null eins fünf", 900, "zwei drei vier acht"], de, "de"),
     ]
-    s = D("de05_barge_in", ["barge_in"], "Barge-in in the middle of the agent's speech: the "
-          "user says 'nein warten Sie'; the agent stops 0.3 s after the user starts. The "
-          "interruption is also the user's turn.", de2, "de")
-    a = s.agent("Ich habe Ihren Flug nach Hamburg für Donnerstag um sieben Uhr morgens "
-                "gebucht.")
-    s.barge_in("nein warten Sie", a, at=1.8)
-    out.append(s)
+    def make() -> Dialogue:
+        s = D("de05_barge_in", ["barge_in"], "Barge-in in the middle of the agent's speech: the "
+              "user says 'nein warten Sie'; the agent stops 0.3 s after the user starts. The "
+              "interruption is also the user's turn.", de2, "de")
+        a = s.agent("Ich habe Ihren Flug nach Hamburg für Donnerstag um sieben Uhr morgens "
+                    "gebucht.")
+        s.barge_in("nein warten Sie", a, at=1.8)
+        return s
+    out.append(("de05_barge_in", make))
     out += [
-        pause_turn("pt01_preposition", ["preposition"], "Em que posso ajudar?",
-                   ["eu queria uma mesa para", 1.0, "quatro pessoas"], pt, "pt"),
-        pause_turn("pt02_list", ["list"], "Do que você precisa?",
-                   ["preciso de ovos leite", 0.9, "e um pouco de pão"], pt2, "pt"),
-        pause_turn("pt03_filler", ["filler"], "O que deseja jantar?",
-                   ["eu queria hum", 1.0, "o frango com arroz"], pt3, "pt"),
-        ssml_turn("pt04_ssml_preposition", ["preposition"], "Com quem é a reunião?",
-                  ["a reunião é com", 1100, "o doutor Silva"], pt, "pt"),
-        pause_turn("it01_preposition", ["preposition"], "Come posso aiutarla?",
-                   ["vorrei un tavolo per", 1.0, "quattro persone"], it, "it"),
-        pause_turn("it02_list", ["list"], "Che cosa le serve?",
-                   ["mi servono uova latte", 0.9, "e del pane"], it2, "it"),
-        pause_turn("it03_filler", ["filler"], "Che cosa prende?",
-                   ["prendo ehm", 1.0, "il pollo arrosto"], it3, "it"),
-        ssml_turn("it04_ssml_preposition", ["preposition"], "Dove vuole andare?",
-                  ["vorrei andare a", 1200, "Milano domani"], it, "it"),
+        recipe(pause_turn, "pt01_preposition", ["preposition"], "Em que posso ajudar?",
+               ["eu queria uma mesa para", 1.0, "quatro pessoas"], pt, "pt"),
+        recipe(pause_turn, "pt02_list", ["list"], "Do que você precisa?",
+               ["preciso de ovos leite", 0.9, "e um pouco de pão"], pt2, "pt"),
+        recipe(pause_turn, "pt03_filler", ["filler"], "O que deseja jantar?",
+               ["eu queria hum", 1.0, "o frango com arroz"], pt3, "pt"),
+        recipe(ssml_turn, "pt04_ssml_preposition", ["preposition"], "Com quem é a reunião?",
+               ["a reunião é com", 1100, "o doutor Silva"], pt, "pt"),
+        recipe(pause_turn, "it01_preposition", ["preposition"], "Come posso aiutarla?",
+               ["vorrei un tavolo per", 1.0, "quattro persone"], it, "it"),
+        recipe(pause_turn, "it02_list", ["list"], "Che cosa le serve?",
+               ["mi servono uova latte", 0.9, "e del pane"], it2, "it"),
+        recipe(pause_turn, "it03_filler", ["filler"], "Che cosa prende?",
+               ["prendo ehm", 1.0, "il pollo arrosto"], it3, "it"),
+        recipe(ssml_turn, "it04_ssml_preposition", ["preposition"], "Dove vuole andare?",
+               ["vorrei andare a", 1200, "Milano domani"], it, "it"),
     ]
     return out
 
 
-def corpus() -> list[Dialogue]:
+def recipes() -> list[Recipe]:
+    """Every dialogue of the corpus, in order, unmade."""
     return english() + other_languages()
 
 
+def corpus_scenes(names: set[str] | None = None) -> Iterator[Dialogue]:
+    """The dialogues (those named, or all), made one at a time."""
+    known = [name for name, _ in recipes()]
+    unknown = sorted((names or set()) - set(known))
+    if unknown:
+        raise SystemExit(f"no such dialogue: {', '.join(unknown)}")
+    for name, make in recipes():
+        if names is None or name in names:
+            yield make()
+
+
 def main() -> None:
+    """Rebuild the corpus (or, given names, only those dialogues)."""
     if shutil.which("sox") is None:
         raise SystemExit("sox is needed (apt-get install sox)")
-    only = set(sys.argv[1:])
-    scenes = [s for s in corpus() if not only or s.name in only]
+    only = set(sys.argv[1:]) or None
     OUT.mkdir(parents=True, exist_ok=True)
-    if not only:
+    if only is None:
         for old in [*OUT.glob("*.wav"), *OUT.glob("*.json")]:
             old.unlink()
-    for scene in scenes:
+    for scene in corpus_scenes(only):
         write(scene, OUT)
         print(f"{OUT.relative_to(ma.ROOT)}/{scene.name}.wav")
 
