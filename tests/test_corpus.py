@@ -10,6 +10,7 @@ import importlib
 import json
 import re
 import shutil
+import subprocess
 import sys
 import wave
 from itertools import pairwise
@@ -205,11 +206,24 @@ def test_the_readme_describes_every_file_and_the_script_documents_the_same_kinds
     assert set(make_corpus.KINDS) == set(readme_kinds())
 
 
-def _tools() -> bool:
-    return bool(shutil.which("sox") and ctypes.util.find_library("espeak-ng"))
+def _tools() -> str | None:
+    """Why the sample cannot be rebuilt here, or None: it needs the espeak-ng and sox that
+    made the files (another version synthesizes or resamples other samples)."""
+    if shutil.which("sox") is None or ctypes.util.find_library("espeak-ng") is None:
+        return "needs espeak-ng (libespeak-ng.so.1) and sox"
+    lib = ctypes.CDLL("libespeak-ng.so.1")
+    lib.espeak_Info.restype = ctypes.c_char_p
+    espeak = lib.espeak_Info(None).decode()
+    sox = subprocess.run(["sox", "--version"], capture_output=True, text=True).stdout
+    if espeak != "1.51" or "v14.4.2" not in sox:
+        return f"the files were made by espeak-ng 1.51 and SoX v14.4.2, not {espeak}, {sox}"
+    return None
 
 
-@pytest.mark.skipif(not _tools(), reason="needs espeak-ng (libespeak-ng.so.1) and sox")
+WHY_NOT = _tools()
+
+
+@pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))
 def test_a_sample_rebuilds_byte_for_byte(tmp_path: Path) -> None:
     """Two dialogues (a pink-noise English one in parts and a Spanish SSML one) rebuilt by
     scripts/make_corpus.py equal the committed WAVs and sidecars byte for byte."""
