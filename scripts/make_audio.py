@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -79,8 +80,9 @@ OUT_DIALOGUES = ROOT / "examples" / "dialogues"
 # --------------------------------------------------------------------------- synthesis
 
 
-def _synth_in_this_process(voice: str, rate: int, text: str) -> None:
-    """Child mode: synthesize ``text`` and print JSON {samples, words} to stdout."""
+def _synth_in_this_process(voice: str, rate: int, text: str, ssml: bool = False) -> None:
+    """Child mode: synthesize ``text`` (SSML markup when ``ssml``) and print JSON {samples,
+    words} to stdout."""
 
     class EventId(ctypes.Union):
         _fields_ = [
@@ -106,10 +108,11 @@ def _synth_in_this_process(voice: str, rate: int, text: str) -> None:
     )
     lib = ctypes.CDLL("libespeak-ng.so.1")
     audio_output_synchronous, espeak_rate, chars_utf8, event_word = 2, 1, 1, 1
+    espeak_ssml = 0x10
     if lib.espeak_Initialize(audio_output_synchronous, 0, None, 0) != ESPEAK_SR:
         raise SystemExit("espeak-ng did not initialise at 22050 Hz")
     samples: list[int] = []
-    words: list[tuple[int, int]] = []  # (byte offset in text, sample)
+    words: list[tuple[int, int]] = []  # (character offset in text, sample)
 
     def on_audio(wav, n, events):  # type: ignore[no-untyped-def]
         if wav and n > 0:
@@ -127,7 +130,8 @@ def _synth_in_this_process(voice: str, rate: int, text: str) -> None:
         raise SystemExit(f"espeak-ng has no voice {voice}")
     lib.espeak_SetParameter(espeak_rate, rate, 0)
     data = text.encode()
-    lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, chars_utf8, None, None)
+    lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, chars_utf8 | (espeak_ssml if ssml else 0),
+                     None, None)
     lib.espeak_Synchronize()
     json.dump({"samples": samples, "words": words}, sys.stdout)
 
@@ -140,29 +144,30 @@ class Clip:
     runs: list[tuple[int, int]]  # speech runs (start, end) in samples from the clip start
 
 
-_cache: dict[tuple[str, int, str], Clip] = {}
+_cache: dict[tuple[str, int, str, bool], Clip] = {}
 
 
-def _tokens(text: str) -> list[tuple[str, int, int]]:
-    """Words of ``text`` as (word without punctuation, byte start, byte end)."""
-    out = []
-    data = text.encode()
-    i = 0
-    for raw in text.split():
-        b = raw.encode()
-        start = data.index(b, i)
-        i = start + len(b)
-        word = raw.strip(".,?!;:")
-        out.append((word, start, i))
-    return out
+PUNCT = ".,?!;:¿¡"  # stripped from a word's ends
 
 
-def synth(voice: tuple[str, int], text: str) -> Clip:
-    key = (voice[0], voice[1], text)
+def _tokens(text: str, ssml: bool = False) -> list[tuple[str, int, int]]:
+    """Words of ``text`` as (word without punctuation, start, end), in characters (espeak-ng
+    reports a word's position in characters, not bytes); with ``ssml``, the markup
+    (``<...>``) is not words."""
+    if ssml:
+        text = re.sub(r"<[^>]*>", lambda m: " " * len(m.group()), text)
+    return [(m.group().strip(PUNCT), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+
+def synth(voice: tuple[str, int], text: str, ssml: bool = False) -> Clip:
+    """``text`` said by ``voice`` (espeak-ng voice name, words a minute), synthesized in a
+    fresh process; ``ssml``: the text is SSML (``<speak>...<break time="1s"/>...</speak>``)."""
+    key = (voice[0], voice[1], text, ssml)
     if key in _cache:
         return _cache[key]
     proc = subprocess.run(
-        [sys.executable, __file__, "--synth", voice[0], str(voice[1]), text],
+        [sys.executable, __file__, "--synth", voice[0], str(voice[1]), text,
+         *(["ssml"] if ssml else [])],
         capture_output=True,
         check=True,
     )
@@ -206,7 +211,7 @@ def synth(voice: tuple[str, int], text: str) -> Clip:
     runs.append((start, n))
 
     # words: espeak-ng's word start samples, mapped to the trimmed 16 kHz clip
-    tokens = _tokens(text)
+    tokens = _tokens(text, ssml)
     starts: dict[int, int] = {}
     for offset, sample in got["words"]:
         for k, (_, b0, b1) in enumerate(tokens):
@@ -645,8 +650,9 @@ def dialogues() -> list[Scene]:
 
 
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "--synth":
-        _synth_in_this_process(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "--synth":
+        _synth_in_this_process(sys.argv[2], int(sys.argv[3]), sys.argv[4],
+                               ssml=sys.argv[5:] == ["ssml"])
         return
     if shutil.which("sox") is None:
         raise SystemExit("sox is needed (apt-get install sox)")
