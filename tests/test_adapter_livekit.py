@@ -30,6 +30,7 @@ from livekit.agents import (
 )
 from livekit.agents import vad as lk_vad
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
+from livekit.agents.voice import Agent as LiveKitAgent
 from livekit.agents.voice import AgentSession
 from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabilities
 
@@ -498,7 +499,7 @@ def test_a_barge_in_interrupts_and_a_backchannel_does_not() -> None:
     assert all(run.speaking[1][0] < d.t < run.speaking[1][1] for d in dropped)
     assert [(d.text, round(d.t, 6)) for d in of(outputs, out.TranscriptDropped)] == [
         (d.text, round(d.t, 6)) for d in dropped]
-    assert not run.taking._waiting  # nothing held back from LiveKit is left over
+    assert not len(run.taking._held)  # nothing held back from LiveKit is left over
 
 
 def test_the_session_consumed_the_scripted_events_at_their_instants() -> None:
@@ -647,3 +648,78 @@ def test_the_livekit_example_runs_offline() -> None:
     assert r.stdout.count("END OF TURN") == r.stdout.count("LiveKit committed") == 2
     assert "2 turns committed: ['I want to book a table for four people tonight.', " \
            "'Actually, make it five.']" in r.stdout
+
+
+# -- outputs, not region names; wiring; one VAD stream ----------------------------------------
+
+
+JUDGED = [Utterance(1.0, 2.0, "I want to book a table."),
+          Utterance(4.4, 5.6, "Yes, for four people please.")]
+
+
+def test_a_final_held_while_the_gate_judges_reaches_livekit() -> None:
+    """The user starts over the reply's last 0.2 s and goes on after it (the default gate
+    judges the utterance until it ends): its interim and final, held meanwhile, reach
+    LiveKit when turnfsm releases them, and LiveKit completes the turn with its text."""
+    run = converse(JUDGED, reply_audio=2.0, length=9.0)
+    assert run.speaking[0] == pytest.approx((2.6, 4.6), abs=0.03)
+    held = [(o.type, o.text) for o in of(run.outputs, out.TranscriptHeld)]
+    assert ("final", "Yes, for four people please.") in held
+    assert [text for _, text in run.completed] == [
+        "I want to book a table.", "Yes, for four people please."]
+    assert not run.interrupted_at and not len(run.taking._held)
+
+
+class Plain(LiveKitAgent):
+    """A plain LiveKit agent: its STT node does not run through turnfsm."""
+
+
+def test_wiring_mistakes_raise() -> None:
+    """A plain Agent given to session.start() raises TypeError before the session starts;
+    TurnfsmTurnTaking created after session.start() raises RuntimeError."""
+    async def body() -> tuple[str, str]:
+        session: AgentSession[None] = AgentSession(
+            vad=FakeVAD([]), stt=FakeSTT([]), llm=FakeLLM(), tts=FakeTTS(1.0),
+            aec_warmup_duration=None, user_away_timeout=None)
+        session.input.audio = FakeAudioInput()
+        session.output.audio = FakeAudioOutput()
+        TurnfsmTurnTaking(session, telemetry=False)
+        with pytest.raises(TypeError, match="plain livekit Agent") as plain:
+            await session.start(Plain(instructions="x"))
+        await session.start(Agent())
+        with pytest.raises(RuntimeError, match=r"before session\.start") as late:
+            TurnfsmTurnTaking(session, telemetry=False)
+        await session.aclose()
+        return str(plain.value), str(late.value)
+    plain, late = run_virtual(body())
+    assert "TurnfsmAgent" in plain and "no turn" in late
+
+
+def test_start_says_what_manual_mode_turns_off(caplog: pytest.LogCaptureFixture) -> None:
+    """session.start() logs one line naming LiveKit's features turnfsm's manual mode turns
+    off: preemptive generation and the interruption options."""
+    with caplog.at_level("INFO", logger="turnfsm.adapters.livekit"):
+        converse(HESITATION, reply_audio=1.0, length=1.0)
+    lines = [r.getMessage() for r in caplog.records if "manual mode" in r.getMessage()]
+    assert len(lines) == 1
+    assert "preemptive generation" in lines[0] and "min_duration=0.5" in lines[0]
+
+
+def test_turnfsm_listens_through_livekits_own_vad_stream() -> None:
+    """With a TurnfsmAgent, LiveKit runs one VAD stream (its own, on the microphone) and
+    turnfsm hears every event of it: no second stream on the STT's audio."""
+    streams: list[Any] = []
+
+    def count(taking: TurnfsmTurnTaking, session: AgentSession[None]) -> None:
+        vad = session.vad
+        assert isinstance(vad, FakeVAD)
+        make = vad.stream
+
+        def stream() -> lk_vad.VADStream:
+            streams.append(make())
+            return streams[-1]
+        vad.stream = stream  # type: ignore[method-assign]
+    run = converse(HESITATION, reply_audio=1.0, length=10.0, setup=count)
+    assert len(streams) == 1
+    starts = [round(e.t, 6) for e in run.inputs if isinstance(e, ev.VadStartOfSpeech)]
+    assert starts == [1.1, 7.1]
