@@ -83,6 +83,19 @@ _SESSIONS: weakref.WeakKeyDictionary[AgentSession[Any], TurnfsmTurnTaking] = (
 _TRANSCRIPTS = (stt.SpeechEventType.INTERIM_TRANSCRIPT, stt.SpeechEventType.PREFLIGHT_TRANSCRIPT,
                 stt.SpeechEventType.FINAL_TRANSCRIPT)
 
+class _EmptyCloseCommit(logging.Filter):
+    """Drops LiveKit's warning about an empty user turn skipped at close: in manual mode,
+    ``AgentSession.aclose()`` commits the user turn after pausing speech scheduling, and
+    with nothing to commit (turnfsm committed every turn) that warns on every close."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.getMessage() == "skipping user input, speech scheduling is paused"
+                    and not getattr(record, "lk.pii.user_input", None))
+
+
+_CLOSE_FILTER = _EmptyCloseCommit()
+
+
 __all__ = ["BargeInDetector", "OverlapDetector", "TurnfsmAgent", "TurnfsmTurnDetector",
            "TurnfsmTurnTaking"]
 
@@ -192,6 +205,9 @@ class TurnfsmTurnTaking:
         self._closing: asyncio.Task[None] | None = None
         self._vad_failed = False
         _SESSIONS[session] = self
+        lk_log = logging.getLogger("livekit.agents")
+        if _CLOSE_FILTER not in lk_log.filters:
+            lk_log.addFilter(_CLOSE_FILTER)
         session.update_options(turn_detection="manual",
                                endpointing_opts={"mode": "fixed", "min_delay": 0.0})
         session.on("agent_state_changed", self._on_agent_state)

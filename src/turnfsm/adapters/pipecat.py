@@ -120,6 +120,10 @@ RESTORE_TIMEOUT = 1.0
 # the VAD's start_secs user_params() sets: a resumption is seen 0.05 s after it begins, not
 # 0.2 s (Pipecat's default), so a 0.4-0.5 s pause is not taken for the end of the turn
 VAD_START_SECS = 0.05
+# the VAD's stop_secs user_params() sets: the short pauses inside an utterance ("wait, stop")
+# do not split it (0.2 s, Pipecat's default, does), so an overlap and a backchannel are judged
+# whole; turnfsm's end-of-turn wait runs from the last voiced window, not from this stop
+VAD_STOP_SECS = 0.4
 
 
 class VadProbe:
@@ -136,7 +140,8 @@ class VadProbe:
 
         def voice_confidence(buffer: bytes) -> float:
             p = inner(buffer)
-            self._windows.append(float(p))
+            item = getattr(p, "item", None)  # Silero's is a one-element numpy array
+            self._windows.append(float(item() if item is not None else p))
             return p
         analyzer.voice_confidence = voice_confidence  # type: ignore[method-assign]
 
@@ -739,19 +744,30 @@ class TurnfsmUserTurnStrategies(UserTurnStrategies):
         return self._bridge.detector
 
     def user_params(self, *, vad_start_secs: float | None = VAD_START_SECS,
+                    vad_stop_secs: float | None = VAD_STOP_SECS,
                     **kwargs: Any) -> LLMUserAggregatorParams:
         """``LLMUserAggregatorParams`` with these strategies and a safe
         ``user_turn_stop_timeout`` (other fields from ``kwargs``). Give the VAD here
         (``vad_analyzer=SileroVADAnalyzer()``): turnfsm then reads its speech probability
-        window by window, and its ``start_secs`` is set to ``vad_start_secs`` (0.05 s, so
-        speech resuming after a short pause is seen before the end of turn is due; None
-        keeps the analyzer's own)."""
+        window by window, its ``start_secs`` is set to ``vad_start_secs`` (0.05 s, so
+        speech resuming after a short pause is seen before the end of turn is due) and its
+        ``stop_secs`` to ``vad_stop_secs`` (0.4 s, at most turnfsm's ``min_delay``: a short
+        pause inside an utterance does not split it, so an overlap is judged whole; the
+        end-of-turn wait runs from the last voiced window, so this costs no latency). None
+        keeps the analyzer's own value."""
         kwargs.setdefault("user_turn_stop_timeout", self.user_turn_stop_timeout)
         analyzer = kwargs.get("vad_analyzer")
         if analyzer is not None:
-            if vad_start_secs is not None:
-                analyzer.set_params(analyzer.params.model_copy(
-                    update={"start_secs": vad_start_secs}))
+            if vad_stop_secs is not None:  # never past turnfsm's shortest wait
+                vad_stop_secs = min(vad_stop_secs, self.options.endpointing.min_delay)
+            update = {k: v for k, v in (("start_secs", vad_start_secs),
+                                        ("stop_secs", vad_stop_secs)) if v is not None}
+            if update:
+                params = analyzer.params.model_copy(update=update)
+                if analyzer.sample_rate:
+                    analyzer.set_params(params)
+                else:  # not started: the analyzer applies its params when it learns the rate
+                    analyzer._params = params
             if self._bridge.probe is None or self._bridge.probe.analyzer is not analyzer:
                 self._bridge.probe = VadProbe(analyzer)
             if self._bridge.detector is not None:
