@@ -10,11 +10,13 @@ with stand-ins only for the network services (an STT emitting the words sidecar'
 transcripts at their times, a recording LLM, a TTS playing the agent channel), on a virtual
 clock with the VAD inference inline (deterministic; CPU load does not change the figures).
 
-Columns: turns answered once with all their words; LLM runs; cut-ins (an LLM run while a
-labelled turn was still going on); backchannels that stopped the agent / that were
-answered; barge-ins that stopped the agent, and the time from the barge-in's onset to the
-agent's audio stopping (median, max); latency from the end of each answered turn to its LLM
-run (p50 / p90); microphone frames lost.
+Columns: turns answered once with all their words (the framework completed the user turn:
+Pipecat's context went to the LLM, LiveKit's ``on_user_turn_completed``); LLM runs (LiveKit's
+preemptive generations included); cut-ins (a turn completed while a labelled turn was still
+going on); backchannels that stopped the agent / that were answered; barge-ins that stopped
+the agent, and the time from the barge-in's onset to the agent's audio stopping (median,
+max); latency from the end of each answered turn to its completion (p50 / p90); microphone
+frames lost.
 """
 
 from __future__ import annotations

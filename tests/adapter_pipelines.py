@@ -1,8 +1,10 @@
 """Each framework's real pipeline on the project's labelled WAVs, with the framework's own
 Silero VAD, and stand-ins only for the network services: an STT that emits the words
 sidecar's transcripts at their times, a recording LLM, a TTS that plays the agent channel
-of the WAV at the agent's scripted times (and, when the labels say the agent was cut off,
+of the WAV at the agent's labelled times (and, when the labels say the agent was cut off,
 goes on with silence to the length of its whole sentence, so only an interruption stops it).
+An agent turn that answers a user turn starts no earlier than the LLM run for that turn (at
+most 1.5 s after its labelled start): the agent speaks once it has heard the turn.
 
 Used by ``tests/test_adapter_pipelines.py`` (slow) and ``benchmarks/adapters.py``.
 
@@ -131,6 +133,29 @@ class Labelled:
         return cls(path.stem, path, audio.duration, audio.int16(0), truth, stt, agent)
 
 
+def answers(lab: Labelled, k: int) -> float | None:
+    """The end of the user turn the agent's ``k``-th turn answers (a labelled turn that
+    ended after the agent's previous turn began and before this one), or None."""
+    start = lab.agent[k].start
+    before = lab.agent[k - 1].start if k else -1.0
+    ends = [t["end"] for t in lab.truth["turns"] if before < t["end"] <= start]
+    return max(ends) if ends else None
+
+
+async def agent_turn_due(lab: Labelled, k: int, runs: list[tuple[float, str]],
+                         now: Callable[[], float]) -> None:
+    """Wait for the agent's ``k``-th turn: its labelled start, and, when it answers a user
+    turn, the LLM run for that turn too (an agent speaks after it has heard the turn; at
+    most 1.5 s later than labelled)."""
+    turn = lab.agent[k]
+    await asyncio.sleep(max(0.0, turn.start - now()))
+    heard = answers(lab, k)
+    if heard is None:
+        return
+    while not any(at >= heard - 0.05 for at, _ in runs) and now() < turn.start + 1.5:
+        await asyncio.sleep(0.01)
+
+
 @dataclass
 class Result:
     """What one run did, in seconds from the start of the file."""
@@ -139,6 +164,9 @@ class Result:
     framework: str
     mode: str  # "turnfsm" or "defaults"
     llm_runs: list[tuple[float, str]] = field(default_factory=list)  # (time, user text)
+    # user turns the framework completed (time, text): Pipecat's context pushed to the LLM,
+    # LiveKit's on_user_turn_completed (its preemptive LLM runs come earlier)
+    commits: list[tuple[float, str]] = field(default_factory=list)
     agent: list[tuple[float, float, bool]] = field(default_factory=list)  # start, stop, cut
     frames_in: int = 0  # microphone frames sent
     frames_seen: int = 0  # microphone frames that reached the far side of the turn logic
@@ -168,7 +196,7 @@ class Score:
     barge_ins: int = 0
     barge_ins_stopped: int = 0
     stop_times: list[float] = field(default_factory=list)  # agent stop - barge-in onset
-    latencies: list[float] = field(default_factory=list)  # LLM run - turn end
+    latencies: list[float] = field(default_factory=list)  # turn completed - turn end
     frames_lost: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -186,7 +214,7 @@ def score(lab: Labelled, r: Result) -> Score:
     starts = [x["start"] for x in turns] + [float("inf")]
     for k, turn in enumerate(turns):
         words = set(_norm(turn["text"]))
-        window = [(at, text) for at, text in r.llm_runs
+        window = [(at, text) for at, text in r.commits
                   if turn["end"] - 0.05 <= at < starts[k + 1] + 0.05]
         full = [(at, text) for at, text in window if words <= set(_norm(text))]
         if len(full) == 1 and len(window) == 1:
@@ -194,7 +222,7 @@ def score(lab: Labelled, r: Result) -> Score:
             s.latencies.append(full[0][0] - turn["end"])
         else:
             s.problems.append(f"turn {turn['text']!r}: runs {window}")
-        for at, text in r.llm_runs:
+        for at, text in r.commits:
             if turn["start"] < at < turn["intended_end"] - 0.05:
                 s.cut_ins += 1
                 s.problems.append(f"cut-in at {at:.2f} s in {turn['text']!r}: {text!r}")
@@ -203,7 +231,7 @@ def score(lab: Labelled, r: Result) -> Score:
             s.bc_interrupting += 1
             s.problems.append(f"backchannel {bc['text']!r} stopped the agent")
         nxt = min((x for x in starts if x > bc["start"]), default=float("inf"))
-        if any(bc["start"] < at < nxt for at, _ in r.llm_runs):
+        if any(bc["start"] < at < nxt for at, _ in r.commits):
             s.bc_answered += 1
             s.problems.append(f"backchannel {bc['text']!r} answered")
     for bi in t.get("interruptions", []):
@@ -289,6 +317,7 @@ def run_pipecat(lab: Labelled, mode: str = "turnfsm", *,
                 text = content if isinstance(content, str) else " ".join(
                     c.get("text", "") for c in content if isinstance(c, dict))
                 r.llm_runs.append((round(now(), 3), text))
+                r.commits.append((round(now(), 3), text))
                 return  # the LLM consumes the context (and says nothing: the TTS is scripted)
             if isinstance(frame, InputAudioRawFrame):
                 r.frames_seen += 1
@@ -308,8 +337,8 @@ def run_pipecat(lab: Labelled, mode: str = "turnfsm", *,
         async def _speak(self) -> None:
             while "t0" not in clock:
                 await asyncio.sleep(0.005)
-            for turn in lab.agent:
-                await asyncio.sleep(max(0.0, turn.start - now()))
+            for k, turn in enumerate(lab.agent):
+                await agent_turn_due(lab, k, r.commits, now)
                 await self.push_frame(TTSStartedFrame())
                 pcm = np.concatenate([turn.audio, np.zeros(
                     max(0, int(turn.length * RATE) - len(turn.audio)), np.int16)])
@@ -579,15 +608,26 @@ def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
                 r.agent[-1] = (r.agent[-1][0], round(now(), 3), interrupted)
             self.on_playback_finished(playback_position=position, interrupted=interrupted)
 
+    async def completed(new_message: llm.ChatMessage) -> None:
+        r.commits.append((round(now(), 3), new_message.text_content or ""))
+
     class Counting(TurnfsmAgent):
         async def stt_node(self, audio: Any, model_settings: Any) -> Any:
             async for e in super().stt_node(_count(audio), model_settings):
                 yield e
 
+        async def on_user_turn_completed(self, turn_ctx: llm.ChatContext,
+                                         new_message: llm.ChatMessage) -> None:
+            await completed(new_message)
+
     class Plain(Agent):
         async def stt_node(self, audio: Any, model_settings: Any) -> Any:
             async for e in Agent.default.stt_node(self, _count(audio), model_settings):
                 yield e
+
+        async def on_user_turn_completed(self, turn_ctx: llm.ChatContext,
+                                         new_message: llm.ChatMessage) -> None:
+            await completed(new_message)
 
     async def _count(audio: Any) -> Any:
         async for f in audio:
@@ -616,8 +656,8 @@ def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
         clock["t0"] = loop.time()
         if taking is not None:
             r.origin = taking.fsm.now()
-        for k, turn in enumerate(lab.agent):
-            await asyncio.sleep(max(0.0, turn.start - now()))
+        for k in range(len(lab.agent)):
+            await agent_turn_due(lab, k, r.commits, now)
             session.say(f"{k}: agent turn", add_to_chat_ctx=False)
         await asyncio.sleep(max(0.0, lab.duration + TAIL - now()))
         await session.aclose()

@@ -63,7 +63,7 @@ def test_pipecat_backchannel_short_file() -> None:
     r = run_pipecat(lab)
     clean(lab, r)
     assert [cut for _, _, cut in r.agent] == [False]
-    assert r.llm_runs == []
+    assert r.llm_runs == [] and r.commits == []
 
 
 @pytest.mark.slow
@@ -77,7 +77,7 @@ def test_backchannel_then_the_users_turn(framework: str) -> None:
     clean(lab, r)
     assert [cut for _, _, cut in r.agent] == [False]
     assert r.agent[0][1] == pytest.approx(4.17, abs=0.05)
-    assert [text for _, text in r.llm_runs] == ["that sounds great"]
+    assert [text for _, text in r.commits] == ["that sounds great"]
     dropped = [o for o in r.outputs if type(o).__name__ == "TranscriptDropped"]
     assert [(o.text, o.reason) for o in dropped] == [("uh huh", "backchannel")]
 
@@ -92,7 +92,7 @@ def test_barge_in_stops_the_agent_and_is_the_turn(framework: str) -> None:
     r = FRAMEWORKS[framework](lab)
     s = clean(lab, r)
     assert [cut for _, _, cut in r.agent] == [True]
-    assert [text for _, text in r.llm_runs] == ["wait stop that's wrong"]
+    assert [text for _, text in r.commits] == ["wait stop that's wrong"]
     (interruption,) = [o for o in r.outputs if type(o).__name__ == "Interruption"]
     assert interruption.record is not None and interruption.record.source == "detector"
     assert s.stop_times[0] == pytest.approx(r.agent[0][1] - 2.5)
