@@ -29,7 +29,7 @@ def hold_stt(cx: Context, e: ev.SttEvent) -> None:
         cx.note_final(e)
     cx.held.append(e)
     if isinstance(e, ev.SttTranscript):
-        kind = "final" if isinstance(e, ev.SttFinal) else (
+        kind: out.TranscriptType = "final" if isinstance(e, ev.SttFinal) else (
             "preflight" if isinstance(e, ev.SttPreflight) else "interim")
         cx.emit(out.TranscriptHeld(t=cx.now, ref=e.ref, type=kind, text=e.text))
 
