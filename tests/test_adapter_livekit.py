@@ -330,14 +330,15 @@ Action = Callable[[TurnfsmTurnTaking], object]
 def converse(utterances: list[Utterance], *, reply_audio: float, length: float,
              options: EngineOptions = OPTIONS, hooks: Recorder | None = None,
              actions: tuple[tuple[float, Action], ...] = (),
-             setup: Callable[[TurnfsmTurnTaking, AgentSession[None]], None] | None = None
-             ) -> Run:
+             setup: Callable[[TurnfsmTurnTaking, AgentSession[None]], None] | None = None,
+             transcripts: list[Utterance] | None = None) -> Run:
     """Run one AgentSession in manual mode with turnfsm deciding, for ``length`` seconds of
-    loop time (virtual: nothing sleeps); each action runs at its instant."""
+    loop time (virtual: nothing sleeps); each action runs at its instant. ``transcripts``:
+    what the STT says, when it differs from what the VAD hears (``utterances``)."""
     async def body() -> Run:
         loop = asyncio.get_running_loop()
         session: AgentSession[None] = AgentSession(
-            vad=FakeVAD(utterances), stt=FakeSTT(utterances), llm=FakeLLM(),
+            vad=FakeVAD(utterances), stt=FakeSTT(transcripts or utterances), llm=FakeLLM(),
             tts=FakeTTS(reply_audio), aec_warmup_duration=None, user_away_timeout=None,
             turn_handling={"turn_detection": "manual",
                            "interruption": {"resume_false_interruption": False}})
@@ -657,20 +658,23 @@ def test_the_livekit_example_runs_offline() -> None:
 # -- outputs, not region names; wiring; one VAD stream ----------------------------------------
 
 
-JUDGED = [Utterance(1.0, 2.0, "I want to book a table."),
-          Utterance(4.4, 5.6, "Yes, for four people please.")]
+JUDGED = [Utterance(1.0, 2.0, "I want to book a table."), Utterance(4.4, 6.0, "")]
+JUDGED_STT = [Utterance(1.0, 2.0, "I want to book a table."),
+              Utterance(4.4, 4.9, "Yes.", final_delay=0.0),
+              Utterance(5.0, 5.9, "For four people please.")]
 
 
 def test_a_final_held_while_the_gate_judges_reaches_livekit() -> None:
-    """The user starts over the reply's last 0.2 s and goes on after it (the default gate
-    judges the utterance until it ends): its interim and final, held meanwhile, reach
-    LiveKit when turnfsm releases them, and LiveKit completes the turn with its text."""
-    run = converse(JUDGED, reply_audio=2.0, length=9.0)
+    """The user starts "Yes." over the reply's last 0.2 s and goes on after it: the default
+    gate judges the utterance until it ends, so the final "Yes." (one word, maybe a
+    backchannel) is held; "For four people please." shows it is a turn and turnfsm releases
+    both: LiveKit receives the held final and completes the turn with all its words."""
+    run = converse(JUDGED, reply_audio=2.0, length=9.0, transcripts=JUDGED_STT)
     assert run.speaking[0] == pytest.approx((2.6, 4.6), abs=0.03)
     held = [(o.type, o.text) for o in of(run.outputs, out.TranscriptHeld)]
-    assert ("final", "Yes, for four people please.") in held
+    assert ("final", "Yes.") in held
     assert [text for _, text in run.completed] == [
-        "I want to book a table.", "Yes, for four people please."]
+        "I want to book a table.", "Yes. For four people please."]
     assert not run.interrupted_at and not len(run.taking._held)
 
 
