@@ -1,13 +1,21 @@
 """turnfsm inside Pipecat: the user turn strategies of Pipecat's user aggregator, backed by
 one :class:`~turnfsm.runtime.Session` per conversation.
 
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
-    from turnfsm import EngineOptions
     from turnfsm.adapters.pipecat import TurnfsmUserTurnStrategies
 
-    strategies = TurnfsmUserTurnStrategies(EngineOptions(turn_detection="model"), hooks=my_hooks)
-    pair = LLMContextAggregatorPair(context, user_params=strategies.user_params())
+    strategies = TurnfsmUserTurnStrategies({"turn_detection": "model"}, hooks=my_hooks)
+    params = strategies.user_params(vad_analyzer=SileroVADAnalyzer())  # the VAD goes here
+    pair = LLMContextAggregatorPair(context, user_params=params)
     ...                                         # strategies.session: the Session, once started
+
+The VAD analyzer must go through :meth:`TurnfsmUserTurnStrategies.user_params`: turnfsm then
+reads its speech probability window by window (:class:`VadProbe`), which marks the last
+speech precisely and feeds the built-in :class:`~turnfsm.adapters.common.OverlapDetector`
+(on by default, ``barge_in=0.5``: a barge-in over the bot interrupts once a voiced window
+comes 0.5 s after its onset; a backchannel neither interrupts nor becomes a turn), and sets
+its ``start_secs`` (0.05 s) and ``stop_secs`` (0.4 s) for turn-taking.
 
 **The seam.** Pipecat's ``LLMUserAggregator`` runs a ``UserTurnController`` that offers every
 frame to its start strategies, then to its stop strategies, and acts on their triggers (turn
@@ -20,10 +28,14 @@ frames, interruption, the LLM run). :class:`TurnfsmUserTurnStrategies` is a
   ``VadEndOfSpeech``; ``InterimTranscriptionFrame`` / ``TranscriptionFrame`` -> ``SttInterim`` /
   ``SttFinal``; ``BotStartedSpeakingFrame`` / ``BotStoppedSpeakingFrame`` ->
   ``agent_speech_started()`` / ``agent_speech_ended()``. Frames are only read: every frame
-  goes on exactly as Pipecat sends it. turnfsm's ``StartOfSpeech`` starts Pipecat's turn
-  (with an interruption detector attached, user speech over the bot waits for its verdict).
-  The activity frames Pipecat's VAD sends while speech goes on mark the last speech, from
-  which turnfsm measures its delays; a VAD that sends none makes its stop the last speech.
+  goes on exactly as Pipecat sends it. turnfsm's ``StartOfSpeech`` starts Pipecat's turn;
+  user speech over the bot that turnfsm judges (a detector attached, or the default
+  profile's gate) waits for turnfsm's outputs: an ``Interruption``, its words let through (a
+  ``Transcript``), or its drop as a backchannel. The adapter decides from these outputs and
+  from the frames it sees, never from the chart's region or state names. The voiced windows
+  of the probe (else the activity frames Pipecat's VAD sends while speech goes on) mark the
+  last speech, from which turnfsm measures its delays; a VAD that sends neither makes its
+  stop the last speech.
 * the **stop strategy** is driven by the session's outputs: ``EndOfTurn`` ends Pipecat's turn
   (``trigger_user_turn_stopped``: inference, then finalization), ``PreemptiveGeneration``
   (opt-in) runs a speculative inference (``trigger_user_turn_inference_triggered(speculation=)``,
