@@ -654,7 +654,7 @@ def test_example_app_runs_offline() -> None:
 
 def test_user_params_take_the_vad_window_by_window() -> None:
     """user_params(vad_analyzer=...) sets the analyzer's start_secs to 0.05 s and its
-    stop_secs to 0.4 s (at most min_delay), gives the overlap detector its confidence
+    stop_secs to 0.5 s (at most min_delay), gives the overlap detector its confidence
     threshold and records every window the analyzer scores; None keeps the analyzer's own."""
     from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.audio.vad.vad_analyzer import VADParams
@@ -663,7 +663,7 @@ def test_user_params_take_the_vad_window_by_window() -> None:
     analyzer = SileroVADAnalyzer(params=VADParams(confidence=0.6))
     params = strategies.user_params(vad_analyzer=analyzer)
     assert params.vad_analyzer is analyzer and params.user_turn_strategies is strategies
-    assert (analyzer.params.start_secs, analyzer.params.stop_secs) == (0.05, 0.4)
+    assert (analyzer.params.start_secs, analyzer.params.stop_secs) == (0.05, 0.5)
     assert strategies.detector is not None and strategies.detector.threshold == 0.6
     analyzer.set_sample_rate(16000)
     analyzer.voice_confidence(b"\x00\x00" * 512)

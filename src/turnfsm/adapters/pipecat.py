@@ -15,7 +15,7 @@ reads its speech probability window by window (:class:`VadProbe`), which marks t
 speech precisely and feeds the built-in :class:`~turnfsm.adapters.common.OverlapDetector`
 (on by default, ``barge_in=0.5``: a barge-in over the bot interrupts once a voiced window
 comes 0.5 s after its onset; a backchannel neither interrupts nor becomes a turn), and sets
-its ``start_secs`` (0.05 s) and ``stop_secs`` (0.4 s) for turn-taking.
+its ``start_secs`` (0.05 s) and ``stop_secs`` (0.5 s, at most ``min_delay``) for turn-taking.
 
 **The seam.** Pipecat's ``LLMUserAggregator`` runs a ``UserTurnController`` that offers every
 frame to its start strategies, then to its stop strategies, and acts on their triggers (turn
@@ -132,10 +132,11 @@ RESTORE_TIMEOUT = 1.0
 # the VAD's start_secs user_params() sets: a resumption is seen 0.05 s after it begins, not
 # 0.2 s (Pipecat's default), so a 0.4-0.5 s pause is not taken for the end of the turn
 VAD_START_SECS = 0.05
-# the VAD's stop_secs user_params() sets: the short pauses inside an utterance ("wait, stop")
-# do not split it (0.2 s, Pipecat's default, does), so an overlap and a backchannel are judged
-# whole; turnfsm's end-of-turn wait runs from the last voiced window, not from this stop
-VAD_STOP_SECS = 0.4
+# the VAD's stop_secs user_params() sets (at most min_delay): the short pauses inside an
+# utterance ("wait, stop") do not split it (0.2 s, Pipecat's default, does), so an overlap
+# and a backchannel are judged whole, and a 0.45 s pause between sentences ends no segment;
+# turnfsm's end-of-turn wait runs from the last voiced window, not from this stop
+VAD_STOP_SECS = 0.5
 
 
 class VadProbe:
@@ -763,7 +764,7 @@ class TurnfsmUserTurnStrategies(UserTurnStrategies):
         (``vad_analyzer=SileroVADAnalyzer()``): turnfsm then reads its speech probability
         window by window, its ``start_secs`` is set to ``vad_start_secs`` (0.05 s, so
         speech resuming after a short pause is seen before the end of turn is due) and its
-        ``stop_secs`` to ``vad_stop_secs`` (0.4 s, at most turnfsm's ``min_delay``: a short
+        ``stop_secs`` to ``vad_stop_secs`` (0.5 s, at most turnfsm's ``min_delay``: a short
         pause inside an utterance does not split it, so an overlap is judged whole; the
         end-of-turn wait runs from the last voiced window, so this costs no latency). None
         keeps the analyzer's own value."""
