@@ -733,3 +733,53 @@ def test_turnfsm_listens_through_livekits_own_vad_stream() -> None:
     assert len(streams) == 1
     starts = [round(e.t, 6) for e in run.inputs if isinstance(e, ev.VadStartOfSpeech)]
     assert starts == [1.1, 7.1]
+
+
+class OwnNode(LiveKitAgent):
+    """An app's agent with an STT node of its own that runs through turnfsm."""
+
+    async def stt_node(self, audio: Any, model_settings: Any) -> Any:
+        taking = TurnfsmTurnTaking.of(self.session)
+        assert taking is not None
+        async for e in taking.stt_node(self, audio, model_settings):
+            yield e
+
+
+@pytest.mark.parametrize("teed", [True, False])
+def test_an_agent_of_the_apps_own_listens_once(teed: bool,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """An agent that is no TurnfsmAgent but calls taking.stt_node: given turnfsm's VAD
+    (taking.tee), LiveKit's one VAD stream reaches turnfsm; without it, turnfsm runs a
+    second stream on the STT's audio and says so. Either way each VAD start reaches turnfsm
+    once."""
+    streams: list[Any] = []
+
+    async def body() -> list[ev.Input]:
+        vad = FakeVAD(HESITATION)
+        make = vad.stream
+
+        def stream() -> lk_vad.VADStream:
+            streams.append(make())
+            return streams[-1]
+        vad.stream = stream  # type: ignore[method-assign]
+        session: AgentSession[None] = AgentSession(
+            vad=vad, stt=FakeSTT(HESITATION), llm=FakeLLM(), tts=FakeTTS(1.0),
+            aec_warmup_duration=None, user_away_timeout=None)
+        session.input.audio = FakeAudioInput()
+        session.output.audio = FakeAudioOutput()
+        inputs: list[ev.Input] = []
+        taking = TurnfsmTurnTaking(session, telemetry=False, observers=[
+            lambda r: inputs.append(r.input) if r.input else None])
+        agent = OwnNode(instructions="x", **({"vad": taking.tee(vad)} if teed else {}))
+        await session.start(agent)
+        await until(9.0)
+        await session.aclose()
+        await taking.aclose()
+        return inputs
+    with caplog.at_level("WARNING", logger="turnfsm.adapters.livekit"):
+        inputs = run_virtual(body())
+    starts = [round(e.t, 6) for e in inputs if isinstance(e, ev.VadStartOfSpeech)]
+    assert starts == [1.1, 7.1]
+    assert len(streams) == (1 if teed else 2)
+    warned = any("second VAD stream" in r.getMessage() for r in caplog.records)
+    assert warned is not teed

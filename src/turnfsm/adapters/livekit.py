@@ -327,15 +327,17 @@ class TurnfsmTurnTaking:
         sink: asyncio.Queue[stt.SpeechEvent | None] = asyncio.Queue()
         to_stt = self._stt_input = utils.aio.Chan[rtc.AudioFrame]()
         vad_stream = None
-        if not isinstance(agent, TurnfsmAgent):
+        livekits = agent.vad if utils.is_given(agent.vad) else self.session.vad
+        if not isinstance(livekits, _TeeVAD):
             # LiveKit's VAD does not reach turnfsm: a stream of its own, on the STT's audio
             # (silence during LiveKit's AEC warm-up and uninterruptible speech)
             vad = self.vad if self.vad is not None else self.session.vad
             vad_stream = vad.stream() if vad is not None else None
             if vad_stream is not None:
                 log.warning("agent %s is no TurnfsmAgent: turnfsm runs a second VAD stream "
-                            "on the STT's audio; give LiveKit turnfsm's VAD with "
-                            "vad=taking.tee(vad) to listen to the microphone", agent.label)
+                            "on the STT's audio; give the agent turnfsm's VAD "
+                            "(Agent(vad=taking.tee(vad))) to listen to the microphone",
+                            agent.label)
 
         if vad_stream is not None and self._vad_failed:
             self._vad_failed = False
