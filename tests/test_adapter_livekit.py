@@ -783,3 +783,46 @@ def test_an_agent_of_the_apps_own_listens_once(teed: bool,
     assert len(streams) == (1 if teed else 2)
     warned = any("second VAD stream" in r.getMessage() for r in caplog.records)
     assert warned is not teed
+
+
+class FailingVAD(FakeVAD):
+    """A VAD whose stream fails at 3.0 s."""
+
+    def stream(self) -> lk_vad.VADStream:
+        return FailingVADStream(self)
+
+
+class FailingVADStream(lk_vad.VADStream):
+    async def _main_task(self) -> None:
+        drain = asyncio.create_task(_drain(self._input_ch))
+        try:
+            await until(3.0)
+            raise RuntimeError("VAD model crashed")
+        finally:
+            await utils.aio.cancel_and_wait(drain)
+
+
+def test_a_failed_livekit_vad_stream_detaches_turnfsms_vad(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """LiveKit's VAD stream failing (the one turnfsm listens through) tells turnfsm: its VAD
+    input is detached, so it decides from the STT alone instead of waiting for a VAD."""
+    seen: list[bool] = []
+
+    async def body() -> None:
+        session: AgentSession[None] = AgentSession(
+            vad=FailingVAD([]), stt=FakeSTT([]), llm=FakeLLM(), tts=FakeTTS(1.0),
+            aec_warmup_duration=None, user_away_timeout=None)
+        session.input.audio = FakeAudioInput()
+        session.output.audio = FakeAudioOutput()
+        taking = TurnfsmTurnTaking(session, telemetry=False)
+        await session.start(Agent())
+        await until(2.0)
+        seen.append(taking.fsm.engine.in_state("vad_input", "attached"))
+        await until(4.0)
+        seen.append(taking.fsm.engine.in_state("vad_input", "attached"))
+        await session.aclose()
+        await taking.aclose()
+    with caplog.at_level("ERROR"):
+        run_virtual(body())
+    assert seen == [True, False]
+    assert any("VAD stream failed" in r.getMessage() for r in caplog.records)

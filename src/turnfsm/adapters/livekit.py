@@ -696,8 +696,21 @@ class _TeeStream:
         return self
 
     async def __anext__(self) -> lk_vad.VADEvent:
-        e = await self.inner.__anext__()
+        try:
+            e = await self.inner.__anext__()
+        except StopAsyncIteration:
+            raise
+        except Exception:
+            tt = self._taking()
+            if tt is not None and not tt.fsm.closed:  # turnfsm goes on without a VAD
+                log.exception("LiveKit's VAD stream failed; turnfsm goes on without a VAD")
+                tt._vad_failed = True
+                tt._safe(tt.fsm.set_vad, False)
+            raise
         tt = self._taking()
+        if tt is not None and tt._vad_failed:  # a new stream after a failed one
+            tt._vad_failed = False
+            tt._safe(tt.fsm.set_vad, True)
         if tt is not None:
             try:
                 tt._on_vad(e)
