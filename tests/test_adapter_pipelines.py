@@ -68,18 +68,23 @@ def test_pipecat_backchannel_short_file() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["pipecat", "livekit"])
-def test_backchannel_then_the_users_turn(framework: str) -> None:
-    """06: "uh huh" 0.7 s into the agent's sentence does not stop it (its audio plays to
-    4.17 s) and is no turn; the user's turn after it is answered once, with its words;
-    turnfsm dropped the backchannel with its record."""
-    lab = load("06_backchannel_early")
+@pytest.mark.parametrize(("name", "said", "turn"), [
+    ("06_backchannel_early", "uh huh", "that sounds great"),
+    ("07_backchannel_late", "okay", "thank you")])
+def test_backchannel_then_the_users_turn(framework: str, name: str, said: str,
+                                         turn: str) -> None:
+    """06: "uh huh" (0.435 s) 0.7 s into the agent's sentence; 07: "okay" (0.452 s) 0.9 s
+    before its end. Neither stops the agent (its audio plays to 4.17 s) nor is a turn; the
+    user's turn after it is answered once, with its words; turnfsm dropped the backchannel
+    with its record."""
+    lab = load(name)
     r = FRAMEWORKS[framework](lab)
     clean(lab, r)
     assert [cut for _, _, cut in r.agent] == [False]
     assert r.agent[0][1] == pytest.approx(4.17, abs=0.05)
-    assert [text for _, text in r.commits] == ["that sounds great"]
+    assert [text for _, text in r.commits] == [turn]
     dropped = [o for o in r.outputs if type(o).__name__ == "TranscriptDropped"]
-    assert [(o.text, o.reason) for o in dropped] == [("uh huh", "backchannel")]
+    assert [(o.text, o.reason) for o in dropped] == [(said, "backchannel")]
 
 
 @pytest.mark.slow
