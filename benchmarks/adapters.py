@@ -8,7 +8,8 @@ Each file runs through the framework's own pipeline and its own Silero VAD
 ``SileroVADAnalyzer``; LiveKit Agents 1.8's ``AgentSession`` with ``livekit-plugins-silero``),
 with stand-ins only for the network services (an STT emitting the words sidecar's
 transcripts at their times, a recording LLM, a TTS playing the agent channel), on a virtual
-clock with the VAD inference inline (deterministic; CPU load does not change the figures).
+clock with the VAD inference inline (deterministic; CPU load does not change the figures);
+``--realtime`` runs them in real time instead.
 
 Columns: turns answered once with all their words (the framework completed the user turn:
 Pipecat's context went to the LLM, LiveKit's ``on_user_turn_completed``); LLM runs (LiveKit's
@@ -74,9 +75,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--framework", choices=["pipecat", "livekit", "both"], default="both")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each file's problems")
+    ap.add_argument("--realtime", action="store_true",
+                    help="run in real time on a real event loop, inference in the frameworks' "
+                         "own threads (about 9 minutes; figures depend on the CPU's load)")
+    ap.add_argument("--files", nargs="*", help="only these labelled files (stems)")
     a = ap.parse_args()
     frameworks = ["pipecat", "livekit"] if a.framework == "both" else [a.framework]
-    labs = [Labelled.load(p) for p in labelled_files()]
+    labs = [Labelled.load(p) for p in labelled_files() if not a.files or p.stem in a.files]
     columns: list[tuple[str, Score]] = []
     cpu0 = time.process_time()
     for fw in frameworks:
@@ -84,7 +89,7 @@ def main() -> None:
         for mode in ("defaults", "turnfsm"):
             scores = []
             for lab in labs:
-                s = score(lab, run(lab, mode))
+                s = score(lab, run(lab, mode, realtime=a.realtime))
                 scores.append(s)
                 if a.verbose and s.problems:
                     for p in s.problems:

@@ -81,8 +81,12 @@ def _wall_follows(loop_time: Callable[[], float]) -> Iterator[None]:
         time.time, time.monotonic = real  # type: ignore[assignment]
 
 
-def virtual(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run ``main()`` on the virtual clock, the wall clock following it."""
+def virtual(main: Callable[[], Coroutine[Any, Any, None]], realtime: bool = False) -> None:
+    """Run ``main()`` on the virtual clock, the wall clock following it (``realtime``: on
+    a real event loop instead, in real time)."""
+    if realtime:
+        asyncio.run(main())
+        return
     async def body() -> None:
         loop = asyncio.get_running_loop()
         with _wall_follows(loop.time):
@@ -257,7 +261,7 @@ def pct(xs: list[float], q: float) -> float | None:
 
 
 def run_pipecat(lab: Labelled, mode: str = "turnfsm", *,
-                strategies_kw: dict[str, Any] | None = None) -> Result:
+                strategies_kw: dict[str, Any] | None = None, realtime: bool = False) -> Result:
     """The file through a Pipecat 1.14 pipeline: microphone frames -> the STT stand-in ->
     ``LLMUserAggregator`` (turnfsm's strategies with ``SileroVADAnalyzer`` through
     ``user_params``, or Pipecat's defaults) -> the recording LLM -> the scripted TTS -> an
@@ -376,9 +380,10 @@ def run_pipecat(lab: Labelled, mode: str = "turnfsm", *,
             await self.push_frame(frame, direction)
 
     async def main() -> None:
-        asyncio.get_running_loop().set_default_executor(InlineExecutor(max_workers=1))
         analyzer = SileroVADAnalyzer()
-        analyzer._executor = InlineExecutor(max_workers=1)
+        if not realtime:  # inference inline, on the virtual clock
+            asyncio.get_running_loop().set_default_executor(InlineExecutor(max_workers=1))
+            analyzer._executor = InlineExecutor(max_workers=1)
         context = LLMContext()
         strategies: TurnfsmUserTurnStrategies | None = None
         if mode == "turnfsm":
@@ -390,7 +395,7 @@ def run_pipecat(lab: Labelled, mode: str = "turnfsm", *,
             defaults = UserTurnStrategies()
             for stop in defaults.stop or []:
                 turn = getattr(stop, "_turn_analyzer", None)
-                if turn is not None:  # its model runs inline too (see InlineExecutor)
+                if turn is not None and not realtime:  # its model runs inline too
                     turn._executor = InlineExecutor(max_workers=1)
             params = LLMUserAggregatorParams(vad_analyzer=analyzer,
                                              user_turn_strategies=defaults)
@@ -429,7 +434,7 @@ def run_pipecat(lab: Labelled, mode: str = "turnfsm", *,
             audio_in_sample_rate=RATE, audio_out_sample_rate=RATE), start_timeout=10.0)
         if strategies is not None:
             task.cancel()
-    virtual(main)
+    virtual(main, realtime)
     return r
 
 
@@ -447,7 +452,7 @@ class _Collect:
 
 
 def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
-                taking_kw: dict[str, Any] | None = None) -> Result:
+                taking_kw: dict[str, Any] | None = None, realtime: bool = False) -> Result:
     """The file through a LiveKit Agents 1.8 ``AgentSession`` with ``livekit-plugins-silero``:
     a microphone input reading the user's channel, the STT stand-in, a recording LLM that
     says nothing, the agent's scripted speech through ``session.say`` with a TTS that plays
@@ -473,7 +478,11 @@ def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
     from turnfsm.adapters.livekit import TurnfsmAgent, TurnfsmTurnTaking
 
     r = Result(lab.name, "livekit", mode)
-    clock: dict[str, float] = {"t0": 0.0}
+    clock: dict[str, float] = {}  # t0: the loop time of the file's start (once started)
+
+    async def started() -> None:
+        while "t0" not in clock:
+            await asyncio.sleep(0.005)
 
     def now() -> float:
         return asyncio.get_running_loop().time() - clock["t0"]
@@ -499,6 +508,7 @@ def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
                     pass
             task = asyncio.create_task(drain())
             try:
+                await started()
                 for line in lab.stt:
                     if line["t"] < now():
                         continue
@@ -555,6 +565,7 @@ def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
             self.n = int(FRAME * RATE)
 
         async def __anext__(self) -> rtc.AudioFrame:
+            await started()
             i = self.k * self.n
             t = (self.k + 1) * FRAME
             await asyncio.sleep(max(0.0, t - now()))
@@ -636,7 +647,8 @@ def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(InlineExecutor(max_workers=1))
+        if not realtime:  # inference inline, on the virtual clock
+            loop.set_default_executor(InlineExecutor(max_workers=1))
         vad = silero.VAD.load()
         kw: dict[str, Any] = {}
         if mode != "turnfsm":
@@ -653,7 +665,7 @@ def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
         else:
             agent = Plain(instructions="a test agent")
         await session.start(agent)
-        clock["t0"] = loop.time()
+        clock["t0"] = loop.time()  # the file starts now (the microphone's first frame: +20 ms)
         if taking is not None:
             r.origin = taking.fsm.now()
         for k in range(len(lab.agent)):
@@ -663,6 +675,6 @@ def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
         await session.aclose()
         if taking is not None:
             await taking.aclose()
-    virtual(main)
+    virtual(main, realtime)
     r.frames_seen = min(r.frames_seen, r.frames_in)  # frames are in order: a prefix
     return r
