@@ -303,12 +303,35 @@ def run_pipecat(lab: Labelled, mode: str = "turnfsm", *,
     def now() -> float:
         return asyncio.get_running_loop().time() - clock["t0"]
 
-    class Mic(FrameProcessor):  # notes the file's start
+    class Mic(FrameProcessor):  # the microphone and the STT: frames at their own instants
         async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
             await super().process_frame(frame, direction)
-            if isinstance(frame, InputAudioRawFrame) and "t0" not in clock:
-                clock["t0"] = asyncio.get_running_loop().time()
             await self.push_frame(frame, direction)
+            if isinstance(frame, StartFrame):
+                self.create_task(self._play())
+
+        async def _play(self) -> None:
+            loop = asyncio.get_running_loop()
+            clock["t0"] = loop.time()
+            n = int(FRAME * RATE)
+            stt = list(lab.stt)
+            for k, i in enumerate(range(0, len(lab.mic) - n + 1, n)):
+                t = k * FRAME  # each frame at its absolute instant: no drift in real time
+                await asyncio.sleep(max(0.0, clock["t0"] + t - loop.time()))
+                while stt and stt[0]["t"] <= t + 1e-9:
+                    await self.push_frame(_transcription(stt.pop(0)))
+                f = InputAudioRawFrame(audio=lab.mic[i:i + n].tobytes(), sample_rate=RATE,
+                                       num_channels=1)
+                f.pts = k + 1
+                r.frames_in += 1
+                await self.push_frame(f)
+            for line in stt:
+                await asyncio.sleep(max(0.0, clock["t0"] + line["t"] - loop.time()))
+                await self.push_frame(_transcription(line))
+
+    def _transcription(line: dict[str, Any]) -> Frame:
+        kind = TranscriptionFrame if line["kind"] == "stt.final" else InterimTranscriptionFrame
+        return kind(text=line["text"], user_id="user", timestamp="")
 
     class LLM(FrameProcessor):  # records every run; counts the microphone frames
         last = -1
@@ -403,27 +426,7 @@ def run_pipecat(lab: Labelled, mode: str = "turnfsm", *,
         speaker = Speaker(TransportParams(audio_out_enabled=True, audio_out_sample_rate=RATE))
         watch = Watch()
         pipeline = Pipeline([Mic(), user, LLM(), TTS(), speaker, watch])
-        frames: list[Frame] = []
-        n = int(FRAME * RATE)
-        stt = list(lab.stt)
-        for k, i in enumerate(range(0, len(lab.mic) - n + 1, n)):
-            t = k * FRAME
-            while stt and stt[0]["t"] <= t + 1e-9:
-                line = stt.pop(0)
-                kind = TranscriptionFrame if line["kind"] == "stt.final" else \
-                    InterimTranscriptionFrame
-                frames.append(kind(text=line["text"], user_id="user", timestamp=""))
-            f = InputAudioRawFrame(audio=lab.mic[i:i + n].tobytes(), sample_rate=RATE,
-                                   num_channels=1)
-            f.pts = k + 1
-            frames.append(f)
-            frames.append(SleepFrame(sleep=FRAME))
-            r.frames_in += 1
-        for line in stt:
-            kind = TranscriptionFrame if line["kind"] == "stt.final" else \
-                InterimTranscriptionFrame
-            frames.append(kind(text=line["text"], user_id="user", timestamp=""))
-        frames.append(SleepFrame(sleep=TAIL))
+        frames: list[Frame] = [SleepFrame(sleep=lab.duration + TAIL)]
         if strategies is not None:
             async def origin() -> None:
                 while strategies.session is None or "t0" not in clock:
