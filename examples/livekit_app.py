@@ -75,6 +75,7 @@ class ScriptedVADStream(lk_vad.VADStream):
                 await at(t0, t)
                 self._event_ch.send_nowait(lk_vad.VADEvent(
                     type=kind, samples_index=0, timestamp=t, speaking=t <= end,
+                    probability=1.0 if t <= end else 0.0,
                     speech_duration=min(t, end) - start, silence_duration=max(0.0, t - end),
                     raw_accumulated_speech=max(0.0, min(t, end) - start) if t <= end else 0.0))
         async for _ in self._input_ch:

@@ -30,6 +30,7 @@ from livekit.agents import (
 )
 from livekit.agents import vad as lk_vad
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
+from livekit.agents.voice import Agent as LiveKitAgent
 from livekit.agents.voice import AgentSession
 from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabilities
 
@@ -43,6 +44,8 @@ from turnfsm.adapters.livekit import (
     user_turn_text,
 )
 from turnfsm.runtime import RuleBasedModel, run_virtual
+
+from .adapter_pipelines import virtual
 
 SAMPLE_RATE = 16000
 FRAME = 0.05  # seconds of audio per input frame
@@ -327,14 +330,15 @@ Action = Callable[[TurnfsmTurnTaking], object]
 def converse(utterances: list[Utterance], *, reply_audio: float, length: float,
              options: EngineOptions = OPTIONS, hooks: Recorder | None = None,
              actions: tuple[tuple[float, Action], ...] = (),
-             setup: Callable[[TurnfsmTurnTaking, AgentSession[None]], None] | None = None
-             ) -> Run:
+             setup: Callable[[TurnfsmTurnTaking, AgentSession[None]], None] | None = None,
+             transcripts: list[Utterance] | None = None) -> Run:
     """Run one AgentSession in manual mode with turnfsm deciding, for ``length`` seconds of
-    loop time (virtual: nothing sleeps); each action runs at its instant."""
+    loop time (virtual: nothing sleeps); each action runs at its instant. ``transcripts``:
+    what the STT says, when it differs from what the VAD hears (``utterances``)."""
     async def body() -> Run:
         loop = asyncio.get_running_loop()
         session: AgentSession[None] = AgentSession(
-            vad=FakeVAD(utterances), stt=FakeSTT(utterances), llm=FakeLLM(),
+            vad=FakeVAD(utterances), stt=FakeSTT(transcripts or utterances), llm=FakeLLM(),
             tts=FakeTTS(reply_audio), aec_warmup_duration=None, user_away_timeout=None,
             turn_handling={"turn_detection": "manual",
                            "interruption": {"resume_false_interruption": False}})
@@ -498,7 +502,7 @@ def test_a_barge_in_interrupts_and_a_backchannel_does_not() -> None:
     assert all(run.speaking[1][0] < d.t < run.speaking[1][1] for d in dropped)
     assert [(d.text, round(d.t, 6)) for d in of(outputs, out.TranscriptDropped)] == [
         (d.text, round(d.t, 6)) for d in dropped]
-    assert not run.taking._waiting  # nothing held back from LiveKit is left over
+    assert not len(run.taking._held)  # nothing held back from LiveKit is left over
 
 
 def test_the_session_consumed_the_scripted_events_at_their_instants() -> None:
@@ -611,8 +615,9 @@ def test_turn_detector_drives_livekits_own_recogniser() -> None:
     """With LiveKit's own recogniser (turn detection not manual) and TurnfsmTurnDetector as
     its turn detector, "I want to book a table for" waits LiveKit's max_delay (turn at about
     4.0 s) and "Four people, tonight." its min_delay (about 8.3 s). LiveKit anchors these
-    on the wall clock, so the instants are approximate here."""
-    async def body() -> list[tuple[float, str]]:
+    on the wall clock, which follows the virtual clock here (so CPU load cannot move
+    them)."""
+    async def body() -> None:
         session: AgentSession[None] = AgentSession(
             vad=FakeVAD(HESITATION), stt=FakeSTT(HESITATION), llm=FakeLLM(),
             tts=FakeTTS(1.0), aec_warmup_duration=None, user_away_timeout=None,
@@ -625,8 +630,9 @@ def test_turn_detector_drives_livekits_own_recogniser() -> None:
         await session.start(agent)
         await until(11.0)
         await session.aclose()
-        return agent.completed
-    completed = run_virtual(body())
+        completed.extend(agent.completed)
+    completed: list[tuple[float, str]] = []
+    virtual(body)
     assert [(round(t, 1), text) for t, text in completed] == [
         (4.0, "I want to book a table for"), (8.3, "Four people, tonight.")]
 
@@ -647,3 +653,176 @@ def test_the_livekit_example_runs_offline() -> None:
     assert r.stdout.count("END OF TURN") == r.stdout.count("LiveKit committed") == 2
     assert "2 turns committed: ['I want to book a table for four people tonight.', " \
            "'Actually, make it five.']" in r.stdout
+
+
+# -- outputs, not region names; wiring; one VAD stream ----------------------------------------
+
+
+JUDGED = [Utterance(1.0, 2.0, "I want to book a table."), Utterance(4.4, 6.0, "")]
+JUDGED_STT = [Utterance(1.0, 2.0, "I want to book a table."),
+              Utterance(4.4, 4.9, "Yes.", final_delay=0.0),
+              Utterance(5.0, 5.9, "For four people please.")]
+
+
+def test_a_final_held_while_the_gate_judges_reaches_livekit() -> None:
+    """The user starts "Yes." over the reply's last 0.2 s and goes on after it: the default
+    gate judges the utterance until it ends, so the final "Yes." (one word, maybe a
+    backchannel) is held; "For four people please." shows it is a turn and turnfsm releases
+    both: LiveKit receives the held final and completes the turn with all its words."""
+    run = converse(JUDGED, reply_audio=2.0, length=9.0, transcripts=JUDGED_STT)
+    assert run.speaking[0] == pytest.approx((2.6, 4.6), abs=0.03)
+    held = [(o.type, o.text) for o in of(run.outputs, out.TranscriptHeld)]
+    assert ("final", "Yes.") in held
+    assert [text for _, text in run.completed] == [
+        "I want to book a table.", "Yes. For four people please."]
+    assert not run.interrupted_at and not len(run.taking._held)
+
+
+class Plain(LiveKitAgent):
+    """A plain LiveKit agent: its STT node does not run through turnfsm."""
+
+
+def test_wiring_mistakes_raise() -> None:
+    """A plain Agent given to session.start() raises TypeError before the session starts;
+    TurnfsmTurnTaking created after session.start() raises RuntimeError."""
+    async def body() -> tuple[str, str]:
+        session: AgentSession[None] = AgentSession(
+            vad=FakeVAD([]), stt=FakeSTT([]), llm=FakeLLM(), tts=FakeTTS(1.0),
+            aec_warmup_duration=None, user_away_timeout=None)
+        session.input.audio = FakeAudioInput()
+        session.output.audio = FakeAudioOutput()
+        TurnfsmTurnTaking(session, telemetry=False)
+        with pytest.raises(TypeError, match="plain livekit Agent") as plain:
+            await session.start(Plain(instructions="x"))
+        await session.start(Agent())
+        with pytest.raises(RuntimeError, match=r"before session\.start") as late:
+            TurnfsmTurnTaking(session, telemetry=False)
+        await session.aclose()
+        return str(plain.value), str(late.value)
+    plain, late = run_virtual(body())
+    assert "TurnfsmAgent" in plain and "no turn" in late
+
+
+def test_start_says_what_manual_mode_turns_off(caplog: pytest.LogCaptureFixture) -> None:
+    """session.start() logs one line naming LiveKit's features turnfsm's manual mode turns
+    off (preemptive generation, the interruption options); closing the session after
+    turnfsm committed every turn logs no warning about an empty turn."""
+    with caplog.at_level("INFO"):
+        converse(HESITATION, reply_audio=1.0, length=10.0)
+    lines = [r.getMessage() for r in caplog.records if "manual mode" in r.getMessage()]
+    assert len(lines) == 1
+    assert "preemptive generation" in lines[0] and "min_duration=0.5" in lines[0]
+    assert not [r for r in caplog.records if "scheduling is paused" in r.getMessage()]
+
+
+def test_turnfsm_listens_through_livekits_own_vad_stream() -> None:
+    """With a TurnfsmAgent, LiveKit runs one VAD stream (its own, on the microphone) and
+    turnfsm hears every event of it: no second stream on the STT's audio."""
+    streams: list[Any] = []
+
+    def count(taking: TurnfsmTurnTaking, session: AgentSession[None]) -> None:
+        vad = session.vad
+        assert isinstance(vad, FakeVAD)
+        make = vad.stream
+
+        def stream() -> lk_vad.VADStream:
+            streams.append(make())
+            return streams[-1]
+        vad.stream = stream  # type: ignore[method-assign]
+    run = converse(HESITATION, reply_audio=1.0, length=10.0, setup=count)
+    assert len(streams) == 1
+    starts = [round(e.t, 6) for e in run.inputs if isinstance(e, ev.VadStartOfSpeech)]
+    assert starts == [1.1, 7.1]
+
+
+class OwnNode(LiveKitAgent):
+    """An app's agent with an STT node of its own that runs through turnfsm."""
+
+    async def stt_node(self, audio: Any, model_settings: Any) -> Any:
+        taking = TurnfsmTurnTaking.of(self.session)
+        assert taking is not None
+        async for e in taking.stt_node(self, audio, model_settings):
+            yield e
+
+
+@pytest.mark.parametrize("teed", [True, False])
+def test_an_agent_of_the_apps_own_listens_once(teed: bool,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """An agent that is no TurnfsmAgent but calls taking.stt_node: given turnfsm's VAD
+    (taking.tee), LiveKit's one VAD stream reaches turnfsm; without it, turnfsm runs a
+    second stream on the STT's audio and says so. Either way each VAD start reaches turnfsm
+    once."""
+    streams: list[Any] = []
+
+    async def body() -> list[ev.Input]:
+        vad = FakeVAD(HESITATION)
+        make = vad.stream
+
+        def stream() -> lk_vad.VADStream:
+            streams.append(make())
+            return streams[-1]
+        vad.stream = stream  # type: ignore[method-assign]
+        session: AgentSession[None] = AgentSession(
+            vad=vad, stt=FakeSTT(HESITATION), llm=FakeLLM(), tts=FakeTTS(1.0),
+            aec_warmup_duration=None, user_away_timeout=None)
+        session.input.audio = FakeAudioInput()
+        session.output.audio = FakeAudioOutput()
+        inputs: list[ev.Input] = []
+        taking = TurnfsmTurnTaking(session, telemetry=False, observers=[
+            lambda r: inputs.append(r.input) if r.input else None])
+        agent = OwnNode(instructions="x", **({"vad": taking.tee(vad)} if teed else {}))
+        await session.start(agent)
+        await until(9.0)
+        await session.aclose()
+        await taking.aclose()
+        return inputs
+    with caplog.at_level("WARNING", logger="turnfsm.adapters.livekit"):
+        inputs = run_virtual(body())
+    starts = [round(e.t, 6) for e in inputs if isinstance(e, ev.VadStartOfSpeech)]
+    assert starts == [1.1, 7.1]
+    assert len(streams) == (1 if teed else 2)
+    warned = any("second VAD stream" in r.getMessage() for r in caplog.records)
+    assert warned is not teed
+
+
+class FailingVAD(FakeVAD):
+    """A VAD whose stream fails at 3.0 s."""
+
+    def stream(self) -> lk_vad.VADStream:
+        return FailingVADStream(self)
+
+
+class FailingVADStream(lk_vad.VADStream):
+    async def _main_task(self) -> None:
+        drain = asyncio.create_task(_drain(self._input_ch))
+        try:
+            await until(3.0)
+            raise RuntimeError("VAD model crashed")
+        finally:
+            await utils.aio.cancel_and_wait(drain)
+
+
+def test_a_failed_livekit_vad_stream_detaches_turnfsms_vad(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """LiveKit's VAD stream failing (the one turnfsm listens through) tells turnfsm: its VAD
+    input is detached, so it decides from the STT alone instead of waiting for a VAD."""
+    seen: list[bool] = []
+
+    async def body() -> None:
+        session: AgentSession[None] = AgentSession(
+            vad=FailingVAD([]), stt=FakeSTT([]), llm=FakeLLM(), tts=FakeTTS(1.0),
+            aec_warmup_duration=None, user_away_timeout=None)
+        session.input.audio = FakeAudioInput()
+        session.output.audio = FakeAudioOutput()
+        taking = TurnfsmTurnTaking(session, telemetry=False)
+        await session.start(Agent())
+        await until(2.0)
+        seen.append(taking.fsm.engine.in_state("vad_input", "attached"))
+        await until(4.0)
+        seen.append(taking.fsm.engine.in_state("vad_input", "attached"))
+        await session.aclose()
+        await taking.aclose()
+    with caplog.at_level("ERROR"):
+        run_virtual(body())
+    assert seen == [True, False]
+    assert any("VAD stream failed" in r.getMessage() for r in caplog.records)

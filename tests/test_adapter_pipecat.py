@@ -650,3 +650,36 @@ def test_example_app_runs_offline() -> None:
     assert "bot stops speaking (interrupted)" in r.stdout
     assert r.stdout.count("END OF TURN") == r.stdout.count("why: ") == 3
     assert "3 turns:" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_user_params_take_the_vad_window_by_window() -> None:
+    """user_params(vad_analyzer=...) sets the analyzer's start_secs to 0.05 s and its
+    stop_secs to 0.5 s (at most min_delay), gives the overlap detector its confidence
+    threshold and records every window the analyzer scores; None keeps the analyzer's own."""
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat.audio.vad.vad_analyzer import VADParams
+
+    strategies = TurnfsmUserTurnStrategies()
+    analyzer = SileroVADAnalyzer(params=VADParams(confidence=0.6))
+    params = strategies.user_params(vad_analyzer=analyzer)
+    assert params.vad_analyzer is analyzer and params.user_turn_strategies is strategies
+    assert (analyzer.params.start_secs, analyzer.params.stop_secs) == (0.05, 0.5)
+    assert strategies.detector is not None and strategies.detector.threshold == 0.6
+    analyzer.set_sample_rate(16000)
+    analyzer.voice_confidence(b"\x00\x00" * 512)
+    probe = strategies._bridge.probe
+    assert probe is not None and len(probe.take()) == 1 and probe.take() == []
+    short = TurnfsmUserTurnStrategies({"endpointing": {"min_delay": 0.3}})
+    other = SileroVADAnalyzer()
+    short.user_params(vad_analyzer=other, vad_start_secs=None)
+    assert (other.params.start_secs, other.params.stop_secs) == (VADParams().start_secs, 0.3)
+    assert TurnfsmUserTurnStrategies(barge_in=None).detector is None
+
+
+def test_a_vad_not_given_through_user_params_is_reported(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Without user_params(vad_analyzer=...), the first VAD start logs a warning saying
+    turnfsm hears only Pipecat's VAD frames."""
+    with caplog.at_level("WARNING", logger="turnfsm.adapters.pipecat"):
+        drive(hesitation(), until=8.0, strategies=with_turnfsm(MODEL))
+    assert sum("user_params(vad_analyzer" in r.getMessage() for r in caplog.records) == 1

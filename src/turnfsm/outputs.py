@@ -272,6 +272,18 @@ class InputDropped(Output):
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
+class TranscriptHeld(Output):
+    """A user transcript is held by the gate (the agent speaks, or an utterance begun over
+    it is being judged): it is reported later as a ``Transcript`` with the same ``ref``
+    when released, or as a ``TranscriptDropped`` when discarded (an interim may instead be
+    superseded by a later transcript of the same speech)."""
+
+    ref: Any
+    type: TranscriptType
+    text: str
+
+
+@attrs.define(frozen=True, kw_only=True, slots=True)
 class TranscriptDropped(Output):
     """A user transcript was discarded under a documented rule (``reason``)."""
 

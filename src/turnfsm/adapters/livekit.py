@@ -1,27 +1,42 @@
 """turnfsm inside LiveKit Agents (1.8): turnfsm decides who holds the floor, LiveKit does the rest.
 
+    session = AgentSession(vad=silero.VAD.load(), stt=..., llm=..., tts=...)
+    taking = TurnfsmTurnTaking(session)          # 1. before session.start()
+    await session.start(TurnfsmAgent(instructions="..."), room=ctx.room)  # 2. a TurnfsmAgent
+
+The order and the agent class matter, and are checked: ``TurnfsmTurnTaking`` created after
+``session.start()`` raises ``RuntimeError``, and starting the session (or ``update_agent``)
+with an agent whose STT node does not run through turnfsm (a plain ``Agent``) raises
+``TypeError``: otherwise no turn would ever be committed.
+
 LiveKit Agents has no public seam to replace its user-turn recogniser (``AgentActivity``
 builds its ``AudioRecognition`` itself). The supported takeover is manual turn detection plus
 the session's public turn API, and that is what :class:`TurnfsmTurnTaking` does:
 
 * it puts the ``AgentSession`` in manual mode (``update_options(turn_detection="manual")``,
   with a zero endpointing delay, so LiveKit adds no wait of its own to a commit);
-* it observes the user through the agent's STT node (:class:`TurnfsmAgent`, or
-  :meth:`TurnfsmTurnTaking.stt_node` from your own ``stt_node``): every audio frame goes to
-  a VAD stream and to the STT, every VAD event and STT event goes to a turnfsm
-  :class:`~turnfsm.runtime.Session`; and the agent through the session's
+* it listens to the user through LiveKit's own VAD stream (:class:`TurnfsmAgent` gives
+  LiveKit a VAD that also tells turnfsm every event: one VAD stream, on the real microphone
+  audio, even during LiveKit's AEC warm-up and uninterruptible speech, when the STT is fed
+  silence) and through the agent's STT node (every STT event goes to a turnfsm
+  :class:`~turnfsm.runtime.Session`); and to the agent through the session's
   ``agent_state_changed`` events (the agent's audio started / stopped);
-* STT transcripts reach LiveKit only when turnfsm processes them: held while the agent
-  speaks (when barge-in detection is on) and released, or dropped, by turnfsm's gate, so
+* STT transcripts reach LiveKit only when turnfsm lets them through: a transcript the engine
+  reports held (``TranscriptHeld``: the agent speaks, or an utterance begun over it is being
+  judged) waits for its release (``Transcript``) or drop (``TranscriptDropped``), so
   LiveKit's turn holds exactly the transcripts turnfsm kept;
 * at the instants turnfsm decides, it acts through the public API: an ``EndOfTurn`` commits
   (``session.commit_user_turn``), an ``Interruption`` interrupts (``session.interrupt()``),
   and :meth:`TurnfsmTurnTaking.clear_user_turn` clears both sides.
 
-In manual mode LiveKit's own barge-in is off, so interruptions come from turnfsm: by default a
-:class:`BargeInDetector` calls user speech that overlaps the agent's an interruption once it
-has lasted ``min_duration`` (LiveKit's own VAD barge-in rule, 0.5 s). A ``PreemptiveGeneration``
-has no public target in manual mode: it reaches your ``on_preemptive_generation`` hook only.
+In manual mode LiveKit's own barge-in is off, so interruptions come from turnfsm: by default
+an :class:`~turnfsm.adapters.common.OverlapDetector` on LiveKit's VAD windows calls user
+speech over the agent an interruption once a voiced window comes ``barge_in`` seconds (0.5)
+after its onset; shorter speech is judged by its words (a backchannel is dropped: it neither
+stops the agent nor becomes a turn). What manual mode turns off is said in one log line at
+``session.start()``: LiveKit's preemptive generation (a ``PreemptiveGeneration`` reaches your
+``on_preemptive_generation`` hook only) and its interruption options (``min_duration``,
+``min_words``, ``mode``; turnfsm's detector judges overlaps).
 
 :class:`TurnfsmTurnDetector` is the other, smaller use: turnfsm's rule-based end-of-turn model
 behind LiveKit's turn-detector protocol, for ``turn_handling={"turn_detection": ...}`` with
@@ -58,6 +73,7 @@ from ..core.profiles import Profile, get_profile
 from ..options import EngineOptions
 from ..runtime import RuleBasedModel, Session, SessionClosed, TurnContext
 from ..runtime.protocols import EouModel
+from .common import DEFAULT_MIN_DURATION, HeldTranscripts, OverlapDetector
 
 log = logging.getLogger("turnfsm.adapters.livekit")
 
@@ -67,59 +83,24 @@ _SESSIONS: weakref.WeakKeyDictionary[AgentSession[Any], TurnfsmTurnTaking] = (
 _TRANSCRIPTS = (stt.SpeechEventType.INTERIM_TRANSCRIPT, stt.SpeechEventType.PREFLIGHT_TRANSCRIPT,
                 stt.SpeechEventType.FINAL_TRANSCRIPT)
 
-__all__ = ["BargeInDetector", "TurnfsmAgent", "TurnfsmTurnDetector", "TurnfsmTurnTaking"]
+class _EmptyCloseCommit(logging.Filter):
+    """Drops LiveKit's warning about an empty user turn skipped at close: in manual mode,
+    ``AgentSession.aclose()`` commits the user turn after pausing speech scheduling, and
+    with nothing to commit (turnfsm committed every turn) that warns on every close."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.getMessage() == "skipping user input, speech scheduling is paused"
+                    and not getattr(record, "lk.pii.user_input", None))
 
 
-class BargeInDetector:
-    """turnfsm's interruption detector for LiveKit's manual mode, with LiveKit's own VAD
-    barge-in rule: user speech that overlaps the agent's is an interruption as soon as the
-    VAD segment holds ``min_duration`` seconds of speech (LiveKit's
-    ``interruption.min_duration``, 0.5 s); an overlap that ends first is not. The verdict is
-    an ``OverlapVerdict`` pushed into the session at that instant, so turnfsm's gate,
-    backchannel boundary and records apply to it. The adapter feeds it each VAD window's
-    speech duration (:meth:`speech`)."""
+_CLOSE_FILTER = _EmptyCloseCommit()
 
-    def __init__(self, min_duration: float = 0.5) -> None:
-        if not min_duration >= 0:
-            raise ValueError(f"min_duration must be >= 0, not {min_duration!r}")
-        self.min_duration = min_duration
-        self.session: Session | None = None
-        self._open_since: float | None = None  # the onset of the overlap being judged
 
-    def bind(self, session: Session) -> None:
-        """The session verdicts are pushed into."""
-        self.session = session
+__all__ = ["BargeInDetector", "OverlapDetector", "TurnfsmAgent", "TurnfsmTurnDetector",
+           "TurnfsmTurnTaking"]
 
-    def signal(self, signal: out.DetectorSignal) -> None:
-        """The engine's markers: an overlap opens (judged from now on) or closes."""
-        s = self.session
-        if s is None:
-            return
-        if signal.signal != "overlap_speech_started":
-            self._open_since = None
-            return
-        self._open_since = s.now() if signal.started_at is None else signal.started_at
-        if (signal.speech_duration or 0.0) >= self.min_duration:
-            # the agent started over speech already long enough: judged at this instant,
-            # once the step that opened the overlap is over
-            s.call_at(s.engine.now, self._verdict)
 
-    def speech(self, speech_duration: float) -> None:
-        """A VAD window: the current segment holds ``speech_duration`` seconds of speech."""
-        if self._open_since is not None and speech_duration >= self.min_duration:
-            self._verdict()
-
-    def _verdict(self) -> None:
-        s, started = self.session, self._open_since
-        if s is None or started is None or s.closed:
-            return
-        self._open_since = None
-        now = max(s.now(), s.engine.input_clock)
-        with contextlib.suppress(SessionClosed):
-            s.push_overlap(ev.OverlapVerdict(
-                t=now, is_interruption=True, overlap_started_at=started, detected_at=now,
-                probability=1.0, total_duration=now - started, detection_delay=now - started,
-                num_requests=1))
+BargeInDetector = OverlapDetector  # the name this adapter's detector had
 
 
 class _Hooks:
@@ -160,10 +141,11 @@ class TurnfsmTurnTaking:
     hook methods (``on_end_of_turn`` returning False keeps the turn open;
     ``on_preemptive_generation``; ``on_output``; ...);
     ``model`` an end-of-turn model (default :class:`~turnfsm.runtime.RuleBasedModel`);
-    ``vad`` the VAD whose stream turnfsm runs on the STT's audio (default ``session.vad``);
-    ``barge_in`` the overlap duration that makes an interruption (None: no built-in
-    detector); ``ack_timeout`` how long a commit waits for LiveKit to take the final
-    transcripts turnfsm released. Other keywords go to :class:`~turnfsm.runtime.Session`
+    ``vad`` the VAD LiveKit and turnfsm listen with (default: the agent's, else
+    ``session.vad``); ``barge_in`` the overlap (onset to a voiced VAD window) that makes an
+    interruption (None: no built-in detector; see :class:`OverlapDetector`);
+    ``ack_timeout`` how long a commit waits for LiveKit to take the final transcripts
+    turnfsm released. Other keywords go to :class:`~turnfsm.runtime.Session`
     (``telemetry``, ``tracer_provider``, ``conversation_id``, ``model_timeout``,
     ``observers``, ``detector``).
 
@@ -176,8 +158,13 @@ class TurnfsmTurnTaking:
                  options: EngineOptions | Mapping[str, Any] | None = None, *,
                  profile: str | Profile | None = None,
                  hooks: object | None = None, model: EouModel | None = None,
-                 vad: lk_vad.VAD | None = None, barge_in: float | None = 0.5,
+                 vad: lk_vad.VAD | None = None,
+                 barge_in: float | None = DEFAULT_MIN_DURATION,
                  ack_timeout: float = 1.0, **session_kwargs: Any) -> None:
+        if getattr(session, "_started", False):
+            raise RuntimeError("create TurnfsmTurnTaking before session.start(): a running "
+                               "session's agent already listens without turnfsm, and no turn "
+                               "would be committed")
         self.profile = get_profile(profile)
         if options is None or isinstance(options, Mapping):
             options = self.profile.options({
@@ -191,9 +178,9 @@ class TurnfsmTurnTaking:
         self.vad = vad
         self.ack_timeout = ack_timeout
         detector = session_kwargs.pop("detector", None)
-        self.detector: BargeInDetector | None = None
+        self.detector: OverlapDetector | None = None
         if detector is None and barge_in is not None:
-            detector = self.detector = BargeInDetector(barge_in)
+            detector = self.detector = OverlapDetector(barge_in)
         self._stt_input: utils.aio.Chan[rtc.AudioFrame] | None = None  # the STT's audio
         self._sample_rate: int | None = None
         self.fsm = Session(options, profile=self.profile, hooks=_Hooks(self, hooks),
@@ -206,9 +193,11 @@ class TurnfsmTurnTaking:
         self.interruptions: list[out.Interruption] = []
         self.commits: list[asyncio.Future[str]] = []
         self._refs = itertools.count(1)
-        # transcripts turnfsm has not processed yet: ref -> (event, the queue it goes to)
-        self._waiting: dict[int, tuple[stt.SpeechEvent, asyncio.Queue[stt.SpeechEvent | None]]]
-        self._waiting = {}
+        # transcripts turnfsm holds: (event, the queue it goes to), sent when released
+        self._held: HeldTranscripts[tuple[stt.SpeechEvent,
+                                          asyncio.Queue[stt.SpeechEvent | None]]]
+        self._held = HeldTranscripts(self._send)
+        self._tees: dict[int, _TeeVAD] = {}  # the VADs LiveKit runs, told to turnfsm
         self._unacked: deque[str] = deque()  # finals sent to LiveKit it has not taken yet
         self._deferred: list[out.EndOfTurn] = []  # commits waiting for those
         self._ack_timer: asyncio.TimerHandle | None = None
@@ -216,11 +205,15 @@ class TurnfsmTurnTaking:
         self._closing: asyncio.Task[None] | None = None
         self._vad_failed = False
         _SESSIONS[session] = self
+        lk_log = logging.getLogger("livekit.agents")
+        if _CLOSE_FILTER not in lk_log.filters:
+            lk_log.addFilter(_CLOSE_FILTER)
         session.update_options(turn_detection="manual",
                                endpointing_opts={"mode": "fixed", "min_delay": 0.0})
         session.on("agent_state_changed", self._on_agent_state)
         session.on("user_input_transcribed", self._on_transcribed)
         session.on("close", self._on_close)
+        self._wrap_start(session)
 
     @classmethod
     def of(cls, session: AgentSession[Any]) -> TurnfsmTurnTaking | None:
@@ -231,6 +224,53 @@ class TurnfsmTurnTaking:
     def spans(self) -> Any:
         """The session's OpenTelemetry span observer (None with ``telemetry=False``)."""
         return self.fsm.spans
+
+    # -- wiring ---------------------------------------------------------------------------------
+
+    def _wrap_start(self, session: AgentSession[Any]) -> None:
+        """Check the agent at ``session.start()`` and ``update_agent()`` (an agent whose STT
+        node bypasses turnfsm would never have a turn committed), and say at start what
+        manual mode turns off."""
+        start, update = session.start, session.update_agent
+
+        async def checked_start(agent: Agent, *args: Any, **kwargs: Any) -> Any:
+            check_agent(agent)
+            self._announce()
+            return await start(agent, *args, **kwargs)
+
+        def checked_update(agent: Agent) -> None:
+            check_agent(agent)
+            update(agent)
+        session.start = checked_start  # type: ignore[method-assign]
+        session.update_agent = checked_update  # type: ignore[method-assign]
+
+    def _announce(self) -> None:
+        """One log line naming what LiveKit features are off under turnfsm."""
+        opts = self.session.options
+        pre = opts.preemptive_generation.get("enabled", True)
+        inter = opts.interruption
+        lost = [f"LiveKit's preemptive generation ({'on' if pre else 'off'} in the session; "
+                "turnfsm's PreemptiveGeneration reaches on_preemptive_generation only)",
+                "its interruption options (" + ", ".join(
+                    f"{k}={inter[k]!r}" for k in ("mode", "min_duration", "min_words")
+                    if k in inter) + "; turnfsm's "
+                + (f"OverlapDetector(min_duration={self.detector.min_duration:g}) judges "
+                   "overlaps" if self.detector is not None else "detector judges overlaps")
+                + ")", "its end-of-turn delays and turn detector"]
+        (log.warning if pre else log.info)(
+            "turnfsm decides turns in LiveKit's manual mode (profile %s, turn_detection %s); "
+            "not used: %s", self.profile.name, self.fsm.options.turn_detection,
+            "; ".join(lost))
+
+    def tee(self, vad: lk_vad.VAD) -> lk_vad.VAD:
+        """``vad`` as LiveKit should run it: every event it emits also goes to turnfsm (one
+        VAD stream, on the microphone's audio). :class:`TurnfsmAgent` does this itself."""
+        if isinstance(vad, _TeeVAD):
+            return vad
+        tee = self._tees.get(id(vad))
+        if tee is None:
+            tee = self._tees[id(vad)] = _TeeVAD(vad, self)
+        return tee
 
     # -- app-facing turn control ---------------------------------------------------------------
 
@@ -284,10 +324,20 @@ class TurnfsmTurnTaking:
                         "mode: turnfsm cannot commit its turns", agent.label,
                         agent.turn_detection)
         inner: SttNode = node if node is not None else Agent.default.stt_node
-        vad = self.vad if self.vad is not None else self.session.vad
         sink: asyncio.Queue[stt.SpeechEvent | None] = asyncio.Queue()
         to_stt = self._stt_input = utils.aio.Chan[rtc.AudioFrame]()
-        vad_stream = vad.stream() if vad is not None else None
+        vad_stream = None
+        livekits = agent.vad if utils.is_given(agent.vad) else self.session.vad
+        if not isinstance(livekits, _TeeVAD):
+            # LiveKit's VAD does not reach turnfsm: a stream of its own, on the STT's audio
+            # (silence during LiveKit's AEC warm-up and uninterruptible speech)
+            vad = self.vad if self.vad is not None else self.session.vad
+            vad_stream = vad.stream() if vad is not None else None
+            if vad_stream is not None:
+                log.warning("agent %s is no TurnfsmAgent: turnfsm runs a second VAD stream "
+                            "on the STT's audio; give the agent turnfsm's VAD "
+                            "(Agent(vad=taking.tee(vad))) to listen to the microphone",
+                            agent.label)
 
         if vad_stream is not None and self._vad_failed:
             self._vad_failed = False
@@ -343,6 +393,8 @@ class TurnfsmTurnTaking:
                 await vad_stream.aclose()
 
     def _on_vad(self, e: lk_vad.VADEvent) -> None:
+        if self.fsm.closed:
+            return
         kind = e.type
         if kind == lk_vad.VADEventType.START_OF_SPEECH:
             self._safe(self.fsm.push_vad, ev.VadStartOfSpeech(
@@ -354,7 +406,7 @@ class TurnfsmTurnTaking:
                 speech_duration=e.speech_duration, probability=e.probability,
                 speaking=e.speaking, inference_duration=e.inference_duration))
             if self.detector is not None:
-                self.detector.speech(e.speech_duration)
+                self.detector.window(e.probability)
         elif kind == lk_vad.VADEventType.END_OF_SPEECH:
             self._safe(self.fsm.push_vad, ev.VadEndOfSpeech(
                 silence_duration=e.silence_duration, inference_duration=e.inference_duration,
@@ -373,11 +425,11 @@ class TurnfsmTurnTaking:
             sink.put_nowait(e)
         if fsm_event is None:
             return
-        if gated:
-            self._waiting[ref] = (e, sink)
+        if gated:  # sent when turnfsm reports it (now, or when it releases what it held)
+            self._held.push(ref, (e, sink), final=e.type == stt.SpeechEventType.FINAL_TRANSCRIPT)
         self._safe(self.fsm.push_stt, fsm_event)
-        if gated and not self.fsm.engine.in_state("gate", "holding"):
-            self._waiting.pop(ref, None)  # processed (and sent) or ignored by turnfsm
+        if gated:
+            self._held.pushed(ref)
 
     def _stt_event(self, e: stt.SpeechEvent, ref: int) -> ev.SttEvent | None:
         kind = e.type
@@ -415,8 +467,6 @@ class TurnfsmTurnTaking:
         elif e.old_state == "speaking" and e.new_state != "speaking":
             until, self._interrupted_at = self._interrupted_at, None
             self._safe(self.fsm.agent_speech_ended, ignore_user_transcript_until=until)
-            if not self.fsm.engine.in_state("gate", "holding"):
-                self._waiting.clear()  # released (and sent) or dropped
 
     def _on_transcribed(self, e: UserInputTranscribedEvent) -> None:
         """LiveKit took a final transcript: a commit waiting for it may go."""
@@ -434,15 +484,15 @@ class TurnfsmTurnTaking:
     # -- outputs -------------------------------------------------------------------------------
 
     def _on_output(self, o: out.Output) -> None:
-        if isinstance(o, out.Transcript):
-            held = self._waiting.pop(o.ref, None) if isinstance(o.ref, int) else None
-            if held is not None:
-                e, sink = held
-                if o.type == "final":
-                    self._unacked.append(e.alternatives[0].text)
-                sink.put_nowait(e)
-        elif isinstance(o, out.TranscriptDropped) and isinstance(o.ref, int):
-            self._waiting.pop(o.ref, None)
+        self._held.on_output(o)
+
+    def _send(self, item: tuple[stt.SpeechEvent, asyncio.Queue[stt.SpeechEvent | None]]
+              ) -> None:
+        """Hand a transcript turnfsm let through to LiveKit."""
+        e, sink = item
+        if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
+            self._unacked.append(e.alternatives[0].text)
+        sink.put_nowait(e)
 
     def _on_end_of_turn(self, o: out.EndOfTurn) -> bool | Awaitable[bool]:
         fn = getattr(self.hooks, "on_end_of_turn", None)
@@ -502,7 +552,7 @@ class TurnfsmTurnTaking:
     # -- helpers -------------------------------------------------------------------------------
 
     def _forget(self) -> None:
-        self._waiting.clear()
+        self._held.clear()
         self._unacked.clear()
 
     def _safe(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
@@ -512,8 +562,21 @@ class TurnfsmTurnTaking:
 
 
 class TurnfsmAgent(Agent):
-    """An ``Agent`` whose STT node runs through the session's :class:`TurnfsmTurnTaking`
-    (without one attached, it is a plain ``Agent``)."""
+    """An ``Agent`` whose STT node and VAD run through the session's
+    :class:`TurnfsmTurnTaking` (without one attached, it is a plain ``Agent``)."""
+
+    @property
+    def vad(self) -> Any:
+        """The VAD LiveKit runs for this agent (its own, else the session's), telling
+        turnfsm every event."""
+        own = self._vad
+        activity = getattr(self, "_activity", None)
+        tt = None if activity is None else TurnfsmTurnTaking.of(activity.session)
+        if tt is None:
+            return own
+        base = tt.vad if tt.vad is not None else (own if utils.is_given(own)
+                                                  else tt.session.vad)
+        return own if base is None else tt.tee(base)
 
     async def stt_node(self, audio: AsyncIterable[rtc.AudioFrame],
                        model_settings: ModelSettings) -> AsyncIterator[stt.SpeechEvent]:
@@ -571,6 +634,89 @@ class TurnfsmTurnDetector:
         ctx = TurnContext(transcript=user_turn_text(chat_ctx), language=lang,
                           request_id=next(self._requests))
         return float(await self.eou_model.predict_end_of_turn(ctx, timeout=timeout))
+
+
+def check_agent(agent: Agent) -> None:
+    """Refuse an agent whose STT node cannot run through turnfsm (``TypeError``)."""
+    if isinstance(agent, TurnfsmAgent) or type(agent).stt_node is not Agent.stt_node:
+        return  # a TurnfsmAgent, or an stt_node of the app's (it calls taking.stt_node)
+    raise TypeError(f"{type(agent).__name__} is a plain livekit Agent: turnfsm would never "
+                    "hear the user and no turn would be committed; use "
+                    "turnfsm.adapters.livekit.TurnfsmAgent, or call TurnfsmTurnTaking.stt_node "
+                    "from your agent's stt_node")
+
+
+class _TeeVAD(lk_vad.VAD):
+    """A VAD whose streams tell turnfsm every event they give LiveKit."""
+
+    def __init__(self, inner: lk_vad.VAD, taking: TurnfsmTurnTaking) -> None:
+        super().__init__(capabilities=inner.capabilities)
+        self.inner = inner
+        self._taking = weakref.ref(taking)
+        inner.on("metrics_collected", lambda m: self.emit("metrics_collected", m))
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    @property
+    def provider(self) -> str:
+        return self.inner.provider
+
+    def __getattr__(self, name: str) -> Any:  # min_silence_duration and the like
+        if name.startswith("__") or name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def stream(self) -> Any:
+        return _TeeStream(self.inner.stream(), self._taking)
+
+
+class _TeeStream:
+    """A VAD stream's events, each told to turnfsm before LiveKit sees it."""
+
+    def __init__(self, inner: lk_vad.VADStream,
+                 taking: weakref.ref[TurnfsmTurnTaking]) -> None:
+        self.inner = inner
+        self._taking = taking
+
+    def push_frame(self, frame: rtc.AudioFrame) -> None:
+        self.inner.push_frame(frame)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def end_input(self) -> None:
+        self.inner.end_input()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def __aiter__(self) -> _TeeStream:
+        return self
+
+    async def __anext__(self) -> lk_vad.VADEvent:
+        try:
+            e = await self.inner.__anext__()
+        except StopAsyncIteration:
+            raise
+        except Exception:
+            tt = self._taking()
+            if tt is not None and not tt.fsm.closed:  # turnfsm goes on without a VAD
+                log.exception("LiveKit's VAD stream failed; turnfsm goes on without a VAD")
+                tt._vad_failed = True
+                tt._safe(tt.fsm.set_vad, False)
+            raise
+        tt = self._taking()
+        if tt is not None and tt._vad_failed:  # a new stream after a failed one
+            tt._vad_failed = False
+            tt._safe(tt.fsm.set_vad, True)
+        if tt is not None:
+            try:
+                tt._on_vad(e)
+            except Exception:
+                log.exception("turnfsm failed on a VAD event; LiveKit goes on")
+        return e
 
 
 def user_turn_text(chat_ctx: llm.ChatContext) -> str:

@@ -1,13 +1,21 @@
 """turnfsm inside Pipecat: the user turn strategies of Pipecat's user aggregator, backed by
 one :class:`~turnfsm.runtime.Session` per conversation.
 
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
-    from turnfsm import EngineOptions
     from turnfsm.adapters.pipecat import TurnfsmUserTurnStrategies
 
-    strategies = TurnfsmUserTurnStrategies(EngineOptions(turn_detection="model"), hooks=my_hooks)
-    pair = LLMContextAggregatorPair(context, user_params=strategies.user_params())
+    strategies = TurnfsmUserTurnStrategies({"turn_detection": "model"}, hooks=my_hooks)
+    params = strategies.user_params(vad_analyzer=SileroVADAnalyzer())  # the VAD goes here
+    pair = LLMContextAggregatorPair(context, user_params=params)
     ...                                         # strategies.session: the Session, once started
+
+The VAD analyzer must go through :meth:`TurnfsmUserTurnStrategies.user_params`: turnfsm then
+reads its speech probability window by window (:class:`VadProbe`), which marks the last
+speech precisely and feeds the built-in :class:`~turnfsm.adapters.common.OverlapDetector`
+(on by default, ``barge_in=0.5``: a barge-in over the bot interrupts once a voiced window
+comes 0.5 s after its onset; a backchannel neither interrupts nor becomes a turn), and sets
+its ``start_secs`` (0.05 s) and ``stop_secs`` (0.5 s, at most ``min_delay``) for turn-taking.
 
 **The seam.** Pipecat's ``LLMUserAggregator`` runs a ``UserTurnController`` that offers every
 frame to its start strategies, then to its stop strategies, and acts on their triggers (turn
@@ -20,10 +28,14 @@ frames, interruption, the LLM run). :class:`TurnfsmUserTurnStrategies` is a
   ``VadEndOfSpeech``; ``InterimTranscriptionFrame`` / ``TranscriptionFrame`` -> ``SttInterim`` /
   ``SttFinal``; ``BotStartedSpeakingFrame`` / ``BotStoppedSpeakingFrame`` ->
   ``agent_speech_started()`` / ``agent_speech_ended()``. Frames are only read: every frame
-  goes on exactly as Pipecat sends it. turnfsm's ``StartOfSpeech`` starts Pipecat's turn
-  (with an interruption detector attached, user speech over the bot waits for its verdict).
-  The activity frames Pipecat's VAD sends while speech goes on mark the last speech, from
-  which turnfsm measures its delays; a VAD that sends none makes its stop the last speech.
+  goes on exactly as Pipecat sends it. turnfsm's ``StartOfSpeech`` starts Pipecat's turn;
+  user speech over the bot that turnfsm judges (a detector attached, or the default
+  profile's gate) waits for turnfsm's outputs: an ``Interruption``, its words let through (a
+  ``Transcript``), or its drop as a backchannel. The adapter decides from these outputs and
+  from the frames it sees, never from the chart's region or state names. The voiced windows
+  of the probe (else the activity frames Pipecat's VAD sends while speech goes on) mark the
+  last speech, from which turnfsm measures its delays; a VAD that sends neither makes its
+  stop the last speech.
 * the **stop strategy** is driven by the session's outputs: ``EndOfTurn`` ends Pipecat's turn
   (``trigger_user_turn_stopped``: inference, then finalization), ``PreemptiveGeneration``
   (opt-in) runs a speculative inference (``trigger_user_turn_inference_triggered(speculation=)``,
@@ -70,12 +82,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     CancelFrame,
     EndFrame,
     Frame,
+    InputAudioRawFrame,
     InterimTranscriptionFrame,
     InterruptionFrame,
     ProposedUserStartedSpeakingFrame,
@@ -101,9 +115,11 @@ from ..core.profiles import Profile, get_profile
 from ..errors import EngineFailed
 from ..options import EngineOptions
 from ..runtime import EouModel, Session, SessionClosed
+from .common import DEFAULT_MIN_DURATION, OverlapDetector, call_hook
 
-__all__ = ["RestoredTranscriptionFrame", "TurnfsmUserTurnStartStrategy",
-           "TurnfsmUserTurnStopStrategy", "TurnfsmUserTurnStrategies", "watchdog_floor"]
+__all__ = ["OverlapDetector", "RestoredTranscriptionFrame", "TurnfsmUserTurnStartStrategy",
+           "TurnfsmUserTurnStopStrategy", "TurnfsmUserTurnStrategies", "VadProbe",
+           "watchdog_floor"]
 
 log = logging.getLogger("turnfsm.adapters.pipecat")
 Action = Callable[[], Awaitable[None]]
@@ -113,6 +129,52 @@ WATCHDOG_MARGIN = 1.0
 MANUAL_WATCHDOG = 86400.0
 # how long reactions wait for restored transcriptions to come back through the aggregator
 RESTORE_TIMEOUT = 1.0
+# the VAD's start_secs user_params() sets: a resumption is seen 0.05 s after it begins, not
+# 0.2 s (Pipecat's default), so a 0.4-0.5 s pause is not taken for the end of the turn
+VAD_START_SECS = 0.05
+# the VAD's stop_secs user_params() sets (at most min_delay): the short pauses inside an
+# utterance ("wait, stop") do not split it (0.2 s, Pipecat's default, does), so an overlap
+# and a backchannel are judged whole, and a 0.45 s pause between sentences ends no segment;
+# turnfsm's end-of-turn wait runs from the last voiced window, not from this stop
+VAD_STOP_SECS = 0.5
+
+
+class VadProbe:
+    """Records the speech probability of every window a Pipecat ``VADAnalyzer`` scores
+    (its ``voice_confidence``, which runs in the analyzer's thread), for the adapter to read
+    on the event loop after each audio frame: turnfsm sees the user's speech window by
+    window (the last speech; a voiced window for the overlap detector), not only the VAD's
+    start and stop, which come ``start_secs`` / ``stop_secs`` late."""
+
+    def __init__(self, analyzer: VADAnalyzer) -> None:
+        self.analyzer = analyzer
+        self._windows: deque[float] = deque()
+        inner = analyzer.voice_confidence
+
+        def voice_confidence(buffer: bytes) -> float:
+            p = inner(buffer)
+            item = getattr(p, "item", None)  # Silero's is a one-element numpy array
+            self._windows.append(float(item() if item is not None else p))
+            return p
+        analyzer.voice_confidence = voice_confidence  # type: ignore[method-assign]
+
+    @property
+    def threshold(self) -> float:
+        """The analyzer's confidence threshold (a window at or above it is voiced)."""
+        return float(self.analyzer.params.confidence)
+
+    @property
+    def window_duration(self) -> float:
+        """Seconds of audio per scored window."""
+        rate = self.analyzer.sample_rate or 16000
+        return self.analyzer.num_frames_required() / rate
+
+    def take(self) -> list[float]:
+        """The probabilities scored since the last call, oldest first."""
+        out: list[float] = []
+        while self._windows:
+            out.append(self._windows.popleft())
+        return out
 
 
 @dataclass
@@ -134,13 +196,30 @@ class _Bridge:
 
     def __init__(self, options: EngineOptions | Mapping[str, Any] | None, hooks: object | None,
                  model: EouModel | None, session_kwargs: dict[str, Any] | None,
-                 preemptive_generation: bool, profile: str | Profile | None = None) -> None:
+                 preemptive_generation: bool, profile: str | Profile | None = None,
+                 barge_in: float | None = DEFAULT_MIN_DURATION) -> None:
         self.profile = get_profile(profile)
-        self.options = options if isinstance(options, EngineOptions) else \
-            self.profile.options(options)
+        self.session_kwargs = dict(session_kwargs or {})
+        self.detector: OverlapDetector | None = None
+        if self.session_kwargs.get("detector") is None and barge_in is not None:
+            self.detector = self.session_kwargs["detector"] = OverlapDetector(barge_in)
+        if not isinstance(options, EngineOptions):
+            options = self.profile.options({
+                "interruption_detection": self.session_kwargs.get("detector") is not None,
+                **(options or {})})
+        self.options = options
         self.user_hooks = hooks
         self.model = model
-        self.session_kwargs = dict(session_kwargs or {})
+        self.probe: VadProbe | None = None  # set by user_params(vad_analyzer=...)
+        self._warned_probe = False
+        self.bot_speaking = False  # from BotStarted/StoppedSpeakingFrame
+        # user speech over the bot is judged (an interruption or a backchannel) before it is
+        # a turn: a detector judges overlaps, or the profile's gate judges them by their
+        # words (its rule ``holds_over_agent``); otherwise it starts a turn at once, as
+        # Pipecat's own strategies do
+        self.judges_overlaps = bool(self.options.interruption_detection and
+                                    self.session_kwargs.get("detector") is not None) or \
+            "holds_over_agent" in self.profile.chart.guard_names
         self.preemptive_generation = preemptive_generation
         self.session: Session | None = None
         self.start: TurnfsmUserTurnStartStrategy | None = None
@@ -181,6 +260,10 @@ class _Bridge:
             self._closing = False
             self.session = Session(self.options, profile=self.profile, hooks=self,
                                    model=self.model, **self.session_kwargs)
+            if self.detector is not None:
+                self.detector.bind(self.session)
+                if self.probe is not None:
+                    self.detector.threshold = self.probe.threshold
 
     def cleanup(self) -> None:
         self._refs -= 1
@@ -239,19 +322,35 @@ class _Bridge:
         elif isinstance(frame, VADUserStoppedSpeakingFrame | UserStoppedSpeakingFrame
                         | ProposedUserStoppedSpeakingFrame):
             self.user_speaking = False
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            self.bot_speaking = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self.bot_speaking = False
         elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
             ref = (frame.restored_from if isinstance(frame, RestoredTranscriptionFrame)
                    else frame.id)
             self.aggregated.append((ref, frame))  # the aggregator has appended it
 
     def _push(self, s: Session, frame: Frame) -> None:
-        if isinstance(frame, VADUserStartedSpeakingFrame):
+        if isinstance(frame, InputAudioRawFrame):
+            if self.probe is not None:
+                self._windows(s, self.probe)
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._onset = s.now() - frame.start_secs
             self._activity = False
+            if self.probe is None and not self._warned_probe:
+                self._warned_probe = True
+                log.warning("the VAD analyzer did not go through "
+                            "TurnfsmUserTurnStrategies.user_params(vad_analyzer=...): turnfsm "
+                            "hears only Pipecat's VAD start and stop frames (backchannels "
+                            "may interrupt, pauses may be cut)")
             s.push_vad(ev.VadStartOfSpeech(speech_duration=frame.start_secs, ref=frame.id))
         elif isinstance(frame, UserSpeakingFrame):
             self._activity = True
-            self._speech_window(s, frame.id)
+            if self.probe is None:  # with the probe, voiced windows mark the last speech
+                self._speech_window(s, frame.id)
+                if self.detector is not None:
+                    self.detector.window(1.0)
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             if not self._activity and self._onset is not None:
                 # a VAD without activity frames: its stop is the last speech we know of
@@ -273,49 +372,54 @@ class _Bridge:
             self._interrupted_from = None
             s.agent_speech_started()
         elif isinstance(frame, BotStoppedSpeakingFrame):
-            if self._deferred and not self._judges_after_agent(s):
-                self._deferred = False  # the overlap was never called an interruption
-                if s.engine.in_state("user_speech", "speaking"):
-                    self._enqueue(self._start_turn)  # the user goes on: now it is a turn
             until, self._interrupted_from = self._interrupted_from, None
             s.agent_speech_ended(ignore_user_transcript_until=until)
-            if self._deferred and not s.engine.in_state("gate", "judging"):
-                self._deferred = False  # judged as the agent stopped (see on_output)
-                if s.engine.in_state("user_speech", "speaking"):
-                    self._enqueue(self._start_turn)
 
-    def _speech_window(self, s: Session, ref: Any) -> None:
-        now = s.now()
+    def _windows(self, s: Session, probe: VadProbe) -> None:
+        """The windows the analyzer scored on this audio frame: voiced ones inside a VAD
+        segment mark the last speech; all go to the overlap detector."""
+        probs = probe.take()
+        if not probs:
+            return
+        now, step = s.now(), probe.window_duration
+        threshold = probe.threshold
+        for i, p in enumerate(probs):
+            at = round(now - (len(probs) - 1 - i) * step, 6)
+            if p >= threshold and self._onset is not None:
+                self._speech_window(s, None, at)
+            if self.detector is not None:
+                self.detector.window(p, at)
+
+    def _speech_window(self, s: Session, ref: Any, at: float | None = None) -> None:
+        now = s.now() if at is None else at
         onset = now if self._onset is None else self._onset
         speech = max(now - onset, 1e-3)
         s.push_vad(ev.VadInferenceDone(raw_accumulated_speech=speech, speech_duration=speech,
-                                       speaking=True, ref=ref))
+                                       speaking=True, probability=1.0, ref=ref))
 
     # -- session outputs (the Session's hooks) -----------------------------------------------
 
     def on_output(self, o: out.Output) -> None:
         self._forward("on_output", o)
-        s = self.session
-        if self._deferred and isinstance(o, out.Transcript) and s is not None and \
-                s.engine.in_state("gate", "passthrough") and \
-                not s.engine.in_state("agent_speech", "speaking"):
-            # the utterance judged after the agent stopped was more than a backchannel
+        if self._deferred and isinstance(o, out.Transcript):
+            # turnfsm let the words of the speech begun over the bot through (released, or
+            # never held): they are the user's, the turn starts
             self._deferred = False
             self._enqueue(self._start_turn)
 
     def on_start_of_speech(self, o: out.StartOfSpeech) -> None:
         self._forward("on_start_of_speech", o)
-        s = self.session
-        if s is not None and self._judged(s):
-            self._deferred = True  # a backchannel or an interruption: turnfsm says
+        if self.bot_speaking and self.judges_overlaps:
+            # over the bot: a backchannel or an interruption, turnfsm's outputs will say
+            # (Interruption, its words let through, or dropped as a backchannel)
+            self._deferred = True
             return
         self._enqueue(self._start_turn)
 
     def on_interruption(self, o: out.Interruption) -> None:
         self._forward("on_interruption", o)
         self._deferred = False
-        s = self.session
-        over_agent = s is not None and s.engine.in_state("agent_speech", "speaking")
+        over_agent = self.bot_speaking
         if over_agent:  # the held speech before this overlap is trimmed when the agent stops
             self._interrupted_from = (o.overlap_started_at if o.overlap_started_at is not None
                                       else o.detected_at)
@@ -357,30 +461,8 @@ class _Bridge:
             return getattr(self.user_hooks, name)
         raise AttributeError(name)
 
-    def _judged(self, s: Session) -> bool:
-        """User speech over the agent that turnfsm will judge (an interruption or a
-        backchannel): its gate holds STT events while the agent speaks (the livekit profile
-        with a detector attached; the default profile with a VAD)."""
-        e = s.engine
-        return e.in_state("agent_speech", "speaking") and e.in_state("gate", "holding")
-
-    @staticmethod
-    def _judges_after_agent(s: Session) -> bool:
-        """The profile goes on judging an utterance the agent's end interrupts (the default
-        profile's gate has a ``judging`` state)."""
-        return any(r.name == "gate" and "judging" in r.states for r in s.engine.chart.regions)
-
     def _forward(self, name: str, o: Any) -> None:
-        fn = getattr(self.user_hooks, name, None)
-        if fn is None:
-            return
-        try:
-            r = fn(o)
-        except Exception:
-            log.exception("hook %s raised on %r", name, o)
-            return
-        if inspect.isawaitable(r):
-            self._spawn(_logged(r, f"hook {name}"))
+        call_hook(self.user_hooks, name, o, self._spawn)
 
     # -- Pipecat reactions, in order ---------------------------------------------------------
 
@@ -527,7 +609,7 @@ class _Bridge:
                         "watchdog, or another stop strategy); turnfsm drops the turn. Use "
                         "user_turn_stop_timeout >= %.1f s and no other stop strategy",
                         watchdog_floor(s.options, s.model_timeout))
-        if not s.engine.in_state("turn", "idle") and not s.engine.awaiting_answer:
+        if not s.engine.awaiting_answer:
             with contextlib.suppress(SessionClosed, EngineFailed):
                 s.clear_user_turn()
 
@@ -538,13 +620,6 @@ class _Bridge:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-
-async def _logged(aw: Awaitable[Any], what: str) -> None:
-    try:
-        await aw
-    except Exception:
-        log.exception("%s raised", what)
 
 
 def _same(a: str, b: str) -> bool:
@@ -638,16 +713,21 @@ class TurnfsmUserTurnStrategies(UserTurnStrategies):
     session, created when the pipeline starts (:attr:`session`). ``hooks`` receives every
     output as a Session's hooks do. ``preemptive_generation`` turns turnfsm's
     ``PreemptiveGeneration`` into Pipecat speculative inferences; ``enable_interruptions``
-    is Pipecat's (a turn start interrupts the bot).
+    is Pipecat's (a turn start interrupts the bot). ``barge_in`` is the built-in overlap
+    detector's duration (:class:`OverlapDetector`: user speech over the bot interrupts once
+    a voiced VAD window comes ``barge_in`` seconds after its onset; shorter speech is judged
+    by its words, a backchannel neither interrupts nor becomes a turn; None: no detector,
+    the words alone decide). The detector reads the VAD window by window: give the VAD
+    analyzer through :meth:`user_params` (``vad_analyzer=``).
     """
 
     def __init__(self, options: EngineOptions | Mapping[str, Any] | None = None, *,
                  profile: str | Profile | None = None, hooks: object | None = None,
                  model: EouModel | None = None, session_kwargs: dict[str, Any] | None = None,
-                 preemptive_generation: bool = False, enable_interruptions: bool = True
-                 ) -> None:
+                 preemptive_generation: bool = False, enable_interruptions: bool = True,
+                 barge_in: float | None = DEFAULT_MIN_DURATION) -> None:
         self._bridge = _Bridge(options, hooks, model, session_kwargs, preemptive_generation,
-                               profile)
+                               profile, barge_in)
         super().__init__(
             start=[TurnfsmUserTurnStartStrategy(self._bridge,
                                                 enable_interruptions=enable_interruptions)],
@@ -670,10 +750,41 @@ class TurnfsmUserTurnStrategies(UserTurnStrategies):
         model_timeout = float(self._bridge.session_kwargs.get("model_timeout", 2.0))
         return max(5.0, watchdog_floor(self._bridge.options, model_timeout))
 
-    def user_params(self, **kwargs: Any) -> LLMUserAggregatorParams:
+    @property
+    def detector(self) -> OverlapDetector | None:
+        """The built-in overlap detector (None with ``barge_in=None`` or a detector of the
+        app's in ``session_kwargs``)."""
+        return self._bridge.detector
+
+    def user_params(self, *, vad_start_secs: float | None = VAD_START_SECS,
+                    vad_stop_secs: float | None = VAD_STOP_SECS,
+                    **kwargs: Any) -> LLMUserAggregatorParams:
         """``LLMUserAggregatorParams`` with these strategies and a safe
-        ``user_turn_stop_timeout`` (other fields from ``kwargs``)."""
+        ``user_turn_stop_timeout`` (other fields from ``kwargs``). Give the VAD here
+        (``vad_analyzer=SileroVADAnalyzer()``): turnfsm then reads its speech probability
+        window by window, its ``start_secs`` is set to ``vad_start_secs`` (0.05 s, so
+        speech resuming after a short pause is seen before the end of turn is due) and its
+        ``stop_secs`` to ``vad_stop_secs`` (0.5 s, at most turnfsm's ``min_delay``: a short
+        pause inside an utterance does not split it, so an overlap is judged whole; the
+        end-of-turn wait runs from the last voiced window, so this costs no latency). None
+        keeps the analyzer's own value."""
         kwargs.setdefault("user_turn_stop_timeout", self.user_turn_stop_timeout)
+        analyzer = kwargs.get("vad_analyzer")
+        if analyzer is not None:
+            if vad_stop_secs is not None:  # never past turnfsm's shortest wait
+                vad_stop_secs = min(vad_stop_secs, self.options.endpointing.min_delay)
+            update = {k: v for k, v in (("start_secs", vad_start_secs),
+                                        ("stop_secs", vad_stop_secs)) if v is not None}
+            if update:
+                params = analyzer.params.model_copy(update=update)
+                if analyzer.sample_rate:
+                    analyzer.set_params(params)
+                else:  # not started: the analyzer applies its params when it learns the rate
+                    analyzer._params = params
+            if self._bridge.probe is None or self._bridge.probe.analyzer is not analyzer:
+                self._bridge.probe = VadProbe(analyzer)
+            if self._bridge.detector is not None:
+                self._bridge.detector.threshold = self._bridge.probe.threshold
         return LLMUserAggregatorParams(user_turn_strategies=self, **kwargs)
 
     async def aclose(self) -> None:

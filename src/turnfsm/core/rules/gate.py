@@ -23,10 +23,15 @@ def manual_gate_drops(cx: Context, e: Any) -> bool:
 
 @RULES.action("hold_stt", ev.SttEvent)
 def hold_stt(cx: Context, e: ev.SttEvent) -> None:
-    """Hold an STT event until the agent stops."""
+    """Hold an STT event until the agent stops; a held transcript is reported
+    (``TranscriptHeld``) so a host that forwards transcripts knows to wait for its release."""
     if isinstance(e, ev.SttFinal):
         cx.note_final(e)
     cx.held.append(e)
+    if isinstance(e, ev.SttTranscript):
+        kind: out.TranscriptType = "final" if isinstance(e, ev.SttFinal) else (
+            "preflight" if isinstance(e, ev.SttPreflight) else "interim")
+        cx.emit(out.TranscriptHeld(t=cx.now, ref=e.ref, type=kind, text=e.text))
 
 
 def release_events(cx: Context, events: list[ev.SttEvent]) -> None:

@@ -1,0 +1,186 @@
+"""What the Pipecat and LiveKit adapters share: the audio overlap detector both ship on by
+default, the chaining of the adapter's own hooks with the app's, and the bookkeeping of
+transcripts the engine holds.
+
+**The overlap detector** (:class:`OverlapDetector`) is the rule ``turnfsm listen`` uses for
+overlaps, run on the framework's own VAD, window by window: user speech that begins while
+the agent speaks is an interruption as soon as a *voiced* window comes ``min_duration``
+seconds (0.5 s) after the speech's onset; speech that stops sooner is no interruption
+(the engine then judges its words: a backchannel is dropped). Only voiced windows count
+(the VAD's per-window speech probability at or above ``threshold``), never the silence a
+VAD waits through before it reports the end of speech: a 0.45 s "okay" followed by 0.55 s
+of silence never reaches 0.5 s, while "wait, stop" does as soon as "stop" begins.
+
+**Transcripts the engine holds** (:class:`HeldTranscripts`): a shell that forwards the
+user's transcripts to its framework keeps each one back while the engine reports it held
+(``TranscriptHeld``) and sends it when the engine releases it (``Transcript`` with the same
+ref), or forgets it when the engine drops it (``TranscriptDropped``); a held interim that
+a later transcript of the same speech supersedes is forgotten then. The shell decides from
+these outputs only, never from the chart's region or state names (profiles rename them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from .. import events as ev
+from .. import outputs as out
+from ..runtime import Session, SessionClosed
+
+__all__ = ["DEFAULT_MIN_DURATION", "HeldTranscripts", "OverlapDetector", "call_hook"]
+
+log = logging.getLogger("turnfsm.adapters")
+
+DEFAULT_MIN_DURATION = 0.5  # seconds of overlap (onset to a voiced window) that interrupt
+T = TypeVar("T")
+
+
+class OverlapDetector:
+    """turnfsm's interruption detector on a framework's VAD (see the module): push every
+    VAD window's speech probability with :meth:`window`; the verdict is an
+    ``OverlapVerdict`` pushed into the session at the window that decides it, so turnfsm's
+    gate, backchannel rules and records apply to it. ``min_duration``: the overlap, from the
+    speech's onset to a voiced window, that makes an interruption; ``threshold``: the
+    probability at or above which a window is voiced."""
+
+    def __init__(self, min_duration: float = DEFAULT_MIN_DURATION,
+                 threshold: float = 0.5) -> None:
+        if not min_duration >= 0:
+            raise ValueError(f"min_duration must be >= 0 seconds, not {min_duration!r}")
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], not {threshold!r}")
+        self.min_duration = float(min_duration)
+        self.threshold = float(threshold)
+        self.session: Session | None = None
+        self._onset: float | None = None  # the onset of the overlap being judged
+        self.verdicts: list[tuple[float, float]] = []  # (onset, decided at) of each one
+
+    def bind(self, session: Session) -> None:
+        """The session verdicts are pushed into."""
+        self.session = session
+
+    @property
+    def judging(self) -> bool:
+        """An overlap is open and not decided yet."""
+        return self._onset is not None
+
+    def signal(self, signal: out.DetectorSignal) -> None:
+        """The engine's markers: an overlap opens (judged from now on) or closes."""
+        s = self.session
+        if s is None:
+            return
+        if signal.signal != "overlap_speech_started":
+            self._onset = None  # the overlap closed (the user or the agent stopped)
+            return
+        self._onset = s.now() if signal.started_at is None else signal.started_at
+        if (signal.speech_duration or 0.0) >= self.min_duration:
+            # the agent started over speech already long enough: judged at this instant,
+            # once the step that opened the overlap is over
+            s.call_at(s.engine.now, self._verdict)
+
+    def window(self, probability: float, at: float | None = None) -> None:
+        """One VAD window's speech probability (``at``: the window's end in session time,
+        default now)."""
+        onset, s = self._onset, self.session
+        if onset is None or s is None or probability < self.threshold:
+            return
+        t = s.now() if at is None else at
+        if t - onset >= self.min_duration - 1e-9:
+            self._verdict()
+
+    def _verdict(self) -> None:
+        s, started = self.session, self._onset
+        if s is None or started is None or s.closed:
+            return
+        self._onset = None
+        now = max(s.now(), s.engine.input_clock)
+        self.verdicts.append((started, now))
+        with contextlib.suppress(SessionClosed):
+            s.push_overlap(ev.OverlapVerdict(
+                t=now, is_interruption=True, overlap_started_at=started, detected_at=now,
+                probability=1.0, total_duration=now - started, detection_delay=now - started,
+                num_requests=1))
+
+
+class HeldTranscripts(Generic[T]):
+    """The framework's transcript events the engine has not let through yet, by ref (see
+    the module). :meth:`push` before pushing the event into the session; every output goes
+    to :meth:`on_output`, which calls ``send`` for each event to hand to the framework now,
+    in order."""
+
+    def __init__(self, send: Callable[[T], None]) -> None:
+        self._send = send
+        self._pending: dict[Any, tuple[T, bool]] = {}  # ref -> (event, is a final)
+        self._held: set[Any] = set()  # refs the engine reported held
+
+    def push(self, ref: Any, event: T, *, final: bool) -> None:
+        """An event is about to be pushed into the session with ``ref``."""
+        self._pending[ref] = (event, final)
+
+    def pushed(self, ref: Any) -> None:
+        """The push of ``ref`` returned: unless the engine holds it, it is settled (sent
+        with its ``Transcript``, or ignored by the engine: forgotten)."""
+        if ref not in self._held:
+            self._pending.pop(ref, None)
+
+    def on_output(self, o: out.Output) -> None:
+        """Act on one engine output."""
+        if isinstance(o, out.TranscriptHeld):
+            if o.ref in self._pending:
+                self._held.add(o.ref)
+        elif isinstance(o, out.Transcript):
+            item = self._pending.pop(o.ref, None)
+            self._held.discard(o.ref)
+            if item is not None:
+                self._send(item[0])
+            if o.type == "final":
+                self._supersede(o.ref)
+        elif isinstance(o, out.TranscriptDropped) and \
+                self._pending.pop(o.ref, None) is not None:
+            self._held.discard(o.ref)
+            self._supersede(o.ref)
+
+    def _supersede(self, ref: Any) -> None:
+        """A final was settled: the held interims before it are stale (forgotten)."""
+        for r in [r for r, (_, final) in self._pending.items() if not final and r != ref]:
+            if r in self._held and (not isinstance(r, int) or not isinstance(ref, int)
+                                    or r < ref):
+                del self._pending[r]
+                self._held.discard(r)
+
+    def clear(self) -> None:
+        """Forget everything (the turn was cleared; the session closed)."""
+        self._pending.clear()
+        self._held.clear()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
+def call_hook(hooks: object | None, name: str, arg: Any,
+              spawn: Callable[[Awaitable[Any]], object] | None = None) -> Any:
+    """Call the app's hook ``name`` (if it has one) with ``arg``; a hook that raises is
+    logged, never propagated; an awaitable result is handed to ``spawn`` (or returned)."""
+    fn = getattr(hooks, name, None)
+    if fn is None:
+        return None
+    try:
+        r = fn(arg)
+    except Exception:
+        log.exception("hook %s raised on %r", name, arg)
+        return None
+    if inspect.isawaitable(r) and spawn is not None:
+        spawn(_logged(r, f"hook {name}"))
+        return None
+    return r
+
+
+async def _logged(aw: Awaitable[Any], what: str) -> None:
+    try:
+        await aw
+    except Exception:
+        log.exception("%s raised", what)
