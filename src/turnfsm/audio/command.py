@@ -13,10 +13,10 @@ from ..core.profiles import get_profile
 from ..errors import TurnFsmError
 from ..options import EndpointingOptions
 from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps
-from .listen import ListenOptions, Progress, build_trace, trace_lines
+from .listen import ListenOptions, Progress, stream_trace, trace_lines
 from .transcripts import read_words
 from .vad import VadOptions
-from .wav import read_wav
+from .wav import WavStream
 
 
 def listen_command(args: argparse.Namespace) -> int:
@@ -34,10 +34,13 @@ def _listen(args: argparse.Namespace) -> int:
     from ..runtime.model import RuleBasedModel
     from ..runtime.replay import RuntimeReplay
 
-    audio = read_wav(args.wav)
+    if args.wav == "-":
+        from .live import listen_live
+        return listen_live(args)
+    stream = WavStream(args.wav)
     latency: float | str = "measured" if args.asr_latency == "measured" else float(
         args.asr_latency)
-    detection = (audio.channels > 1 if args.interruption_detection == "auto"
+    detection = (stream.channels > 1 if args.interruption_detection == "auto"
                  else args.interruption_detection == "on")
     transcripts = bool(args.words) or args.asr != "none"
     profile = get_profile(args.profile)
@@ -59,8 +62,9 @@ def _listen(args: argparse.Namespace) -> int:
                          interims=not args.no_interims, profile=profile.name)
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None
-    bar = Progress(audio.duration > 5.0)
-    trace = build_trace(audio, opts, words=words, progress=bar)
+    bar = Progress((stream.duration or 0.0) > 5.0)
+    trace, audio = stream_trace(stream, opts, words=words, progress=bar,
+                                keep_audio=bool(args.plot))
     bar.done()
     timeline = TimelineObserver(trace)
     records: list[Any] = []
@@ -81,10 +85,14 @@ def _listen(args: argparse.Namespace) -> int:
         Path(args.out_trace).write_text(trace_lines(trace), encoding="utf-8")
     if args.plot:
         from .plot import plot_session
+        assert audio is not None
         plot_session(audio, trace, lines, records, args.plot)
     if not args.quiet:
-        sys.stdout.write(f"# {audio.path}: {audio.duration:.2f} s, "
-                         f"{'stereo (user, agent)' if audio.channels > 1 else 'mono (user)'}, "
+        duration = trace.inputs[-1].t if trace.inputs else 0.0
+        if stream.duration is not None:
+            duration = stream.duration
+        sys.stdout.write(f"# {stream.path}: {duration:.2f} s, "
+                         f"{'stereo (user, agent)' if stream.channels > 1 else 'mono (user)'}, "
                          f"transcripts: {'words' if words is not None else args.asr}, "
                          f"profile: {profile.name}\n")
         sys.stdout.write("#   time   line  input / -> output\n")

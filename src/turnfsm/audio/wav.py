@@ -89,6 +89,7 @@ class WavStream:
         else:
             self._f, self._size = source, None
         self._head = b""
+        self._duration: float | None = None
         try:
             if raw is None:
                 self._head = self._read(4)
@@ -176,6 +177,8 @@ class WavStream:
         self.channels, self.source_rate, self._width, self._tag = channels, rate, width, tag
         if self._left is not None and self._left < width * channels:
             raise AudioError(f"{p}: no audio in the file")
+        if self._left is not None:
+            self._duration = self._left // (width * channels) / rate
 
     def _skip(self, n: int) -> None:
         if self._own and not self._head:
@@ -192,9 +195,7 @@ class WavStream:
     @property
     def duration(self) -> float | None:
         """Seconds of audio the header announces (None: a stream of unknown length)."""
-        if self._left is None:
-            return None
-        return self._left // (self._width * self.channels) / self.source_rate
+        return self._duration
 
     def _decode(self, raw: bytes) -> np.ndarray:
         width, tag = self._width, self._tag
