@@ -34,10 +34,10 @@ def _listen(args: argparse.Namespace) -> int:
     from ..runtime.model import RuleBasedModel
     from ..runtime.replay import RuntimeReplay
 
-    if args.wav == "-":
-        from .live import listen_live
-        return listen_live(args)
-    stream = WavStream(args.wav)
+    if args.wav == "-":  # live: a WAV stream or raw 16 kHz 16-bit mono PCM
+        stream = WavStream(sys.stdin.buffer, "<stdin>", raw=None)
+    else:
+        stream = WavStream(args.wav)
     latency: float | str = "measured" if args.asr_latency == "measured" else float(
         args.asr_latency)
     detection = (stream.channels > 1 if args.interruption_detection == "auto"
@@ -62,11 +62,25 @@ def _listen(args: argparse.Namespace) -> int:
                          interims=not args.no_interims, profile=profile.name)
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None
+    if args.wav == "-":
+        from .live import listen_live
+        return listen_live(args, stream, opts, profile, chart)
     bar = Progress((stream.duration or 0.0) > 5.0)
     trace, audio = stream_trace(stream, opts, words=words, progress=bar,
                                 keep_audio=bool(args.plot))
     bar.done()
+    duration = stream.duration if stream.duration is not None else (
+        trace.inputs[-1].t if trace.inputs else 0.0)
+    head = (f"# {stream.path}: {duration:.2f} s, "
+            f"{'stereo (user, agent)' if stream.channels > 1 else 'mono (user)'}, "
+            f"transcripts: {'words' if words is not None else args.asr}, "
+            f"profile: {profile.name}\n#   time   line  input / -> output\n")
     timeline = TimelineObserver(trace)
+    if args.realtime and not args.quiet:  # each line printed when it happens
+        from .live import Printing
+        timeline = Printing(trace)
+        sys.stdout.write(head)
+        sys.stdout.flush()
     records: list[Any] = []
     replay = RuntimeReplay(trace, diagnostics=args.diagnostics, chart=chart,
                            observers=(timeline, records.append), profile=profile)
@@ -74,7 +88,7 @@ def _listen(args: argparse.Namespace) -> int:
         rule = RuleBasedModel()
         replay.model_fn = rule.probability
         replay.model.opts["unlikely_threshold"] = rule.threshold
-    lines = _realtime(replay) if args.realtime else replay.run()
+    lines = _realtime(replay, duration) if args.realtime else replay.run()
     if replay.model_answers:  # the trace reruns the model's answers, in order
         trace = attrs.evolve(trace, config={**trace.config, "turn_detector": {
             **TURN_DETECTOR_DEFAULTS, **trace.config["turn_detector"],
@@ -88,25 +102,20 @@ def _listen(args: argparse.Namespace) -> int:
         assert audio is not None
         plot_session(audio, trace, lines, records, args.plot)
     if not args.quiet:
-        duration = trace.inputs[-1].t if trace.inputs else 0.0
-        if stream.duration is not None:
-            duration = stream.duration
-        sys.stdout.write(f"# {stream.path}: {duration:.2f} s, "
-                         f"{'stereo (user, agent)' if stream.channels > 1 else 'mono (user)'}, "
-                         f"transcripts: {'words' if words is not None else args.asr}, "
-                         f"profile: {profile.name}\n")
-        sys.stdout.write("#   time   line  input / -> output\n")
-        for t, who, what in timeline.rows:
-            if what.startswith("vad.inference_done"):
-                continue
-            sys.stdout.write(f"{t:8.3f}s {who} {what}\n")
+        if not args.realtime:  # (in real time the lines were printed as they happened)
+            sys.stdout.write(head)
+            for t, who, what in timeline.rows:
+                if what.startswith("vad.inference_done"):
+                    continue
+                sys.stdout.write(f"{t:8.3f}s {who} {what}\n")
         eots = [x for x in lines if x["kind"] == "on_end_of_turn"]
         sys.stdout.write(f"# {len(eots)} end(s) of turn\n")
     return 0
 
 
-def _realtime(replay: Any) -> list[dict[str, Any]]:
-    """Run the replay's session on the wall clock (inputs pushed as their times come)."""
+def _realtime(replay: Any, duration: float) -> list[dict[str, Any]]:
+    """Run the replay's session on the wall clock (inputs pushed as their times come); the
+    run ends when the audio has played and no decision is pending."""
     import asyncio
 
     from ..runtime.session import Session
@@ -128,7 +137,14 @@ def _realtime(replay: Any) -> list[dict[str, Any]]:
                 await asyncio.sleep(delay)
             replay.now = max(replay.now, i.t)
             replay.apply(i)
-        await asyncio.sleep(max(0.0, replay.cfg["endpointing"]["max_delay"] + 0.5))
+        end = max(duration, replay.trace.inputs[-1].t if replay.trace.inputs else 0.0)
+        await asyncio.sleep(max(0.0, start + end - loop.time()))
+        while True:  # the decisions still pending (a final awaited, an end of turn's delay)
+            d = session.scheduler.next_deadline()
+            if d is None or d > end + 30.0:
+                break
+            await asyncio.sleep(max(0.0, start + d - loop.time()) + 0.002)
+            await session.settle()
         replay.rec(session.now(), "close")
         await session.aclose()
         lines: list[dict[str, Any]] = replay.lines

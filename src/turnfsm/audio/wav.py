@@ -99,9 +99,10 @@ class WavStream:
                 self._left: int | None = None
             else:
                 self._header()
-        except BaseException:
-            self.close()
-            raise
+        finally:
+            if self._own:  # a path is reopened by blocks()
+                self._data_at = self._f.tell()
+                self._f.close()
 
     # -- header ------------------------------------------------------------------------------
 
@@ -220,6 +221,12 @@ class WavStream:
     def blocks(self, seconds: float = 1.0) -> Iterator[np.ndarray]:
         """float32 blocks (channels, n) at :data:`RATE`, about ``seconds`` long each (the
         last may be shorter; a block is yielded as soon as its bytes are read)."""
+        if self._own:
+            try:
+                self._f = open(self.path, "rb")  # noqa: SIM115 - closed below
+                self._f.seek(self._data_at)
+            except OSError as e:
+                raise AudioError(f"{self.path}: cannot read: {e.strerror or e}") from None
         frame = self._width * self.channels
         want = max(1, int(seconds * self.source_rate)) * frame
         stream: Any = None
@@ -253,7 +260,8 @@ class WavStream:
             raise AudioError(f"{self.path}: no audio in the file")
 
     def close(self) -> None:
-        """Stop reading (a path's file is closed; a stream given is left open)."""
+        """Stop reading (a path's file is closed; a stream given is left open; a path's
+        header is read and its file closed at once, so an unread stream holds nothing)."""
         if self._own:
             self._f.close()
 
@@ -265,8 +273,16 @@ def read_wav(path: str | Path) -> Audio:
     s = WavStream(path)
     if s.duration is not None and s.duration > MAX_READ_SECONDS:
         s.close()
-        raise AudioError(f"{s.path}: {s.duration / 3600:.1f} hours of audio is more than "
-                         f"the {MAX_READ_SECONDS // 3600} hours read whole into memory; "
+        raise AudioError(f"{s.path}: {_span(s.duration)} of audio is more than the "
+                         f"{_span(MAX_READ_SECONDS)} read whole into memory; "
                          "`turnfsm listen` streams longer files")
     parts = list(s.blocks(60.0))
     return Audio(s.path, np.concatenate(parts, axis=1), s.source_rate)
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} minutes"
+    return f"{seconds:.1f} s"
