@@ -26,7 +26,7 @@ import numpy as np
 from ..options import EngineOptions
 from ..replay import Trace, TraceInput
 from ..replay.trace import parse_config
-from .transcripts import Whisper, Word, whisper_lines, words_lines
+from .transcripts import Whisper, Word, shared_whisper, whisper_lines, words_lines
 from .vad import Segment, SileroVad, VadModel, VadOptions, VadStream, segments, vad_lines
 from .wav import Audio, WavStream, to_int16
 
@@ -190,7 +190,7 @@ def _assemble(path: str, o: ListenOptions, user: list[dict[str, Any]],
                              if o.asr_latency != "measured" else 0.3,
                              interim_every=0.5 if o.interims else None)
     elif o.asr == "whisper":
-        lines += whisper_lines(user_samples(), user_segs, whisper or Whisper(),
+        lines += whisper_lines(user_samples(), user_segs, whisper or shared_whisper(),
                                latency=o.asr_latency, padding=min(o.vad.prefix_padding, 0.3),
                                progress=progress)
     if agent_segs is not None:

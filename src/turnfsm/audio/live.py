@@ -43,7 +43,7 @@ from ..replay.replay import Replay, ScriptedModel
 from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps, parse_config
 from ..replay.timeline import TimelineObserver
 from .listen import ORDER, ListenOptions, _header, trace_lines
-from .transcripts import Whisper
+from .transcripts import Whisper, shared_whisper
 from .vad import SileroVad, VadStream
 from .wav import RATE, WavStream, to_int16
 
@@ -326,7 +326,7 @@ def listen_live(args: argparse.Namespace, stream: WavStream, opts: ListenOptions
                            "--asr none or --asr whisper")
     if args.plot:
         raise TurnFsmError("--plot needs a file; use --out-trace and listen to the file")
-    whisper = Whisper() if opts.asr == "whisper" else None
+    whisper = shared_whisper() if opts.asr == "whisper" else None
     live = LiveInputs(stream, opts, whisper, keep=bool(args.out_trace))
     empty = Trace(live.path, live.config, ())
     timeline = Printing(empty, live)
