@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from ..core.profiles import get_profile
 from ..errors import TurnFsmError
 from ..options import EndpointingOptions
@@ -31,8 +29,6 @@ def listen_command(args: argparse.Namespace) -> int:
 def _listen(args: argparse.Namespace) -> int:
     from ..core import read_chart
     from ..replay.timeline import TimelineObserver
-    from ..runtime.model import RuleBasedModel
-    from ..runtime.replay import RuntimeReplay
 
     if args.wav == "-":  # live: a WAV stream or raw 16 kHz 16-bit mono PCM
         stream = WavStream(sys.stdin.buffer, "<stdin>", raw=None)
@@ -82,6 +78,19 @@ def _listen(args: argparse.Namespace) -> int:
         sys.stdout.write(head)
         sys.stdout.flush()
     records: list[Any] = []
+    def observe(rec: Any) -> None:
+        timeline(rec)
+        records.append(rec)
+    if not args.realtime and args.turn_detection != "model":
+        # the direct replay (the same outputs as a Session's; no event loop to start)
+        from ..replay.replay import Replay
+        direct = Replay(trace, diagnostics=args.diagnostics, chart=chart, profile=profile,
+                        observer=observe if args.plot else timeline)
+        lines = direct.run()
+        return _finish(args, stream, trace, lines, records, audio, words, profile, head,
+                       timeline)
+    from ..runtime.model import RuleBasedModel
+    from ..runtime.replay import RuntimeReplay
     replay = RuntimeReplay(trace, diagnostics=args.diagnostics, chart=chart,
                            observers=(timeline, records.append), profile=profile)
     if args.turn_detection == "model":
@@ -90,9 +99,17 @@ def _listen(args: argparse.Namespace) -> int:
         replay.model.opts["unlikely_threshold"] = rule.threshold
     lines = _realtime(replay, duration) if args.realtime else replay.run()
     if replay.model_answers:  # the trace reruns the model's answers, in order
+        import attrs
         trace = attrs.evolve(trace, config={**trace.config, "turn_detector": {
             **TURN_DETECTOR_DEFAULTS, **trace.config["turn_detector"],
             "probabilities": list(replay.model_answers)}})
+    return _finish(args, stream, trace, lines, records, audio, words, profile, head, timeline)
+
+
+def _finish(args: argparse.Namespace, stream: WavStream, trace: Any,
+            lines: list[dict[str, Any]], records: list[Any], audio: Any, words: Any,
+            profile: Any, head: str, timeline: Any) -> int:
+    """Write what was asked for and print the timeline."""
     if args.output:
         Path(args.output).write_text(dumps(lines), encoding="utf-8")
     if args.out_trace:
