@@ -144,11 +144,12 @@ def test_listen_reads_raw_pcm_from_standard_input(tmp_path: Path) -> None:
 def test_a_stereo_stream_gives_the_decisions_of_its_file(wav: Path, tmp_path: Path) -> None:
     """A stereo WAV piped into `listen -` (the agent's VAD placed within the stream's lag)
     gives the outputs of `listen FILE`."""
+    import io
+
     from turnfsm.audio.listen import ListenOptions
     from turnfsm.audio.live import LiveInputs
     from turnfsm.core.profiles import get_profile
     from turnfsm.replay.replay import Replay, replay_trace
-    import io
 
     eng = get_profile("default").options({"stt": False, "interruption_detection": True})
     opts = ListenOptions(engine=eng)
@@ -190,7 +191,8 @@ def test_read_wav_refuses_audio_beyond_its_limit(tmp_path: Path,
     line naming the file; the streaming reader takes it."""
     import turnfsm.audio.wav as wav
     monkeypatch.setattr(wav, "MAX_READ_SECONDS", 1)
-    with pytest.raises(AudioError, match="4.8 s of audio is more than the 1.0 s read whole into memory") as info:
+    with pytest.raises(AudioError, match=r"4\.8 s of audio is more than the 1\.0 s read "
+                       "whole into memory") as info:
         read_wav(HESITATION)
     assert str(HESITATION) in str(info.value)
     assert sum(b.shape[1] for b in WavStream(HESITATION).blocks()) == \
@@ -201,6 +203,7 @@ def test_live_listen_refuses_timed_words(capsys: pytest.CaptureFixture[str],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """`listen - --words W` is one clear line and exit 2 (timed words need a file)."""
     import io
+
     from turnfsm.cli import main
 
     class Stdin:

@@ -131,7 +131,9 @@ def _latency(v: str) -> str:
 
 def _listen_arguments(lp: argparse.ArgumentParser) -> None:
     """The ``listen`` options."""
-    lp.add_argument("wav", help="a WAV file: mono (the user) or stereo (user, agent)")
+    lp.add_argument("wav", help="a WAV file: mono (the user) or stereo (user, agent); `-` "
+                    "reads standard input live (a WAV stream or raw 16 kHz 16-bit mono PCM: "
+                    "sox -d -c 1 -t wav - | turnfsm listen -)")
     lp.add_argument("-o", "--output", help="write the outputs (JSON Lines, as replay does)")
     lp.add_argument("--out-trace", help="write the inputs as a trace `turnfsm replay` reruns")
     lp.add_argument("--plot", help="draw the session's timeline picture (PNG; extra `plot`)")

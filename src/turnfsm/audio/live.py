@@ -40,13 +40,12 @@ from ..core.profiles import Profile
 from ..errors import TurnFsmError
 from ..replay import Trace, TraceInput
 from ..replay.replay import Replay, ScriptedModel
-from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps, parse_config
 from ..replay.timeline import TimelineObserver
+from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps, parse_config
 from .listen import ORDER, ListenOptions, _header, trace_lines
 from .transcripts import Whisper, shared_whisper
 from .vad import SileroVad, VadStream
 from .wav import RATE, WavStream, to_int16
-
 
 STEREO_LAG = 1.5  # seconds a stereo stream is decided behind its audio
 

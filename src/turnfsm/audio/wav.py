@@ -142,7 +142,7 @@ class WavStream:
             if cid == b"data":
                 if fmt is None:
                     raise AudioError(f"{p}: the WAV file has no format chunk before its data")
-                if size == _UNKNOWN or size == 0 and self._size is None:
+                if size == _UNKNOWN or (size == 0 and self._size is None):
                     self._left = None  # a stream of unknown length: until the end
                 else:
                     self._left = size if self._size is None else min(size, self._size - pos)

@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, NoReturn
+from typing import Annotated, Any, Literal, NamedTuple, NoReturn, cast
 
 import attrs
 
@@ -420,7 +420,7 @@ class TraceStream:
     def __iter__(self) -> Iterator[TraceInput]:
         for x in self.items():
             if type(x) is tuple:
-                lineno, w = x
+                lineno, w = cast("tuple[int, Any]", x)
                 f = _window_fields(w)
                 t = f.pop("t")
                 del f["kind"]
