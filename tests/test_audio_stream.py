@@ -137,6 +137,11 @@ def test_listen_reads_raw_pcm_from_standard_input(tmp_path: Path) -> None:
     want = tmp_path / "file.jsonl"
     _listen_file(HESITATION, want)
     assert out.read_bytes() == want.read_bytes()
+    # without -o the outputs are not kept, and the ends of turn are still counted
+    p = subprocess.run([sys.executable, "-m", "turnfsm.cli", "listen", "-"], input=pcm,
+                       capture_output=True, env=ENV, timeout=60)
+    assert p.returncode == 0 and p.stdout.decode().splitlines()[-1].startswith(
+        "# 2 end(s) of turn"), p.stdout
 
 
 @pytest.mark.parametrize("wav", sorted((ROOT / "examples" / "dialogues").glob("0[5-8]*.wav")),

@@ -288,10 +288,16 @@ class _RuleScript(ScriptedModel):
 
 
 class _Discard:
-    """Output lines nobody asked for (no ``-o``): a live run keeps nothing."""
+    """Output lines nobody asked for (no ``-o``): a live run keeps nothing but the count of
+    its ends of turn."""
+
+    def __init__(self) -> None:
+        self.ends = 0
 
     def write(self, s: str) -> None:
-        """Drop the line."""
+        """Drop the line (count it if it ends a turn)."""
+        if '"kind": "on_end_of_turn"' in s:
+            self.ends += 1
 
 
 class Printing(TimelineObserver):
@@ -333,9 +339,10 @@ def listen_live(args: argparse.Namespace, stream: WavStream, opts: ListenOptions
     if args.turn_detection == "model":
         from ..runtime.model import RuleBasedModel
         rule = RuleBasedModel().probability
+    discard = None if args.output else _Discard()
     replay = _LiveReplay(live, model_fn=rule, diagnostics=args.diagnostics, chart=chart,
                          observer=timeline if not args.quiet else None, profile=profile,
-                         sink=None if args.output else _Discard())
+                         sink=discard)
     if not args.quiet:
         sys.stdout.write(f"# {live.path}: live, "
                          f"{'stereo (user, agent)' if stream.channels > 1 else 'mono (user)'}"
@@ -354,6 +361,7 @@ def listen_live(args: argparse.Namespace, stream: WavStream, opts: ListenOptions
     if args.out_trace:
         Path(args.out_trace).write_text(trace_lines(trace), encoding="utf-8")
     if not args.quiet:
-        eots = [x for x in lines if x["kind"] == "on_end_of_turn"]
-        sys.stdout.write(f"# {len(eots)} end(s) of turn in {live.ended_at or 0.0:.2f} s\n")
+        ends = (discard.ends if discard is not None else
+                sum(1 for x in lines if x["kind"] == "on_end_of_turn"))
+        sys.stdout.write(f"# {ends} end(s) of turn in {live.ended_at or 0.0:.2f} s\n")
     return 0
