@@ -223,6 +223,8 @@ def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
 def _decode(line: str, path: str, lineno: int) -> Any:
     """One JSON value (msgspec when it is installed; the standard library decides every case
     msgspec refuses, so errors and accepted inputs are the same either way)."""
+    if not _loaded:
+        _load_msgspec()
     if _fast_decode is not None:
         try:
             return _fast_decode(line)
@@ -237,35 +239,40 @@ def _decode(line: str, path: str, lineno: int) -> Any:
         raise TraceError("invalid JSON: nested too deeply", path=path, line=lineno) from None
 
 
-try:  # a faster decoder when available (about 8x on trace lines)
-    import msgspec
+_fast_decode: Any = None  # msgspec's decoders, loaded on first use (_load_msgspec)
+_window_decode: Any = None
+_window_fields: Any = None
+_NOT_A_WINDOW: tuple[type[Exception], ...] = ()
+_loaded = False
 
-    _fast_decode: Any = msgspec.json.Decoder().decode
 
-    _Num = Annotated[float, msgspec.Meta(ge=0.0, le=1.7976931348623157e308)]
+def _load_msgspec() -> None:
+    """msgspec's decoders (a faster decoder, about 8x on trace lines, and the typed decoder
+    of window lines), imported when a trace is first read: a command that reads none does
+    not pay for the import."""
+    global _fast_decode, _window_decode, _window_fields, _NOT_A_WINDOW, _loaded
+    if _loaded:
+        return
+    _loaded = True
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - msgspec is a dependency
+        return
+    num = Annotated[float, msgspec.Meta(ge=0.0, le=1.7976931348623157e308)]
 
-    class _WindowLine(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-        """A VAD window line (the most frequent by far), checked in C: every field a finite
-        non-negative number but the flag ``speaking``, no other field. A line that does not
-        fit takes the general path (which names what is wrong, or accepts it)."""
+    # a VAD window line (the most frequent by far), checked in C: every field a finite
+    # non-negative number but the flag ``speaking``, no other field; a line that does not fit
+    # takes the general path (which names what is wrong, or accepts it)
+    window_line = msgspec.defstruct(
+        "WindowLine",
+        [("t", num), ("kind", Literal["vad.inference_done"]),
+         *((k, bool if k == "speaking" else num, default) for k, (_typ, default) in _VAD.items())],
+        forbid_unknown_fields=True, gc=False)
+    _fast_decode = msgspec.json.Decoder().decode
+    _window_decode = msgspec.json.Decoder(window_line).decode
+    _window_fields = msgspec.structs.asdict
+    _NOT_A_WINDOW = (msgspec.ValidationError, msgspec.DecodeError)
 
-        t: _Num
-        kind: Literal["vad.inference_done"]
-        speech_duration: _Num = 0.0
-        silence_duration: _Num = 0.0
-        inference_duration: _Num = 0.0
-        probability: _Num = 0.0
-        speaking: bool = False
-        raw_accumulated_speech: _Num = 0.0
-        raw_accumulated_silence: _Num = 0.0
-
-    _window_decode: Any = msgspec.json.Decoder(_WindowLine).decode
-    _window_fields: Any = msgspec.structs.asdict
-    _NOT_A_WINDOW: tuple[type[Exception], ...] = (msgspec.ValidationError,
-                                                   msgspec.DecodeError)
-except ImportError:  # pragma: no cover - msgspec is a dependency
-    _fast_decode = None
-    _window_decode = None
 
 _INF = math.inf
 
@@ -432,6 +439,7 @@ class TraceStream:
         """The inputs, a VAD window line as ``(line number, window)`` (the typed decoder's
         checked struct: ``t``, ``raw_accumulated_speech``, ...; the replay's hot path),
         every other line as a :class:`TraceInput`."""
+        _load_msgspec()
         inputs = _Inputs(self.path)
         check = inputs.check
         path = self.path
