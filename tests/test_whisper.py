@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
 
 
+@pytest.mark.slow
 def test_listen_with_whisper_writes_the_same_bytes_every_run(tmp_path: Path) -> None:
     """`listen --asr whisper` run twice (two processes) writes the same outputs, trace and
     timeline (greedy decoding at temperature 0, no sampling fallback)."""
@@ -48,6 +49,7 @@ def test_packed_windows_give_each_segment_its_own_words() -> None:
     assert "table" in alone[0].lower()
 
 
+@pytest.mark.slow
 def test_score_loads_the_model_once(monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     """`score --asr whisper` over several WAV sessions loads one Whisper model."""
