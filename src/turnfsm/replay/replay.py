@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from .. import events as ev
 from .. import outputs as out
@@ -405,7 +405,7 @@ class Replay:
             items = self.trace.items()  # window lines as (line, checked struct)
         for i in items:
             if type(i) is tuple:  # a window line from the stream's typed decoder
-                ref, w = cast("tuple[int, Any]", i)
+                ref, w = i  # type: ignore[misc]  # (not TraceInput: a plain tuple)
                 t = last_t = w.t
                 if t >= due:
                     self.run_timers(t)

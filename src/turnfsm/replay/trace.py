@@ -445,6 +445,7 @@ class TraceStream:
         path = self.path
         window = _window_decode
         not_a_window = _NOT_A_WINDOW if window is not None else ()
+        last = inputs.last_t  # (kept here on the window path; the checker keeps it otherwise)
         try:
             for lineno, line in enumerate(self._f, start=2):
                 if window is not None:  # the typed decoder: a window line, checked in C
@@ -453,13 +454,17 @@ class TraceStream:
                     except not_a_window:
                         pass
                     else:
-                        if inputs.last_t <= w.t:
-                            inputs.last_t = w.t
+                        t = w.t
+                        if last <= t:
+                            last = t
                             yield lineno, w
                             continue
                 if line.isspace() or not line:
                     continue
-                yield check(lineno, _decode(line, path, lineno))
+                inputs.last_t = last
+                x = check(lineno, _decode(line, path, lineno))
+                last = inputs.last_t
+                yield x
         except UnicodeDecodeError as e:
             raise TraceError(f"cannot read the trace: {e}", path=path) from None
         finally:
