@@ -7,15 +7,20 @@
    ``advance``, end-of-turn outputs answered at once), against a bare loop that stores one
    value per event. Twice: VAD windows as events (``handle``) and through the object-free
    ``vad_window``.
-2. Whole-process ``turnfsm replay`` of a 60- and a 180-minute generated session, with peak
-   memory, against the reference recogniser replaying the same trace (when a Python with
-   livekit-agents 1.5.12 is given: ``--reference PYTHON`` or ``$REFERENCE_PYTHON``, default
+2. Whole-process ``turnfsm replay`` of a 60- and a 180-minute generated session (CPU
+   seconds, start-up included), with peak memory, against the reference recogniser
+   replaying the same trace (when a Python with livekit-agents 1.5.12 is given:
+   ``--reference PYTHON`` or ``$REFERENCE_PYTHON``, default
    ``~/.venvs/livekit-ref/bin/python`` when it exists).
 3. Memory per idle and per active engine (tracemalloc over many engines).
 4. The asyncio runtime: 1,000 Sessions on one event loop pinned to one core, fed in real
    time (``runtime_load.py``: CPU share, end-of-turn lateness, against a feeding-only
    baseline), and the span observer's cost per turn (``runtime_load.py --spans``).
 5. The tuning sweep's throughput (``tune_bench.py``), when it is there.
+6. The audio path (``audio_bench.py``): VAD CPU per channel-second against Pipecat's and
+   LiveKit's analyzers, ``listen`` CPU per audio-second (no transcripts, timed words,
+   Whisper), a 30-minute 44.1 kHz stereo file's CPU and peak memory, start-up CPU per
+   command, soxr against a numpy resampler (``--baseline REV``: before and after).
 
 Medians over repetitions, with the spread (min-max). The machine is shared and noisy: the
 ratios, measured in the same run, are the figures to read.
@@ -166,17 +171,19 @@ _CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECO
 
 def run_process(python: str, target: str, args: list[str], out_path: Path
                 ) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of ``python target args`` writing stdout to out_path;
-    target is a script (``.py``) or a module name."""
-    t0 = time.perf_counter()
+    """(CPU seconds, peak RSS MB) of ``python target args`` writing stdout to out_path;
+    target is a script (``.py``) or a module name. CPU, not wall time: the machine is
+    shared, and another process's load stretches wall time, not CPU time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(out_path, "w") as f:
         p = subprocess.run([python, "-c", _PEAK, target, *args], stdout=f,
                            stderr=subprocess.PIPE, text=True, env=_CHILD_ENV)
-    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if p.returncode != 0:
         raise RuntimeError(f"{target} {args} exited {p.returncode}: {p.stderr[-500:]}")
     peak = [ln for ln in p.stderr.splitlines() if ln.startswith("PEAK_KB ")]
-    return wall, int(peak[-1].split()[1]) / 1024 if peak else float("nan")
+    return cpu, int(peak[-1].split()[1]) / 1024 if peak else float("nan")
 
 
 def reference_python(given: str | None) -> str | None:
@@ -217,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, shorter sessions")
     ap.add_argument("--reference", help="a Python with livekit-agents 1.5.12 installed")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--baseline", help="a git revision the audio figures are measured "
+                    "against (section 6)")
     a = ap.parse_args(argv)
     reps = 3 if a.quick else 7
     results: dict[str, Any] = {
@@ -260,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     # 2
     ref = reference_python(a.reference)
     results["replay"] = {}
-    print("\n2. whole-process replay (wall seconds, peak RSS):")
+    print("\n2. whole-process replay (CPU seconds, start-up included; peak RSS):")
     lengths = [10.0, 30.0] if a.quick else [60.0, 180.0]
     script = str(ROOT.parent / "shared" / "conformance" / "replay_livekit.py")
     with tempfile.TemporaryDirectory() as tmp:
@@ -337,6 +346,20 @@ def main(argv: list[str] | None = None) -> int:
         for ln in (p.stdout if p.returncode == 0 else p.stderr[-500:]).splitlines():
             if ln.strip():
                 print(f"   {ln.strip()}")
+
+    # 6
+    print("\n6. the audio path (audio_bench.py):")
+    audio_json = Path(tempfile.mkstemp(suffix=".json")[1])
+    p = subprocess.run([sys.executable, str(HERE / "audio_bench.py"), "--json", str(audio_json),
+                        *(["--quick"] if a.quick else []),
+                        *(["--baseline", a.baseline] if a.baseline else [])],
+                       capture_output=True, text=True)
+    for ln in (p.stdout if p.returncode == 0 else p.stderr[-800:]).splitlines():
+        if ln.strip():
+            print(f"   {ln.rstrip()}")
+    if p.returncode == 0:
+        results["audio"] = json.loads(audio_json.read_text())
+    audio_json.unlink(missing_ok=True)
 
     print(f"\nprocess peak RSS of this run: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -200,7 +200,9 @@ def _read_both_ways(text: str) -> tuple[Any, Any]:
     import turnfsm.replay.trace as trace_module
 
     results = []
+    trace_module._load_msgspec()  # msgspec's decoder is loaded on first use
     fast = trace_module._fast_decode
+    assert fast is not None
     for decoder in (fast, None):
         trace_module._fast_decode = decoder
         try:

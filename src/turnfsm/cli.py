@@ -193,7 +193,8 @@ PROFILE_OPTIONS: dict[str, tuple[str, ...]] = {
     "turn_detection": ("turn_detection",), "min_delay": ("endpointing", "min_delay"),
     "max_delay": ("endpointing", "max_delay"), "endpointing": ("endpointing", "mode"),
     "transcript_timeout": ("transcript_timeout",),
-    "backchannel_max_words": ("backchannel_max_words",)}
+    "backchannel_max_words": ("backchannel_max_words",),
+    "backchannel_max_duration": ("backchannel_max_duration",)}
 
 
 def _profile_default(dest: str, profile: str | None = None) -> Any:
@@ -234,7 +235,9 @@ class _Parser(argparse.ArgumentParser):
 def _listen_arguments(lp: argparse.ArgumentParser) -> None:
     """The ``listen`` options. Those a profile sets default to None: the profile decides
     unless the flag is given."""
-    lp.add_argument("wav", help="a WAV file: mono (the user) or stereo (user, agent)")
+    lp.add_argument("wav", help="a WAV file: mono (the user) or stereo (user, agent); `-` "
+                    "reads standard input live (a WAV stream or raw 16 kHz 16-bit mono PCM: "
+                    "sox -d -c 1 -t wav - | turnfsm listen -)")
     lp.add_argument("-o", "--output", metavar="OUT.jsonl",
                     help="write the outputs (JSON Lines, as replay does)")
     lp.add_argument("--out-trace", metavar="TRACE.jsonl",

@@ -7,16 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from ..core.profiles import get_profile
 from ..errors import TurnFsmError
 from ..messages import one_line
 from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps
-from .listen import ListenOptions, Progress, build_trace, trace_lines
+from .listen import ListenOptions, Progress, stream_trace, trace_lines
 from .transcripts import read_words
 from .vad import VadOptions
-from .wav import read_wav
+from .wav import WavStream
 
 
 def listen_command(args: argparse.Namespace) -> int:
@@ -71,6 +69,8 @@ def engine_changes(args: argparse.Namespace, profile: Any, stereo: bool,
         changes["transcript_timeout"] = args.transcript_timeout
     if args.backchannel_max_words is not None:
         changes["backchannel_max_words"] = args.backchannel_max_words
+    if args.backchannel_max_duration is not None:
+        changes["backchannel_max_duration"] = args.backchannel_max_duration
     return changes
 
 
@@ -95,19 +95,19 @@ def _check_outputs(args: argparse.Namespace) -> None:
 def _listen(args: argparse.Namespace) -> int:
     from ..core import read_chart
     from ..errors import ConfigError
-    from ..outfiles import write_text
     from ..replay.timeline import TimelineObserver
-    from ..runtime.model import RuleBasedModel
-    from ..runtime.replay import RuntimeReplay
 
     _check_outputs(args)
-    audio = read_wav(args.wav)
+    if args.wav == "-":  # live: a WAV stream or raw 16 kHz 16-bit mono PCM
+        stream = WavStream(sys.stdin.buffer, "<stdin>", raw=None)
+    else:
+        stream = WavStream(args.wav)
     latency: float | str = "measured" if args.asr_latency == "measured" else float(
         args.asr_latency)
     transcripts = bool(args.words) or args.asr != "none"
     profile = get_profile(args.profile)
     try:
-        engine = profile.options(engine_changes(args, profile, audio.channels > 1,
+        engine = profile.options(engine_changes(args, profile, stream.channels > 1,
                                                 transcripts))
         vad = VadOptions(activation_threshold=args.vad_threshold,
                          deactivation_threshold=max(0.01, args.vad_threshold - 0.15),
@@ -119,32 +119,66 @@ def _listen(args: argparse.Namespace) -> int:
                          profile=_trace_profile(args.profile))
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None
-    bar = Progress(audio.duration > 5.0)
-    trace = build_trace(audio, opts, words=words, progress=bar)
+    if args.wav == "-":
+        from .live import listen_live
+        return listen_live(args, stream, opts, profile, chart)
+    bar = Progress((stream.duration or 0.0) > 5.0)
+    trace, audio = stream_trace(stream, opts, words=words, progress=bar,
+                                keep_audio=bool(args.plot))
     bar.done()
+    duration = stream.duration if stream.duration is not None else (
+        trace.inputs[-1].t if trace.inputs else 0.0)
     timeline = TimelineObserver(trace, args.diagnostics)
+    head = (f"# {stream.path}: {duration:.2f} s, "
+            f"{'stereo (user, agent)' if stream.channels > 1 else 'mono (user)'}, "
+            f"transcripts: {'words' if words is not None else args.asr}, "
+            f"profile: {profile.name}\n") + timeline.header
+    if args.realtime and not args.quiet:  # each line printed when it happens
+        from .live import Printing
+        timeline = Printing(trace, diagnostics=args.diagnostics)
+        sys.stdout.write(head)
+        sys.stdout.flush()
     records: list[Any] = []
+
+    def observe(rec: Any) -> None:
+        timeline(rec)
+        records.append(rec)
+    if not args.realtime and engine.turn_detection != "model":
+        # the direct replay (the same outputs as a Session's; no event loop to start)
+        from ..replay.replay import Replay
+        direct = Replay(trace, diagnostics=args.diagnostics, chart=chart, profile=profile,
+                        observer=observe if args.plot else timeline)
+        lines = direct.run()
+        return _finish(args, trace, lines, records, audio, head, timeline)
+    from ..runtime.model import RuleBasedModel
+    from ..runtime.replay import RuntimeReplay
     replay = RuntimeReplay(trace, diagnostics=args.diagnostics, chart=chart,
                            observers=(timeline, records.append), profile=profile)
     if engine.turn_detection == "model":
         rule = RuleBasedModel()
         replay.model_fn = rule.probability
         replay.model.opts["unlikely_threshold"] = rule.threshold
-    lines = _realtime(replay) if args.realtime else replay.run()
+    lines = _realtime(replay, duration) if args.realtime else replay.run()
     if replay.model_answers:  # the trace reruns the model's answers, in order
+        import attrs
         trace = attrs.evolve(trace, config={**trace.config, "turn_detector": {
             **TURN_DETECTOR_DEFAULTS, **trace.config["turn_detector"],
             "probabilities": list(replay.model_answers)}})
-    if not args.quiet:  # the timeline first: a failed write below never loses it
-        sys.stdout.write(f"# {audio.path}: {audio.duration:.2f} s, "
-                         f"{'stereo (user, agent)' if audio.channels > 1 else 'mono (user)'}, "
-                         f"transcripts: {'words' if words is not None else args.asr}, "
-                         f"profile: {profile.name}\n")
-        sys.stdout.write(timeline.header)
-        for row in timeline.rows:
-            if row[2].startswith("vad.inference_done"):
-                continue
-            sys.stdout.write(timeline.format_row(row))
+    return _finish(args, trace, lines, records, audio, head, timeline)
+
+
+def _finish(args: argparse.Namespace, trace: Any, lines: list[dict[str, Any]],
+            records: list[Any], audio: Any, head: str, timeline: Any) -> int:
+    """Print the timeline, then write what was asked for (a failed write never loses the
+    timeline)."""
+    from ..outfiles import write_text
+    if not args.quiet:
+        if not args.realtime:  # (in real time the lines were printed as they happened)
+            sys.stdout.write(head)
+            for row in timeline.rows:
+                if row[2].startswith("vad.inference_done"):
+                    continue
+                sys.stdout.write(timeline.format_row(row))
         eots = [x for x in lines if x["kind"] == "on_end_of_turn"]
         sys.stdout.write(f"# {len(eots)} end(s) of turn\n")
         sys.stdout.flush()
@@ -154,6 +188,7 @@ def _listen(args: argparse.Namespace) -> int:
         write_text(args.out_trace, trace_lines(trace), "--out-trace")
     if args.plot:
         from .plot import plot_session
+        assert audio is not None
         try:
             plot_session(audio, trace, lines, records, args.plot)
         except OSError as e:
@@ -169,8 +204,9 @@ def _trace_profile(given: str) -> str:
     return given if given in PROFILES else str(Path(given).resolve())
 
 
-def _realtime(replay: Any) -> list[dict[str, Any]]:
-    """Run the replay's session on the wall clock (inputs pushed as their times come)."""
+def _realtime(replay: Any, duration: float) -> list[dict[str, Any]]:
+    """Run the replay's session on the wall clock (inputs pushed as their times come); the
+    run ends when the audio has played and no decision is pending."""
     import asyncio
 
     from ..runtime.session import Session
@@ -192,7 +228,14 @@ def _realtime(replay: Any) -> list[dict[str, Any]]:
                 await asyncio.sleep(delay)
             replay.now = max(replay.now, i.t)
             replay.apply(i)
-        await asyncio.sleep(max(0.0, replay.cfg["endpointing"]["max_delay"] + 0.5))
+        end = max(duration, replay.trace.inputs[-1].t if replay.trace.inputs else 0.0)
+        await asyncio.sleep(max(0.0, start + end - loop.time()))
+        while True:  # the decisions still pending (a final awaited, an end of turn's delay)
+            d = session.scheduler.next_deadline()
+            if d is None or d > end + 30.0:
+                break
+            await asyncio.sleep(max(0.0, start + d - loop.time()) + 0.002)
+            await session.settle()
         replay.rec(session.now(), "close")
         await session.aclose()
         lines: list[dict[str, Any]] = replay.lines

@@ -21,13 +21,14 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+import numpy as np
 
 from ..options import EngineOptions
 from ..replay import Trace, TraceInput
 from ..replay.trace import parse_config
-from .transcripts import Whisper, Word, whisper_lines, words_lines
-from .vad import SileroVad, VadModel, VadOptions, segments, vad_lines
-from .wav import Audio
+from .transcripts import Whisper, Word, shared_whisper, whisper_lines, words_lines
+from .vad import Segment, SileroVad, VadModel, VadOptions, VadStream, segments, vad_lines
+from .wav import Audio, WavStream, to_int16
 
 ORDER = {"audio": 0, "agent.speech_started": 1, "vad.start_of_speech": 2,
          "vad.inference_done": 3, "stt.start_of_speech": 4, "stt.interim": 5,
@@ -106,15 +107,83 @@ def _overlap_lines(user_segments: list[Any], agent_segments: list[Any],
 
 def build_trace(audio: Audio, options: ListenOptions | None = None, *,
                 words: list[Word] | None = None, vad: VadModel | None = None,
-                progress: Callable[[str, float], None] | None = None) -> Trace:
-    """The trace a voice agent would have seen for this audio."""
+                progress: Callable[[str, float], None] | None = None,
+                whisper: Whisper | None = None) -> Trace:
+    """The trace a voice agent would have seen for this audio (in memory; one VAD model
+    reads the user's channel, then the agent's)."""
     o = options or ListenOptions()
     model = vad or SileroVad()
 
     def step(what: str) -> Callable[[float], None] | None:
         return None if progress is None else (lambda f: progress(what, f))
-    lines: list[dict[str, Any]] = [{"t": 0.0, "kind": "audio", "duration": 0.0}]
     user = list(vad_lines(audio.int16(0), model, o.vad, progress=step("user VAD")))
+    agent_segs = None
+    if audio.channels > 1:
+        agent_segs = segments(list(vad_lines(audio.int16(1), model, o.vad,
+                                             progress=step("agent VAD"))))
+    return _assemble(audio.path, o, user, agent_segs, words,
+                     (lambda: audio.samples[0]), step("Whisper"), whisper)
+
+
+def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
+                 words: list[Word] | None = None,
+                 progress: Callable[[str, float], None] | None = None,
+                 keep_audio: bool = False, whisper: Whisper | None = None
+                 ) -> tuple[Trace, Audio | None]:
+    """The trace of :func:`build_trace` for audio read in blocks: both channels go through
+    the VAD as the blocks come (a model each), so memory does not grow with the audio's
+    length (the user's samples are kept only for Whisper, all samples for ``keep_audio``);
+    the same trace as :func:`build_trace` on the same samples."""
+    o = options or ListenOptions()
+    vads = [VadStream(SileroVad(), o.vad) for _ in range(stream.channels)]
+    user: list[dict[str, Any]] = []
+    agent: list[Segment] = []
+    agent_open: float | None = None
+    keep: list[np.ndarray] = []
+    total = stream.duration
+    for block in stream.blocks():
+        user += vads[0].push(to_int16(block[0]))
+        if len(vads) > 1:
+            agent_open = _agent_segments(vads[1].push(to_int16(block[1])), agent, agent_open)
+        if keep_audio:
+            keep.append(block)
+        elif o.asr == "whisper" and words is None:
+            keep.append(block[:1])
+        if progress is not None and total:
+            progress("VAD", min(1.0, vads[0].time / total))
+    user += vads[0].close()
+    if len(vads) > 1:
+        _agent_segments(vads[1].close(), agent, agent_open)
+    samples = (np.concatenate(keep, axis=1) if keep else
+               np.zeros((stream.channels if keep_audio else 1, 0), np.float32))
+    audio = Audio(stream.path, samples, stream.source_rate) if keep_audio else None
+    trace = _assemble(stream.path, o, user, agent if len(vads) > 1 else None, words,
+                      (lambda: samples[0]),
+                      None if progress is None else (lambda f: progress("Whisper", f)),
+                      whisper)
+    return trace, audio
+
+
+def _agent_segments(lines: list[dict[str, Any]], out: list[Segment],
+                    start: float | None) -> float | None:
+    """Add the segments these VAD lines close to ``out``; return the open segment's onset."""
+    for x in lines:
+        if x["kind"] == "vad.start_of_speech":
+            start = x["t"] - x["speech_duration"] - x["inference_duration"]
+        elif x["kind"] == "vad.end_of_speech" and start is not None:
+            out.append(Segment(round(start, 6), round(x["t"] - x["silence_duration"]
+                                                      - x["inference_duration"], 6)))
+            start = None
+    return start
+
+
+def _assemble(path: str, o: ListenOptions, user: list[dict[str, Any]],
+              agent_segs: list[Segment] | None, words: list[Word] | None,
+              user_samples: Callable[[], np.ndarray],
+              progress: Callable[[float], None] | None,
+              whisper: Whisper | None) -> Trace:
+    """The trace from the user's VAD lines and the agent's speech segments."""
+    lines: list[dict[str, Any]] = [{"t": 0.0, "kind": "audio", "duration": 0.0}]
     lines += user
     user_segs = segments(user)
     if words is not None:
@@ -122,25 +191,22 @@ def build_trace(audio: Audio, options: ListenOptions | None = None, *,
                              if o.asr_latency != "measured" else 0.3,
                              interim_every=0.5 if o.interims else None)
     elif o.asr == "whisper":
-        lines += whisper_lines(audio.samples[0], user_segs, Whisper(), latency=o.asr_latency,
-                               padding=min(o.vad.prefix_padding, 0.3),
-                               progress=step("Whisper"))
-    if audio.channels > 1:
-        agent_segs = segments(list(vad_lines(audio.int16(1), model, o.vad,
-                                             progress=step("agent VAD"))))
+        lines += whisper_lines(user_samples(), user_segs, whisper or shared_whisper(),
+                               latency=o.asr_latency, padding=min(o.vad.prefix_padding, 0.3),
+                               progress=progress)
+    if agent_segs is not None:
         lines += _agent_lines(agent_segs)
         if o.engine.interruption_detection:
             lines += _overlap_lines(user_segs, agent_segs, o.interruption_after)
     lines.sort(key=lambda x: (x["t"], ORDER.get(x["kind"], 5)))
-    header = _header(audio.path, o)
+    header = _header(path, o)
 
     def err(msg: str, field: str | None = None) -> Any:
         raise ValueError(f"listen header: {field}: {msg}")
     cfg = parse_config(header, err)
-    inputs = tuple(TraceInput(float(x["t"]), x["kind"], k + 2,
-                              {f: v for f, v in x.items() if f not in ("t", "kind")})
+    inputs = tuple(TraceInput(float(x.pop("t")), x.pop("kind"), k + 2, x)
                    for k, x in enumerate(lines))
-    return Trace(audio.path, cfg, inputs)
+    return Trace(path, cfg, inputs)
 
 
 def with_options(trace: Trace, options: ListenOptions) -> Trace:

@@ -121,13 +121,13 @@ def draw_session(audio: Audio, trace: Trace, lines: list[dict[str, Any]],
     for a, b in zip(starts, stops, strict=False):
         ax_vad.barh(0, b - a, left=a, height=0.6, color="#6d4c41")
     # speech dropped without words (a backchannel judged by the detector or its length)
-    wordless = [o for r in records for o in r.outputs
-                if isinstance(o, out.TranscriptDropped) and not o.text]
-    for o in wordless:
-        ax_vad.plot([o.t], [1.0], "x", color="#c62828", ms=8, mew=2)
-        ax_vad.annotate(f"dropped ({o.reason})", (o.t, 1.0),
-                        xytext=(-2 if right(o.t) else 2, -14), textcoords="offset points",
-                        fontsize=7.5, color="#c62828", ha="right" if right(o.t) else "left",
+    wordless = [w for r in records for w in r.outputs
+                if isinstance(w, out.TranscriptDropped) and not w.text]
+    for w in wordless:
+        ax_vad.plot([w.t], [1.0], "x", color="#c62828", ms=8, mew=2)
+        ax_vad.annotate(f"dropped ({w.reason})", (w.t, 1.0),
+                        xytext=(-2 if right(w.t) else 2, -14), textcoords="offset points",
+                        fontsize=7.5, color="#c62828", ha="right" if right(w.t) else "left",
                         va="center")
     ax_vad.set_yticks([0, 1], ["agent\nspeech", "user\n(VAD)"])
     ax_vad.set_ylim(-0.6, 1.6)

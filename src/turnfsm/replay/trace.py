@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Annotated, Any, Literal, NamedTuple, NoReturn, cast
 
 import attrs
 
@@ -228,6 +228,8 @@ def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
 def _decode(line: str, path: str, lineno: int) -> Any:
     """One JSON value (msgspec when it is installed; the standard library decides every case
     msgspec refuses, so errors and accepted inputs are the same either way)."""
+    if not _loaded:
+        _load_msgspec()
     if _fast_decode is not None:
         try:
             return _fast_decode(line)
@@ -242,12 +244,40 @@ def _decode(line: str, path: str, lineno: int) -> Any:
         raise TraceError("invalid JSON: nested too deeply", path=path, line=lineno) from None
 
 
-try:  # a faster decoder when available (about 8x on trace lines)
-    import msgspec
+_fast_decode: Any = None  # msgspec's decoders, loaded on first use (_load_msgspec)
+_window_decode: Any = None
+_window_fields: Any = None
+_NOT_A_WINDOW: tuple[type[Exception], ...] = ()
+_loaded = False
 
-    _fast_decode: Any = msgspec.json.Decoder().decode
-except ImportError:  # pragma: no cover - msgspec is a dependency
-    _fast_decode = None
+
+def _load_msgspec() -> None:
+    """msgspec's decoders (a faster decoder, about 8x on trace lines, and the typed decoder
+    of window lines), imported when a trace is first read: a command that reads none does
+    not pay for the import."""
+    global _fast_decode, _window_decode, _window_fields, _NOT_A_WINDOW, _loaded
+    if _loaded:
+        return
+    _loaded = True
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - msgspec is a dependency
+        return
+    num = Annotated[float, msgspec.Meta(ge=0.0, le=1.7976931348623157e308)]
+
+    # a VAD window line (the most frequent by far), checked in C: every field a finite
+    # non-negative number but the flag ``speaking``, no other field; a line that does not fit
+    # takes the general path (which names what is wrong, or accepts it)
+    window_line = msgspec.defstruct(
+        "WindowLine",
+        [("t", num), ("kind", Literal["vad.inference_done"]),
+         *((k, bool if k == "speaking" else num, default) for k, (_typ, default) in _VAD.items())],
+        forbid_unknown_fields=True, gc=False)
+    _fast_decode = msgspec.json.Decoder().decode
+    _window_decode = msgspec.json.Decoder(window_line).decode
+    _window_fields = msgspec.structs.asdict
+    _NOT_A_WINDOW = (msgspec.ValidationError, msgspec.DecodeError)
+
 
 _INF = math.inf
 
@@ -400,13 +430,46 @@ class TraceStream:
             raise
 
     def __iter__(self) -> Iterator[TraceInput]:
-        check = _Inputs(self.path).check
+        for x in self.items():
+            if type(x) is tuple:
+                lineno, w = cast("tuple[int, Any]", x)
+                f = _window_fields(w)
+                t = f.pop("t")
+                del f["kind"]
+                yield TraceInput(t, "vad.inference_done", lineno, f)
+            else:
+                yield x  # type: ignore[misc]
+
+    def items(self) -> Iterator[TraceInput | tuple[int, Any]]:
+        """The inputs, a VAD window line as ``(line number, window)`` (the typed decoder's
+        checked struct: ``t``, ``raw_accumulated_speech``, ...; the replay's hot path),
+        every other line as a :class:`TraceInput`."""
+        _load_msgspec()
+        inputs = _Inputs(self.path)
+        check = inputs.check
         path = self.path
+        window = _window_decode
+        not_a_window = _NOT_A_WINDOW if window is not None else ()
+        last = inputs.last_t  # (kept here on the window path; the checker keeps it otherwise)
         try:
             for lineno, line in enumerate(self._f, start=2):
+                if window is not None:  # the typed decoder: a window line, checked in C
+                    try:
+                        w = window(line)
+                    except not_a_window:
+                        pass
+                    else:
+                        t = w.t
+                        if last <= t:
+                            last = t
+                            yield lineno, w
+                            continue
                 if line.isspace() or not line:
                     continue
-                yield check(lineno, _decode(line, path, lineno))
+                inputs.last_t = last
+                x = check(lineno, _decode(line, path, lineno))
+                last = inputs.last_t
+                yield x
         except UnicodeDecodeError as e:
             raise TraceError(f"cannot read the trace: {e}", path=path) from None
         finally:

