@@ -104,7 +104,7 @@ def test_listen_refuses_an_output_in_a_missing_folder_before_the_work(
 
     def no_work(*a: Any, **k: Any) -> Any:
         raise AssertionError("the work started")
-    monkeypatch.setattr(command, "read_wav", no_work)
+    monkeypatch.setattr(command, "WavStream", no_work)
     target = tmp_path / "missing" / "x.png"
     assert main(["listen", str(HESITATION), "-q", flag, str(target)]) == 2
     err = _one_line_error(capsys)
@@ -135,12 +135,12 @@ def test_listen_keeps_its_timeline_when_an_output_fails_late(
     import turnfsm.audio.command as command
     folder = tmp_path / "out"
     folder.mkdir()
-    real = command.build_trace
+    real = command.stream_trace
 
     def vanish(*a: Any, **k: Any) -> Any:
         shutil.rmtree(folder)
         return real(*a, **k)
-    monkeypatch.setattr(command, "build_trace", vanish)
+    monkeypatch.setattr(command, "stream_trace", vanish)
     assert main(["listen", str(HESITATION), "--words", str(HESITATION_WORDS),
                  "-o", str(folder / "o.jsonl")]) == 2
     captured = capsys.readouterr()
