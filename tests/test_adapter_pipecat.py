@@ -650,3 +650,54 @@ def test_example_app_runs_offline() -> None:
     assert "bot stops speaking (interrupted)" in r.stdout
     assert r.stdout.count("END OF TURN") == r.stdout.count("why: ") == 3
     assert "3 turns:" in r.stdout and "Traceback" not in r.stderr
+
+
+def segmented_final(text: str) -> TranscriptionFrame:
+    """A segmented STT's transcription of one VAD segment (Pipecat marks it finalized)."""
+    f = final(text)
+    f.finalized = True
+    return f
+
+
+def lagging_segments() -> Script:
+    """An order said in two parts (0.6 s pause), transcribed by a segmented STT one segment
+    behind: the first part's final arrives while the second is spoken, the second's 0.8 s
+    after its VAD stop (after min_delay has passed)."""
+    frames: Script = [(0.0, VADUserStartedSpeakingFrame(start_secs=0.2))]
+    frames += [(round(0.2 * i, 6), UserSpeakingFrame()) for i in range(5)]
+    frames += [(1.1, VADUserStoppedSpeakingFrame(stop_secs=0.2)),
+               (1.5, VADUserStartedSpeakingFrame(start_secs=0.2))]
+    frames += [(round(1.5 + 0.2 * i, 6), UserSpeakingFrame()) for i in range(5)]
+    frames += [(1.8, segmented_final("I would like a pizza")),
+               (2.6, VADUserStoppedSpeakingFrame(stop_secs=0.2)),
+               (3.4, segmented_final("and a salad please"))]
+    return sorted(frames, key=lambda x: x[0])
+
+
+def test_a_lagging_segmented_stt_final_is_not_taken_for_the_last_segment() -> None:
+    """A segmented STT one segment behind: the first part's final, arriving during the
+    second part, is stamped with its own segment's end, so turnfsm waits for the second
+    part's final (no orphan): one turn with both parts, ended when the last final came."""
+    script = lagging_segments()
+    run = drive(script, until=6.0, strategies=with_turnfsm(EngineOptions()))
+    assert [text for _, text in run.stopped] == ["I would like a pizza and a salad please"]
+    [(t, _)] = run.stopped
+    assert t == pytest.approx(3.4)  # at the second part's final, not min_delay earlier
+    [first, second] = [e for e in run.inputs if isinstance(e, ev.SttFinal)]
+    assert first.end_time > 0 and second.end_time == 0.0  # only the late one is stamped
+    forwarded(script, run)
+    pushed_in_order(script, run)
+
+
+def test_finals_of_each_segment_in_time_are_not_stamped() -> None:
+    """A final that arrives before the next segment begins transcribes the latest segment:
+    pushed as it comes, without timestamps (the engine's default pairing)."""
+    script = [*utterance(0.0, 0.8, "I would like a pizza"),
+              *utterance(1.2, 0.8, "and a salad please")]
+    for _, f in script:
+        if isinstance(f, TranscriptionFrame):
+            f.finalized = True
+    run = drive(script, until=6.0, strategies=with_turnfsm(EngineOptions()))
+    assert [e.end_time for e in run.inputs if isinstance(e, ev.SttFinal)] == [0.0, 0.0]
+    assert [text for _, text in run.stopped] == ["I would like a pizza and a salad please"]
+    same_turn_ends(run, engine_replay(EngineOptions(), script, until=6.0))

@@ -19,7 +19,10 @@ frames, interruption, the LLM run). :class:`TurnfsmUserTurnStrategies` is a
   ``VADUserStoppedSpeakingFrame`` -> ``VadStartOfSpeech`` / ``VadInferenceDone`` /
   ``VadEndOfSpeech``; ``InterimTranscriptionFrame`` / ``TranscriptionFrame`` -> ``SttInterim`` /
   ``SttFinal``; ``BotStartedSpeakingFrame`` / ``BotStoppedSpeakingFrame`` ->
-  ``agent_speech_started()`` / ``agent_speech_ended()``. Frames are only read: every frame
+  ``agent_speech_started()`` / ``agent_speech_ended()``. A finalized transcription (a
+  segmented STT's, one per VAD segment, in order) that arrives after the next segment began
+  carries its own segment's end as ``end_time``: turnfsm then does not take it for the latest
+  segment's final (the default profile waits for that one). Frames are only read: every frame
   goes on exactly as Pipecat sends it. turnfsm's ``StartOfSpeech`` starts Pipecat's turn
   (with an interruption detector attached, user speech over the bot waits for its verdict).
   The activity frames Pipecat's VAD sends while speech goes on mark the last speech, from
@@ -160,6 +163,12 @@ class _Bridge:
         # the VAD segment being mapped
         self._onset: float | None = None  # session time the VAD says speech began
         self._activity = False  # a UserSpeakingFrame arrived in this segment
+        # finalized transcriptions (a segmented STT's, one per VAD segment, in order): the
+        # ends (session time) of the VAD segments none has answered yet, and the STT's time
+        # origin their timestamps are counted from
+        self._unanswered: deque[float] = deque()
+        self._answered_open = False  # the open VAD segment has its finalized transcription
+        self._stt_origin: float | None = None
         # overlaps judged by an interruption detector
         self._deferred = False  # a start waits for the detector's verdict
         self._interrupted_from: float | None = None  # overlap start of the last interruption
@@ -181,6 +190,11 @@ class _Bridge:
             self._closing = False
             self.session = Session(self.options, profile=self.profile, hooks=self,
                                    model=self.model, **self.session_kwargs)
+            self._unanswered.clear()
+            self._answered_open = False
+            # audio reaches the STT from the pipeline's start: the origin of STT timestamps
+            e = self.session.push(ev.AudioPushed(duration=0.02))
+            self._stt_origin = e.t - e.duration
 
     def cleanup(self) -> None:
         self._refs -= 1
@@ -248,6 +262,7 @@ class _Bridge:
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._onset = s.now() - frame.start_secs
             self._activity = False
+            self._answered_open = False
             s.push_vad(ev.VadStartOfSpeech(speech_duration=frame.start_secs, ref=frame.id))
         elif isinstance(frame, UserSpeakingFrame):
             self._activity = True
@@ -258,13 +273,16 @@ class _Bridge:
                 self._speech_window(s, None)
             speech = 0.0 if self._onset is None else max(0.0, s.now() - frame.stop_secs
                                                          - self._onset)
+            if self._onset is not None and not self._answered_open:
+                self._unanswered.append(s.now() - frame.stop_secs)
             self._onset = None
+            self._answered_open = False
             s.push_vad(ev.VadEndOfSpeech(silence_duration=frame.stop_secs,
                                          speech_duration=speech, ref=frame.id))
         elif isinstance(frame, TranscriptionFrame):
             if frame.text.strip():
                 s.push_stt(ev.SttFinal(text=frame.text, language=_language(frame),
-                                       ref=frame.id))
+                                       end_time=self._late_final_end(frame), ref=frame.id))
         elif isinstance(frame, InterimTranscriptionFrame):
             if frame.text.strip():
                 s.push_stt(ev.SttInterim(text=frame.text, language=_language(frame),
@@ -283,6 +301,23 @@ class _Bridge:
                 self._deferred = False  # judged as the agent stopped (see on_output)
                 if s.engine.in_state("user_speech", "speaking"):
                     self._enqueue(self._start_turn)
+
+    def _late_final_end(self, frame: TranscriptionFrame) -> float:
+        """The STT-stream end time of a finalized transcription that answers an earlier VAD
+        segment than the latest (a segmented STT one segment behind: its transcript of a
+        segment arrives after the next one began), so that turnfsm does not take it for the
+        latest segment's final; 0.0 (no timestamp) for any other."""
+        if not frame.finalized:
+            return 0.0
+        if not self._unanswered:
+            if self._onset is not None:
+                self._answered_open = True  # a streaming STT's final, inside its segment
+            return 0.0
+        ended = self._unanswered.popleft()
+        later = bool(self._unanswered) or self._onset is not None
+        if not later or self._stt_origin is None:
+            return 0.0  # it answers the latest segment: the engine pairs it so already
+        return max(ended - self._stt_origin, 1e-3)
 
     def _speech_window(self, s: Session, ref: Any) -> None:
         now = s.now()
