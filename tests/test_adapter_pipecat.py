@@ -684,7 +684,39 @@ def test_a_lagging_segmented_stt_final_is_not_taken_for_the_last_segment() -> No
     [(t, _)] = run.stopped
     assert t == pytest.approx(3.4)  # at the second part's final, not min_delay earlier
     [first, second] = [e for e in run.inputs if isinstance(e, ev.SttFinal)]
-    assert first.end_time > 0 and second.end_time == 0.0  # only the late one is stamped
+    # each stamped with the end of its own segment's speech (VAD stop - stop_secs: 0.9, 2.4)
+    assert first.end_time > 0
+    assert second.end_time - first.end_time == pytest.approx(1.5)
+
+
+def test_a_late_final_of_speech_before_the_reply_is_not_trimmed() -> None:
+    """A segmented STT's final that comes while the bot already replies (its speech ended
+    before the bot started) is not trimmed as a backchannel when the bot stops: it is held
+    and then makes the next turn."""
+    script: Script = [(0.0, VADUserStartedSpeakingFrame(start_secs=0.2))]
+    script += [(round(0.2 * i, 6), UserSpeakingFrame()) for i in range(5)]
+    script += [(1.1, VADUserStoppedSpeakingFrame(stop_secs=0.2)),
+               (1.3, segmented_final("book a table")),
+               (1.5, VADUserStartedSpeakingFrame(start_secs=0.2))]
+    script += [(round(1.5 + 0.2 * i, 6), UserSpeakingFrame()) for i in range(3)]
+    script += [(2.2, VADUserStoppedSpeakingFrame(stop_secs=0.2)),
+               (4.0, BotStartedSpeakingFrame()),  # the reply to the first turn
+               (4.6, segmented_final("for two")),  # 2.6 s late (transcript_timeout 1.5 s)
+               (6.0, BotStoppedSpeakingFrame())]
+    script.sort(key=lambda x: x[0])
+
+    def make(run: Run) -> TurnfsmUserTurnStrategies:  # a detector: held speech is trimmed
+        detector = VerdictDetector(is_interruption=False)
+        s = TurnfsmUserTurnStrategies(EngineOptions(interruption_detection=True),
+                                      hooks=Recorder(run.outputs),
+                                      session_kwargs={"detector": detector})
+        detector.strategies = s
+        return s
+
+    run = drive(script, until=9.0, strategies=make)
+    assert not [o for o in run.of(out.TranscriptDropped) if o.text == "for two"]
+    assert [text for _, text in run.stopped] == ["book a table", "for two"]
+    forwarded(script, run)
     forwarded(script, run)
     pushed_in_order(script, run)
 

@@ -19,11 +19,12 @@ frames, interruption, the LLM run). :class:`TurnfsmUserTurnStrategies` is a
   ``VADUserStoppedSpeakingFrame`` -> ``VadStartOfSpeech`` / ``VadInferenceDone`` /
   ``VadEndOfSpeech``; ``InterimTranscriptionFrame`` / ``TranscriptionFrame`` -> ``SttInterim`` /
   ``SttFinal``; ``BotStartedSpeakingFrame`` / ``BotStoppedSpeakingFrame`` ->
-  ``agent_speech_started()`` / ``agent_speech_ended()``. A finalized transcription (a
-  segmented STT's, one per VAD segment, in order) that arrives after the next segment began
-  carries its own segment's end as ``end_time``: turnfsm then does not take it for the latest
-  segment's final (the default profile waits for that one). Frames are only read: every frame
-  goes on exactly as Pipecat sends it. turnfsm's ``StartOfSpeech`` starts Pipecat's turn
+  ``agent_speech_started()`` / ``agent_speech_ended()``. A finalized transcription that
+  arrives after its VAD segment ended (a segmented STT's, one per segment, in order) carries
+  that segment's end as ``end_time``: when the STT lags a segment behind, turnfsm does not
+  take it for the latest segment's final (the default profile waits for that one), and speech
+  that ended before the agent's reply is not trimmed as a backchannel. Frames are only read:
+  every frame goes on exactly as Pipecat sends it. turnfsm's ``StartOfSpeech`` starts Pipecat's turn
   (with an interruption detector attached, user speech over the bot waits for its verdict).
   The activity frames Pipecat's VAD sends while speech goes on mark the last speech, from
   which turnfsm measures its delays; a VAD that sends none makes its stop the last speech.
@@ -303,10 +304,10 @@ class _Bridge:
                     self._enqueue(self._start_turn)
 
     def _late_final_end(self, frame: TranscriptionFrame) -> float:
-        """The STT-stream end time of a finalized transcription that answers an earlier VAD
-        segment than the latest (a segmented STT one segment behind: its transcript of a
-        segment arrives after the next one began), so that turnfsm does not take it for the
-        latest segment's final; 0.0 (no timestamp) for any other."""
+        """The STT-stream end time of a finalized transcription that arrives after its VAD
+        segment ended (a segmented STT's: one per segment, in order), so that turnfsm pairs
+        it with that segment, not a later one, and knows when its speech ended (before the
+        agent's reply, say); 0.0 (no timestamp) for any other."""
         if not frame.finalized:
             return 0.0
         if not self._unanswered:
@@ -314,9 +315,8 @@ class _Bridge:
                 self._answered_open = True  # a streaming STT's final, inside its segment
             return 0.0
         ended = self._unanswered.popleft()
-        later = bool(self._unanswered) or self._onset is not None
-        if not later or self._stt_origin is None:
-            return 0.0  # it answers the latest segment: the engine pairs it so already
+        if self._stt_origin is None:
+            return 0.0
         return max(ended - self._stt_origin, 1e-3)
 
     def _speech_window(self, s: Session, ref: Any) -> None:
