@@ -138,12 +138,12 @@ def tally(session: Any) -> Tally:
 class Agent:
     """The agent's server process, started and stopped by us (its PID only)."""
 
-    def __init__(self, turns: str, port: int) -> None:
+    def __init__(self, turns: str, port: int, extra: list[str] | None = None) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])])
         self.proc = subprocess.Popen(
-            [sys.executable, str(AGENT), "--turns", turns, "--port", str(port)],
+            [sys.executable, str(AGENT), "--turns", turns, "--port", str(port), *(extra or [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.ready = threading.Semaphore(0)
         self.log: list[str] = []
@@ -186,8 +186,9 @@ async def run_scenario(path: Path, url: str) -> Any:
     return result.sessions[0]
 
 
-def run_agent(turns: str, port: int, scenarios: list[Path]) -> dict[str, Any]:
-    agent = Agent(turns, port)
+def run_agent(turns: str, port: int, scenarios: list[Path], extra: list[str] | None = None
+              ) -> dict[str, Any]:
+    agent = Agent(turns, port, extra)
     out: dict[str, Any] = {"scenarios": {}}
     try:
         for path in scenarios:
@@ -237,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--agent", action="append", choices=AGENTS, default=[],
                     help="only this agent (repeatable; default both)")
     ap.add_argument("--port", type=int, default=8790, help="the agents' port")
+    ap.add_argument("--barge-in-speech", type=float, metavar="SECONDS",
+                    help="turnfsm's agent: speech over it that makes an interruption "
+                         "(the agent's default: 0.75)")
     ap.add_argument("--json", type=Path, help="write the figures and notes here")
     ap.add_argument("--notes", action="store_true", help="print each agent's notes per turn")
     args = ap.parse_args(argv)
@@ -257,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     load0, t0 = os.getloadavg(), time.time()
     print(f"{len(paths)} scenarios x {len(agents)} agents, real time; load average "
           f"{load0[0]:.2f} on {os.cpu_count()} cores", flush=True)
-    results = {a: run_agent(a, args.port, paths) for a in agents}
+    extra = {"turnfsm": [] if args.barge_in_speech is None else
+             ["--barge-in-speech", str(args.barge_in_speech)], "pipecat": []}
+    results = {a: run_agent(a, args.port, paths, extra[a]) for a in agents}
     load1 = os.getloadavg()
 
     totals = []
@@ -293,8 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                 "scenarios": {n: {"row": r["tally"].row(), "notes": r["tally"].notes,
                                   "turns": [vars(t) for t in r["session"].turns]}
                               for n, r in results[a]["scenarios"].items()},
-                "answers": [ln.strip() for ln in results[a]["log"]
-                            if re.search(r"user turn |turnfsm: |detector: ", ln)]}
+                "log": [ln.strip() for ln in results[a]["log"]
+                        if re.search(r"user turn |turnfsm: |detector: |heard |WARNING|ERROR",
+                                     ln)]}
             for a in agents}}
         args.json.write_text(json.dumps(doc, indent=1, default=str))
     return 0

@@ -23,7 +23,8 @@ and the ``espeak-ng`` binary):
 One conversation at a time: each WebSocket client gets a fresh pipeline (the Whisper model is
 loaded once), so voicebench can run scenario after scenario against one server.
 
-turnfsm's agent judges speech over its own voice with an interruption detector,
+turnfsm's agent runs the ``default`` profile with ``transcript_timeout`` set to the STT's
+latency here (:data:`STT_LATENCY`; Pipecat's STT p99 too) and judges speech over its own voice with an interruption detector,
 :class:`SpeechOverlapDetector`: an overlap is an interruption once Silero has heard
 ``--barge-in-speech`` seconds of speech in it (0.75 s; LiveKit's rule, which uses 0.5 s);
 an overlap that ends sooner is not one, and turnfsm's gate drops it as a backchannel. Pipecat's
@@ -84,6 +85,9 @@ from turnfsm.adapters.pipecat import TurnfsmUserTurnStrategies
 from turnfsm.runtime import Session, SessionClosed
 
 SAMPLE_RATE = 16_000
+# Whisper's time per VAD segment on a busy 2-core machine reaches 2.5 s: how long turnfsm waits
+# for a segment's final (transcript_timeout) and Pipecat's STT p99 (ttfs_p99_latency)
+STT_LATENCY = 3.0
 AGENT_VOICE = ("gmw/en+f3", 175)  # the agent's voice in the labelled dialogues
 
 # the scripted "LLM": the first entry one of whose keywords the transcript contains (whole
@@ -213,7 +217,8 @@ class LocalWhisperSTT(WhisperSTTService):
         self._preloaded = model
         super().__init__(settings=WhisperSTTService.Settings(model="tiny.en",
                                                              language=Language.EN),
-                         device="cpu", compute_type="int8", ttfs_p99_latency=1.0, **kwargs)
+                         device="cpu", compute_type="int8", ttfs_p99_latency=STT_LATENCY,
+                         **kwargs)
 
     def _load(self) -> None:
         self._model = self._preloaded
@@ -338,7 +343,8 @@ class Strategies(TurnfsmUserTurnStrategies):
     """turnfsm's strategies with the detector bound to the session when it is made."""
 
     def __init__(self, detector: SpeechOverlapDetector) -> None:
-        super().__init__({"interruption_detection": True}, profile="default",
+        super().__init__({"interruption_detection": True, "transcript_timeout": STT_LATENCY},
+                         profile="default",
                          hooks=Decisions(), session_kwargs={"detector": detector})
         self._detector = detector
 
