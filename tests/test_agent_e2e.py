@@ -53,7 +53,8 @@ def test_agent_answers_and_stops_when_interrupted() -> None:
             if " listening on ws://" in line:
                 ready.set()
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         assert ready.wait(90), "the agent did not start:\n" + "".join(log[-20:])
         scenario = parse_scenario({
@@ -74,6 +75,9 @@ def test_agent_answers_and_stops_when_interrupted() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        reader.join(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
     question, barge_in = result.sessions[0].turns
     where = "".join(log[-30:])
     assert question.responded and question.response_latency_ms is not None, where
