@@ -24,11 +24,11 @@ One conversation at a time: each WebSocket client gets a fresh pipeline (the Whi
 loaded once), so voicebench can run scenario after scenario against one server.
 
 turnfsm's agent runs the ``default`` profile with ``transcript_timeout`` set to the STT's
-latency here (:data:`STT_LATENCY`; Pipecat's STT p99 too) and judges speech over its own voice with an interruption detector,
-:class:`SpeechOverlapDetector`: an overlap is an interruption once Silero has heard
-``--barge-in-speech`` seconds of speech in it (0.75 s; LiveKit's rule, which uses 0.5 s);
-an overlap that ends sooner is not one, and turnfsm's gate drops it as a backchannel. Pipecat's
-defaults interrupt on any VAD start.
+latency here (:data:`STT_LATENCY`; Pipecat's STT p99 too) and judges speech over its own voice
+with an interruption detector, :class:`SpeechOverlapDetector`: an interruption once Silero has
+heard ``--barge-in-speech`` seconds of speech in the utterance (0.75 s; LiveKit's rule uses
+0.5 s); shorter speech gets no verdict and turnfsm's words rule judges it (a backchannel is
+dropped). Pipecat's defaults interrupt on any VAD start.
 """
 
 from __future__ import annotations
