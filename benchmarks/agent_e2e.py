@@ -1,13 +1,14 @@
 """The offline voice agent (examples/agent) measured end to end by voicebench, with turnfsm's
 user turn strategies and with Pipecat's default ones, on the same scenarios and audio.
 
-    python benchmarks/agent_e2e.py                      # every scenario, both agents (~8 min)
+    python benchmarks/agent_e2e.py                      # every scenario, both agents (~6 min)
     python benchmarks/agent_e2e.py --scenario barge_in --json out.json
 
 Not a timed test: voicebench plays each scenario into the agent over a loopback WebSocket in
 real time and derives everything from the recorded audio (its energy VAD on both tracks). For
 each agent one server process (``examples/agent/agent.py --turns ...``) serves every scenario,
-one conversation each, the agents one after the other. Printed: one row per agent, then one
+one conversation each, scenario by scenario (the agents' order alternating, so both meet
+the same load). Printed: one row per agent, then one
 per scenario and agent, with the machine's load (the figures are wall-clock: other work on the
 machine delays the agent's STT and so its replies).
 
@@ -54,6 +55,7 @@ class Tally:
     """One agent's figures over a set of sessions."""
 
     latencies: list[float] = field(default_factory=list)
+    by_turn: dict[str, float] = field(default_factory=dict)  # turn id -> latency (ms)
     stops: list[float] = field(default_factory=list)
     barge_ins: int = 0
     stopped: int = 0
@@ -70,6 +72,8 @@ class Tally:
             mine = getattr(self, name)
             if isinstance(mine, list):
                 mine.extend(getattr(other, name))
+            elif isinstance(mine, dict):
+                mine.update(getattr(other, name))
             else:
                 setattr(self, name, mine + getattr(other, name))
 
@@ -125,6 +129,7 @@ def tally(session: Any) -> Tally:
         if r.expect == "respond" and r.response_latency_ms is not None and not cut \
                 and r.response_latency_ms >= 0:
             t.latencies.append(r.response_latency_ms)
+            t.by_turn[r.id] = r.response_latency_ms
         if r.expect == "stop":
             t.barge_ins += 1
             t.stopped += bool(r.stopped)
@@ -186,21 +191,28 @@ async def run_scenario(path: Path, url: str) -> Any:
     return result.sessions[0]
 
 
-def run_agent(turns: str, port: int, scenarios: list[Path], extra: list[str] | None = None
-              ) -> dict[str, Any]:
-    agent = Agent(turns, port, extra)
-    out: dict[str, Any] = {"scenarios": {}}
+def run_agents(agents: list[str], port: int, scenarios: list[Path],
+               extra: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """Every scenario against every agent, interleaved (scenario by scenario, the order of the
+    agents alternating), so both meet the same load on a shared machine."""
+    procs = {a: Agent(a, port + i, extra.get(a)) for i, a in enumerate(agents)}
+    out: dict[str, dict[str, Any]] = {a: {"scenarios": {}} for a in agents}
     try:
-        for path in scenarios:
-            agent.wait_ready()
-            session = asyncio.run(run_scenario(path, f"ws://127.0.0.1:{port}"))
-            t = tally(session)
-            out["scenarios"][path.stem] = {"tally": t, "session": session}
-            print(f"  {turns:8s} {path.stem:14s} {_brief(t)}", flush=True)
-        out["cpu_s"] = agent.cpu_seconds()
+        for k, path in enumerate(scenarios):
+            for a in agents if k % 2 == 0 else agents[::-1]:
+                procs[a].wait_ready()
+                url = f"ws://127.0.0.1:{port + agents.index(a)}"
+                session = asyncio.run(run_scenario(path, url))
+                t = tally(session)
+                t.by_turn = {f"{path.stem}/{turn}": v for turn, v in t.by_turn.items()}
+                out[a]["scenarios"][path.stem] = {"tally": t, "session": session}
+                print(f"  {a:8s} {path.stem:14s} {_brief(t)}", flush=True)
+        for a in agents:
+            out[a]["cpu_s"] = procs[a].cpu_seconds()
     finally:
-        agent.stop()
-    out["log"] = agent.log
+        for a in agents:
+            procs[a].stop()
+            out[a]["log"] = procs[a].log
     return out
 
 
@@ -237,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only this scenario of examples/agent/scenarios (repeatable)")
     ap.add_argument("--agent", action="append", choices=AGENTS, default=[],
                     help="only this agent (repeatable; default both)")
-    ap.add_argument("--port", type=int, default=8790, help="the agents' port")
+    ap.add_argument("--port", type=int, default=8790,
+                    help="the first agent's port (the second's is the next)")
     ap.add_argument("--barge-in-speech", type=float, metavar="SECONDS",
                     help="turnfsm's agent: speech over it that makes an interruption "
                          "(the agent's default: 0.75)")
@@ -263,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{load0[0]:.2f} on {os.cpu_count()} cores", flush=True)
     extra = {"turnfsm": [] if args.barge_in_speech is None else
              ["--barge-in-speech", str(args.barge_in_speech)], "pipecat": []}
-    results = {a: run_agent(a, args.port, paths, extra[a]) for a in agents}
+    results = run_agents(agents, args.port, paths, extra)
     load1 = os.getloadavg()
 
     totals = []
@@ -287,6 +300,13 @@ def main(argv: list[str] | None = None) -> int:
         if None not in p50:
             print(f"p50 latency: {agents[0]} {p50[0]} ms, {agents[1]} {p50[1]} ms "
                   f"({p50[0] - p50[1]:+d} ms)")
+        # the same turns for both: those both answered after the user's turn (no cut-in)
+        both = sorted(set.intersection(*(set(results[a]["total"].by_turn) for a in agents)))
+        if both:
+            paired = [_pct(np.asarray([results[a]["total"].by_turn[k] for k in both]), 50)
+                      for a in agents]
+            print(f"p50 latency on the {len(both)} turns both answered without a cut-in: "
+                  f"{agents[0]} {paired[0]} ms, {agents[1]} {paired[1]} ms")
     if args.notes:
         for a in agents:
             print(f"\n{a}:")
