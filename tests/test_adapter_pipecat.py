@@ -683,3 +683,85 @@ def test_a_vad_not_given_through_user_params_is_reported(
     with caplog.at_level("WARNING", logger="turnfsm.adapters.pipecat"):
         drive(hesitation(), until=8.0, strategies=with_turnfsm(MODEL))
     assert sum("user_params(vad_analyzer" in r.getMessage() for r in caplog.records) == 1
+
+
+def segmented_final(text: str) -> TranscriptionFrame:
+    """A segmented STT's transcription of one VAD segment (Pipecat marks it finalized)."""
+    f = final(text)
+    f.finalized = True
+    return f
+
+
+def lagging_segments() -> Script:
+    """An order said in two parts (0.6 s pause), transcribed by a segmented STT one segment
+    behind: the first part's final arrives while the second is spoken, the second's 0.8 s
+    after its VAD stop (after min_delay has passed)."""
+    frames: Script = [(0.0, VADUserStartedSpeakingFrame(start_secs=0.2))]
+    frames += [(round(0.2 * i, 6), UserSpeakingFrame()) for i in range(5)]
+    frames += [(1.1, VADUserStoppedSpeakingFrame(stop_secs=0.2)),
+               (1.5, VADUserStartedSpeakingFrame(start_secs=0.2))]
+    frames += [(round(1.5 + 0.2 * i, 6), UserSpeakingFrame()) for i in range(5)]
+    frames += [(1.8, segmented_final("I would like a pizza")),
+               (2.6, VADUserStoppedSpeakingFrame(stop_secs=0.2)),
+               (3.4, segmented_final("and a salad please"))]
+    return sorted(frames, key=lambda x: x[0])
+
+
+def test_a_lagging_segmented_stt_final_is_not_taken_for_the_last_segment() -> None:
+    """A segmented STT one segment behind: the first part's final, arriving during the
+    second part, is stamped with its own segment's end, so turnfsm waits for the second
+    part's final (no orphan): one turn with both parts, ended when the last final came."""
+    script = lagging_segments()
+    run = drive(script, until=6.0, strategies=with_turnfsm(EngineOptions()))
+    assert [text for _, text in run.stopped] == ["I would like a pizza and a salad please"]
+    [(t, _)] = run.stopped
+    assert t == pytest.approx(3.4)  # at the second part's final, not min_delay earlier
+    [first, second] = [e for e in run.inputs if isinstance(e, ev.SttFinal)]
+    # each stamped with the end of its own segment's speech (VAD stop - stop_secs: 0.9, 2.4)
+    assert first.end_time > 0
+    assert second.end_time - first.end_time == pytest.approx(1.5)
+
+
+def test_a_late_final_of_speech_before_the_reply_is_not_trimmed() -> None:
+    """A segmented STT's final that comes while the bot already replies (its speech ended
+    before the bot started) is not trimmed as a backchannel when the bot stops: it is held
+    and then makes the next turn."""
+    script: Script = [(0.0, VADUserStartedSpeakingFrame(start_secs=0.2))]
+    script += [(round(0.2 * i, 6), UserSpeakingFrame()) for i in range(5)]
+    script += [(1.1, VADUserStoppedSpeakingFrame(stop_secs=0.2)),
+               (1.3, segmented_final("book a table")),
+               (1.5, VADUserStartedSpeakingFrame(start_secs=0.2))]
+    script += [(round(1.5 + 0.2 * i, 6), UserSpeakingFrame()) for i in range(3)]
+    script += [(2.2, VADUserStoppedSpeakingFrame(stop_secs=0.2)),
+               (4.0, BotStartedSpeakingFrame()),  # the reply to the first turn
+               (4.6, segmented_final("for two")),  # 2.6 s late (transcript_timeout 1.5 s)
+               (6.0, BotStoppedSpeakingFrame())]
+    script.sort(key=lambda x: x[0])
+
+    def make(run: Run) -> TurnfsmUserTurnStrategies:  # a detector: held speech is trimmed
+        detector = VerdictDetector(is_interruption=False)
+        s = TurnfsmUserTurnStrategies(EngineOptions(interruption_detection=True),
+                                      hooks=Recorder(run.outputs),
+                                      session_kwargs={"detector": detector})
+        detector.strategies = s
+        return s
+
+    run = drive(script, until=9.0, strategies=make)
+    assert not [o for o in run.of(out.TranscriptDropped) if o.text == "for two"]
+    assert [text for _, text in run.stopped] == ["book a table", "for two"]
+    forwarded(script, run)
+    pushed_in_order(script, run)
+
+
+def test_finals_of_each_segment_in_time_are_not_stamped() -> None:
+    """A final that arrives before the next segment begins transcribes the latest segment:
+    pushed as it comes, without timestamps (the engine's default pairing)."""
+    script = [*utterance(0.0, 0.8, "I would like a pizza"),
+              *utterance(1.2, 0.8, "and a salad please")]
+    for _, f in script:
+        if isinstance(f, TranscriptionFrame):
+            f.finalized = True
+    run = drive(script, until=6.0, strategies=with_turnfsm(EngineOptions()))
+    assert [e.end_time for e in run.inputs if isinstance(e, ev.SttFinal)] == [0.0, 0.0]
+    assert [text for _, text in run.stopped] == ["I would like a pizza and a salad please"]
+    same_turn_ends(run, engine_replay(EngineOptions(), script, until=6.0))

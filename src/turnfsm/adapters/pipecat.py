@@ -27,9 +27,13 @@ frames, interruption, the LLM run). :class:`TurnfsmUserTurnStrategies` is a
   ``VADUserStoppedSpeakingFrame`` -> ``VadStartOfSpeech`` / ``VadInferenceDone`` /
   ``VadEndOfSpeech``; ``InterimTranscriptionFrame`` / ``TranscriptionFrame`` -> ``SttInterim`` /
   ``SttFinal``; ``BotStartedSpeakingFrame`` / ``BotStoppedSpeakingFrame`` ->
-  ``agent_speech_started()`` / ``agent_speech_ended()``. Frames are only read: every frame
-  goes on exactly as Pipecat sends it. turnfsm's ``StartOfSpeech`` starts Pipecat's turn;
-  user speech over the bot that turnfsm judges (a detector attached, or the default
+  ``agent_speech_started()`` / ``agent_speech_ended()``. A finalized transcription that
+  arrives after its VAD segment ended (a segmented STT's, one per segment, in order) carries
+  that segment's end as ``end_time``: when the STT lags a segment behind, turnfsm does not
+  take it for the latest segment's final (the default profile waits for that one), and speech
+  that ended before the agent's reply is not trimmed as a backchannel. Frames are only read:
+  every frame goes on exactly as Pipecat sends it. turnfsm's ``StartOfSpeech`` starts
+  Pipecat's turn; user speech over the bot that turnfsm judges (a detector attached, or the default
   profile's gate) waits for turnfsm's outputs: an ``Interruption``, its words let through (a
   ``Transcript``), or its drop as a backchannel. The adapter decides from these outputs and
   from the frames it sees, never from the chart's region or state names. The voiced windows
@@ -239,6 +243,12 @@ class _Bridge:
         # the VAD segment being mapped
         self._onset: float | None = None  # session time the VAD says speech began
         self._activity = False  # a UserSpeakingFrame arrived in this segment
+        # finalized transcriptions (a segmented STT's, one per VAD segment, in order): the
+        # ends (session time) of the VAD segments none has answered yet, and the STT's time
+        # origin their timestamps are counted from
+        self._unanswered: deque[float] = deque()
+        self._answered_open = False  # the open VAD segment has its finalized transcription
+        self._stt_origin: float | None = None
         # overlaps judged by an interruption detector
         self._deferred = False  # a start waits for the detector's verdict
         self._interrupted_from: float | None = None  # overlap start of the last interruption
@@ -264,6 +274,11 @@ class _Bridge:
                 self.detector.bind(self.session)
                 if self.probe is not None:
                     self.detector.threshold = self.probe.threshold
+            self._unanswered.clear()
+            self._answered_open = False
+            # audio reaches the STT from the pipeline's start: the origin of STT timestamps
+            e = self.session.push(ev.AudioPushed(duration=0.02))
+            self._stt_origin = e.t - e.duration
 
     def cleanup(self) -> None:
         self._refs -= 1
@@ -338,6 +353,7 @@ class _Bridge:
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._onset = s.now() - frame.start_secs
             self._activity = False
+            self._answered_open = False
             if self.probe is None and not self._warned_probe:
                 self._warned_probe = True
                 log.warning("the VAD analyzer did not go through "
@@ -357,13 +373,16 @@ class _Bridge:
                 self._speech_window(s, None)
             speech = 0.0 if self._onset is None else max(0.0, s.now() - frame.stop_secs
                                                          - self._onset)
+            if self._onset is not None and not self._answered_open:
+                self._unanswered.append(s.now() - frame.stop_secs)
             self._onset = None
+            self._answered_open = False
             s.push_vad(ev.VadEndOfSpeech(silence_duration=frame.stop_secs,
                                          speech_duration=speech, ref=frame.id))
         elif isinstance(frame, TranscriptionFrame):
             if frame.text.strip():
                 s.push_stt(ev.SttFinal(text=frame.text, language=_language(frame),
-                                       ref=frame.id))
+                                       end_time=self._late_final_end(frame), ref=frame.id))
         elif isinstance(frame, InterimTranscriptionFrame):
             if frame.text.strip():
                 s.push_stt(ev.SttInterim(text=frame.text, language=_language(frame),
@@ -374,6 +393,22 @@ class _Bridge:
         elif isinstance(frame, BotStoppedSpeakingFrame):
             until, self._interrupted_from = self._interrupted_from, None
             s.agent_speech_ended(ignore_user_transcript_until=until)
+
+    def _late_final_end(self, frame: TranscriptionFrame) -> float:
+        """The STT-stream end time of a finalized transcription that arrives after its VAD
+        segment ended (a segmented STT's: one per segment, in order), so that turnfsm pairs
+        it with that segment, not a later one, and knows when its speech ended (before the
+        agent's reply, say); 0.0 (no timestamp) for any other."""
+        if not frame.finalized:
+            return 0.0
+        if not self._unanswered:
+            if self._onset is not None:
+                self._answered_open = True  # a streaming STT's final, inside its segment
+            return 0.0
+        ended = self._unanswered.popleft()
+        if self._stt_origin is None:
+            return 0.0
+        return max(ended - self._stt_origin, 1e-3)
 
     def _windows(self, s: Session, probe: VadProbe) -> None:
         """The windows the analyzer scored on this audio frame: voiced ones inside a VAD
