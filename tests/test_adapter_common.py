@@ -159,13 +159,62 @@ def test_overlap_detector_judges_the_agent_starting_over_long_speech_at_once() -
     assert len(interruptions) == 1
 
 
+def detect_segments(segments: list[tuple[float, float]], join: float) -> list[Any]:
+    """The agent speaks from 0; each (start, end) is a VAD segment of user speech (VAD start
+    0.1 s after its onset, voiced windows to its end, the VAD's end 0.2 s later). Returns
+    the Interruption outputs."""
+    async def body() -> list[Any]:
+        d = OverlapDetector(0.5, join=join)
+        got: list[out.Output] = []
+
+        class Hooks:
+            def on_output(self, o: out.Output) -> None:
+                got.append(o)
+        s = Session({"interruption_detection": True}, detector=d, hooks=Hooks(),
+                    telemetry=False)
+        d.bind(s)
+        events: list[tuple[float, Any]] = [(0.0, s.agent_speech_started)]
+        for start, end in segments:
+            events.append((start + 0.1, lambda: s.push_vad(
+                ev.VadStartOfSpeech(speech_duration=0.1))))
+            events += [(t, (lambda p=p: d.window(p))) for t, p in voiced(start + 0.1, end)]
+            events.append((end + 0.2, lambda: s.push_vad(
+                ev.VadEndOfSpeech(silence_duration=0.2))))
+        for t, fn in sorted(events, key=lambda x: x[0]):
+            await asyncio.sleep(max(0.0, t - s.now()))
+            fn()
+        await asyncio.sleep(0.5)
+        await s.aclose()
+        return [o for o in got if isinstance(o, out.Interruption)]
+    return run_virtual(body())
+
+
+def test_overlap_detector_joins_segments_split_by_a_short_pause() -> None:
+    """"wait, ... stop" split by a VAD with a short stop_secs (speech 1.0-1.35 s, then
+    1.65-2.0 s): judged whole from 1.0 s, an interruption at the first voiced window 0.5 s
+    on; without the join each segment is too short and nothing interrupts."""
+    interruptions = detect_segments([(1.0, 1.35), (1.65, 2.0)], join=0.5)
+    assert [round(o.overlap_started_at, 3) for o in interruptions] == [1.0]
+    assert round(interruptions[0].detected_at, 3) == 1.75
+    assert detect_segments([(1.0, 1.35), (1.65, 2.0)], join=0.0) == []
+
+
+def test_overlap_detector_does_not_join_across_a_long_pause() -> None:
+    """Two backchannels over the agent 1.2 s apart (0.35 s each) are two overlaps, each
+    too short: no interruption."""
+    assert detect_segments([(1.0, 1.35), (2.55, 2.9)], join=0.5) == []
+
+
 def test_overlap_detector_refuses_bad_options() -> None:
-    """A negative duration or a threshold outside (0, 1] is refused with its name."""
+    """A negative duration or join, or a threshold outside (0, 1], is refused with its
+    name."""
     import pytest
     with pytest.raises(ValueError, match="min_duration"):
         OverlapDetector(-1.0)
     with pytest.raises(ValueError, match="threshold"):
         OverlapDetector(0.5, threshold=0.0)
+    with pytest.raises(ValueError, match="join"):
+        OverlapDetector(0.5, join=-0.1)
 
 
 def test_held_transcripts_send_on_release_and_forget_on_drop() -> None:

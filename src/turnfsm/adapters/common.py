@@ -9,7 +9,12 @@ seconds (0.5 s) after the speech's onset; speech that stops sooner is no interru
 (the engine then judges its words: a backchannel is dropped). Only voiced windows count
 (the VAD's per-window speech probability at or above ``threshold``), never the silence a
 VAD waits through before it reports the end of speech: a 0.45 s "okay" followed by 0.55 s
-of silence never reaches 0.5 s, while "wait, stop" does as soon as "stop" begins.
+of silence never reaches 0.5 s, while "wait, stop" does as soon as "stop" begins. An
+overlap that opens within ``join`` seconds (0.5 s) of the last voiced window of the one
+before (over the same agent speech, no verdict yet) goes on from that one's onset: a VAD
+whose ``stop_secs`` is shorter than the pauses of "wait, ... stop, ... that's wrong" splits
+it into segments, and each alone is too short; judged whole, it interrupts as it would with
+a longer ``stop_secs``.
 
 **Transcripts the engine holds** (:class:`HeldTranscripts`): a shell that forwards the
 user's transcripts to its framework keeps each one back while the engine reports it held
@@ -31,11 +36,13 @@ from .. import events as ev
 from .. import outputs as out
 from ..runtime import Session, SessionClosed
 
-__all__ = ["DEFAULT_MIN_DURATION", "HeldTranscripts", "OverlapDetector", "call_hook"]
+__all__ = ["DEFAULT_JOIN", "DEFAULT_MIN_DURATION", "HeldTranscripts", "OverlapDetector",
+           "call_hook"]
 
 log = logging.getLogger("turnfsm.adapters")
 
 DEFAULT_MIN_DURATION = 0.5  # seconds of overlap (onset to a voiced window) that interrupt
+DEFAULT_JOIN = 0.5  # an overlap this close to the last one's last voiced window continues it
 T = TypeVar("T")
 
 
@@ -45,18 +52,27 @@ class OverlapDetector:
     ``OverlapVerdict`` pushed into the session at the window that decides it, so turnfsm's
     gate, backchannel rules and records apply to it. ``min_duration``: the overlap, from the
     speech's onset to a voiced window, that makes an interruption; ``threshold``: the
-    probability at or above which a window is voiced."""
+    probability at or above which a window is voiced; ``join``: the pause (from the last
+    voiced window of an overlap that closed undecided to the next one's onset) across
+    which the next overlap continues it (0: never)."""
 
     def __init__(self, min_duration: float = DEFAULT_MIN_DURATION,
-                 threshold: float = 0.5) -> None:
+                 threshold: float = 0.5, join: float = DEFAULT_JOIN) -> None:
         if not min_duration >= 0:
             raise ValueError(f"min_duration must be >= 0 seconds, not {min_duration!r}")
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], not {threshold!r}")
+        if not join >= 0:
+            raise ValueError(f"join must be >= 0 seconds, not {join!r}")
         self.min_duration = float(min_duration)
         self.threshold = float(threshold)
+        self.join = float(join)
         self.session: Session | None = None
         self._onset: float | None = None  # the onset of the overlap being judged
+        self._last_voiced: float | None = None  # its last voiced window so far
+        # (onset, last voiced window) of the overlap that closed undecided when the user
+        # stopped, over the agent speech still going on
+        self._closed: tuple[float, float] | None = None
         self.verdicts: list[tuple[float, float]] = []  # (onset, decided at) of each one
 
     def bind(self, session: Session) -> None:
@@ -73,10 +89,19 @@ class OverlapDetector:
         s = self.session
         if s is None:
             return
-        if signal.signal != "overlap_speech_started":
-            self._onset = None  # the overlap closed (the user or the agent stopped)
+        if signal.signal == "overlap_speech_ended":  # the user (or the agent) stopped
+            if self._onset is not None and self._last_voiced is not None:
+                self._closed = (self._onset, self._last_voiced)
+            self._onset = self._last_voiced = None
             return
-        self._onset = s.now() if signal.started_at is None else signal.started_at
+        if signal.signal != "overlap_speech_started":  # the agent started or stopped
+            self._onset = self._last_voiced = self._closed = None
+            return
+        onset = s.now() if signal.started_at is None else signal.started_at
+        closed, self._closed = self._closed, None
+        if closed is not None and onset - closed[1] <= self.join + 1e-9:
+            onset = closed[0]  # the same utterance, after a pause: judged whole
+        self._onset, self._last_voiced = onset, None
         if (signal.speech_duration or 0.0) >= self.min_duration:
             # the agent started over speech already long enough: judged at this instant,
             # once the step that opened the overlap is over
@@ -89,6 +114,7 @@ class OverlapDetector:
         if onset is None or s is None or probability < self.threshold:
             return
         t = s.now() if at is None else at
+        self._last_voiced = t
         if t - onset >= self.min_duration - 1e-9:
             self._verdict()
 
@@ -96,7 +122,7 @@ class OverlapDetector:
         s, started = self.session, self._onset
         if s is None or started is None or s.closed:
             return
-        self._onset = None
+        self._onset = self._last_voiced = self._closed = None
         now = max(s.now(), s.engine.input_clock)
         self.verdicts.append((started, now))
         with contextlib.suppress(SessionClosed):
