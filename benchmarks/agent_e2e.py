@@ -252,8 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=8790,
                     help="the first agent's port (the second's is the next)")
     ap.add_argument("--barge-in-speech", type=float, metavar="SECONDS",
-                    help="turnfsm's agent: speech over it that makes an interruption "
-                         "(the agent's default: 0.75)")
+                    help="turnfsm's agent: the overlap detector's barge_in (user speech "
+                         "over the agent interrupts once a voiced VAD window comes this long "
+                         "after its onset; the agent's default: 0.7)")
+    ap.add_argument("--vad-stop-secs", type=float, metavar="SECONDS",
+                    help="turnfsm's agent: the VAD's stop_secs given to user_params (the "
+                         "agent's default: 0.2, Pipecat's)")
     ap.add_argument("--json", type=Path, help="write the figures and notes here")
     ap.add_argument("--notes", action="store_true", help="print each agent's notes per turn")
     args = ap.parse_args(argv)
@@ -274,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     load0, t0 = os.getloadavg(), time.time()
     print(f"{len(paths)} scenarios x {len(agents)} agents, real time; load average "
           f"{load0[0]:.2f} on {os.cpu_count()} cores", flush=True)
-    extra = {"turnfsm": [] if args.barge_in_speech is None else
-             ["--barge-in-speech", str(args.barge_in_speech)], "pipecat": []}
+    extra: dict[str, list[str]] = {"turnfsm": [], "pipecat": []}
+    if args.barge_in_speech is not None:
+        extra["turnfsm"] += ["--barge-in-speech", str(args.barge_in_speech)]
+    if args.vad_stop_secs is not None:
+        extra["turnfsm"] += ["--vad-stop-secs", str(args.vad_stop_secs)]
     results = run_agents(agents, args.port, paths, extra)
     load1 = os.getloadavg()
 

@@ -32,7 +32,8 @@ def _free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the espeak-ng binary")
 def test_agent_answers_and_stops_when_interrupted() -> None:
-    """turnfsm's agent answers a question and stops talking when the user barges in."""
+    """turnfsm's agent answers a question and stops talking when the user barges in (the
+    adapter's overlap detector calls it, with no adapter warning in the log)."""
     from voicebench.bench import run_benchmark
     from voicebench.scenario import parse_scenario
 
@@ -86,3 +87,6 @@ def test_agent_answers_and_stops_when_interrupted() -> None:
     assert barge_in.stop_latency_ms is not None and barge_in.stop_latency_ms < 2500
     assert result.records[0].clears, "the agent sent no interruption to the client"
     assert sum("user turn " in line for line in log) >= 1, where
+    # the VAD reached the adapter through user_params: no warning, and its detector judged
+    assert not any("user_params(vad_analyzer" in line for line in log), where
+    assert any("the detector's verdict" in line for line in log), where

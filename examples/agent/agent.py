@@ -9,12 +9,13 @@ The pipeline, all local (nothing is downloaded; the extras ``pipecat``, ``asr`` 
 and the ``espeak-ng`` binary):
 
     WebSocket in (ProtobufFrameSerializer, 16 kHz PCM)
-    -> VADProcessor(SileroVADAnalyzer)         Pipecat's Silero VAD (its model ships in the wheel)
     -> LocalWhisperSTT                         faster-whisper tiny.en, one transcript per VAD
                                                segment, temperature 0 (deterministic)
-    -> user aggregator                         turnfsm's strategies (profile ``default``), or
-                                               Pipecat's defaults (VAD + transcription start,
-                                               Smart Turn v3 stop)
+    -> user aggregator                         owns Pipecat's Silero VAD (its model ships in
+                                               the wheel; its VAD frames go upstream to the
+                                               STT too) and turnfsm's strategies (profile
+                                               ``default``), or Pipecat's defaults (VAD +
+                                               transcription start, Smart Turn v3 stop)
     -> ScriptedLLM                             answers from a table of keywords at once
     -> EspeakTTS                               espeak-ng, one synthesis per sentence
     -> WebSocket out                           paced at real time; InterruptionFrame clears
@@ -23,12 +24,24 @@ and the ``espeak-ng`` binary):
 One conversation at a time: each WebSocket client gets a fresh pipeline (the Whisper model is
 loaded once), so voicebench can run scenario after scenario against one server.
 
-turnfsm's agent runs the ``default`` profile with ``transcript_timeout`` set to the STT's
-latency here (:data:`STT_LATENCY`; Pipecat's STT p99 too) and judges speech over its own voice
-with an interruption detector, :class:`SpeechOverlapDetector`: an interruption once Silero has
-heard ``--barge-in-speech`` seconds of speech in the utterance (0.75 s; LiveKit's rule uses
-0.5 s); shorter speech gets no verdict and turnfsm's words rule judges it (a backchannel is
-dropped). Pipecat's defaults interrupt on any VAD start.
+turnfsm's agent uses the adapter as its README says: ``TurnfsmUserTurnStrategies`` (profile
+``default``, ``transcript_timeout`` set to the STT's latency here, :data:`STT_LATENCY`, which
+is Pipecat's STT p99 too) and ``user_params(vad_analyzer=...)`` with the aggregator's own
+Silero analyzer, so the adapter reads its speech probability window by window and its
+built-in overlap detector judges user speech over the agent. Two settings differ from the
+adapter's defaults, for this pipeline:
+
+* ``barge_in`` (``--barge-in-speech``) is 0.7 s, not 0.5 s: this agent's "mm hmm" clip has
+  voiced windows 0.61 s after its onset (the labelled backchannels the default was set on
+  last 0.45 s at most), and 0.5 s makes it interrupt; 0.7 s still stops "wait, ... stop,
+  that's wrong" 0.7 s after its onset, 0.06 s into "stop".
+* the VAD's ``stop_secs`` (``--vad-stop-secs``) is 0.2 s, Pipecat's, not 0.5 s: Whisper is a
+  segmented STT here, so the transcript (and the end of turn, which waits for it) comes
+  ``stop_secs`` after the speech ends plus Whisper's time; 0.5 s would add 0.3 s to every
+  reply against Pipecat's defaults. The detector joins the VAD segments that pauses of
+  0.2-0.5 s split (``OverlapDetector.join``), so an interruption is still judged whole.
+
+Pipecat's defaults interrupt on any VAD start (backchannels and coughs too).
 """
 
 from __future__ import annotations
@@ -65,7 +78,6 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
-from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.serializers.protobuf import ProtobufFrameSerializer
 from pipecat.services.settings import TTSSettings
@@ -79,16 +91,16 @@ from pipecat.transports.websocket.server import (
 from pipecat.utils.time import time_now_iso8601
 from pipecat.workers.runner import WorkerRunner
 
-from turnfsm import events as ev
 from turnfsm import outputs as out
 from turnfsm.adapters.pipecat import TurnfsmUserTurnStrategies
-from turnfsm.runtime import Session, SessionClosed
 
 SAMPLE_RATE = 16_000
 # Whisper's time per VAD segment on a busy 2-core machine reaches 2.5 s: how long turnfsm waits
 # for a segment's final (transcript_timeout) and Pipecat's STT p99 (ttfs_p99_latency)
 STT_LATENCY = 3.0
 AGENT_VOICE = ("gmw/en+f3", 175)  # the agent's voice in the labelled dialogues
+BARGE_IN = 0.7  # the overlap detector's barge_in (see the module docstring)
+VAD_STOP = 0.2  # the VAD's stop_secs for turnfsm's agent (see the module docstring)
 
 # the scripted "LLM": the first entry one of whose keywords the transcript contains (whole
 # words, case and punctuation ignored) gives the reply
@@ -255,72 +267,6 @@ def load_whisper() -> Any:
                         compute_type="int8", cpu_threads=2, local_files_only=True)
 
 
-class HeardSpeech(SileroVADAnalyzer):
-    """Pipecat's Silero VAD analyzer that also adds up the speech it hears: seconds of
-    windows at or above its confidence threshold (read by :class:`SpeechOverlapDetector`)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.speech_seconds = 0.0
-
-    def voice_confidence(self, buffer: bytes) -> float:
-        confidence = super().voice_confidence(buffer)
-        if float(np.asarray(confidence).ravel()[0]) >= self.params.confidence:
-            self.speech_seconds += self.num_frames_required() / self.sample_rate
-        return confidence
-
-
-class SpeechOverlapDetector:
-    """turnfsm's interruption detector: user speech over the agent is an interruption once
-    the VAD has heard ``min_speech`` seconds of speech in the utterance (VAD segments less than
-    ``join`` seconds apart are one utterance: "wait, ... stop, ..."). It gives no verdict on an
-    utterance that stays shorter: turnfsm's words rule judges it (a backchannel, or more)."""
-
-    def __init__(self, vad: HeardSpeech, min_speech: float = 0.75, join: float = 0.5) -> None:
-        self.vad = vad
-        self.min_speech = min_speech
-        self.join = join
-        self.session: Session | None = None
-        self._watch: asyncio.Task[None] | None = None
-        self._base = 0.0  # the VAD's speech count when the utterance began
-        self._ended: float | None = None  # when the utterance's last overlap ended
-
-    def signal(self, o: out.DetectorSignal) -> None:
-        logger.debug(f"detector: {o.signal} (speech {o.speech_duration})")
-        now = time.monotonic()
-        if o.signal == "overlap_speech_started":
-            self._stop_watch()
-            if self._ended is None or now - self._ended > self.join:
-                self._base = self.vad.speech_seconds - (o.speech_duration or 0.0)
-            self._ended = None
-            self._watch = asyncio.get_running_loop().create_task(self._judge())
-        elif o.signal == "overlap_speech_ended":
-            if self._watch is not None:
-                logger.info(f"detector: {self.vad.speech_seconds - self._base:.3f} s of "
-                            "speech over the agent so far: no verdict")
-            self._stop_watch()
-            self._ended = now
-        else:  # the agent started or stopped: a new overlap is a new utterance
-            self._stop_watch()
-            self._ended = None
-
-    def _stop_watch(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
-
-    async def _judge(self) -> None:
-        while self.vad.speech_seconds - self._base < self.min_speech:
-            await asyncio.sleep(0.01)
-        self._watch = None
-        s = self.session
-        if s is None or s.closed:
-            return
-        logger.info(f"detector: {self.min_speech:g} s of speech over the agent: interruption")
-        with contextlib.suppress(SessionClosed):
-            s.push_overlap(ev.OverlapVerdict(is_interruption=True, probability=1.0))
-
-
 class Decisions:
     """turnfsm's hooks: each decision goes to the log, with why."""
 
@@ -333,23 +279,14 @@ class Decisions:
         return True
 
     def on_interruption(self, o: out.Interruption) -> None:
-        logger.info("turnfsm: interruption")
+        if o.overlap_started_at is not None and o.detected_at is not None:
+            logger.info("turnfsm: interruption, the detector's verdict "
+                        f"{o.detected_at - o.overlap_started_at:.3f} s after the overlap began")
+        else:
+            logger.info("turnfsm: interruption")
 
     def on_transcript_dropped(self, o: out.TranscriptDropped) -> None:
         logger.info(f"turnfsm: dropped {o.text!r} ({o.reason})")
-
-
-class Strategies(TurnfsmUserTurnStrategies):
-    """turnfsm's strategies with the detector bound to the session when it is made."""
-
-    def __init__(self, detector: SpeechOverlapDetector) -> None:
-        super().__init__({"interruption_detection": True, "transcript_timeout": STT_LATENCY},
-                         profile="default",
-                         hooks=Decisions(), session_kwargs={"detector": detector})
-        self._detector = detector
-
-    def bind(self) -> None:
-        self._detector.session = self.session
 
 
 async def serve_one(args: argparse.Namespace, whisper: Any) -> None:
@@ -359,18 +296,22 @@ async def serve_one(args: argparse.Namespace, whisper: Any) -> None:
             audio_in_enabled=True, audio_out_enabled=True, audio_in_sample_rate=SAMPLE_RATE,
             audio_out_sample_rate=SAMPLE_RATE, serializer=ProtobufFrameSerializer()),
         host=args.host, port=args.port)
-    vad = HeardSpeech()
-    strategies: Strategies | None = None
+    # the user aggregator owns the VAD (Pipecat 1.x's arrangement): it analyzes the audio
+    # that reaches it and broadcasts its VAD frames upstream too, where the segmented
+    # Whisper service cuts its segments on them
+    vad = SileroVADAnalyzer()
     if args.turns == "turnfsm":
-        strategies = Strategies(SpeechOverlapDetector(vad, args.barge_in_speech))
-        user_params = strategies.user_params()
-    else:
-        user_params = LLMUserAggregatorParams()  # Pipecat's default user turn strategies
+        strategies = TurnfsmUserTurnStrategies(
+            {"transcript_timeout": STT_LATENCY}, profile="default", hooks=Decisions(),
+            barge_in=args.barge_in_speech)
+        user_params = strategies.user_params(vad_analyzer=vad,
+                                             vad_stop_secs=args.vad_stop_secs)
+    else:  # Pipecat's default user turn strategies, on the same VAD
+        user_params = LLMUserAggregatorParams(vad_analyzer=vad)
     context = LLMContext()
     pair = LLMContextAggregatorPair(context, user_params=user_params)
     llm = ScriptedLLM()
-    pipeline = Pipeline([transport.input(), VADProcessor(vad_analyzer=vad),
-                         LocalWhisperSTT(whisper), pair.user(), llm,
+    pipeline = Pipeline([transport.input(), LocalWhisperSTT(whisper), pair.user(), llm,
                          EspeakTTS(sample_rate=SAMPLE_RATE), transport.output(),
                          pair.assistant()])
     worker = PipelineWorker(pipeline, enable_rtvi=False, idle_timeout_secs=None,
@@ -379,11 +320,6 @@ async def serve_one(args: argparse.Namespace, whisper: Any) -> None:
     @transport.event_handler("on_websocket_ready")  # type: ignore[untyped-decorator]
     async def on_ready(_t: Any) -> None:
         print(f"agent ({args.turns}) listening on ws://{args.host}:{args.port}", flush=True)
-
-    @transport.event_handler("on_client_connected")  # type: ignore[untyped-decorator]
-    async def on_connected(_t: Any, _ws: Any) -> None:
-        if strategies is not None:
-            strategies.bind()
 
     @transport.event_handler("on_client_disconnected")  # type: ignore[untyped-decorator]
     async def on_disconnected(_t: Any, _ws: Any) -> None:
@@ -410,14 +346,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "Pipecat's default strategies")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8765)
-    ap.add_argument("--barge-in-speech", type=float, default=0.75, metavar="SECONDS",
-                    help="turnfsm: speech over the agent that makes an interruption")
+    ap.add_argument("--barge-in-speech", type=float, default=BARGE_IN, metavar="SECONDS",
+                    help="turnfsm: the overlap detector's barge_in (user speech over the "
+                         "agent interrupts once a voiced VAD window comes this long after "
+                         f"its onset; default {BARGE_IN:g})")
+    ap.add_argument("--vad-stop-secs", type=float, default=VAD_STOP, metavar="SECONDS",
+                    help="turnfsm: the VAD's stop_secs, given to user_params (the STT's "
+                         f"segments end there; default {VAD_STOP:g}, Pipecat's)")
     ap.add_argument("--conversations", type=int, default=0,
                     help="serve this many conversations, then exit (0: forever)")
     ap.add_argument("-v", "--verbose", action="store_true", help="Pipecat's debug log")
     args = ap.parse_args(argv)
-    if args.barge_in_speech <= 0:
+    if not args.barge_in_speech > 0:
         ap.error("--barge-in-speech must be > 0")
+    if not 0 < args.vad_stop_secs <= 2:
+        ap.error("--vad-stop-secs must be in (0, 2]")
     return args
 
 
