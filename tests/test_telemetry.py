@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
@@ -507,6 +507,7 @@ def random_input(rnd: random.Random, t: float) -> ev.Input:
 
 
 @given(seed=st.integers(0, 2**32 - 1))
+@example(seed=5997)  # an STT end of speech after a dropped backchannel opened the engine's span
 def test_random_sessions_keep_i13_and_mirror_the_engine(seed: int) -> None:
     """Random inputs, model answers and end-of-turn answers held back for a few inputs (which
     queue and are released in the answer's step): I13 holds, and the spans mirror the

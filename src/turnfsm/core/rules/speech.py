@@ -100,8 +100,10 @@ def report_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
 
 @RULES.action("report_stt_end")
 def report_stt_end(cx: Context, e: Any) -> None:
-    """stt mode: the STT's end of speech is the user's."""
-    cx.ensure_span()
+    """stt mode: the STT's end of speech is the user's; after a dropped backchannel (no new
+    speech since) it opens no turn's span, as the VAD's end of that speech does not."""
+    if not (cx.segment_dropped and not cx.turn.span_open):
+        cx.ensure_span()
     cx.emit(out.EndOfSpeech(t=cx.now, ref=None))
     _feedback_end(cx, cx.now)
     cx.anchor_at_transcript()
