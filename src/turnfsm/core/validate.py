@@ -24,15 +24,33 @@ Check = Callable[[str, Any], None]
 
 def _number(what: str, v: Any) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InputError(f"{what} must be a number, not {v!r}")
+        raise InputError(f"{what} must be a number, not {_short(v)}")
+    if isinstance(v, int):
+        if not -ev.MAX_NUMBER <= v <= ev.MAX_NUMBER:
+            raise InputError(f"{what} must be at most {ev.MAX_NUMBER:g} in size, not "
+                             f"{_short(v)}")
+        return
     if not math.isfinite(v):
         raise InputError(f"{what} must be finite, not {v!r}")
+    if not -ev.MAX_NUMBER <= v <= ev.MAX_NUMBER:
+        raise InputError(f"{what} must be at most {ev.MAX_NUMBER:g} in size, not {v!r}")
 
 
 def _integer(what: str, v: Any) -> None:
+    if isinstance(v, int) and not isinstance(v, bool) and \
+            not -ev.MAX_INTEGER <= v <= ev.MAX_INTEGER:
+        raise InputError(f"{what} must be a whole number of at most 2**53, not {_short(v)}")
     _number(what, v)
     if v != int(v):
         raise InputError(f"{what} must be a whole number, not {v!r}")
+
+
+def _short(v: Any) -> str:
+    """``repr(v)``, cut to 60 characters (a 400-digit number, a long text)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 200:
+        return f"a number of about {int(v.bit_length() * 0.30103)} digits"
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 def _flag(what: str, v: Any) -> None:
@@ -86,10 +104,16 @@ def checks(cls: type) -> tuple[tuple[str, Check, bool], ...]:
 
 
 def check_input(e: ev.Input) -> None:
-    """Refuse wrong types, NaN and infinities (InputError) before anything changes."""
-    name = type(e).__name__
-    for field, check, optional in checks(type(e)):
+    """Refuse wrong types, NaN, infinities and out-of-range numbers (InputError) before
+    anything changes."""
+    cls = type(e)
+    name = cls.__name__
+    for field, check, optional in checks(cls):
         v = getattr(e, field)
         if v is None and optional:
             continue
         check(f"{name}.{field}", v)
+        lo_hi = ev.FIELD_RANGES.get((cls, field))
+        if lo_hi is not None and not lo_hi[0] <= v <= lo_hi[1]:
+            raise InputError(f"{name}.{field} must be between {lo_hi[0]:g} and {lo_hi[1]:g}, "
+                             f"not {v!r}")

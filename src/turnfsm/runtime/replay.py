@@ -19,6 +19,7 @@ from ..chart import Chart
 from ..core import StepObserver
 from ..core.profiles import Profile
 from ..errors import ConfigError, InputError, TraceError
+from ..options import MAX_DURATION
 from ..replay import Replay, Trace, dumps, read_trace
 from ..replay.replay import ScriptedModel
 from .protocols import TurnContext
@@ -122,7 +123,7 @@ class RuntimeReplay(Replay):
         session = self.session = Session(
             opts, profile=prof, chart=self.chart, hooks=_Hooks(self),
             model=_ScriptedModel(self, self.model),
-            model_timeout=1e9, telemetry=False, observers=self.observers)
+            model_timeout=MAX_DURATION, telemetry=False, observers=self.observers)
         self.engine = session.engine
         try:
             assert isinstance(self.trace, Trace)
