@@ -15,28 +15,29 @@ def _replay_to(src: str, dst: str | None, opts: dict[str, Any], runtime: str) ->
     """Replay one trace into ``dst`` (stdout when None), one line at a time; return the
     error message, or None. A file is written whole or not at all."""
     from .replay.replay import replay_stream
+    refused: str | None = None
     try:
         if runtime == "asyncio":
-            from .runtime.replay import replay_runtime_file
-            text = replay_runtime_file(src, **opts)
+            from .runtime.replay import replay_runtime_text
+            text, refused = replay_runtime_text(src, **opts)
             if dst is None:
                 sys.stdout.write(text)
             else:
                 Path(dst).write_text(text, encoding="utf-8")
-            return None
-        if dst is None:
-            replay_stream(src, sys.stdout, **opts)
-            return None
-        tmp = Path(dst).with_name(Path(dst).name + ".partial")
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                replay_stream(src, f, **opts)
-            tmp.replace(dst)
-        finally:
-            tmp.unlink(missing_ok=True)
+        elif dst is None:
+            refused = replay_stream(src, sys.stdout, **opts)
+        else:
+            tmp = Path(dst).with_name(Path(dst).name + ".partial")
+            try:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    refused = replay_stream(src, f, **opts)
+                tmp.replace(dst)
+            finally:
+                tmp.unlink(missing_ok=True)
     except TurnFsmError as e:
         return f"turnfsm replay: {e}"
-    return None
+    # the output holds the header's error line (the format's); the run still failed
+    return None if refused is None else f"turnfsm replay: {src}:1: {refused}"
 
 
 def _replay(args: argparse.Namespace) -> int:

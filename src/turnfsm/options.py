@@ -50,10 +50,12 @@ class EndpointingOptions:
             v = getattr(self, name)
             if not _finite(v):
                 raise ConfigError(f"endpointing.{name} must be a finite number, not {v!r}")
+        if self.min_delay < 0 or self.max_delay < 0:
+            raise ConfigError("endpointing delays must not be negative")
         for name in ("min_delay", "max_delay"):
             v = getattr(self, name)
             if not _duration(v):
-                raise ConfigError(f"endpointing.{name} must be between 0 and {MAX_DURATION:g} "
+                raise ConfigError(f"endpointing.{name} must be at most {MAX_DURATION:g} "
                                   f"seconds, not {v!r}")
         if self.mode == "dynamic" and not 0 < self.alpha <= 1:
             raise ConfigError(f"endpointing.alpha must be in (0, 1], not {self.alpha!r}")

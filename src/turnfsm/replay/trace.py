@@ -3,7 +3,9 @@
 A trace is JSON Lines: a ``config`` header, then timed inputs. :func:`read_trace` checks
 every line and raises :class:`~turnfsm.errors.TraceError` naming the file, the line and the
 field for bad JSON, unknown kinds or fields, missing required fields, wrong types, NaN or
-infinite numbers, negative durations and times that go backwards.
+infinite numbers, negative durations and times that go backwards, numbers larger than
+:data:`MAX_NUMBER`, texts that are not Unicode (a lone surrogate), lines longer than
+:data:`MAX_LINE_CHARS` and bytes that are not UTF-8: each with one line naming where.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from typing import Any, NamedTuple, NoReturn
 import attrs
 
 from ..errors import TraceError
+from ..events import MAX_NUMBER
 from ..options import TURN_DETECTION
+
+#: The longest trace line accepted (characters): a line is one input, a few hundred bytes;
+#: a transcript of an hour's speech fits. Longer lines are refused before they are decoded.
+MAX_LINE_CHARS = 1_000_000
+_LINE_BYTES = MAX_LINE_CHARS * 4 + 3  # UTF-8: at most 4 bytes a character, and a CR LF
 
 _NUM, _BOOL, _STR, _OPTNUM, _ANY = "number", "bool", "string", "number-or-null", "any"
 
@@ -108,16 +116,44 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _show(v: Any) -> str:
+    """``v`` as JSON for a message, cut to 60 characters (a 400-digit number, a long text,
+    a lone surrogate are shown, not re-raised)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 200:
+        return f"a number of about {int(v.bit_length() * 0.30103)} digits"
+    try:
+        r = json.dumps(v)
+    except (ValueError, TypeError, RecursionError):
+        r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _unicode(v: str) -> bool:
+    """Whether text ``v`` can be written as UTF-8 (no lone surrogate from a ``\\ud800``)."""
+    if v.isascii():
+        return True
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_value(v: Any, typ: str, err: Any, name: str) -> None:
     if typ == _NUM or (typ == _OPTNUM and v is not None):
         if not _is_num(v):
-            err(f"must be a number, not {json.dumps(v)}", name)
-        if not math.isfinite(v):
+            err(f"must be a number, not {_show(v)}", name)
+        if isinstance(v, float) and not math.isfinite(v):
             err(f"must be finite, not {v}", name)
+        if not -MAX_NUMBER <= v <= MAX_NUMBER:
+            err(f"must be at most {MAX_NUMBER:g} in size, not {_show(v)}", name)
     elif typ == _BOOL and not isinstance(v, bool):
-        err(f"must be true or false, not {json.dumps(v)}", name)
-    elif typ == _STR and not isinstance(v, str):
-        err(f"must be a string, not {json.dumps(v)}", name)
+        err(f"must be true or false, not {_show(v)}", name)
+    elif typ == _STR:
+        if not isinstance(v, str):
+            err(f"must be a string, not {_show(v)}", name)
+        if not _unicode(v):
+            err("must be Unicode text (it holds a lone surrogate such as \\ud800)", name)
 
 
 def _merge(defaults: dict[str, Any], given: Any, err: Any, name: str) -> dict[str, Any]:
@@ -136,6 +172,10 @@ def _merge(defaults: dict[str, Any], given: Any, err: Any, name: str) -> dict[st
 def _finite_tree(v: Any, err: Any, name: str) -> None:
     if isinstance(v, float) and not math.isfinite(v):
         err(f"must be finite, not {v}", name)
+    elif _is_num(v) and not -MAX_NUMBER <= v <= MAX_NUMBER:
+        err(f"must be at most {MAX_NUMBER:g} in size, not {_show(v)}", name)
+    elif isinstance(v, str) and not _unicode(v):
+        err("must be Unicode text (it holds a lone surrogate such as \\ud800)", name)
     elif isinstance(v, dict):
         for k, x in v.items():
             _finite_tree(x, err, f"{name}.{k}")
@@ -235,6 +275,32 @@ def _decode(line: str, path: str, lineno: int) -> Any:
                          line=lineno) from None
     except RecursionError:
         raise TraceError("invalid JSON: nested too deeply", path=path, line=lineno) from None
+    except ValueError as e:  # an integer of more digits than Python converts
+        raise TraceError(f"invalid JSON: {str(e).split(';')[0]}", path=path,
+                         line=lineno) from None
+
+
+def _lines(f: Any, path: str, start: int = 1) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line of binary file ``f``: a line longer than
+    :data:`MAX_LINE_CHARS` is refused unread, bytes that are not UTF-8 name their line."""
+    lineno = start - 1
+    while True:
+        raw = f.readline(_LINE_BYTES)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) >= _LINE_BYTES and not raw.endswith(b"\n"):
+            raise TraceError(f"the line is longer than {MAX_LINE_CHARS} characters",
+                             path=path, line=lineno)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise TraceError(f"not UTF-8 text (byte {e.start + 1} of the line)", path=path,
+                             line=lineno) from None
+        if len(line) > MAX_LINE_CHARS + 2:
+            raise TraceError(f"the line is longer than {MAX_LINE_CHARS} characters",
+                             path=path, line=lineno)
+        yield lineno, line.rstrip("\r\n") if line.endswith("\n") else line
 
 
 try:  # a faster decoder when available (about 8x on trace lines)
@@ -245,6 +311,7 @@ except ImportError:  # pragma: no cover - msgspec is a dependency
     _fast_decode = None
 
 _INF = math.inf
+_MAX = MAX_NUMBER
 
 
 class _Inputs:
@@ -262,11 +329,11 @@ class _Inputs:
             # number but the flag ``speaking``; anything else takes the general path
             t = obj.get("t")
             tt = type(t)
-            if (tt is float or tt is int) and self.last_t <= t < _INF:
+            if (tt is float or tt is int) and self.last_t <= t <= _MAX:
                 for k, v in obj.items():
                     tv = type(v)
                     if k in _WINDOW_NUMBERS:
-                        if not ((tv is float or tv is int) and 0 <= v < _INF):
+                        if not ((tv is float or tv is int) and 0 <= v <= _MAX):
                             break
                     elif not (k == "speaking" and tv is bool) and k != "kind":
                         break
@@ -283,7 +350,7 @@ class _Inputs:
                                f"(known: {', '.join(sorted(SCHEMA))})", "kind")
         t = obj.get("t")
         tt = type(t)
-        if not ((tt is float or tt is int) and 0 <= t < _INF and t >= self.last_t):
+        if not ((tt is float or tt is int) and 0 <= t <= _MAX and t >= self.last_t):
             self._check_t(lineno, t)
         self.last_t = t = float(t)
         fields: dict[str, Any] = {}
@@ -297,10 +364,12 @@ class _Inputs:
                 self._unknown(lineno, kind, k)
             typ, positive, whole = f
             tv = type(v)
-            if typ is _NUM and (tv is float or tv is int) and -_INF < v < _INF:
+            if typ is _NUM and (tv is float or tv is int) and -_MAX <= v <= _MAX:
                 if (positive and v < 0) or (whole and v != int(v)):
                     self._field(lineno, kind, k, v, f)
             else:
+                self._field(lineno, kind, k, v, f)
+            if tv is str and not v.isascii() and not _unicode(v):
                 self._field(lineno, kind, k, v, f)
             fields[k] = v
         required = _REQUIRED_BY_KIND.get(kind)
@@ -384,12 +453,13 @@ class TraceStream:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         try:
-            self._f = open(path, encoding="utf-8")  # noqa: SIM115 - closed by close()
-            first = self._f.readline()
-        except (OSError, UnicodeDecodeError) as e:
-            raise TraceError(f"cannot read the trace: {e}", path=self.path) from None
+            self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        except OSError as e:
+            raise TraceError(f"cannot read the trace: {e.strerror or e}", path=self.path) \
+                from None
         try:
-            self.config = _header(first.rstrip("\n") if first else None, self.path)
+            first = next(_lines(self._f, self.path), (1, None))[1]
+            self.config = _header(first, self.path)
         except BaseException:
             self._f.close()
             raise
@@ -398,12 +468,12 @@ class TraceStream:
         check = _Inputs(self.path).check
         path = self.path
         try:
-            for lineno, line in enumerate(self._f, start=2):
-                if line.isspace() or not line:
+            for lineno, line in _lines(self._f, path, start=2):
+                if not line or line.isspace():
                     continue
                 yield check(lineno, _decode(line, path, lineno))
-        except UnicodeDecodeError as e:
-            raise TraceError(f"cannot read the trace: {e}", path=path) from None
+        except OSError as e:
+            raise TraceError(f"cannot read the trace: {e.strerror or e}", path=path) from None
         finally:
             self._f.close()
 
@@ -419,13 +489,10 @@ class TraceStream:
 
 
 def read_trace(path: str | Path) -> Trace:
-    """Read and check a whole trace file."""
-    p = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise TraceError(f"cannot read the trace: {e}", path=p) from None
-    return parse_trace(text, p)
+    """Read and check a whole trace file (line by line, with the stream's limits and
+    messages)."""
+    with TraceStream(path) as stream:
+        return Trace(stream.path, stream.config, tuple(stream))
 
 
 def parse_trace(text: str, path: str = "<trace>") -> Trace:
@@ -433,6 +500,10 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    for i, line in enumerate(lines, start=1):
+        if len(line) > MAX_LINE_CHARS + 1:
+            raise TraceError(f"the line is longer than {MAX_LINE_CHARS} characters",
+                             path=path, line=i)
     first: str | None = lines[0] if lines else None
     if first is not None and not first.strip():
         first = None

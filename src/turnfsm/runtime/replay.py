@@ -168,5 +168,14 @@ def replay_runtime(trace: Trace, *, diagnostics: bool = False, chart: Chart | No
 def replay_runtime_file(path: str | Path, *, diagnostics: bool = False,
                         chart: Chart | None = None, profile: str | Profile | None = None) -> str:
     """Replay a trace file through a Session; return the output as JSON Lines text."""
-    return dumps(replay_runtime(read_trace(path), diagnostics=diagnostics, chart=chart,
-                                profile=profile))
+    return replay_runtime_text(path, diagnostics=diagnostics, chart=chart, profile=profile)[0]
+
+
+def replay_runtime_text(path: str | Path, *, diagnostics: bool = False,
+                        chart: Chart | None = None, profile: str | Profile | None = None
+                        ) -> tuple[str, str | None]:
+    """The output as JSON Lines text, and why the engine refused the header (then the
+    output is its error line), or None: as :func:`turnfsm.replay.replay.replay_stream`."""
+    r = RuntimeReplay(read_trace(path), diagnostics=diagnostics, chart=chart, profile=profile)
+    lines = r.run()
+    return dumps(lines), r.refused

@@ -12,6 +12,7 @@ nothing sleeps for real and runs are deterministic.
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -45,14 +46,23 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         selector.loop = self
         self._virtual_now = 0.0
+        self._base_resolution = self._clock_resolution
 
     def time(self) -> float:
         """The virtual clock."""
         return self._virtual_now
 
     def advance(self, seconds: float) -> None:
-        """Move the virtual clock forward."""
-        self._virtual_now += seconds
+        """Move the virtual clock forward (by at least one step of the float's precision).
+
+        asyncio runs a timer once ``when < time() + clock resolution``; at large clock
+        values (2**24 s and beyond) adding a nanosecond changes nothing, so a timer due now
+        would never run and the loop would spin: the resolution grows with the clock."""
+        now = self._virtual_now + seconds
+        if now <= self._virtual_now:
+            now = math.nextafter(self._virtual_now, math.inf)
+        self._virtual_now = now
+        self._clock_resolution = max(self._base_resolution, 4 * math.ulp(now))
 
 
 def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
