@@ -61,12 +61,14 @@ async def maybe_await(v: Any) -> Any:
 
 
 async def bounded(fn: Callable[..., Any], *args: Any, within: float,
-                  **kw: Any) -> Any:
+                  keep: set[asyncio.Task[Any]] | None = None, **kw: Any) -> Any:
     """Call ``fn(*args, **kw)`` (plain or async) and return its answer within ``within``
     seconds. The awaitable runs as its own task, so one that ignores its cancellation
     cannot hold the caller: it is cancelled and left behind (:class:`CallTimedOut`). A
     ``CancelledError`` raised by the callee (not by cancelling the caller) is an error of
-    the callee (RuntimeError). A plain function runs inline: it cannot be interrupted."""
+    the callee (RuntimeError). A plain function runs inline: it cannot be interrupted.
+    A call cancelled at its timeout that is still running joins ``keep`` (a session's
+    tasks, cancelled again at close) until it ends."""
     try:
         r = fn(*args, **kw)
     except asyncio.CancelledError:  # a plain function cannot be cancelled: its own error
@@ -85,6 +87,9 @@ async def bounded(fn: Callable[..., Any], *args: Any, within: float,
     if not done:
         task.cancel()
         task.add_done_callback(_retrieve)
+        if keep is not None and not task.done():
+            keep.add(task)
+            task.add_done_callback(keep.discard)
         raise CallTimedOut(f"no answer within {within:g} s")
     try:
         return task.result()
@@ -155,7 +160,8 @@ async def ask_model(session: Session, req: out.EouModelRequest) -> None:
 
     async def call(method: str, *args: Any, **kw: Any) -> Any:
         return await bounded(getattr(model, method), *args,
-                             within=deadline - loop.time(), **kw)
+                             within=deadline - loop.time(),
+                             keep=getattr(session, "_tasks", None), **kw)
     method = "supports_language"
     try:
         supported = flag(await call(method, lang), "supports_language()")

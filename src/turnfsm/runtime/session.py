@@ -65,6 +65,8 @@ HostItem = Callable[[], None]
 HookTimeout = Literal["keep", "take"]
 #: force rounds of a close before it gives up on a collaborator that never settles
 _CLOSE_ROUNDS = 1000
+#: how many times close cancels a task that ignores its cancellation
+_DRAIN_ROUNDS = 4
 
 
 def _seconds(name: str, v: Any) -> float:
@@ -146,6 +148,7 @@ class Session(Inputs):
         self._closing = False
         self._closed = False
         self._driving = False
+        self._sleeper: asyncio.Future[None] | None = None  # advance_to's sleep
         self._progress = asyncio.Event()  # set whenever outputs are dispatched
         self._failure: BaseException | None = None
         self._requests: dict[int, out.EouModelRequest] = {}  # model requests in flight
@@ -220,11 +223,14 @@ class Session(Inputs):
         try:
             while not self._closed:
                 n = self.scheduler.next_due()
-                if n is None or n[0] > t:
+                due = n is not None and n[0] <= t
+                # sleep to the next deadline (or to t); a task that changes the schedule
+                # meanwhile (a model's answer arms a wait) wakes the sleep: look again
+                if await self._sleep_to(self._t0 + (n[0] if due and n else t)):
+                    continue
+                if not due or n is None:
                     break
                 d, is_engine = n
-                if await self._sleep_to(self._t0 + d):
-                    continue  # look again: the sleep may have let tasks add timers
                 if on_due is not None:
                     on_due(d)
                 if is_engine:
@@ -236,8 +242,6 @@ class Session(Inputs):
                 else:
                     self.scheduler.pop_host()()
                 await self.settle()
-            if not self._closed:
-                await self._sleep_to(self._t0 + t)
         finally:
             self._driving = False
             self._rearm()
@@ -249,10 +253,12 @@ class Session(Inputs):
             return False
         fut: asyncio.Future[None] = self.loop.create_future()
         h = self.loop.call_at(when, _set, fut)
+        self._sleeper = fut
         try:
             await fut
         finally:
             h.cancel()
+            self._sleeper = None
         return True
 
     def _step(self, call: Callable[..., list[out.Output]], *args: Any) -> list[out.Output]:
@@ -272,6 +278,8 @@ class Session(Inputs):
             if self._handle is not None:
                 self._handle.cancel()
             self._handle, self._armed_for = None, None
+            if self._sleeper is not None:  # the schedule may have changed: look again
+                _set(self._sleeper)
             return
         d = self.scheduler.next_deadline()
         if d == self._armed_for:
@@ -427,7 +435,8 @@ class Session(Inputs):
 
         async def later(aw: Awaitable[Any]) -> None:
             try:
-                accepted = _truth(await bounded(lambda: aw, within=self.hook_timeout))
+                accepted = _truth(await bounded(lambda: aw, within=self.hook_timeout,
+                                                  keep=self._tasks))
             except CallTimedOut:
                 log.warning("%s: hook on_end_of_turn did not answer within %g s on %r; the "
                             "turn is %s", self.session_id, self.hook_timeout, o,
@@ -468,7 +477,7 @@ class Session(Inputs):
         if inspect.isawaitable(r):
             async def wait(aw: Awaitable[Any]) -> None:
                 try:
-                    await bounded(lambda: aw, within=self.hook_timeout)
+                    await bounded(lambda: aw, within=self.hook_timeout, keep=self._tasks)
                 except CallTimedOut:
                     log.warning("%s: %s did not finish within %g s on %r; it was cancelled",
                                 self.session_id, what, self.hook_timeout, args[0])
@@ -628,14 +637,22 @@ class Session(Inputs):
             await self._drain_tasks()
 
     async def _drain_tasks(self) -> None:
+        """Cancel every task the session made (a collaborator's call that outlived its
+        timeout included) and wait for them; one that keeps ignoring its cancellation is
+        cancelled again a few times within ``hook_timeout``, then left behind (logged)."""
         current = asyncio.current_task()
-        pending = [t for t in self._tasks if t is not current]
-        for t in pending:
-            t.cancel()
-        if pending:  # a task that ignores its cancellation is left behind, not awaited
-            _done, stuck = await asyncio.wait(pending, timeout=self.hook_timeout)
-            for t in stuck:
-                log.error("%s: task %r ignored its cancellation at close", self.session_id, t)
+        stuck: set[asyncio.Task[Any]] = set()
+        for _ in range(_DRAIN_ROUNDS):
+            pending = [t for t in self._tasks if t is not current and not t.done()]
+            if not pending:
+                return
+            for t in pending:
+                t.cancel()
+            _done, stuck = await asyncio.wait(pending,
+                                              timeout=self.hook_timeout / _DRAIN_ROUNDS)
+        for t in stuck:
+            log.error("%s: task %r ignored its cancellation at close; it is left behind",
+                      self.session_id, t)
 
     async def __aenter__(self) -> Session:
         return self
