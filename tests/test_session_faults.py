@@ -462,3 +462,28 @@ def test_session_option_bounds() -> None:
                 Session(telemetry=False, **kw)
     run_virtual(body())
     assert out.EndOfTurn  # the outputs module is what the ledger reads
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [11, 12])
+def test_a_soak_with_random_faults_loses_nothing_and_leaves_no_task(seed: int) -> None:
+    """benchmarks/soak.py at a smaller size (40 slots, 3 virtual minutes, a fault in 90% of
+    the sessions): no final lost, no task left."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
+    spec = importlib.util.spec_from_file_location("soak", path)
+    assert spec is not None and spec.loader is not None
+    soak = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(soak)
+    args = argparse.Namespace(slots=40, minutes=3.0, lifetime=40.0, fault_rate=0.9, seed=seed)
+    logging.disable(logging.CRITICAL)
+    try:
+        with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
+            report = runner.run(soak.soak(args))
+    finally:
+        logging.disable(logging.NOTSET)
+    assert report["sessions"] >= 100 and report["finals_pushed"] > 1000
+    assert report["lost"] == 0, report["lost_examples"]
+    assert report["tasks_left"] == 0
