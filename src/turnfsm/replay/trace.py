@@ -19,13 +19,16 @@ from typing import Any, NamedTuple, NoReturn
 import attrs
 
 from ..errors import TraceError
-from ..events import MAX_NUMBER
+from ..events import MAX_NUMBER, MAX_WAIT
 from ..options import TURN_DETECTION
 
 #: The longest trace line accepted (characters): a line is one input, a few hundred bytes;
 #: a transcript of an hour's speech fits. Longer lines are refused before they are decoded.
 MAX_LINE_CHARS = 1_000_000
 _LINE_BYTES = MAX_LINE_CHARS * 4 + 3  # UTF-8: at most 4 bytes a character, and a CR LF
+#: The latest time a trace input may carry, and the longest ``time_limit`` (seconds; Unix
+#: epoch times fit), so that the last input plus the limit stays within what an engine takes.
+MAX_TRACE_TIME = MAX_NUMBER / 2
 
 _NUM, _BOOL, _STR, _OPTNUM, _ANY = "number", "bool", "string", "number-or-null", "any"
 
@@ -212,6 +215,52 @@ def _check_limits(utl: Any, err: Any, name: str) -> None:
             _check_value(v, _NUM, err, f"{name}.{k}")
 
 
+def _check_probability(v: Any, err: Any, name: str, *, null: bool = False) -> None:
+    if v is None and null:
+        return
+    _check_value(v, _NUM, err, name)
+    if not 0 <= v <= 1:
+        err(f"must be a probability in [0, 1], not {_show(v)}", name)
+
+
+def _check_time_limit(v: Any, err: Any) -> None:
+    if v > MAX_TRACE_TIME:
+        err(f"must be at most {MAX_TRACE_TIME:g} seconds, not {_show(v)}", "time_limit")
+
+
+def _check_turn_detector(td: dict[str, Any], err: Any) -> None:
+    """The scripted model's fields, checked when the header is read (so every replay mode
+    refuses a bad one the same way, before anything runs)."""
+    name = "turn_detector"
+    _check_value(td["latency"], _NUM, err, f"{name}.latency")
+    if not 0 <= td["latency"] <= MAX_WAIT:
+        err(f"must be between 0 and {MAX_WAIT:g} seconds, not {_show(td['latency'])}",
+            f"{name}.latency")
+    _check_probability(td["probability"], err, f"{name}.probability")
+    probs = td["probabilities"]
+    if probs is not None:
+        if not isinstance(probs, list) or not probs:
+            err("must be null or a non-empty list of probabilities", f"{name}.probabilities")
+        for i, x in enumerate(probs):
+            _check_probability(x, err, f"{name}.probabilities[{i}]")
+    thr = td["unlikely_threshold"]
+    if isinstance(thr, dict):
+        for lang, x in thr.items():
+            _check_probability(x, err, f"{name}.unlikely_threshold.{lang}", null=True)
+    else:
+        _check_probability(thr, err, f"{name}.unlikely_threshold", null=True)
+    langs = td["languages"]
+    if langs is not None and (not isinstance(langs, list) or
+                              not all(x is None or isinstance(x, str) for x in langs)):
+        err("must be null or a list of language codes (strings or null)", f"{name}.languages")
+    calls = td["fail_calls"]
+    if calls is None:
+        calls = td["fail_calls"] = []
+    if not isinstance(calls, list) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in calls):
+        err("must be a list of call numbers (whole numbers >= 1)", f"{name}.fail_calls")
+
+
 def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
     """Check the header and fill its defaults (``err(message, field)`` raises)."""
     for k in header:
@@ -249,10 +298,8 @@ def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
     cfg["glue"] = _merge(GLUE_DEFAULTS, header.get("glue"), err, "glue")
     for k, v in cfg["glue"].items():
         _check_value(v, _BOOL, err, f"glue.{k}")
-    td = cfg["turn_detector"]
-    _check_value(td["latency"], _NUM, err, "turn_detector.latency")
-    if td["latency"] < 0:
-        err("must not be negative", "turn_detector.latency")
+    _check_time_limit(cfg["time_limit"], err)
+    _check_turn_detector(cfg["turn_detector"], err)
     ret = cfg["end_of_turn_returns"]
     if not isinstance(ret, bool) and not (
             isinstance(ret, list) and ret and all(isinstance(x, bool) for x in ret)):
@@ -312,6 +359,7 @@ except ImportError:  # pragma: no cover - msgspec is a dependency
 
 _INF = math.inf
 _MAX = MAX_NUMBER
+_MAX_T = MAX_TRACE_TIME
 
 
 class _Inputs:
@@ -329,7 +377,7 @@ class _Inputs:
             # number but the flag ``speaking``; anything else takes the general path
             t = obj.get("t")
             tt = type(t)
-            if (tt is float or tt is int) and self.last_t <= t <= _MAX:
+            if (tt is float or tt is int) and self.last_t <= t <= _MAX_T:
                 for k, v in obj.items():
                     tv = type(v)
                     if k in _WINDOW_NUMBERS:
@@ -350,7 +398,7 @@ class _Inputs:
                                f"(known: {', '.join(sorted(SCHEMA))})", "kind")
         t = obj.get("t")
         tt = type(t)
-        if not ((tt is float or tt is int) and 0 <= t <= _MAX and t >= self.last_t):
+        if not ((tt is float or tt is int) and 0 <= t <= _MAX_T and t >= self.last_t):
             self._check_t(lineno, t)
         self.last_t = t = float(t)
         fields: dict[str, Any] = {}
@@ -408,6 +456,8 @@ class _Inputs:
             err(f"must not be negative ({t})", "t")
         if t < self.last_t:
             err(f"time goes backwards ({t} < {self.last_t} of an earlier line)", "t")
+        if t > MAX_TRACE_TIME:
+            err(f"must be at most {MAX_TRACE_TIME:g} seconds, not {_show(t)}", "t")
 
     def _unknown(self, lineno: int, kind: str, k: str) -> NoReturn:
         if k == "note":
