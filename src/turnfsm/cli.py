@@ -354,7 +354,16 @@ def main(argv: list[str] | None = None) -> int:
     tp.add_argument("--jobs", "-j", type=int, default=None,
                     help="worker processes (default: every core; 1: this process)")
     tp.add_argument("--cluster", metavar="ADDRESS",
-                    help="run on a Dask cluster (tcp://SCHEDULER:8786) instead")
+                    help="run on a Dask cluster instead: tls://SCHEDULER:8786 with the --tls "
+                         "options (tcp:// only on a network where everyone who can reach the "
+                         "scheduler may run code on every worker: see docs/tuning.md)")
+    tp.add_argument("--tls-ca-file", metavar="PEM",
+                    help="with --cluster tls://: the certificate authority the scheduler's "
+                         "and workers' certificates must be signed by")
+    tp.add_argument("--tls-cert", metavar="PEM",
+                    help="with --cluster tls://: this client's certificate (may hold the key)")
+    tp.add_argument("--tls-key", metavar="PEM",
+                    help="with --cluster tls://: this client's private key (if not in --tls-cert)")
     tp.add_argument("-q", "--quiet", action="store_true",
                     help="no table and no progress bar: the front and the recommendation")
     tp.set_defaults(func=_tune)
