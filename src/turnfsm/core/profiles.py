@@ -115,7 +115,8 @@ def read_profile(path: str | os.PathLike[str], *, within: str | os.PathLike[str]
     base_opts: Mapping[str, Any] = {}
     if base in PROFILES:
         bp = _packaged(base)
-        base_doc, base_name, base_opts = bp.chart_doc, f"profile {base}", bp.option_defaults
+        base_doc, base_opts = bp.chart_doc, bp.option_defaults
+        base_name = Path(bp.source).name if base == "livekit" else f"profile {base}"
     else:
         base_path = (p.parent / base).resolve()
         if not _under(base_path, root):
