@@ -40,10 +40,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from turnfsm import EndpointingOptions, EngineOptions  # noqa: E402
-from turnfsm import events as ev  # noqa: E402
-from turnfsm.runtime import Session  # noqa: E402
-from turnfsm.runtime.faults import (  # noqa: E402
+from turnfsm import EndpointingOptions, EngineOptions
+from turnfsm import events as ev
+from turnfsm.runtime import Session
+from turnfsm.runtime.faults import (
     HOOK_FAULTS,
     MODEL_FAULTS,
     BrokenTracerProvider,
@@ -52,7 +52,7 @@ from turnfsm.runtime.faults import (  # noqa: E402
     Ledger,
     RaisingObserver,
 )
-from turnfsm.runtime.virtual import VirtualClockLoop  # noqa: E402
+from turnfsm.runtime.virtual import VirtualClockLoop
 
 METHODS = ("supports_language", "predict_end_of_turn", "unlikely_threshold")
 TRACER_FAULTS = ("get_tracer", "start_span", "end", "set_attribute", "span")
@@ -156,7 +156,7 @@ async def conversation(s: Session, ledger: Ledger, rng: random.Random, end: floa
                 s.push_stt(ev.SttInterim(text=f"{tag}i", language="en"))
         finals = rng.choice((0, 1, 1, 1, 2))
         early = rng.random() < 0.5
-        for i in range(finals if early else 0):
+        for _ in range(finals if early else 0):
             n += 1
             ledger.final(s.push_stt, f"{tag}w{n}", language="en", confidence=0.9)
         s.push_vad(ev.VadEndOfSpeech(silence_duration=0.1))

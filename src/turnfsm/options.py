@@ -64,7 +64,7 @@ class EndpointingOptions:
         """These settings with ``changes`` (a partial mapping) applied."""
         unknown = set(changes) - {"mode", "min_delay", "max_delay", "alpha"}
         if unknown:
-            raise ConfigError(f"unknown endpointing field(s): {sorted(unknown)}")
+            raise ConfigError(f"unknown endpointing field(s): {sorted(map(str, unknown))}")
         return attrs.evolve(self, **changes)
 
 
@@ -116,7 +116,7 @@ class UserTurnLimit:
         m = dict(m or {})
         unknown = set(m) - {"max_words", "max_duration"}
         if unknown:
-            raise ConfigError(f"unknown user_turn_limit field(s): {sorted(unknown)}")
+            raise ConfigError(f"unknown user_turn_limit field(s): {sorted(map(str, unknown))}")
         return cls(max_words=m.get("max_words"), max_duration=m.get("max_duration"))
 
 
@@ -173,7 +173,7 @@ def options_with(base: EngineOptions, changes: Mapping[str, Any], where: str = "
     if not isinstance(changes, Mapping):
         raise ConfigError(f"{where}: must be a mapping of option names, not {changes!r}")
     names = {a.name for a in attrs.fields(EngineOptions)}
-    unknown = sorted(set(changes) - names)
+    unknown = sorted(str(k) for k in set(changes) - names)  # keys may be of any type
     if unknown:
         raise ConfigError(f"{where}: unknown option(s) {unknown} (expected some of "
                           f"{sorted(names)})")

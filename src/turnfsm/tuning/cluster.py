@@ -28,9 +28,9 @@ import ipaddress
 import sys
 import time
 import uuid
-from urllib.parse import urlsplit
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import TurnFsmError
 from .grid import Grid
