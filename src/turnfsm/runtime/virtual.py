@@ -46,7 +46,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         selector.loop = self
         self._virtual_now = 0.0
-        self._base_resolution = self._clock_resolution
+        self._base_resolution: float = self._clock_resolution
 
     def time(self) -> float:
         """The virtual clock."""

@@ -60,8 +60,9 @@ def security(ca_file: str, cert: str, key: str | None = None) -> Any:
                 pass
         except OSError as e:
             raise TurnFsmError(f"{what} {path}: {e.strerror or e}") from None
-    return Security(tls_ca_file=ca_file, tls_client_cert=cert, tls_client_key=key,
-                    require_encryption=True)
+    return Security(  # type: ignore[no-untyped-call, unused-ignore]
+        tls_ca_file=ca_file, tls_client_cert=cert, tls_client_key=key,
+        require_encryption=True)
 
 
 def _local(address: str) -> bool:
