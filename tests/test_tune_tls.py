@@ -1,5 +1,6 @@
 """`turnfsm tune --cluster tls://...`: a Dask cluster over TLS with certificates made here
-(a throw-away authority, on 127.0.0.1 only), and the refusals around it."""
+(a throw-away authority, on 127.0.0.1 only), and the refusals around it. The tests that
+start a cluster are slow-marked (CI runs them)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def _grid(tmp_path: Path) -> str:
     return str(g)
 
 
+@pytest.mark.slow  # a cluster start and certificates: a few seconds
 def test_tune_on_a_tls_cluster_equals_the_serial_run(tls_cluster: Any, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]
                                                      ) -> None:
@@ -76,6 +78,7 @@ def test_tune_on_a_tls_cluster_equals_the_serial_run(tls_cluster: Any, tmp_path:
     assert captured.out.split("Pareto front")[1] == serial.split("Pareto front")[1]
 
 
+@pytest.mark.slow  # a cluster start and certificates: a few seconds
 def test_a_tls_cluster_without_certificates_is_refused(tls_cluster: Any, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]
                                                        ) -> None:
@@ -115,6 +118,7 @@ def test_only_loopback_plain_tcp_goes_without_a_warning() -> None:
     assert not _local("tcp://10.0.0.5:8786") and not _local("tcp://scheduler.example:8786")
 
 
+@pytest.mark.slow  # a cluster start and certificates: a few seconds
 def test_a_client_certificate_from_another_authority_is_refused(
         tls_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A client whose certificate another authority signed does not get in: exit 2 with
