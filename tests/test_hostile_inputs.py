@@ -216,3 +216,13 @@ def test_every_hostile_input_is_bounded_in_a_child_process(tmp_path: Path) -> No
         assert r.returncode == 2, (argv, r.stderr[-2000:])
         assert r.stderr.count("\n") == 1 and name in r.stderr, (argv, r.stderr[-2000:])
     assert json.loads(HEADER)  # the header the traces share is valid
+
+
+def test_a_huge_transcript_latency_is_refused_not_looped(capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """listen --words --asr-latency 1e308 puts finals at 1e308 s: one line naming the
+    input, exit 2 (the virtual clock no longer walks there a day at a time)."""
+    words = str(ROOT / "examples" / "audio" / "two_turns.words.json")
+    wav = str(ROOT / "examples" / "audio" / "two_turns.wav")
+    assert main(["listen", wav, "--words", words, "-q", "--asr-latency", "1e308"]) == 2
+    _one_line(capsys.readouterr().err, "two_turns.wav", "1e+308")

@@ -487,3 +487,21 @@ def test_a_soak_with_random_faults_loses_nothing_and_leaves_no_task(seed: int) -
     assert report["sessions"] >= 100 and report["finals_pushed"] > 1000
     assert report["lost"] == 0, report["lost_examples"]
     assert report["tasks_left"] == 0
+
+
+def test_the_virtual_loop_reaches_a_far_timer_in_one_step() -> None:
+    """A timer 1e12 s ahead is reached in a step or two, not in a day's steps (asyncio
+    waits at most a day at a time; listen with a huge --asr-latency looped for ever)."""
+    steps = []
+
+    class Counting(VirtualClockLoop):
+        def advance(self, seconds: float, *, to_next: bool = False) -> None:
+            steps.append(seconds)
+            super().advance(seconds, to_next=to_next)
+
+    async def far() -> float:
+        await asyncio.sleep(1e12)
+        return asyncio.get_running_loop().time()
+    with asyncio.Runner(loop_factory=Counting) as runner:
+        assert runner.run(far()) >= 1e12
+    assert len(steps) <= 3

@@ -129,9 +129,9 @@ class RuntimeReplay(Replay):
             assert isinstance(self.trace, Trace)
             inputs = self.trace.inputs
             for i in inputs:
-                await self._advance(i.t)
-                self.now = max(self.now, i.t)
                 try:
+                    await self._advance(i.t)
+                    self.now = max(self.now, i.t)
                     self.apply(i)
                 except (ConfigError, InputError) as exc:
                     raise TraceError(f"the engine refused this input: {exc}",

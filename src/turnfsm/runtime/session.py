@@ -50,7 +50,7 @@ from .. import outputs as out
 from ..chart import Chart
 from ..core import Engine, ObserverFailed, StepObserver, StepRecord
 from ..core.profiles import Profile
-from ..errors import ConfigError, EngineFailed, TurnFsmError
+from ..errors import ConfigError, EngineFailed, InputError, TurnFsmError
 from ..host import Scheduler
 from ..options import MAX_DURATION, EngineOptions
 from .inputs import Inputs
@@ -218,6 +218,10 @@ class Session(Inputs):
         """For virtual-time drivers (replays, tests): fire every deadline up to session time
         ``t`` in order, letting the tasks each one wakes finish before the next, so ties
         resolve exactly as in a direct replay. The loop's clock must be virtual."""
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or \
+                not -ev.MAX_NUMBER <= t <= ev.MAX_NUMBER:
+            raise InputError(f"advance_to: time must be a finite number of seconds up to "
+                             f"{ev.MAX_NUMBER:g}, not {t!r}")
         self._driving = True
         self._rearm()  # disarm: this loop fires the deadlines
         try:
