@@ -20,27 +20,20 @@ from .. import events as ev
 from ..errors import InputError
 
 Check = Callable[[str, Any], None]
+_MAX = ev.MAX_NUMBER
 
 
 def _number(what: str, v: Any) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise InputError(f"{what} must be a number, not {_short(v)}")
-    if isinstance(v, int):
-        if not -ev.MAX_NUMBER <= v <= ev.MAX_NUMBER:
-            raise InputError(f"{what} must be at most {ev.MAX_NUMBER:g} in size, not "
-                             f"{_short(v)}")
-        return
-    if not math.isfinite(v):
-        raise InputError(f"{what} must be finite, not {v!r}")
-    if not -ev.MAX_NUMBER <= v <= ev.MAX_NUMBER:
-        raise InputError(f"{what} must be at most {ev.MAX_NUMBER:g} in size, not {v!r}")
+    if not -_MAX <= v <= _MAX:  # one comparison refuses NaN, infinities and huge numbers
+        if isinstance(v, float) and not math.isfinite(v):
+            raise InputError(f"{what} must be finite, not {v!r}")
+        raise InputError(f"{what} must be at most {_MAX:g} in size, not {_short(v)}")
 
 
 def _integer(what: str, v: Any) -> None:
-    if isinstance(v, int) and not isinstance(v, bool) and \
-            not -ev.MAX_INTEGER <= v <= ev.MAX_INTEGER:
-        raise InputError(f"{what} must be a whole number of at most 2**53, not {_short(v)}")
-    _number(what, v)
+    _number(what, v)  # a whole number within MAX_NUMBER is exact in a float
     if v != int(v):
         raise InputError(f"{what} must be a whole number, not {v!r}")
 
@@ -98,6 +91,9 @@ def checks(cls: type) -> tuple[tuple[str, Check, bool], ...]:
                 continue
             check, optional = _check_for(hints[f.name])
             if check is not None:
+                lo_hi = ev.FIELD_RANGES.get((cls, f.name))
+                if lo_hi is not None:
+                    check = _ranged(check, *lo_hi)
                 items.append((f.name, check, optional))
         found = _CHECKS[cls] = tuple(items)
     return found
@@ -106,14 +102,18 @@ def checks(cls: type) -> tuple[tuple[str, Check, bool], ...]:
 def check_input(e: ev.Input) -> None:
     """Refuse wrong types, NaN, infinities and out-of-range numbers (InputError) before
     anything changes."""
-    cls = type(e)
-    name = cls.__name__
-    for field, check, optional in checks(cls):
+    name = type(e).__name__
+    for field, check, optional in checks(type(e)):
         v = getattr(e, field)
         if v is None and optional:
             continue
         check(f"{name}.{field}", v)
-        lo_hi = ev.FIELD_RANGES.get((cls, field))
-        if lo_hi is not None and not lo_hi[0] <= v <= lo_hi[1]:
-            raise InputError(f"{name}.{field} must be between {lo_hi[0]:g} and {lo_hi[1]:g}, "
-                             f"not {v!r}")
+
+
+def _ranged(check: Check, lo: float, hi: float) -> Check:
+    """``check``, then ``lo <= v <= hi`` (a field with a narrower range, events.FIELD_RANGES)."""
+    def ranged(what: str, v: Any) -> None:
+        check(what, v)
+        if not lo <= v <= hi:
+            raise InputError(f"{what} must be between {lo:g} and {hi:g}, not {v!r}")
+    return ranged
