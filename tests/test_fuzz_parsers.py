@@ -271,3 +271,157 @@ def test_bug_b21_bad_update_options_values_refused_by_the_reader() -> None:
     with pytest.raises(TraceError, match=":2"):
         parse_trace('{"kind": "config"}\n'
                     '{"t": 1, "kind": "update_options", "endpointing": {"min_delay": -1}}')
+
+
+# ===== hostile values (issue 21): the reader, both replays, the sidecar, grid and profiles =====
+
+HOSTILE = st.sampled_from([10**400, -(10**30), 1e308, -1e308, 1e11, 2**53 + 1, "\ud800",
+                           "a\udfffb", "x" * 300, [[[[[]]]]], {"a": {"b": {}}}, -0.0, 5e9])
+ANY_VALUE = st.one_of(JSONISH, HOSTILE)
+
+
+def _replays(path: Path) -> tuple[str, str]:
+    """The outcome of the direct and the asyncio replay of a trace file: the output, or the
+    error's message (anything but a TurnFsmError escapes and fails the test)."""
+    from turnfsm.errors import TurnFsmError
+    from turnfsm.replay import replay_file
+    from turnfsm.runtime.replay import replay_runtime_file
+    outcomes = []
+    for run in (replay_file, replay_runtime_file):
+        try:
+            outcomes.append(run(path))
+        except TurnFsmError as e:
+            outcomes.append(f"error: {e}")
+    return outcomes[0], outcomes[1]
+
+
+@settings(FUZZ, max_examples=40, deadline=None)
+@given(data=st.data(), value=ANY_VALUE, header=st.booleans())
+def test_hostile_values_give_one_outcome_in_both_replays(data: Any, value: Any, header: bool,
+                                                         tmp_path_factory: Any) -> None:
+    """A valid trace with one field (of the header or a line) set to a huge number, a lone
+    surrogate, a long text or a nested value: both replays give the same output or the same
+    located error, never a traceback."""
+    objs: list[dict[str, Any]] = [{"kind": "config", "turn_detection": "model"}]
+    for i, (kind, fields) in enumerate(TRACE_LINES):
+        objs.append({"t": 0.5 * i, "kind": kind, **fields})
+    n = 0 if header else data.draw(st.integers(1, len(objs) - 1), label="line index")
+    obj = dict(objs[n])
+    if header:
+        key = data.draw(st.sampled_from(["comment", "time_limit", "profile", "turn_detector",
+                                         "transcript_timeout", "backchannel_max_words",
+                                         "endpointing", "user_turn_limit"]), label="field")
+        if key in ("turn_detector", "endpointing", "user_turn_limit"):
+            sub = {"turn_detector": ["probability", "probabilities", "unlikely_threshold",
+                                     "languages", "fail_calls", "latency"],
+                   "endpointing": ["min_delay", "max_delay", "alpha"],
+                   "user_turn_limit": ["max_words", "max_duration"]}[key]
+            value = {data.draw(st.sampled_from(sub), label="sub-field"): value}
+    else:
+        key = data.draw(st.sampled_from(sorted(obj)), label="field")
+    obj[key] = value
+    objs[n] = obj
+    p = tmp_path_factory.mktemp("fuzz") / "t.jsonl"
+    p.write_bytes("\n".join(json.dumps(o) for o in objs).encode("utf-8", "surrogatepass"))
+    direct, runtime = _replays(p)
+    assert direct == runtime
+
+
+@FUZZ
+@given(doc=st.one_of(JSONISH, st.fixed_dictionaries({"words": st.lists(
+    st.dictionaries(st.sampled_from(["channel", "word", "start", "end"]), ANY_VALUE,
+                    max_size=4), max_size=4)})))
+def test_words_sidecar_arbitrary_json_gives_one_error(doc: Any, tmp_path_factory: Any
+                                                      ) -> None:
+    """Any JSON as a words sidecar gives words or an AudioError naming the file."""
+    from turnfsm.audio.transcripts import read_words
+    from turnfsm.audio.wav import AudioError
+    p = tmp_path_factory.mktemp("w") / "w.json"
+    p.write_bytes(json.dumps(doc).encode("utf-8", "surrogatepass"))
+    try:
+        words = read_words(p)
+    except AudioError as e:
+        assert str(e).startswith(str(p)) and "\n" not in str(e)
+    else:
+        assert all(0 <= w.start <= w.end <= 86_400 for w in words)
+
+
+@FUZZ
+@given(doc=st.one_of(STRUCT, st.dictionaries(
+    st.sampled_from(["samples", "seed", "profile", "min_delay", "max_delay"]), ANY_VALUE,
+    max_size=4)))
+def test_grid_arbitrary_yaml_gives_one_error(doc: Any) -> None:
+    """Any YAML structure as a grid gives a grid or a GridError naming the grid."""
+    from turnfsm.tuning.grid import GridError, parse_grid
+    try:
+        text = yaml.safe_dump(doc)
+    except yaml.YAMLError:
+        return
+    try:
+        parse_grid(text, "g.yaml")
+    except GridError as e:
+        assert str(e).startswith("g.yaml") and "\n" not in str(e)
+
+
+@FUZZ
+@given(doc=st.one_of(STRUCT, st.fixed_dictionaries(
+    {"profile": st.text(max_size=5)},
+    optional={"base": st.sampled_from(["default", "livekit", "../x.yaml", "/dev/zero",
+                                       "p.yaml", "nope.yaml"]) | ANY_VALUE,
+              "options": STRUCT, "chart": STRUCT, "doc": ANY_VALUE})))
+def test_profile_arbitrary_yaml_gives_one_error(doc: Any, tmp_path_factory: Any) -> None:
+    """Any YAML as a profile file gives a profile or a ChartError naming the file."""
+    from turnfsm.core.profiles import read_profile
+    try:
+        text = yaml.safe_dump(doc)
+    except (yaml.YAMLError, UnicodeEncodeError):
+        return
+    p = tmp_path_factory.mktemp("p") / "p.yaml"
+    p.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        read_profile(p)
+    except ChartError as e:
+        assert e.problems and all(str(p) in x or "p.yaml" in x for x in e.problems), e
+
+
+def test_bug_b22_a_400_digit_number_is_a_trace_error() -> None:
+    """A 400-digit number in a trace line is refused with the line and field."""
+    with pytest.raises(TraceError, match=r":2: field 'duration': .*400 digits"):
+        parse_trace('{"kind": "config"}\n{"t": 1, "kind": "audio", "duration": 1'
+                    + "0" * 400 + "}")
+
+
+def test_bug_b23_a_lone_surrogate_is_a_trace_error() -> None:
+    """A lone \\ud800 in a transcript is refused with the line (it could not be written)."""
+    with pytest.raises(TraceError, match=r":2: field 'text'"):
+        parse_trace('{"kind": "config"}\n{"t": 1, "kind": "stt.final", "text": "\\ud800"}')
+
+
+def test_bug_b24_invalid_utf8_in_a_chart_is_a_chart_error(tmp_path: Path) -> None:
+    """A chart file with bytes that are not UTF-8 gives a ChartError naming its line."""
+    from turnfsm.chart import loader
+    p = tmp_path / "c.yaml"
+    p.write_bytes(b"events: {}\nregions: []\n# \xff\n")
+    with pytest.raises(ChartError, match=r"c.yaml:3: the chart is not UTF-8"):
+        loader.read_chart(p)
+
+
+def test_bug_b25_bad_scripted_model_fields_are_refused_when_read() -> None:
+    """The scripted model's fields are checked with the header (the direct and asyncio
+    replays used to fail differently, mid-run)."""
+    for td, field in (({"probability": "x"}, "turn_detector.probability"),
+                      ({"probabilities": [1.5]}, r"turn_detector.probabilities\[0\]"),
+                      ({"languages": "en"}, "turn_detector.languages"),
+                      ({"fail_calls": [0]}, "turn_detector.fail_calls")):
+        with pytest.raises(TraceError, match=f":1: field '{field}'"):
+            parse_trace(json.dumps({"kind": "config", "turn_detector": td}))
+
+
+def test_bug_b26_option_keys_of_mixed_types_are_a_chart_error(tmp_path: Path) -> None:
+    """A profile whose options mix a text and a number key gives a ChartError naming the
+    file (sorting the unknown keys raised TypeError)."""
+    from turnfsm.core.profiles import read_profile
+    p = tmp_path / "p.yaml"
+    p.write_text("profile: x\noptions: {'': 1, 0: 2}\n")
+    with pytest.raises(ChartError, match=r"p.yaml:1: .*unknown option"):
+        read_profile(p)

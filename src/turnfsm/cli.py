@@ -19,30 +19,31 @@ def _replay_to(src: str, dst: str | None, opts: dict[str, Any], runtime: str) ->
     """Replay one trace into ``dst`` (stdout when None), one line at a time; return the
     error message, or None. A file is written whole or not at all."""
     from .replay.replay import replay_stream
+    refused: str | None = None
     try:
         if runtime == "asyncio":
-            from .runtime.replay import replay_runtime_file
-            text = replay_runtime_file(src, **opts)
+            from .runtime.replay import replay_runtime_text
+            text, refused = replay_runtime_text(src, **opts)
             if dst is None:
                 sys.stdout.write(text)
             else:
                 write_text(dst, text, "-o")
-            return None
-        if dst is None:
-            replay_stream(src, sys.stdout, **opts)
-            return None
-        tmp = Path(dst).with_name(Path(dst).name + ".partial")
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                replay_stream(src, f, **opts)
-            tmp.replace(dst)
-        except OSError as e:
-            return f"turnfsm replay: -o {dst}: cannot write it: {e.strerror or e}"
-        finally:
-            tmp.unlink(missing_ok=True)
+        elif dst is None:
+            refused = replay_stream(src, sys.stdout, **opts)
+        else:
+            tmp = Path(dst).with_name(Path(dst).name + ".partial")
+            try:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    refused = replay_stream(src, f, **opts)
+                tmp.replace(dst)
+            except OSError as e:
+                return f"turnfsm replay: -o {dst}: cannot write it: {e.strerror or e}"
+            finally:
+                tmp.unlink(missing_ok=True)
     except TurnFsmError as e:
         return f"turnfsm replay: {one_line(e)}"
-    return None
+    # the output holds the header's error line (the format's); the run still failed
+    return None if refused is None else f"turnfsm replay: {src}:1: {refused}"
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -494,7 +495,16 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--jobs", "-j", type=int, default=None,
                     help="worker processes (default: every core; 1: this process)")
     tp.add_argument("--cluster", metavar="ADDRESS",
-                    help="run on a Dask cluster (tcp://SCHEDULER:8786) instead")
+                    help="run on a Dask cluster instead: tls://SCHEDULER:8786 with the --tls "
+                         "options (tcp:// only on a network where everyone who can reach the "
+                         "scheduler may run code on every worker: see docs/tuning.md)")
+    tp.add_argument("--tls-ca-file", metavar="PEM",
+                    help="with --cluster tls://: the certificate authority the scheduler's "
+                         "and workers' certificates must be signed by")
+    tp.add_argument("--tls-cert", metavar="PEM",
+                    help="with --cluster tls://: this client's certificate (may hold the key)")
+    tp.add_argument("--tls-key", metavar="PEM",
+                    help="with --cluster tls://: this client's private key (if not in --tls-cert)")
     tp.add_argument("-q", "--quiet", action="store_true",
                     help="no table and no progress bar: the front and the recommendation")
     tp.set_defaults(func=_tune)

@@ -13,6 +13,9 @@ class ChartError(TurnFsmError):
     def __init__(self, problems: list[str], source: str = "states.yaml") -> None:
         self.problems = list(problems)
         self.source = source
+        if len(self.problems) == 1:  # one problem: one line, naming where
+            super().__init__(self.problems[0])
+            return
         head = f"{source}: {len(problems)} problem(s) in the chart"
         super().__init__(head + "\n" + "\n".join(f"  {p}" for p in self.problems))
 

@@ -13,6 +13,14 @@ from typing import Any
 import attrs
 
 UNSTAMPED = math.nan  # the time of an event made without one: a Session stamps it on arrival
+#: The largest magnitude of any number an input carries (seconds for times: about 317
+#: years, so Unix-epoch session times fit with microseconds to spare); beyond it an input is
+#: refused, so no deadline computed from inputs overflows or loses its microseconds.
+MAX_NUMBER = 1e10
+#: The largest magnitude of a whole-number field (exact in a float).
+MAX_INTEGER = 2**53
+#: The longest duration an input may ask the engine to wait (a day, as options).
+MAX_WAIT = 86_400.0
 
 
 def stamped(t: float) -> bool:
@@ -286,3 +294,12 @@ class EndOfTurnAnswered(Input):
 @attrs.define(frozen=True, kw_only=True, slots=True)
 class Close(Input):
     """Close the session: pending decisions are settled, then nothing more is emitted."""
+
+
+#: Fields with a narrower range than any number: (class, field) -> (lowest, highest).
+FIELD_RANGES: dict[tuple[type, str], tuple[float, float]] = {
+    (EouModelAnswered, "probability"): (0.0, 1.0),
+    (EouModelAnswered, "threshold"): (0.0, 1.0),
+    (CommitUserTurn, "transcript_timeout"): (-MAX_WAIT, MAX_WAIT),  # below 0: at once
+    (CommitUserTurn, "stt_flush_duration"): (-MAX_WAIT, MAX_WAIT),
+}

@@ -18,9 +18,20 @@ TurnDetection = Literal["vad", "stt", "manual", "realtime_llm", "model"]
 TURN_DETECTION: tuple[TurnDetection | None, ...] = (*get_args(TurnDetection), None)
 EndpointingMode = Literal["fixed", "dynamic"]
 
+#: The longest duration an option or a session bound accepts, in seconds (a day): no wait of a
+#: conversation is longer, and a bound keeps every deadline a finite, exact number.
+MAX_DURATION = 86_400.0
+#: The largest word count a limit accepts.
+MAX_WORDS = 1_000_000
+
 
 def _finite(v: Any) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _duration(v: Any) -> bool:
+    """A finite number of seconds in [0, MAX_DURATION]."""
+    return _finite(v) and 0 <= v <= MAX_DURATION
 
 
 @attrs.define(frozen=True, kw_only=True)
@@ -41,6 +52,11 @@ class EndpointingOptions:
                 raise ConfigError(f"endpointing.{name} must be a finite number, not {v!r}")
         if self.min_delay < 0 or self.max_delay < 0:
             raise ConfigError("endpointing delays must not be negative")
+        for name in ("min_delay", "max_delay"):
+            v = getattr(self, name)
+            if not _duration(v):
+                raise ConfigError(f"endpointing.{name} must be at most {MAX_DURATION:g} "
+                                  f"seconds, not {v!r}")
         if self.mode == "dynamic" and not 0 < self.alpha <= 1:
             raise ConfigError(f"endpointing.alpha must be in (0, 1], not {self.alpha!r}")
 
@@ -48,7 +64,7 @@ class EndpointingOptions:
         """These settings with ``changes`` (a partial mapping) applied."""
         unknown = set(changes) - {"mode", "min_delay", "max_delay", "alpha"}
         if unknown:
-            raise ConfigError(f"unknown endpointing field(s): {sorted(unknown)}")
+            raise ConfigError(f"unknown endpointing field(s): {sorted(map(str, unknown))}")
         return attrs.evolve(self, **changes)
 
 
@@ -63,18 +79,19 @@ def _boundary(value: Any) -> tuple[float, float] | None:
         raise ConfigError("backchannel_boundary must be a number, two numbers, or null")
     if len(value) == 0:
         return None
-    if len(value) != 2 or not all(
-        isinstance(x, (int, float)) and math.isfinite(x) and x >= 0 for x in value
-    ):
-        raise ConfigError("backchannel_boundary must be a tuple of two non-negative floats")
+    if len(value) != 2 or not all(_duration(x) for x in value):
+        raise ConfigError(f"backchannel_boundary must be two numbers of seconds between 0 and "
+                          f"{MAX_DURATION:g}, not {value!r}")
     return (float(value[0]), float(value[1]))
 
 
 def _limit(value: Any, name: str) -> float | None:
     if value is None:
         return None
-    if not _finite(value):
-        raise ConfigError(f"user_turn_limit.{name} must be a number or null, not {value!r}")
+    top = MAX_WORDS if name == "max_words" else MAX_DURATION
+    if not _finite(value) or not 0 <= value <= top:
+        raise ConfigError(f"user_turn_limit.{name} must be a number between 0 and {top:g}, or "
+                          f"null, not {value!r}")
     return float(value)
 
 
@@ -99,19 +116,21 @@ class UserTurnLimit:
         m = dict(m or {})
         unknown = set(m) - {"max_words", "max_duration"}
         if unknown:
-            raise ConfigError(f"unknown user_turn_limit field(s): {sorted(unknown)}")
+            raise ConfigError(f"unknown user_turn_limit field(s): {sorted(map(str, unknown))}")
         return cls(max_words=m.get("max_words"), max_duration=m.get("max_duration"))
 
 
 def _timeout(v: Any) -> float:
-    if not _finite(v) or v <= 0:
-        raise ConfigError(f"transcript_timeout must be a positive number of seconds, not {v!r}")
+    if not _duration(v) or v <= 0:
+        raise ConfigError(f"transcript_timeout must be a positive number of seconds up to "
+                          f"{MAX_DURATION:g}, not {v!r}")
     return float(v)
 
 
 def _max_words_bc(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ConfigError(f"backchannel_max_words must be a whole number >= 0, not {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_WORDS:
+        raise ConfigError(f"backchannel_max_words must be a whole number from 0 to {MAX_WORDS}, "
+                          f"not {v!r}")
     return v
 
 
@@ -165,7 +184,7 @@ def options_with(base: EngineOptions, changes: Mapping[str, Any], where: str = "
     if not isinstance(changes, Mapping):
         raise ConfigError(f"{where}: must be a mapping of option names, not {changes!r}")
     names = {a.name for a in attrs.fields(EngineOptions)}
-    unknown = sorted(set(changes) - names)
+    unknown = sorted(str(k) for k in set(changes) - names)  # keys may be of any type
     if unknown:
         raise ConfigError(f"{where}: unknown option(s) {unknown} (expected some of "
                           f"{sorted(names)})")

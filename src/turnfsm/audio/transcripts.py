@@ -23,6 +23,18 @@ import numpy as np
 from .vad import Segment
 from .wav import RATE, AudioError
 
+#: The channels a words sidecar may name.
+CHANNELS = ("user", "agent")
+#: Limits of a words sidecar: its size, its number of words, the longest word, and the
+#: latest time a word may end (a day, as the longest option); beyond them it is refused.
+MAX_SIDECAR_BYTES = 64 * 1024 * 1024
+MAX_SIDECAR_WORDS = 500_000
+MAX_WORD_SECONDS = 60.0
+MAX_WORD_TIME = 86_400.0
+#: Interims of one utterance stop after this many (five minutes at one every 0.5 s); its
+#: final carries every word.
+MAX_INTERIMS = 600
+
 
 @attrs.frozen
 class Word:
@@ -35,30 +47,65 @@ class Word:
 
 def read_words(path: str | Path, channel: str = "user") -> list[Word]:
     """The timed words of one channel from a sidecar ``{"words": [{"channel", "word",
-    "start", "end"}, ...]}``."""
+    "start", "end"}, ...]}`` (``channel`` is ``user``, the default, or ``agent``). Anything
+    else is refused with one line naming the file and the entry (AudioError): an unknown
+    channel, a word that is not text, times that are not numbers with 0 <= start <= end <=
+    ``MAX_WORD_TIME``, a word longer than ``MAX_WORD_SECONDS``, a file past the limits."""
     p = str(path)
     try:
-        doc = json.loads(Path(p).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+        with open(p, "rb") as f:
+            data = f.read(MAX_SIDECAR_BYTES + 1)
+    except OSError as e:
+        raise AudioError(f"{p}: cannot read the words sidecar: {e.strerror or e}") from None
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise AudioError(f"{p}: the words sidecar is larger than {MAX_SIDECAR_BYTES >> 20} MB")
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError as e:
+        raise AudioError(f"{p}: the words sidecar is not UTF-8 (byte {e.start})") from None
+    except RecursionError:
+        raise AudioError(f"{p}: the words sidecar is nested too deeply") from None
+    except ValueError as e:
         raise AudioError(f"{p}: cannot read the words sidecar: {e}") from None
     words = doc.get("words") if isinstance(doc, dict) else None
     if not isinstance(words, list):
         raise AudioError(f"{p}: expected {{\"words\": [...]}}")
+    if len(words) > MAX_SIDECAR_WORDS:
+        raise AudioError(f"{p}: {len(words)} words; a sidecar holds at most "
+                         f"{MAX_SIDECAR_WORDS}")
     out = []
     for i, w in enumerate(words):
         if not isinstance(w, dict):
             raise AudioError(f"{p}: words[{i}] must be an object")
-        if w.get("channel", "user") != channel:
+        ch = w.get("channel", "user")
+        if ch not in CHANNELS:
+            raise AudioError(f"{p}: words[{i}]: unknown channel {_short(ch)} (the channels "
+                             f"are {', '.join(CHANNELS)})")
+        if ch != channel:
             continue
         text: Any = w.get("word")
         start: Any = w.get("start")
         end: Any = w.get("end")
         if not isinstance(text, str) or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
-                for x in (start, end)) or end < start or start < 0:
-            raise AudioError(f"{p}: words[{i}] needs a word and finite 0 <= start <= end")
+                isinstance(x, (int, float)) and not isinstance(x, bool)
+                and -1.0 < x <= MAX_WORD_TIME for x in (start, end)) or \
+                not 0 <= start <= end:
+            raise AudioError(f"{p}: words[{i}] needs a word and times 0 <= start <= end <= "
+                             f"{MAX_WORD_TIME:g} s")
+        if end - start > MAX_WORD_SECONDS:
+            raise AudioError(f"{p}: words[{i}] lasts {end - start:g} s; a word lasts at most "
+                             f"{MAX_WORD_SECONDS:g} s")
         out.append(Word(text, float(start), float(end)))
     return sorted(out, key=lambda w: (w.start, w.end))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 else r[:37] + "..."
 
 
 def _group(words: list[Word], segments: list[Segment], pad: float = 0.3
@@ -94,15 +141,15 @@ def words_lines(words: list[Word], segments: list[Segment], *, latency: float = 
         if not ws:
             continue
         if interim_every:
-            t = start + interim_every
-            while t < end:
+            k = 1
+            while k <= MAX_INTERIMS and (t := start + k * interim_every) < end:
                 heard = [w.word for w in ws if w.end <= t]
                 if heard:
                     out.append({"t": round(t + latency, 6), "kind": "stt.interim",
                                 "text": " ".join(heard), "language": language,
                                 "confidence": 0.7, "start_time": round(start, 6),
                                 "end_time": round(t, 6)})
-                t += interim_every
+                k += 1
         end = max(end, ws[-1].end)
         out.append({"t": round(end + latency, 6), "kind": "stt.final",
                     "text": " ".join(w.word for w in ws), "language": language,

@@ -115,6 +115,8 @@ def parse_yaml(text: str, source: str) -> Any:
         if ctx and cmark is not None and cmark is not mark:
             problem += f" ({ctx} at line {cmark.line + 1})"
         raise ChartError([f"{source}:{line}: malformed YAML: {problem}"], source) from None
+    except RecursionError:
+        raise ChartError([f"{source}:1: malformed YAML: nested too deeply"], source) from None
     return doc
 
 
@@ -390,12 +392,37 @@ def packaged_chart_path() -> Path:
     return Path(str(resources.files("turnfsm") / "states.yaml"))
 
 
+#: The largest chart or profile file read (bytes): the packaged chart is about 60 kB.
+MAX_CHART_BYTES = 4 * 1024 * 1024
+
+
+def read_text_file(path: str | os.PathLike[str], what: str, source: str | None = None,
+                   limit: int = MAX_CHART_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes (ChartError naming
+    ``source``, else the file, otherwise: a device such as /dev/zero is not read)."""
+    p = Path(path)
+    where = source or str(p)
+    try:
+        with open(p, "rb") as f:
+            import stat
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ChartError([f"{where}: cannot read the {what} {p}: not a regular file"],
+                                 where)
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise ChartError([f"{where}: cannot read the {what} {p}: {exc.strerror or exc}"],
+                         where) from None
+    if len(data) > limit:
+        raise ChartError([f"{where}: the {what} {p} is larger than {limit >> 20} MB"], where)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ChartError([f"{p}:{line}: the {what} is not UTF-8 text (byte {exc.start + 1})"],
+                         str(p)) from None
+
+
 def read_chart(path: str | os.PathLike[str], *, registry: Vocabulary | None = None) -> Chart:
     """Load and validate a chart file (against ``registry`` when given)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ChartError([f"{p}: cannot read the chart: {exc.strerror or exc}"],
-                         str(p)) from None
-    return load_chart(text, str(p), registry=registry)
+    return load_chart(read_text_file(p, "chart"), str(p), registry=registry)

@@ -96,6 +96,8 @@ _SWITCH_EVENT: dict[type, tuple[str, str]] = {
     ev.SetInterruptionDetection: ("detector_attach", "detector_detach"),
 }
 _ANSWERS = (ev.EouModelAnswered, ev.EndOfTurnAnswered)
+_NUM = (float, int)
+_MAX = ev.MAX_NUMBER
 
 
 @attrs.frozen
@@ -296,14 +298,16 @@ class Engine:
         self._accept_time(e.t, staged)
         snap = self._begin()
         released: list[ev.Input] = []
+        current = e
         try:
             self._run(e, staged)
             while self._inbox and not cx.awaiting_answer:
                 nxt, nst = self._inbox.popleft()
                 released.append(nxt)
+                current = nxt
                 self._run(nxt, nst)
         except Exception as exc:  # fail closed: the step's outputs are discarded
-            self._fail(e, exc)
+            self._fail(current, exc, None if current is e else e)
         return self._end(snap, e, None, released)
 
     def fire_next_timer(self) -> list[out.Output]:
@@ -331,8 +335,10 @@ class Engine:
         its time: answer it, then advance again."""
         if self._failed is not None:
             self._refuse()
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-            raise InputError(f"advance: time must be a finite number, not {t!r}")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or \
+                not -ev.MAX_NUMBER <= t <= ev.MAX_NUMBER:
+            raise InputError(f"advance: time must be a finite number of seconds up to "
+                             f"{ev.MAX_NUMBER:g}, not {t!r}")
         if t < self._last_input_t:
             raise InputError(f"advance to t={t} goes back in time "
                              f"(last input at {self._last_input_t})")
@@ -356,8 +362,10 @@ class Engine:
         if isinstance(t, float) and t != t:
             raise InputError(f"{type(e).__name__} has no time: give it t=..., or push it "
                              "through a runtime Session, which stamps it")
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-            raise InputError(f"{type(e).__name__}.t must be a finite number, not {t!r}")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or \
+                not -ev.MAX_NUMBER <= t <= ev.MAX_NUMBER:
+            raise InputError(f"{type(e).__name__}.t must be a finite number of seconds up to "
+                             f"{ev.MAX_NUMBER:g}, not {t!r}")
         if t < self._last_input_t:
             raise InputError(f"{type(e).__name__} at t={t} goes back in time "
                              f"(last input at {self._last_input_t})")
@@ -417,8 +425,8 @@ class Engine:
                 return -1
             return 1 if isinstance(outs[0], out.VadInference) else 0
         speech = raw_accumulated_speech
-        if (not (self._last_input_t <= t < math.inf) or speech != speech or speech == math.inf
-                or type(speech) not in (float, int) or type(t) not in (float, int)):
+        if (type(speech) not in _NUM or type(t) not in _NUM
+                or not (self._last_input_t <= t <= _MAX) or not (-_MAX <= speech <= _MAX)):
             self._vad_window(ev.VadInferenceDone(t=t, ref=ref, raw_accumulated_speech=speech))
         self._last_input_t = t
         if t > cx.now:
@@ -439,22 +447,19 @@ class Engine:
         cx = self.cx
         t = e.t
         speech = e.raw_accumulated_speech
-        # the same checks as handle(), on the two numbers this path reads
-        if (not (self._last_input_t <= t < math.inf) or speech != speech or speech == math.inf
-                or type(speech) not in (float, int) or type(t) not in (float, int)):
-            if type(t) not in (float, int) or type(speech) not in (float, int):
-                check_input(e)
-                raise InputError(f"VadInferenceDone.t must be a number, not {t!r}")
-            if t != t:
-                raise InputError("VadInferenceDone has no time: give it t=..., or push it "
-                                 "through a runtime Session, which stamps it")
-            if t == math.inf:
-                raise InputError(f"VadInferenceDone.t must be a finite number, not {t!r}")
-            if t < self._last_input_t:
-                raise InputError(f"VadInferenceDone at t={t} goes back in time "
-                                 f"(last input at {self._last_input_t})")
-            raise InputError(
-                f"VadInferenceDone.raw_accumulated_speech must be finite, not {speech!r}")
+        # the same checks as handle(), on every number of the window (type first: a
+        # comparison with a non-number would raise TypeError; a chained range refuses NaN)
+        # the other numbers at once: a sum of magnitudes is NaN, inf or large when one is
+        # (a text raises TypeError), and the exact checks then name the field
+        try:
+            ok = (type(t) in _NUM and type(speech) in _NUM
+                  and self._last_input_t <= t <= _MAX and -_MAX <= speech <= _MAX
+                  and abs(e.raw_accumulated_silence) + abs(e.speech_duration)
+                  + abs(e.probability) <= _MAX and type(e.speaking) is bool)
+        except TypeError:
+            ok = False
+        if not ok:
+            self._check(e)  # raises, naming the field, unless a sum was merely large
         self._last_input_t = t
         if t > cx.now:
             cx.now = t
@@ -501,10 +506,13 @@ class Engine:
                                      f"{record.index}", outs) from exc
         return outs
 
-    def _fail(self, source: object, exc: Exception) -> None:
+    def _fail(self, source: object, exc: Exception, via: ev.Input | None = None) -> None:
         self.cx.out = []
         what = (f"{type(source).__name__} at t={source.t}" if isinstance(source, ev.Input)
                 else f"timer {source!r}")
+        if via is not None:  # a queued input, released by the answer
+            what += (f" (queued while an end of turn awaited its answer, released by "
+                     f"{type(via).__name__} at t={via.t})")
         self._failed = EngineFailed(
             f"the engine failed while processing {what}: {type(exc).__name__}: {exc}; its "
             "outputs were discarded and it accepts no more input", input=source)

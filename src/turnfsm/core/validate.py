@@ -20,19 +20,30 @@ from .. import events as ev
 from ..errors import InputError
 
 Check = Callable[[str, Any], None]
+_MAX = ev.MAX_NUMBER
 
 
 def _number(what: str, v: Any) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise InputError(f"{what} must be a number, not {v!r}")
-    if not math.isfinite(v):
-        raise InputError(f"{what} must be finite, not {v!r}")
+        raise InputError(f"{what} must be a number, not {_short(v)}")
+    if not -_MAX <= v <= _MAX:  # one comparison refuses NaN, infinities and huge numbers
+        if isinstance(v, float) and not math.isfinite(v):
+            raise InputError(f"{what} must be finite, not {v!r}")
+        raise InputError(f"{what} must be at most {_MAX:g} in size, not {_short(v)}")
 
 
 def _integer(what: str, v: Any) -> None:
-    _number(what, v)
+    _number(what, v)  # a whole number within MAX_NUMBER is exact in a float
     if v != int(v):
         raise InputError(f"{what} must be a whole number, not {v!r}")
+
+
+def _short(v: Any) -> str:
+    """``repr(v)``, cut to 60 characters (a 400-digit number, a long text)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 200:
+        return f"a number of about {int(v.bit_length() * 0.30103)} digits"
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 def _flag(what: str, v: Any) -> None:
@@ -80,16 +91,29 @@ def checks(cls: type) -> tuple[tuple[str, Check, bool], ...]:
                 continue
             check, optional = _check_for(hints[f.name])
             if check is not None:
+                lo_hi = ev.FIELD_RANGES.get((cls, f.name))
+                if lo_hi is not None:
+                    check = _ranged(check, *lo_hi)
                 items.append((f.name, check, optional))
         found = _CHECKS[cls] = tuple(items)
     return found
 
 
 def check_input(e: ev.Input) -> None:
-    """Refuse wrong types, NaN and infinities (InputError) before anything changes."""
+    """Refuse wrong types, NaN, infinities and out-of-range numbers (InputError) before
+    anything changes."""
     name = type(e).__name__
     for field, check, optional in checks(type(e)):
         v = getattr(e, field)
         if v is None and optional:
             continue
         check(f"{name}.{field}", v)
+
+
+def _ranged(check: Check, lo: float, hi: float) -> Check:
+    """``check``, then ``lo <= v <= hi`` (a field with a narrower range, events.FIELD_RANGES)."""
+    def ranged(what: str, v: Any) -> None:
+        check(what, v)
+        if not lo <= v <= hi:
+            raise InputError(f"{what} must be between {lo:g} and {hi:g}, not {v!r}")
+    return ranged

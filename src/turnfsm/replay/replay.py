@@ -28,12 +28,13 @@ from ..options import EndpointingOptions, EngineOptions, UserTurnLimit
 from .trace import TRACE_PROFILE, Trace, TraceInput, TraceStream, dumps, output_line, read_trace
 
 
-def trace_profile(cfg: dict[str, Any]) -> Profile:
-    """The profile a trace header names (``livekit`` when it names none)."""
-    return get_profile(cfg.get("profile") or TRACE_PROFILE)
+def trace_profile(cfg: dict[str, Any], within: str | Path | None = None) -> Profile:
+    """The profile a trace header names (``livekit`` when it names none); a profile file
+    must lie in ``within`` (the trace's folder) or below."""
+    return get_profile(cfg.get("profile") or TRACE_PROFILE, within=within)
 
 
-def engine_options(cfg: dict[str, Any]) -> EngineOptions:
+def engine_options(cfg: dict[str, Any], within: str | Path | None = None) -> EngineOptions:
     """Engine options for a trace header (defaults already filled), over its profile's."""
     ep = cfg["endpointing"]
     changes: dict[str, Any] = {
@@ -49,7 +50,7 @@ def engine_options(cfg: dict[str, Any]) -> EngineOptions:
     for k in ("transcript_timeout", "backchannel_max_words", "backchannel_max_duration"):
         if k in cfg:
             changes[k] = cfg[k]
-    return trace_profile(cfg).options(changes)
+    return trace_profile(cfg, within).options(changes)
 
 
 class ScriptedModel:
@@ -89,6 +90,7 @@ class Replay:
                  profile: str | Profile | None = None) -> None:
         self.trace = trace
         self.profile = profile  # overrides the header's
+        self.refused: str | None = None  # why the engine refused the header, if it did
         self.sink = sink  # stream each line to it (else keep them in ``lines``)
         self.backend: Backend = backend
         self.chart = chart
@@ -374,9 +376,13 @@ class Replay:
         """The engine options and the profile of this replay (the override, else the
         header's); None after recording the error of a header the engine refuses."""
         cfg = self.cfg if self.profile is None else {**self.cfg, "profile": self.profile}
+        # a header's profile file lies beside the trace (an override is the user's own)
+        path = getattr(self.trace, "path", "<trace>")
+        within = Path(path).parent if self.profile is None and path != "<trace>" else None
         try:
-            return engine_options(cfg), trace_profile(cfg)
+            return engine_options(cfg, within), trace_profile(cfg, within)
         except ConfigError as e:
+            self.refused = f"the engine refused the header: {e}"
             self.rec(0.0, "error", source="setup", exception=f"ValueError: {e}")
             return None
 
@@ -490,18 +496,21 @@ def replay_file(path: str | Path, *, diagnostics: bool = False, backend: Backend
 
 def replay_stream(path: str | Path, out: IO[str], *, diagnostics: bool = False,
                   backend: Backend = "table", chart: Chart | None = None,
-                  profile: str | Profile | None = None) -> None:
+                  profile: str | Profile | None = None) -> str | None:
     """Replay a trace file one line at a time, writing each output line to ``out`` as it is
     made: memory does not grow with the trace's length. The output equals
     :func:`replay_file`'s (a malformed line raises TraceError when it is reached, after the
-    lines before it were written)."""
+    lines before it were written). Returns why the engine refused the header (its error
+    line is the output), or None."""
     batched = _Batched(out)
     try:
         with TraceStream(path) as stream:
-            Replay(stream, diagnostics=diagnostics, backend=backend, chart=chart,
-                   sink=batched, profile=profile).run()
+            r = Replay(stream, diagnostics=diagnostics, backend=backend, chart=chart,
+                       sink=batched, profile=profile)
+            r.run()
     finally:
         batched.flush()
+    return r.refused
 
 
 class _Batched:

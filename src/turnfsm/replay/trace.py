@@ -3,7 +3,9 @@
 A trace is JSON Lines: a ``config`` header, then timed inputs. :func:`read_trace` checks
 every line and raises :class:`~turnfsm.errors.TraceError` naming the file, the line and the
 field for bad JSON, unknown kinds or fields, missing required fields, wrong types, NaN or
-infinite numbers, negative durations and times that go backwards.
+infinite numbers, negative durations and times that go backwards, numbers larger than
+:data:`MAX_NUMBER`, texts that are not Unicode (a lone surrogate), lines longer than
+:data:`MAX_LINE_CHARS` and bytes that are not UTF-8: each with one line naming where.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from typing import Annotated, Any, Literal, NamedTuple, NoReturn, cast
 import attrs
 
 from ..errors import TraceError
+from ..events import MAX_NUMBER, MAX_WAIT
 from ..options import TURN_DETECTION
+
+#: The longest trace line accepted (characters): a line is one input, a few hundred bytes;
+#: a transcript of an hour's speech fits. Longer lines are refused before they are decoded.
+MAX_LINE_CHARS = 1_000_000
+_LINE_BYTES = MAX_LINE_CHARS * 4 + 3  # UTF-8: at most 4 bytes a character, and a CR LF
+#: The latest time a trace input may carry, and the longest ``time_limit`` (seconds; Unix
+#: epoch times fit), so that the last input plus the limit stays within what an engine takes.
+MAX_TRACE_TIME = MAX_NUMBER / 2
 
 _NUM, _BOOL, _STR, _OPTNUM, _ANY = "number", "bool", "string", "number-or-null", "any"
 
@@ -109,16 +120,44 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _show(v: Any) -> str:
+    """``v`` as JSON for a message, cut to 60 characters (a 400-digit number, a long text,
+    a lone surrogate are shown, not re-raised)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 200:
+        return f"a number of about {int(v.bit_length() * 0.30103)} digits"
+    try:
+        r = json.dumps(v)
+    except (ValueError, TypeError, RecursionError):
+        r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _unicode(v: str) -> bool:
+    """Whether text ``v`` can be written as UTF-8 (no lone surrogate from a ``\\ud800``)."""
+    if v.isascii():
+        return True
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_value(v: Any, typ: str, err: Any, name: str) -> None:
     if typ == _NUM or (typ == _OPTNUM and v is not None):
         if not _is_num(v):
-            err(f"must be a number, not {json.dumps(v)}", name)
-        if not math.isfinite(v):
+            err(f"must be a number, not {_show(v)}", name)
+        if isinstance(v, float) and not math.isfinite(v):
             err(f"must be finite, not {v}", name)
+        if not -MAX_NUMBER <= v <= MAX_NUMBER:
+            err(f"must be at most {MAX_NUMBER:g} in size, not {_show(v)}", name)
     elif typ == _BOOL and not isinstance(v, bool):
-        err(f"must be true or false, not {json.dumps(v)}", name)
-    elif typ == _STR and not isinstance(v, str):
-        err(f"must be a string, not {json.dumps(v)}", name)
+        err(f"must be true or false, not {_show(v)}", name)
+    elif typ == _STR:
+        if not isinstance(v, str):
+            err(f"must be a string, not {_show(v)}", name)
+        if not _unicode(v):
+            err("must be Unicode text (it holds a lone surrogate such as \\ud800)", name)
 
 
 def _merge(defaults: dict[str, Any], given: Any, err: Any, name: str) -> dict[str, Any]:
@@ -137,6 +176,10 @@ def _merge(defaults: dict[str, Any], given: Any, err: Any, name: str) -> dict[st
 def _finite_tree(v: Any, err: Any, name: str) -> None:
     if isinstance(v, float) and not math.isfinite(v):
         err(f"must be finite, not {v}", name)
+    elif _is_num(v) and not -MAX_NUMBER <= v <= MAX_NUMBER:
+        err(f"must be at most {MAX_NUMBER:g} in size, not {_show(v)}", name)
+    elif isinstance(v, str) and not _unicode(v):
+        err("must be Unicode text (it holds a lone surrogate such as \\ud800)", name)
     elif isinstance(v, dict):
         for k, x in v.items():
             _finite_tree(x, err, f"{name}.{k}")
@@ -171,6 +214,52 @@ def _check_limits(utl: Any, err: Any, name: str) -> None:
                 f"{name}.{k}")
         if v is not None:
             _check_value(v, _NUM, err, f"{name}.{k}")
+
+
+def _check_probability(v: Any, err: Any, name: str, *, null: bool = False) -> None:
+    if v is None and null:
+        return
+    _check_value(v, _NUM, err, name)
+    if not 0 <= v <= 1:
+        err(f"must be a probability in [0, 1], not {_show(v)}", name)
+
+
+def _check_time_limit(v: Any, err: Any) -> None:
+    if v > MAX_TRACE_TIME:
+        err(f"must be at most {MAX_TRACE_TIME:g} seconds, not {_show(v)}", "time_limit")
+
+
+def _check_turn_detector(td: dict[str, Any], err: Any) -> None:
+    """The scripted model's fields, checked when the header is read (so every replay mode
+    refuses a bad one the same way, before anything runs)."""
+    name = "turn_detector"
+    _check_value(td["latency"], _NUM, err, f"{name}.latency")
+    if not 0 <= td["latency"] <= MAX_WAIT:
+        err(f"must be between 0 and {MAX_WAIT:g} seconds, not {_show(td['latency'])}",
+            f"{name}.latency")
+    _check_probability(td["probability"], err, f"{name}.probability")
+    probs = td["probabilities"]
+    if probs is not None:
+        if not isinstance(probs, list) or not probs:
+            err("must be null or a non-empty list of probabilities", f"{name}.probabilities")
+        for i, x in enumerate(probs):
+            _check_probability(x, err, f"{name}.probabilities[{i}]")
+    thr = td["unlikely_threshold"]
+    if isinstance(thr, dict):
+        for lang, x in thr.items():
+            _check_probability(x, err, f"{name}.unlikely_threshold.{lang}", null=True)
+    else:
+        _check_probability(thr, err, f"{name}.unlikely_threshold", null=True)
+    langs = td["languages"]
+    if langs is not None and (not isinstance(langs, list) or
+                              not all(x is None or isinstance(x, str) for x in langs)):
+        err("must be null or a list of language codes (strings or null)", f"{name}.languages")
+    calls = td["fail_calls"]
+    if calls is None:
+        calls = td["fail_calls"] = []
+    if not isinstance(calls, list) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in calls):
+        err("must be a list of call numbers (whole numbers >= 1)", f"{name}.fail_calls")
 
 
 def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
@@ -214,10 +303,8 @@ def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
     cfg["glue"] = _merge(GLUE_DEFAULTS, header.get("glue"), err, "glue")
     for k, v in cfg["glue"].items():
         _check_value(v, _BOOL, err, f"glue.{k}")
-    td = cfg["turn_detector"]
-    _check_value(td["latency"], _NUM, err, "turn_detector.latency")
-    if td["latency"] < 0:
-        err("must not be negative", "turn_detector.latency")
+    _check_time_limit(cfg["time_limit"], err)
+    _check_turn_detector(cfg["turn_detector"], err)
     ret = cfg["end_of_turn_returns"]
     if not isinstance(ret, bool) and not (
             isinstance(ret, list) and ret and all(isinstance(x, bool) for x in ret)):
@@ -242,6 +329,32 @@ def _decode(line: str, path: str, lineno: int) -> Any:
                          line=lineno) from None
     except RecursionError:
         raise TraceError("invalid JSON: nested too deeply", path=path, line=lineno) from None
+    except ValueError as e:  # an integer of more digits than Python converts
+        raise TraceError(f"invalid JSON: {str(e).split(';')[0]}", path=path,
+                         line=lineno) from None
+
+
+def _lines(f: Any, path: str, start: int = 1) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line of binary file ``f``: a line longer than
+    :data:`MAX_LINE_CHARS` is refused unread, bytes that are not UTF-8 name their line."""
+    lineno = start - 1
+    while True:
+        raw = f.readline(_LINE_BYTES)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) >= _LINE_BYTES and not raw.endswith(b"\n"):
+            raise TraceError(f"the line is longer than {MAX_LINE_CHARS} characters",
+                             path=path, line=lineno)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise TraceError(f"not UTF-8 text (byte {e.start + 1} of the line)", path=path,
+                             line=lineno) from None
+        if len(line) > MAX_LINE_CHARS + 2:
+            raise TraceError(f"the line is longer than {MAX_LINE_CHARS} characters",
+                             path=path, line=lineno)
+        yield lineno, line.rstrip("\r\n") if line.endswith("\n") else line
 
 
 _fast_decode: Any = None  # msgspec's decoders, loaded on first use (_load_msgspec)
@@ -263,14 +376,17 @@ def _load_msgspec() -> None:
         import msgspec
     except ImportError:  # pragma: no cover - msgspec is a dependency
         return
-    num = Annotated[float, msgspec.Meta(ge=0.0, le=1.7976931348623157e308)]
+    # (the bounds of every input number: a line beyond them takes the general path, which
+    # names what is wrong)
+    num = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_NUMBER)]
+    time = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_TRACE_TIME)]
 
     # a VAD window line (the most frequent by far), checked in C: every field a finite
     # non-negative number but the flag ``speaking``, no other field; a line that does not fit
     # takes the general path (which names what is wrong, or accepts it)
     window_line = msgspec.defstruct(
         "WindowLine",
-        [("t", num), ("kind", Literal["vad.inference_done"]),
+        [("t", time), ("kind", Literal["vad.inference_done"]),
          *((k, bool if k == "speaking" else num, default) for k, (_typ, default) in _VAD.items())],
         forbid_unknown_fields=True, gc=False)
     _fast_decode = msgspec.json.Decoder().decode
@@ -280,6 +396,8 @@ def _load_msgspec() -> None:
 
 
 _INF = math.inf
+_MAX = MAX_NUMBER
+_MAX_T = MAX_TRACE_TIME
 
 
 class _Inputs:
@@ -297,11 +415,11 @@ class _Inputs:
             # number but the flag ``speaking``; anything else takes the general path
             t = obj.get("t")
             tt = type(t)
-            if (tt is float or tt is int) and self.last_t <= t < _INF:
+            if (tt is float or tt is int) and self.last_t <= t <= _MAX_T:
                 for k, v in obj.items():
                     tv = type(v)
                     if k in _WINDOW_NUMBERS:
-                        if not ((tv is float or tv is int) and 0 <= v < _INF):
+                        if not ((tv is float or tv is int) and 0 <= v <= _MAX):
                             break
                     elif not (k == "speaking" and tv is bool) and k != "kind":
                         break
@@ -318,7 +436,7 @@ class _Inputs:
                                f"(known: {', '.join(sorted(SCHEMA))})", "kind")
         t = obj.get("t")
         tt = type(t)
-        if not ((tt is float or tt is int) and 0 <= t < _INF and t >= self.last_t):
+        if not ((tt is float or tt is int) and 0 <= t <= _MAX_T and t >= self.last_t):
             self._check_t(lineno, t)
         self.last_t = t = float(t)
         fields: dict[str, Any] = {}
@@ -332,10 +450,12 @@ class _Inputs:
                 self._unknown(lineno, kind, k)
             typ, positive, whole = f
             tv = type(v)
-            if typ is _NUM and (tv is float or tv is int) and -_INF < v < _INF:
+            if typ is _NUM and (tv is float or tv is int) and -_MAX <= v <= _MAX:
                 if (positive and v < 0) or (whole and v != int(v)):
                     self._field(lineno, kind, k, v, f)
             else:
+                self._field(lineno, kind, k, v, f)
+            if tv is str and not v.isascii() and not _unicode(v):
                 self._field(lineno, kind, k, v, f)
             fields[k] = v
         required = _REQUIRED_BY_KIND.get(kind)
@@ -374,6 +494,8 @@ class _Inputs:
             err(f"must not be negative ({t})", "t")
         if t < self.last_t:
             err(f"time goes backwards ({t} < {self.last_t} of an earlier line)", "t")
+        if t > MAX_TRACE_TIME:
+            err(f"must be at most {MAX_TRACE_TIME:g} seconds, not {_show(t)}", "t")
 
     def _unknown(self, lineno: int, kind: str, k: str) -> NoReturn:
         if k == "note":
@@ -419,12 +541,13 @@ class TraceStream:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         try:
-            self._f = open(path, encoding="utf-8")  # noqa: SIM115 - closed by close()
-            first = self._f.readline()
-        except (OSError, UnicodeDecodeError) as e:
-            raise TraceError(f"cannot read the trace: {e}", path=self.path) from None
+            self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        except OSError as e:
+            raise TraceError(f"cannot read the trace: {e.strerror or e}", path=self.path) \
+                from None
         try:
-            self.config = _header(first.rstrip("\n") if first else None, self.path)
+            first = next(_lines(self._f, self.path), (1, None))[1]
+            self.config = _header(first, self.path)
         except BaseException:
             self._f.close()
             raise
@@ -452,7 +575,7 @@ class TraceStream:
         not_a_window = _NOT_A_WINDOW if window is not None else ()
         last = inputs.last_t  # (kept here on the window path; the checker keeps it otherwise)
         try:
-            for lineno, line in enumerate(self._f, start=2):
+            for lineno, line in _lines(self._f, path, start=2):
                 if window is not None:  # the typed decoder: a window line, checked in C
                     try:
                         w = window(line)
@@ -464,14 +587,14 @@ class TraceStream:
                             last = t
                             yield lineno, w
                             continue
-                if line.isspace() or not line:
+                if not line or line.isspace():
                     continue
                 inputs.last_t = last
                 x = check(lineno, _decode(line, path, lineno))
                 last = inputs.last_t
                 yield x
-        except UnicodeDecodeError as e:
-            raise TraceError(f"cannot read the trace: {e}", path=path) from None
+        except OSError as e:
+            raise TraceError(f"cannot read the trace: {e.strerror or e}", path=path) from None
         finally:
             self._f.close()
 
@@ -487,13 +610,10 @@ class TraceStream:
 
 
 def read_trace(path: str | Path) -> Trace:
-    """Read and check a whole trace file."""
-    p = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise TraceError(f"cannot read the trace: {e}", path=p) from None
-    return parse_trace(text, p)
+    """Read and check a whole trace file (line by line, with the stream's limits and
+    messages)."""
+    with TraceStream(path) as stream:
+        return Trace(stream.path, stream.config, tuple(stream))
 
 
 def parse_trace(text: str, path: str = "<trace>") -> Trace:
@@ -501,6 +621,10 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    for i, line in enumerate(lines, start=1):
+        if len(line) > MAX_LINE_CHARS + 1:
+            raise TraceError(f"the line is longer than {MAX_LINE_CHARS} characters",
+                             path=path, line=i)
     first: str | None = lines[0] if lines else None
     if first is not None and not first.strip():
         first = None

@@ -19,6 +19,7 @@ from ..chart import Chart
 from ..core import StepObserver
 from ..core.profiles import Profile
 from ..errors import ConfigError, InputError, TraceError
+from ..options import MAX_DURATION
 from ..replay import Replay, Trace, dumps, read_trace
 from ..replay.replay import ScriptedModel
 from .protocols import TurnContext
@@ -122,15 +123,15 @@ class RuntimeReplay(Replay):
         session = self.session = Session(
             opts, profile=prof, chart=self.chart, hooks=_Hooks(self),
             model=_ScriptedModel(self, self.model),
-            model_timeout=1e9, telemetry=False, observers=self.observers)
+            model_timeout=MAX_DURATION, telemetry=False, observers=self.observers)
         self.engine = session.engine
         try:
             assert isinstance(self.trace, Trace)
             inputs = self.trace.inputs
             for i in inputs:
-                await self._advance(i.t)
-                self.now = max(self.now, i.t)
                 try:
+                    await self._advance(i.t)
+                    self.now = max(self.now, i.t)
                     self.apply(i)
                 except (ConfigError, InputError) as exc:
                     raise TraceError(f"the engine refused this input: {exc}",
@@ -167,5 +168,14 @@ def replay_runtime(trace: Trace, *, diagnostics: bool = False, chart: Chart | No
 def replay_runtime_file(path: str | Path, *, diagnostics: bool = False,
                         chart: Chart | None = None, profile: str | Profile | None = None) -> str:
     """Replay a trace file through a Session; return the output as JSON Lines text."""
-    return dumps(replay_runtime(read_trace(path), diagnostics=diagnostics, chart=chart,
-                                profile=profile))
+    return replay_runtime_text(path, diagnostics=diagnostics, chart=chart, profile=profile)[0]
+
+
+def replay_runtime_text(path: str | Path, *, diagnostics: bool = False,
+                        chart: Chart | None = None, profile: str | Profile | None = None
+                        ) -> tuple[str, str | None]:
+    """The output as JSON Lines text, and why the engine refused the header (then the
+    output is its error line), or None: as :func:`turnfsm.replay.replay.replay_stream`."""
+    r = RuntimeReplay(read_trace(path), diagnostics=diagnostics, chart=chart, profile=profile)
+    lines = r.run()
+    return dumps(lines), r.refused

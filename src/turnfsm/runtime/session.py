@@ -14,15 +14,24 @@ Time: one ``loop.call_at`` handle per session, re-armed only when the next deadl
 engine, or of the session's own timers through the host :class:`~turnfsm.host.Scheduler`)
 changes, as aioquic does with ``get_timer()``/``handle_timer()``.
 
-Failures: a hook that raises is logged with the session id, the output and the traceback,
-and the session goes on (an ``on_end_of_turn`` that raises refuses the turn, so nothing is
-lost). A model that fails or times out is a model failure. An engine failure
+Collaborators are bounded and isolated: every call of the end-of-turn model shares the
+``model_timeout`` and its answers are validated (a timeout, an error or an invalid answer is a
+model failure: ``min_delay``, D20); an async hook, detector or STT call gets ``hook_timeout``
+seconds. An ``on_end_of_turn`` that raises, is cancelled, or answers something whose truth
+cannot be read refuses the turn (it is kept, so nothing is lost); one that does not answer
+within ``hook_timeout`` counts as ``on_hook_timeout``: ``"keep"`` (the default: the turn goes
+on accumulating and the next end of turn delivers its words again) or ``"take"`` (the turn is
+taken: the host got it). Step observers (telemetry included) cannot stop a conversation: one
+that raises is logged and the step's outputs are delivered all the same. An engine failure
 (:class:`~turnfsm.errors.EngineFailed`) closes the session: it is reported to ``on_error``,
 raised by the call that caused it, and raised again (as :class:`SessionClosed`) by every
 later call. :meth:`Session.aclose` closes the conversation: the engine settles the pending
 turn (R4: a running wait ends at once; what nothing will deliver is dropped with a record),
 every commit awaitable is settled, no hook runs afterwards (I20), and no task the session
-made is left pending.
+made is left pending. Close is bounded: a model answer or an end-of-turn answer still missing
+after ``model_timeout + hook_timeout`` is given for it (a model failure; ``on_hook_timeout``),
+and timers still pending then fire at once, so every queued input is processed and every final
+the engine accepted is delivered or reported dropped with its reason.
 """
 
 from __future__ import annotations
@@ -34,25 +43,61 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from .. import events as ev
 from .. import outputs as out
 from ..chart import Chart
-from ..core import Engine, StepObserver
+from ..core import Engine, ObserverFailed, StepObserver, StepRecord
 from ..core.profiles import Profile
-from ..errors import ConfigError, EngineFailed, TurnFsmError
+from ..errors import ConfigError, EngineFailed, InputError, TurnFsmError
 from ..host import Scheduler
-from ..options import EngineOptions
+from ..options import MAX_DURATION, EngineOptions
 from .inputs import Inputs
 from .model import RuleBasedModel
 from .protocols import HOOK_NAMES, EouModel, InterruptionDetector, SttControl
-from .requests import ask_model
+from .requests import CallTimedOut, ask_model, bounded
 
 log = logging.getLogger("turnfsm.runtime")
 _ids = itertools.count(1)
 E = TypeVar("E", bound=ev.Input)
 HostItem = Callable[[], None]
+HookTimeout = Literal["keep", "take"]
+#: force rounds of a close before it gives up on a collaborator that never settles
+_CLOSE_ROUNDS = 1000
+#: how many times close cancels a task that ignores its cancellation
+_DRAIN_ROUNDS = 4
+
+
+def _seconds(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or \
+            not (0 < v <= MAX_DURATION and math.isfinite(v)):
+        raise ConfigError(f"{name} must be a positive number of seconds up to {MAX_DURATION:g}, "
+                          f"not {v!r}")
+    return float(v)
+
+
+class _Isolated:
+    """A step observer that cannot stop the conversation: what it raises is logged (the
+    first time with its traceback) and counted; the step's outputs go on."""
+
+    def __init__(self, fn: StepObserver, session_id: str) -> None:
+        self.fn = fn
+        self.session_id = session_id
+        self.failures = 0
+
+    def __call__(self, r: StepRecord) -> None:
+        try:
+            self.fn(r)
+        except Exception:
+            self.failures += 1
+            if self.failures == 1:
+                log.exception("%s: step observer %r raised on step %d; the conversation goes "
+                              "on (later failures are logged at debug)", self.session_id,
+                              self.fn, r.index)
+            else:
+                log.debug("%s: step observer %r raised on step %d (%d failures)",
+                          self.session_id, self.fn, r.index, self.failures, exc_info=True)
 
 
 class SessionClosed(TurnFsmError):
@@ -70,7 +115,8 @@ class Session(Inputs):
                  profile: str | Profile | None = None, chart: Chart | None = None,
                  hooks: object | None = None, model: EouModel | None = None,
                  detector: InterruptionDetector | None = None, stt: SttControl | None = None,
-                 model_timeout: float = 2.0, session_id: str | None = None,
+                 model_timeout: float = 2.0, hook_timeout: float = 5.0,
+                 on_hook_timeout: HookTimeout = "keep", session_id: str | None = None,
                  conversation_id: str | None = None, tracer_provider: Any = None,
                  telemetry: bool = True, time_origin_ns: int | None = None,
                  observers: Iterable[StepObserver] = ()) -> None:
@@ -82,11 +128,12 @@ class Session(Inputs):
         self.model: EouModel = model if model is not None else RuleBasedModel()
         self.detector = detector
         self.stt = stt
-        if isinstance(model_timeout, bool) or not isinstance(model_timeout, (int, float)) or \
-                not (model_timeout > 0 and math.isfinite(model_timeout)):
-            raise ConfigError(f"model_timeout must be a positive number of seconds, not "
-                              f"{model_timeout!r}")
-        self.model_timeout = model_timeout
+        self.model_timeout = _seconds("model_timeout", model_timeout)
+        self.hook_timeout = _seconds("hook_timeout", hook_timeout)
+        if on_hook_timeout not in ("keep", "take"):
+            raise ConfigError(f"on_hook_timeout must be 'keep' or 'take', not "
+                              f"{on_hook_timeout!r}")
+        self.on_hook_timeout: HookTimeout = on_hook_timeout
         self.session_id = session_id or f"session-{next(_ids)}"
         self.conversation_id = conversation_id
         self._t0 = self.loop.time()
@@ -101,18 +148,27 @@ class Session(Inputs):
         self._closing = False
         self._closed = False
         self._driving = False
+        self._sleeper: asyncio.Future[None] | None = None  # advance_to's sleep
         self._progress = asyncio.Event()  # set whenever outputs are dispatched
         self._failure: BaseException | None = None
+        self._requests: dict[int, out.EouModelRequest] = {}  # model requests in flight
+        self._asked: out.EndOfTurn | None = None  # the end of turn whose answer is awaited
+        self.observer_failures = 0  # observer failures caught outside the session's wrappers
         self.spans: Any = None
         for fn in observers:
-            self.engine.add_observer(fn)
+            self.engine.add_observer(_Isolated(fn, self.session_id))
         if telemetry:
             from ..telemetry import SpanObserver
             # span times: the wall clock at the session's start plus session time
             origin = time.time_ns() if time_origin_ns is None else time_origin_ns
-            self.spans = SpanObserver(tracer_provider, conversation_id=conversation_id,
-                                      time_origin_ns=origin)
-            self.engine.add_observer(self.spans)
+            try:
+                self.spans = SpanObserver(tracer_provider, conversation_id=conversation_id,
+                                          time_origin_ns=origin)
+            except Exception:
+                log.exception("%s: the tracer provider failed; this session runs without "
+                              "spans", self.session_id)
+            else:
+                self.engine.add_observer(_Isolated(self.spans, self.session_id))
 
     # -- time --------------------------------------------------------------------------------
 
@@ -162,35 +218,62 @@ class Session(Inputs):
         """For virtual-time drivers (replays, tests): fire every deadline up to session time
         ``t`` in order, letting the tasks each one wakes finish before the next, so ties
         resolve exactly as in a direct replay. The loop's clock must be virtual."""
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or \
+                not -ev.MAX_NUMBER <= t <= ev.MAX_NUMBER:
+            raise InputError(f"advance_to: time must be a finite number of seconds up to "
+                             f"{ev.MAX_NUMBER:g}, not {t!r}")
         self._driving = True
         self._rearm()  # disarm: this loop fires the deadlines
         try:
             while not self._closed:
                 n = self.scheduler.next_due()
-                if n is None or n[0] > t:
+                due = n is not None and n[0] <= t
+                # sleep to the next deadline (or to t); a task that changes the schedule
+                # meanwhile (a model's answer arms a wait) wakes the sleep: look again
+                if await self._sleep_to(self._t0 + (n[0] if due and n else t)):
+                    continue
+                if not due or n is None:
                     break
                 d, is_engine = n
-                wait = self._t0 + d - self.loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                    continue  # look again: the sleep may have let tasks add timers
                 if on_due is not None:
                     on_due(d)
                 if is_engine:
                     try:
-                        self._dispatch(self.engine.fire_next_timer())
+                        self._dispatch(self._step(self.engine.fire_next_timer))
                     except EngineFailed as exc:
                         self._fail(exc)
                         raise
                 else:
                     self.scheduler.pop_host()()
                 await self.settle()
-            wait = self._t0 + t - self.loop.time()
-            if wait > 0 and not self._closed:
-                await asyncio.sleep(wait)
         finally:
             self._driving = False
             self._rearm()
+
+    async def _sleep_to(self, when: float) -> bool:
+        """Sleep until loop time ``when`` (absolute: no drift from adding a difference to a
+        large clock value); whether it slept."""
+        if self.loop.time() >= when:
+            return False
+        fut: asyncio.Future[None] = self.loop.create_future()
+        h = self.loop.call_at(when, _set, fut)
+        self._sleeper = fut
+        try:
+            await fut
+        finally:
+            h.cancel()
+            self._sleeper = None
+        return True
+
+    def _step(self, call: Callable[..., list[out.Output]], *args: Any) -> list[out.Output]:
+        """One engine call; an observer added to the engine behind the session's back that
+        raises loses nothing: the step completed, its outputs are returned."""
+        try:
+            return call(*args)
+        except ObserverFailed as exc:
+            self.observer_failures += 1
+            log.error("%s: %s; the outputs are delivered", self.session_id, exc)
+            return exc.outputs
 
     def _rearm(self) -> None:
         if self._closed:
@@ -199,6 +282,8 @@ class Session(Inputs):
             if self._handle is not None:
                 self._handle.cancel()
             self._handle, self._armed_for = None, None
+            if self._sleeper is not None:  # the schedule may have changed: look again
+                _set(self._sleeper)
             return
         d = self.scheduler.next_deadline()
         if d == self._armed_for:
@@ -223,7 +308,15 @@ class Session(Inputs):
 
     def _run_due(self, t: float) -> None:
         try:
-            self.scheduler.run_until(t, self._dispatch, lambda fn: fn())
+            sched = self.scheduler
+            while True:
+                n = sched.next_due()
+                if n is None or n[0] > t:
+                    return
+                if n[1]:
+                    self._dispatch(self._step(self.engine.fire_next_timer))
+                else:
+                    sched.pop_host()()
         except EngineFailed as exc:
             self._fail(exc)
             raise
@@ -248,7 +341,7 @@ class Session(Inputs):
             self._run_due(e.t)
         step = engine.steps
         try:
-            outs = engine.handle(e)
+            outs = self._step(engine.handle, e)
         except EngineFailed as exc:
             self._fail(exc)
             raise
@@ -302,7 +395,8 @@ class Session(Inputs):
             for q in self._subscribers:
                 q.put_nowait(o)
             if isinstance(o, out.EouModelRequest):
-                self._spawn(ask_model(self, o))
+                self._requests[o.request_id] = o
+                self._spawn(self._ask(o))
             elif isinstance(o, out.DetectorSignal):
                 if self.detector is not None:
                     self._call(self.detector.signal, o, what="detector")
@@ -318,27 +412,42 @@ class Session(Inputs):
             elif name is not None:
                 self._call_hook(name, o)
 
+    async def _ask(self, o: out.EouModelRequest) -> None:
+        try:
+            await ask_model(self, o)
+        finally:
+            self._requests.pop(o.request_id, None)
+
     def _end_of_turn(self, o: out.EndOfTurn) -> None:
+        self._asked = o
         fn = getattr(self.hooks, "on_end_of_turn", None)
         if fn is None:
             self._answer(o, True)
             return
         try:
             r = fn(o)
+            if not inspect.isawaitable(r):
+                accepted = _truth(r)
         except Exception:
-            log.exception("%s: hook on_end_of_turn raised on %r; the turn is refused (kept)",
+            log.exception("%s: hook on_end_of_turn failed on %r; the turn is refused (kept)",
                           self.session_id, o)
             self._answer(o, False)
             return
         if not inspect.isawaitable(r):
-            self._answer(o, bool(r))
+            self._answer(o, accepted)
             return
 
         async def later(aw: Awaitable[Any]) -> None:
             try:
-                accepted = bool(await aw)
+                accepted = _truth(await bounded(lambda: aw, within=self.hook_timeout,
+                                                  keep=self._tasks))
+            except CallTimedOut:
+                log.warning("%s: hook on_end_of_turn did not answer within %g s on %r; the "
+                            "turn is %s", self.session_id, self.hook_timeout, o,
+                            "taken" if self.on_hook_timeout == "take" else "kept")
+                accepted = self.on_hook_timeout == "take"
             except Exception:
-                log.exception("%s: hook on_end_of_turn raised on %r; the turn is refused "
+                log.exception("%s: hook on_end_of_turn failed on %r; the turn is refused "
                               "(kept)", self.session_id, o)
                 accepted = False
             if not self._closed:
@@ -346,11 +455,12 @@ class Session(Inputs):
         self._spawn(later(r))
 
     def _answer(self, o: out.EndOfTurn, accepted: bool) -> None:
-        if self._closed or not self.engine.awaiting_answer:
+        if self._closed or not self.engine.awaiting_answer or self._asked is not o:
             return
+        self._asked = None
         try:
-            outs = self.engine.handle(ev.EndOfTurnAnswered(t=max(o.t, self.engine.input_clock),
-                                                           accepted=accepted))
+            outs = self._step(self.engine.handle, ev.EndOfTurnAnswered(
+                t=max(o.t, self.engine.input_clock), accepted=accepted))
         except EngineFailed as exc:
             self._fail(exc)
             return
@@ -371,7 +481,10 @@ class Session(Inputs):
         if inspect.isawaitable(r):
             async def wait(aw: Awaitable[Any]) -> None:
                 try:
-                    await aw
+                    await bounded(lambda: aw, within=self.hook_timeout, keep=self._tasks)
+                except CallTimedOut:
+                    log.warning("%s: %s did not finish within %g s on %r; it was cancelled",
+                                self.session_id, what, self.hook_timeout, args[0])
                 except Exception:
                     log.exception("%s: %s raised on %r", self.session_id, what, args[0])
             self._spawn(wait(r))
@@ -395,7 +508,7 @@ class Session(Inputs):
         if self._closed:
             return
         try:
-            outs = self.engine.handle(a)
+            outs = self._step(self.engine.handle, a)
         except EngineFailed as exc:
             self._fail(exc)
             return
@@ -452,9 +565,43 @@ class Session(Inputs):
         """The session is closed."""
         return self._closed
 
+    def _unsettled(self) -> bool:
+        e = self.engine
+        return bool(self._requests or e.awaiting_answer or e.in_state("turn", "predicting")
+                    or self.scheduler.next_deadline() is not None)
+
+    def _force(self) -> None:
+        """Settle one thing a close still waits for, at once: a model request (a failure),
+        the pending end of turn's answer (``on_hook_timeout``), or the next timer."""
+        e = self.engine
+        for rid in list(self._requests):
+            self._requests.pop(rid, None)
+            if e.model_request_pending(rid):
+                log.warning("%s: closing: the end-of-turn model did not answer request %d in "
+                            "time (min_delay)", self.session_id, rid)
+                self._feed_answer(ev.EouModelAnswered(t=max(self.now(), e.input_clock),
+                                                      request_id=rid, failed=True))
+                return
+        if e.awaiting_answer:
+            o = self._asked
+            take = self.on_hook_timeout == "take"
+            log.warning("%s: closing: on_end_of_turn did not answer in time; the turn is %s",
+                        self.session_id, "taken" if take else "kept")
+            if o is None:  # pragma: no cover - the session answers every end of turn it saw
+                self._step(e.handle, ev.EndOfTurnAnswered(t=e.input_clock, accepted=take))
+            else:
+                self._answer(o, take)
+            return
+        n = self.scheduler.next_due()
+        if n is not None:  # nothing can arrive any more that a timer waits for: fire it
+            self._run_due(n[0])
+            self._rearm()
+
     async def aclose(self) -> None:
-        """Close the conversation: let the engine settle the pending turn (a model answer in
-        flight is awaited, up to the model timeout), settle every commit, then stop."""
+        """Close the conversation: the engine settles the pending turn (a model answer in
+        flight and the host's answer to a last end of turn are awaited within their
+        timeouts, then given for them), every queued input runs, every commit settles, then
+        the session stops."""
         if self._closed or self._closing:
             await self._drain_tasks()
             return
@@ -462,18 +609,31 @@ class Session(Inputs):
         try:
             if not self.engine.closed:
                 self.push(ev.Close(t=max(self.now(), self.engine.input_clock)))
-            deadline = self.loop.time() + self.model_timeout
-            while (self.engine.in_state("turn", "predicting") or self.engine.awaiting_answer
-                   or self.scheduler.next_deadline() is not None) and not self._closed:
-                left = deadline - self.loop.time()
-                if left <= 0:
+            limit = self.loop.time() + self.model_timeout + self.hook_timeout
+            rounds = 0
+            while self._unsettled() and not self._closed:
+                waiting = bool(self._requests) or self.engine.awaiting_answer
+                left = limit - self.loop.time()
+                if waiting and left > 0:
+                    self._progress.clear()
+                    try:
+                        async with asyncio.timeout(left):
+                            await self._progress.wait()
+                    except TimeoutError:
+                        pass
+                    await asyncio.sleep(0)
+                    continue
+                rounds += 1
+                if rounds > _CLOSE_ROUNDS:  # pragma: no cover - a defence, never seen
+                    log.error("%s: closing: the engine did not settle after %d rounds",
+                              self.session_id, _CLOSE_ROUNDS)
                     break
-                self._progress.clear()
-                try:
-                    async with asyncio.timeout(left):
-                        await self._progress.wait()
-                except TimeoutError:
-                    break
+                self._force()
+                await asyncio.sleep(0)
+                # what the forced step asks of a collaborator gets that collaborator's time
+                limit = self.loop.time() + max(
+                    self.hook_timeout if self.engine.awaiting_answer else 0.0,
+                    self.model_timeout if self._requests else 0.0)
         except (SessionClosed, EngineFailed):
             pass
         finally:
@@ -481,18 +641,38 @@ class Session(Inputs):
             await self._drain_tasks()
 
     async def _drain_tasks(self) -> None:
+        """Cancel every task the session made (a collaborator's call that outlived its
+        timeout included) and wait for them; one that keeps ignoring its cancellation is
+        cancelled again a few times within ``hook_timeout``, then left behind (logged)."""
         current = asyncio.current_task()
-        pending = [t for t in self._tasks if t is not current]
-        for t in pending:
-            t.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        stuck: set[asyncio.Task[Any]] = set()
+        for _ in range(_DRAIN_ROUNDS):
+            pending = [t for t in self._tasks if t is not current and not t.done()]
+            if not pending:
+                return
+            for t in pending:
+                t.cancel()
+            _done, stuck = await asyncio.wait(pending,
+                                              timeout=self.hook_timeout / _DRAIN_ROUNDS)
+        for t in stuck:
+            log.error("%s: task %r ignored its cancellation at close; it is left behind",
+                      self.session_id, t)
 
     async def __aenter__(self) -> Session:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _set(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _truth(v: Any) -> bool:
+    """The truth of a hook's answer (an answer whose truth cannot be read raises)."""
+    return v if isinstance(v, bool) else bool(v)
 
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:

@@ -12,6 +12,7 @@ nothing sleeps for real and runs are deterministic.
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -33,7 +34,7 @@ class _VirtualSelector(selectors.DefaultSelector):
                 return super().select(None)  # nothing scheduled: wait for real I/O
             return ready
         assert self.loop is not None
-        self.loop.advance(timeout)
+        self.loop.advance(timeout, to_next=True)
         return []
 
 
@@ -45,14 +46,28 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         selector.loop = self
         self._virtual_now = 0.0
+        self._base_resolution: float = self._clock_resolution
 
     def time(self) -> float:
         """The virtual clock."""
         return self._virtual_now
 
-    def advance(self, seconds: float) -> None:
-        """Move the virtual clock forward."""
-        self._virtual_now += seconds
+    def advance(self, seconds: float, *, to_next: bool = False) -> None:
+        """Move the virtual clock forward (by at least one step of the float's precision;
+        with ``to_next``, at least to the next timer: asyncio waits at most a day at a
+        time, and a timer far ahead is reached in one step, not in days).
+
+        asyncio runs a timer once ``when < time() + clock resolution``; at large clock
+        values (2**24 s and beyond) adding a nanosecond changes nothing, so a timer due now
+        would never run and the loop would spin: the resolution grows with the clock."""
+        now = self._virtual_now + seconds
+        scheduled = getattr(self, "_scheduled", None)
+        if to_next and scheduled:
+            now = max(now, scheduled[0].when())
+        if now <= self._virtual_now:
+            now = math.nextafter(self._virtual_now, math.inf)
+        self._virtual_now = now
+        self._clock_resolution = max(self._base_resolution, 4 * math.ulp(now))
 
 
 def run_virtual(coro: Coroutine[Any, Any, T]) -> T:

@@ -1,4 +1,12 @@
-"""The sweep on a Dask distributed cluster (``turnfsm tune --cluster tcp://HOST:8786``).
+"""The sweep on a Dask distributed cluster (``turnfsm tune --cluster tls://HOST:8786``).
+
+**Trust.** Dask moves pickled Python objects between the client, the scheduler and the
+workers: whoever can talk to the scheduler can run code on every worker (and send the
+client results it unpickles). Over ``tls://`` (:func:`security`: this client's certificate,
+and the authority every certificate of the cluster must be signed by) only holders of a
+certificate from that authority get in, and the traffic is encrypted. A ``tcp://`` cluster
+trusts everyone who can reach its ports: use it only on a private network or a loopback
+address (the command warns otherwise). docs/tuning.md says how to set a cluster up.
 
 The same tasks as on a process pool (:func:`~turnfsm.tuning.sweep.plan`, one per worker
 thread counted), submitted to the cluster:
@@ -16,10 +24,13 @@ thread counted), submitted to the cluster:
 
 from __future__ import annotations
 
+import ipaddress
+import sys
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import TurnFsmError
 from .grid import Grid
@@ -31,7 +42,40 @@ INSTALL = ("--cluster needs Dask's distributed scheduler: pip install 'dask[dist
            "(on the client and on every worker, with this version of turnfsm)")
 
 
-def _client(cluster: str | Any) -> tuple[Any, bool]:
+def security(ca_file: str, cert: str, key: str | None = None) -> Any:
+    """A ``distributed.Security`` for a TLS cluster: the client presents ``cert`` (with
+    ``key``, unless the certificate file holds it) and accepts only peers whose certificate
+    ``ca_file``'s authority signed; encryption is required."""
+    try:
+        from distributed.security import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
+            Security,
+        )
+    except ImportError:
+        raise TurnFsmError(INSTALL) from None
+    for what, path in (("--tls-ca-file", ca_file), ("--tls-cert", cert), ("--tls-key", key)):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as e:
+            raise TurnFsmError(f"{what} {path}: {e.strerror or e}") from None
+    return Security(  # type: ignore[no-untyped-call, unused-ignore]
+        tls_ca_file=ca_file, tls_client_cert=cert, tls_client_key=key,
+        require_encryption=True)
+
+
+def _local(address: str) -> bool:
+    host = urlsplit(address).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _client(cluster: str | Any, sec: Any = None) -> tuple[Any, bool]:
     """A ``distributed.Client`` (and whether it was made here, to be closed here)."""
     try:
         import distributed  # type: ignore[import-not-found, import-untyped, unused-ignore]
@@ -39,19 +83,33 @@ def _client(cluster: str | Any) -> tuple[Any, bool]:
         raise TurnFsmError(INSTALL) from None
     if isinstance(cluster, distributed.Client):
         return cluster, False
+    if not isinstance(cluster, str):
+        raise TurnFsmError(f"--cluster must be an address, not {cluster!r}")
+    if isinstance(sec, dict):
+        sec = security(sec["ca_file"], sec["cert"], sec.get("key"))
+    if cluster.startswith("tls://") and sec is None:
+        raise TurnFsmError("--cluster tls://... needs --tls-ca-file and --tls-cert")
+    if not cluster.startswith("tls://") and not _local(cluster):
+        print(f"turnfsm tune: warning: {cluster} is not encrypted and not authenticated: "
+              "anyone who can reach the scheduler can run code on every worker; use "
+              "tls:// (docs/tuning.md)", file=sys.stderr)
     try:
         client = distributed.Client(  # type: ignore[no-untyped-call, unused-ignore]
-            cluster, set_as_default=False, timeout="20s")
+            cluster, set_as_default=False, timeout="20s", security=sec)
         return client, True
-    except OSError as e:
+    except (OSError, TimeoutError) as e:
         raise TurnFsmError(f"cannot reach the Dask scheduler at {cluster}: {e}") from None
+    except ValueError as e:  # a malformed address, a TLS file Dask refuses
+        raise TurnFsmError(f"--cluster {cluster}: {e}") from None
 
 
 def sweep_dask(grid: Grid, paths: Sequence[str], cluster: str | Any, *,
-               progress: Progress | None = None) -> SweepResult:
-    """The sweep on a Dask cluster (an address, or a ``distributed.Client``)."""
+               progress: Progress | None = None, security: Any = None) -> SweepResult:
+    """The sweep on a Dask cluster (an address, or a ``distributed.Client``); ``security``:
+    a ``distributed.Security`` or the TLS files as a mapping (``ca_file``, ``cert``,
+    ``key``) for a ``tls://`` address."""
     start = time.perf_counter()
-    client, own = _client(cluster)
+    client, own = _client(cluster, security)
     try:
         from distributed import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
             as_completed,

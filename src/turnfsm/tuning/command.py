@@ -13,6 +13,24 @@ from .sessions import session_paths
 from .sweep import ProgressBar, sweep
 
 
+def cluster_security(args: argparse.Namespace) -> dict[str, str] | None:
+    """The TLS files of ``--cluster tls://`` (None without them; TurnFsmError when they do
+    not go with the address)."""
+    files = {"ca_file": getattr(args, "tls_ca_file", None),
+             "cert": getattr(args, "tls_cert", None), "key": getattr(args, "tls_key", None)}
+    given = {k: v for k, v in files.items() if v}
+    cluster = getattr(args, "cluster", None)
+    if given and not (isinstance(cluster, str) and cluster.startswith("tls://")):
+        raise TurnFsmError("--tls-ca-file/--tls-cert/--tls-key go with --cluster tls://...")
+    if isinstance(cluster, str) and cluster.startswith("tls://"):
+        if not given.get("ca_file") or not given.get("cert"):
+            raise TurnFsmError("--cluster tls://... needs --tls-ca-file (the authority the "
+                               "cluster's certificates are signed by) and --tls-cert (this "
+                               "client's certificate; --tls-key if the key is apart)")
+        return given
+    return None
+
+
 def tune_command(args: argparse.Namespace) -> int:
     """Run ``tune``; return the exit code."""
     try:
@@ -29,7 +47,8 @@ def tune_command(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         bar = ProgressBar(not args.quiet)
         try:
-            result = sweep(grid, paths, jobs=args.jobs, cluster=args.cluster, progress=bar)
+            result = sweep(grid, paths, jobs=args.jobs, cluster=args.cluster, progress=bar,
+                           security=cluster_security(args))
         finally:
             bar.done()
         rows = annotate(result, args.max_latency)

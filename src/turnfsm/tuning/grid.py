@@ -51,6 +51,9 @@ DEFAULT_PROFILE = "default"
 
 RESERVED = ("profile", "samples", "seed")
 MAX_SETTINGS = 1_000_000
+#: The most settings a random search draws, and the largest grid file read (bytes).
+MAX_SAMPLES = 100_000
+MAX_GRID_BYTES = 1024 * 1024
 
 
 class GridError(TurnFsmError):
@@ -231,13 +234,29 @@ class Grid:
 # -- parsing ----------------------------------------------------------------------------------
 
 
+def _short(v: Any) -> str:
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 200:
+        return f"a number of about {int(v.bit_length() * 0.30103)} digits"
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
 def read_grid(path: str | Path) -> Grid:
     """Read and check a grid file."""
     p = str(path)
     try:
-        text = Path(p).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise GridError(f"{p}: cannot read the grid: {e}") from None
+        with open(p, "rb") as f:
+            data = f.read(MAX_GRID_BYTES + 1)
+    except OSError as e:
+        raise GridError(f"{p}: cannot read the grid: {e.strerror or e}") from None
+    if len(data) > MAX_GRID_BYTES:
+        raise GridError(f"{p}: the grid is larger than {MAX_GRID_BYTES >> 20} MB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise GridError(f"{p}:{line}: the grid is not UTF-8 text (byte {e.start + 1})") \
+            from None
     return parse_grid(text, p)
 
 
@@ -254,6 +273,8 @@ def parse_grid(text: str, path: str = "<grid>") -> Grid:
         where = f"{path}:{mark.line + 1}" if mark is not None else path
         raise GridError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") \
             from None
+    except RecursionError:
+        raise GridError(f"{path}: not valid YAML: nested too deeply") from None
     if root is None:
         raise GridError(f"{path}: the grid is empty (name at least one option)")
     if not isinstance(root, yaml.MappingNode):
@@ -275,6 +296,8 @@ def parse_grid(text: str, path: str = "<grid>") -> Grid:
             raw[name] = _construct(value_node)
         except yaml.YAMLError as e:  # pragma: no cover - compose already checked it
             raise GridError(f"{path}:{line}: {name}: {e}") from None
+        except RecursionError:
+            raise GridError(f"{path}:{line}: {name}: nested too deeply") from None
         lines[name] = line
 
     def fail(name: str, msg: str) -> GridError:
@@ -282,8 +305,9 @@ def parse_grid(text: str, path: str = "<grid>") -> Grid:
 
     samples = raw.get("samples")
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int)
-                                or samples < 1):
-        raise fail("samples", f"must be a whole number >= 1 (got {samples!r})")
+                                or not 1 <= samples <= MAX_SAMPLES):
+        raise fail("samples", f"must be a whole number from 1 to {MAX_SAMPLES:,} (got "
+                              f"{_short(samples)})")
     seed = raw.get("seed", 0)
     if "seed" in raw:
         if isinstance(seed, bool) or not isinstance(seed, int):

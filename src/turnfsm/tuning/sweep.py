@@ -31,16 +31,19 @@ from .tally import Tally
 
 
 def sweep(grid: Grid, paths: Sequence[str], *, jobs: int | None = None,
-          cluster: str | Any | None = None, progress: Progress | None = None) -> SweepResult:
+          cluster: str | Any | None = None, progress: Progress | None = None,
+          security: Any = None) -> SweepResult:
     """Replay every session under every setting of ``grid`` and score it.
 
     ``jobs``: worker processes (default: every core; 1 runs in this process). ``cluster``:
     a Dask scheduler's address (``tcp://host:8786``) or a ``distributed.Client``; the
     workers must have this version of turnfsm and see the sessions under the same paths.
+    ``security``: for a ``tls://`` address, the TLS files (``ca_file``, ``cert``, ``key``)
+    or a ``distributed.Security`` (see :func:`turnfsm.tuning.cluster.security`).
     """
     if cluster is not None:
         from .cluster import sweep_dask
-        return sweep_dask(grid, paths, cluster, progress=progress)
+        return sweep_dask(grid, paths, cluster, progress=progress, security=security)
     n = jobs if jobs is not None else (os.cpu_count() or 1)
     if n < 1:
         raise TurnFsmError("--jobs must be at least 1")
