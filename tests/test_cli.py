@@ -60,6 +60,28 @@ def test_listen_runs_with_the_profile_file_defaults(tmp_path: Path) -> None:
     assert header["endpointing"]["min_delay"] == 0.7 and header["endpointing"]["max_delay"] == 2.5
 
 
+def test_replay_keeps_the_named_profile_defaults_where_the_header_is_silent(
+        tmp_path: Path) -> None:
+    """A trace whose header names a profile file but gives no endpointing runs with the
+    profile's delays, not the trace format's; a field the header gives still wins."""
+    prof = _profile(tmp_path, "  endpointing: {min_delay: 1.2, max_delay: 2.5}\n")
+    full = tmp_path / "full.jsonl"
+    assert main(["listen", str(HESITATION), "--words", str(HESITATION_WORDS), "-q",
+                 "--profile", str(prof), "--out-trace", str(full)]) == 0
+    lines = full.read_text().splitlines()
+    header = json.loads(lines[0])
+    del header["endpointing"]
+    header["profile"] = prof.name  # a file beside the trace
+    silent, out = tmp_path / "silent.jsonl", tmp_path / "o.jsonl"
+    silent.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    assert main(["replay", str(silent), "-o", str(out)]) == 0
+    assert _delays(out) and min(_delays(out)) >= 1.2 - 1e-6
+    header["endpointing"] = {"min_delay": 0.6}
+    silent.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    assert main(["replay", str(silent), "-o", str(out)]) == 0
+    assert _delays(out) and min(_delays(out)) < 1.2 - 1e-6
+
+
 def test_listen_without_flags_keeps_the_default_profile_values(tmp_path: Path) -> None:
     """No flag given: the trace's header holds exactly the default profile's options."""
     from turnfsm.core.profiles import get_profile

@@ -24,7 +24,7 @@ from ..core.engine import Backend
 from ..core.profiles import Profile, get_profile
 from ..errors import ConfigError, InputError, TraceError
 from ..host import Scheduler
-from ..options import EndpointingOptions, EngineOptions, UserTurnLimit
+from ..options import EngineOptions, UserTurnLimit
 from .trace import TRACE_PROFILE, Trace, TraceInput, TraceStream, dumps, output_line, read_trace
 
 
@@ -35,22 +35,37 @@ def trace_profile(cfg: dict[str, Any], within: str | Path | None = None) -> Prof
 
 
 def engine_options(cfg: dict[str, Any], within: str | Path | None = None) -> EngineOptions:
-    """Engine options for a trace header (defaults already filled), over its profile's."""
+    """Engine options for a trace header (defaults already filled), over its profile's. A
+    header that names a profile other than the format's sets only the options it gives: the
+    profile's own option defaults hold for the others (a header read by :func:`parse_config`
+    knows which fields it gave; any other mapping sets them all)."""
+    profile = trace_profile(cfg, within)
+    given = getattr(cfg, "given", None)
+    if given is None or cfg.get("profile") in (None, TRACE_PROFILE):
+        def keep(name: str) -> bool:
+            return True
+    else:
+        def keep(name: str) -> bool:
+            return name in given
     ep = cfg["endpointing"]
-    changes: dict[str, Any] = {
-        "turn_detection": cfg["turn_detection"],
-        "endpointing": EndpointingOptions(mode=ep["mode"], min_delay=ep["min_delay"],
-                                          max_delay=ep["max_delay"], alpha=ep["alpha"]),
-        "backchannel_boundary": cfg["backchannel_boundary"],
-        "user_turn_limit": UserTurnLimit.from_mapping(cfg["user_turn_limit"]),
-        "vad": cfg["vad"], "stt": cfg["stt"],
-        "interruption_detection": cfg["interruption_detection"],
-        "speech_feedback": cfg["glue"]["speech_feedback"],
-    }
+    changes: dict[str, Any] = {}
+    endpointing = {k: ep[k] for k in ("mode", "min_delay", "max_delay", "alpha")
+                   if keep("endpointing") or keep(f"endpointing.{k}")}
+    if endpointing:
+        changes["endpointing"] = endpointing
+    for k in ("turn_detection", "backchannel_boundary", "vad", "stt",
+              "interruption_detection"):
+        if keep(k):
+            changes[k] = cfg[k]
+    if keep("user_turn_limit") or any(keep(f"user_turn_limit.{k}")
+                                      for k in cfg["user_turn_limit"]):
+        changes["user_turn_limit"] = UserTurnLimit.from_mapping(cfg["user_turn_limit"])
+    if keep("glue.speech_feedback"):
+        changes["speech_feedback"] = cfg["glue"]["speech_feedback"]
     for k in ("transcript_timeout", "backchannel_max_words", "backchannel_max_duration"):
         if k in cfg:
             changes[k] = cfg[k]
-    return trace_profile(cfg, within).options(changes)
+    return profile.options(changes)
 
 
 class ScriptedModel:

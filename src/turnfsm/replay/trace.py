@@ -262,7 +262,15 @@ def _check_turn_detector(td: dict[str, Any], err: Any) -> None:
         err("must be a list of call numbers (whole numbers >= 1)", f"{name}.fail_calls")
 
 
-def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
+class Config(dict[str, Any]):
+    """A trace header with its defaults filled in; ``given``: the fields the header itself
+    set (``endpointing.min_delay`` for a field of a group), so that a profile the header
+    names keeps its own option defaults where the header is silent."""
+
+    given: frozenset[str] = frozenset()
+
+
+def parse_config(header: dict[str, Any], err: Any) -> Config:
     """Check the header and fill its defaults (``err(message, field)`` raises)."""
     for k in header:
         if k != "kind" and k not in CONFIG_FIELDS:
@@ -309,7 +317,12 @@ def parse_config(header: dict[str, Any], err: Any) -> dict[str, Any]:
     if not isinstance(ret, bool) and not (
             isinstance(ret, list) and ret and all(isinstance(x, bool) for x in ret)):
         err("must be a boolean or a non-empty list of booleans", "end_of_turn_returns")
-    return cfg
+    config = Config(cfg)
+    config.given = frozenset(
+        [k for k in header if k != "kind"]
+        + [f"{g}.{k}" for g in ("endpointing", "user_turn_limit", "glue")
+           if isinstance(header.get(g), dict) for k in header[g]])
+    return config
 
 
 def _decode(line: str, path: str, lineno: int) -> Any:
