@@ -509,6 +509,7 @@ def random_input(rnd: random.Random, t: float) -> ev.Input:
 @given(seed=st.integers(0, 2**32 - 1))
 @example(seed=5997)  # an STT end of speech after a dropped backchannel opened the engine's span
 @example(seed=1076)
+@example(seed=2974)  # the last answer released inputs that delivered another turn at once
 def test_random_sessions_keep_i13_and_mirror_the_engine(seed: int) -> None:
     """Random inputs, model answers and end-of-turn answers held back for a few inputs (which
     queue and are released in the answer's step): I13 holds, and the spans mirror the
@@ -562,7 +563,8 @@ def test_random_sessions_keep_i13_and_mirror_the_engine(seed: int) -> None:
         else:
             hold -= 1
             take(engine.handle(random_input(rnd, t)))
-    if eot is not None:
+    while eot is not None:  # an answer may release inputs that deliver the next turn at once
+        eot = None
         take(engine.handle(ev.EndOfTurnAnswered(t=t, accepted=True)))
     take(engine.handle(ev.Close(t=t)))
     assert obs.closed
