@@ -355,6 +355,15 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("backchannel.py", "release_dropping_backchannels"): (2, "drop whole on a 'not an "
                                                           "interruption' verdict, or trim "
                                                           "then judge: chosen in Python"),
+    ("backchannel.py", "wordless_backchannel_reason"): (5, "the wordless backchannel "
+                                                        "judgement (segment over agent, STT "
+                                                        "region, mode, verdict flags, "
+                                                        "backchannel_max_duration) computed "
+                                                        "for the guard and again for the "
+                                                        "drop record"),
+    ("backchannel.py", "drop_wordless_backchannel"): (1, "re-judges for the drop record's "
+                                                      "detail (the duration against "
+                                                      "backchannel_max_duration)"),
     ("backchannel.py", "interrupt_by_words"): (1, "the record names the agent's start only "
                                                "while the agent speaks"),
     ("backchannel.py", "report_vad_end_after_backchannels"): (1, _BACKCHANNEL_END),
@@ -395,6 +404,9 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("turn.py", "_due_soon"): (1, "a deferred wait_due's liveness (wait id)"),
     ("turn.py", "wait_due_now"): (1, _WAIT_EXISTS),
     ("turn.py", "cancel_wait"): (1, _WAIT_EXISTS + " (counts a cancelled wait)"),
+    ("turn.py", "forget_speech"): (1, "the anchor goes only if the wait's record says no "
+                                   "speech moved it (the Wait record shadows the turn's "
+                                   "predicting/waiting)"),
     ("turn.py", "refuse_turn"): (1, "a refusal at close drops the turn (lifecycle region)"),
     ("turn.py", "clear_turn"): (2, "a clear resets the STT time origin only with an STT "
                                 "attached, and speech going on starts a new turn"),
