@@ -5,6 +5,12 @@ transition of the current state whose guards hold fires (the loader proved at mo
 its actions run, then its destination is entered. Actions may fire internal events, which
 are dispatched at once (nested) before the outer dispatch goes on to the next region.
 
+Within one region's offer each guard runs at most once: the transitions of a (region, state,
+event) are compiled into a decision tree (:func:`decision_tree`) that asks each guard once
+and remembers its answer down the branch (guards are pure: they read, never write). The tree
+asks the guards in the order the transitions list them, skipping those already answered, and
+fires the first transition whose guards all hold: what fires is exactly what the list gives.
+
 Two dispatchers implement this: :class:`TableDispatcher` (the default) reads a table
 compiled once per chart and kept on the chart (``chart.derived``); the ``transitions``
 dispatcher (:mod:`turnfsm.core.machines`) runs the same chart on ``transitions`` machines
@@ -39,6 +45,42 @@ class Regions(Protocol):
 # (region, state, event, fired) for every region offered an event
 DispatchObserver = Callable[[str, str, str, bool], None]
 _CT = tuple[tuple[tuple[GuardFn, bool], ...], tuple[ActionFn, ...], "int | None"]
+# A decision tree: a branch ``(guard, if_true, if_false)``, a leaf ``(None, actions, dest)``
+# (that transition fires), or None (no transition fires).
+Node = tuple[Any, Any, Any] | None
+
+
+def decision_tree(transitions: Sequence[_CT]) -> Node:
+    """The decision tree of one (region, state, event): first-match over ``transitions``
+    (each ``(guards, actions, dest)``, guards as ``(fn, negated)``), asking each guard at
+    most once on any path, in the order the transitions list them."""
+    cands: list[tuple[dict[GuardFn, bool], tuple[ActionFn, ...], int | None]] = []
+    for guards, actions, dest in transitions:
+        need: dict[GuardFn, bool] = {}
+        for fn, neg in guards:
+            if need.setdefault(fn, not neg) is neg:
+                break  # needs a guard both ways: it never fires
+        else:
+            cands.append((need, actions, dest))
+    return _tree(cands)
+
+
+def _tree(cands: list[tuple[dict[GuardFn, bool], tuple[ActionFn, ...], int | None]]) -> Node:
+    if not cands:
+        return None
+    need, actions, dest = cands[0]
+    if not need:
+        return (None, actions, dest)
+    g = next(iter(need))
+    yes, no = [], []
+    for n, a, d in cands:
+        want = n.get(g)
+        rest = {k: v for k, v in n.items() if k is not g}
+        if want is not False:
+            yes.append((rest, a, d))
+        if want is not True:
+            no.append((rest, a, d))
+    return (g, _tree(yes), _tree(no))
 
 
 @attrs.frozen
@@ -51,8 +93,9 @@ class Compiled:
     regions: tuple[str, ...]
     states: tuple[tuple[str, ...], ...]
     initial: tuple[int, ...]
-    # event -> ((region index, {state index: transitions}), ...)
-    table: dict[str, tuple[tuple[int, dict[int, tuple[_CT, ...]]], ...]]
+    # event -> ((region index, {state index: decision tree}), ...); a state that ignores the
+    # event is not a key
+    table: dict[str, tuple[tuple[int, dict[int, Node]], ...]]
 
 
 def compiled(chart: Chart, registry: Registry = RULES) -> Compiled:
@@ -72,7 +115,7 @@ def compiled(chart: Chart, registry: Registry = RULES) -> Compiled:
                    tuple(registry.actions[a].fn for a in t.actions), dest)
         table.setdefault(t.event, {}).setdefault(ri, {}).setdefault(sidx, []).append(ct)
     frozen = {
-        e: tuple((ri, {s: tuple(v) for s, v in by_state.items()})
+        e: tuple((ri, {s: decision_tree(v) for s, v in by_state.items()})
                  for ri, by_state in sorted(by_region.items()))
         for e, by_region in table.items()
     }
@@ -121,16 +164,16 @@ class TableDispatcher:
         for ri, by_state in self._table.get(event, ()):
             state = s[ri]
             fired = False
-            for guards, actions, dest in by_state.get(state, ()):
-                for fn, neg in guards:
-                    if fn(cx, payload) == neg:
-                        break
-                else:
-                    for act in actions:
+            node = by_state.get(state)
+            while node is not None:
+                fn = node[0]
+                if fn is None:  # a leaf: this transition fires
+                    for act in node[1]:
                         act(cx, payload)
-                    if dest is not None:
-                        s[ri] = dest
+                    if node[2] is not None:
+                        s[ri] = node[2]
                     fired = True
                     break
+                node = node[1] if fn(cx, payload) else node[2]
             if observe is not None:
                 observe(cx.regions[ri], cx.states[ri][state], event, fired)

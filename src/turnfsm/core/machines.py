@@ -1,8 +1,9 @@
 """The chart on ``transitions`` machines: the only module that imports ``transitions``.
 
 One flat ``transitions.Machine`` per region (parallel regions are independent machines;
-guards that read another region use the context), built once per chart and kept on it
-(``chart.derived``), shared by every engine of that chart through ``add_model``. Callbacks
+guards that read another region use the context; each guard runs once per region offer, as
+in the table), built once per chart and kept on it (``chart.derived``), shared by every
+engine of that chart through ``add_model``. Callbacks
 are callables, never strings; ``auto_transitions`` is off; invalid triggers are never sent
 (an event goes to a region only in states that handle it, as the compiled table says), so
 a trigger the machine would refuse is a bug and raises. The ``transitions`` logger is left
@@ -35,8 +36,13 @@ class RegionModel:
 
 def _guard(fn: Any) -> Any:
     def cond(event_data: Any) -> bool:
+        # each guard runs once per region offer: the answers are kept in the offer's memo
         kw = event_data.kwargs
-        return bool(fn(kw["cx"], kw["payload"]))
+        memo: dict[Any, bool] = kw["memo"]
+        hit = memo.get(fn)
+        if hit is None:
+            hit = memo[fn] = bool(fn(kw["cx"], kw["payload"]))
+        return hit
     return cond
 
 
@@ -118,7 +124,8 @@ class TransitionsDispatcher:
             fired = False
             if state in by_state:  # otherwise the state ignores the event
                 model = self._models[ri]
-                fired = bool(model.trigger(event, cx=cx, payload=payload))  # type: ignore[attr-defined]
+                fired = bool(model.trigger(  # type: ignore[attr-defined]
+                    event, cx=cx, payload=payload, memo={}))
                 s[ri] = self._index[ri][model.state]
             if observe is not None:
                 observe(cx.regions[ri], cx.states[ri][state], event, fired)
