@@ -36,7 +36,7 @@ from turnfsm import Engine, EngineOptions  # noqa: E402
 from turnfsm import events as ev  # noqa: E402
 from turnfsm import outputs as out  # noqa: E402
 from turnfsm.chart import Chart  # noqa: E402
-from turnfsm.core.dispatch import Regions  # noqa: E402
+from turnfsm.core.dispatch import Regions, guard_functions  # noqa: E402
 from turnfsm.core.registry import RULES  # noqa: E402
 from turnfsm.replay import read_trace  # noqa: E402
 from turnfsm.replay.replay import Replay  # noqa: E402
@@ -45,7 +45,10 @@ from turnfsm.replay.replay import Replay  # noqa: E402
 class ListDispatcher:
     """The baseline: first match over each (region, state, event)'s transition list."""
 
-    def __init__(self, chart: Chart, guards: dict[str, Any]) -> None:
+    def __init__(self, chart: Chart, wrap: Any = None) -> None:
+        guards = guard_functions(chart)
+        if wrap is not None:
+            guards = {name: wrap(fn) for name, fn in guards.items()}
         regions = [r.name for r in chart.regions]
         states = [r.states for r in chart.regions]
         table: dict[str, dict[int, dict[int, list[Any]]]] = {}
@@ -91,13 +94,12 @@ def session_events(minutes: float, detector: bool) -> list[ev.Input]:
     return events
 
 
-def engine(profile: str, detector: bool, kind: str, guards: dict[str, Any] | None = None
-           ) -> Engine:
+def engine(profile: str, detector: bool, kind: str, wrap: Any = None) -> Engine:
     """An engine of ``profile`` whose dispatcher is the tree (``kind`` "tree") or the list."""
     e = Engine(EngineOptions(interruption_detection=detector, vad_window_outputs=False),
                profile=profile)
     if kind == "list":
-        e.cx.dispatcher = ListDispatcher(e.chart, guards or RULES.guards)  # type: ignore[assignment]
+        e.cx.dispatcher = ListDispatcher(e.chart, wrap)  # type: ignore[assignment]
     return e
 
 
@@ -130,7 +132,7 @@ def drive(e: Engine, events: list[ev.Input]) -> tuple[float, list[Any]]:
 
 
 def guard_calls(profile: str, detector: bool, kind: str, events: list[ev.Input]) -> int:
-    """Guard calls in one untimed run (every guard wrapped by a counter)."""
+    """Guard calls in one untimed run (every guard, literals too, wrapped by a counter)."""
     n = [0]
 
     def counted(fn: Any) -> Any:
@@ -138,8 +140,7 @@ def guard_calls(profile: str, detector: bool, kind: str, events: list[ev.Input])
             n[0] += 1
             return bool(fn(cx, e))
         return g
-    wrapped = {name: counted(fn) for name, fn in RULES.guards.items()}
-    e = engine(profile, detector, "list", wrapped)
+    e = engine(profile, detector, "list", counted)
     if kind == "tree":
         from turnfsm.core.dispatch import TableDispatcher, decision_tree
         lists = e.cx.dispatcher._table  # type: ignore[union-attr]

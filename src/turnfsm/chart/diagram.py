@@ -207,6 +207,11 @@ def _legend_lines(chart: Chart, whole: bool, *, self_loops: str, timers: str) ->
         self_loops,
         f"{TIMER_MARK} event = a timer (a deadline kept by the engine){timers}",
     ]
+    kinds = {g.kind for t in chart.transitions for g in t.guards}
+    if "in" in kinds:
+        lines.append("guard in: r.s = region r is in state s (SCXML In())")
+    if "option" in kinds:
+        lines.append("guard option: o = the option o is on; option: o == v = it is v")
     if whole:
         data = _data_events(chart)
         if data:

@@ -19,6 +19,7 @@ and is proven equal on every trace.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -98,6 +99,54 @@ class Compiled:
     table: dict[str, tuple[tuple[int, dict[int, Node]], ...]]
 
 
+def guard_functions(chart: Chart, registry: Registry = RULES) -> dict[str, GuardFn]:
+    """The function of every guard ``chart`` names: registered rules, and one function per
+    literal (``in: REGION.STATE`` compares the state vector; ``option: NAME`` reads the
+    options in force), shared by every transition that writes it (decision trees ask a
+    guard once by its function)."""
+    regions = [r.name for r in chart.regions]
+    fns: dict[str, GuardFn] = {}
+    for t in chart.transitions:
+        for g in t.guards:
+            if g.name in fns:
+                continue
+            if g.kind == "rule":
+                fns[g.name] = registry.guards[g.name]
+            elif g.kind == "in":
+                region, state = g.target
+                ri = regions.index(region)
+                fns[g.name] = _in_state(ri, chart.regions[ri].states.index(str(state)))
+            else:
+                fns[g.name] = _option(*g.target)
+    return fns
+
+
+def _in_state(ri: int, si: int) -> GuardFn:
+    # partials of module functions: an engine (its table included) pickles and copies
+    return functools.partial(in_state_guard, ri, si)
+
+
+def _option(name: str, value: str | None) -> GuardFn:
+    if value is None:
+        return functools.partial(option_on_guard, name)
+    return functools.partial(option_is_guard, name, value)
+
+
+def in_state_guard(ri: int, si: int, cx: Any, e: Any) -> bool:
+    """The guard literal ``in: REGION.STATE`` (region ``ri`` is in state ``si``)."""
+    return bool(cx.s[ri] == si)
+
+
+def option_on_guard(name: str, cx: Any, e: Any) -> bool:
+    """The guard literal ``option: NAME`` (a boolean option is on)."""
+    return bool(getattr(cx.options, name))
+
+
+def option_is_guard(name: str, value: str, cx: Any, e: Any) -> bool:
+    """The guard literal ``option: NAME == VALUE``."""
+    return bool(getattr(cx.options, name) == value)
+
+
 def compiled(chart: Chart, registry: Registry = RULES) -> Compiled:
     """The dispatch table of ``chart`` (compiled once, kept on the chart)."""
     hit = chart.derived.get("table")
@@ -106,12 +155,13 @@ def compiled(chart: Chart, registry: Registry = RULES) -> Compiled:
     regions = tuple(r.name for r in chart.regions)
     states = tuple(r.states for r in chart.regions)
     ridx = {r: i for i, r in enumerate(regions)}
+    guards = guard_functions(chart, registry)
     table: dict[str, dict[int, dict[int, list[_CT]]]] = {}
     for t in chart.transitions:
         ri = ridx[t.region]
         sidx = states[ri].index(t.source)
         dest = states[ri].index(t.dest) if t.dest is not None else None
-        ct: _CT = (tuple((registry.guards[g.name], g.negated) for g in t.guards),
+        ct: _CT = (tuple((guards[g.name], g.negated) for g in t.guards),
                    tuple(registry.actions[a].fn for a in t.actions), dest)
         table.setdefault(t.event, {}).setdefault(ri, {}).setdefault(sidx, []).append(ct)
     frozen = {

@@ -21,7 +21,7 @@ from typing import Any
 from transitions import Machine
 
 from ..chart import Chart
-from .dispatch import Compiled, DispatchObserver, Regions
+from .dispatch import Compiled, DispatchObserver, Regions, guard_functions
 from .registry import RULES, Registry
 
 
@@ -58,6 +58,7 @@ class RegionMachines:
 
     def __init__(self, chart: Chart, registry: Registry) -> None:
         self.machines: dict[str, Machine] = {}
+        guards = {name: _guard(fn) for name, fn in guard_functions(chart, registry).items()}
         for region in chart.regions:
             specs = []
             for t in chart.transitions:
@@ -65,9 +66,8 @@ class RegionMachines:
                     continue
                 specs.append({
                     "trigger": t.event, "source": t.source, "dest": t.dest,
-                    "conditions": [_guard(registry.guards[g.name]) for g in t.guards
-                                   if not g.negated],
-                    "unless": [_guard(registry.guards[g.name]) for g in t.guards if g.negated],
+                    "conditions": [guards[g.name] for g in t.guards if not g.negated],
+                    "unless": [guards[g.name] for g in t.guards if g.negated],
                     "before": [_action(registry.actions[a].fn) for a in t.actions],
                 })
             self.machines[region.name] = Machine(

@@ -9,6 +9,7 @@ misread it. :class:`Registry` is the :class:`~turnfsm.chart.Vocabulary` the load
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ import attrs
 
 from .. import events as ev
 from ..chart import Chart
+from ..options import EngineOptions
 from .records import PAYLOADS
 
 # rules take (the Context, the event's payload); the registry does not need to know the
@@ -122,6 +124,26 @@ class Registry:
     def knows_payload(self, name: str) -> bool:
         """Whether ``name`` is a class an event may carry."""
         return name in self.payloads
+
+    def option_problem(self, name: str, value: str | None) -> str | None:
+        """What is wrong with the guard literal ``option: name`` (a boolean option is on) or
+        ``option: name == value`` (an option with a set of named values has that one)."""
+        fields = attrs.fields_dict(EngineOptions)
+        if name not in fields:
+            return (f"guard 'option: {name}' names unknown option {name!r} "
+                    f"(options: {', '.join(fields)})")
+        kind = typing.get_type_hints(EngineOptions)[name]
+        if value is None:
+            if kind is not bool:
+                return (f"guard 'option: {name}' needs a boolean option; {name} is not one "
+                        f"(write 'option: {name} == VALUE')")
+            return None
+        values = [a for arg in typing.get_args(kind) for a in
+                  (typing.get_args(arg) or (arg,)) if isinstance(a, str)]
+        if value not in values:
+            return (f"guard 'option: {name} == {value}': {name} is never {value!r}"
+                    + (f" (values: {', '.join(values)})" if values else ""))
+        return None
 
     def action_accepts(self, action: str, payload: str | None) -> bool:
         """Whether ``action`` accepts a payload of class ``payload`` (None: no payload)."""

@@ -17,22 +17,10 @@ from ..registry import RULES
 from ..timers import TimerKind
 
 
-@RULES.guard("agent_speaking")
-def agent_speaking(cx: Context, e: Any) -> bool:
-    """The agent is speaking."""
-    return cx.agent_speaking
-
-
 @RULES.guard("interruption_effective")
 def interruption_effective(cx: Context, e: Any) -> bool:
     """Interruption detection is effective (a detector and a VAD are attached)."""
     return cx.interruption_effective
-
-
-@RULES.guard("user_speaking")
-def user_speaking(cx: Context, e: Any) -> bool:
-    """The user is speaking."""
-    return cx.user_speaking
 
 
 # -- agent speech ------------------------------------------------------------------------

@@ -14,12 +14,6 @@ from ..timers import Later
 # -- VAD ---------------------------------------------------------------------------------
 
 
-@RULES.guard("vad_live")
-def vad_live(cx: Context, e: Any) -> bool:
-    """The VAD is attached."""
-    return cx.in_state("vad_input", "attached")
-
-
 @RULES.action("end_vad_stream")
 def end_vad_stream(cx: Context, e: Any) -> None:
     """A restarted or detached VAD stream reports its end a little later (its segment and
@@ -62,12 +56,6 @@ def audio(cx: Context, e: ev.AudioPushed) -> None:
 
 
 # -- STT ---------------------------------------------------------------------------------
-
-
-@RULES.guard("stt_live")
-def stt_live(cx: Context, e: Any) -> bool:
-    """The STT is attached."""
-    return cx.in_state("stt_input", "attached")
 
 
 @RULES.action("restart_stt")
