@@ -373,8 +373,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                 "eou_trigger dispatch to choose committed or commit_done"),
     ("commit.py", "commit_delivered"): (1, _COMMIT_FLAGS),
     ("commit.py", "commit_abandoned"): (1, _COMMIT_FLAGS),
-    ("session.py", "close_leftovers"): (1, "a deferred step (Later.CLOSE_LEFTOVERS) branches "
-                                        "on the turn region to drop the turn's finals at close"),
     ("speech.py", "_feedback_start"): (1, "the speech_feedback option decides whether "
                                        "feedback_started is raised"),
     ("speech.py", "_feedback_end"): (2, "the speech_feedback option decides whether "
@@ -397,11 +395,8 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("transcripts.py", "decide_after_final"): (1, "a final asks for a decision only while "
                                                "the user is silent"),
     ("turn.py", "start_wait"): (1, _WAIT_EXISTS + " (counts a replaced wait)"),
-    ("turn.py", "_first_step"): (3, "a deferred step's liveness (wait id), then predicting "
-                                 "or waiting, built-in or host model, chosen in Python"),
     ("turn.py", "_arm"): (2, "closing skips the wait (R4); fire now, arm the deadline or "
                           "defer, chosen in Python"),
-    ("turn.py", "_due_soon"): (1, "a deferred wait_due's liveness (wait id)"),
     ("turn.py", "wait_due_now"): (1, _WAIT_EXISTS),
     ("turn.py", "cancel_wait"): (1, _WAIT_EXISTS + " (counts a cancelled wait)"),
     ("turn.py", "forget_speech"): (1, "the anchor goes only if the wait's record says no "

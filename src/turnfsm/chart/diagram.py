@@ -154,6 +154,9 @@ def _pieces(chart: Chart, entry: _Entry) -> list[str]:
     out: list[str] = []
     for i, e in enumerate(entry.events):
         name = f"{TIMER_MARK} {e}" if _kind(chart, e) == "timer" else e
+        spec = chart.events.get(e)
+        if spec is not None and spec.after:
+            name = f"{name} (after {spec.after})"
         out.append(name if i == 0 else f"| {name}")
     gs = [str(g) for g in entry.guards]
     for i, g in enumerate(gs):
@@ -207,6 +210,9 @@ def _legend_lines(chart: Chart, whole: bool, *, self_loops: str, timers: str) ->
         self_loops,
         f"{TIMER_MARK} event = a timer (a deadline kept by the engine){timers}",
     ]
+    if any(spec.after for spec in chart.events.values()):
+        lines.append("event (after n) = an internal event queued: handled n passes of the "
+                     "internal queue after the event that raised it")
     kinds = {g.kind for t in chart.transitions for g in t.guards}
     if "in" in kinds:
         lines.append("guard in: r.s = region r is in state s (SCXML In())")

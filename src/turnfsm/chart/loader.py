@@ -94,7 +94,7 @@ def _line(obj: Any, default: int) -> int:
 # -- loading -------------------------------------------------------------------------------
 
 _TOP_KEYS = {"chart", "version", "events", "regions"}
-_EVENT_KEYS = {"input", "data", "timer", "internal", "doc", "payload"}
+_EVENT_KEYS = {"input", "data", "timer", "internal", "doc", "payload", "after"}
 _REGION_KEYS = {"name", "doc", "initial", "states", "transitions", "ignore", "ignore_in"}
 _TRANSITION_KEYS = {"event", "source", "dest", "guard", "actions", "doc"}
 
@@ -181,9 +181,17 @@ def build_chart(doc: Any, source: str, *, registry: Vocabulary | None = None) ->
             payload = None
         elif payload is not None and registry is not None and not registry.knows_payload(payload):
             bad(line, f"events.{name}: unknown payload class {payload!r}")
+        after = spec.get("after", 0)
+        if "after" in spec and kind != "internal":
+            bad(line, f"events.{name}: only internal events are queued ('after')")
+            after = 0
+        elif isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            bad(line, f"events.{name}: 'after' must be a whole number of queue passes >= 1 "
+                      f"(or 0: at once), not {after!r}")
+            after = 0
         events[name] = EventSpec(name, kind, inp if isinstance(inp, str) else None,  # type: ignore[arg-type]
                                  str(spec.get("doc", "")),
-                                 payload if isinstance(payload, str) else None, line)
+                                 payload if isinstance(payload, str) else None, line, after)
 
     # regions
     regions: list[Region] = []

@@ -116,7 +116,8 @@ class Region:
 @attrs.frozen
 class EventSpec:
     """A declared event: ``kind`` is input, data, timer or internal; ``payload`` names the
-    class of what the event carries (the input class for input and data events)."""
+    class of what the event carries (the input class for input and data events); ``after``
+    (internal events) is its declared place in the internal queue."""
 
     name: str
     kind: EventKind
@@ -124,6 +125,9 @@ class EventSpec:
     doc: str
     payload: str | None = None
     line: int = 0
+    # an internal event queued behind the one that raised it: processed ``after`` passes of
+    # the engine's internal queue later (0: dispatched at once, nested, where it is raised)
+    after: int = 0
 
 
 @attrs.frozen

@@ -3,16 +3,16 @@
 Guards and actions (:mod:`turnfsm.core.rules`) receive a :class:`Context` and the payload of
 the event being dispatched. Through the context they read the regions (:meth:`in_state`) and
 the records, and act only through its verbs: :meth:`emit` an output, :meth:`fire` an
-internal event (dispatched at once, nested), :meth:`later` a deferred step, :meth:`arm` a
-timer. The engine facade (:mod:`turnfsm.core.engine`) owns one context and is the only
-caller of :meth:`run_deferred` and :meth:`fire_timer`.
+internal event (dispatched at once, nested), :meth:`raise_` an internal event onto the
+internal queue (its place declared in the chart, ``after: N``), :meth:`arm` a timer. The
+engine facade (:mod:`turnfsm.core.engine`) owns one context and is the only caller of
+:meth:`run_queue`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
@@ -22,7 +22,7 @@ from ..options import EngineOptions
 from .endpointing import make_endpointing
 from .records import Commit, LimitTracker, Trigger, TurnData, Wait
 from .text import count_words, language_update
-from .timers import Later, Timer, TimerKind, TimerQueue
+from .timers import Timer, TimerKind, TimerQueue
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
@@ -46,7 +46,9 @@ class Context:
         self.now = 0.0
         self.step = 0
         self.out: list[out.Output] = []
-        self._soon: deque[Callable[[], None]] = deque()
+        # the internal queue: (event, payload, passes to go), see :meth:`raise_`
+        self.queue: deque[tuple[str, Any, int]] = deque()
+        self._after = {name: spec.after for name, spec in chart.events.items()}
         self.timers = TimerQueue()
         self.awaiting_answer = False  # an EndOfTurn waits for its EndOfTurnAnswered
         # configuration in force
@@ -117,21 +119,23 @@ class Context:
         """Emit an output of the current step."""
         self.out.append(o)
 
-    def later(self, step: Later, fn: Callable[[], None]) -> None:
-        """Run ``fn`` as the deferred step ``step`` (before the current call returns)."""
-        self._queue(fn, step.hops)
+    def raise_(self, event: str, payload: Any = None) -> None:
+        """Queue the internal event ``event``: it is processed after the event being
+        dispatched, ``after`` passes of the internal queue later (declared in the chart:
+        an entry with more passes to go goes back to the end of the queue)."""
+        self.queue.append((event, payload, self._after[event]))
 
-    def _queue(self, fn: Callable[[], None], hops: int) -> None:
-        if hops <= 1:
-            self._soon.append(fn)
-        else:
-            self._soon.append(lambda: self._queue(fn, hops - 1))
-
-    def run_deferred(self) -> None:
-        """Run deferred steps (not while an end of turn awaits its answer)."""
-        soon = self._soon
-        while soon and not self.awaiting_answer:
-            soon.popleft()()
+    def run_queue(self) -> None:
+        """Process the internal queue, in order, each event to completion (not while an end
+        of turn awaits its answer: the rest waits for it)."""
+        queue = self.queue
+        while queue and not self.awaiting_answer:
+            event, payload, passes = queue.popleft()
+            if passes > 1:
+                queue.append((event, payload, passes - 1))
+            else:
+                assert self.dispatcher is not None
+                self.dispatcher.dispatch(self, event, payload)
 
     def arm(self, kind: TimerKind, delay: float, key: int) -> Timer:
         """Arm a timer ``delay`` seconds from now."""

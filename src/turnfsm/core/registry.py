@@ -58,10 +58,20 @@ REQUIRED_EVENTS = frozenset({
     "committed", "commit_done", "feedback_started", "feedback_ended", "eou_deadline",
     "commit_timeout", "boundary_expired", "vad_attach", "vad_detach", "stt_attach",
     "stt_detach", "detector_attach", "detector_detach", "decision_dropped", "nothing_to_decide",
-    "left_stt", "agent_over_user",
+    "left_stt", "agent_over_user", "wait_begins", "wait_due_soon", "vad_stream_closed",
+    "commit_finalizes", "commit_finalizes_after_final", "commit_resolved", "commit_cancelled",
+    "close_settled",
     *("vad_start", "vad_end", "stt_start", "stt_end", "stt_interim", "stt_preflight", "stt_final",
       "overlap", "detector_failed", "agent_start", "agent_end", "user_started", "user_ended",
       "overlap_ended", "commit", "clear", "model_answered", "turn_answered", "close"),
+})
+
+
+# The internal events the engine's rules raise onto the internal queue
+# (:meth:`~turnfsm.core.context.Context.raise_`): a chart declares their place, ``after: N``.
+QUEUED_EVENTS = frozenset({
+    "wait_begins", "wait_due_soon", "vad_stream_ended", "commit_finalizes",
+    "commit_finalizes_after_final", "commit_resolved", "commit_cancelled", "close_settled",
 })
 
 
@@ -163,6 +173,11 @@ class Registry:
                 problems.append(f"{chart.source}:{r.line}: region {name!r} needs a state {st!r}")
         for e in sorted(REQUIRED_EVENTS - set(chart.events)):
             problems.append(f"{chart.source}:1: the engine needs an event {e!r}")
+        for e in sorted(QUEUED_EVENTS & set(chart.events)):
+            spec = chart.events[e]
+            if spec.kind != "internal" or spec.after < 1:
+                problems.append(f"{chart.source}:{spec.line}: the engine queues event {e!r}: "
+                                "declare it internal with 'after: N' (N >= 1 queue passes)")
         for name in sorted((chart.guard_names | chart.action_names) & set(self.needs)):
             rname, states = self.needs[name]
             r = regions.get(rname)

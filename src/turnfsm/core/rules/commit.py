@@ -16,9 +16,9 @@ from typing import Any
 from ... import events as ev
 from ... import outputs as out
 from ..context import Context
-from ..records import Commit, Trigger
+from ..records import Commit, CommitOutcome, Trigger
 from ..registry import RULES
-from ..timers import Later, TimerKind
+from ..timers import TimerKind
 
 COMMIT_RECENCY = 0.5  # s: a commit does not wait for a final younger than this
 FLUSH_FRAME = 0.2  # s: silent frame used to flush the STT on commit
@@ -49,8 +49,7 @@ def cancel_commit(cx: Context) -> None:
     if old is None or old.resolved:
         return
     old.resolved = True
-    cx.later(Later.COMMIT_CANCELLED,
-             lambda: cx.emit(out.CommitResult(t=cx.now, ref=old.ref, status="cancelled")))
+    cx.raise_("commit_cancelled", CommitOutcome(old.ref, "cancelled"))
 
 
 @RULES.action("supersede_commit", ev.CommitUserTurn)
@@ -106,9 +105,7 @@ def finalize(cx: Context) -> None:
         return
     cx.fire("commit_done")  # D17: a commit that schedules nothing leaves no authority
     c.resolved = True
-    cx.later(Later.COMMIT_RESOLVED,
-             lambda: cx.emit(out.CommitResult(t=cx.now, ref=c.ref, status="ok",
-                                              transcript=result)))
+    cx.raise_("commit_resolved", CommitOutcome(c.ref, "ok", result))
 
 
 def commit_delivered(cx: Context, transcript: str) -> None:
@@ -143,10 +140,16 @@ def finalize_commit(cx: Context, e: Any) -> None:
 @RULES.action("finalize_commit_next")
 def finalize_commit_next(cx: Context, e: Any) -> None:
     """A recent final: finalize right after the commit call."""
-    cx.later(Later.COMMIT_FINALIZE, lambda: finalize(cx))
+    cx.raise_("commit_finalizes")
 
 
 @RULES.action("finalize_commit_after_final")
 def finalize_commit_after_final(cx: Context, e: Any) -> None:
     """The awaited final arrived: finalize once it is processed."""
-    cx.later(Later.COMMIT_AFTER_FINAL, lambda: finalize(cx))
+    cx.raise_("commit_finalizes_after_final")
+
+
+@RULES.action("report_commit", CommitOutcome)
+def report_commit(cx: Context, e: CommitOutcome) -> None:
+    """Report a commit's result (queued: ``commit_resolved``, ``commit_cancelled``)."""
+    cx.emit(out.CommitResult(t=cx.now, ref=e.ref, status=e.status, transcript=e.transcript))

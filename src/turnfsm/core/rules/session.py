@@ -11,7 +11,6 @@ from ...errors import ConfigError
 from ...options import EngineOptions, UserTurnLimit, turn_detection
 from ..context import Context
 from ..registry import RULES
-from ..timers import Later
 from .commit import commit_abandoned
 
 MODE_EVENTS = {"stt": "to_stt", "manual": "to_manual", "realtime_llm": "to_realtime"}
@@ -25,13 +24,13 @@ def mode_event(td: str | None) -> str:
 @RULES.action("close_session")
 def close_session(cx: Context, e: Any) -> None:
     """Whatever is still undelivered once the closing decision settled is dropped (D28)."""
-    cx.later(Later.CLOSE_LEFTOVERS, lambda: close_leftovers(cx))
+    cx.raise_("close_settled")
 
 
-def close_leftovers(cx: Context) -> None:
-    """Drop the turn's finals with reason ``closed`` unless a pending decision delivers them."""
-    if not (cx.in_state("turn", "idle") or cx.in_state("turn", "open")):
-        return  # the pending decision delivers it; a refusal at close drops it
+@RULES.action("drop_leftovers")
+def drop_leftovers(cx: Context, e: Any) -> None:
+    """No pending decision will deliver the turn (the turn region is idle or open when the
+    close has settled): its finals are dropped with reason ``closed``."""
     commit_abandoned(cx)
     cx.drop_turn("closed")
 

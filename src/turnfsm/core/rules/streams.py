@@ -9,7 +9,6 @@ from ... import events as ev
 from ... import outputs as out
 from ..context import Context
 from ..registry import RULES
-from ..timers import Later
 
 # -- VAD ---------------------------------------------------------------------------------
 
@@ -18,13 +17,13 @@ from ..timers import Later
 def end_vad_stream(cx: Context, e: Any) -> None:
     """A restarted or detached VAD stream reports its end a little later (its segment and
     the user's speech end then)."""
-    cx.later(Later.VAD_STREAM_END, lambda: cx.fire("vad_stream_ended"))
+    cx.raise_("vad_stream_ended")
 
 
 @RULES.action("end_vad_stream_now")
 def end_vad_stream_now(cx: Context, e: Any) -> None:
     """At close the VAD stream ends at once."""
-    cx.fire("vad_stream_ended")
+    cx.fire("vad_stream_closed")
 
 
 @RULES.action("drop_vad_input", ev.Input)

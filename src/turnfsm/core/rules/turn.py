@@ -15,9 +15,9 @@ from ... import events as ev
 from ... import outputs as out
 from ..context import Context
 from ..eou import BUILTIN_THRESHOLD, end_of_turn_probability
-from ..records import Trigger, Wait
+from ..records import Trigger, Wait, WaitRef
 from ..registry import RULES
-from ..timers import Later, TimerKind
+from ..timers import TimerKind
 from .commit import commit_abandoned, commit_delivered
 
 # -- guards --------------------------------------------------------------------------------
@@ -113,28 +113,50 @@ def start_wait(cx: Context, trig: Trigger) -> None:
     cx.wait = Wait(wid, cx.last_speaking_time, turn.last_final_time, turn.user_turn_start,
                    skip, trig.manual, trig.kind, cx.now, turn.waits_replaced,
                    turn.waits_cancelled)
-    cx.later(Later.WAIT_FIRST_STEP, lambda: _first_step(cx, wid))
+    cx.raise_("wait_begins", WaitRef(wid))
 
 
-def _first_step(cx: Context, wait_id: int) -> None:
+@RULES.guard("wait_current")
+def wait_current(cx: Context, e: Any) -> bool:
+    """The wait that raised this queued event is still the pending one."""
+    return isinstance(e, WaitRef) and cx.wait is not None and cx.wait.wait_id == e.wait_id
+
+
+def _first_step(cx: Context) -> Wait:
+    """What every first step of a wait does: take the delays in force, open the span."""
     w = cx.wait
-    if w is None or w.wait_id != wait_id:
-        return
+    assert w is not None
     w.min_delay = cx.endpointing.min_delay
     w.max_delay = cx.endpointing.max_delay
     cx.ensure_span()
-    if cx.in_state("turn", "predicting"):
-        w.model_asked_at, w.model_language = cx.now, cx.last_language
-        if not cx.eou_model:  # the built-in rules answer at once
-            w.builtin = True
-            p = end_of_turn_probability(cx.turn.transcript, cx.last_language)
-            cx.fire("model_answered", ev.EouModelAnswered(
-                t=cx.now, request_id=wait_id, probability=p, threshold=BUILTIN_THRESHOLD))
-            return
-        cx.emit(out.EouModelRequest(t=cx.now, request_id=wait_id, language=cx.last_language,
-                                    transcript=cx.turn.transcript))
-    else:
-        _arm(cx, w, w.min_delay, direct=True)
+    return w
+
+
+@RULES.action("ask_model", WaitRef)
+def ask_model(cx: Context, e: WaitRef) -> None:
+    """The wait's first step with the host's end-of-turn model: ask it."""
+    w = _first_step(cx)
+    w.model_asked_at, w.model_language = cx.now, cx.last_language
+    cx.emit(out.EouModelRequest(t=cx.now, request_id=e.wait_id, language=cx.last_language,
+                                transcript=cx.turn.transcript))
+
+
+@RULES.action("answer_builtin", WaitRef)
+def answer_builtin(cx: Context, e: WaitRef) -> None:
+    """The wait's first step without a host model: the built-in rules answer at once."""
+    w = _first_step(cx)
+    w.model_asked_at, w.model_language = cx.now, cx.last_language
+    w.builtin = True
+    p = end_of_turn_probability(cx.turn.transcript, cx.last_language)
+    cx.fire("model_answered", ev.EouModelAnswered(
+        t=cx.now, request_id=e.wait_id, probability=p, threshold=BUILTIN_THRESHOLD))
+
+
+@RULES.action("arm_min_delay", WaitRef)
+def arm_min_delay(cx: Context, e: WaitRef) -> None:
+    """The wait's first step without a model: wait ``min_delay`` from the anchor."""
+    w = _first_step(cx)
+    _arm(cx, w, w.min_delay, direct=True)
 
 
 def _arm(cx: Context, w: Wait, delay: float, *, direct: bool) -> None:
@@ -151,10 +173,7 @@ def _arm(cx: Context, w: Wait, delay: float, *, direct: bool) -> None:
 
 
 def _due_soon(cx: Context, wait_id: int) -> None:
-    def due() -> None:
-        if cx.wait is not None and cx.wait.wait_id == wait_id:
-            cx.fire("wait_due")
-    cx.later(Later.WAIT_DUE, due)
+    cx.raise_("wait_due_soon", WaitRef(wait_id))
 
 
 @RULES.action("arm_deadline", ev.EouModelAnswered)
