@@ -185,8 +185,10 @@ def test_queued_events_run_in_their_declared_order(tmp_path: Path) -> None:
 
 
 def test_a_chart_must_declare_where_the_engine_queues_its_events(tmp_path: Path) -> None:
-    """A chart whose wait_begins has no `after` is refused, naming the event and its line;
-    `after` on a non-internal event, or not a whole number >= 0, is refused too."""
+    """A chart whose wait_begins is dispatched `after: now` (its handlers would run before
+    the transition that raised it enters its state) is refused, naming the event and its
+    line; `after` on a non-internal event, or neither `now` nor a whole number >= 1, is
+    refused too; without `after` an internal event is queued for the next pass."""
     from turnfsm.chart import load_chart
     from turnfsm.errors import ChartError
 
@@ -194,14 +196,18 @@ def test_a_chart_must_declare_where_the_engine_queues_its_events(tmp_path: Path)
     old = "  wait_begins:        {internal: true, after: 1,"
     assert old in text
     with pytest.raises(ChartError) as info:
-        load_chart(text.replace(old, "  wait_begins:        {internal: true,"), "c.yaml",
-                   registry=RULES)
+        load_chart(text.replace(old, "  wait_begins:        {internal: true, after: now,"),
+                   "c.yaml", registry=RULES)
     assert any("the engine queues event 'wait_begins'" in p and p.startswith("c.yaml:")
                for p in info.value.problems), info.value.problems
-    for bad in ("after: -1", "after: two", "after: true"):
+    for bad in ("after: 0", "after: two", "after: true"):
         with pytest.raises(ChartError) as info:
             load_chart(text.replace("after: 1,", bad + ",", 1), "c.yaml")
-        assert any("'after' must be a whole number" in p for p in info.value.problems), bad
+        assert any("'after' must be 'now' or a whole number" in p
+                   for p in info.value.problems), bad
+    plain = load_chart(text.replace(old, "  wait_begins:        {internal: true,"), "c.yaml",
+                       registry=RULES)
+    assert plain.events["wait_begins"].after == 1 and plain.events["final"].after == 0
     old = "  eou_deadline:       {timer: true,"
     with pytest.raises(ChartError) as info:
         load_chart(text.replace(old, old + " after: 1,"), "c.yaml")

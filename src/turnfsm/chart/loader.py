@@ -181,14 +181,18 @@ def build_chart(doc: Any, source: str, *, registry: Vocabulary | None = None) ->
             payload = None
         elif payload is not None and registry is not None and not registry.knows_payload(payload):
             bad(line, f"events.{name}: unknown payload class {payload!r}")
-        after = spec.get("after", 0)
+        # internal events: `after: now` (0) dispatches where raised, nested; `after: N`
+        # (default 1) queues the event N passes of the internal queue later
+        after = spec.get("after", 1 if kind == "internal" else 0)
         if "after" in spec and kind != "internal":
             bad(line, f"events.{name}: only internal events are queued ('after')")
             after = 0
-        elif isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            bad(line, f"events.{name}: 'after' must be a whole number of queue passes >= 1 "
-                      f"(or 0: at once), not {after!r}")
+        elif kind != "internal" or after == "now":
             after = 0
+        elif isinstance(after, bool) or not isinstance(after, int) or after < 1:
+            bad(line, f"events.{name}: 'after' must be 'now' or a whole number of queue "
+                      f"passes >= 1, not {after!r}")
+            after = 1
         events[name] = EventSpec(name, kind, inp if isinstance(inp, str) else None,  # type: ignore[arg-type]
                                  str(spec.get("doc", "")),
                                  payload if isinstance(payload, str) else None, line, after)

@@ -125,8 +125,8 @@ class EventSpec:
     doc: str
     payload: str | None = None
     line: int = 0
-    # an internal event queued behind the one that raised it: processed ``after`` passes of
-    # the engine's internal queue later (0: dispatched at once, nested, where it is raised)
+    # internal events: processed ``after`` passes of the engine's internal queue after the
+    # event that raised it (0: ``after: now``, dispatched at once, nested, where it is raised)
     after: int = 0
 
 

@@ -2,9 +2,9 @@
 
 Guards and actions (:mod:`turnfsm.core.rules`) receive a :class:`Context` and the payload of
 the event being dispatched. Through the context they read the regions (:meth:`in_state`) and
-the records, and act only through its verbs: :meth:`emit` an output, :meth:`fire` an
-internal event (dispatched at once, nested), :meth:`raise_` an internal event onto the
-internal queue (its place declared in the chart, ``after: N``), :meth:`arm` a timer. The
+the records, and act only through its verbs: :meth:`emit` an output, :meth:`raise_` an
+internal event (where the chart declares it: ``after: now``, nested, or ``after: N``, on the
+internal queue), :meth:`arm` a timer. The
 engine facade (:mod:`turnfsm.core.engine`) owns one context and is the only caller of
 :meth:`run_queue`.
 """
@@ -111,7 +111,8 @@ class Context:
     # -- verbs -------------------------------------------------------------------------------
 
     def fire(self, event: str, payload: Any = None) -> None:
-        """Dispatch an internal event now (every region, in chart order)."""
+        """Dispatch an event now (every region, in chart order): the engine's inputs and
+        timers; rules raise internal events with :meth:`raise_`."""
         assert self.dispatcher is not None
         self.dispatcher.dispatch(self, event, payload)
 
@@ -120,10 +121,17 @@ class Context:
         self.out.append(o)
 
     def raise_(self, event: str, payload: Any = None) -> None:
-        """Queue the internal event ``event``: it is processed after the event being
-        dispatched, ``after`` passes of the internal queue later (declared in the chart:
-        an entry with more passes to go goes back to the end of the queue)."""
-        self.queue.append((event, payload, self._after[event]))
+        """Raise the internal event ``event`` where the chart declares it: ``after: N``
+        queues it, processed N passes of the internal queue later, once the event being
+        dispatched is complete (an entry with passes to go goes back to the end of the
+        queue); ``after: now`` dispatches it at once, nested, before the event being
+        dispatched reaches the next region."""
+        after = self._after[event]
+        if after:
+            self.queue.append((event, payload, after))
+        else:
+            assert self.dispatcher is not None
+            self.dispatcher.dispatch(self, event, payload)
 
     def run_queue(self) -> None:
         """Process the internal queue, in order, each event to completion (not while an end
@@ -289,7 +297,7 @@ class Context:
     def request_decision(self, trigger: Trigger) -> None:
         """Ask for an end-of-turn decision (the chart decides whether one starts)."""
         self.emit(out.ConversationRequested(t=self.now))
-        self.fire("eou_trigger", trigger)
+        self.raise_("eou_trigger", trigger)
 
     def preempt(self, transcript: str, confidence: float, *, turn_onset: bool = False) -> None:
         """Offer preemptive generation of a reply to ``transcript``; it reports the latest

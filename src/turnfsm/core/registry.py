@@ -176,8 +176,9 @@ class Registry:
         for e in sorted(QUEUED_EVENTS & set(chart.events)):
             spec = chart.events[e]
             if spec.kind != "internal" or spec.after < 1:
-                problems.append(f"{chart.source}:{spec.line}: the engine queues event {e!r}: "
-                                "declare it internal with 'after: N' (N >= 1 queue passes)")
+                problems.append(f"{chart.source}:{spec.line}: the engine queues event {e!r} "
+                                "(its handlers read what the raising transition did): "
+                                "declare it internal, with 'after: N' (N >= 1), not 'now'")
         for name in sorted((chart.guard_names | chart.action_names) & set(self.needs)):
             rname, states = self.needs[name]
             r = regions.get(rname)

@@ -54,7 +54,7 @@ def judge_overlap_at_agent_start(cx: Context, e: ev.AgentSpeechStarted) -> None:
     """The agent starts over ongoing user speech: the detector judges that overlap."""
     onset = cx.speech_start_time if cx.speech_start_time is not None else cx.now
     cx.signal("overlap_speech_started", started_at=onset, speech_duration=max(0.0, cx.now - onset))
-    cx.fire("agent_over_user", e)
+    cx.raise_("agent_over_user", e)
 
 
 @RULES.action("announce_agent_speech")

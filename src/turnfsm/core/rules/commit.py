@@ -101,9 +101,9 @@ def finalize(cx: Context) -> None:
     cx.request_decision(Trigger(kind="commit", skip_reply=c.skip_reply, manual=True))
     c.finalized = True
     if cx.wait is not None and cx.wait is not before:
-        cx.fire("committed")  # the result is the transcript the decision delivers
+        cx.raise_("committed")  # the result is the transcript the decision delivers
         return
-    cx.fire("commit_done")  # D17: a commit that schedules nothing leaves no authority
+    cx.raise_("commit_done")  # D17: a commit that schedules nothing leaves no authority
     c.resolved = True
     cx.raise_("commit_resolved", CommitOutcome(c.ref, "ok", result))
 

@@ -38,13 +38,13 @@ def drop_leftovers(cx: Context, e: Any) -> None:
 @RULES.action("drop_pending_decision")
 def drop_pending_decision(cx: Context, e: Any) -> None:
     """A change to or from manual drops the pending decision and its authority (R9)."""
-    cx.fire("decision_dropped")
+    cx.raise_("decision_dropped")
 
 
 @RULES.action("leave_stt")
 def leave_stt(cx: Context, e: Any) -> None:
     """The STT's end-of-speech authority belongs to stt mode."""
-    cx.fire("left_stt")
+    cx.raise_("left_stt")
 
 
 def staged_options(base: EngineOptions, e: ev.UpdateOptions) -> EngineOptions:
@@ -67,4 +67,4 @@ def apply_options(cx: Context, e: ev.UpdateOptions, new: EngineOptions) -> None:
     """Put options staged from ``e`` in force; a mode change is a chart event."""
     cx.apply_options(new)
     if e.set_turn_detection:
-        cx.fire(mode_event(new.turn_detection))
+        cx.raise_(mode_event(new.turn_detection))

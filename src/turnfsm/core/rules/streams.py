@@ -23,7 +23,7 @@ def end_vad_stream(cx: Context, e: Any) -> None:
 @RULES.action("end_vad_stream_now")
 def end_vad_stream_now(cx: Context, e: Any) -> None:
     """At close the VAD stream ends at once."""
-    cx.fire("vad_stream_closed")
+    cx.raise_("vad_stream_closed")
 
 
 @RULES.action("drop_vad_input", ev.Input)

@@ -33,14 +33,14 @@ def process_final(cx: Context, e: ev.SttFinal) -> None:
     text = e.text
     cx.note_final(e)
     if not text.strip():  # empty or whitespace: nothing the user said
-        cx.fire("final", e)
+        cx.raise_("final", e)
         return
     promoted, cx.promoted = cx.promoted, None
     if promoted is not None and normalized(promoted) == normalized(text):
         # the late final of text a commit already promoted from an interim: keep it once
         cx.emit(out.TranscriptDropped(t=cx.now, ref=e.ref, text=text, reason="duplicate",
                                       record=DROP_RULES["duplicate"]))
-        cx.fire("final", e)
+        cx.raise_("final", e)
         return
     cx.emit(cx.transcript_out(e, "final"))
     if cx.segment_dropped and not cx.turn.span_open:
@@ -57,8 +57,8 @@ def process_final(cx: Context, e: ev.SttFinal) -> None:
     cx.anchor_at_transcript()
     cx.check_turn_limit(text)
     commit_waited = cx.in_state("commit", "awaiting_final")
-    cx.fire("final", e)
-    cx.fire("final_settled", FinalSettled(changed=changed, commit_waited=commit_waited))
+    cx.raise_("final", e)
+    cx.raise_("final_settled", FinalSettled(changed=changed, commit_waited=commit_waited))
 
 
 @RULES.action("process_preflight", ev.SttPreflight)
@@ -73,7 +73,7 @@ def process_preflight(cx: Context, e: ev.SttPreflight) -> None:
     turn.preflight = (turn.transcript + " " + e.text).lstrip()
     _set_interim(cx, e)
     cx.anchor_at_transcript()
-    cx.fire("preflight", e)
+    cx.raise_("preflight", e)
 
 
 @RULES.action("process_interim", ev.SttInterim)
@@ -87,7 +87,7 @@ def process_interim(cx: Context, e: ev.SttInterim) -> None:
 def process_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
     """stt mode: the STT's start of speech is the user's."""
     if cx.in_state("mode", "stt"):
-        cx.fire("speech_onset", e)
+        cx.raise_("speech_onset", e)
 
 
 @RULES.action("process_stt_end", ev.SttEndOfSpeech)
@@ -96,11 +96,11 @@ def process_stt_end(cx: Context, e: ev.SttEndOfSpeech) -> None:
     With nothing transcribed yet the commitment waits for the utterance's final (R18.9, R26),
     bound to this utterance: the next speech onset ends it (D17)."""
     if cx.in_state("mode", "stt"):
-        cx.fire("speech_offset", e)
+        cx.raise_("speech_offset", e)
         before = cx.wait
         cx.request_decision(Trigger(kind="stt_end_of_speech"))
         if cx.wait is None and before is None:
-            cx.fire("nothing_to_decide", e)
+            cx.raise_("nothing_to_decide", e)
 
 
 PROCESSORS: dict[type, Callable[[Context, Any], None]] = {

@@ -148,7 +148,7 @@ def answer_builtin(cx: Context, e: WaitRef) -> None:
     w.model_asked_at, w.model_language = cx.now, cx.last_language
     w.builtin = True
     p = end_of_turn_probability(cx.turn.transcript, cx.last_language)
-    cx.fire("model_answered", ev.EouModelAnswered(
+    cx.fire("model_answered", ev.EouModelAnswered(  # the input, as a host model answers
         t=cx.now, request_id=e.wait_id, probability=p, threshold=BUILTIN_THRESHOLD))
 
 
@@ -167,7 +167,7 @@ def _arm(cx: Context, w: Wait, delay: float, *, direct: bool) -> None:
     if remaining > 0 and not cx.closed:
         cx.arm(TimerKind.EOU_DEADLINE, remaining, w.wait_id)
     elif direct:
-        cx.fire("wait_due")
+        cx.raise_("wait_due")
     else:
         _due_soon(cx, w.wait_id)
 
