@@ -453,6 +453,14 @@ class Driver:
                 self.limit = UserTurnLimit.from_mapping(e.user_turn_limit)
         elif isinstance(e, ev.Close):
             self.close_sent = True
+        elif isinstance(e, ev.EouModelAnswered) and eng.model_request_pending(e.request_id):
+            # an answer fed as an input (the input catalogue's) is the model's answer too
+            w = self.waits.get(e.request_id)
+            if w is not None:
+                w.answer = ModelAnswer(supported=e.supported, probability=e.probability,
+                                       threshold=e.threshold, failed=e.failed)
+                w.answered_at, w.max_delay = max(self.clock, eng.input_clock), \
+                    probe_max_delay(eng)
 
     def _note_wordless(self, e: ev.Input) -> None:
         """Track the candidate of P4 (a wordless segment over agent speech)."""
