@@ -993,7 +993,7 @@ def check_i9_stt_utterance_is_decided(drv: Driver, step: Step) -> None:
             step.before["gate"] == "passthrough" and step.before["stt_input"] == "attached" \
             and any(isinstance(o, out.EndOfSpeech) and o.ref is None for o in step.outputs):
         drv.stt_utterance_ended = True
-    # a delivery, or a commit that settled (its commit_done takes the STT's commitment with
+    # a delivery, or a commit that settled (its decision_declined takes the STT's commitment with
     # it, D17), ends what the STT's end of speech committed
     if any(isinstance(o, out.EndOfTurn | out.CommitResult) for o in step.outputs) or \
             isinstance(inp, ev.ClearUserTurn | ev.UpdateOptions | ev.Close | ev.CommitUserTurn) or \

@@ -369,8 +369,7 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("backchannel.py", "report_vad_end_after_backchannels"): (1, _BACKCHANNEL_END),
     ("backchannel.py", "report_stream_end_after_backchannels"): (1, _BACKCHANNEL_END),
     ("commit.py", "cancel_commit"): (1, _COMMIT_FLAGS),
-    ("commit.py", "finalize"): (2, _COMMIT_FLAGS + "; then reads the result of the nested "
-                                "eou_trigger dispatch to choose committed or commit_done"),
+    ("commit.py", "finalize"): (1, _COMMIT_FLAGS),
     ("commit.py", "commit_delivered"): (1, _COMMIT_FLAGS),
     ("commit.py", "commit_abandoned"): (1, _COMMIT_FLAGS),
     ("speech.py", "_feedback_start"): (1, "the speech_feedback option decides whether "
@@ -389,9 +388,8 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                           "turn (segment_dropped)"),
     ("transcripts.py", "process_stt_start"): (1, "acts only in stt mode: the mode decides "
                                               "under a transition that does not show it"),
-    ("transcripts.py", "process_stt_end"): (2, "acts only in stt mode, then reads the result "
-                                            "of the nested eou_trigger dispatch to raise "
-                                            "nothing_to_decide"),
+    ("transcripts.py", "process_stt_end"): (1, "acts only in stt mode: the mode decides "
+                                            "under a transition that does not show it"),
     ("transcripts.py", "decide_after_final"): (1, "a final asks for a decision only while "
                                                "the user is silent"),
     ("turn.py", "start_wait"): (1, _WAIT_EXISTS + " (counts a replaced wait)"),

@@ -158,11 +158,12 @@ def test_each_guard_runs_once_per_region_offer(backend: str, profile: str) -> No
 
 
 def _queue_run(tmp_path: Path, cancelled_after: int) -> list[Any]:
-    """Outputs when commit_cancelled (for ref "a") is queued before commit_resolved (for ref
-    "b"), with commit_cancelled declared ``after: cancelled_after`` in a user chart."""
+    """Outputs when commit_cancelled (for ref "a") is queued before decision_declined of a
+    commit (ref "b", which then reports ok), with commit_cancelled declared
+    ``after: cancelled_after`` in a user chart."""
     from turnfsm import outputs as out
     from turnfsm.core import read_chart
-    from turnfsm.core.records import CommitOutcome
+    from turnfsm.core.records import Commit, CommitOutcome, Trigger
 
     text = (ROOT / "states.yaml").read_text()
     old = "  commit_cancelled:   {internal: true, after: 3,"
@@ -171,8 +172,9 @@ def _queue_run(tmp_path: Path, cancelled_after: int) -> list[Any]:
     p.write_text(text.replace(old, old.replace("after: 3", f"after: {cancelled_after}")))
     e = Engine(chart=read_chart(p))
     cx = e.cx
+    cx.commit = Commit(1, "b", False)
     cx.raise_("commit_cancelled", CommitOutcome("a", "cancelled"))
-    cx.raise_("commit_resolved", CommitOutcome("b", "ok", "hi"))
+    cx.raise_("decision_declined", Trigger(kind="commit", manual=True))
     cx.run_queue()
     return [(o.ref, o.status) for o in cx.out if isinstance(o, out.CommitResult)]
 
@@ -222,7 +224,7 @@ def test_the_queue_waits_while_an_end_of_turn_awaits_its_answer() -> None:
     e = Engine(EngineOptions())
     cx = e.cx
     cx.awaiting_answer = True
-    cx.raise_("commit_resolved", CommitOutcome("b", "ok", "hi"))
+    cx.raise_("commit_cancelled", CommitOutcome("b", "cancelled"))
     cx.run_queue()
     assert not any(isinstance(o, out.CommitResult) for o in cx.out) and len(cx.queue) == 1
     cx.awaiting_answer = False

@@ -55,12 +55,11 @@ REQUIRED_STATES: dict[str, frozenset[str]] = {
 REQUIRED_EVENTS = frozenset({
     "to_vad", "to_stt", "to_manual", "to_realtime", "final", "final_settled", "preflight",
     "speech_onset", "speech_offset", "eou_trigger", "wait_due", "vad_stream_ended",
-    "committed", "commit_done", "feedback_started", "feedback_ended", "eou_deadline",
+    "decision_started", "decision_declined", "feedback_started", "feedback_ended", "eou_deadline",
     "commit_timeout", "boundary_expired", "vad_attach", "vad_detach", "stt_attach",
-    "stt_detach", "detector_attach", "detector_detach", "decision_dropped", "nothing_to_decide",
+    "stt_detach", "detector_attach", "detector_detach", "decision_dropped",
     "left_stt", "agent_over_user", "wait_begins", "wait_due_soon", "vad_stream_closed",
-    "commit_finalizes", "commit_finalizes_after_final", "commit_resolved", "commit_cancelled",
-    "close_settled",
+    "commit_finalizes", "commit_finalizes_after_final", "commit_cancelled", "close_settled",
     *("vad_start", "vad_end", "stt_start", "stt_end", "stt_interim", "stt_preflight", "stt_final",
       "overlap", "detector_failed", "agent_start", "agent_end", "user_started", "user_ended",
       "overlap_ended", "commit", "clear", "model_answered", "turn_answered", "close"),
@@ -71,7 +70,7 @@ REQUIRED_EVENTS = frozenset({
 # (:meth:`~turnfsm.core.context.Context.raise_`): a chart declares their place, ``after: N``.
 QUEUED_EVENTS = frozenset({
     "wait_begins", "wait_due_soon", "vad_stream_ended", "commit_finalizes",
-    "commit_finalizes_after_final", "commit_resolved", "commit_cancelled", "close_settled",
+    "commit_finalizes_after_final", "commit_cancelled", "close_settled",
 })
 
 

@@ -93,19 +93,23 @@ def finalize(cx: Context) -> None:
         turn.interim = ""
         turn.preflight = ""
         cx.check_turn_limit(text)
-    result = turn.transcript
     turn.interim = ""
     if c.skip_reply:
         turn.skip_reply_sticky = True
-    before = cx.wait
     cx.request_decision(Trigger(kind="commit", skip_reply=c.skip_reply, manual=True))
     c.finalized = True
-    if cx.wait is not None and cx.wait is not before:
-        cx.raise_("committed")  # the result is the transcript the decision delivers
-        return
-    cx.raise_("commit_done")  # D17: a commit that schedules nothing leaves no authority
+    # the decision's outcome (decision_started: the delivery reports the result;
+    # decision_declined: resolve_commit reports it now) is the chart's, not read back here
+
+
+@RULES.action("resolve_commit")
+def resolve_commit(cx: Context, e: Any) -> None:
+    """The commit's decision was declined (nothing to decide): it reports ``ok`` with the
+    turn's transcript at once, and leaves no authority (D17)."""
+    c = cx.commit
+    assert c is not None
     c.resolved = True
-    cx.raise_("commit_resolved", CommitOutcome(c.ref, "ok", result))
+    cx.emit(out.CommitResult(t=cx.now, ref=c.ref, status="ok", transcript=cx.turn.transcript))
 
 
 def commit_delivered(cx: Context, transcript: str) -> None:

@@ -94,13 +94,11 @@ def process_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
 def process_stt_end(cx: Context, e: ev.SttEndOfSpeech) -> None:
     """stt mode: the STT's end of speech commits the turn and asks for a decision (R21).
     With nothing transcribed yet the commitment waits for the utterance's final (R18.9, R26),
-    bound to this utterance: the next speech onset ends it (D17)."""
+    bound to this utterance: the next speech onset ends it (D17): the authority region takes
+    the decision's ``decision_declined``."""
     if cx.in_state("mode", "stt"):
         cx.raise_("speech_offset", e)
-        before = cx.wait
         cx.request_decision(Trigger(kind="stt_end_of_speech"))
-        if cx.wait is None and before is None:
-            cx.raise_("nothing_to_decide", e)
 
 
 PROCESSORS: dict[type, Callable[[Context, Any], None]] = {

@@ -114,6 +114,25 @@ def start_wait(cx: Context, trig: Trigger) -> None:
                    skip, trig.manual, trig.kind, cx.now, turn.waits_replaced,
                    turn.waits_cancelled)
     cx.raise_("wait_begins", WaitRef(wid))
+    cx.raise_("decision_started", trig)
+
+
+@RULES.action("decline_decision", Trigger)
+def decline_decision(cx: Context, trig: Trigger) -> None:
+    """Nothing to decide (or the final of speech already heard is due): say so."""
+    cx.raise_("decision_declined", trig)
+
+
+@RULES.guard("manual_trigger")
+def manual_trigger(cx: Context, e: Any) -> bool:
+    """The decision was asked for by a commit."""
+    return isinstance(e, Trigger) and e.manual
+
+
+@RULES.guard("stt_end_trigger")
+def stt_end_trigger(cx: Context, e: Any) -> bool:
+    """The decision was asked for by the STT's end of speech."""
+    return isinstance(e, Trigger) and e.kind == "stt_end_of_speech"
 
 
 @RULES.guard("wait_current")
