@@ -392,11 +392,8 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                             "under a transition that does not show it"),
     ("transcripts.py", "decide_after_final"): (1, "a final asks for a decision only while "
                                                "the user is silent"),
-    ("turn.py", "start_wait"): (1, _WAIT_EXISTS + " (counts a replaced wait)"),
     ("turn.py", "_arm"): (2, "closing skips the wait (R4); fire now, arm the deadline or "
                           "defer, chosen in Python"),
-    ("turn.py", "wait_due_now"): (1, _WAIT_EXISTS),
-    ("turn.py", "cancel_wait"): (1, _WAIT_EXISTS + " (counts a cancelled wait)"),
     ("turn.py", "forget_speech"): (1, "the anchor goes only if the wait's record says no "
                                    "speech moved it (the Wait record shadows the turn's "
                                    "predicting/waiting)"),

@@ -102,14 +102,18 @@ def open_turn(cx: Context, e: Any) -> None:
         cx.turn.user_turn_start = cx.speech_start_time
 
 
+@RULES.action("replace_wait")
+def replace_wait(cx: Context, e: Any) -> None:
+    """A new trigger replaces the pending wait (counted in the decision record)."""
+    cx.turn.waits_replaced += 1
+
+
 @RULES.action("start_wait", Trigger)
 def start_wait(cx: Context, trig: Trigger) -> None:
     """Start the end-of-turn wait; its first step follows at once (deferred)."""
     skip = trig.skip_reply or cx.turn.skip_reply_sticky
     wid = cx.next_wait_id()
     turn = cx.turn
-    if cx.wait is not None:
-        turn.waits_replaced += 1
     cx.wait = Wait(wid, cx.last_speaking_time, turn.last_final_time, turn.user_turn_start,
                    skip, trig.manual, trig.kind, cx.now, turn.waits_replaced,
                    turn.waits_cancelled)
@@ -218,16 +222,18 @@ def arm_deadline(cx: Context, e: ev.EouModelAnswered) -> None:
 @RULES.action("wait_due_now")
 def wait_due_now(cx: Context, e: Any) -> None:
     """Closing ends a running wait at once (R4)."""
-    if cx.wait is not None:
-        cx.wait.closed_early = True
-        _due_soon(cx, cx.wait.wait_id)
+    w = cx.wait
+    assert w is not None  # the turn region is waiting
+    w.closed_early = True
+    _due_soon(cx, w.wait_id)
 
 
 @RULES.action("cancel_wait")
 def cancel_wait(cx: Context, e: Any) -> None:
-    """Drop the pending decision (its timer dies with it)."""
-    if cx.wait is not None:
-        cx.turn.waits_cancelled += 1
+    """Drop the pending decision (its timer dies with it; the turn region was predicting or
+    waiting)."""
+    assert cx.wait is not None
+    cx.turn.waits_cancelled += 1
     cx.wait = None
 
 
