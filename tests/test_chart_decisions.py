@@ -337,8 +337,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                   "open and the agent marker only if the detector was told "
                                   "(flag); sets the ignore window only while interruption "
                                   "detection is effective, less the boundary option's cooldown"),
-    ("agent.py", "notify_user_end"): (1, "endpointing learns a user end only while the "
-                                      "user_speech region is speaking (wants an In() guard)"),
     ("backchannel.py", "_short"): (1, "the word-count judgement against "
                                    "backchannel_max_words, shared by guards and by the drop "
                                    "record's reason text"),
@@ -390,14 +388,11 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                               "under a transition that does not show it"),
     ("transcripts.py", "process_stt_end"): (1, "acts only in stt mode: the mode decides "
                                             "under a transition that does not show it"),
-    ("transcripts.py", "decide_after_final"): (1, "a final asks for a decision only while "
-                                               "the user is silent"),
     ("turn.py", "_arm"): (2, "closing skips the wait (R4); fire now, arm the deadline or "
                           "defer, chosen in Python"),
     ("turn.py", "forget_speech"): (1, "the anchor goes only if the wait's record says no "
                                    "speech moved it (the Wait record shadows the turn's "
                                    "predicting/waiting)"),
-    ("turn.py", "refuse_turn"): (1, "a refusal at close drops the turn (lifecycle region)"),
     ("turn.py", "clear_turn"): (2, "a clear resets the STT time origin only with an STT "
                                 "attached, and speech going on starts a new turn"),
 }

@@ -132,11 +132,11 @@ def send_overlap_started(cx: Context, e: UserStart) -> None:
 
 @RULES.action("notify_user_end", ev.UserSpeechEnded, SpeechEnd)
 def notify_user_end(cx: Context, e: UserEnd) -> None:
-    """Endpointing learns that user speech ended (a judged backchannel teaches nothing)."""
-    if cx.user_speaking:
-        ended = cx.now if e.ended_at is None else e.ended_at
-        ignore = e.interruption is not None and not e.interruption and cx.agent_speaking
-        cx.endpointing.on_user_end(ended, ignore)
+    """Endpointing learns that user speech ended (a judged backchannel teaches nothing; the
+    transitions run it only while the user speaks)."""
+    ended = cx.now if e.ended_at is None else e.ended_at
+    ignore = e.interruption is not None and not e.interruption and cx.agent_speaking
+    cx.endpointing.on_user_end(ended, ignore)
 
 
 @RULES.action("send_overlap_ended", ev.UserSpeechEnded, SpeechEnd, ev.OverlapSpeechEnded)

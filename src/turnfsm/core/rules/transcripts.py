@@ -134,9 +134,9 @@ def preempt_final_at_turn_onset(cx: Context, e: FinalSettled) -> None:
 
 @RULES.action("decide_after_final", FinalSettled)
 def decide_after_final(cx: Context, e: FinalSettled) -> None:
-    """With the user silent, a final asks for a decision (a waiting commit decides itself,
-    with its own options)."""
-    if not cx.user_speaking and not e.commit_waited:
+    """With the user silent (the transition says), a final asks for a decision (a waiting
+    commit decides itself, with its own options)."""
+    if not e.commit_waited:
         cx.request_decision(Trigger(kind="final_transcript"))
 
 

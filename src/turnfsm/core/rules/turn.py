@@ -292,10 +292,14 @@ def forget_speech(cx: Context, e: Any) -> None:
 
 @RULES.action("refuse_turn")
 def refuse_turn(cx: Context, e: Any) -> None:
-    """The host refused the turn: it goes on (at close, it is dropped)."""
+    """The host refused the turn: it goes on."""
     cx.wait = None
-    if cx.closed:
-        cx.drop_turn("closed")
+
+
+@RULES.action("drop_closed_turn")
+def drop_closed_turn(cx: Context, e: Any) -> None:
+    """A turn refused at close is dropped (D28)."""
+    cx.drop_turn("closed")
 
 
 @RULES.action("clear_turn")
