@@ -8,8 +8,9 @@ are dispatched at once (nested) before the outer dispatch goes on to the next re
 Within one region's offer each guard runs at most once: the transitions of a (region, state,
 event) are compiled into a decision tree (:func:`decision_tree`) that asks each guard once
 and remembers its answer down the branch (guards are pure: they read, never write). The tree
-asks the guards in the order the transitions list them, skipping those already answered, and
-fires the first transition whose guards all hold: what fires is exactly what the list gives.
+follows the transitions in the order they are listed, skipping guards already answered and
+transitions an answer already ruled out, and fires the first transition whose guards all
+hold: what fires is exactly what the list gives.
 
 Two dispatchers implement this: :class:`TableDispatcher` (the default) reads a table
 compiled once per chart and kept on the chart (``chart.derived``); the ``transitions``
@@ -54,7 +55,7 @@ Node = tuple[Any, Any, Any] | None
 def decision_tree(transitions: Sequence[_CT]) -> Node:
     """The decision tree of one (region, state, event): first-match over ``transitions``
     (each ``(guards, actions, dest)``, guards as ``(fn, negated)``), asking each guard at
-    most once on any path, in the order the transitions list them."""
+    most once on any path."""
     cands: list[tuple[dict[GuardFn, bool], tuple[ActionFn, ...], int | None]] = []
     for guards, actions, dest in transitions:
         need: dict[GuardFn, bool] = {}
