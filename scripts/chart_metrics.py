@@ -111,7 +111,12 @@ class Walk:
         from turnfsm.core.registry import RULES
 
         guards = {(fn.__module__, fn.__qualname__) for fn in RULES.guards.values()}
-        return dict(Counter(n for m, n in self.calls if (m, n) in guards).most_common())
+        # the chart's guard literals (``in: r.s``, ``option: o``) run as these functions
+        literals = {("turnfsm.core.dispatch", "in_state_guard"): "in: (literals)",
+                    ("turnfsm.core.dispatch", "option_on_guard"): "option: (literals)",
+                    ("turnfsm.core.dispatch", "option_is_guard"): "option: (literals)"}
+        return dict(Counter(literals.get((m, n), n) for m, n in self.calls
+                            if (m, n) in guards or (m, n) in literals).most_common())
 
     def figures(self) -> dict[str, Any]:
         """Functions, modules, module changes and returns to a module already left."""

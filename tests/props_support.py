@@ -453,6 +453,14 @@ class Driver:
                 self.limit = UserTurnLimit.from_mapping(e.user_turn_limit)
         elif isinstance(e, ev.Close):
             self.close_sent = True
+        elif isinstance(e, ev.EouModelAnswered) and eng.model_request_pending(e.request_id):
+            # an answer fed as an input (the input catalogue's) is the model's answer too
+            w = self.waits.get(e.request_id)
+            if w is not None:
+                w.answer = ModelAnswer(supported=e.supported, probability=e.probability,
+                                       threshold=e.threshold, failed=e.failed)
+                w.answered_at, w.max_delay = max(self.clock, eng.input_clock), \
+                    probe_max_delay(eng)
 
     def _note_wordless(self, e: ev.Input) -> None:
         """Track the candidate of P4 (a wordless segment over agent speech)."""
@@ -985,7 +993,7 @@ def check_i9_stt_utterance_is_decided(drv: Driver, step: Step) -> None:
             step.before["gate"] == "passthrough" and step.before["stt_input"] == "attached" \
             and any(isinstance(o, out.EndOfSpeech) and o.ref is None for o in step.outputs):
         drv.stt_utterance_ended = True
-    # a delivery, or a commit that settled (its commit_done takes the STT's commitment with
+    # a delivery, or a commit that settled (its decision_declined takes the STT's commitment with
     # it, D17), ends what the STT's end of speech committed
     if any(isinstance(o, out.EndOfTurn | out.CommitResult) for o in step.outputs) or \
             isinstance(inp, ev.ClearUserTurn | ev.UpdateOptions | ev.Close | ev.CommitUserTurn) or \

@@ -244,3 +244,117 @@ def test_an_internal_event_payload_must_be_known(tmp_path: Path) -> None:
     with pytest.raises(ChartError) as info:
         read_chart(p)
     assert any("unknown payload class 'Trigga'" in x for x in info.value.problems)
+
+
+# -- guard literals: `in: REGION.STATE` and `option: NAME` ----------------------------------
+
+TWO = TINY.replace("""    ignore_in:
+      a: [stop]
+      b: [go]
+""", """    ignore_in:
+      a: [stop]
+      b: [go]
+  - name: s
+    initial: x
+    states:
+      x: {doc: one}
+      y: {doc: two}
+      z: {doc: three}
+    transitions:
+      - {event: go, source: x, dest: y, guard: [in: r.b]}
+      - {event: go, source: x, dest: z, guard: [not in: r.b]}
+      - {event: [go, stop], source: [y, z], dest: x}
+    ignore_in:
+      x: [stop]
+""")
+
+
+def test_in_literals_parse_in_every_written_form() -> None:
+    """`[in: r.s]`, `{not in: r.s}` and the quoted string give the same canonical guard,
+    whose kind and target name the region and state."""
+    from turnfsm.chart import Guard
+    from turnfsm.chart.model import guard_term
+
+    assert guard_term({"in": " r.b "}) == Guard("in: r.b") == guard_term("in:r . b")
+    assert guard_term({"not in": "r.b"}) == Guard("in: r.b", True) == guard_term("not in: r.b")
+    g = guard_term({"option": "turn_detection==stt"})
+    assert g == Guard("option: turn_detection == stt")
+    assert (g.kind, g.target) == ("option", ("turn_detection", "stt"))
+    assert Guard("in: r.b").target == ("r", "b") and Guard("may_decide").kind == "rule"
+    assert guard_term({"maybe": "r.b"}) is None and guard_term(3) is None
+    c = load_chart(TWO, "c.yaml")
+    assert {str(g) for t in c.transitions if t.region == "s" for g in t.guards} == {
+        "in: r.b", "not in: r.b"}
+    assert c.guard_names == frozenset()  # literals are not registered names
+
+
+def test_in_literal_naming_an_unknown_region_or_state_is_refused() -> None:
+    """An `in:` literal must name a declared region (any, before or after) and one of its
+    states; the problem names the line and lists what exists."""
+    ps = problems(TWO.replace("[in: r.b]", "[in: q.b]"))
+    assert any(p.startswith("c.yaml:25:") and "names unknown region 'q' (regions: r, s)" in p
+               for p in ps), ps
+    ps = problems(TWO.replace("[not in: r.b]", "[not in: r.c]"))
+    assert any(p.startswith("c.yaml:26:") and "unknown state 'c' of region 'r' (states: a, b)"
+               in p for p in ps), ps
+    ps = problems(TWO.replace("[in: r.b]", "[{maybe: r.b}]"))
+    assert any("is neither a guard name nor a literal" in p for p in ps), ps
+
+
+def test_in_literals_of_two_states_of_one_region_are_exclusive() -> None:
+    """`in: r.a` and `in: r.b` cannot hold together, so the loader accepts them side by side;
+    `in: r.a` and `in: s.x` can, so it refuses those."""
+    text = TWO.replace("[not in: r.b]", "[in: r.a]")
+    load_chart(text, "c.yaml")
+    ps = problems(TWO.replace("[not in: r.b]", "[in: s.x]"))
+    assert any("could both fire on 'go' in state 'x'" in p for p in ps), ps
+
+
+def test_option_literals_are_checked_against_the_options() -> None:
+    """`option: NAME` needs a boolean option, `option: NAME == VALUE` one of its values;
+    unknown names are refused (with the registry that knows the options)."""
+    for guard, want in (("option: nope", "names unknown option 'nope'"),
+                        ("option: turn_detection", "needs a boolean option"),
+                        ("option: turn_detection == sometimes", "is never 'sometimes'")):
+        ps = problems(TINY.replace("{event: go, source: a, dest: b}",
+                                   f"{{event: go, source: a, dest: b, guard: [{guard}]}}"),
+                      registry=RULES)
+        assert any(p.startswith("c.yaml:13:") and want in p for p in ps), (guard, ps)
+
+
+@pytest.mark.parametrize("backend", ["table", "transitions"])
+def test_literals_decide_at_run_time_on_both_backends(tmp_path: Path, backend: str) -> None:
+    """A user chart whose user_speech region takes a VAD start only with
+    `option: speech_feedback` (and `in: vad_input.attached`), and whose mode region is told
+    by `option: turn_detection == stt`: the options in force decide, an update included."""
+    from turnfsm import Engine, EngineOptions
+    from turnfsm import events as ev
+
+    text = (ROOT / "states.yaml").read_text()
+    old = ("      - {event: vad_start, source: [silent, speaking], dest: speaking, "
+           "guard: [in: vad_input.attached], actions: [report_vad_start]}\n")
+    assert old in text
+    new = (old.replace("guard: [in: vad_input.attached]",
+                       "guard: [in: vad_input.attached, option: speech_feedback]")
+           + "      - {event: vad_start, source: [silent, speaking], guard: "
+             "[in: vad_input.attached, not option: speech_feedback]}\n")
+    p = tmp_path / "mine.yaml"
+    p.write_text(text.replace(old, new))
+    chart = read_chart(p)
+    for feedback, state in ((False, "silent"), (True, "speaking")):
+        e = Engine(EngineOptions(speech_feedback=feedback), chart=chart,
+                   backend=backend)  # type: ignore[arg-type]
+        e.handle(ev.VadStartOfSpeech(t=1.0))
+        assert e.state()["user_speech"] == state
+
+    old = "      - {event: to_vad, source: realtime, dest: vad}\n"
+    assert old in text
+    new = ("      - {event: to_vad, source: realtime, dest: vad, guard: "
+           "[not option: turn_detection == stt]}\n"
+           "      - {event: to_vad, source: realtime, guard: [option: turn_detection == stt]}\n")
+    p.write_text(text.replace(old, new))
+    chart = read_chart(p)
+    e = Engine(EngineOptions(turn_detection="realtime_llm"), chart=chart,
+               backend=backend)  # type: ignore[arg-type]
+    e.handle(ev.UpdateOptions(t=1.0, set_turn_detection=True, turn_detection="vad"))
+    assert e.state()["mode"] == "vad"

@@ -337,8 +337,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                   "open and the agent marker only if the detector was told "
                                   "(flag); sets the ignore window only while interruption "
                                   "detection is effective, less the boundary option's cooldown"),
-    ("agent.py", "notify_user_end"): (1, "endpointing learns a user end only while the "
-                                      "user_speech region is speaking (wants an In() guard)"),
     ("backchannel.py", "_short"): (1, "the word-count judgement against "
                                    "backchannel_max_words, shared by guards and by the drop "
                                    "record's reason text"),
@@ -355,17 +353,23 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("backchannel.py", "release_dropping_backchannels"): (2, "drop whole on a 'not an "
                                                           "interruption' verdict, or trim "
                                                           "then judge: chosen in Python"),
+    ("backchannel.py", "wordless_backchannel_reason"): (5, "the wordless backchannel "
+                                                        "judgement (segment over agent, STT "
+                                                        "region, mode, verdict flags, "
+                                                        "backchannel_max_duration) computed "
+                                                        "for the guard and again for the "
+                                                        "drop record"),
+    ("backchannel.py", "drop_wordless_backchannel"): (1, "re-judges for the drop record's "
+                                                      "detail (the duration against "
+                                                      "backchannel_max_duration)"),
     ("backchannel.py", "interrupt_by_words"): (1, "the record names the agent's start only "
                                                "while the agent speaks"),
     ("backchannel.py", "report_vad_end_after_backchannels"): (1, _BACKCHANNEL_END),
     ("backchannel.py", "report_stream_end_after_backchannels"): (1, _BACKCHANNEL_END),
     ("commit.py", "cancel_commit"): (1, _COMMIT_FLAGS),
-    ("commit.py", "finalize"): (2, _COMMIT_FLAGS + "; then reads the result of the nested "
-                                "eou_trigger dispatch to choose committed or commit_done"),
+    ("commit.py", "finalize"): (1, _COMMIT_FLAGS),
     ("commit.py", "commit_delivered"): (1, _COMMIT_FLAGS),
     ("commit.py", "commit_abandoned"): (1, _COMMIT_FLAGS),
-    ("session.py", "close_leftovers"): (1, "a deferred step (Later.CLOSE_LEFTOVERS) branches "
-                                        "on the turn region to drop the turn's finals at close"),
     ("speech.py", "_feedback_start"): (1, "the speech_feedback option decides whether "
                                        "feedback_started is raised"),
     ("speech.py", "_feedback_end"): (2, "the speech_feedback option decides whether "
@@ -382,20 +386,13 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                           "turn (segment_dropped)"),
     ("transcripts.py", "process_stt_start"): (1, "acts only in stt mode: the mode decides "
                                               "under a transition that does not show it"),
-    ("transcripts.py", "process_stt_end"): (2, "acts only in stt mode, then reads the result "
-                                            "of the nested eou_trigger dispatch to raise "
-                                            "nothing_to_decide"),
-    ("transcripts.py", "decide_after_final"): (1, "a final asks for a decision only while "
-                                               "the user is silent"),
-    ("turn.py", "start_wait"): (1, _WAIT_EXISTS + " (counts a replaced wait)"),
-    ("turn.py", "_first_step"): (3, "a deferred step's liveness (wait id), then predicting "
-                                 "or waiting, built-in or host model, chosen in Python"),
+    ("transcripts.py", "process_stt_end"): (1, "acts only in stt mode: the mode decides "
+                                            "under a transition that does not show it"),
     ("turn.py", "_arm"): (2, "closing skips the wait (R4); fire now, arm the deadline or "
                           "defer, chosen in Python"),
-    ("turn.py", "_due_soon"): (1, "a deferred wait_due's liveness (wait id)"),
-    ("turn.py", "wait_due_now"): (1, _WAIT_EXISTS),
-    ("turn.py", "cancel_wait"): (1, _WAIT_EXISTS + " (counts a cancelled wait)"),
-    ("turn.py", "refuse_turn"): (1, "a refusal at close drops the turn (lifecycle region)"),
+    ("turn.py", "forget_speech"): (1, "the anchor goes only if the wait's record says no "
+                                   "speech moved it (the Wait record shadows the turn's "
+                                   "predicting/waiting)"),
     ("turn.py", "clear_turn"): (2, "a clear resets the STT time origin only with an STT "
                                 "attached, and speech going on starts a new turn"),
 }

@@ -805,11 +805,15 @@ def _replace_action(old: str, new: str) -> Callable[[Any], Any]:
     return change
 
 
-def _redirect(region: str, event: str, source: str, dest: str) -> Callable[[Any], Any]:
+def _redirect(region: str, event: str, source: str, dest: str,
+              was: str | None = None) -> Callable[[Any], Any]:
+    """Transitions of (region, event, source) (only those into ``was``, when given) go to
+    ``dest`` instead."""
     import attrs
 
     def change(t: Any) -> Any:
-        if t.region == region and t.event == event and t.source == source:
+        if t.region == region and t.event == event and t.source == source and (
+                was is None or t.dest == was):
             t = attrs.evolve(t, dest=dest)
         return t
     return change
@@ -858,8 +862,9 @@ MUTANTS = [  # (engine factory, options, the invariant that catches it, profile)
     (chart_factory(mutant_chart("turn", "vad_start", {"predicting", "waiting"})),
      PLAIN_OPTIONS, "I1", "livekit"),
     # the three bugs of issue 10, put back
-    (chart_factory(rewired_chart(_redirect("authority", "nothing_to_decide", "stt_committed",
-                                           "none"))), STT_OPTIONS, "I9", "livekit"),
+    (chart_factory(rewired_chart(_redirect("authority", "decision_declined", "stt_committed",
+                                           "none", was="stt_awaiting_final"))),
+     STT_OPTIONS, "I9", "livekit"),
     (chart_factory(rewired_chart(_without("turn", "decision_dropped", "abandon_commit"))),
      SLOW_DECISION_OPTIONS, "I18", "livekit"),
     (chart_factory(rewired_chart(_replace_action("accept_turn", "mutant_unfloored_accept"))),

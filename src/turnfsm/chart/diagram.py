@@ -154,6 +154,9 @@ def _pieces(chart: Chart, entry: _Entry) -> list[str]:
     out: list[str] = []
     for i, e in enumerate(entry.events):
         name = f"{TIMER_MARK} {e}" if _kind(chart, e) == "timer" else e
+        spec = chart.events.get(e)
+        if spec is not None and spec.kind == "internal" and spec.after != 1:
+            name = f"{name} ({f'after {spec.after}' if spec.after else 'now'})"
         out.append(name if i == 0 else f"| {name}")
     gs = [str(g) for g in entry.guards]
     for i, g in enumerate(gs):
@@ -207,6 +210,18 @@ def _legend_lines(chart: Chart, whole: bool, *, self_loops: str, timers: str) ->
         self_loops,
         f"{TIMER_MARK} event = a timer (a deadline kept by the engine){timers}",
     ]
+    afters = {spec.after for spec in chart.events.values() if spec.kind == "internal"}
+    if afters - {0, 1}:
+        lines.append("event (after n) = an internal event handled n passes of the internal "
+                     "queue after the event that raised it (unmarked: the next pass)")
+    if 0 in afters:
+        lines.append("event (now) = an internal event handled where it is raised, before "
+                     "the event that raised it reaches the next region")
+    kinds = {g.kind for t in chart.transitions for g in t.guards}
+    if "in" in kinds:
+        lines.append("guard in: r.s = region r is in state s (SCXML In())")
+    if "option" in kinds:
+        lines.append("guard option: o = the option o is on; option: o == v = it is v")
     if whole:
         data = _data_events(chart)
         if data:

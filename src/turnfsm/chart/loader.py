@@ -3,8 +3,9 @@
 Every problem is reported with its YAML location (``states.yaml:LINE: regions[3] (gate)…``):
 malformed YAML, unknown keys, unknown or unreachable states, undeclared events, events a
 region handles in one state but neither handles nor ignores in another, two transitions
-that could fire together, and, given a :class:`Vocabulary` (the engine's registry), guard,
-action and payload names it does not know, actions routed events whose payload they do not
+that could fire together, ``in:`` guard literals naming unknown regions or states, and,
+given a :class:`Vocabulary` (the engine's registry), guard, action, option and payload names
+it does not know, actions routed events whose payload they do not
 accept, and regions, states or events the engine needs. This module imports no engine: the
 registry is passed in.
 """
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 import yaml
 
 from ..errors import ChartError
-from .model import Chart, EventSpec, Guard, Region, Transition
+from .model import Chart, EventSpec, Guard, Region, Transition, guard_term
 
 
 class Vocabulary(Protocol):
@@ -36,6 +37,10 @@ class Vocabulary(Protocol):
 
     def action_accepts(self, action: str, payload: str | None) -> bool:
         """Whether ``action`` accepts a payload of class ``payload`` (None: no payload)."""
+
+    def option_problem(self, name: str, value: str | None) -> str | None:
+        """What is wrong with the guard literal ``option: name`` (``value`` None) or
+        ``option: name == value``, or None."""
 
     def requirements(self, chart: Chart) -> list[str]:
         """Problems that stop the engine from running ``chart`` (regions, states, events)."""
@@ -89,7 +94,7 @@ def _line(obj: Any, default: int) -> int:
 # -- loading -------------------------------------------------------------------------------
 
 _TOP_KEYS = {"chart", "version", "events", "regions"}
-_EVENT_KEYS = {"input", "data", "timer", "internal", "doc", "payload"}
+_EVENT_KEYS = {"input", "data", "timer", "internal", "doc", "payload", "after"}
 _REGION_KEYS = {"name", "doc", "initial", "states", "transitions", "ignore", "ignore_in"}
 _TRANSITION_KEYS = {"event", "source", "dest", "guard", "actions", "doc"}
 
@@ -178,9 +183,21 @@ def build_chart(doc: Any, source: str, *, registry: Vocabulary | None = None) ->
             payload = None
         elif payload is not None and registry is not None and not registry.knows_payload(payload):
             bad(line, f"events.{name}: unknown payload class {payload!r}")
+        # internal events: `after: now` (0) dispatches where raised, nested; `after: N`
+        # (default 1) queues the event N passes of the internal queue later
+        after = spec.get("after", 1 if kind == "internal" else 0)
+        if "after" in spec and kind != "internal":
+            bad(line, f"events.{name}: only internal events are queued ('after')")
+            after = 0
+        elif kind != "internal" or after == "now":
+            after = 0
+        elif isinstance(after, bool) or not isinstance(after, int) or after < 1:
+            bad(line, f"events.{name}: 'after' must be 'now' or a whole number of queue "
+                      f"passes >= 1, not {after!r}")
+            after = 1
         events[name] = EventSpec(name, kind, inp if isinstance(inp, str) else None,  # type: ignore[arg-type]
                                  str(spec.get("doc", "")),
-                                 payload if isinstance(payload, str) else None, line)
+                                 payload if isinstance(payload, str) else None, line, after)
 
     # regions
     regions: list[Region] = []
@@ -191,6 +208,10 @@ def build_chart(doc: Any, source: str, *, registry: Vocabulary | None = None) ->
         bad(_line(doc, 1), "'regions' must be a non-empty list")
         raw_regions = []
     seen_regions: set[str] = set()
+    # every region's states, for the `in:` literals (a guard may name a later region)
+    declared = {raw["name"]: {str(st) for st in raw["states"]} for raw in raw_regions
+                if isinstance(raw, dict) and isinstance(raw.get("name"), str)
+                and isinstance(raw.get("states"), dict)}
     for ri, raw in enumerate(raw_regions):
         rline = _line(raw, _line(raw_regions, 1))
         if not isinstance(raw, dict):
@@ -288,16 +309,20 @@ def build_chart(doc: Any, source: str, *, registry: Vocabulary | None = None) ->
             if dest is not None and not check_state(dest, tline, f"{twhere} dest"):
                 dest = None
             gl: list[Guard] = []
-            raw_guard = _names(rt.get("guard") or [])
-            if raw_guard is None:
-                bad(tline, f"{twhere}: 'guard' must be a guard name or a list of names")
-                raw_guard = []
-            for g in raw_guard:
-                neg = g.startswith("not ")
-                gname = g[4:].strip() if neg else g.strip()
-                if registry is not None and not registry.knows_guard(gname):
-                    bad(tline, f"{twhere}: guard {gname!r} is not registered")
-                gl.append(Guard(gname, neg))
+            raw_guard = rt.get("guard") or []
+            if not isinstance(raw_guard, list):
+                raw_guard = [raw_guard]
+            for term in raw_guard:
+                g = guard_term(term)
+                if g is None:
+                    bad(tline, f"{twhere}: guard {term!r} is neither a guard name nor a "
+                               "literal ('in: REGION.STATE', 'option: NAME', "
+                               "'option: NAME == VALUE', each optionally 'not ...')")
+                    continue
+                problem = _guard_problem(g, declared, registry)
+                if problem:
+                    bad(tline, f"{twhere}: {problem}")
+                gl.append(g)
             acts = _names(rt.get("actions") or [])
             if acts is None:
                 bad(tline, f"{twhere}: 'actions' must be a list of names")
@@ -330,8 +355,35 @@ def build_chart(doc: Any, source: str, *, registry: Vocabulary | None = None) ->
     return chart
 
 
+def _guard_problem(g: Guard, declared: dict[str, set[str]],
+                   registry: Vocabulary | None) -> str | None:
+    """What is wrong with guard ``g`` (None: nothing)."""
+    if g.kind == "in":
+        region, state = g.target
+        if region not in declared:
+            return (f"guard '{g.name}' names unknown region {region!r} "
+                    f"(regions: {', '.join(declared)})")
+        if state not in declared[region]:
+            return (f"guard '{g.name}' names unknown state {state!r} of region {region!r} "
+                    f"(states: {', '.join(sorted(declared[region]))})")
+        return None
+    if g.kind == "option":
+        if registry is None:
+            return None
+        name, value = g.target
+        return registry.option_problem(name, value)
+    if registry is not None and not registry.knows_guard(g.name):
+        return f"guard {g.name!r} is not registered"
+    return None
+
+
 def _exclusive(a: Transition, b: Transition) -> bool:
-    return any(Guard(g.name, not g.negated) in b.guards for g in a.guards)
+    if any(Guard(g.name, not g.negated) in b.guards for g in a.guards):
+        return True
+    # `in: r.x` and `in: r.y`: one region is in one state at a time
+    ins = {g.target for g in a.guards if g.kind == "in" and not g.negated}
+    return any(g.kind == "in" and not g.negated and g.target[0] == r and g.target[1] != st
+               for g in b.guards for r, st in ins)
 
 
 def _semantic_checks(chart: Chart, bad: Any) -> None:

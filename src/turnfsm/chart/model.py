@@ -8,6 +8,7 @@ the chart: no process-global cache keyed by ``id()``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -16,15 +17,74 @@ import attrs
 EventKind = Literal["input", "data", "timer", "internal"]
 
 
+GuardKind = Literal["rule", "in", "option"]
+#: The guard literals besides registered rule names (``in: REGION.STATE``, SCXML's ``In()``;
+#: ``option: NAME`` or ``option: NAME == VALUE``).
+LITERALS = ("in", "option")
+_LITERAL = re.compile(r"(in|option)\s*:\s*(\S.*)")
+
+
 @attrs.frozen
 class Guard:
-    """A guard literal: ``name`` must be true (or false when ``negated``)."""
+    """A guard literal: ``name`` must be true (or false when ``negated``).
+
+    ``name`` is a registered guard's name, or one of the literals, written canonically:
+    ``in: REGION.STATE`` (the region is in that state) and ``option: NAME`` (a boolean
+    option is on) or ``option: NAME == VALUE`` (an option has that value)."""
 
     name: str
     negated: bool = False
 
     def __str__(self) -> str:
         return f"not {self.name}" if self.negated else self.name
+
+    @property
+    def kind(self) -> GuardKind:
+        """``rule`` (a registered guard), ``in`` or ``option``."""
+        head = self.name.split(":", 1)[0]
+        return head if head in LITERALS and ":" in self.name else "rule"  # type: ignore[return-value]
+
+    @property
+    def target(self) -> tuple[str, str | None]:
+        """An ``in:`` literal's (region, state) or an ``option:`` literal's (name, value)
+        (value None: a boolean option is on)."""
+        body = self.name.split(":", 1)[1].strip()
+        if self.kind == "in":
+            region, _, state = body.partition(".")
+            return region.strip(), state.strip()
+        name, eq, value = body.partition("==")
+        return name.strip(), value.strip() if eq else None
+
+
+def guard_term(term: Any) -> Guard | None:
+    """A guard as a chart writes it: a name (``g``, ``not g``), or a literal written as a
+    one-key mapping (``{in: r.s}``, ``{not in: r.s}``, ``{option: o}``; YAML reads
+    ``[g, in: r.s]`` so) or as a string (``"in: r.s"``). None when it is none of these."""
+    if isinstance(term, dict) and len(term) == 1:
+        ((key, value),) = term.items()
+        if not isinstance(key, str) or not isinstance(value, str) or not value.strip():
+            return None
+        neg = key.startswith("not ")
+        head = key[4:].strip() if neg else key.strip()
+        if head not in LITERALS:
+            return None
+        term = f"{head}: {value}"
+    elif not isinstance(term, str) or not term.strip():
+        return None
+    else:
+        neg = term.startswith("not ")
+        term = term[4:] if neg else term
+    name = term.strip()
+    m = _LITERAL.fullmatch(name)
+    if m:
+        body = m[2].strip()
+        if m[1] == "in":
+            body = ".".join(p.strip() for p in body.split(".", 1))
+        elif "==" in body:
+            left, right = body.split("==", 1)
+            body = f"{left.strip()} == {right.strip()}"
+        name = f"{m[1]}: {body}"
+    return Guard(name, neg)
 
 
 @attrs.frozen
@@ -56,7 +116,8 @@ class Region:
 @attrs.frozen
 class EventSpec:
     """A declared event: ``kind`` is input, data, timer or internal; ``payload`` names the
-    class of what the event carries (the input class for input and data events)."""
+    class of what the event carries (the input class for input and data events); ``after``
+    (internal events) is its declared place in the internal queue."""
 
     name: str
     kind: EventKind
@@ -64,6 +125,9 @@ class EventSpec:
     doc: str
     payload: str | None = None
     line: int = 0
+    # internal events: processed ``after`` passes of the engine's internal queue after the
+    # event that raised it (0: ``after: now``, dispatched at once, nested, where it is raised)
+    after: int = 0
 
 
 @attrs.frozen
@@ -89,8 +153,9 @@ class Chart:
 
     @property
     def guard_names(self) -> frozenset[str]:
-        """Every guard name the chart uses."""
-        return frozenset(g.name for t in self.transitions for g in t.guards)
+        """Every registered guard the chart names (literals aside)."""
+        return frozenset(g.name for t in self.transitions for g in t.guards
+                         if g.kind == "rule")
 
     @property
     def action_names(self) -> frozenset[str]:

@@ -22,7 +22,8 @@ in every state, registered names). An overlay document::
       substitute: {ACTION: OTHER_ACTION}                      # in every transition
 
 A match compares the written entries: ``event`` and ``source`` as sets of names (a single
-name or ``"*"`` as written), ``guard`` as the set of guard terms (``not g`` included).
+name or ``"*"`` as written), ``guard`` as the set of guard terms (``not g`` and literals such
+as ``in: r.s`` included).
 Every problem is reported with the overlay's file and line.
 """
 
@@ -32,6 +33,7 @@ import copy
 from typing import Any
 
 from ..errors import ChartError
+from .model import guard_term
 
 _OVERLAY_KEYS = {"events", "regions", "patch", "substitute"}
 _PATCH_KEYS = {"replace", "add", "ignore_in", "doc"}
@@ -51,14 +53,23 @@ def _set(v: Any) -> frozenset[str] | None:
     return None
 
 
+def _guard_set(v: Any) -> frozenset[str] | None:
+    """Guard terms as written (names and literals, ``not`` included), canonical."""
+    terms = v if isinstance(v, list) else [v]
+    guards = [guard_term(x) for x in terms]
+    if any(g is None for g in guards):
+        return None
+    return frozenset(str(g) for g in guards)
+
+
 def _matches(t: Any, match: dict[str, Any]) -> bool:
     if not isinstance(t, dict):
         return False
-    for key in ("event", "source", "guard"):
-        if key in match and _set(t.get(key) or ([] if key == "guard" else None)) != \
-                _set(match[key] or ([] if key == "guard" else None)):
+    for key in ("event", "source"):
+        if key in match and _set(t.get(key)) != _set(match[key]):
             return False
-    return True
+    return "guard" not in match or \
+        _guard_set(t.get("guard") or []) == _guard_set(match["guard"] or [])
 
 
 def compose(base: Any, overlay: Any, source: str) -> Any:

@@ -8,8 +8,8 @@ alternative, :mod:`turnfsm.core.machines` on ``transitions``).
 from .charts import default_chart, load_chart, read_chart
 from .engine import MAX_INBOX, Engine, ObserverFailed, StepObserver, StepRecord
 from .registry import RULES, Registry
-from .timers import Later, Timer, TimerKind
+from .timers import Timer, TimerKind
 
-__all__ = ["MAX_INBOX", "RULES", "Engine", "Later", "ObserverFailed", "Registry",
+__all__ = ["MAX_INBOX", "RULES", "Engine", "ObserverFailed", "Registry",
            "StepObserver", "StepRecord", "Timer", "TimerKind", "default_chart", "load_chart",
            "read_chart"]

@@ -2,17 +2,17 @@
 
 Guards and actions (:mod:`turnfsm.core.rules`) receive a :class:`Context` and the payload of
 the event being dispatched. Through the context they read the regions (:meth:`in_state`) and
-the records, and act only through its verbs: :meth:`emit` an output, :meth:`fire` an
-internal event (dispatched at once, nested), :meth:`later` a deferred step, :meth:`arm` a
-timer. The engine facade (:mod:`turnfsm.core.engine`) owns one context and is the only
-caller of :meth:`run_deferred` and :meth:`fire_timer`.
+the records, and act only through its verbs: :meth:`emit` an output, :meth:`raise_` an
+internal event (where the chart declares it: ``after: now``, nested, or ``after: N``, on the
+internal queue), :meth:`arm` a timer. The
+engine facade (:mod:`turnfsm.core.engine`) owns one context and is the only caller of
+:meth:`run_queue`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
@@ -22,7 +22,7 @@ from ..options import EngineOptions
 from .endpointing import make_endpointing
 from .records import Commit, LimitTracker, Trigger, TurnData, Wait
 from .text import count_words, language_update
-from .timers import Later, Timer, TimerKind, TimerQueue
+from .timers import Timer, TimerKind, TimerQueue
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
@@ -46,7 +46,9 @@ class Context:
         self.now = 0.0
         self.step = 0
         self.out: list[out.Output] = []
-        self._soon: deque[Callable[[], None]] = deque()
+        # the internal queue: (event, payload, passes to go), see :meth:`raise_`
+        self.queue: deque[tuple[str, Any, int]] = deque()
+        self._after = {name: spec.after for name, spec in chart.events.items()}
         self.timers = TimerQueue()
         self.awaiting_answer = False  # an EndOfTurn waits for its EndOfTurnAnswered
         # configuration in force
@@ -109,7 +111,8 @@ class Context:
     # -- verbs -------------------------------------------------------------------------------
 
     def fire(self, event: str, payload: Any = None) -> None:
-        """Dispatch an internal event now (every region, in chart order)."""
+        """Dispatch an event now (every region, in chart order): the engine's inputs and
+        timers; rules raise internal events with :meth:`raise_`."""
         assert self.dispatcher is not None
         self.dispatcher.dispatch(self, event, payload)
 
@@ -117,21 +120,30 @@ class Context:
         """Emit an output of the current step."""
         self.out.append(o)
 
-    def later(self, step: Later, fn: Callable[[], None]) -> None:
-        """Run ``fn`` as the deferred step ``step`` (before the current call returns)."""
-        self._queue(fn, step.hops)
-
-    def _queue(self, fn: Callable[[], None], hops: int) -> None:
-        if hops <= 1:
-            self._soon.append(fn)
+    def raise_(self, event: str, payload: Any = None) -> None:
+        """Raise the internal event ``event`` where the chart declares it: ``after: N``
+        queues it, processed N passes of the internal queue later, once the event being
+        dispatched is complete (an entry with passes to go goes back to the end of the
+        queue); ``after: now`` dispatches it at once, nested, before the event being
+        dispatched reaches the next region."""
+        after = self._after[event]
+        if after:
+            self.queue.append((event, payload, after))
         else:
-            self._soon.append(lambda: self._queue(fn, hops - 1))
+            assert self.dispatcher is not None
+            self.dispatcher.dispatch(self, event, payload)
 
-    def run_deferred(self) -> None:
-        """Run deferred steps (not while an end of turn awaits its answer)."""
-        soon = self._soon
-        while soon and not self.awaiting_answer:
-            soon.popleft()()
+    def run_queue(self) -> None:
+        """Process the internal queue, in order, each event to completion (not while an end
+        of turn awaits its answer: the rest waits for it)."""
+        queue = self.queue
+        while queue and not self.awaiting_answer:
+            event, payload, passes = queue.popleft()
+            if passes > 1:
+                queue.append((event, payload, passes - 1))
+            else:
+                assert self.dispatcher is not None
+                self.dispatcher.dispatch(self, event, payload)
 
     def arm(self, kind: TimerKind, delay: float, key: int) -> Timer:
         """Arm a timer ``delay`` seconds from now."""
@@ -285,7 +297,7 @@ class Context:
     def request_decision(self, trigger: Trigger) -> None:
         """Ask for an end-of-turn decision (the chart decides whether one starts)."""
         self.emit(out.ConversationRequested(t=self.now))
-        self.fire("eou_trigger", trigger)
+        self.raise_("eou_trigger", trigger)
 
     def preempt(self, transcript: str, confidence: float, *, turn_onset: bool = False) -> None:
         """Offer preemptive generation of a reply to ``transcript``; it reports the latest

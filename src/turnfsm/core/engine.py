@@ -23,10 +23,10 @@ Data that does not change which inputs are legal lives in records
 usage reports are data events, handled before the machine.
 
 **Steps.** Each ``handle``/``fire_next_timer`` call is one atomic step: the input (or
-timer), the internal events and deferred steps it causes (:class:`~turnfsm.core.timers.Later`),
-and, for an ``EndOfTurnAnswered``, the inputs that queued while the answer was awaited. A
-step either completes or fails closed: on an exception inside it, its outputs are discarded,
-the engine enters its terminal error state, and this and every later call raises
+timer), the internal events it causes (nested, and those it queues: ``after: N`` in the
+chart), and, for an ``EndOfTurnAnswered``, the inputs that queued while the answer was
+awaited. A step either completes or fails closed: on an exception inside it, its outputs are
+discarded, the engine enters its terminal error state, and this and every later call raises
 :class:`~turnfsm.errors.EngineFailed` (as h11 does). Bad input is refused before anything
 changes (:class:`~turnfsm.errors.InputError`, :class:`~turnfsm.errors.ConfigError`) and does
 not fail the engine. Observers (:meth:`Engine.add_observer`) receive one frozen
@@ -324,7 +324,7 @@ class Engine:
             cx.now = max(cx.now, timer.deadline)
             self._last_input_t = max(self._last_input_t, timer.deadline)
             cx.fire(timer.kind.value)
-            cx.run_deferred()
+            cx.run_queue()
         except Exception as exc:
             self._fail(timer, exc)
         return self._end(snap, None, timer, [])
@@ -383,7 +383,7 @@ class Engine:
         cx = self.cx
         cx.now = max(cx.now, e.t)
         self._apply(e, staged)
-        cx.run_deferred()
+        cx.run_queue()
 
     def _apply(self, e: ev.Input, staged: EngineOptions | None) -> None:
         cx = self.cx

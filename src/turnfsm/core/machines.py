@@ -1,8 +1,9 @@
 """The chart on ``transitions`` machines: the only module that imports ``transitions``.
 
 One flat ``transitions.Machine`` per region (parallel regions are independent machines;
-guards that read another region use the context), built once per chart and kept on it
-(``chart.derived``), shared by every engine of that chart through ``add_model``. Callbacks
+guards that read another region use the context; each guard runs once per region offer, as
+in the table), built once per chart and kept on it (``chart.derived``), shared by every
+engine of that chart through ``add_model``. Callbacks
 are callables, never strings; ``auto_transitions`` is off; invalid triggers are never sent
 (an event goes to a region only in states that handle it, as the compiled table says), so
 a trigger the machine would refuse is a bug and raises. The ``transitions`` logger is left
@@ -20,7 +21,7 @@ from typing import Any
 from transitions import Machine
 
 from ..chart import Chart
-from .dispatch import Compiled, DispatchObserver, Regions
+from .dispatch import Compiled, DispatchObserver, Regions, guard_functions
 from .registry import RULES, Registry
 
 
@@ -35,8 +36,13 @@ class RegionModel:
 
 def _guard(fn: Any) -> Any:
     def cond(event_data: Any) -> bool:
+        # each guard runs once per region offer: the answers are kept in the offer's memo
         kw = event_data.kwargs
-        return bool(fn(kw["cx"], kw["payload"]))
+        memo: dict[Any, bool] = kw["memo"]
+        hit = memo.get(fn)
+        if hit is None:
+            hit = memo[fn] = bool(fn(kw["cx"], kw["payload"]))
+        return hit
     return cond
 
 
@@ -52,6 +58,7 @@ class RegionMachines:
 
     def __init__(self, chart: Chart, registry: Registry) -> None:
         self.machines: dict[str, Machine] = {}
+        guards = {name: _guard(fn) for name, fn in guard_functions(chart, registry).items()}
         for region in chart.regions:
             specs = []
             for t in chart.transitions:
@@ -59,9 +66,8 @@ class RegionMachines:
                     continue
                 specs.append({
                     "trigger": t.event, "source": t.source, "dest": t.dest,
-                    "conditions": [_guard(registry.guards[g.name]) for g in t.guards
-                                   if not g.negated],
-                    "unless": [_guard(registry.guards[g.name]) for g in t.guards if g.negated],
+                    "conditions": [guards[g.name] for g in t.guards if not g.negated],
+                    "unless": [guards[g.name] for g in t.guards if g.negated],
                     "before": [_action(registry.actions[a].fn) for a in t.actions],
                 })
             self.machines[region.name] = Machine(
@@ -118,7 +124,8 @@ class TransitionsDispatcher:
             fired = False
             if state in by_state:  # otherwise the state ignores the event
                 model = self._models[ri]
-                fired = bool(model.trigger(event, cx=cx, payload=payload))  # type: ignore[attr-defined]
+                fired = bool(model.trigger(  # type: ignore[attr-defined]
+                    event, cx=cx, payload=payload, memo={}))
                 s[ri] = self._index[ri][model.state]
             if observe is not None:
                 observe(cx.regions[ri], cx.states[ri][state], event, fired)

@@ -9,7 +9,7 @@ and a clear keep.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -133,4 +133,22 @@ class FinalSettled:
     commit_waited: bool  # a commit was waiting for this final (it decides, not the final)
 
 
-PAYLOADS: tuple[type, ...] = (Trigger, SpeechStart, SpeechEnd, FinalSettled)
+@attrs.frozen
+class WaitRef:
+    """Payload of ``wait_begins`` and ``wait_due_soon``: the wait that raised it (by the
+    time the queue reaches it, that wait may have been replaced or cancelled)."""
+
+    wait_id: int
+
+
+@attrs.frozen
+class CommitOutcome:
+    """Payload of ``commit_resolved`` and ``commit_cancelled``: the result to report."""
+
+    ref: Any
+    status: Literal["ok", "cancelled"]
+    transcript: str | None = None
+
+
+PAYLOADS: tuple[type, ...] = (Trigger, SpeechStart, SpeechEnd, FinalSettled, WaitRef,
+                              CommitOutcome)

@@ -9,6 +9,7 @@ misread it. :class:`Registry` is the :class:`~turnfsm.chart.Vocabulary` the load
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ import attrs
 
 from .. import events as ev
 from ..chart import Chart
+from ..options import EngineOptions
 from .records import PAYLOADS
 
 # rules take (the Context, the event's payload); the registry does not need to know the
@@ -53,13 +55,22 @@ REQUIRED_STATES: dict[str, frozenset[str]] = {
 REQUIRED_EVENTS = frozenset({
     "to_vad", "to_stt", "to_manual", "to_realtime", "final", "final_settled", "preflight",
     "speech_onset", "speech_offset", "eou_trigger", "wait_due", "vad_stream_ended",
-    "committed", "commit_done", "feedback_started", "feedback_ended", "eou_deadline",
+    "decision_started", "decision_declined", "feedback_started", "feedback_ended", "eou_deadline",
     "commit_timeout", "boundary_expired", "vad_attach", "vad_detach", "stt_attach",
-    "stt_detach", "detector_attach", "detector_detach", "decision_dropped", "nothing_to_decide",
-    "left_stt", "agent_over_user",
+    "stt_detach", "detector_attach", "detector_detach", "decision_dropped",
+    "left_stt", "agent_over_user", "wait_begins", "wait_due_soon", "vad_stream_closed",
+    "commit_finalizes", "commit_finalizes_after_final", "commit_cancelled", "close_settled",
     *("vad_start", "vad_end", "stt_start", "stt_end", "stt_interim", "stt_preflight", "stt_final",
       "overlap", "detector_failed", "agent_start", "agent_end", "user_started", "user_ended",
       "overlap_ended", "commit", "clear", "model_answered", "turn_answered", "close"),
+})
+
+
+# The internal events the engine's rules raise onto the internal queue
+# (:meth:`~turnfsm.core.context.Context.raise_`): a chart declares their place, ``after: N``.
+QUEUED_EVENTS = frozenset({
+    "wait_begins", "wait_due_soon", "vad_stream_ended", "commit_finalizes",
+    "commit_finalizes_after_final", "commit_cancelled", "close_settled",
 })
 
 
@@ -123,6 +134,26 @@ class Registry:
         """Whether ``name`` is a class an event may carry."""
         return name in self.payloads
 
+    def option_problem(self, name: str, value: str | None) -> str | None:
+        """What is wrong with the guard literal ``option: name`` (a boolean option is on) or
+        ``option: name == value`` (an option with a set of named values has that one)."""
+        fields = attrs.fields_dict(EngineOptions)
+        if name not in fields:
+            return (f"guard 'option: {name}' names unknown option {name!r} "
+                    f"(options: {', '.join(fields)})")
+        kind = typing.get_type_hints(EngineOptions)[name]
+        if value is None:
+            if kind is not bool:
+                return (f"guard 'option: {name}' needs a boolean option; {name} is not one "
+                        f"(write 'option: {name} == VALUE')")
+            return None
+        values = [a for arg in typing.get_args(kind) for a in
+                  (typing.get_args(arg) or (arg,)) if isinstance(a, str)]
+        if value not in values:
+            return (f"guard 'option: {name} == {value}': {name} is never {value!r}"
+                    + (f" (values: {', '.join(values)})" if values else ""))
+        return None
+
     def action_accepts(self, action: str, payload: str | None) -> bool:
         """Whether ``action`` accepts a payload of class ``payload`` (None: no payload)."""
         cls = type(None) if payload is None else self.payloads.get(payload)
@@ -141,6 +172,12 @@ class Registry:
                 problems.append(f"{chart.source}:{r.line}: region {name!r} needs a state {st!r}")
         for e in sorted(REQUIRED_EVENTS - set(chart.events)):
             problems.append(f"{chart.source}:1: the engine needs an event {e!r}")
+        for e in sorted(QUEUED_EVENTS & set(chart.events)):
+            spec = chart.events[e]
+            if spec.kind != "internal" or spec.after < 1:
+                problems.append(f"{chart.source}:{spec.line}: the engine queues event {e!r} "
+                                "(its handlers read what the raising transition did): "
+                                "declare it internal, with 'after: N' (N >= 1), not 'now'")
         for name in sorted((chart.guard_names | chart.action_names) & set(self.needs)):
             rname, states = self.needs[name]
             r = regions.get(rname)

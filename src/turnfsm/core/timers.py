@@ -1,4 +1,4 @@
-"""Time inside the engine: timers (deadlines the host fires) and deferred steps.
+"""Time inside the engine: timers (deadlines the host fires).
 
 **Timers** are typed records in a heap ordered by (deadline, arming order). A timer is
 *live* while what armed it still stands (the engine decides, :meth:`Context.timer_live`):
@@ -7,12 +7,10 @@ timers are skipped. Each timer records the step that armed it, so a host schedul
 merge engine timers with its own in creation order without sharing a counter with the
 engine (:mod:`turnfsm.host.scheduler`).
 
-**Deferred steps** are work the reference recogniser performs in tasks it spawns: it runs
-some event-loop iterations after the callback that spawned it, but before the next input.
-The engine keeps them in one FIFO, drained before ``handle``/``advance`` return, so no
-later input overtakes them. Each is a named :class:`Later` whose value is the number of
-loop iterations the reference takes (fitted on the conformance traces); a step with n > 1
-re-queues itself n - 1 times, so steps of different depth interleave as in the reference.
+Work the reference recogniser performs in tasks it spawns (some event-loop iterations after
+the callback that spawned them, but before the next input) is not a timer: it is an internal
+event the chart declares with ``after: N`` (N loop iterations), which the engine's internal
+queue processes N passes later (:meth:`~turnfsm.core.context.Context.raise_`).
 """
 
 from __future__ import annotations
@@ -74,21 +72,3 @@ class TimerQueue:
     def pending(self, live: Callable[[Timer], bool]) -> list[Timer]:
         """Every live timer, earliest first."""
         return [t for _d, _s, t in sorted(self._heap) if live(t)]
-
-
-class Later(enum.Enum):
-    """A deferred step; the value is how many loop iterations later the reference runs it."""
-
-    WAIT_FIRST_STEP = ("wait_first_step", 1)  # a new wait asks the model or arms its deadline
-    WAIT_DUE = ("wait_due", 1)  # a wait with nothing left to wait for completes
-    VAD_STREAM_END = ("vad_stream_end", 2)  # a restarted/detached VAD stream reports its end
-    COMMIT_FINALIZE = ("commit_finalize", 1)  # a commit with a recent final finalizes
-    COMMIT_AFTER_FINAL = ("commit_after_final", 3)  # a commit woken by its final finalizes
-    COMMIT_RESOLVED = ("commit_resolved", 1)  # a commit that scheduled nothing reports ok
-    COMMIT_CANCELLED = ("commit_cancelled", 3)  # a superseded commit reports cancelled
-    CLOSE_LEFTOVERS = ("close_leftovers", 4)  # at close, what nothing will deliver is dropped
-
-    @property
-    def hops(self) -> int:
-        """Loop iterations until the step runs."""
-        return self.value[1]

@@ -17,22 +17,10 @@ from ..registry import RULES
 from ..timers import TimerKind
 
 
-@RULES.guard("agent_speaking")
-def agent_speaking(cx: Context, e: Any) -> bool:
-    """The agent is speaking."""
-    return cx.agent_speaking
-
-
 @RULES.guard("interruption_effective")
 def interruption_effective(cx: Context, e: Any) -> bool:
     """Interruption detection is effective (a detector and a VAD are attached)."""
     return cx.interruption_effective
-
-
-@RULES.guard("user_speaking")
-def user_speaking(cx: Context, e: Any) -> bool:
-    """The user is speaking."""
-    return cx.user_speaking
 
 
 # -- agent speech ------------------------------------------------------------------------
@@ -66,7 +54,7 @@ def judge_overlap_at_agent_start(cx: Context, e: ev.AgentSpeechStarted) -> None:
     """The agent starts over ongoing user speech: the detector judges that overlap."""
     onset = cx.speech_start_time if cx.speech_start_time is not None else cx.now
     cx.signal("overlap_speech_started", started_at=onset, speech_duration=max(0.0, cx.now - onset))
-    cx.fire("agent_over_user", e)
+    cx.raise_("agent_over_user", e)
 
 
 @RULES.action("announce_agent_speech")
@@ -144,11 +132,11 @@ def send_overlap_started(cx: Context, e: UserStart) -> None:
 
 @RULES.action("notify_user_end", ev.UserSpeechEnded, SpeechEnd)
 def notify_user_end(cx: Context, e: UserEnd) -> None:
-    """Endpointing learns that user speech ended (a judged backchannel teaches nothing)."""
-    if cx.user_speaking:
-        ended = cx.now if e.ended_at is None else e.ended_at
-        ignore = e.interruption is not None and not e.interruption and cx.agent_speaking
-        cx.endpointing.on_user_end(ended, ignore)
+    """Endpointing learns that user speech ended (a judged backchannel teaches nothing; the
+    transitions run it only while the user speaks)."""
+    ended = cx.now if e.ended_at is None else e.ended_at
+    ignore = e.interruption is not None and not e.interruption and cx.agent_speaking
+    cx.endpointing.on_user_end(ended, ignore)
 
 
 @RULES.action("send_overlap_ended", ev.UserSpeechEnded, SpeechEnd, ev.OverlapSpeechEnded)

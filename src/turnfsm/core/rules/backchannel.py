@@ -196,7 +196,7 @@ def _drop(cx: Context, finals: list[ev.SttEvent], why: str) -> None:
         # the verdict covered the overlap, whose words are gone now: what the user says on
         # is the user's own
         cx.segment_over_agent = False
-    cx.fire("backchannel_dropped")
+    cx.raise_("backchannel_dropped")
 
 
 @RULES.action("drop_backchannel", ev.SttFinal)

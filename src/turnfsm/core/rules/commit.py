@@ -16,9 +16,9 @@ from typing import Any
 from ... import events as ev
 from ... import outputs as out
 from ..context import Context
-from ..records import Commit, Trigger
+from ..records import Commit, CommitOutcome, Trigger
 from ..registry import RULES
-from ..timers import Later, TimerKind
+from ..timers import TimerKind
 
 COMMIT_RECENCY = 0.5  # s: a commit does not wait for a final younger than this
 FLUSH_FRAME = 0.2  # s: silent frame used to flush the STT on commit
@@ -49,8 +49,7 @@ def cancel_commit(cx: Context) -> None:
     if old is None or old.resolved:
         return
     old.resolved = True
-    cx.later(Later.COMMIT_CANCELLED,
-             lambda: cx.emit(out.CommitResult(t=cx.now, ref=old.ref, status="cancelled")))
+    cx.raise_("commit_cancelled", CommitOutcome(old.ref, "cancelled"))
 
 
 @RULES.action("supersede_commit", ev.CommitUserTurn)
@@ -94,21 +93,23 @@ def finalize(cx: Context) -> None:
         turn.interim = ""
         turn.preflight = ""
         cx.check_turn_limit(text)
-    result = turn.transcript
     turn.interim = ""
     if c.skip_reply:
         turn.skip_reply_sticky = True
-    before = cx.wait
     cx.request_decision(Trigger(kind="commit", skip_reply=c.skip_reply, manual=True))
     c.finalized = True
-    if cx.wait is not None and cx.wait is not before:
-        cx.fire("committed")  # the result is the transcript the decision delivers
-        return
-    cx.fire("commit_done")  # D17: a commit that schedules nothing leaves no authority
+    # the decision's outcome (decision_started: the delivery reports the result;
+    # decision_declined: resolve_commit reports it now) is the chart's, not read back here
+
+
+@RULES.action("resolve_commit")
+def resolve_commit(cx: Context, e: Any) -> None:
+    """The commit's decision was declined (nothing to decide): it reports ``ok`` with the
+    turn's transcript at once, and leaves no authority (D17)."""
+    c = cx.commit
+    assert c is not None
     c.resolved = True
-    cx.later(Later.COMMIT_RESOLVED,
-             lambda: cx.emit(out.CommitResult(t=cx.now, ref=c.ref, status="ok",
-                                              transcript=result)))
+    cx.emit(out.CommitResult(t=cx.now, ref=c.ref, status="ok", transcript=cx.turn.transcript))
 
 
 def commit_delivered(cx: Context, transcript: str) -> None:
@@ -143,10 +144,16 @@ def finalize_commit(cx: Context, e: Any) -> None:
 @RULES.action("finalize_commit_next")
 def finalize_commit_next(cx: Context, e: Any) -> None:
     """A recent final: finalize right after the commit call."""
-    cx.later(Later.COMMIT_FINALIZE, lambda: finalize(cx))
+    cx.raise_("commit_finalizes")
 
 
 @RULES.action("finalize_commit_after_final")
 def finalize_commit_after_final(cx: Context, e: Any) -> None:
     """The awaited final arrived: finalize once it is processed."""
-    cx.later(Later.COMMIT_AFTER_FINAL, lambda: finalize(cx))
+    cx.raise_("commit_finalizes_after_final")
+
+
+@RULES.action("report_commit", CommitOutcome)
+def report_commit(cx: Context, e: CommitOutcome) -> None:
+    """Report a commit's result (queued: ``commit_resolved``, ``commit_cancelled``)."""
+    cx.emit(out.CommitResult(t=cx.now, ref=e.ref, status=e.status, transcript=e.transcript))

@@ -11,7 +11,6 @@ from ...errors import ConfigError
 from ...options import EngineOptions, UserTurnLimit, turn_detection
 from ..context import Context
 from ..registry import RULES
-from ..timers import Later
 from .commit import commit_abandoned
 
 MODE_EVENTS = {"stt": "to_stt", "manual": "to_manual", "realtime_llm": "to_realtime"}
@@ -25,13 +24,13 @@ def mode_event(td: str | None) -> str:
 @RULES.action("close_session")
 def close_session(cx: Context, e: Any) -> None:
     """Whatever is still undelivered once the closing decision settled is dropped (D28)."""
-    cx.later(Later.CLOSE_LEFTOVERS, lambda: close_leftovers(cx))
+    cx.raise_("close_settled")
 
 
-def close_leftovers(cx: Context) -> None:
-    """Drop the turn's finals with reason ``closed`` unless a pending decision delivers them."""
-    if not (cx.in_state("turn", "idle") or cx.in_state("turn", "open")):
-        return  # the pending decision delivers it; a refusal at close drops it
+@RULES.action("drop_leftovers")
+def drop_leftovers(cx: Context, e: Any) -> None:
+    """No pending decision will deliver the turn (the turn region is idle or open when the
+    close has settled): its finals are dropped with reason ``closed``."""
     commit_abandoned(cx)
     cx.drop_turn("closed")
 
@@ -39,13 +38,13 @@ def close_leftovers(cx: Context) -> None:
 @RULES.action("drop_pending_decision")
 def drop_pending_decision(cx: Context, e: Any) -> None:
     """A change to or from manual drops the pending decision and its authority (R9)."""
-    cx.fire("decision_dropped")
+    cx.raise_("decision_dropped")
 
 
 @RULES.action("leave_stt")
 def leave_stt(cx: Context, e: Any) -> None:
     """The STT's end-of-speech authority belongs to stt mode."""
-    cx.fire("left_stt")
+    cx.raise_("left_stt")
 
 
 def staged_options(base: EngineOptions, e: ev.UpdateOptions) -> EngineOptions:
@@ -68,4 +67,4 @@ def apply_options(cx: Context, e: ev.UpdateOptions, new: EngineOptions) -> None:
     """Put options staged from ``e`` in force; a mode change is a chart event."""
     cx.apply_options(new)
     if e.set_turn_detection:
-        cx.fire(mode_event(new.turn_detection))
+        cx.raise_(mode_event(new.turn_detection))

@@ -16,7 +16,7 @@ from ..registry import RULES
 
 def _feedback_start(cx: Context, started_at: float, speech_duration: float) -> None:
     if cx.options.speech_feedback:
-        cx.fire("feedback_started", SpeechStart(started_at=started_at,
+        cx.raise_("feedback_started", SpeechStart(started_at=started_at,
                                                 speech_duration=speech_duration))
     cx.verdict_interruption = False
 
@@ -24,7 +24,7 @@ def _feedback_start(cx: Context, started_at: float, speech_duration: float) -> N
 def _feedback_end(cx: Context, ended_at: float) -> None:
     if cx.options.speech_feedback:
         interruption = cx.verdict_interruption if not cx.in_state("detector", "detached") else None
-        cx.fire("feedback_ended", SpeechEnd(ended_at=ended_at, interruption=interruption))
+        cx.raise_("feedback_ended", SpeechEnd(ended_at=ended_at, interruption=interruption))
 
 
 def _note_new_speech(cx: Context) -> None:

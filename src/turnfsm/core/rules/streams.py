@@ -9,28 +9,21 @@ from ... import events as ev
 from ... import outputs as out
 from ..context import Context
 from ..registry import RULES
-from ..timers import Later
 
 # -- VAD ---------------------------------------------------------------------------------
-
-
-@RULES.guard("vad_live")
-def vad_live(cx: Context, e: Any) -> bool:
-    """The VAD is attached."""
-    return cx.in_state("vad_input", "attached")
 
 
 @RULES.action("end_vad_stream")
 def end_vad_stream(cx: Context, e: Any) -> None:
     """A restarted or detached VAD stream reports its end a little later (its segment and
     the user's speech end then)."""
-    cx.later(Later.VAD_STREAM_END, lambda: cx.fire("vad_stream_ended"))
+    cx.raise_("vad_stream_ended")
 
 
 @RULES.action("end_vad_stream_now")
 def end_vad_stream_now(cx: Context, e: Any) -> None:
     """At close the VAD stream ends at once."""
-    cx.fire("vad_stream_ended")
+    cx.raise_("vad_stream_closed")
 
 
 @RULES.action("drop_vad_input", ev.Input)
@@ -62,12 +55,6 @@ def audio(cx: Context, e: ev.AudioPushed) -> None:
 
 
 # -- STT ---------------------------------------------------------------------------------
-
-
-@RULES.guard("stt_live")
-def stt_live(cx: Context, e: Any) -> bool:
-    """The STT is attached."""
-    return cx.in_state("stt_input", "attached")
 
 
 @RULES.action("restart_stt")

@@ -33,14 +33,14 @@ def process_final(cx: Context, e: ev.SttFinal) -> None:
     text = e.text
     cx.note_final(e)
     if not text.strip():  # empty or whitespace: nothing the user said
-        cx.fire("final", e)
+        cx.raise_("final", e)
         return
     promoted, cx.promoted = cx.promoted, None
     if promoted is not None and normalized(promoted) == normalized(text):
         # the late final of text a commit already promoted from an interim: keep it once
         cx.emit(out.TranscriptDropped(t=cx.now, ref=e.ref, text=text, reason="duplicate",
                                       record=DROP_RULES["duplicate"]))
-        cx.fire("final", e)
+        cx.raise_("final", e)
         return
     cx.emit(cx.transcript_out(e, "final"))
     if cx.segment_dropped and not cx.turn.span_open:
@@ -57,8 +57,8 @@ def process_final(cx: Context, e: ev.SttFinal) -> None:
     cx.anchor_at_transcript()
     cx.check_turn_limit(text)
     commit_waited = cx.in_state("commit", "awaiting_final")
-    cx.fire("final", e)
-    cx.fire("final_settled", FinalSettled(changed=changed, commit_waited=commit_waited))
+    cx.raise_("final", e)
+    cx.raise_("final_settled", FinalSettled(changed=changed, commit_waited=commit_waited))
 
 
 @RULES.action("process_preflight", ev.SttPreflight)
@@ -73,7 +73,7 @@ def process_preflight(cx: Context, e: ev.SttPreflight) -> None:
     turn.preflight = (turn.transcript + " " + e.text).lstrip()
     _set_interim(cx, e)
     cx.anchor_at_transcript()
-    cx.fire("preflight", e)
+    cx.raise_("preflight", e)
 
 
 @RULES.action("process_interim", ev.SttInterim)
@@ -87,20 +87,18 @@ def process_interim(cx: Context, e: ev.SttInterim) -> None:
 def process_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
     """stt mode: the STT's start of speech is the user's."""
     if cx.in_state("mode", "stt"):
-        cx.fire("speech_onset", e)
+        cx.raise_("speech_onset", e)
 
 
 @RULES.action("process_stt_end", ev.SttEndOfSpeech)
 def process_stt_end(cx: Context, e: ev.SttEndOfSpeech) -> None:
     """stt mode: the STT's end of speech commits the turn and asks for a decision (R21).
     With nothing transcribed yet the commitment waits for the utterance's final (R18.9, R26),
-    bound to this utterance: the next speech onset ends it (D17)."""
+    bound to this utterance: the next speech onset ends it (D17): the authority region takes
+    the decision's ``decision_declined``."""
     if cx.in_state("mode", "stt"):
-        cx.fire("speech_offset", e)
-        before = cx.wait
+        cx.raise_("speech_offset", e)
         cx.request_decision(Trigger(kind="stt_end_of_speech"))
-        if cx.wait is None and before is None:
-            cx.fire("nothing_to_decide", e)
 
 
 PROCESSORS: dict[type, Callable[[Context, Any], None]] = {
@@ -136,9 +134,9 @@ def preempt_final_at_turn_onset(cx: Context, e: FinalSettled) -> None:
 
 @RULES.action("decide_after_final", FinalSettled)
 def decide_after_final(cx: Context, e: FinalSettled) -> None:
-    """With the user silent, a final asks for a decision (a waiting commit decides itself,
-    with its own options)."""
-    if not cx.user_speaking and not e.commit_waited:
+    """With the user silent (the transition says), a final asks for a decision (a waiting
+    commit decides itself, with its own options)."""
+    if not e.commit_waited:
         cx.request_decision(Trigger(kind="final_transcript"))
 
 

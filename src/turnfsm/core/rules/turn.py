@@ -15,9 +15,9 @@ from ... import events as ev
 from ... import outputs as out
 from ..context import Context
 from ..eou import BUILTIN_THRESHOLD, end_of_turn_probability
-from ..records import Trigger, Wait
+from ..records import Trigger, Wait, WaitRef
 from ..registry import RULES
-from ..timers import Later, TimerKind
+from ..timers import TimerKind
 from .commit import commit_abandoned, commit_delivered
 
 # -- guards --------------------------------------------------------------------------------
@@ -102,39 +102,84 @@ def open_turn(cx: Context, e: Any) -> None:
         cx.turn.user_turn_start = cx.speech_start_time
 
 
+@RULES.action("replace_wait")
+def replace_wait(cx: Context, e: Any) -> None:
+    """A new trigger replaces the pending wait (counted in the decision record)."""
+    cx.turn.waits_replaced += 1
+
+
 @RULES.action("start_wait", Trigger)
 def start_wait(cx: Context, trig: Trigger) -> None:
     """Start the end-of-turn wait; its first step follows at once (deferred)."""
     skip = trig.skip_reply or cx.turn.skip_reply_sticky
     wid = cx.next_wait_id()
     turn = cx.turn
-    if cx.wait is not None:
-        turn.waits_replaced += 1
     cx.wait = Wait(wid, cx.last_speaking_time, turn.last_final_time, turn.user_turn_start,
                    skip, trig.manual, trig.kind, cx.now, turn.waits_replaced,
                    turn.waits_cancelled)
-    cx.later(Later.WAIT_FIRST_STEP, lambda: _first_step(cx, wid))
+    cx.raise_("wait_begins", WaitRef(wid))
+    cx.raise_("decision_started", trig)
 
 
-def _first_step(cx: Context, wait_id: int) -> None:
+@RULES.action("decline_decision", Trigger)
+def decline_decision(cx: Context, trig: Trigger) -> None:
+    """Nothing to decide (or the final of speech already heard is due): say so."""
+    cx.raise_("decision_declined", trig)
+
+
+@RULES.guard("manual_trigger")
+def manual_trigger(cx: Context, e: Any) -> bool:
+    """The decision was asked for by a commit."""
+    return isinstance(e, Trigger) and e.manual
+
+
+@RULES.guard("stt_end_trigger")
+def stt_end_trigger(cx: Context, e: Any) -> bool:
+    """The decision was asked for by the STT's end of speech."""
+    return isinstance(e, Trigger) and e.kind == "stt_end_of_speech"
+
+
+@RULES.guard("wait_current")
+def wait_current(cx: Context, e: Any) -> bool:
+    """The wait that raised this queued event is still the pending one."""
+    return isinstance(e, WaitRef) and cx.wait is not None and cx.wait.wait_id == e.wait_id
+
+
+def _first_step(cx: Context) -> Wait:
+    """What every first step of a wait does: take the delays in force, open the span."""
     w = cx.wait
-    if w is None or w.wait_id != wait_id:
-        return
+    assert w is not None
     w.min_delay = cx.endpointing.min_delay
     w.max_delay = cx.endpointing.max_delay
     cx.ensure_span()
-    if cx.in_state("turn", "predicting"):
-        w.model_asked_at, w.model_language = cx.now, cx.last_language
-        if not cx.eou_model:  # the built-in rules answer at once
-            w.builtin = True
-            p = end_of_turn_probability(cx.turn.transcript, cx.last_language)
-            cx.fire("model_answered", ev.EouModelAnswered(
-                t=cx.now, request_id=wait_id, probability=p, threshold=BUILTIN_THRESHOLD))
-            return
-        cx.emit(out.EouModelRequest(t=cx.now, request_id=wait_id, language=cx.last_language,
-                                    transcript=cx.turn.transcript))
-    else:
-        _arm(cx, w, w.min_delay, direct=True)
+    return w
+
+
+@RULES.action("ask_model", WaitRef)
+def ask_model(cx: Context, e: WaitRef) -> None:
+    """The wait's first step with the host's end-of-turn model: ask it."""
+    w = _first_step(cx)
+    w.model_asked_at, w.model_language = cx.now, cx.last_language
+    cx.emit(out.EouModelRequest(t=cx.now, request_id=e.wait_id, language=cx.last_language,
+                                transcript=cx.turn.transcript))
+
+
+@RULES.action("answer_builtin", WaitRef)
+def answer_builtin(cx: Context, e: WaitRef) -> None:
+    """The wait's first step without a host model: the built-in rules answer at once."""
+    w = _first_step(cx)
+    w.model_asked_at, w.model_language = cx.now, cx.last_language
+    w.builtin = True
+    p = end_of_turn_probability(cx.turn.transcript, cx.last_language)
+    cx.fire("model_answered", ev.EouModelAnswered(  # the input, as a host model answers
+        t=cx.now, request_id=e.wait_id, probability=p, threshold=BUILTIN_THRESHOLD))
+
+
+@RULES.action("arm_min_delay", WaitRef)
+def arm_min_delay(cx: Context, e: WaitRef) -> None:
+    """The wait's first step without a model: wait ``min_delay`` from the anchor."""
+    w = _first_step(cx)
+    _arm(cx, w, w.min_delay, direct=True)
 
 
 def _arm(cx: Context, w: Wait, delay: float, *, direct: bool) -> None:
@@ -145,16 +190,13 @@ def _arm(cx: Context, w: Wait, delay: float, *, direct: bool) -> None:
     if remaining > 0 and not cx.closed:
         cx.arm(TimerKind.EOU_DEADLINE, remaining, w.wait_id)
     elif direct:
-        cx.fire("wait_due")
+        cx.raise_("wait_due")
     else:
         _due_soon(cx, w.wait_id)
 
 
 def _due_soon(cx: Context, wait_id: int) -> None:
-    def due() -> None:
-        if cx.wait is not None and cx.wait.wait_id == wait_id:
-            cx.fire("wait_due")
-    cx.later(Later.WAIT_DUE, due)
+    cx.raise_("wait_due_soon", WaitRef(wait_id))
 
 
 @RULES.action("arm_deadline", ev.EouModelAnswered)
@@ -180,16 +222,18 @@ def arm_deadline(cx: Context, e: ev.EouModelAnswered) -> None:
 @RULES.action("wait_due_now")
 def wait_due_now(cx: Context, e: Any) -> None:
     """Closing ends a running wait at once (R4)."""
-    if cx.wait is not None:
-        cx.wait.closed_early = True
-        _due_soon(cx, cx.wait.wait_id)
+    w = cx.wait
+    assert w is not None  # the turn region is waiting
+    w.closed_early = True
+    _due_soon(cx, w.wait_id)
 
 
 @RULES.action("cancel_wait")
 def cancel_wait(cx: Context, e: Any) -> None:
-    """Drop the pending decision (its timer dies with it)."""
-    if cx.wait is not None:
-        cx.turn.waits_cancelled += 1
+    """Drop the pending decision (its timer dies with it; the turn region was predicting or
+    waiting)."""
+    assert cx.wait is not None
+    cx.turn.waits_cancelled += 1
     cx.wait = None
 
 
@@ -248,10 +292,14 @@ def forget_speech(cx: Context, e: Any) -> None:
 
 @RULES.action("refuse_turn")
 def refuse_turn(cx: Context, e: Any) -> None:
-    """The host refused the turn: it goes on (at close, it is dropped)."""
+    """The host refused the turn: it goes on."""
     cx.wait = None
-    if cx.closed:
-        cx.drop_turn("closed")
+
+
+@RULES.action("drop_closed_turn")
+def drop_closed_turn(cx: Context, e: Any) -> None:
+    """A turn refused at close is dropped (D28)."""
+    cx.drop_turn("closed")
 
 
 @RULES.action("clear_turn")
