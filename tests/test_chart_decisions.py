@@ -366,6 +366,7 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                                "while the agent speaks"),
     ("backchannel.py", "report_vad_end_after_backchannels"): (1, _BACKCHANNEL_END),
     ("backchannel.py", "report_stream_end_after_backchannels"): (1, _BACKCHANNEL_END),
+    ("speech.py", "report_stt_end"): (1, _BACKCHANNEL_END),
     ("commit.py", "cancel_commit"): (1, _COMMIT_FLAGS),
     ("commit.py", "finalize"): (1, _COMMIT_FLAGS),
     ("commit.py", "commit_delivered"): (1, _COMMIT_FLAGS),
