@@ -5,8 +5,10 @@ labelled sessions (score, tune), validate and draw the state chart (check, diagr
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -144,48 +146,35 @@ def _latency(v: str) -> str:
     return v
 
 
-def _seconds(v: str) -> float:
-    """A non-negative, finite number of seconds."""
+def _number(v: str, ok: Callable[[float], bool], want: str, kind: type = float) -> Any:
+    """``v`` as a number of ``kind`` that ``ok`` accepts; else the argparse error ``want``."""
     try:
-        x = float(v)
+        x = kind(v)
     except ValueError:
         x = float("nan")
-    if not 0 <= x < float("inf"):
-        raise argparse.ArgumentTypeError(f"{v!r}: give a non-negative number of seconds")
+    if not ok(x):
+        raise argparse.ArgumentTypeError(f"{v!r}: give {want}")
     return x
+
+
+def _seconds(v: str) -> float:
+    """A non-negative, finite number of seconds."""
+    return float(_number(v, lambda x: 0 <= x < math.inf, "a non-negative number of seconds"))
 
 
 def _positive_seconds(v: str) -> float:
     """A positive, finite number of seconds."""
-    try:
-        x = float(v)
-    except ValueError:
-        x = float("nan")
-    if not 0 < x < float("inf"):
-        raise argparse.ArgumentTypeError(f"{v!r}: give a positive number of seconds")
-    return x
+    return float(_number(v, lambda x: 0 < x < math.inf, "a positive number of seconds"))
 
 
 def _count(v: str) -> int:
     """A whole number, 0 or more."""
-    try:
-        n = int(v)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{v!r}: give a whole number, 0 or more")
-    return n
+    return int(_number(v, lambda n: n >= 0, "a whole number, 0 or more", int))
 
 
 def _threshold(v: str) -> float:
     """A VAD probability threshold in (0, 1]."""
-    try:
-        x = float(v)
-    except ValueError:
-        x = float("nan")
-    if not 0 < x <= 1:
-        raise argparse.ArgumentTypeError(f"{v!r}: give a probability above 0, at most 1")
-    return x
+    return float(_number(v, lambda x: 0 < x <= 1, "a probability above 0, at most 1"))
 
 
 #: ``listen`` options whose default is the profile's: the flag's dest -> the option's path

@@ -27,7 +27,16 @@ from ..options import EngineOptions
 from ..replay import Trace, TraceInput
 from ..replay.trace import parse_config
 from .transcripts import Whisper, Word, shared_whisper, whisper_lines, words_lines
-from .vad import Segment, SileroVad, VadModel, VadOptions, VadStream, segments, vad_lines
+from .vad import (
+    Segment,
+    SileroVad,
+    VadModel,
+    VadOptions,
+    VadStream,
+    close_segments,
+    segments,
+    vad_lines,
+)
 from .wav import Audio, WavStream, to_int16
 
 ORDER = {"audio": 0, "agent.speech_started": 1, "vad.start_of_speech": 2,
@@ -144,7 +153,7 @@ def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
     for block in stream.blocks():
         user += vads[0].push(to_int16(block[0]))
         if len(vads) > 1:
-            agent_open = _agent_segments(vads[1].push(to_int16(block[1])), agent, agent_open)
+            agent_open = close_segments(vads[1].push(to_int16(block[1])), agent, agent_open)
         if keep_audio:
             keep.append(block)
         elif o.asr == "whisper" and words is None:
@@ -153,7 +162,7 @@ def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
             progress("VAD", min(1.0, vads[0].time / total))
     user += vads[0].close()
     if len(vads) > 1:
-        _agent_segments(vads[1].close(), agent, agent_open)
+        close_segments(vads[1].close(), agent, agent_open)
     samples = (np.concatenate(keep, axis=1) if keep else
                np.zeros((stream.channels if keep_audio else 1, 0), np.float32))
     audio = Audio(stream.path, samples, stream.source_rate) if keep_audio else None
@@ -162,19 +171,6 @@ def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
                       None if progress is None else (lambda f: progress("Whisper", f)),
                       whisper)
     return trace, audio
-
-
-def _agent_segments(lines: list[dict[str, Any]], out: list[Segment],
-                    start: float | None) -> float | None:
-    """Add the segments these VAD lines close to ``out``; return the open segment's onset."""
-    for x in lines:
-        if x["kind"] == "vad.start_of_speech":
-            start = x["t"] - x["speech_duration"] - x["inference_duration"]
-        elif x["kind"] == "vad.end_of_speech" and start is not None:
-            out.append(Segment(round(start, 6), round(x["t"] - x["silence_duration"]
-                                                      - x["inference_duration"], 6)))
-            start = None
-    return start
 
 
 def _assemble(path: str, o: ListenOptions, user: list[dict[str, Any]],

@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import attrs
@@ -270,7 +270,15 @@ def vad_lines(pcm: np.ndarray, model: VadModel, options: VadOptions | None = Non
 def segments(lines: list[dict[str, Any]]) -> list[Segment]:
     """The speech segments VAD lines describe (onset back-dated as the engine does)."""
     out: list[Segment] = []
-    start: float | None = None
+    close_segments(lines, out, None)
+    return out
+
+
+def close_segments(lines: Iterable[dict[str, Any]], out: list[Segment],
+                   start: float | None) -> float | None:
+    """Add the segments these VAD lines close to ``out``, the first one opened at ``start``
+    (a segment still open from earlier lines, or None); return the onset of the segment
+    left open (None if none is)."""
     for x in lines:
         if x["kind"] == "vad.start_of_speech":
             start = x["t"] - x["speech_duration"] - x["inference_duration"]
@@ -278,4 +286,4 @@ def segments(lines: list[dict[str, Any]]) -> list[Segment]:
             out.append(Segment(round(start, 6), round(x["t"] - x["silence_duration"]
                                                       - x["inference_duration"], 6)))
             start = None
-    return out
+    return start
