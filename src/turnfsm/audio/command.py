@@ -209,6 +209,7 @@ def _realtime(replay: Any, duration: float) -> list[dict[str, Any]]:
     run ends when the audio has played and no decision is pending."""
     import asyncio
 
+    from ..options import MAX_DURATION
     from ..runtime.session import Session
 
     async def run() -> list[dict[str, Any]]:
@@ -217,7 +218,7 @@ def _realtime(replay: Any, duration: float) -> list[dict[str, Any]]:
         session = replay.session = Session(
             engine_options(replay.cfg), profile=replay.profile, chart=replay.chart,
             hooks=_Hooks(replay),
-            model=_ScriptedModel(replay, replay.model), model_timeout=1e9,
+            model=_ScriptedModel(replay, replay.model), model_timeout=MAX_DURATION,
             observers=replay.observers)
         replay.engine = session.engine
         loop = asyncio.get_running_loop()
