@@ -194,6 +194,9 @@ class EndOfTurn(Output):
     transcription_delay: float | None
     end_of_turn_delay: float | None
     decision: DecisionRecord | None = None
+    #: the STT request ids of the turn's transcripts and usage reports (in order; telemetry's
+    #: ``turnfsm.stt_request_ids``); not in the conformance output format
+    stt_request_ids: tuple[str, ...] = ()
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
@@ -261,6 +264,16 @@ class EouModelRequest(Output):
     request_id: int
     language: str | None
     transcript: str
+
+
+@attrs.define(frozen=True, kw_only=True, slots=True)
+class WaitCancelled(Output):
+    """The pending end-of-turn wait ``wait_id`` (an ``EouModelRequest``'s ``request_id`` when
+    the model was asked) was cancelled: new speech, a clear, or a decision dropped by a mode
+    change. No ``EndOfTurn`` comes of it. Not in the conformance output format: shells
+    (telemetry's ``eou_wait`` span) read it instead of the engine's states."""
+
+    wait_id: int
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
