@@ -231,8 +231,8 @@ class Replay:
             self.rec(t, "input_dropped", input=o.ref, reason=o.reason)
         elif isinstance(o, out.TranscriptHeld):
             pass  # not in the output format: the release or the drop that follows is
-        elif isinstance(o, out.WaitCancelled):
-            pass  # not in the output format (the reference reports no cancelled wait)
+        elif isinstance(o, (out.UserTurnOpened, out.UserTurnDropped, out.WaitCancelled)):
+            pass  # not in the output format: the reference reports no turn or wait as such
         elif isinstance(o, out.TranscriptDropped):
             if self.diagnostics:
                 self.rec(t, "transcript_dropped", input=o.ref, text=o.text, reason=o.reason)

@@ -200,7 +200,6 @@ class SpanObserver:
         self._delivered: out.EndOfTurn | None = None  # delivered; the host's answer awaited
         self._wait: _Wait | None = None
         self._detection: _Detection | None = None
-        self._index: dict[str, int] = {}
         self._closed = False
 
     # -- queries -------------------------------------------------------------------------------
@@ -312,9 +311,8 @@ class SpanObserver:
 
     def _cleared(self, r: StepRecord) -> None:
         self._end_wait(r.t, "cancelled")
-        self._end_turn(r.t, None)  # R52: ended bare
-        if self._state(r, "user_speech") == "speaking":
-            self._ensure_turn(r.t)  # speech going on after a clear starts a new turn now
+        self._end_turn(r.t, None)  # R52: ended bare (speech going on after it starts a new
+        # turn now: the clear's UserTurnOpened, among the step's outputs)
 
     # -- outputs ---------------------------------------------------------------------------
 
@@ -335,8 +333,9 @@ class SpanObserver:
                 self._delivered_turn(o, r)
             elif isinstance(o, out.WaitCancelled):
                 self._end_wait(o.t, "cancelled")  # new speech, a clear or a mode change
-            elif isinstance(o, out.TranscriptDropped) and o.reason == "backchannel" and \
-                    self._state(r, "turn") == "idle":
+            elif isinstance(o, out.UserTurnOpened):
+                self._ensure_turn(min(o.started_at, o.t))
+            elif isinstance(o, out.UserTurnDropped):
                 # a dropped backchannel was no turn: its span ends bare, marked, and its
                 # onset never becomes the next turn's
                 if self._turn is not None:
@@ -373,12 +372,6 @@ class SpanObserver:
 
     def _ns(self, t: float) -> int:
         return max(0, self._origin + round(t * 1e9))
-
-    def _state(self, r: StepRecord, region: str) -> str:
-        index = self._index
-        if not index:
-            index.update((name, i) for i, (name, _s) in enumerate(r.state))
-        return r.state[index[region]][1]
 
     def _turn_attributes(self, eot: out.EndOfTurn) -> Attributes:
         a = end_of_turn_attributes(eot)
