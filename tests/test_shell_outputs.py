@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from turnfsm import Engine, EngineOptions
+from turnfsm import events as ev
+from turnfsm import outputs as out
 from turnfsm.core.profiles import get_profile
+from turnfsm.testing import ScriptedAnswers, VirtualHost
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "turnfsm"
 SHELLS = ("runtime", "telemetry", "adapters", "replay", "host", "testing")
@@ -126,3 +131,61 @@ def test_the_scan_passes_a_query_and_a_docstring(tmp_path: Path) -> None:
         assert _reads(p, regions, dotted) == []
     finally:
         globals()["SRC"] = globals_src
+
+
+# -- the outputs the shells read instead --------------------------------------------------
+
+def _host(profile: str = "livekit", **options: Any) -> VirtualHost:
+    return VirtualHost(Engine(EngineOptions(**options), profile=profile),
+                       ScriptedAnswers(probability=0.2))
+
+
+def test_new_speech_during_a_wait_cancels_it_by_id() -> None:
+    """A start of speech while the model is asked emits WaitCancelled with the request's id,
+    once, and no EndOfTurn comes of that wait."""
+    h = _host(turn_detection="model")
+    h.at(1.0, ev.VadStartOfSpeech(t=1.0, speech_duration=0.2))
+    h.at(1.9, ev.SttFinal(t=1.9, text="hello", language="en", confidence=0.9))
+    h.at(2.0, ev.VadEndOfSpeech(t=2.0, silence_duration=0.2))
+    [req] = h.of(out.EouModelRequest)
+    assert h.of(out.WaitCancelled) == []
+    h.at(2.05, ev.VadStartOfSpeech(t=2.05, speech_duration=0.05))
+    assert [(o.t, o.wait_id) for o in h.of(out.WaitCancelled)] == [(2.05, req.request_id)]
+
+
+def test_the_user_turn_opens_once_at_its_onset_and_the_delivery_names_its_stt_ids() -> None:
+    """UserTurnOpened comes once per turn, at its first sign, with the speech onset; the
+    EndOfTurn carries the STT request ids the turn heard, in order, once each."""
+    h = _host(turn_detection="vad")
+    h.at(1.0, ev.VadStartOfSpeech(t=1.0, speech_duration=0.2))
+    h.at(1.5, ev.SttInterim(t=1.5, text="hel", request_id="a"))
+    h.at(1.9, ev.SttFinal(t=1.9, text="hello", language="en", confidence=0.9,
+                          request_id="a"))
+    h.at(1.95, ev.SttUsage(t=1.95, request_id="b"))
+    h.at(2.0, ev.VadEndOfSpeech(t=2.0, silence_duration=0.2))
+    h.at(5.0)
+    [opened] = h.of(out.UserTurnOpened)
+    [start] = h.of(out.StartOfSpeech)
+    assert (opened.t, opened.started_at) == (1.0, start.speech_start_time)
+    assert h.outputs.index(opened) < h.outputs.index(start)
+    [eot] = h.of(out.EndOfTurn)
+    assert eot.stt_request_ids == ("a", "b")
+    h.at(6.0, ev.VadStartOfSpeech(t=6.0, speech_duration=0.2))
+    assert [o.t for o in h.of(out.UserTurnOpened)] == [1.0, 6.0]  # the next turn's
+
+
+def test_a_dropped_backchannel_reports_its_turn_dropped_after_the_drop() -> None:
+    """Default profile: a wordless backchannel over the agent opens a turn that is dropped:
+    UserTurnDropped follows its TranscriptDropped (reason backchannel), and no EndOfTurn."""
+    h = _host("default", stt=False)
+    h.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    h.at(2.1, ev.VadStartOfSpeech(t=2.1, speech_duration=0.1))
+    h.at(2.3, ev.VadInferenceDone(t=2.3, raw_accumulated_speech=0.3))
+    h.at(2.6, ev.VadEndOfSpeech(t=2.6, silence_duration=0.2))
+    h.at(6.0, ev.AgentSpeechEnded(t=6.0))
+    h.at(9.0)
+    [drop] = h.of(out.TranscriptDropped)
+    [gone] = h.of(out.UserTurnDropped)
+    assert gone.reason == drop.reason == "backchannel"
+    assert h.outputs.index(drop) < h.outputs.index(gone)
+    assert not h.of(out.EndOfTurn)
