@@ -4,21 +4,25 @@ Theory of operation
 ===================
 
 :class:`SpanObserver` is a step observer (:meth:`turnfsm.Engine.add_observer`): it reads one
-:class:`~turnfsm.core.StepRecord` per step and never calls the engine. It keeps a mirror of
-the three things the spans describe, each a span while it lasts:
+:class:`~turnfsm.core.StepRecord` per step and never calls the engine; it reads the step's
+inputs, outputs and armed timers, never a region's state (the engine reports what it needs
+as outputs). It keeps a mirror of the three things the spans describe, each a span while it
+lasts:
 
 * ``user_turn``: the user's turn, as the engine tracks it (R51, R52). It opens at the first
   sign of the turn: a start of speech (at its onset), an end of speech, an end-of-turn wait
-  starting, or a clear while the user still speaks; it ends when the host *accepts* the
-  turn's ``EndOfTurn`` (with the delivery's transcript, metrics and decision record as
-  attributes), bare when the turn is cleared, and at close (D30 fixed). A refused delivery
-  keeps it open: the turn goes on. At most one is open at a time; a turn whose speech onset
-  lies before the previous turn's end starts at that end (as its
+  starting, or a clear while the user still speaks (the engine's ``UserTurnOpened``); a
+  dropped backchannel's turn ends bare (``UserTurnDropped``); otherwise it ends when the
+  host *accepts* the turn's ``EndOfTurn`` (with the delivery's transcript, metrics and
+  decision record as attributes), bare when the turn is cleared, and at close (D30 fixed).
+  A refused delivery keeps it open: the turn goes on. At most one is open at a time; a turn
+  whose speech onset lies before the previous turn's end starts at that end (as its
   ``turnfsm.started_speaking_at`` attribute does, I7).
 * ``eou_wait``: one end-of-turn wait (decision), child of ``user_turn``: from the wait's
   start to its delivery (``outcome`` ``delivered``, or ``closed`` when the session's close
-  cut it short), its cancellation by new speech, a clear or a mode change (``cancelled``),
-  its replacement by a later trigger (``replaced``), or the close (``closed``). Waits are
+  cut it short), its cancellation by new speech, a clear or a mode change (``cancelled``:
+  the engine's ``WaitCancelled``), its replacement by a later trigger (``replaced``), or the
+  close (``closed``). Waits are
   recognised by their model request (``EouModelRequest.request_id``), their deadline timer
   (``Timer.key``; both are the engine's wait id) or their ``EndOfTurn``
   (``DecisionRecord.wait_started_at``).
