@@ -194,6 +194,9 @@ class EndOfTurn(Output):
     transcription_delay: float | None
     end_of_turn_delay: float | None
     decision: DecisionRecord | None = None
+    #: the STT request ids of the turn's transcripts and usage reports (in order; telemetry's
+    #: ``turnfsm.stt_request_ids``); not in the conformance output format
+    stt_request_ids: tuple[str, ...] = ()
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
@@ -261,6 +264,35 @@ class EouModelRequest(Output):
     request_id: int
     language: str | None
     transcript: str
+
+
+@attrs.define(frozen=True, kw_only=True, slots=True)
+class UserTurnOpened(Output):
+    """The engine's user turn opened (its first sign: a start or end of speech, a wait,
+    words after a dropped backchannel, speech going on through a clear); ``started_at``: the
+    time that sign gives the turn (telemetry's ``user_turn`` span starts there, I7 aside).
+    Not in the conformance output format."""
+
+    started_at: float
+
+
+@attrs.define(frozen=True, kw_only=True, slots=True)
+class UserTurnDropped(Output):
+    """The open user turn was no turn: a backchannel the default profile dropped (its
+    ``TranscriptDropped``, reason ``backchannel``, comes first); no ``EndOfTurn`` comes of
+    it. Not in the conformance output format."""
+
+    reason: Literal["backchannel"] = "backchannel"
+
+
+@attrs.define(frozen=True, kw_only=True, slots=True)
+class WaitCancelled(Output):
+    """The pending end-of-turn wait ``wait_id`` (an ``EouModelRequest``'s ``request_id`` when
+    the model was asked) was cancelled: new speech, a clear, or a decision dropped by a mode
+    change. No ``EndOfTurn`` comes of it. Not in the conformance output format: shells
+    (telemetry's ``eou_wait`` span) read it instead of the engine's states."""
+
+    wait_id: int
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)

@@ -231,6 +231,8 @@ class Context:
         turn = self.turn
         if not turn.span_open:
             turn.span_open = True
+            self.emit(out.UserTurnOpened(t=self.now, started_at=self.now if start is None
+                                         else start))
             if turn.user_turn_start is None:
                 turn.user_turn_start = self.now if start is None else self.onset_at(start)
 

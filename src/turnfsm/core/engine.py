@@ -235,6 +235,12 @@ class Engine:
         """An ``EndOfTurn`` was emitted and its ``EndOfTurnAnswered`` is awaited."""
         return self.cx.awaiting_answer
 
+    @property
+    def model_request_outstanding(self) -> bool:
+        """An ``EouModelRequest`` was emitted and still waits for its answer (whatever its
+        id): the end-of-turn decision hangs on the model."""
+        return self.cx.in_state("turn", "predicting")
+
     def model_request_pending(self, request_id: int) -> bool:
         """Whether an ``EouModelRequest`` with this id still waits for its answer."""
         w = self.cx.wait

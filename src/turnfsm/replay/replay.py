@@ -19,7 +19,7 @@ from typing import IO, Any
 from .. import events as ev
 from .. import outputs as out
 from ..chart import Chart
-from ..core import Engine, StepObserver
+from ..core import Engine, StepObserver, TimerKind
 from ..core.engine import Backend
 from ..core.profiles import Profile, get_profile
 from ..errors import ConfigError, InputError, TraceError
@@ -231,6 +231,8 @@ class Replay:
             self.rec(t, "input_dropped", input=o.ref, reason=o.reason)
         elif isinstance(o, out.TranscriptHeld):
             pass  # not in the output format: the release or the drop that follows is
+        elif isinstance(o, (out.UserTurnOpened, out.UserTurnDropped, out.WaitCancelled)):
+            pass  # not in the output format: the reference reports no turn or wait as such
         elif isinstance(o, out.TranscriptDropped):
             if self.diagnostics:
                 self.rec(t, "transcript_dropped", input=o.ref, text=o.text, reason=o.reason)
@@ -336,8 +338,11 @@ class Replay:
             fallback = g("fallback")
             if fallback is None:
                 fallback = self.glue["detector_error_fallback"]
-            live = self.engine.in_state("detector", "attached")
-            self.feed(ev.DetectorFailed(t=t, ref=ref))
+            outs = self.engine.handle(ev.DetectorFailed(t=t, ref=ref))
+            # a failure with no live detector is dropped as such: the detector was not live
+            live = not any(isinstance(o, out.InputDropped) and o.reason == "detector_inactive"
+                           for o in outs)
+            self.process(outs)
             if live and fallback and self.detection_enabled:
                 self.detection_enabled = False
                 self.feed(ev.SetInterruptionDetection(t=t, ref=ref, enabled=False))
@@ -345,7 +350,7 @@ class Replay:
             self.feed(ev.AgentSpeechStarted(t=t, ref=ref, started_at=g("started_at")))
             self.boundary_registered = bool(
                 self.glue["boundary_callback"] and self.detection_enabled
-                and self.engine.in_state("boundary", "active"))
+                and any(tm.kind is TimerKind.BOUNDARY_EXPIRED for tm in self.engine.timers()))
         elif k == "agent.speech_ended":
             self.feed(ev.AgentSpeechEnded(
                 t=t, ref=ref, ignore_user_transcript_until=g("ignore_user_transcript_until")))

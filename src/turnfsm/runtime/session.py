@@ -567,7 +567,7 @@ class Session(Inputs):
 
     def _unsettled(self) -> bool:
         e = self.engine
-        return bool(self._requests or e.awaiting_answer or e.in_state("turn", "predicting")
+        return bool(self._requests or e.awaiting_answer or e.model_request_outstanding
                     or self.scheduler.next_deadline() is not None)
 
     def _force(self) -> None:

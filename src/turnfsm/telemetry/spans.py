@@ -4,21 +4,25 @@ Theory of operation
 ===================
 
 :class:`SpanObserver` is a step observer (:meth:`turnfsm.Engine.add_observer`): it reads one
-:class:`~turnfsm.core.StepRecord` per step and never calls the engine. It keeps a mirror of
-the three things the spans describe, each a span while it lasts:
+:class:`~turnfsm.core.StepRecord` per step and never calls the engine; it reads the step's
+inputs, outputs and armed timers, never a region's state (the engine reports what it needs
+as outputs). It keeps a mirror of the three things the spans describe, each a span while it
+lasts:
 
 * ``user_turn``: the user's turn, as the engine tracks it (R51, R52). It opens at the first
   sign of the turn: a start of speech (at its onset), an end of speech, an end-of-turn wait
-  starting, or a clear while the user still speaks; it ends when the host *accepts* the
-  turn's ``EndOfTurn`` (with the delivery's transcript, metrics and decision record as
-  attributes), bare when the turn is cleared, and at close (D30 fixed). A refused delivery
-  keeps it open: the turn goes on. At most one is open at a time; a turn whose speech onset
-  lies before the previous turn's end starts at that end (as its
+  starting, or a clear while the user still speaks (the engine's ``UserTurnOpened``); a
+  dropped backchannel's turn ends bare (``UserTurnDropped``); otherwise it ends when the
+  host *accepts* the turn's ``EndOfTurn`` (with the delivery's transcript, metrics and
+  decision record as attributes), bare when the turn is cleared, and at close (D30 fixed).
+  A refused delivery keeps it open: the turn goes on. At most one is open at a time; a turn
+  whose speech onset lies before the previous turn's end starts at that end (as its
   ``turnfsm.started_speaking_at`` attribute does, I7).
 * ``eou_wait``: one end-of-turn wait (decision), child of ``user_turn``: from the wait's
   start to its delivery (``outcome`` ``delivered``, or ``closed`` when the session's close
-  cut it short), its cancellation by new speech, a clear or a mode change (``cancelled``),
-  its replacement by a later trigger (``replaced``), or the close (``closed``). Waits are
+  cut it short), its cancellation by new speech, a clear or a mode change (``cancelled``:
+  the engine's ``WaitCancelled``), its replacement by a later trigger (``replaced``), or the
+  close (``closed``). Waits are
   recognised by their model request (``EouModelRequest.request_id``), their deadline timer
   (``Timer.key``; both are the engine's wait id) or their ``EndOfTurn``
   (``DecisionRecord.wait_started_at``).
@@ -98,12 +102,9 @@ MODEL_LATENCY: Final = "turnfsm.model.latency"
 
 Attributes = dict[str, AttributeValue]
 
-# the inputs the observer reads (everything else reaches it through outputs and states)
-_INPUTS: Final = frozenset({
-    ev.EndOfTurnAnswered, ev.EouModelAnswered, ev.ClearUserTurn, ev.Close, ev.SetStt,
-    ev.SttInterim, ev.SttPreflight, ev.SttFinal, ev.SttStartOfSpeech, ev.SttEndOfSpeech,
-    ev.SttUsage})
-_WAITING: Final = frozenset({"predicting", "waiting"})
+# the inputs the observer reads (everything else reaches it through outputs)
+_INPUTS: Final = frozenset({ev.EndOfTurnAnswered, ev.EouModelAnswered, ev.ClearUserTurn,
+                            ev.Close})
 _EOU_DEADLINE: Final = TimerKind.EOU_DEADLINE
 
 
@@ -201,10 +202,8 @@ class SpanObserver:
         # segment's end opens no turn, a final after it does
         self._after_backchannel = False
         self._delivered: out.EndOfTurn | None = None  # delivered; the host's answer awaited
-        self._request_ids: list[str] = []  # STT request ids of the engine's current turn
         self._wait: _Wait | None = None
         self._detection: _Detection | None = None
-        self._index: dict[str, int] = {}
         self._closed = False
 
     # -- queries -------------------------------------------------------------------------------
@@ -239,7 +238,7 @@ class SpanObserver:
         closing = False
         e = r.input
         if e is not None and type(e) in _INPUTS:
-            closing = self._input(e, r, None)[0]
+            closing = self._input(e, r, False)[0]
         outs = r.outputs
         if r.released and not closing:
             closing, cleared = self._released(r)
@@ -253,8 +252,6 @@ class SpanObserver:
         for timer in r.armed:
             if timer.kind is _EOU_DEADLINE:
                 self._start_wait(timer.key, r.t)
-        if self._wait is not None and self._state(r, "turn") not in _WAITING:
-            self._end_wait(r.t, "cancelled")  # new speech, a clear or a mode change
         if closing:
             self.end_open_spans(r.t)
 
@@ -269,28 +266,18 @@ class SpanObserver:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def _input(self, e: ev.Input, r: StepRecord, stt: list[bool] | None) -> tuple[bool, bool]:
-        """Apply one input; say whether it closes and whether it is a clear released in an
-        answer's step (its spans are ended by the caller, in place among the step's outputs).
-        ``stt`` holds whether the STT is attached (tracked through the released inputs; None:
-        read it from the record)."""
-        if isinstance(e, ev.SttEvent):
-            rid = e.request_id
-            if rid and rid not in self._request_ids and (
-                    stt[0] if stt is not None else self._state(r, "stt_input") == "attached"):
-                self._request_ids.append(rid)
-        elif isinstance(e, ev.EndOfTurnAnswered):
+    def _input(self, e: ev.Input, r: StepRecord, released: bool) -> tuple[bool, bool]:
+        """Apply one input; say whether it closes and whether it is a clear ``released`` in
+        an answer's step (its spans are ended by the caller, in place among the step's
+        outputs)."""
+        if isinstance(e, ev.EndOfTurnAnswered):
             self._answered(e)
         elif isinstance(e, ev.EouModelAnswered):
             self._model_answered(e)
         elif isinstance(e, ev.ClearUserTurn):
-            self._request_ids = []  # the engine's turn data starts afresh
-            if stt is not None:
+            if released:
                 return False, True
             self._cleared(r)
-        elif isinstance(e, ev.SetStt):
-            if stt is not None:
-                stt[0] = e.enabled
         elif isinstance(e, ev.Close):
             return True, False
         return False, False
@@ -298,15 +285,10 @@ class SpanObserver:
     def _released(self, r: StepRecord) -> tuple[bool, bool]:
         """Apply the inputs released in an answer's step, in order, up to a close (the
         engine ignores what follows it); say whether they close and hold a clear."""
-        before = self._state(r, "stt_input")
-        for region, src, _dst in r.moved:
-            if region == "stt_input":
-                before = src
-        stt = [before == "attached"]
         cleared = False
         for e in r.released:
             if type(e) in _INPUTS:
-                closing, clear = self._input(e, r, stt)
+                closing, clear = self._input(e, r, True)
                 cleared = cleared or clear
                 if closing:
                     return True, cleared
@@ -318,7 +300,6 @@ class SpanObserver:
             return  # no delivery awaited its answer: the engine ignores it
         if e.accepted:  # R52: the turn is over; the engine starts a new one
             self._end_turn(e.t, self._turn_attributes(eot))
-            self._request_ids = []
 
     def _model_answered(self, e: ev.EouModelAnswered) -> None:
         d = self._detection
@@ -334,9 +315,8 @@ class SpanObserver:
 
     def _cleared(self, r: StepRecord) -> None:
         self._end_wait(r.t, "cancelled")
-        self._end_turn(r.t, None)  # R52: ended bare
-        if self._state(r, "user_speech") == "speaking":
-            self._ensure_turn(r.t)  # speech going on after a clear starts a new turn now
+        self._end_turn(r.t, None)  # R52: ended bare (speech going on after it starts a new
+        # turn now: the clear's UserTurnOpened, among the step's outputs)
 
     # -- outputs ---------------------------------------------------------------------------
 
@@ -355,8 +335,11 @@ class SpanObserver:
                 self._requested(o)
             elif isinstance(o, out.EndOfTurn):
                 self._delivered_turn(o, r)
-            elif isinstance(o, out.TranscriptDropped) and o.reason == "backchannel" and \
-                    self._state(r, "turn") == "idle":
+            elif isinstance(o, out.WaitCancelled):
+                self._end_wait(o.t, "cancelled")  # new speech, a clear or a mode change
+            elif isinstance(o, out.UserTurnOpened):
+                self._ensure_turn(min(o.started_at, o.t))
+            elif isinstance(o, out.UserTurnDropped):
                 # a dropped backchannel was no turn: its span ends bare, marked, and its
                 # onset never becomes the next turn's
                 if self._turn is not None:
@@ -394,16 +377,10 @@ class SpanObserver:
     def _ns(self, t: float) -> int:
         return max(0, self._origin + round(t * 1e9))
 
-    def _state(self, r: StepRecord, region: str) -> str:
-        index = self._index
-        if not index:
-            index.update((name, i) for i, (name, _s) in enumerate(r.state))
-        return r.state[index[region]][1]
-
     def _turn_attributes(self, eot: out.EndOfTurn) -> Attributes:
         a = end_of_turn_attributes(eot)
-        if self._request_ids:
-            a[STT_REQUEST_IDS] = tuple(self._request_ids)
+        if eot.stt_request_ids:  # the engine's, for the delivered turn
+            a[STT_REQUEST_IDS] = eot.stt_request_ids
         return a
 
     def _ensure_turn(self, start: float) -> None:

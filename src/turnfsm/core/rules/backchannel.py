@@ -285,6 +285,7 @@ def forget_backchannel(cx: Context, e: Any) -> None:
     """The turn a backchannel opened was none: its data and onset go (a new VAD segment sets
     its own onset; words that follow in the same segment, their arrival)."""
     cx.new_turn(cleared=False)
+    cx.emit(out.UserTurnDropped(t=cx.now, reason="backchannel"))
     cx.speech_start_time = None
     cx.onset_floor = cx.now  # its speech run never re-derives the onset of the next turn
     # until new speech starts, the backchannel's segment's end opens no turn, and words that

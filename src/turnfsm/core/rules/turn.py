@@ -234,6 +234,7 @@ def cancel_wait(cx: Context, e: Any) -> None:
     waiting)."""
     assert cx.wait is not None
     cx.turn.waits_cancelled += 1
+    cx.emit(out.WaitCancelled(t=cx.now, wait_id=cx.wait.wait_id))
     cx.wait = None
 
 
@@ -263,7 +264,7 @@ def deliver_end_of_turn(cx: Context, e: Any) -> None:
                           transcript_confidence=turn.mean_confidence(), skip_reply=w.skip_reply,
                           started_speaking_at=started, stopped_speaking_at=stopped,
                           transcription_delay=tdelay, end_of_turn_delay=eou_delay,
-                          decision=record))
+                          decision=record, stt_request_ids=tuple(turn.request_ids)))
     commit_delivered(cx, turn.transcript)
     cx.awaiting_answer = True
 
