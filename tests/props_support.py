@@ -84,11 +84,12 @@ def probe_window(engine: Engine) -> float | None:
 
 
 def clone(obj: Any) -> Any:
-    """Deep copy of an engine or a driver that shares the (frozen) chart."""
+    """Deep copy of an engine or a driver that shares the (frozen) chart and profile."""
     memo: dict[int, Any] = {}
     eng = obj.engine if isinstance(obj, Driver) else obj
     memo[id(eng.chart)] = eng.chart
     memo[id(eng.chart.derived)] = eng.chart.derived
+    memo[id(eng.profile)] = eng.profile  # frozen too (it keeps its composed chart document)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # itertools copy (py3.12+)
         new = copy.deepcopy(obj, memo)
