@@ -436,11 +436,8 @@ class Engine:
             return -1
         if s[cx.vad_region] == cx.vad_detached:
             return 0
-        if speech > 0.0:
-            now = cx.now
-            cx.last_speaking_time = now
-            if cx.speech_start_time is None:  # as streams.vad_window
-                cx.speech_start_time = cx.onset_at(now - speech)
+        if speech > 0.0:  # silence moves nothing: no call on the hot path
+            cx.speech_window(speech)
         return 1
 
     def _vad_window(self, e: ev.VadInferenceDone) -> list[out.Output]:
@@ -466,11 +463,8 @@ class Engine:
         if cx.s[self._r_life] == self._st_closed:
             return []
         if not cx.options.vad_window_outputs and cx.s[cx.vad_region] != cx.vad_detached:
-            speech = e.raw_accumulated_speech
-            if speech > 0.0:  # as streams.vad_window, without its output
-                cx.last_speaking_time = cx.now
-                if cx.speech_start_time is None:
-                    cx.speech_start_time = cx.onset_at(cx.now - speech)
+            if e.raw_accumulated_speech > 0.0:  # as streams.vad_window, without its output
+                cx.speech_window(e.raw_accumulated_speech)
             return []
         return [streams.vad_window(cx, e)]
 
