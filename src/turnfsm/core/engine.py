@@ -95,6 +95,16 @@ _SWITCH_EVENT: dict[type, tuple[str, str]] = {
     ev.SetStt: ("stt_attach", "stt_detach"),
     ev.SetInterruptionDetection: ("detector_attach", "detector_detach"),
 }
+
+
+def derive_routing() -> tuple[dict[type, str], dict[type, tuple[str, str]]]:
+    """The engine's routing from the input classes: class -> the chart event it raises, and
+    switch class -> (on, off) by its ``enabled`` field (:mod:`turnfsm.events` metadata)."""
+    classes = ev.input_classes()
+    return ({c: c.chart_event for c in classes if c.chart_event is not None},
+            {c: c.chart_events for c in classes if c.chart_events is not None})
+
+
 _ANSWERS = (ev.EouModelAnswered, ev.EndOfTurnAnswered)
 _NUM = (float, int)
 _MAX = ev.MAX_NUMBER

@@ -52,6 +52,17 @@ REQUIRED_STATES: dict[str, frozenset[str]] = {
     "authority": frozenset({"none", "manual_committed", "stt_committed", "stt_awaiting_final"}),
     "commit": frozenset({"awaiting_final"}),
 }
+def input_chart_events() -> frozenset[str]:
+    """The chart events the input classes raise (their ``chart_event``/``chart_events``)."""
+    names: set[str] = set()
+    for cls in ev.input_classes():
+        if cls.chart_event is not None:
+            names.add(cls.chart_event)
+        if cls.chart_events is not None:
+            names.update(cls.chart_events)
+    return frozenset(names)
+
+
 REQUIRED_EVENTS = frozenset({
     "to_vad", "to_stt", "to_manual", "to_realtime", "final", "final_settled", "preflight",
     "speech_onset", "speech_offset", "eou_trigger", "wait_due", "vad_stream_ended",

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, NamedTuple, NoReturn, cast
 
 import attrs
 
+from .. import events as ev
 from ..errors import TraceError
 from ..events import MAX_NUMBER, MAX_WAIT
 from ..options import TURN_DETECTION
@@ -79,6 +80,51 @@ NON_NEGATIVE = {"speech_duration", "silence_duration", "inference_duration",
                 "duration", "count", "sample_rate", "total_duration", "prediction_duration",
                 "detection_delay", "num_requests", "stt_flush_duration"}
 INTEGER = {"count", "sample_rate", "num_requests"}
+
+#: A trace type per field annotation of an input event class (a new annotation must be
+#: added here, or the field given ``trace_type`` metadata).
+_TRACE_TYPES = {"float": _NUM, "int": _NUM, "bool": _BOOL, "str": _STR,
+                "float | None": _OPTNUM, "bool | None": _BOOL, "dict[str, Any] | None": _ANY}
+
+
+def derive_schema() -> tuple[dict[str, dict[str, tuple[str, Any]]], set[tuple[str, str]],
+                             set[str], set[str]]:
+    """The trace format's input lines, from the event classes (:mod:`turnfsm.events`):
+    per kind its fields with their trace type and default (a class's fields but ``t``,
+    ``ref`` and its ``trace_omits``, plus its ``trace_glue``; kinds of one ``trace_group``
+    accept the group's every field), the required ``(kind, field)`` pairs (no default), the
+    names of fields never negative (``non_negative`` metadata) and of whole numbers
+    (``int``)."""
+    schema: dict[str, dict[str, tuple[str, Any]]] = {}
+    required: set[tuple[str, str]] = set()
+    non_negative: set[str] = set()
+    integer: set[str] = set()
+    groups: dict[str, dict[str, tuple[str, Any]]] = {}
+    for cls in ev.input_classes():
+        kind = cls.trace_kind
+        if kind is None:
+            continue
+        fields: dict[str, tuple[str, Any]] = {}
+        for a in attrs.fields(cls):
+            if a.name in ("t", "ref") or a.name in cls.trace_omits:
+                continue
+            typ = a.metadata.get("trace_type") or _TRACE_TYPES[str(a.type)]
+            if a.default is attrs.NOTHING:
+                required.add((kind, a.name))
+            if a.metadata.get("non_negative"):
+                non_negative.add(a.name)
+            if a.type == "int":
+                integer.add(a.name)
+            fields[a.name] = (typ, None if a.default is attrs.NOTHING else a.default)
+        fields.update(cls.trace_glue)
+        schema[kind] = fields
+        if cls.trace_group is not None:
+            groups.setdefault(cls.trace_group, {}).update(fields)
+    for cls in ev.input_classes():
+        if cls.trace_kind is not None and cls.trace_group is not None:
+            schema[cls.trace_kind] = groups[cls.trace_group]
+    return schema, required, non_negative, integer
+
 
 #: Header fields only turnfsm reads (the reference's replayer refuses them).
 TURNFSM_FIELDS = ("profile", "transcript_timeout", "backchannel_max_words",
