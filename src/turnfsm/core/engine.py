@@ -69,33 +69,6 @@ from .validate import check_input
 MAX_INBOX = 100_000
 Backend = Literal["table", "transitions"]
 
-_INPUT_EVENT: dict[type, str] = {
-    ev.VadStartOfSpeech: "vad_start",
-    ev.VadEndOfSpeech: "vad_end",
-    ev.SttStartOfSpeech: "stt_start",
-    ev.SttEndOfSpeech: "stt_end",
-    ev.SttInterim: "stt_interim",
-    ev.SttPreflight: "stt_preflight",
-    ev.SttFinal: "stt_final",
-    ev.OverlapVerdict: "overlap",
-    ev.DetectorFailed: "detector_failed",
-    ev.AgentSpeechStarted: "agent_start",
-    ev.AgentSpeechEnded: "agent_end",
-    ev.UserSpeechStarted: "user_started",
-    ev.UserSpeechEnded: "user_ended",
-    ev.OverlapSpeechEnded: "overlap_ended",
-    ev.CommitUserTurn: "commit",
-    ev.ClearUserTurn: "clear",
-    ev.EouModelAnswered: "model_answered",
-    ev.EndOfTurnAnswered: "turn_answered",
-    ev.Close: "close",
-}
-_SWITCH_EVENT: dict[type, tuple[str, str]] = {
-    ev.SetVad: ("vad_attach", "vad_detach"),
-    ev.SetStt: ("stt_attach", "stt_detach"),
-    ev.SetInterruptionDetection: ("detector_attach", "detector_detach"),
-}
-
 
 def derive_routing() -> tuple[dict[type, str], dict[type, tuple[str, str]]]:
     """The engine's routing from the input classes: class -> the chart event it raises, and
@@ -105,6 +78,8 @@ def derive_routing() -> tuple[dict[type, str], dict[type, tuple[str, str]]]:
             {c: c.chart_events for c in classes if c.chart_events is not None})
 
 
+#: input class -> chart event; switch class -> (on, off): from the classes
+_INPUT_EVENT, _SWITCH_EVENT = derive_routing()
 _ANSWERS = (ev.EouModelAnswered, ev.EndOfTurnAnswered)
 _NUM = (float, int)
 _MAX = ev.MAX_NUMBER

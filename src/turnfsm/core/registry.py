@@ -71,9 +71,7 @@ REQUIRED_EVENTS = frozenset({
     "stt_detach", "detector_attach", "detector_detach", "decision_dropped",
     "left_stt", "agent_over_user", "wait_begins", "wait_due_soon", "vad_stream_closed",
     "commit_finalizes", "commit_finalizes_after_final", "commit_cancelled", "close_settled",
-    *("vad_start", "vad_end", "stt_start", "stt_end", "stt_interim", "stt_preflight", "stt_final",
-      "overlap", "detector_failed", "agent_start", "agent_end", "user_started", "user_ended",
-      "overlap_ended", "commit", "clear", "model_answered", "turn_answered", "close"),
+    *input_chart_events(),  # the input classes' own (turnfsm.events)
 })
 
 

@@ -33,54 +33,6 @@ MAX_TRACE_TIME = MAX_NUMBER / 2
 
 _NUM, _BOOL, _STR, _OPTNUM, _ANY = "number", "bool", "string", "number-or-null", "any"
 
-_VAD = {"speech_duration": (_NUM, 0.0), "silence_duration": (_NUM, 0.0),
-        "inference_duration": (_NUM, 0.0), "probability": (_NUM, 0.0),
-        "speaking": (_BOOL, False), "raw_accumulated_speech": (_NUM, 0.0),
-        "raw_accumulated_silence": (_NUM, 0.0)}
-_TRANSCRIPT = {"text": (_STR, None), "language": (_STR, ""), "confidence": (_NUM, 0.0),
-               "start_time": (_NUM, 0.0), "end_time": (_NUM, 0.0), "request_id": (_STR, "")}
-
-SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
-    "vad.start_of_speech": _VAD,
-    "vad.inference_done": _VAD,
-    "vad.end_of_speech": _VAD,
-    "stt.start_of_speech": {"speech_start_time": (_OPTNUM, None), "request_id": (_STR, "")},
-    "stt.interim": _TRANSCRIPT,
-    "stt.preflight": _TRANSCRIPT,
-    "stt.final": _TRANSCRIPT,
-    "stt.end_of_speech": {"request_id": (_STR, "")},
-    "stt.usage": {"audio_duration": (_NUM, 0.0), "request_id": (_STR, "")},
-    "overlap": {"is_interruption": (_BOOL, None), "overlap_started_at": (_OPTNUM, None),
-                "detected_at": (_OPTNUM, None), "created_at": (_OPTNUM, None),
-                "probability": (_NUM, 0.0), "total_duration": (_NUM, 0.0),
-                "prediction_duration": (_NUM, 0.0), "detection_delay": (_NUM, 0.0),
-                "num_requests": (_NUM, 0)},
-    "detector_error": {"fallback": (_BOOL, None)},
-    "agent.speech_started": {"started_at": (_OPTNUM, None)},
-    "agent.speech_ended": {"ignore_user_transcript_until": (_OPTNUM, None)},
-    "signal.user_speech_started": {"started_at": (_OPTNUM, None), "speech_duration": (_NUM, 0.0)},
-    "signal.user_speech_ended": {"ended_at": (_OPTNUM, None), "interruption": (_BOOL, None)},
-    "signal.overlap_speech_ended": {"ended_at": (_OPTNUM, None)},
-    "commit_user_turn": {"audio_detached": (_BOOL, False), "transcript_timeout": (_NUM, 2.0),
-                         "stt_flush_duration": (_NUM, 2.0), "skip_reply": (_BOOL, False)},
-    "clear_user_turn": {},
-    "audio": {"duration": (_NUM, 0.02), "count": (_NUM, 1), "sample_rate": (_NUM, 16000),
-              "skip_stt": (_BOOL, False)},
-    "update_options": {"endpointing": (_ANY, None), "turn_detection": (_ANY, None),
-                       "user_turn_limit": (_ANY, None)},
-    "set_vad": {"enabled": (_BOOL, None)},
-    "set_stt": {"enabled": (_BOOL, None)},
-    "set_interruption_detection": {"enabled": (_BOOL, None)},
-}
-REQUIRED = {("stt.interim", "text"), ("stt.preflight", "text"), ("stt.final", "text"),
-            ("overlap", "is_interruption"), ("set_vad", "enabled"), ("set_stt", "enabled"),
-            ("set_interruption_detection", "enabled")}
-NON_NEGATIVE = {"speech_duration", "silence_duration", "inference_duration",
-                "raw_accumulated_speech", "raw_accumulated_silence", "audio_duration",
-                "duration", "count", "sample_rate", "total_duration", "prediction_duration",
-                "detection_delay", "num_requests", "stt_flush_duration"}
-INTEGER = {"count", "sample_rate", "num_requests"}
-
 #: A trace type per field annotation of an input event class (a new annotation must be
 #: added here, or the field given ``trace_type`` metadata).
 _TRACE_TYPES = {"float": _NUM, "int": _NUM, "bool": _BOOL, "str": _STR,
@@ -124,6 +76,11 @@ def derive_schema() -> tuple[dict[str, dict[str, tuple[str, Any]]], set[tuple[st
         if cls.trace_kind is not None and cls.trace_group is not None:
             schema[cls.trace_kind] = groups[cls.trace_group]
     return schema, required, non_negative, integer
+
+
+#: per kind: field -> (trace type, default); the (kind, field) pairs a line must give; the
+#: fields never negative and the whole numbers (by name, whatever the kind)
+SCHEMA, REQUIRED, NON_NEGATIVE, INTEGER = derive_schema()
 
 
 #: Header fields only turnfsm reads (the reference's replayer refuses them).
@@ -446,7 +403,8 @@ def _load_msgspec() -> None:
     window_line = msgspec.defstruct(
         "WindowLine",
         [("t", time), ("kind", Literal["vad.inference_done"]),
-         *((k, bool if k == "speaking" else num, default) for k, (_typ, default) in _VAD.items())],
+         *((k, bool if k == "speaking" else num, default)
+           for k, (_typ, default) in SCHEMA["vad.inference_done"].items())],
         forbid_unknown_fields=True, gc=False)
     _fast_decode = msgspec.json.Decoder().decode
     _window_decode = msgspec.json.Decoder(window_line).decode
@@ -576,7 +534,8 @@ class _Inputs:
 _FIELDS: dict[str, dict[str, tuple[str, bool, bool]]] = {
     kind: {k: (typ, k in NON_NEGATIVE, k in INTEGER) for k, (typ, _d) in schema.items()}
     for kind, schema in SCHEMA.items()}
-_WINDOW_NUMBERS = frozenset(["t", *(k for k, (typ, _d) in _VAD.items() if typ == _NUM)])
+_WINDOW_NUMBERS = frozenset(["t", *(k for k, (typ, _d) in SCHEMA["vad.inference_done"].items()
+                                     if typ == _NUM)])
 _REQUIRED_BY_KIND: dict[str, tuple[str, ...]] = {}
 for _kind, _field in sorted(REQUIRED):
     _REQUIRED_BY_KIND[_kind] = (*_REQUIRED_BY_KIND.get(_kind, ()), _field)
