@@ -26,7 +26,7 @@ from ..core.engine import Backend
 from ..core.profiles import Profile, get_profile
 from ..errors import ConfigError, InputError, TraceError
 from ..host import Scheduler
-from ..options import EngineOptions, UserTurnLimit
+from ..options import EngineOptions, UserTurnLimit, profile_options
 from .trace import TRACE_PROFILE, Trace, TraceInput, TraceStream, dumps, output_line, read_trace
 
 
@@ -64,7 +64,7 @@ def engine_options(cfg: dict[str, Any], within: str | Path | None = None) -> Eng
         changes["user_turn_limit"] = UserTurnLimit.from_mapping(cfg["user_turn_limit"])
     if keep("glue.speech_feedback"):
         changes["speech_feedback"] = cfg["glue"]["speech_feedback"]
-    for k in ("transcript_timeout", "backchannel_max_words", "backchannel_max_duration"):
+    for k in profile_options():  # turnfsm's own header keys
         if k in cfg:
             changes[k] = cfg[k]
     return profile.options(changes)

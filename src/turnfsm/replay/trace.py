@@ -21,7 +21,7 @@ import attrs
 from .. import events as ev
 from ..errors import TraceError
 from ..events import MAX_NUMBER, MAX_WAIT
-from ..options import TURN_DETECTION
+from ..options import TURN_DETECTION, profile_options
 
 #: The longest trace line accepted (characters): a line is one input, a few hundred bytes;
 #: a transcript of an hour's speech fits. Longer lines are refused before they are decoded.
@@ -84,8 +84,7 @@ SCHEMA, REQUIRED, NON_NEGATIVE, INTEGER = derive_schema()
 
 
 #: Header fields only turnfsm reads (the reference's replayer refuses them).
-TURNFSM_FIELDS = ("profile", "transcript_timeout", "backchannel_max_words",
-                  "backchannel_max_duration")
+TURNFSM_FIELDS = ("profile", *profile_options())
 CONFIG_FIELDS = {"comment", "turn_detection", "vad", "stt", "interruption_detection",
                  "endpointing", "turn_detector", "backchannel_boundary", "user_turn_limit",
                  "end_of_turn_returns", "glue", "time_limit", *TURNFSM_FIELDS}
@@ -290,18 +289,19 @@ def parse_config(header: dict[str, Any], err: Any) -> Config:
         _check_value(cfg[k], _BOOL, err, k)
     _check_value(cfg["time_limit"], _NUM, err, "time_limit")
     _check_value(cfg["profile"], _STR, err, "profile")
-    if "transcript_timeout" in header:
-        _check_value(cfg["transcript_timeout"], _NUM, err, "transcript_timeout")
-        if cfg["transcript_timeout"] <= 0:
-            err("must be positive", "transcript_timeout")
-    if "backchannel_max_words" in header:
-        v = cfg["backchannel_max_words"]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            err("must be a whole number >= 0", "backchannel_max_words")
-    if "backchannel_max_duration" in header:
-        _check_value(cfg["backchannel_max_duration"], _NUM, err, "backchannel_max_duration")
-        if cfg["backchannel_max_duration"] < 0:
-            err("must not be negative", "backchannel_max_duration")
+    for k, info in profile_options().items():  # turnfsm's own header keys, by their bounds
+        if k not in header:
+            continue
+        v = cfg[k]
+        if info.bounds == "count":
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                err("must be a whole number >= 0", k)
+            continue
+        _check_value(v, _NUM, err, k)
+        if info.bounds == "positive" and v <= 0:
+            err("must be positive", k)
+        if info.bounds == "non_negative" and v < 0:
+            err("must not be negative", k)
     if cfg["time_limit"] < 0:
         err("must not be negative", "time_limit")
     _check_endpointing(header.get("endpointing") or {}, err, "endpointing")
