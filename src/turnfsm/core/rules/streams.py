@@ -37,7 +37,8 @@ def vad_window(cx: Context, e: ev.VadInferenceDone) -> out.Output:
     t = cx.now
     if cx.s[cx.vad_region] == cx.vad_detached:  # in_state("vad_input", "detached"), inlined
         return out.InputDropped(t=t, ref=e.ref, reason="vad_inactive")
-    cx.speech_window(e.raw_accumulated_speech)
+    if e.raw_accumulated_speech > 0.0:  # silence moves nothing: no call
+        cx.speech_window(e.raw_accumulated_speech)
     return out.VadInference(t=t, ref=e.ref)
 
 
