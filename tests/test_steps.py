@@ -307,3 +307,32 @@ def test_vad_window_outputs_can_be_turned_off() -> None:
         runs.append([(o.t, o.new_transcript, o.started_speaking_at, o.stopped_speaking_at)
                      for o in outs if isinstance(o, out.EndOfTurn)])
     assert runs[0] == runs[1] == [(1.9, "hi", 1.0, 1.4)]
+
+
+def test_every_vad_window_path_moves_the_anchor_alike() -> None:
+    """The four ways a window reaches the engine (an event with and without window outputs,
+    the object-free ``vad_window``, an event seen by a window observer) leave the same
+    end-of-turn anchor and onset: silence moves nothing, speech moves the anchor to the
+    window and sets an unknown onset, never before the last delivery (I7)."""
+    seen = []
+    for path in ("event", "quiet", "direct", "observed"):
+        e = Engine(EngineOptions(vad_window_outputs=path != "quiet"))
+        if path == "observed":
+            e.add_observer(lambda r: None, vad_windows=True)
+
+        def window(t: float, speech: float, e: Engine = e, path: str = path) -> None:
+            if path == "direct":
+                assert e.vad_window(t, speech) == 1
+            else:
+                e.handle(ev.VadInferenceDone(t=t, raw_accumulated_speech=speech))
+        e.handle(ev.ClearUserTurn(t=0.5))  # the onset floor: 0.5
+        window(0.6, 0.0)
+        marks = [(e.cx.last_speaking_time, e.cx.speech_start_time)]
+        window(0.8, 0.6)  # a run from 0.2, cut at the floor
+        marks.append((e.cx.last_speaking_time, e.cx.speech_start_time))
+        window(1.0, 0.0)  # silence after speech keeps the anchor
+        window(1.2, 0.3)  # the onset is known: only the anchor moves
+        marks.append((e.cx.last_speaking_time, e.cx.speech_start_time))
+        seen.append(marks)
+    assert seen[0] == [(None, None), (0.8, 0.5), (1.2, 0.5)]
+    assert seen[1] == seen[0] and seen[2] == seen[0] and seen[3] == seen[0]

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from .errors import TurnFsmError
 from .messages import one_line
+from .options import profile_options
 from .outfiles import OutputPathError, check_output_dir, check_output_file, write_text
 
 
@@ -193,9 +194,7 @@ def _threshold(v: str) -> float:
 PROFILE_OPTIONS: dict[str, tuple[str, ...]] = {
     "turn_detection": ("turn_detection",), "min_delay": ("endpointing", "min_delay"),
     "max_delay": ("endpointing", "max_delay"), "endpointing": ("endpointing", "mode"),
-    "transcript_timeout": ("transcript_timeout",),
-    "backchannel_max_words": ("backchannel_max_words",),
-    "backchannel_max_duration": ("backchannel_max_duration",)}
+    **{k: (k,) for k in profile_options()}}
 
 
 def _profile_default(dest: str, profile: str | None = None) -> Any:
@@ -280,17 +279,10 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
                     help="the behaviour profile: default, livekit, or a profile file (its "
                          "options are the defaults of the flags above); the trace written "
                          "by --out-trace names it")
-    lp.add_argument("--transcript-timeout", type=_positive_seconds, default=None,
-                    metavar="SECONDS",
-                    help="default profile: how long after an end of speech its final "
-                         "transcript is awaited")
-    lp.add_argument("--backchannel-max-words", type=_count, default=None, metavar="N",
-                    help="default profile: utterances over agent speech of at most this many "
-                         "words are backchannels")
-    lp.add_argument("--backchannel-max-duration", type=_positive_seconds, default=None,
-                    metavar="SECONDS",
-                    help="default profile, without transcripts: speech over agent speech no "
-                         "detector judged, at most this long, is a backchannel")
+    types = {"positive_seconds": _positive_seconds, "count": _count}
+    for k, info in profile_options().items():  # declared on EngineOptions' fields
+        lp.add_argument(info.flag, dest=k, type=types[info.cli_type], default=None,
+                        metavar=info.metavar, help=info.cli_help)
     lp.add_argument("--chart", help="run this state chart instead of the profile's")
     lp.add_argument("-q", "--quiet", action="store_true", help="no timeline")
 

@@ -141,6 +141,30 @@ def _max_duration_bc(v: Any) -> float:
     return float(v)
 
 
+Bounds = Literal["positive", "non_negative", "count"]
+
+
+@attrs.frozen
+class OptionInfo:
+    """What the rest of turnfsm derives from a profile option of :class:`EngineOptions`
+    (declared once, as the field's ``metadata["turnfsm"]``): the trace header key of the
+    same name (turnfsm's own: the reference's replayer refuses it), checked by ``bounds``;
+    the ``listen`` flag; the tuning grid's entry. Read with :func:`profile_options`."""
+
+    flag: str  # the ``listen`` flag (its dest is the option's name)
+    metavar: str
+    cli_type: Literal["positive_seconds", "count"]  # the flag's argument type
+    cli_help: str
+    bounds: Bounds  # in a trace header and a tuning grid
+    grid_default: str  # the value a WAV session gets when a grid does not name it
+    grid_help: str
+    profile: str = "default"  # the profile whose chart reads it (a grid requires it)
+
+
+def _info(default: Any, converter: Any, info: OptionInfo) -> Any:
+    return attrs.field(default=default, converter=converter, metadata={"turnfsm": info})
+
+
 def turn_detection(v: Any) -> TurnDetection | None:
     """``v`` checked as a turn-detection mode (None = automatic, as ``vad``)."""
     if v not in TURN_DETECTION:
@@ -166,14 +190,40 @@ class EngineOptions:
     vad_window_outputs: bool = True
     # default profile: how long after a VAD end of speech the final transcript of that
     # speech is awaited before the turn may end without it (the STT's latency, seconds)
-    transcript_timeout: float = attrs.field(default=1.5, converter=_timeout)
+    transcript_timeout: float = _info(1.5, _timeout, OptionInfo(
+        flag="--transcript-timeout", metavar="SECONDS", cli_type="positive_seconds",
+        cli_help="default profile: how long after an end of speech its final transcript is "
+                 "awaited",
+        bounds="positive", grid_default="1.5",
+        grid_help="default profile: how long after an end of speech its final transcript is "
+                  "awaited before the turn may end without it (s)"))
     # default profile: an utterance over agent speech of at most this many words (or a
     # phrase of the backchannel list) is a backchannel (0: only the list)
-    backchannel_max_words: int = attrs.field(default=2, converter=_max_words_bc)
+    backchannel_max_words: int = _info(2, _max_words_bc, OptionInfo(
+        flag="--backchannel-max-words", metavar="N", cli_type="count",
+        cli_help="default profile: utterances over agent speech of at most this many words "
+                 "are backchannels",
+        bounds="count", grid_default="2",
+        grid_help="default profile: user speech over the agent of at most this many words (or "
+                  "a phrase of the backchannel list) is a backchannel: dropped, no "
+                  "interruption"))
     # default profile, without transcripts (no STT attached) and without a detector's
     # verdict: a VAD segment over agent speech at most this long (seconds, from its onset to
     # the end of its speech) is a backchannel (0: none is)
-    backchannel_max_duration: float = attrs.field(default=1.0, converter=_max_duration_bc)
+    backchannel_max_duration: float = _info(1.0, _max_duration_bc, OptionInfo(
+        flag="--backchannel-max-duration", metavar="SECONDS", cli_type="positive_seconds",
+        cli_help="default profile, without transcripts: speech over agent speech no detector "
+                 "judged, at most this long, is a backchannel",
+        bounds="non_negative", grid_default="1.0",
+        grid_help="default profile, sessions without transcripts: user speech over the agent "
+                  "no detector judged, at most this long, is a backchannel (s)"))
+
+
+def profile_options() -> dict[str, OptionInfo]:
+    """The options a profile's chart reads that carry :class:`OptionInfo` (trace header
+    keys, ``listen`` flags, tuning grid entries), in field order."""
+    return {a.name: a.metadata["turnfsm"] for a in attrs.fields(EngineOptions)
+            if "turnfsm" in a.metadata}
 
 
 def options_with(base: EngineOptions, changes: Mapping[str, Any], where: str = "options"

@@ -10,6 +10,7 @@ from typing import Any
 from ..core.profiles import get_profile
 from ..errors import TurnFsmError
 from ..messages import one_line
+from ..options import profile_options
 from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps
 from .listen import ListenOptions, Progress, stream_trace, trace_lines
 from .transcripts import read_words
@@ -30,12 +31,10 @@ def listen_command(args: argparse.Namespace) -> int:
 FLAGS = {"endpointing.min_delay": "--min-delay", "endpointing.max_delay": "--max-delay",
          "min_delay": "--min-delay", "max_delay": "--max-delay",
          "endpointing.mode": "--endpointing", "turn_detection": "--turn-detection",
-         "transcript_timeout": "--transcript-timeout",
-         "backchannel_max_words": "--backchannel-max-words",
-         "backchannel_max_duration": "--backchannel-max-duration",
          "endpointing delays": "--min-delay/--max-delay",
          "vad.activation_threshold": "--vad-threshold",
-         "vad.min_silence_duration": "--min-silence"}
+         "vad.min_silence_duration": "--min-silence",
+         **{k: info.flag for k, info in profile_options().items()}}
 
 
 def flag_names(message: str) -> str:
@@ -65,12 +64,9 @@ def engine_changes(args: argparse.Namespace, profile: Any, stereo: bool,
         changes["interruption_detection"] = args.interruption_detection == "on"
     elif "interruption_detection" not in profile.option_defaults:
         changes["interruption_detection"] = stereo
-    if args.transcript_timeout is not None:
-        changes["transcript_timeout"] = args.transcript_timeout
-    if args.backchannel_max_words is not None:
-        changes["backchannel_max_words"] = args.backchannel_max_words
-    if args.backchannel_max_duration is not None:
-        changes["backchannel_max_duration"] = args.backchannel_max_duration
+    for k in profile_options():  # each flag's dest is its option's name
+        if getattr(args, k) is not None:
+            changes[k] = getattr(args, k)
     return changes
 
 

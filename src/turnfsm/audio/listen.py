@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..options import EngineOptions
+from ..options import EngineOptions, profile_options
 from ..replay import Trace, TraceInput
 from ..replay.trace import parse_config
 from .transcripts import Whisper, Word, shared_whisper, whisper_lines, words_lines
@@ -76,9 +76,8 @@ def _header(path: str, o: ListenOptions) -> dict[str, Any]:
     if o.model is not None:
         h["turn_detector"] = o.model
     if o.profile != "livekit":
-        h["transcript_timeout"] = e.transcript_timeout
-        h["backchannel_max_words"] = e.backchannel_max_words
-        h["backchannel_max_duration"] = e.backchannel_max_duration
+        for k in profile_options():  # turnfsm's own header keys
+            h[k] = getattr(e, k)
     return h
 
 

@@ -218,6 +218,16 @@ class Context:
         floor = self.onset_floor
         return t if floor is None or t >= floor else floor
 
+    def speech_window(self, speech: float) -> None:
+        """R11, the one place a VAD window updates the turn: a window with speech
+        (``speech``: the run's accumulated seconds) moves the end-of-turn anchor to now and
+        sets the onset if it is unknown (the run's part after the last delivery, I7)."""
+        if speech > 0.0:
+            now = self.now
+            self.last_speaking_time = now
+            if self.speech_start_time is None:
+                self.speech_start_time = self.onset_at(now - speech)
+
     def raise_onset_floor(self) -> None:
         """A turn ended here (accepted, cleared, or a dropped backchannel): later turns'
         onsets are not earlier; an onset already known moves up to now."""

@@ -69,32 +69,17 @@ from .validate import check_input
 MAX_INBOX = 100_000
 Backend = Literal["table", "transitions"]
 
-_INPUT_EVENT: dict[type, str] = {
-    ev.VadStartOfSpeech: "vad_start",
-    ev.VadEndOfSpeech: "vad_end",
-    ev.SttStartOfSpeech: "stt_start",
-    ev.SttEndOfSpeech: "stt_end",
-    ev.SttInterim: "stt_interim",
-    ev.SttPreflight: "stt_preflight",
-    ev.SttFinal: "stt_final",
-    ev.OverlapVerdict: "overlap",
-    ev.DetectorFailed: "detector_failed",
-    ev.AgentSpeechStarted: "agent_start",
-    ev.AgentSpeechEnded: "agent_end",
-    ev.UserSpeechStarted: "user_started",
-    ev.UserSpeechEnded: "user_ended",
-    ev.OverlapSpeechEnded: "overlap_ended",
-    ev.CommitUserTurn: "commit",
-    ev.ClearUserTurn: "clear",
-    ev.EouModelAnswered: "model_answered",
-    ev.EndOfTurnAnswered: "turn_answered",
-    ev.Close: "close",
-}
-_SWITCH_EVENT: dict[type, tuple[str, str]] = {
-    ev.SetVad: ("vad_attach", "vad_detach"),
-    ev.SetStt: ("stt_attach", "stt_detach"),
-    ev.SetInterruptionDetection: ("detector_attach", "detector_detach"),
-}
+
+def derive_routing() -> tuple[dict[type, str], dict[type, tuple[str, str]]]:
+    """The engine's routing from the input classes: class -> the chart event it raises, and
+    switch class -> (on, off) by its ``enabled`` field (:mod:`turnfsm.events` metadata)."""
+    classes = ev.input_classes()
+    return ({c: c.chart_event for c in classes if c.chart_event is not None},
+            {c: c.chart_events for c in classes if c.chart_events is not None})
+
+
+#: input class -> chart event; switch class -> (on, off): from the classes
+_INPUT_EVENT, _SWITCH_EVENT = derive_routing()
 _ANSWERS = (ev.EouModelAnswered, ev.EndOfTurnAnswered)
 _NUM = (float, int)
 _MAX = ev.MAX_NUMBER
@@ -442,11 +427,8 @@ class Engine:
             return -1
         if s[cx.vad_region] == cx.vad_detached:
             return 0
-        if speech > 0.0:
-            now = cx.now
-            cx.last_speaking_time = now
-            if cx.speech_start_time is None:  # as streams.vad_window
-                cx.speech_start_time = cx.onset_at(now - speech)
+        if speech > 0.0:  # silence moves nothing: no call on the hot path
+            cx.speech_window(speech)
         return 1
 
     def _vad_window(self, e: ev.VadInferenceDone) -> list[out.Output]:
@@ -472,11 +454,8 @@ class Engine:
         if cx.s[self._r_life] == self._st_closed:
             return []
         if not cx.options.vad_window_outputs and cx.s[cx.vad_region] != cx.vad_detached:
-            speech = e.raw_accumulated_speech
-            if speech > 0.0:  # as streams.vad_window, without its output
-                cx.last_speaking_time = cx.now
-                if cx.speech_start_time is None:
-                    cx.speech_start_time = cx.onset_at(cx.now - speech)
+            if e.raw_accumulated_speech > 0.0:  # as streams.vad_window, without its output
+                cx.speech_window(e.raw_accumulated_speech)
             return []
         return [streams.vad_window(cx, e)]
 

@@ -52,6 +52,17 @@ REQUIRED_STATES: dict[str, frozenset[str]] = {
     "authority": frozenset({"none", "manual_committed", "stt_committed", "stt_awaiting_final"}),
     "commit": frozenset({"awaiting_final"}),
 }
+def input_chart_events() -> frozenset[str]:
+    """The chart events the input classes raise (their ``chart_event``/``chart_events``)."""
+    names: set[str] = set()
+    for cls in ev.input_classes():
+        if cls.chart_event is not None:
+            names.add(cls.chart_event)
+        if cls.chart_events is not None:
+            names.update(cls.chart_events)
+    return frozenset(names)
+
+
 REQUIRED_EVENTS = frozenset({
     "to_vad", "to_stt", "to_manual", "to_realtime", "final", "final_settled", "preflight",
     "speech_onset", "speech_offset", "eou_trigger", "wait_due", "vad_stream_ended",
@@ -60,9 +71,7 @@ REQUIRED_EVENTS = frozenset({
     "stt_detach", "detector_attach", "detector_detach", "decision_dropped",
     "left_stt", "agent_over_user", "wait_begins", "wait_due_soon", "vad_stream_closed",
     "commit_finalizes", "commit_finalizes_after_final", "commit_cancelled", "close_settled",
-    *("vad_start", "vad_end", "stt_start", "stt_end", "stt_interim", "stt_preflight", "stt_final",
-      "overlap", "detector_failed", "agent_start", "agent_end", "user_started", "user_ended",
-      "overlap_ended", "commit", "clear", "model_answered", "turn_answered", "close"),
+    *input_chart_events(),  # the input classes' own (turnfsm.events)
 })
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+import attrs
+
 from .. import events as ev
 from .. import outputs as out
 from ..chart import Chart
@@ -24,7 +26,7 @@ from ..core.engine import Backend
 from ..core.profiles import Profile, get_profile
 from ..errors import ConfigError, InputError, TraceError
 from ..host import Scheduler
-from ..options import EngineOptions, UserTurnLimit
+from ..options import EngineOptions, UserTurnLimit, profile_options
 from .trace import TRACE_PROFILE, Trace, TraceInput, TraceStream, dumps, output_line, read_trace
 
 
@@ -62,7 +64,7 @@ def engine_options(cfg: dict[str, Any], within: str | Path | None = None) -> Eng
         changes["user_turn_limit"] = UserTurnLimit.from_mapping(cfg["user_turn_limit"])
     if keep("glue.speech_feedback"):
         changes["speech_feedback"] = cfg["glue"]["speech_feedback"]
-    for k in ("transcript_timeout", "backchannel_max_words", "backchannel_max_duration"):
+    for k in profile_options():  # turnfsm's own header keys
         if k in cfg:
             changes[k] = cfg[k]
     return profile.options(changes)
@@ -93,6 +95,41 @@ class ScriptedModel:
         probs = self.opts["probabilities"]
         p = probs[min(n, len(probs)) - 1] if probs else self.opts["probability"]
         return n, float(p), n in (self.opts["fail_calls"] or [])
+
+
+def input_builder(cls: type[ev.Input]) -> Callable[[float, Any, dict[str, Any]], ev.Input]:
+    """A function ``(t, ref, fields) -> event`` for the trace lines of input class ``cls``:
+    each of its fields (but ``t``, ``ref`` and its ``trace_omits``) from the line's field of
+    that name, else the class default (or ``t``, with ``trace_default`` metadata ``"t"``);
+    whole numbers as ``int``. Compiled once per class, as attrs compiles ``__init__``: the
+    replay builds about two thousand events a second of conversation."""
+    args = []
+    for a in attrs.fields(cls):
+        n = a.name
+        if n in ("t", "ref") or n in cls.trace_omits:
+            continue
+        if a.default is attrs.NOTHING:
+            v = f"f[{n!r}]"  # required: the reader checked it is there
+        elif a.metadata.get("trace_default") == "t":
+            v = f"t if g({n!r}) is None else f[{n!r}]"
+        elif a.default is None:
+            v = f"g({n!r})"
+        else:
+            v = f"g({n!r}, {a.default!r})"
+        args.append(f"{n}=int({v})" if a.type == "int" else f"{n}={v}")
+    src = ("def build(t, ref, f):\n    g = f.get\n"
+           f"    return cls(t=t, ref=ref{''.join(', ' + x for x in args)})\n")
+    scope: dict[str, Any] = {"cls": cls}
+    exec(compile(src, f"<trace builder {cls.__name__}>", "exec"), scope)
+    return scope["build"]  # type: ignore[no-any-return]
+
+
+#: Trace kind -> the builder of its event.
+BUILDERS: dict[str, Callable[[float, Any, dict[str, Any]], ev.Input]] = {
+    c.trace_kind: input_builder(c) for c in ev.input_classes() if c.trace_kind is not None}
+#: Kinds whose replay does more than feed the line's event (what a host adds around it).
+_GLUE = frozenset({"detector_error", "agent.speech_started", "update_options",
+                   "set_interruption_detection"})
 
 
 class Replay:
@@ -295,50 +332,18 @@ class Replay:
     # -- inputs --------------------------------------------------------------------------------
 
     def apply(self, i: TraceInput) -> None:
+        """Feed the event of one trace input (built from the event classes' metadata), with
+        the glue a host would add around four kinds."""
         assert self.engine is not None
         k, f, t, ref = i.kind, i.fields, i.t, i.line
-        g = f.get
-        if k == "vad.start_of_speech":
-            self.feed(ev.VadStartOfSpeech(t=t, ref=ref, speech_duration=g("speech_duration", 0.0),
-                                          inference_duration=g("inference_duration", 0.0)))
-        elif k == "vad.inference_done":
-            self.feed(ev.VadInferenceDone(
-                t=t, ref=ref, raw_accumulated_speech=g("raw_accumulated_speech", 0.0),
-                raw_accumulated_silence=g("raw_accumulated_silence", 0.0),
-                speech_duration=g("speech_duration", 0.0), probability=g("probability", 0.0),
-                speaking=g("speaking", False), inference_duration=g("inference_duration", 0.0)))
-        elif k == "vad.end_of_speech":
-            self.feed(ev.VadEndOfSpeech(t=t, ref=ref, silence_duration=g("silence_duration", 0.0),
-                                        inference_duration=g("inference_duration", 0.0),
-                                        speech_duration=g("speech_duration", 0.0)))
-        elif k in ("stt.interim", "stt.preflight", "stt.final"):
-            cls = {"stt.interim": ev.SttInterim, "stt.preflight": ev.SttPreflight,
-                   "stt.final": ev.SttFinal}[k]
-            self.feed(cls(t=t, ref=ref, text=f["text"], language=g("language", ""),
-                          confidence=g("confidence", 0.0), start_time=g("start_time", 0.0),
-                          end_time=g("end_time", 0.0), request_id=g("request_id", "")))
-        elif k == "stt.start_of_speech":
-            self.feed(ev.SttStartOfSpeech(t=t, ref=ref, request_id=g("request_id", ""),
-                                          speech_start_time=g("speech_start_time")))
-        elif k == "stt.end_of_speech":
-            self.feed(ev.SttEndOfSpeech(t=t, ref=ref, request_id=g("request_id", "")))
-        elif k == "stt.usage":
-            self.feed(ev.SttUsage(t=t, ref=ref, request_id=g("request_id", ""),
-                                  audio_duration=g("audio_duration", 0.0)))
-        elif k == "overlap":
-            self.feed(ev.OverlapVerdict(
-                t=t, ref=ref, is_interruption=f["is_interruption"],
-                overlap_started_at=g("overlap_started_at"),
-                detected_at=t if g("detected_at") is None else f["detected_at"],
-                created_at=t if g("created_at") is None else f["created_at"],
-                probability=g("probability", 0.0), total_duration=g("total_duration", 0.0),
-                prediction_duration=g("prediction_duration", 0.0),
-                detection_delay=g("detection_delay", 0.0), num_requests=int(g("num_requests", 0))))
+        build = BUILDERS[k]  # the reader refuses unknown kinds
+        if k not in _GLUE:
+            self.feed(build(t, ref, f))
         elif k == "detector_error":
-            fallback = g("fallback")
+            fallback = f.get("fallback")
             if fallback is None:
                 fallback = self.glue["detector_error_fallback"]
-            outs = self.engine.handle(ev.DetectorFailed(t=t, ref=ref))
+            outs = self.engine.handle(build(t, ref, f))
             # a failure with no live detector is dropped as such: the detector was not live
             live = not any(isinstance(o, out.InputDropped) and o.reason == "detector_inactive"
                            for o in outs)
@@ -347,48 +352,20 @@ class Replay:
                 self.detection_enabled = False
                 self.feed(ev.SetInterruptionDetection(t=t, ref=ref, enabled=False))
         elif k == "agent.speech_started":
-            self.feed(ev.AgentSpeechStarted(t=t, ref=ref, started_at=g("started_at")))
+            self.feed(build(t, ref, f))
             self.boundary_registered = bool(
                 self.glue["boundary_callback"] and self.detection_enabled
                 and any(tm.kind is TimerKind.BOUNDARY_EXPIRED for tm in self.engine.timers()))
-        elif k == "agent.speech_ended":
-            self.feed(ev.AgentSpeechEnded(
-                t=t, ref=ref, ignore_user_transcript_until=g("ignore_user_transcript_until")))
-        elif k == "signal.user_speech_started":
-            self.feed(ev.UserSpeechStarted(t=t, ref=ref, started_at=g("started_at"),
-                                           speech_duration=g("speech_duration", 0.0)))
-        elif k == "signal.user_speech_ended":
-            self.feed(ev.UserSpeechEnded(t=t, ref=ref, ended_at=g("ended_at"),
-                                         interruption=g("interruption")))
-        elif k == "signal.overlap_speech_ended":
-            self.feed(ev.OverlapSpeechEnded(t=t, ref=ref, ended_at=g("ended_at")))
-        elif k == "commit_user_turn":
-            self.feed(ev.CommitUserTurn(
-                t=t, ref=ref, audio_detached=g("audio_detached", False),
-                transcript_timeout=g("transcript_timeout", 2.0),
-                stt_flush_duration=g("stt_flush_duration", 2.0), skip_reply=g("skip_reply", False)))
-        elif k == "clear_user_turn":
-            self.feed(ev.ClearUserTurn(t=t, ref=ref))
-        elif k == "audio":
-            self.feed(ev.AudioPushed(t=t, ref=ref, duration=g("duration", 0.02),
-                                     count=int(g("count", 1)),
-                                     sample_rate=int(g("sample_rate", 16000)),
-                                     skip_stt=g("skip_stt", False)))
         elif k == "update_options":
+            # a line sets turn_detection by naming it; a limit replaces the limits
             self.feed(ev.UpdateOptions(
-                t=t, ref=ref, endpointing=g("endpointing"),
-                set_turn_detection="turn_detection" in f, turn_detection=g("turn_detection"),
+                t=t, ref=ref, endpointing=f.get("endpointing"),
+                set_turn_detection="turn_detection" in f, turn_detection=f.get("turn_detection"),
                 user_turn_limit=(dict(USER_LIMIT_NONE, **(f["user_turn_limit"] or {}))
                                  if "user_turn_limit" in f else None)))
-        elif k == "set_vad":
-            self.feed(ev.SetVad(t=t, ref=ref, enabled=f["enabled"]))
-        elif k == "set_stt":
-            self.feed(ev.SetStt(t=t, ref=ref, enabled=f["enabled"]))
-        elif k == "set_interruption_detection":
+        else:  # set_interruption_detection
             self.detection_enabled = bool(f["enabled"])
-            self.feed(ev.SetInterruptionDetection(t=t, ref=ref, enabled=f["enabled"]))
-        else:  # pragma: no cover - the reader refuses unknown kinds
-            raise ValueError(k)
+            self.feed(build(t, ref, f))
 
     # -- main ------------------------------------------------------------------------------
 

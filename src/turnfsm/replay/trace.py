@@ -18,9 +18,10 @@ from typing import Annotated, Any, Literal, NamedTuple, NoReturn, cast
 
 import attrs
 
+from .. import events as ev
 from ..errors import TraceError
 from ..events import MAX_NUMBER, MAX_WAIT
-from ..options import TURN_DETECTION
+from ..options import TURN_DETECTION, profile_options
 
 #: The longest trace line accepted (characters): a line is one input, a few hundred bytes;
 #: a transcript of an hour's speech fits. Longer lines are refused before they are decoded.
@@ -32,57 +33,58 @@ MAX_TRACE_TIME = MAX_NUMBER / 2
 
 _NUM, _BOOL, _STR, _OPTNUM, _ANY = "number", "bool", "string", "number-or-null", "any"
 
-_VAD = {"speech_duration": (_NUM, 0.0), "silence_duration": (_NUM, 0.0),
-        "inference_duration": (_NUM, 0.0), "probability": (_NUM, 0.0),
-        "speaking": (_BOOL, False), "raw_accumulated_speech": (_NUM, 0.0),
-        "raw_accumulated_silence": (_NUM, 0.0)}
-_TRANSCRIPT = {"text": (_STR, None), "language": (_STR, ""), "confidence": (_NUM, 0.0),
-               "start_time": (_NUM, 0.0), "end_time": (_NUM, 0.0), "request_id": (_STR, "")}
+#: A trace type per field annotation of an input event class (a new annotation must be
+#: added here, or the field given ``trace_type`` metadata).
+_TRACE_TYPES = {"float": _NUM, "int": _NUM, "bool": _BOOL, "str": _STR,
+                "float | None": _OPTNUM, "bool | None": _BOOL, "dict[str, Any] | None": _ANY}
 
-SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
-    "vad.start_of_speech": _VAD,
-    "vad.inference_done": _VAD,
-    "vad.end_of_speech": _VAD,
-    "stt.start_of_speech": {"speech_start_time": (_OPTNUM, None), "request_id": (_STR, "")},
-    "stt.interim": _TRANSCRIPT,
-    "stt.preflight": _TRANSCRIPT,
-    "stt.final": _TRANSCRIPT,
-    "stt.end_of_speech": {"request_id": (_STR, "")},
-    "stt.usage": {"audio_duration": (_NUM, 0.0), "request_id": (_STR, "")},
-    "overlap": {"is_interruption": (_BOOL, None), "overlap_started_at": (_OPTNUM, None),
-                "detected_at": (_OPTNUM, None), "created_at": (_OPTNUM, None),
-                "probability": (_NUM, 0.0), "total_duration": (_NUM, 0.0),
-                "prediction_duration": (_NUM, 0.0), "detection_delay": (_NUM, 0.0),
-                "num_requests": (_NUM, 0)},
-    "detector_error": {"fallback": (_BOOL, None)},
-    "agent.speech_started": {"started_at": (_OPTNUM, None)},
-    "agent.speech_ended": {"ignore_user_transcript_until": (_OPTNUM, None)},
-    "signal.user_speech_started": {"started_at": (_OPTNUM, None), "speech_duration": (_NUM, 0.0)},
-    "signal.user_speech_ended": {"ended_at": (_OPTNUM, None), "interruption": (_BOOL, None)},
-    "signal.overlap_speech_ended": {"ended_at": (_OPTNUM, None)},
-    "commit_user_turn": {"audio_detached": (_BOOL, False), "transcript_timeout": (_NUM, 2.0),
-                         "stt_flush_duration": (_NUM, 2.0), "skip_reply": (_BOOL, False)},
-    "clear_user_turn": {},
-    "audio": {"duration": (_NUM, 0.02), "count": (_NUM, 1), "sample_rate": (_NUM, 16000),
-              "skip_stt": (_BOOL, False)},
-    "update_options": {"endpointing": (_ANY, None), "turn_detection": (_ANY, None),
-                       "user_turn_limit": (_ANY, None)},
-    "set_vad": {"enabled": (_BOOL, None)},
-    "set_stt": {"enabled": (_BOOL, None)},
-    "set_interruption_detection": {"enabled": (_BOOL, None)},
-}
-REQUIRED = {("stt.interim", "text"), ("stt.preflight", "text"), ("stt.final", "text"),
-            ("overlap", "is_interruption"), ("set_vad", "enabled"), ("set_stt", "enabled"),
-            ("set_interruption_detection", "enabled")}
-NON_NEGATIVE = {"speech_duration", "silence_duration", "inference_duration",
-                "raw_accumulated_speech", "raw_accumulated_silence", "audio_duration",
-                "duration", "count", "sample_rate", "total_duration", "prediction_duration",
-                "detection_delay", "num_requests", "stt_flush_duration"}
-INTEGER = {"count", "sample_rate", "num_requests"}
+
+def derive_schema() -> tuple[dict[str, dict[str, tuple[str, Any]]], set[tuple[str, str]],
+                             set[str], set[str]]:
+    """The trace format's input lines, from the event classes (:mod:`turnfsm.events`):
+    per kind its fields with their trace type and default (a class's fields but ``t``,
+    ``ref`` and its ``trace_omits``, plus its ``trace_glue``; kinds of one ``trace_group``
+    accept the group's every field), the required ``(kind, field)`` pairs (no default), the
+    names of fields never negative (``non_negative`` metadata) and of whole numbers
+    (``int``)."""
+    schema: dict[str, dict[str, tuple[str, Any]]] = {}
+    required: set[tuple[str, str]] = set()
+    non_negative: set[str] = set()
+    integer: set[str] = set()
+    groups: dict[str, dict[str, tuple[str, Any]]] = {}
+    for cls in ev.input_classes():
+        kind = cls.trace_kind
+        if kind is None:
+            continue
+        fields: dict[str, tuple[str, Any]] = {}
+        for a in attrs.fields(cls):
+            if a.name in ("t", "ref") or a.name in cls.trace_omits:
+                continue
+            typ = a.metadata.get("trace_type") or _TRACE_TYPES[str(a.type)]
+            if a.default is attrs.NOTHING:
+                required.add((kind, a.name))
+            if a.metadata.get("non_negative"):
+                non_negative.add(a.name)
+            if a.type == "int":
+                integer.add(a.name)
+            fields[a.name] = (typ, None if a.default is attrs.NOTHING else a.default)
+        fields.update(cls.trace_glue)
+        schema[kind] = fields
+        if cls.trace_group is not None:
+            groups.setdefault(cls.trace_group, {}).update(fields)
+    for cls in ev.input_classes():
+        if cls.trace_kind is not None and cls.trace_group is not None:
+            schema[cls.trace_kind] = groups[cls.trace_group]
+    return schema, required, non_negative, integer
+
+
+#: per kind: field -> (trace type, default); the (kind, field) pairs a line must give; the
+#: fields never negative and the whole numbers (by name, whatever the kind)
+SCHEMA, REQUIRED, NON_NEGATIVE, INTEGER = derive_schema()
+
 
 #: Header fields only turnfsm reads (the reference's replayer refuses them).
-TURNFSM_FIELDS = ("profile", "transcript_timeout", "backchannel_max_words",
-                  "backchannel_max_duration")
+TURNFSM_FIELDS = ("profile", *profile_options())
 CONFIG_FIELDS = {"comment", "turn_detection", "vad", "stt", "interruption_detection",
                  "endpointing", "turn_detector", "backchannel_boundary", "user_turn_limit",
                  "end_of_turn_returns", "glue", "time_limit", *TURNFSM_FIELDS}
@@ -287,18 +289,19 @@ def parse_config(header: dict[str, Any], err: Any) -> Config:
         _check_value(cfg[k], _BOOL, err, k)
     _check_value(cfg["time_limit"], _NUM, err, "time_limit")
     _check_value(cfg["profile"], _STR, err, "profile")
-    if "transcript_timeout" in header:
-        _check_value(cfg["transcript_timeout"], _NUM, err, "transcript_timeout")
-        if cfg["transcript_timeout"] <= 0:
-            err("must be positive", "transcript_timeout")
-    if "backchannel_max_words" in header:
-        v = cfg["backchannel_max_words"]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            err("must be a whole number >= 0", "backchannel_max_words")
-    if "backchannel_max_duration" in header:
-        _check_value(cfg["backchannel_max_duration"], _NUM, err, "backchannel_max_duration")
-        if cfg["backchannel_max_duration"] < 0:
-            err("must not be negative", "backchannel_max_duration")
+    for k, info in profile_options().items():  # turnfsm's own header keys, by their bounds
+        if k not in header:
+            continue
+        v = cfg[k]
+        if info.bounds == "count":
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                err("must be a whole number >= 0", k)
+            continue
+        _check_value(v, _NUM, err, k)
+        if info.bounds == "positive" and v <= 0:
+            err("must be positive", k)
+        if info.bounds == "non_negative" and v < 0:
+            err("must not be negative", k)
     if cfg["time_limit"] < 0:
         err("must not be negative", "time_limit")
     _check_endpointing(header.get("endpointing") or {}, err, "endpointing")
@@ -400,7 +403,8 @@ def _load_msgspec() -> None:
     window_line = msgspec.defstruct(
         "WindowLine",
         [("t", time), ("kind", Literal["vad.inference_done"]),
-         *((k, bool if k == "speaking" else num, default) for k, (_typ, default) in _VAD.items())],
+         *((k, bool if k == "speaking" else num, default)
+           for k, (_typ, default) in SCHEMA["vad.inference_done"].items())],
         forbid_unknown_fields=True, gc=False)
     _fast_decode = msgspec.json.Decoder().decode
     _window_decode = msgspec.json.Decoder(window_line).decode
@@ -530,7 +534,8 @@ class _Inputs:
 _FIELDS: dict[str, dict[str, tuple[str, bool, bool]]] = {
     kind: {k: (typ, k in NON_NEGATIVE, k in INTEGER) for k, (typ, _d) in schema.items()}
     for kind, schema in SCHEMA.items()}
-_WINDOW_NUMBERS = frozenset(["t", *(k for k, (typ, _d) in _VAD.items() if typ == _NUM)])
+_WINDOW_NUMBERS = frozenset(["t", *(k for k, (typ, _d) in SCHEMA["vad.inference_done"].items()
+                                     if typ == _NUM)])
 _REQUIRED_BY_KIND: dict[str, tuple[str, ...]] = {}
 for _kind, _field in sorted(REQUIRED):
     _REQUIRED_BY_KIND[_kind] = (*_REQUIRED_BY_KIND.get(_kind, ()), _field)

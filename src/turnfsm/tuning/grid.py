@@ -39,6 +39,7 @@ import attrs
 import yaml
 
 from ..errors import TurnFsmError
+from ..options import profile_options
 
 # The behaviour profiles the engine ships (turnfsm.core.profiles), with what they are; a grid
 # may sweep ``profile: [default, livekit]``.
@@ -118,6 +119,10 @@ def _boundary(v: Any) -> tuple[float, float] | None:
     return (x, x)
 
 
+#: a profile option's bounds (turnfsm.options.OptionInfo) as a grid check
+_BOUNDS: dict[str, Callable[[Any], Any]] = {
+    "positive": _number(0.0, lo_open=True), "non_negative": _number(0.0), "count": _count}
+
 OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("min_delay", "engine", True, _number(0.0), "0.5",
            "endpointing: the wait after the user's speech when the turn is likely over (s)"),
@@ -134,15 +139,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("unlikely_threshold", "engine", True, _number(0.0, 1.0), "0.3",
            "turn_detection model: below this probability the turn is unlikely over "
            "(max_delay applies)"),
-    Option("backchannel_max_words", "engine", True, _count, "2",
-           "default profile: user speech over the agent of at most this many words (or a "
-           "phrase of the backchannel list) is a backchannel: dropped, no interruption"),
-    Option("backchannel_max_duration", "engine", True, _number(0.0), "1.0",
-           "default profile, sessions without transcripts: user speech over the agent no "
-           "detector judged, at most this long, is a backchannel (s)"),
-    Option("transcript_timeout", "engine", True, _number(0.0, lo_open=True), "1.5",
-           "default profile: how long after an end of speech its final transcript is awaited "
-           "before the turn may end without it (s)"),
+    *(Option(k, "engine", True, _BOUNDS[info.bounds], info.grid_default, info.grid_help)
+      for k, info in profile_options().items()),  # declared on EngineOptions' fields
     Option("backchannel_boundary", "engine", True, _boundary, "1.0",
            "seconds after the agent starts (and stops) speaking in which short user speech is "
            "a backchannel: a number, a pair [start, end], or null"),
@@ -161,9 +159,7 @@ AUDIO_OPTIONS = tuple(n for n, o in OPTIONS.items() if o.side == "audio")
 # an option that matters only when another one has one of these values
 REQUIRES: dict[str, tuple[str, Any]] = {
     "alpha": ("endpointing_mode", "dynamic"),
-    "backchannel_max_words": ("profile", "default"),
-    "backchannel_max_duration": ("profile", "default"),
-    "transcript_timeout": ("profile", "default"),
+    **{k: ("profile", info.profile) for k, info in profile_options().items()},
     "unlikely_threshold": ("turn_detection", "model"),
     "interruption_after": ("interruption_detection", True),
 }

@@ -27,7 +27,7 @@ from ..audio.transcripts import Word, read_words
 from ..audio.vad import WINDOW, SileroVad, VadModel, VadOptions
 from ..audio.wav import Audio, read_wav
 from ..errors import TurnFsmError
-from ..options import EngineOptions
+from ..options import EngineOptions, profile_options
 from ..quality.score import Truth, read_truth, score_outputs
 from ..replay import Replay, ScriptedModel, Trace, read_trace, replay_trace
 from ..runtime.model import RuleBasedModel
@@ -197,7 +197,7 @@ def apply(trace: Trace, setting: Setting) -> Trace:
     v = setting.as_dict()
     cfg = dict(trace.config)
     cfg["profile"] = setting.profile
-    for name in ("backchannel_max_words", "backchannel_max_duration", "transcript_timeout"):
+    for name in profile_options():  # turnfsm's own header keys
         if name in v:
             cfg[name] = v[name]
     ep = dict(cfg["endpointing"])

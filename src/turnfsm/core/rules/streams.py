@@ -37,11 +37,8 @@ def vad_window(cx: Context, e: ev.VadInferenceDone) -> out.Output:
     t = cx.now
     if cx.s[cx.vad_region] == cx.vad_detached:  # in_state("vad_input", "detached"), inlined
         return out.InputDropped(t=t, ref=e.ref, reason="vad_inactive")
-    speech = e.raw_accumulated_speech
-    if speech > 0.0:
-        cx.last_speaking_time = t
-        if cx.speech_start_time is None:  # the run's part after the last delivery (I7)
-            cx.speech_start_time = cx.onset_at(t - speech)
+    if e.raw_accumulated_speech > 0.0:  # silence moves nothing: no call
+        cx.speech_window(e.raw_accumulated_speech)
     return out.VadInference(t=t, ref=e.ref)
 
 
