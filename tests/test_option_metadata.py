@@ -38,8 +38,12 @@ def test_listen_flags_and_profile_defaults_are_derived() -> None:
     changes = engine_changes(args, get_profile("default"), stereo=False, transcripts=True)
     assert changes["transcript_timeout"] == 0.8 and changes["backchannel_max_words"] == 3
     assert "backchannel_max_duration" not in changes  # not given: the profile's
-    with pytest.raises(SystemExit):  # the flag's own type: a duration above 0
-        build_parser().parse_args(["listen", "x.wav", "--backchannel-max-duration", "0"])
+    # the flag takes what the option takes: 0 (no speech is a backchannel by its length)
+    zero = build_parser().parse_args(["listen", "x.wav", "--backchannel-max-duration", "0"])
+    assert engine_changes(zero, get_profile("default"), stereo=True,
+                          transcripts=False)["backchannel_max_duration"] == 0.0
+    with pytest.raises(SystemExit):  # a negative duration is refused by the flag
+        build_parser().parse_args(["listen", "x.wav", "--backchannel-max-duration", "-1"])
 
 
 @pytest.mark.parametrize(("name", "good", "bad", "message"), [

@@ -279,7 +279,7 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
                     help="the behaviour profile: default, livekit, or a profile file (its "
                          "options are the defaults of the flags above); the trace written "
                          "by --out-trace names it")
-    types = {"positive_seconds": _positive_seconds, "count": _count}
+    types = {"positive_seconds": _positive_seconds, "seconds": _seconds, "count": _count}
     for k, info in profile_options().items():  # declared on EngineOptions' fields
         lp.add_argument(info.flag, dest=k, type=types[info.cli_type], default=None,
                         metavar=info.metavar, help=info.cli_help)

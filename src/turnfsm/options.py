@@ -153,7 +153,7 @@ class OptionInfo:
 
     flag: str  # the ``listen`` flag (its dest is the option's name)
     metavar: str
-    cli_type: Literal["positive_seconds", "count"]  # the flag's argument type
+    cli_type: Literal["positive_seconds", "seconds", "count"]  # the flag's argument type
     cli_help: str
     bounds: Bounds  # in a trace header and a tuning grid
     grid_default: str  # the value a WAV session gets when a grid does not name it
@@ -211,9 +211,9 @@ class EngineOptions:
     # verdict: a VAD segment over agent speech at most this long (seconds, from its onset to
     # the end of its speech) is a backchannel (0: none is)
     backchannel_max_duration: float = _info(1.0, _max_duration_bc, OptionInfo(
-        flag="--backchannel-max-duration", metavar="SECONDS", cli_type="positive_seconds",
+        flag="--backchannel-max-duration", metavar="SECONDS", cli_type="seconds",
         cli_help="default profile, without transcripts: speech over agent speech no detector "
-                 "judged, at most this long, is a backchannel",
+                 "judged, at most this long, is a backchannel (0: none is)",
         bounds="non_negative", grid_default="1.0",
         grid_help="default profile, sessions without transcripts: user speech over the agent "
                   "no detector judged, at most this long, is a backchannel (s)"))
