@@ -69,10 +69,12 @@ def fmt(s: dict[str, float], unit: str, digits: int = 1) -> str:
 # -- 1. the engine through its public API ------------------------------------------------
 
 
-def session_events(minutes: float) -> tuple[list[ev.Input], float]:
-    """The inputs of a generated session, as engine events (built beforehand)."""
+def session_events(minutes: float, *,
+                   detector: bool = False) -> tuple[list[ev.Input], float]:
+    """The inputs of a generated session (``detector``: with its verdicts), as engine events
+    (built beforehand)."""
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-        write_session(minutes, f)
+        write_session(minutes, f, detector=detector)
         path = f.name
     trace = read_trace(path)
     os.unlink(path)

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from gen_session import write as write_session  # noqa: E402
 
 from turnfsm import Engine, EngineOptions  # noqa: E402
 from turnfsm import events as ev  # noqa: E402
@@ -38,8 +35,6 @@ from turnfsm import outputs as out  # noqa: E402
 from turnfsm.chart import Chart  # noqa: E402
 from turnfsm.core.dispatch import Regions, guard_functions  # noqa: E402
 from turnfsm.core.registry import RULES  # noqa: E402
-from turnfsm.replay import read_trace  # noqa: E402
-from turnfsm.replay.replay import Replay  # noqa: E402
 
 
 class ListDispatcher:
@@ -79,19 +74,9 @@ class ListDispatcher:
 
 
 def session_events(minutes: float, detector: bool) -> list[ev.Input]:
-    """A generated session's inputs, built beforehand."""
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-        write_session(minutes, f, detector=detector)
-        path = f.name
-    trace = read_trace(path)
-    os.unlink(path)
-    events: list[ev.Input] = []
-    r = Replay(trace)
-    r.feed = events.append  # type: ignore[method-assign]  # collect instead of replaying
-    r.engine = Engine(EngineOptions())
-    for i in trace.inputs:
-        r.apply(i)
-    return events
+    """A generated session's inputs, built beforehand (as bench.py builds them)."""
+    from bench import session_events as build
+    return build(minutes, detector=detector)[0]
 
 
 def engine(profile: str, detector: bool, kind: str, wrap: Any = None) -> Engine:
