@@ -474,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "default: default)")
     sp.add_argument("--json", action="store_true", help="print the figures as JSON")
     sp.add_argument("--details", action="store_true", help="name each cut-in, orphan, ...")
+    sp.add_argument("--by", action="append", choices=("kind", "language"), default=None,
+                    help="also add the figures up per dialogue kind or per language (the "
+                         "truth file's 'kind' and 'language'; repeat for both)")
     sp.set_defaults(func=_score)
     tp = add("tune", help="replay labelled sessions under a grid of settings, score "
                         "each, and recommend one (see docs/tuning.md)")

@@ -14,14 +14,15 @@ from ..core.profiles import DEFAULT_PROFILE, Profile, get_profile
 from ..errors import TurnFsmError
 from ..messages import one_line
 from ..replay import Trace, read_trace, replay_trace
-from .score import Score, read_truth, score_outputs
+from .score import Score, Truth, read_truth, score_outputs
 
 COLUMNS = ("turns", "cut_ins", "orphans", "missed_turns", "backchannel_turns",
-           "false_interruptions", "missed_interruptions", "latency_p50", "latency_p90",
-           "latency_max")
+           "noise_turns", "false_interruptions", "missed_interruptions", "latency_p50",
+           "latency_p90", "latency_max")
 #: The table's column headers (at most 10 characters each: the figures' names, shortened)
 HEADERS = {"turns": "turns", "cut_ins": "cut-ins", "orphans": "orphans",
            "missed_turns": "missed", "backchannel_turns": "bc turns",
+           "noise_turns": "noise",
            "false_interruptions": "false int", "missed_interruptions": "missed int",
            "latency_p50": "p50 (s)", "latency_p90": "p90 (s)", "latency_max": "max (s)"}
 #: Where the reference replayer is looked for when --reference-script is not given
@@ -111,9 +112,29 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+#: What ``--by`` groups sessions by: the truth file's field
+GROUPINGS = ("kind", "language")
+
+
+def _groups(field: str, rows: dict[str, dict[str, Score]], truths: dict[str, Truth],
+            systems: list[str]) -> dict[str, tuple[int, dict[str, Score]]]:
+    """The sessions' scores added up per value of a truth field (``kind``: a session counts
+    under each of its kinds; ``-`` where the file names none), in order of the values; each
+    with how many sessions it holds."""
+    keyed: dict[str, list[str]] = {}
+    for name in rows:
+        t = truths[name]
+        keys = (t.kinds or ("-",)) if field == "kind" else (t.language or "-",)
+        for k in keys:
+            keyed.setdefault(k, []).append(name)
+    return {k: (len(names), {s: sum((rows[n][s] for n in names), Score()) for s in systems})
+            for k, names in sorted(keyed.items(), key=lambda kv: (kv[0] == "-", kv[0]))}
+
+
 def score_command(args: argparse.Namespace) -> int:
     """Run ``score``; return the exit code."""
     rows: dict[str, dict[str, Score]] = {}
+    truths: dict[str, Truth] = {}
     try:
         profiles = {name: get_profile(name)
                     for name in (getattr(args, "profile", None) or [DEFAULT_PROFILE])}
@@ -134,26 +155,47 @@ def score_command(args: argparse.Namespace) -> int:
                 row["reference"] = score_outputs(_reference(first, args.reference, script),
                                                  truth)
             rows[p.name] = row
+            truths[p.name] = truth
     except TurnFsmError as e:
         print(f"turnfsm score: {one_line(e)}", file=sys.stderr)
         return 2
     systems = [*profiles, *(["reference"] if args.reference else [])]
     totals = {s: sum((r[s] for r in rows.values()), Score()) for s in systems}
+    by: list[str] = getattr(args, "by", None) or []
+    groups = {field: _groups(field, rows, truths, systems) for field in by}
     if args.json:
-        doc = {"sessions": {n: {s: r[s].summary() | {"details": list(r[s].details)}
-                                for s in systems} for n, r in rows.items()},
-               "total": {s: totals[s].summary() for s in systems}}
+        doc: dict[str, Any] = {
+            "sessions": {n: {s: r[s].summary() | {"details": list(r[s].details)}
+                             for s in systems} for n, r in rows.items()},
+            "total": {s: totals[s].summary() for s in systems}}
+        for field, g in groups.items():
+            doc[f"by_{field}"] = {k: {s: v[s].summary() | {"sessions": n}
+                                      for s in systems} for k, (n, v) in g.items()}
         print(json.dumps(doc, indent=1))
         return 0
     w = max(9, *(len(x) for x in systems))
     head = f"{'session':32s} {'system':{w}s} " + " ".join(f"{HEADERS[c]:>10s}" for c in COLUMNS)
     print(head)
-    legend = "# bc turns: backchannels that became turns; false int / missed int: interruptions"
+    legend = ("# bc turns: backchannels that became turns; noise: sounds (a cough) that became "
+              "turns; false int / missed int: interruptions")
     for name, r in [*rows.items(), ("TOTAL", totals)]:
         for s in systems:
             v = r[s].summary()
             print(f"{name[:32]:32s} {s:{w}s} " + " ".join(f"{_fmt(v[c]):>10s}" for c in COLUMNS))
+    for field, g in groups.items():
+        print()
+        print(f"{'by ' + field:32s} {'system':{w}s} "
+              + " ".join(f"{HEADERS[c]:>10s}" for c in COLUMNS))
+        for key, (n, v) in g.items():
+            label = f"{key} ({n} session{'s' if n != 1 else ''})"
+            for s in systems:
+                fig = v[s].summary()
+                print(f"{label[:32]:32s} {s:{w}s} "
+                      + " ".join(f"{_fmt(fig[c]):>10s}" for c in COLUMNS))
     print(legend + "; p50, p90, max: response latency")
+    if by:
+        print("# by kind: a session counts under each of its kinds (its truth file's 'kind'); "
+              "'-': the truth file names none")
     if args.details:
         for name, r in rows.items():
             for s in systems:

@@ -11,7 +11,10 @@ turn is attributed to the latest labelled user speech that started before it:
 * an **orphan**: any further end of turn in that span (a piece of the turn delivered on its
   own);
 * a **backchannel turn**: an end of turn attributed to a labelled backchannel;
-* a **missed turn**: a labelled turn with no response.
+* a **missed turn**: a labelled turn with no response;
+* a **noise turn**: an end of turn attributed to a labelled non-speech sound of the user's
+  channel (``events``: a cough), one that does not lie inside a labelled turn (there the
+  turn owns what follows it).
 
 Interruptions: an ``on_interruption`` within a labelled interruption (from its start to one
 second after its end) finds it; one found for none is a **false interruption**, a labelled
@@ -38,7 +41,7 @@ class TruthError(TurnFsmError):
 class Span:
     """A labelled span of user speech."""
 
-    kind: str  # turn | backchannel | interruption
+    kind: str  # turn | backchannel | interruption | noise
     start: float
     end: float
     intended_end: float
@@ -53,6 +56,12 @@ class Truth:
     turns: tuple[Span, ...]
     backchannels: tuple[Span, ...]
     interruptions: tuple[Span, ...]
+    #: the user's non-speech sounds (``events`` of the user's channel), as noise spans
+    noises: tuple[Span, ...] = ()
+    #: the dialogue's kinds (``kind``: "list", "spelling", ...; none in older files)
+    kinds: tuple[str, ...] = ()
+    #: the user's language (``language``), None when the file does not say
+    language: str | None = None
 
 
 def read_truth(path: str | Path) -> Truth:
@@ -77,8 +86,30 @@ def read_truth(path: str | Path) -> Truth:
                 raise TruthError(f"{p}: {key}[{i}]: start must be <= end")
             out.append(Span(kind, start, end, intended, str(x.get("text", ""))))
         return tuple(sorted(out, key=lambda s: s.start))
+    kinds = doc.get("kind", [])
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    if not isinstance(kinds, list) or not all(isinstance(k, str) and k for k in kinds):
+        raise TruthError(f"{p}: kind must be a list of names")
+    language = doc.get("language")
+    if language is not None and not (isinstance(language, str) and language):
+        raise TruthError(f"{p}: language must be a language tag such as 'en'")
+    noises = []
+    for i, x in enumerate(doc.get("events") or []):
+        if not isinstance(x, dict):
+            raise TruthError(f"{p}: events[{i}] must be an object")
+        if x.get("channel", "user") != "user":
+            continue  # the agent's channel is scripted: its sounds are nobody's turn
+        try:
+            start, end = float(x["start"]), float(x["end"])
+        except (KeyError, TypeError, ValueError):
+            raise TruthError(f"{p}: events[{i}] needs numeric start and end") from None
+        if not 0 <= start <= end:
+            raise TruthError(f"{p}: events[{i}]: start must be <= end")
+        noises.append(Span("noise", start, end, end, str(x.get("kind", "noise"))))
     return Truth(p, spans("turns", "turn"), spans("backchannels", "backchannel"),
-                 spans("interruptions", "interruption"))
+                 spans("interruptions", "interruption"),
+                 tuple(sorted(noises, key=lambda s: s.start)), tuple(kinds), language)
 
 
 @attrs.frozen
@@ -90,6 +121,7 @@ class Score:
     orphans: int = 0
     missed_turns: int = 0
     backchannel_turns: int = 0
+    noise_turns: int = 0
     false_interruptions: int = 0
     missed_interruptions: int = 0
     latencies: tuple[float, ...] = ()
@@ -129,7 +161,11 @@ def score_outputs(outputs: list[dict[str, Any]], truth: Truth) -> Score:
     # a barge-in is labelled as an interruption and as a turn: it is scored once as speech
     extra = [i for i in truth.interruptions
              if not any(abs(i.start - t.start) < 0.05 for t in truth.turns)]
-    speech = sorted([*truth.turns, *truth.backchannels, *extra], key=lambda s: s.start)
+    # a sound inside a labelled turn (from its start to its intended end) belongs to it
+    noises = [n for n in truth.noises
+              if not any(t.start <= n.start < t.intended_end for t in truth.turns)]
+    speech = sorted([*truth.turns, *truth.backchannels, *extra, *noises],
+                    key=lambda s: s.start)
     attributed: dict[int, list[float]] = {}
     unattributed: list[float] = []
     for t in eots:
@@ -141,12 +177,17 @@ def score_outputs(outputs: list[dict[str, Any]], truth: Truth) -> Score:
             unattributed.append(t)
         else:
             attributed.setdefault(owner, []).append(t)
-    cut_ins = orphans = missed = bc_turns = 0
+    cut_ins = orphans = missed = bc_turns = noise_turns = 0
     lat: list[float] = []
     notes: list[str] = []
     eps = 1e-6
     for k, s in enumerate(speech):
         times = attributed.get(k, [])
+        if s.kind == "noise":
+            noise_turns += len(times)
+            notes += [f"noise turn at {t:.2f} s (a {s.text} at {s.start:.2f} s)"
+                      for t in times]
+            continue
         if s.kind == "backchannel":
             bc_turns += len(times)
             notes += [f"backchannel turn at {t:.2f} s ({s.text!r})" for t in times]
@@ -176,7 +217,8 @@ def score_outputs(outputs: list[dict[str, Any]], truth: Truth) -> Score:
     missed_i = len(truth.interruptions) - len(found)
     notes += [f"missed interruption {s.text!r} at {s.start:.2f} s"
               for k, s in enumerate(truth.interruptions) if k not in found]
-    return Score(turns=sum(1 for s in speech if s.kind != "backchannel"), cut_ins=cut_ins,
-                 orphans=orphans, missed_turns=missed, backchannel_turns=bc_turns,
+    return Score(turns=sum(1 for s in speech if s.kind in ("turn", "interruption")),
+                 cut_ins=cut_ins, orphans=orphans, missed_turns=missed,
+                 backchannel_turns=bc_turns, noise_turns=noise_turns,
                  false_interruptions=false_i, missed_interruptions=missed_i,
                  latencies=tuple(round(x, 6) for x in lat), details=tuple(notes))

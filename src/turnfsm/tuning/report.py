@@ -13,12 +13,12 @@ from ..errors import TurnFsmError
 from .grid import fmt_value
 from .plan import SweepResult
 
-OTHER_ERRORS = ("orphans", "missed_turns", "backchannel_turns", "false_interruptions",
-                "missed_interruptions")
+OTHER_ERRORS = ("orphans", "missed_turns", "backchannel_turns", "noise_turns",
+                "false_interruptions", "missed_interruptions")
 RULE = ("the fewest cut-ins among the settings whose median latency is at most {max:g} s; "
         "ties: the lower p90 latency, then the lower median, then the fewer other errors "
-        "(orphans, missed turns, backchannel turns, false and missed interruptions), then "
-        "the first in the grid")
+        "(orphans, missed turns, backchannel and noise turns, false and missed "
+        "interruptions), then the first in the grid")
 
 
 def pareto_front(points: Sequence[tuple[float, float | None]]) -> list[int]:
@@ -54,7 +54,7 @@ def recommend(rows: Sequence[dict[str, Any]], max_latency: float) -> int | None:
         return None
     return min(eligible, key=lambda i: (rows[i]["cut_ins"], rows[i]["latency_p90"],
                                         rows[i]["latency_p50"],
-                                        sum(rows[i][k] for k in OTHER_ERRORS), i))
+                                        sum(rows[i].get(k, 0) for k in OTHER_ERRORS), i))
 
 
 def annotate(result: SweepResult, max_latency: float) -> list[dict[str, Any]]:
@@ -71,7 +71,8 @@ def annotate(result: SweepResult, max_latency: float) -> list[dict[str, Any]]:
 # -- text ------------------------------------------------------------------------------------
 
 COLUMNS = (("cut_ins", "cut-ins"), ("orphans", "orphans"), ("missed_turns", "missed"),
-           ("backchannel_turns", "bc-turns"), ("false_interruptions", "false-int"),
+           ("backchannel_turns", "bc-turns"), ("noise_turns", "noise"),
+           ("false_interruptions", "false-int"),
            ("missed_interruptions", "missed-int"), ("latency_p50", "p50"),
            ("latency_p90", "p90"), ("latency_max", "max"))
 

@@ -29,6 +29,7 @@ class Tally:
     orphans: int = 0
     missed_turns: int = 0
     backchannel_turns: int = 0
+    noise_turns: int = 0
     false_interruptions: int = 0
     missed_interruptions: int = 0
     latencies: dict[float, int] = attrs.field(factory=dict)
