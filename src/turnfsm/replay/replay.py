@@ -23,10 +23,11 @@ from .. import outputs as out
 from ..chart import Chart
 from ..core import Engine, StepObserver, TimerKind
 from ..core.engine import Backend
-from ..core.profiles import Profile, get_profile
+from ..core.profiles import Profile
 from ..errors import ConfigError, InputError, TraceError
 from ..host import Scheduler
 from ..options import EngineOptions, UserTurnLimit, profile_options
+from ..profile_cache import profile as get_profile
 from .trace import TRACE_PROFILE, Trace, TraceInput, TraceStream, dumps, output_line, read_trace
 
 
