@@ -37,7 +37,9 @@ def tree(rev: str, into: Path) -> Path:
 
 def run(src: Path, wav: Path, words: bool, out: Path) -> tuple[bytes, bytes, bytes]:
     """(timeline, outputs, trace) of ``turnfsm listen`` run from ``src``."""
-    env = {**os.environ, "PYTHONPATH": str(src), "HF_HUB_OFFLINE": "1"}
+    # bytecode (and the packaged profiles' cache beside it) written and used, as installed
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPATH=str(src), HF_HUB_OFFLINE="1")
     args = [sys.executable, "-m", "turnfsm.cli", "listen", str(wav), "-o", str(out / "o.jsonl"),
             "--out-trace", str(out / "t.jsonl")]
     if words:
