@@ -228,13 +228,15 @@ def test_live_listen_refuses_timed_words(capsys: pytest.CaptureFixture[str],
 
 def test_the_pcm16_floats_are_the_float_paths_for_every_sample() -> None:
     """`wav_floats()[s]` is, for each of the 65,536 16-bit samples, the float the float path
-    gives the model (`to_int16` of the decoded sample, divided by 32767)."""
+    gives the model (`to_int16` of the decoded sample, divided by 32767), zeros' sign
+    included."""
     from turnfsm.audio.vad import wav_floats
     from turnfsm.audio.wav import to_int16
     s = np.arange(-32768, 32768, dtype=np.int16)
     expected = (to_int16(s.astype(np.float32) / 32768.0) / 32767.0).tolist()
     table = wav_floats()
-    assert [table[int(v)] for v in s] == expected
+    assert len(table) == 65536
+    assert [repr(table[int(v)]) for v in s] == [repr(x) for x in expected]
 
 
 @pytest.mark.parametrize("wav", [ROOT / "examples" / "dialogues" / "08_barge_in_start.wav",

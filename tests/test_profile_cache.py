@@ -20,7 +20,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The cache in a temporary folder, emptied of this process's profiles."""
     where = tmp_path / "__pycache__"
     monkeypatch.setattr(profile_cache, "cache_path",
-                        lambda name: where / f"profile-{name}-{profile_cache._key(name)}.pickle")
+                        lambda name: where / f"profile-{name}.pickle")
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     profile_cache.packaged_profile.cache_clear()
     yield where
@@ -32,9 +32,8 @@ def test_a_cached_profile_is_the_built_one(cache: Path, name: str) -> None:
     """The first call builds and writes the profile; a later process's load equals the
     built profile (chart, options, document)."""
     built = profile_cache.packaged_profile(name)
-    files = list(cache.glob(f"profile-{name}-*.pickle"))
-    assert len(files) == 1
-    loaded = pickle.loads(files[0].read_bytes())
+    key, loaded = pickle.loads(profile_cache.cache_path(name).read_bytes())
+    assert key == profile_cache._key(name)
     ref = get_profile(name)
     assert loaded == ref and built == ref
     assert loaded.chart == ref.chart and loaded.chart_doc == ref.chart_doc
@@ -48,7 +47,16 @@ def test_an_unreadable_cache_is_rebuilt(cache: Path) -> None:
     path.parent.mkdir()
     path.write_bytes(b"not a pickle")
     assert profile_cache.packaged_profile("default") == get_profile("default")
-    assert pickle.loads(path.read_bytes()) == get_profile("default")
+    assert pickle.loads(path.read_bytes())[1] == get_profile("default")
+
+
+def test_a_cache_built_from_other_files_is_rebuilt(cache: Path) -> None:
+    """A cache whose key differs (the chart or the code changed since) is not served."""
+    path = profile_cache.cache_path("default")
+    path.parent.mkdir()
+    path.write_bytes(pickle.dumps(("another key", get_profile("livekit"))))
+    assert profile_cache.packaged_profile("default") == get_profile("default")
+    assert pickle.loads(path.read_bytes())[0] == profile_cache._key("default")
 
 
 def test_the_key_follows_the_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

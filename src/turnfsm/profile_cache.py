@@ -18,7 +18,6 @@ time.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import pickle
 import sys
@@ -43,21 +42,22 @@ def _inputs(name: str) -> list[str]:
 
 
 def _key(name: str) -> str:
+    """What the cached profile must have been built from (compared whole, not hashed)."""
     from . import __version__
-    h = hashlib.sha256(f"{_FORMAT} {sys.version} {__version__} {name}".encode())
+    parts = [f"{_FORMAT} {sys.version} {__version__} {name}"]
     for f in _inputs(name):
         try:
             st = os.stat(f)
         except OSError:
-            h.update(f"{f} missing".encode())
+            parts.append(f"{f} missing")
             continue
-        h.update(f"{f} {st.st_size} {st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:32]
+        parts.append(f"{f} {st.st_size} {st.st_mtime_ns}")
+    return "\n".join(parts)
 
 
 def cache_path(name: str) -> Path:
-    """Where the packaged profile ``name`` is cached (its key in the file name)."""
-    return _PACKAGE / "__pycache__" / f"profile-{name}-{_key(name)}.pickle"
+    """Where the packaged profile ``name`` is cached (with the key it was built for)."""
+    return _PACKAGE / "__pycache__" / f"profile-{name}.pickle"
 
 
 @functools.cache
@@ -67,21 +67,20 @@ def packaged_profile(name: str) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"{name!r} is not a packaged profile ({', '.join(PROFILES)})")
     path = cache_path(name)
+    key = _key(name)
     try:
         with open(path, "rb") as f:
-            got = pickle.load(f)
-        if isinstance(got, Profile) and got.name == name:
+            got_key, got = pickle.load(f)
+        if got_key == key and isinstance(got, Profile) and got.name == name:
             return got
-    except Exception:  # no cache, or an unreadable one: build it
+    except Exception:  # no cache, an old or an unreadable one: build it
         pass
     prof = get_profile(name)
     if not sys.dont_write_bytecode:
         try:
             path.parent.mkdir(exist_ok=True)
-            for old in path.parent.glob(f"profile-{name}-*.pickle"):
-                old.unlink(missing_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(pickle.dumps(prof, protocol=pickle.HIGHEST_PROTOCOL))
+            tmp.write_bytes(pickle.dumps((key, prof), protocol=pickle.HIGHEST_PROTOCOL))
             os.replace(tmp, path)
         except OSError:
             pass

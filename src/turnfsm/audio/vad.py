@@ -44,12 +44,13 @@ and depends on what came before), so a skipped window would change later probabi
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
 import sys
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -135,8 +136,13 @@ def wav_floats() -> tuple[float, ...]:
     ``(s - sign(s)) / 32767`` (built once, 65,536 floats)."""
     global _wav_floats
     if _wav_floats is None:
-        _wav_floats = tuple([(s - 1 if s else 0) / 32767.0 for s in range(32768)] +
-                            [(s + 1) / 32767.0 for s in range(-32768, 0)])
+        # k / 32767 for k = 0..32766 (in C: a third of a comprehension's cost); a negative
+        # quotient is the positive one negated (IEEE division is symmetric in sign), but
+        # for zero, which stays +0.0 as the float path gives it
+        base = list(map(operator.truediv, range(32767), itertools.repeat(32767.0)))
+        negative = list(map(operator.neg, reversed(base)))
+        negative[-1] = 0.0
+        _wav_floats = tuple([0.0, *base, -1.0, *negative])
     return _wav_floats
 
 
@@ -235,7 +241,7 @@ class VadStream:
         table = wav_floats()
         floats = getattr(self.model, "probability_floats", None)
         for j in range(n):
-            window = itemgetter(*pcm[j * WINDOW:(j + 1) * WINDOW])(table)
+            window = operator.itemgetter(*pcm[j * WINDOW:(j + 1) * WINDOW])(table)
             if floats is not None:
                 p = floats(window)
             else:  # a model that reads int16 windows: the float path's samples
