@@ -222,6 +222,15 @@ class VadStream:
         n = pcm.size // WINDOW
         self._rest = pcm[n * WINDOW:].copy()
         out: list[dict[str, Any]] = []
+        floats = getattr(self.model, "probability_floats", None)
+        if floats is not None and n:
+            # the block's floats at once, as float32 (what the model reads: the same values
+            # its C entry point would cast the doubles to), sliced per window: 3 µs a window
+            # less than a list of doubles per window
+            block = array("f", (pcm[:n * WINDOW] / 32767.0).astype(np.float32).tobytes())
+            for j in range(n):
+                self._step(floats(block[j * WINDOW:(j + 1) * WINDOW]), out)
+            return out
         probability = self.model.probability
         for j in range(n):
             self._step(probability(pcm[j * WINDOW:(j + 1) * WINDOW]), out)
