@@ -294,3 +294,31 @@ def test_listen_on_a_16_bit_file_does_not_import_numpy(tmp_path: Path) -> None:
     assert main(["listen", str(wav), "-q", "--plot", str(tmp_path / "p.png"), "-o",
                  str(tmp_path / "b.jsonl")]) == 0  # --plot: the float path
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_a_model_without_floats_gets_the_float_paths_windows_from_pcm16() -> None:
+    """A VAD model that reads int16 windows (no `probability_floats`) gets, through
+    `push_pcm16`, the windows `push` gives it from the float path's samples."""
+    from array import array
+
+    from turnfsm.audio.vad import VadStream
+    from turnfsm.audio.wav import to_int16
+
+    class Recording:
+        def __init__(self) -> None:
+            self.windows: list[list[int]] = []
+
+        def probability(self, window: np.ndarray) -> float:
+            self.windows.append(window.tolist())
+            return 0.9 if len(self.windows) % 7 < 3 else 0.0
+
+        def reset(self) -> None:
+            pass
+
+    s = (np.random.default_rng(3).standard_normal(5000) * 9000).clip(-32768, 32767)
+    s = s.astype(np.int16)
+    s[:3] = [-32768, 32767, 0]
+    a, b = Recording(), Recording()
+    lines_a = VadStream(a).push(to_int16(s.astype(np.float32) / 32768.0))
+    lines_b = VadStream(b).push_pcm16(array("h", s.tobytes()))
+    assert len(a.windows) == 9 and a.windows == b.windows and lines_a == lines_b
