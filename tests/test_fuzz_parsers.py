@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.test_properties import TRACE_LINES
@@ -350,6 +350,7 @@ def test_words_sidecar_arbitrary_json_gives_one_error(doc: Any, tmp_path_factory
 @given(doc=st.one_of(STRUCT, st.dictionaries(
     st.sampled_from(["samples", "seed", "profile", "min_delay", "max_delay"]), ANY_VALUE,
     max_size=4)))
+@example(doc={"min_delay": 10**400})  # a whole number too large for a float
 def test_grid_arbitrary_yaml_gives_one_error(doc: Any) -> None:
     """Any YAML structure as a grid gives a grid or a GridError naming the grid."""
     from turnfsm.tuning.grid import GridError, parse_grid

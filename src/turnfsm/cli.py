@@ -414,16 +414,29 @@ def _diagram(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line's parser (every option with its help and default)."""
+class _Unused:
+    """The options of a command not being run: not built (argparse checks each option as it
+    is added, a few ms per command at every start)."""
+
+    def add_argument(self, *args: Any, **kw: Any) -> None:
+        pass
+
+    def set_defaults(self, **kw: Any) -> None:
+        pass
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser (every option with its help and default; with ``command``,
+    only that command's options: every command is still listed)."""
     from . import __version__
     ap = _Parser(prog="turnfsm", description=__doc__, formatter_class=_Help)
     ap.add_argument("--version", action="version", version=f"turnfsm {__version__}",
                     help="print the version and exit")
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
-    def add(name: str, **kw: Any) -> argparse.ArgumentParser:
-        return sub.add_parser(name, formatter_class=_Help, **kw)
+    def add(name: str, **kw: Any) -> Any:
+        p = sub.add_parser(name, formatter_class=_Help, **kw)
+        return p if command is None or command == name else _Unused()
     rp = add("replay", help="replay a recorded session (trace) in virtual time")
     rp.add_argument("trace", nargs="?", help="trace file (JSON Lines)")
     rp.add_argument("--dir", help="replay every *.jsonl in this folder (a trace whose header "
@@ -532,7 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args_given = sys.argv[1:] if argv is None else argv
+    command = args_given[0] if args_given and not args_given[0].startswith("-") else None
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args))
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..core.profiles import get_profile
 from ..errors import TurnFsmError
 from ..messages import one_line
 from ..options import profile_options
+from ..profile_cache import profile as get_profile
 from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps
 from .listen import ListenOptions, Progress, stream_trace, trace_lines
 from .transcripts import read_words

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
 
 from ..options import EngineOptions, profile_options
 from ..replay import Trace, TraceInput
@@ -38,6 +37,9 @@ from .vad import (
     vad_lines,
 )
 from .wav import Audio, WavStream, to_int16
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ORDER = {"audio": 0, "agent.speech_started": 1, "vad.start_of_speech": 2,
          "vad.inference_done": 3, "stt.start_of_speech": 4, "stt.interim": 5,
@@ -147,15 +149,32 @@ def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
     user: list[dict[str, Any]] = []
     agent: list[Segment] = []
     agent_open: float | None = None
-    keep: list[np.ndarray] = []
     total = stream.duration
+    need_samples = keep_audio or (o.asr == "whisper" and words is None)
+    if stream.pcm16 and not need_samples:
+        # 16 kHz 16-bit PCM and no samples to keep: the file's own samples, no numpy (the
+        # same windows, so the same lines, as the float path below)
+        for pcm in stream.pcm16_blocks():
+            user += vads[0].push_pcm16(pcm[0])
+            if len(vads) > 1:
+                agent_open = close_segments(vads[1].push_pcm16(pcm[1]), agent, agent_open)
+            if progress is not None and total:
+                progress("VAD", min(1.0, vads[0].time / total))
+        user += vads[0].close()
+        if len(vads) > 1:
+            close_segments(vads[1].close(), agent, agent_open)
+        trace = _assemble(stream.path, o, user, agent if len(vads) > 1 else None, words,
+                          _no_samples, None, whisper)
+        return trace, None
+    import numpy as np
+    keep: list[np.ndarray] = []
     for block in stream.blocks():
         user += vads[0].push(to_int16(block[0]))
         if len(vads) > 1:
             agent_open = close_segments(vads[1].push(to_int16(block[1])), agent, agent_open)
         if keep_audio:
             keep.append(block)
-        elif o.asr == "whisper" and words is None:
+        elif need_samples:
             keep.append(block[:1])
         if progress is not None and total:
             progress("VAD", min(1.0, vads[0].time / total))
@@ -170,6 +189,10 @@ def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
                       None if progress is None else (lambda f: progress("Whisper", f)),
                       whisper)
     return trace, audio
+
+
+def _no_samples() -> np.ndarray:
+    raise AssertionError("the user's samples were not kept (no Whisper asked for)")
 
 
 def _assemble(path: str, o: ListenOptions, user: list[dict[str, Any]],

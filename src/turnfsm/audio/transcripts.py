@@ -15,13 +15,15 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
 
 from .vad import Segment
 from .wav import RATE, AudioError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: The channels a words sidecar may name.
 CHANNELS = ("user", "agent")
@@ -188,6 +190,7 @@ class Whisper:
                                   cpu_threads=1)
 
     def _decode(self, pcm: np.ndarray, words: bool) -> Any:
+        import numpy as np
         segs, _info = self.model.transcribe(
             pcm.astype(np.float32), language="en", beam_size=1, temperature=0.0,
             vad_filter=False, condition_on_previous_text=False, word_timestamps=words)
@@ -201,6 +204,7 @@ class Whisper:
                          progress: Callable[[float], None] | None = None) -> list[str]:
         """The text of each span (sample ranges of ``pcm``, in order), decoded in packed
         windows."""
+        import numpy as np
         texts = [""] * len(spans)
         gap = np.zeros(int(self.GAP * RATE), np.float32)
         limit = int(self.WINDOW * RATE)

@@ -7,19 +7,27 @@ wrong.
 polyphase resampler), so memory does not grow with the audio's length. :func:`read_wav`
 reads a whole file into memory (16 kHz float32, 128 KB per channel-second) and refuses
 files longer than :data:`MAX_READ_SECONDS`; ``turnfsm listen`` streams files of any length.
+
+Audio already at 16 kHz in 16-bit PCM (the dialogues, a microphone's raw stream) can also be
+read without numpy (:meth:`WavStream.pcm16_blocks`: the file's samples, per channel, as
+``array('h')``), which spares a short ``listen`` the import of numpy (a third of its CPU).
 """
 
 from __future__ import annotations
 
 import io
+import sys
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
 
 from ..errors import TurnFsmError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RATE = 16000  # the pipeline's sample rate (Silero's)
 MAX_READ_SECONDS = 2 * 3600  # read_wav's limit: 2 hours (about 0.9 GB for a stereo file)
@@ -54,12 +62,16 @@ class Audio:
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:
-    """float samples in [-1, 1] as int16 PCM (what the VAD reads)."""
+    """float samples in [-1, 1] as int16 PCM (what the VAD reads). A 16-bit sample ``s``
+    read by :meth:`WavStream.blocks` comes back one step nearer zero (``s - sign(s)``:
+    ``s / 32768 * 32767``, truncated)."""
+    import numpy as np
     return np.asarray(np.clip(x, -1.0, 1.0) * 32767, dtype=np.int16)
 
 
 def resample(x: np.ndarray, rate: int, to: int = RATE) -> np.ndarray:
     """Band-limited resampling of a 1-D signal (soxr, high quality)."""
+    import numpy as np
     if rate == to or x.size == 0:
         return np.asarray(x, dtype=np.float32)
     import soxr
@@ -198,7 +210,13 @@ class WavStream:
         """Seconds of audio the header announces (None: a stream of unknown length)."""
         return self._duration
 
+    @property
+    def pcm16(self) -> bool:
+        """Whether the audio is 16 kHz 16-bit PCM (:meth:`pcm16_blocks` reads it)."""
+        return self.source_rate == RATE and self._tag == 1 and self._width == 2
+
     def _decode(self, raw: bytes) -> np.ndarray:
+        import numpy as np
         width, tag = self._width, self._tag
         data: np.ndarray
         if tag == 3:
@@ -218,9 +236,9 @@ class WavStream:
             data = np.frombuffer(raw, dtype="<i4").astype(np.float32) / float(1 << 31)
         return data.reshape(-1, self.channels)
 
-    def blocks(self, seconds: float = 1.0) -> Iterator[np.ndarray]:
-        """float32 blocks (channels, n) at :data:`RATE`, about ``seconds`` long each (the
-        last may be shorter; a block is yielded as soon as its bytes are read)."""
+    def _raw_blocks(self, seconds: float) -> Iterator[tuple[bytes, bool]]:
+        """(whole frames of raw sample bytes, last) about ``seconds`` long each; the file is
+        closed at the end; AudioError if there is no audio at all."""
         if self._own:
             try:
                 self._f = open(self.path, "rb")  # noqa: SIM115 - closed below
@@ -229,11 +247,6 @@ class WavStream:
                 raise AudioError(f"{self.path}: cannot read: {e.strerror or e}") from None
         frame = self._width * self.channels
         want = max(1, int(seconds * self.source_rate)) * frame
-        stream: Any = None
-        if self.source_rate != RATE:
-            import soxr
-            stream = soxr.ResampleStream(self.source_rate, RATE, self.channels,
-                                         dtype="float32", quality="HQ")
         rest = b""
         got_any = False
         try:
@@ -246,18 +259,50 @@ class WavStream:
                 raw = rest + new
                 end = len(raw) // frame * frame
                 rest = raw[end:]
-                x = self._decode(raw[:end]) if end else np.zeros((0, self.channels), np.float32)
                 got_any = got_any or end > 0
-                if stream is not None and got_any:
-                    x = stream.resample_chunk(x, last=last)
-                if x.size:
-                    yield np.ascontiguousarray(x.T)
+                yield raw[:end], last
                 if last:
                     break
         finally:
             self.close()
         if not got_any:
             raise AudioError(f"{self.path}: no audio in the file")
+
+    def blocks(self, seconds: float = 1.0) -> Iterator[np.ndarray]:
+        """float32 blocks (channels, n) at :data:`RATE`, about ``seconds`` long each (the
+        last may be shorter; a block is yielded as soon as its bytes are read)."""
+        import numpy as np
+        stream: Any = None
+        if self.source_rate != RATE:
+            import soxr
+            stream = soxr.ResampleStream(self.source_rate, RATE, self.channels,
+                                         dtype="float32", quality="HQ")
+        got_any = False
+        for raw, last in self._raw_blocks(seconds):
+            x = self._decode(raw) if raw else np.zeros((0, self.channels), np.float32)
+            got_any = got_any or bool(raw)
+            if stream is not None and got_any:
+                x = stream.resample_chunk(x, last=last)
+            if x.size:
+                yield np.ascontiguousarray(x.T)
+
+    def pcm16_blocks(self, seconds: float = 1.0) -> Iterator[list[array[int]]]:
+        """The samples of 16 kHz 16-bit PCM audio (:attr:`pcm16`) in blocks of about
+        ``seconds``: a list with each channel's samples (``array('h')``), as the file holds
+        them (:meth:`blocks` gives them as floats); no numpy."""
+        if not self.pcm16:
+            raise AudioError(f"{self.path}: not 16 kHz 16-bit PCM audio")
+        swap = sys.byteorder == "big"  # WAV samples are little-endian
+        for raw, _ in self._raw_blocks(seconds):
+            if not raw:
+                continue
+            a = array("h", raw)
+            if swap:
+                a.byteswap()
+            if self.channels == 1:
+                yield [a]
+            else:
+                yield [a[c::self.channels] for c in range(self.channels)]
 
     def close(self) -> None:
         """Stop reading (a path's file is closed; a stream given is left open; a path's
@@ -276,6 +321,7 @@ def read_wav(path: str | Path) -> Audio:
         raise AudioError(f"{s.path}: {_span(s.duration)} of audio is more than the "
                          f"{_span(MAX_READ_SECONDS)} read whole into memory; "
                          "`turnfsm listen` streams longer files")
+    import numpy as np
     parts = list(s.blocks(60.0))
     return Audio(s.path, np.concatenate(parts, axis=1), s.source_rate)
 

@@ -12,15 +12,17 @@ registry is passed in.
 
 from __future__ import annotations
 
+import functools
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
-
-import yaml
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ChartError
 from .model import Chart, EventSpec, Guard, Region, Transition, guard_term
+
+if TYPE_CHECKING:
+    import yaml
 
 
 class Vocabulary(Protocol):
@@ -56,11 +58,8 @@ class _LList(list[Any]):
     line: int = 0
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    pass
-
-
-def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _LDict:
+def _construct_map(loader: Any, node: yaml.MappingNode) -> _LDict:
+    import yaml
     d = _LDict()
     d.line = node.start_mark.line + 1
     seen: set[Any] = set()
@@ -77,14 +76,24 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _LDict:
     return d
 
 
-def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _LList:
+def _construct_seq(loader: Any, node: yaml.SequenceNode) -> _LList:
     lst = _LList(loader.construct_object(n, deep=True) for n in node.value)
     lst.line = node.start_mark.line + 1
     return lst
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+@functools.cache
+def _loader() -> Any:
+    """The YAML loader whose mappings and lists know their line (yaml is imported on the
+    first parse: a command that reads no chart, or a cached profile, never pays for it)."""
+    import yaml
+
+    class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        pass
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+    return _Loader
 
 
 def _line(obj: Any, default: int) -> int:
@@ -110,8 +119,9 @@ def _names(value: Any) -> list[str] | None:
 def parse_yaml(text: str, source: str) -> Any:
     """YAML text as plain data whose mappings and lists know their line (ChartError when
     malformed)."""
+    import yaml
     try:
-        doc = yaml.load(text, Loader=_Loader)
+        doc = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else 1

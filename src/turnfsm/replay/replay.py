@@ -23,10 +23,11 @@ from .. import outputs as out
 from ..chart import Chart
 from ..core import Engine, StepObserver, TimerKind
 from ..core.engine import Backend
-from ..core.profiles import Profile, get_profile
+from ..core.profiles import Profile
 from ..errors import ConfigError, InputError, TraceError
 from ..host import Scheduler
 from ..options import EngineOptions, UserTurnLimit, profile_options
+from ..profile_cache import profile as get_profile
 from .trace import TRACE_PROFILE, Trace, TraceInput, TraceStream, dumps, output_line, read_trace
 
 
@@ -124,9 +125,19 @@ def input_builder(cls: type[ev.Input]) -> Callable[[float, Any, dict[str, Any]],
     return scope["build"]  # type: ignore[no-any-return]
 
 
+class _Builders(dict[str, Callable[[float, Any, dict[str, Any]], ev.Input]]):
+    """Trace kind -> the builder of its event, compiled on the kind's first use (a replay
+    meets a few of the kinds; compiling all of them cost a short run 3 ms); KeyError for
+    a kind no input class has."""
+
+    def __missing__(self, kind: str) -> Callable[[float, Any, dict[str, Any]], ev.Input]:
+        build = self[kind] = input_builder(_KINDS[kind])
+        return build
+
+
+_KINDS = {c.trace_kind: c for c in ev.input_classes() if c.trace_kind is not None}
 #: Trace kind -> the builder of its event.
-BUILDERS: dict[str, Callable[[float, Any, dict[str, Any]], ev.Input]] = {
-    c.trace_kind: input_builder(c) for c in ev.input_classes() if c.trace_kind is not None}
+BUILDERS = _Builders()
 #: Kinds whose replay does more than feed the line's event (what a host adds around it).
 _GLUE = frozenset({"detector_error", "agent.speech_started", "update_options",
                    "set_interruption_detection"})

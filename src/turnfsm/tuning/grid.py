@@ -73,11 +73,19 @@ class Option:
     help: str
 
 
+def _finite(v: float) -> bool:
+    """Whether ``v`` is finite as a float (a whole number too large for one is not)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def _number(lo: float, hi: float = math.inf, *, lo_open: bool = False
             ) -> Callable[[Any], float]:
     def check(v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"must be a finite number, not {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
+            raise ValueError(f"must be a finite number, not {_short(v)}")
         if v < lo or (lo_open and v == lo) or v > hi:
             lo_s = f"{'>' if lo_open else '>='} {lo:g}"
             raise ValueError(f"must be {lo_s}" + (f" and <= {hi:g}" if hi < math.inf else "")
