@@ -73,7 +73,15 @@ from ..core.profiles import Profile, get_profile
 from ..options import EngineOptions
 from ..runtime import RuleBasedModel, Session, SessionClosed, TurnContext
 from ..runtime.protocols import EouModel
-from .common import DEFAULT_MIN_DURATION, HeldTranscripts, OverlapDetector
+from .common import (
+    DEFAULT_MIN_DURATION,
+    DEFAULT_PAUSE_AFTER,
+    DEFAULT_RESUME_AFTER,
+    HeldTranscripts,
+    OutputPause,
+    OverlapDetector,
+    attach_pause,
+)
 
 log = logging.getLogger("turnfsm.adapters.livekit")
 
@@ -160,6 +168,8 @@ class TurnfsmTurnTaking:
                  hooks: object | None = None, model: EouModel | None = None,
                  vad: lk_vad.VAD | None = None,
                  barge_in: float | None = DEFAULT_MIN_DURATION,
+                 pause_after: float | None = DEFAULT_PAUSE_AFTER,
+                 resume_after: float | None = DEFAULT_RESUME_AFTER,
                  ack_timeout: float = 1.0, **session_kwargs: Any) -> None:
         if getattr(session, "_started", False):
             raise RuntimeError("create TurnfsmTurnTaking before session.start(): a running "
@@ -181,6 +191,9 @@ class TurnfsmTurnTaking:
         self.detector: OverlapDetector | None = None
         if detector is None and barge_in is not None:
             detector = self.detector = OverlapDetector(barge_in)
+        self.pause: OutputPause | None = attach_pause(
+            self.detector, pause_after, resume_after, self._pause_audio, self._resume_audio)
+        self._warned_pause = False
         self._stt_input: utils.aio.Chan[rtc.AudioFrame] | None = None  # the STT's audio
         self._sample_rate: int | None = None
         self.fsm = Session(options, profile=self.profile, hooks=_Hooks(self, hooks),
@@ -485,6 +498,30 @@ class TurnfsmTurnTaking:
 
     def _on_output(self, o: out.Output) -> None:
         self._held.on_output(o)
+        if self.pause is not None:
+            self.pause.on_output(o)
+
+    def _pause_audio(self) -> bool:
+        """Pause the agent's audio output (False: there is none, or it cannot pause, or the
+        speech playing does not allow interruptions)."""
+        audio = self.session.output.audio
+        speech = self.session.current_speech
+        if audio is None or not self.session.output.audio_enabled or \
+                (speech is not None and not speech.allow_interruptions):
+            return False
+        if not audio.can_pause:
+            if not self._warned_pause:
+                self._warned_pause = True
+                log.warning("the session's audio output cannot pause: barge-ins stop the "
+                            "agent at turnfsm's interruption verdict only")
+            return False
+        audio.pause()
+        return True
+
+    def _resume_audio(self) -> None:
+        audio = self.session.output.audio
+        if audio is not None:
+            audio.resume()
 
     def _send(self, item: tuple[stt.SpeechEvent, asyncio.Queue[stt.SpeechEvent | None]]
               ) -> None:
@@ -544,10 +581,17 @@ class TurnfsmTurnTaking:
         self.interruptions.append(o)
         self._interrupted_at = (o.detected_at if o.overlap_started_at is None
                                 else o.overlap_started_at)
+        pause = self.pause
         try:
-            self.session.interrupt()
+            done = self.session.interrupt()
         except RuntimeError as exc:  # the current speech does not allow interruptions
             log.debug("interruption not applied: %s", exc)
+            if pause is not None:
+                pause.end("resumed")
+            return
+        if pause is not None and (rec := pause.current) is not None:
+            # resumed once LiveKit has cleared the output's buffer: nothing of it plays
+            done.add_done_callback(lambda _: pause.end("stopped", rec))
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -96,6 +96,7 @@ from pipecat.frames.frames import (
     InputAudioRawFrame,
     InterimTranscriptionFrame,
     InterruptionFrame,
+    OutputAudioRawFrame,
     ProposedUserStartedSpeakingFrame,
     ProposedUserStoppedSpeakingFrame,
     SystemFrame,
@@ -107,7 +108,8 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregatorParams
-from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
+from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
 from pipecat.turns.user_start import BaseUserTurnStartStrategy
 from pipecat.turns.user_stop import BaseUserTurnStopStrategy, NormalizedMatch
@@ -119,9 +121,18 @@ from ..core.profiles import Profile, get_profile
 from ..errors import EngineFailed
 from ..options import EngineOptions
 from ..runtime import EouModel, Session, SessionClosed
-from .common import DEFAULT_MIN_DURATION, OverlapDetector, call_hook
+from .common import (
+    DEFAULT_MIN_DURATION,
+    DEFAULT_PAUSE_AFTER,
+    DEFAULT_RESUME_AFTER,
+    OutputPause,
+    OverlapDetector,
+    attach_pause,
+    call_hook,
+)
 
-__all__ = ["OverlapDetector", "RestoredTranscriptionFrame", "TurnfsmUserTurnStartStrategy",
+__all__ = ["OutputGate", "OverlapDetector", "RestoredTranscriptionFrame",
+           "TurnfsmUserTurnStartStrategy",
            "TurnfsmUserTurnStopStrategy", "TurnfsmUserTurnStrategies", "VadProbe",
            "watchdog_floor"]
 
@@ -181,6 +192,53 @@ class VadProbe:
         return out
 
 
+class OutputGate:
+    """Holds the bot's audio at a Pipecat output transport while turnfsm pauses it
+    (:meth:`TurnfsmUserTurnStrategies.pausable` installs it). Pipecat's output transports
+    have no pause: the transport's audio task writes its queued chunks one by one, and the
+    gate makes the write of the next interruptible chunk wait while paused, so nothing is
+    lost or reordered: resumed, the transport plays on from that chunk. An
+    ``InterruptionFrame`` reaching the transport (after it has emptied its queue) drops the
+    held chunk. Background audio of a mixer pauses with the bot."""
+
+    def __init__(self, output: BaseOutputTransport) -> None:
+        self.output = output
+        self.held = False
+        self._released = asyncio.Event()
+        self._released.set()
+        self._generation = 0  # bumped by each InterruptionFrame: held chunks are dropped
+        self.on_interruption: Callable[[], None] | None = None
+        write, process = output.write_audio_frame, output.process_frame
+
+        async def write_audio_frame(frame: OutputAudioRawFrame) -> bool:
+            generation = self._generation
+            while self.held and frame.interruptible and generation == self._generation:
+                await self._released.wait()
+            if generation != self._generation and frame.interruptible:
+                return False  # interrupted while held: never played
+            return bool(await write(frame))
+
+        async def process_frame(frame: Frame, direction: FrameDirection) -> None:
+            await process(frame, direction)
+            if isinstance(frame, InterruptionFrame):
+                self._generation += 1
+                self.release()
+                if self.on_interruption is not None:
+                    self.on_interruption()
+        output.write_audio_frame = write_audio_frame  # type: ignore[method-assign]
+        output.process_frame = process_frame  # type: ignore[method-assign]
+
+    def hold(self) -> None:
+        """Pause: the next interruptible chunk waits."""
+        self.held = True
+        self._released.clear()
+
+    def release(self) -> None:
+        """Resume: the held chunk plays (unless an interruption dropped it)."""
+        self.held = False
+        self._released.set()
+
+
 @dataclass
 class RestoredTranscriptionFrame(TranscriptionFrame, SystemFrame):
     """A final turnfsm kept, given back to the user aggregator after its aggregation was reset
@@ -201,12 +259,18 @@ class _Bridge:
     def __init__(self, options: EngineOptions | Mapping[str, Any] | None, hooks: object | None,
                  model: EouModel | None, session_kwargs: dict[str, Any] | None,
                  preemptive_generation: bool, profile: str | Profile | None = None,
-                 barge_in: float | None = DEFAULT_MIN_DURATION) -> None:
+                 barge_in: float | None = DEFAULT_MIN_DURATION,
+                 pause_after: float | None = DEFAULT_PAUSE_AFTER,
+                 resume_after: float | None = DEFAULT_RESUME_AFTER) -> None:
         self.profile = get_profile(profile)
         self.session_kwargs = dict(session_kwargs or {})
         self.detector: OverlapDetector | None = None
         if self.session_kwargs.get("detector") is None and barge_in is not None:
             self.detector = self.session_kwargs["detector"] = OverlapDetector(barge_in)
+        self.gate: OutputGate | None = None  # set by pausable(output)
+        self._warned_gate = False
+        self.pause: OutputPause | None = attach_pause(
+            self.detector, pause_after, resume_after, self._pause_audio, self._resume_audio)
         if not isinstance(options, EngineOptions):
             options = self.profile.options({
                 "interruption_detection": self.session_kwargs.get("detector") is not None,
@@ -436,6 +500,8 @@ class _Bridge:
 
     def on_output(self, o: out.Output) -> None:
         self._forward("on_output", o)
+        if self.pause is not None:
+            self.pause.on_output(o)
         if self._deferred and isinstance(o, out.Transcript):
             # turnfsm let the words of the speech begun over the bot through (released, or
             # never held): they are the user's, the turn starts
@@ -540,9 +606,33 @@ class _Bridge:
         if self.start is not None:
             await self.start.trigger_user_turn_started()
 
+    def _pause_audio(self) -> bool:
+        if self.gate is None:
+            if not self._warned_gate:
+                self._warned_gate = True
+                log.warning("no output transport to pause: put the pipeline's output "
+                            "through TurnfsmUserTurnStrategies.pausable(transport.output()); "
+                            "barge-ins stop the bot at turnfsm's interruption verdict only")
+            return False
+        if not self.bot_speaking:
+            return False
+        self.gate.hold()
+        return True
+
+    def _resume_audio(self) -> None:
+        if self.gate is not None:
+            self.gate.release()
+
+    def _gate_interrupted(self) -> None:
+        """An InterruptionFrame reached the output: the bot's audio is stopped."""
+        if self.pause is not None:
+            self.pause.end("stopped")
+
     async def _interrupt(self, over_agent: bool) -> None:
         if self.start is None:
             return
+        if not self.start.interrupts and self.pause is not None:
+            self.pause.end("resumed")  # Pipecat will not stop the bot: it plays on
         if not self.turn_open:
             await self.start.trigger_user_turn_started()  # starts the turn and interrupts
         elif over_agent and self.start.interrupts:  # the turn's start did not stop the agent
@@ -760,9 +850,11 @@ class TurnfsmUserTurnStrategies(UserTurnStrategies):
                  profile: str | Profile | None = None, hooks: object | None = None,
                  model: EouModel | None = None, session_kwargs: dict[str, Any] | None = None,
                  preemptive_generation: bool = False, enable_interruptions: bool = True,
-                 barge_in: float | None = DEFAULT_MIN_DURATION) -> None:
+                 barge_in: float | None = DEFAULT_MIN_DURATION,
+                 pause_after: float | None = DEFAULT_PAUSE_AFTER,
+                 resume_after: float | None = DEFAULT_RESUME_AFTER) -> None:
         self._bridge = _Bridge(options, hooks, model, session_kwargs, preemptive_generation,
-                               profile, barge_in)
+                               profile, barge_in, pause_after, resume_after)
         super().__init__(
             start=[TurnfsmUserTurnStartStrategy(self._bridge,
                                                 enable_interruptions=enable_interruptions)],
@@ -790,6 +882,22 @@ class TurnfsmUserTurnStrategies(UserTurnStrategies):
         """The built-in overlap detector (None with ``barge_in=None`` or a detector of the
         app's in ``session_kwargs``)."""
         return self._bridge.detector
+
+    @property
+    def pause(self) -> OutputPause | None:
+        """The pause of the bot's audio on speech over it (None with ``pause_after=None``
+        or no built-in detector); its ``records`` list every pause."""
+        return self._bridge.pause
+
+    def pausable(self, output: BaseOutputTransport) -> BaseOutputTransport:
+        """``output`` (the pipeline's output transport), made pausable by turnfsm: put it in
+        the pipeline as ``strategies.pausable(transport.output())``. Without it the bot
+        stops only at turnfsm's interruption verdict."""
+        gate = self._bridge.gate
+        if gate is None or gate.output is not output:
+            gate = self._bridge.gate = OutputGate(output)
+            gate.on_interruption = self._bridge._gate_interrupted
+        return output
 
     def user_params(self, *, vad_start_secs: float | None = VAD_START_SECS,
                     vad_stop_secs: float | None = VAD_STOP_SECS,
