@@ -646,9 +646,9 @@ def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
                                   samples_per_channel=self.n)
 
     class Speaker(AudioOutput):
-        """Plays its frames in (loop) real time, one after another, as a room's output
-        does: ``pause()`` holds the frame due next (nothing is dropped), ``resume()`` plays
-        on from it, ``clear_buffer()`` drops what is left and stops at once."""
+        """Plays its frames in (loop) real time, 20 ms at a time, as a room's output does:
+        ``pause()`` holds the piece due next (nothing is dropped), ``resume()`` plays on
+        from it, ``clear_buffer()`` drops what is left and stops at once."""
 
         def __init__(self) -> None:
             super().__init__(label="speaker", next_in_chain=None, sample_rate=None,
@@ -672,7 +672,13 @@ def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
                 r.agent.append((round(now(), 3), float("inf"), False))
                 r.played.append(bytearray())
                 self.on_playback_started(created_at=asyncio.get_running_loop().time())
-            self.queue.put_nowait((self.segment, frame))
+            n = int(frame.sample_rate * FRAME)  # played in 20 ms pieces, as a room's output
+            data = np.frombuffer(bytes(frame.data), np.int16)
+            for i in range(0, len(data), n):
+                piece = data[i:i + n]
+                self.queue.put_nowait((self.segment, rtc.AudioFrame(
+                    data=piece.tobytes(), sample_rate=frame.sample_rate, num_channels=1,
+                    samples_per_channel=len(piece))))
 
         def flush(self) -> None:
             super().flush()

@@ -223,6 +223,10 @@ class TurnfsmTurnTaking:
             lk_log.addFilter(_CLOSE_FILTER)
         session.update_options(turn_detection="manual",
                                endpointing_opts={"mode": "fixed", "min_delay": 0.0})
+        # LiveKit's false-interruption pause (on user speech while a reply is due, cancelled
+        # by the next final transcript) would decide turns beside turnfsm: off
+        self._lk_resume = bool(session.options.interruption.get("resume_false_interruption"))
+        session.options.interruption["resume_false_interruption"] = False
         session.on("agent_state_changed", self._on_agent_state)
         session.on("user_input_transcribed", self._on_transcribed)
         session.on("close", self._on_close)
@@ -270,6 +274,10 @@ class TurnfsmTurnTaking:
                 + (f"OverlapDetector(min_duration={self.detector.min_duration:g}) judges "
                    "overlaps" if self.detector is not None else "detector judges overlaps")
                 + ")", "its end-of-turn delays and turn detector"]
+        if self._lk_resume:
+            lost.append("its false-interruption pause and resume (turnfsm " + (
+                f"pauses the agent's audio {self.pause.after:g} s into speech over it"
+                if self.pause is not None else "does not pause the agent's audio") + ")")
         (log.warning if pre else log.info)(
             "turnfsm decides turns in LiveKit's manual mode (profile %s, turn_detection %s); "
             "not used: %s", self.profile.name, self.fsm.options.turn_detection,
