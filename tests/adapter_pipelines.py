@@ -206,7 +206,8 @@ class Score:
     # interruption that stopped it for good (its reply cancelled) - the onset
     silent_times: list[float] = field(default_factory=list)
     stop_times: list[float] = field(default_factory=list)
-    bc_pauses: list[float] = field(default_factory=list)  # each backchannel's pause, seconds
+    # each pause a backchannel caused that was resumed (the agent played on), seconds
+    bc_pauses: list[float] = field(default_factory=list)
     audio_lost: int = 0  # agent audio frames (20 ms) not played, or played out of order
     latencies: list[float] = field(default_factory=list)  # turn completed - turn end
     frames_lost: int = 0
@@ -239,8 +240,10 @@ def score(lab: Labelled, r: Result) -> Score:
                 s.cut_ins += 1
                 s.problems.append(f"cut-in at {at:.2f} s in {turn['text']!r}: {text!r}")
     for bc in t.get("backchannels", []):
+        cuts = [stop for _, stop, cut in r.agent if cut]  # a pause ended by a cut is no pause
         s.bc_pauses += [round(b - a, 3) for a, b in r.pauses
-                        if bc["start"] <= a <= bc["end"] + 0.3]
+                        if bc["start"] <= a <= bc["end"] + 0.3
+                        and not any(abs(b - c) <= 0.03 for c in cuts)]
         if any(bc["start"] <= stop <= bc["end"] + 1.0 and cut for _, stop, cut in r.agent):
             s.bc_interrupting += 1
             s.problems.append(f"backchannel {bc['text']!r} stopped the agent")
