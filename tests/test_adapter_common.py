@@ -338,11 +338,15 @@ def test_an_output_that_cannot_pause_is_asked_again_and_nothing_is_recorded() ->
 
 
 def test_output_pause_refuses_bad_options() -> None:
-    """A negative pause_after, a resume_after or max_pause not above 0 is refused with its
-    name."""
+    """A negative or infinite pause_after, a resume_after or max_pause not above 0, or NaN,
+    is refused with its name."""
     import pytest
     with pytest.raises(ValueError, match="pause_after"):
         OutputPause(-0.1)
+    with pytest.raises(ValueError, match="pause_after"):
+        OutputPause(float("nan"))
+    with pytest.raises(ValueError, match="max_pause"):
+        OutputPause(0.15, max_pause=float("inf"))
     with pytest.raises(ValueError, match="resume_after"):
         OutputPause(0.15, 0.0)
     with pytest.raises(ValueError, match="max_pause"):

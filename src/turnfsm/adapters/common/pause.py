@@ -4,6 +4,7 @@ verdict (see :mod:`turnfsm.adapters.common`)."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 import attrs
@@ -25,7 +26,7 @@ class PauseRecord:
     caused it, ``paused_at``, ``ended_at`` (None while paused) and how it ended:
     ``resumed`` (a backchannel, or speech that ended undecided), ``stopped`` (an
     interruption: the framework cleared the audio), ``agent`` (the agent's speech ended
-    or restarted), ``timeout`` (:data:`MAX_PAUSE`), ``closed``."""
+    or restarted), ``timeout`` (:data:`MAX_PAUSE`)."""
 
     onset: float
     paused_at: float
@@ -45,11 +46,11 @@ class OutputPause:
     def __init__(self, after: float = DEFAULT_PAUSE_AFTER,
                  resume_after: float | None = DEFAULT_RESUME_AFTER,
                  max_pause: float = MAX_PAUSE) -> None:
-        if not after >= 0:
+        if not 0 <= after < math.inf:
             raise ValueError(f"pause_after must be >= 0 seconds, not {after!r}")
-        if resume_after is not None and not resume_after > 0:
+        if resume_after is not None and not 0 < resume_after < math.inf:
             raise ValueError(f"resume_after must be > 0 seconds, not {resume_after!r}")
-        if not max_pause > 0:
+        if not 0 < max_pause < math.inf:
             raise ValueError(f"max_pause must be > 0 seconds, not {max_pause!r}")
         self.after = float(after)
         self.resume_after = None if resume_after is None else float(resume_after)
