@@ -258,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vad-stop-secs", type=float, metavar="SECONDS",
                     help="turnfsm's agent: the VAD's stop_secs given to user_params (the "
                          "agent's default: 0.2, Pipecat's)")
+    ap.add_argument("--pause-after", type=float, metavar="SECONDS",
+                    help="turnfsm's agent: the speech over the agent that pauses its audio "
+                         "(the agent's default: 0.15; negative: no pause)")
     ap.add_argument("--json", type=Path, help="write the figures and notes here")
     ap.add_argument("--notes", action="store_true", help="print each agent's notes per turn")
     args = ap.parse_args(argv)
@@ -283,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         extra["turnfsm"] += ["--barge-in-speech", str(args.barge_in_speech)]
     if args.vad_stop_secs is not None:
         extra["turnfsm"] += ["--vad-stop-secs", str(args.vad_stop_secs)]
+    if args.pause_after is not None:
+        extra["turnfsm"] += ["--pause-after", str(args.pause_after)]
     results = run_agents(agents, args.port, paths, extra)
     load1 = os.getloadavg()
 

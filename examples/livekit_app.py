@@ -169,12 +169,15 @@ class Microphone(AudioInput):
 
 
 class Speaker(AudioOutput):
-    """Plays in loop time; ``clear_buffer`` (an interruption) stops it at once."""
+    """Plays in loop time; ``pause()`` holds it where it is (turnfsm pauses the agent on
+    speech over it), ``resume()`` plays on, ``clear_buffer`` (an interruption) stops it."""
 
     def __init__(self) -> None:
         super().__init__(label="speaker", next_in_chain=None, sample_rate=None,
-                         capabilities=AudioOutputCapabilities(pause=False))
+                         capabilities=AudioOutputCapabilities(pause=True))
         self.pushed, self.started = 0.0, 0.0
+        self.flushed = False
+        self.paused_at: float | None = None
         self.timer: asyncio.TimerHandle | None = None
 
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
@@ -187,18 +190,40 @@ class Speaker(AudioOutput):
     def flush(self) -> None:
         super().flush()
         if self.pushed:
-            loop = asyncio.get_running_loop()
-            self.timer = loop.call_later(self.started + self.pushed - loop.time(),
-                                         self._done, False)
+            self.flushed = True
+            self._arm()
+
+    def pause(self) -> None:
+        super().pause()
+        if self.pushed and self.paused_at is None:
+            self.paused_at = asyncio.get_running_loop().time()
+            if self.timer is not None:
+                self.timer.cancel()
+
+    def resume(self) -> None:
+        super().resume()
+        if self.paused_at is not None:
+            self.started += asyncio.get_running_loop().time() - self.paused_at
+            self.paused_at = None
+            self._arm()
 
     def clear_buffer(self) -> None:
         if self.pushed:
             self._done(True)
 
+    def _arm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.flushed and self.paused_at is None:
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later(max(0.0, self.started + self.pushed - loop.time()),
+                                         self._done, False)
+
     def _done(self, interrupted: bool) -> None:
         if self.timer is not None:
             self.timer.cancel()
         position, self.pushed = self.pushed, 0.0
+        self.flushed, self.paused_at = False, None
         self.on_playback_finished(playback_position=position, interrupted=interrupted)
 
 

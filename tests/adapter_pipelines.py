@@ -172,6 +172,9 @@ class Result:
     # LiveKit's on_user_turn_completed (its preemptive LLM runs come earlier)
     commits: list[tuple[float, str]] = field(default_factory=list)
     agent: list[tuple[float, float, bool]] = field(default_factory=list)  # start, stop, cut
+    # pauses of the agent's audio output: [paused at, resumed or cleared at (inf: open)]
+    pauses: list[list[float]] = field(default_factory=list)
+    played: list[bytearray] = field(default_factory=list)  # the audio each agent turn played
     frames_in: int = 0  # microphone frames sent
     frames_seen: int = 0  # microphone frames that reached the far side of the turn logic
     frames_in_order: bool = True
@@ -199,7 +202,13 @@ class Score:
     bc_answered: int = 0
     barge_ins: int = 0
     barge_ins_stopped: int = 0
-    stop_times: list[float] = field(default_factory=list)  # agent stop - barge-in onset
+    # barge-ins: the agent's audio fell silent (paused, or stopped) - the onset; and the
+    # interruption that stopped it for good (its reply cancelled) - the onset
+    silent_times: list[float] = field(default_factory=list)
+    stop_times: list[float] = field(default_factory=list)
+    # each pause a backchannel caused that was resumed (the agent played on), seconds
+    bc_pauses: list[float] = field(default_factory=list)
+    audio_lost: int = 0  # agent audio frames (20 ms) not played, or played out of order
     latencies: list[float] = field(default_factory=list)  # turn completed - turn end
     frames_lost: int = 0
     problems: list[str] = field(default_factory=list)
@@ -211,7 +220,7 @@ def score(lab: Labelled, r: Result) -> Score:
     s = Score(turns=len(t["turns"]), llm_runs=len(r.llm_runs),
               backchannels=len(t.get("backchannels", [])),
               barge_ins=len(t.get("interruptions", [])),
-              frames_lost=r.frames_in - r.frames_seen)
+              frames_lost=r.frames_in - r.frames_seen, audio_lost=audio_lost(lab, r))
     if not r.frames_in_order:
         s.problems.append("microphone frames reordered")
     turns = t["turns"]
@@ -231,6 +240,10 @@ def score(lab: Labelled, r: Result) -> Score:
                 s.cut_ins += 1
                 s.problems.append(f"cut-in at {at:.2f} s in {turn['text']!r}: {text!r}")
     for bc in t.get("backchannels", []):
+        cuts = [stop for _, stop, cut in r.agent if cut]  # a pause ended by a cut is no pause
+        s.bc_pauses += [round(b - a, 3) for a, b in r.pauses
+                        if bc["start"] <= a <= bc["end"] + 0.3
+                        and not any(abs(b - c) <= 0.03 for c in cuts)]
         if any(bc["start"] <= stop <= bc["end"] + 1.0 and cut for _, stop, cut in r.agent):
             s.bc_interrupting += 1
             s.problems.append(f"backchannel {bc['text']!r} stopped the agent")
@@ -239,13 +252,38 @@ def score(lab: Labelled, r: Result) -> Score:
             s.bc_answered += 1
             s.problems.append(f"backchannel {bc['text']!r} answered")
     for bi in t.get("interruptions", []):
-        stops = [stop for _, stop, cut in r.agent if cut and bi["start"] <= stop <= bi["end"]]
+        # the interruption may cancel the reply after the barge-in's end (a paused agent
+        # is stopped when its words are judged)
+        stops = [stop for _, stop, cut in r.agent
+                 if cut and bi["start"] <= stop <= bi["end"] + 1.0]
         if stops:
             s.barge_ins_stopped += 1
             s.stop_times.append(stops[0] - bi["start"])
+            silent = [a for a, _ in r.pauses if bi["start"] <= a <= stops[0]]
+            s.silent_times.append(min([*silent, stops[0]]) - bi["start"])
         else:
             s.problems.append(f"barge-in {bi['text']!r} never stopped the agent")
     return s
+
+
+def audio_lost(lab: Labelled, r: Result) -> int:
+    """The agent's audio frames (20 ms) an agent turn did not play, in order: all of a turn
+    nobody cut off, a prefix of one cut off (paused and resumed audio included)."""
+    if not r.played:
+        return 0
+    frame = int(FRAME * RATE) * 2
+    lost = 0
+    for k, turn in enumerate(lab.agent):
+        expected = np.concatenate([turn.audio, np.zeros(
+            max(0, int(turn.length * RATE) - len(turn.audio)), np.int16)]).tobytes()
+        want = expected.rstrip(b"\0")
+        played = bytes(r.played[k]).rstrip(b"\0") if k < len(r.played) else b""
+        cut = k < len(r.agent) and r.agent[k][2]
+        if not want.startswith(played):
+            lost += -(-len(want) // frame)  # reordered, or audio that is not this turn's
+        elif not cut:
+            lost += -(-(len(want) - len(played)) // frame)
+    return lost
 
 
 def pct(xs: list[float], q: float) -> float | None:
@@ -376,12 +414,39 @@ def run_pipecat(lab: Labelled, mode: str = "turnfsm", *,
                 await self.push_frame(TTSStoppedFrame())
 
     class Speaker(BaseOutputTransport):  # plays in real time; InterruptionFrame clears it
+        segment = False  # between the bot's started and stopped speaking
+        writing = False  # a chunk is playing
+        last_end: float | None = None  # when the segment's last chunk ended
+
         async def start(self, frame: StartFrame) -> None:
             await super().start(frame)
             await self.set_transport_ready(frame)
 
+        def gap(self) -> None:
+            """The bot was silent from its last chunk's end to now: a pause."""
+            if self.segment and not self.writing and self.last_end is not None and \
+                    "t0" in clock and now() - self.last_end > 0.03:
+                r.pauses.append([self.last_end, round(now(), 3)])
+
+        async def push_frame(self, frame: Frame,
+                             direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
+            if direction == FrameDirection.DOWNSTREAM:
+                if isinstance(frame, BotStartedSpeakingFrame):
+                    r.played.append(bytearray())  # pushed before the segment's first write
+                    self.segment, self.last_end = True, None
+                elif isinstance(frame, BotStoppedSpeakingFrame):
+                    self.gap()  # paused, then stopped
+                    self.segment, self.last_end = False, None
+            await super().push_frame(frame, direction)
+
         async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
+            self.gap()
+            self.writing = True
+            if self.segment and r.played:
+                r.played[-1] += frame.audio
             await asyncio.sleep(len(frame.audio) / 2 / frame.sample_rate)
+            self.writing = False
+            self.last_end = round(now(), 3) if self.segment and "t0" in clock else None
             return True
 
     class Watch(FrameProcessor):  # the agent's audio, as the output transport reports it
@@ -424,6 +489,8 @@ def run_pipecat(lab: Labelled, mode: str = "turnfsm", *,
                                              user_turn_strategies=defaults)
         user = LLMUserAggregator(context, params=params)
         speaker = Speaker(TransportParams(audio_out_enabled=True, audio_out_sample_rate=RATE))
+        if strategies is not None:
+            strategies.pausable(speaker)
         watch = Watch()
         pipeline = Pipeline([Mic(), user, LLM(), TTS(), speaker, watch])
         frames: list[Frame] = [SleepFrame(sleep=lab.duration + TAIL)]
@@ -581,46 +648,87 @@ def run_livekit(lab: Labelled, mode: str = "turnfsm", *,
             return rtc.AudioFrame(data=chunk.tobytes(), sample_rate=RATE, num_channels=1,
                                   samples_per_channel=self.n)
 
-    class Speaker(AudioOutput):  # plays in loop time; clear_buffer stops it at once
+    class Speaker(AudioOutput):
+        """Plays its frames in (loop) real time, 20 ms at a time, as a room's output does:
+        ``pause()`` holds the piece due next (nothing is dropped), ``resume()`` plays on
+        from it, ``clear_buffer()`` drops what is left and stops at once."""
+
         def __init__(self) -> None:
             super().__init__(label="speaker", next_in_chain=None, sample_rate=None,
-                             capabilities=AudioOutputCapabilities(pause=False))
-            self.pushed = 0.0
-            self.started: float | None = None
-            self.done: asyncio.TimerHandle | None = None
+                             capabilities=AudioOutputCapabilities(pause=True))
+            self.queue: asyncio.Queue[tuple[int, rtc.AudioFrame | None]] = asyncio.Queue()
+            self.segment = 0  # frames of an ended segment are never played
+            self.playing = False  # a segment is playing (started, not finished)
+            self.position = 0.0
+            self.flushed = False
+            self.resumed = asyncio.Event()
+            self.resumed.set()
+            self.task: asyncio.Task[None] | None = None
 
         async def capture_frame(self, frame: rtc.AudioFrame) -> None:
             await super().capture_frame(frame)
-            self.pushed += frame.duration
-            if self.started is None:
-                self.started = asyncio.get_running_loop().time()
+            if self.task is None:
+                self.task = asyncio.create_task(self.play())
+            if not self.playing:
+                self.playing, self.position, self.flushed = True, 0.0, False
+                self.segment += 1
                 r.agent.append((round(now(), 3), float("inf"), False))
-                self.on_playback_started(created_at=self.started)
+                r.played.append(bytearray())
+                self.on_playback_started(created_at=asyncio.get_running_loop().time())
+            n = int(frame.sample_rate * FRAME)  # played in 20 ms pieces, as a room's output
+            data = np.frombuffer(bytes(frame.data), np.int16)
+            for i in range(0, len(data), n):
+                piece = data[i:i + n]
+                self.queue.put_nowait((self.segment, rtc.AudioFrame(
+                    data=piece.tobytes(), sample_rate=frame.sample_rate, num_channels=1,
+                    samples_per_channel=len(piece))))
 
         def flush(self) -> None:
             super().flush()
-            if self.started is None:
-                return
-            loop = asyncio.get_running_loop()
-            left = max(0.0, self.started + self.pushed - loop.time())
-            if self.done is not None:
-                self.done.cancel()
-            self.done = loop.call_later(left, self.finish, self.pushed, False)
+            if self.playing:
+                self.flushed = True
+                self.queue.put_nowait((self.segment, None))  # the segment ends here
+
+        async def play(self) -> None:
+            while True:
+                segment, frame = await self.queue.get()
+                await self.resumed.wait()
+                if not self.playing or segment != self.segment:
+                    continue  # cleared
+                if frame is None:
+                    self.finish(False)
+                    continue
+                await asyncio.sleep(frame.duration)
+                if self.playing and segment == self.segment:
+                    self.position += frame.duration
+                    r.played[-1] += bytes(frame.data)
+
+        def pause(self) -> None:
+            super().pause()
+            if self.resumed.is_set() and self.playing:
+                self.resumed.clear()
+                r.pauses.append([round(now(), 3), float("inf")])
+
+        def resume(self) -> None:
+            super().resume()
+            if not self.resumed.is_set():
+                self.resumed.set()
+                if r.pauses and r.pauses[-1][1] == float("inf"):
+                    r.pauses[-1][1] = round(now(), 3)
 
         def clear_buffer(self) -> None:
-            if self.started is None:
-                return
-            played = min(self.pushed, asyncio.get_running_loop().time() - self.started)
-            self.finish(played, True)
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            if self.playing:
+                self.finish(True)
+            if r.pauses and r.pauses[-1][1] == float("inf"):
+                r.pauses[-1][1] = round(now(), 3)  # silent from now on, paused or not
 
-        def finish(self, position: float, interrupted: bool) -> None:
-            if self.done is not None:
-                self.done.cancel()
-                self.done = None
-            self.pushed, self.started = 0.0, None
+        def finish(self, interrupted: bool) -> None:
+            self.playing = False
             if r.agent and r.agent[-1][1] == float("inf"):
                 r.agent[-1] = (r.agent[-1][0], round(now(), 3), interrupted)
-            self.on_playback_finished(playback_position=position, interrupted=interrupted)
+            self.on_playback_finished(playback_position=self.position, interrupted=interrupted)
 
     async def completed(new_message: llm.ChatMessage) -> None:
         r.commits.append((round(now(), 3), new_message.text_content or ""))

@@ -239,3 +239,115 @@ def test_held_transcripts_send_on_release_and_forget_on_drop() -> None:
     h.on_output(out.Transcript(t=2.0, ref=4, type="final", text="x", language="en",
                                confidence=1.0, start_time=0.0, end_time=0.0, speaking=False))
     assert sent == ["wait"]
+
+
+# -- the pause of the agent's audio -----------------------------------------------------------
+
+from turnfsm.adapters.common import OutputPause, attach_pause  # noqa: E402
+
+
+def paused(windows: list[tuple[float, float]], *, speech_end: float | None = None,
+           extra: list[tuple[float, Any]] | None = None, can_pause: bool = True,
+           **pause_kw: Any) -> tuple[list[tuple[str, float]], OutputPause, list[Any]]:
+    """The detector (0.5 s) with an OutputPause on a session: the agent speaks from 0, user
+    speech from 1.0 s (VAD start at 1.1 s), ``windows`` as in :func:`detect`; ``extra``:
+    (time, fn(session)) calls. Returns the output's pause/resume calls (session time), the
+    OutputPause and the Interruption outputs."""
+    async def body() -> tuple[list[tuple[str, float]], OutputPause, list[Any]]:
+        d = OverlapDetector(0.5)
+        got: list[out.Output] = []
+        calls: list[tuple[str, float]] = []
+        holder: dict[str, Any] = {}
+
+        class Hooks:
+            def on_output(self, o: out.Output) -> None:
+                got.append(o)
+                holder["pause"].on_output(o)
+        s = Session({"interruption_detection": True}, detector=d, hooks=Hooks(),
+                    telemetry=False)
+
+        def pause() -> bool:
+            calls.append(("pause", s.now()))
+            return can_pause
+
+        pause_obj = attach_pause(d, pause_kw.pop("after", 0.15), pause_kw.pop("resume", 0.35),
+                                 pause, lambda: calls.append(("resume", s.now())))
+        assert pause_obj is not None
+        holder["pause"] = pause_obj
+        d.bind(s)
+        events: list[tuple[float, Any]] = [(0.0, s.agent_speech_started),
+                                           (1.1, lambda: s.push_vad(
+                                               ev.VadStartOfSpeech(speech_duration=0.1)))]
+        events += [(t, (lambda p=p: d.window(p))) for t, p in windows]
+        events += [(t, (lambda fn=fn: fn(s))) for t, fn in extra or []]
+        if speech_end is not None:
+            events.append((speech_end, lambda: s.push_vad(
+                ev.VadEndOfSpeech(silence_duration=0.5))))
+        for t, fn in sorted(events, key=lambda x: x[0]):
+            await asyncio.sleep(max(0.0, t - s.now()))
+            fn()
+        await asyncio.sleep(4.0)
+        await s.aclose()
+        return ([(k, round(t, 3)) for k, t in calls], pause_obj,
+                [o for o in got if isinstance(o, out.Interruption)])
+    return run_virtual(body())
+
+
+def silence(start: float, end: float) -> list[tuple[float, float]]:
+    return [(t, 0.1) for t, _ in voiced(start, end)]
+
+
+def test_pause_comes_at_the_first_voiced_window_past_pause_after_and_the_stop_keeps_it() -> None:
+    """Speech over the agent from 1.0 s, voiced to 1.8 s: paused at the first voiced window
+    0.15 s after the onset (1.164 s), then the interruption (1.516 s) comes while paused;
+    the pause is not resumed by the silence that follows (the adapter stops the audio and
+    ends the pause itself: here it never does, so the safety timeout resumes it at 4.164)."""
+    calls, pause, interruptions = paused(voiced(1.1, 1.8) + silence(1.83, 2.5), speech_end=2.3)
+    assert calls == [("pause", 1.164), ("resume", 4.164)]
+    assert len(interruptions) == 1 and round(interruptions[0].detected_at, 3) == 1.516
+    assert [(r.outcome, round(r.paused_at, 3)) for r in pause.records] == [("timeout", 1.164)]
+
+
+def test_a_short_utterance_is_resumed_after_resume_after_of_unvoiced_windows() -> None:
+    """A 0.4 s "okay" (voiced to 1.388 s), then unvoiced windows: paused at 1.164 s,
+    resumed at the first unvoiced window 0.35 s past the last voiced one; no interruption."""
+    calls, pause, interruptions = paused(voiced(1.1, 1.4) + silence(1.42, 2.0), speech_end=2.0)
+    assert calls == [("pause", 1.164), ("resume", 1.74)]
+    assert interruptions == [] and [r.outcome for r in pause.records] == ["resumed"]
+
+
+def test_a_backchannel_drop_resumes_at_once_and_the_overlaps_close_otherwise() -> None:
+    """No early resume (``resume_after=None``): a backchannel dropped while the user is
+    silent resumes the agent at that instant; without one, the overlap's close (the VAD's
+    end) resumes it once the join window past the last voiced window is over."""
+    drop = [(1.6, lambda s: holder_output(s))]
+
+    def holder_output(s: Session) -> None:
+        s.detector.pause.on_output(out.TranscriptDropped(  # type: ignore[union-attr]
+            t=s.now(), ref=1, text="okay", reason="backchannel"))
+    calls, _, _ = paused(voiced(1.1, 1.4), speech_end=1.5, extra=drop, resume=None)
+    assert calls == [("pause", 1.164), ("resume", 1.6)]
+    calls, _, _ = paused(voiced(1.1, 1.4), speech_end=1.5, resume=None)
+    assert calls == [("pause", 1.164), ("resume", 1.888)]  # 1.388 + join 0.5
+
+
+def test_an_output_that_cannot_pause_is_asked_again_and_nothing_is_recorded() -> None:
+    """An output that refuses to pause (False): no pause recorded, nothing resumed."""
+    calls, pause, _ = paused(voiced(1.1, 1.4), speech_end=1.9, can_pause=False)
+    assert calls and {k for k, _ in calls} == {"pause"} and pause.records == []
+
+
+def test_output_pause_refuses_bad_options() -> None:
+    """A negative or infinite pause_after, a resume_after or max_pause not above 0, or NaN,
+    is refused with its name."""
+    import pytest
+    with pytest.raises(ValueError, match="pause_after"):
+        OutputPause(-0.1)
+    with pytest.raises(ValueError, match="pause_after"):
+        OutputPause(float("nan"))
+    with pytest.raises(ValueError, match="max_pause"):
+        OutputPause(0.15, max_pause=float("inf"))
+    with pytest.raises(ValueError, match="resume_after"):
+        OutputPause(0.15, 0.0)
+    with pytest.raises(ValueError, match="max_pause"):
+        OutputPause(0.15, 0.35, max_pause=0.0)

@@ -715,6 +715,33 @@ def test_start_says_what_manual_mode_turns_off(caplog: pytest.LogCaptureFixture)
     assert not [r for r in caplog.records if "scheduling is paused" in r.getMessage()]
 
 
+def test_livekits_false_interruption_pause_is_turned_off_and_named(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """On a session with LiveKit's default false-interruption pause (on), TurnfsmTurnTaking
+    turns it off in the session's options (it would pause and cancel replies beside turnfsm)
+    and the start-up line names it with turnfsm's own pause (0.15 s); pause_after=None
+    leaves the agent's audio unpaused, and the line says so."""
+    async def body() -> tuple[bool, str, str]:
+        session: AgentSession[None] = AgentSession(vad=FakeVAD([]), user_away_timeout=None)
+        assert session.options.interruption["resume_false_interruption"] is True
+        taking = TurnfsmTurnTaking(session, telemetry=False)
+        with caplog.at_level("INFO", logger="turnfsm.adapters.livekit"):
+            taking._announce()
+            off = AgentSession(vad=FakeVAD([]), user_away_timeout=None)
+            unpaused = TurnfsmTurnTaking(off, telemetry=False, pause_after=None)
+            unpaused._announce()
+        await taking.aclose()
+        await unpaused.aclose()
+        lines = [r.getMessage() for r in caplog.records if "manual mode" in r.getMessage()]
+        return bool(session.options.interruption["resume_false_interruption"]), lines[0], \
+            lines[1]
+    flag, line, unpaused_line = run_virtual(body())
+    assert flag is False
+    assert "its false-interruption pause and resume (turnfsm pauses the agent's audio " \
+        "0.15 s into speech over it)" in line
+    assert "turnfsm does not pause the agent's audio" in unpaused_line
+
+
 def test_turnfsm_listens_through_livekits_own_vad_stream() -> None:
     """With a TurnfsmAgent, LiveKit runs one VAD stream (its own, on the microphone) and
     turnfsm hears every event of it: no second stream on the STT's audio."""

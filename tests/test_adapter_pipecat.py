@@ -765,3 +765,70 @@ def test_finals_of_each_segment_in_time_are_not_stamped() -> None:
     assert [e.end_time for e in run.inputs if isinstance(e, ev.SttFinal)] == [0.0, 0.0]
     assert [text for _, text in run.stopped] == ["I would like a pizza and a salad please"]
     same_turn_ends(run, engine_replay(EngineOptions(), script, until=6.0))
+
+
+def test_output_gate_holds_the_next_chunk_and_an_interruption_drops_it() -> None:
+    """strategies.pausable(output) returns the output with a gate on its writes: while held,
+    the next interruptible chunk waits (written in order once released), an uninterruptible
+    one is written at once; an InterruptionFrame reaching the output drops the held chunk
+    (never written) and tells the pause the bot is stopped."""
+    from pipecat.frames.frames import OutputAudioRawFrame
+    from pipecat.transports.base_output import BaseOutputTransport
+    from pipecat.transports.base_transport import TransportParams
+
+    async def body() -> tuple[list[bytes], list[bool], list[str]]:
+        written: list[bytes] = []
+
+        class Out(BaseOutputTransport):
+            async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
+                written.append(frame.audio)
+                return True
+
+        output = Out(TransportParams(audio_out_enabled=True))
+
+        async def process(frame: Frame, direction: FrameDirection) -> None:
+            return None  # the transport's own handling is not under test here
+        output.process_frame = process  # type: ignore[method-assign]
+        strategies = TurnfsmUserTurnStrategies()
+        assert strategies.pausable(output) is output and strategies.pause is not None
+        gate = strategies._bridge.gate
+        assert gate is not None
+        ended: list[str] = []
+        strategies.pause.end = lambda outcome, record=None: ended.append(outcome)  # type: ignore[method-assign]
+
+        def chunk(b: bytes, interruptible: bool = True) -> OutputAudioRawFrame:
+            f = OutputAudioRawFrame(audio=b * 4, sample_rate=16000, num_channels=1)
+            f.interruptible = interruptible
+            return f
+        results: list[bool] = []
+        assert await output.write_audio_frame(chunk(b"a"))
+        gate.hold()
+        held = asyncio.create_task(output.write_audio_frame(chunk(b"b")))
+        await asyncio.sleep(0.1)
+        assert not held.done() and written == [b"aaaa"]
+        results.append(await output.write_audio_frame(chunk(b"u", interruptible=False)))
+        gate.release()
+        results.append(await held)
+        gate.hold()
+        dropped = asyncio.create_task(output.write_audio_frame(chunk(b"c")))
+        await asyncio.sleep(0.1)
+        await output.process_frame(InterruptionFrame(), FrameDirection.DOWNSTREAM)
+        results.append(await dropped)
+        return written, results, ended
+    written, results, ended = run_virtual(body())
+    assert written == [b"aaaa", b"uuuu", b"bbbb"]
+    assert results == [True, True, False] and ended == ["stopped"]
+
+
+def test_pause_after_none_and_no_detector_leave_no_pause(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The pause is on by default (0.15 s, resumed after 0.35 s of unvoiced windows);
+    pause_after=None or barge_in=None turns it off; without pausable(output), asking to
+    pause says once what to do and pauses nothing."""
+    s = TurnfsmUserTurnStrategies()
+    assert s.pause is not None and (s.pause.after, s.pause.resume_after) == (0.15, 0.35)
+    assert TurnfsmUserTurnStrategies(pause_after=None).pause is None
+    assert TurnfsmUserTurnStrategies(barge_in=None).pause is None
+    with caplog.at_level("WARNING", logger="turnfsm.adapters.pipecat"):
+        assert s._bridge._pause_audio() is False and s._bridge._pause_audio() is False
+    assert len([r for r in caplog.records if "pausable" in r.getMessage()]) == 1

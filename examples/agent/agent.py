@@ -41,6 +41,9 @@ adapter's defaults, for this pipeline:
   reply against Pipecat's defaults. The detector joins the VAD segments that pauses of
   0.2-0.5 s split (``OverlapDetector.join``), so an interruption is still judged whole.
 
+The output transport goes through ``strategies.pausable(...)``: speech over the agent pauses
+its audio 0.15 s in (``--pause-after``), a backchannel resumes it, an interruption stops it.
+
 Pipecat's defaults interrupt on any VAD start (backchannels and coughs too).
 """
 
@@ -92,6 +95,7 @@ from pipecat.utils.time import time_now_iso8601
 from pipecat.workers.runner import WorkerRunner
 
 from turnfsm import outputs as out
+from turnfsm.adapters.common import DEFAULT_PAUSE_AFTER
 from turnfsm.adapters.pipecat import TurnfsmUserTurnStrategies
 
 SAMPLE_RATE = 16_000
@@ -303,7 +307,8 @@ async def serve_one(args: argparse.Namespace, whisper: Any) -> None:
     if args.turns == "turnfsm":
         strategies = TurnfsmUserTurnStrategies(
             {"transcript_timeout": STT_LATENCY}, profile="default", hooks=Decisions(),
-            barge_in=args.barge_in_speech)
+            barge_in=args.barge_in_speech,
+            pause_after=None if args.pause_after < 0 else args.pause_after)
         user_params = strategies.user_params(vad_analyzer=vad,
                                              vad_stop_secs=args.vad_stop_secs)
     else:  # Pipecat's default user turn strategies, on the same VAD
@@ -311,9 +316,11 @@ async def serve_one(args: argparse.Namespace, whisper: Any) -> None:
     context = LLMContext()
     pair = LLMContextAggregatorPair(context, user_params=user_params)
     llm = ScriptedLLM()
+    output = transport.output()
+    if args.turns == "turnfsm":
+        strategies.pausable(output)  # speech over the agent pauses it until turnfsm's verdict
     pipeline = Pipeline([transport.input(), LocalWhisperSTT(whisper), pair.user(), llm,
-                         EspeakTTS(sample_rate=SAMPLE_RATE), transport.output(),
-                         pair.assistant()])
+                         EspeakTTS(sample_rate=SAMPLE_RATE), output, pair.assistant()])
     worker = PipelineWorker(pipeline, enable_rtvi=False, idle_timeout_secs=None,
                             cancel_on_idle_timeout=False)
 
@@ -350,6 +357,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="turnfsm: the overlap detector's barge_in (user speech over the "
                          "agent interrupts once a voiced VAD window comes this long after "
                          f"its onset; default {BARGE_IN:g})")
+    ap.add_argument("--pause-after", type=float, default=DEFAULT_PAUSE_AFTER, metavar="SECONDS",
+                    help="turnfsm: user speech over the agent pauses its audio once a voiced "
+                         "VAD window comes this long after its onset, until turnfsm's verdict "
+                         f"(default {DEFAULT_PAUSE_AFTER:g}; negative: no pause)")
     ap.add_argument("--vad-stop-secs", type=float, default=VAD_STOP, metavar="SECONDS",
                     help="turnfsm: the VAD's stop_secs, given to user_params (the STT's "
                          f"segments end there; default {VAD_STOP:g}, Pipecat's)")

@@ -33,7 +33,10 @@ In manual mode LiveKit's own barge-in is off, so interruptions come from turnfsm
 an :class:`~turnfsm.adapters.common.OverlapDetector` on LiveKit's VAD windows calls user
 speech over the agent an interruption once a voiced window comes ``barge_in`` seconds (0.5)
 after its onset; shorter speech is judged by its words (a backchannel is dropped: it neither
-stops the agent nor becomes a turn). What manual mode turns off is said in one log line at
+stops the agent nor becomes a turn). Before the verdict, speech over the agent pauses its
+audio 0.15 s in (``session.output.audio.pause()``), and a backchannel resumes it
+(:class:`~turnfsm.adapters.common.OutputPause`); LiveKit's own false-interruption pause is
+turned off. What manual mode turns off is said in one log line at
 ``session.start()``: LiveKit's preemptive generation (a ``PreemptiveGeneration`` reaches your
 ``on_preemptive_generation`` hook only) and its interruption options (``min_duration``,
 ``min_words``, ``mode``; turnfsm's detector judges overlaps).
@@ -41,6 +44,9 @@ stops the agent nor becomes a turn). What manual mode turns off is said in one l
 :class:`TurnfsmTurnDetector` is the other, smaller use: turnfsm's rule-based end-of-turn model
 behind LiveKit's turn-detector protocol, for ``turn_handling={"turn_detection": ...}`` with
 LiveKit's own recogniser.
+
+This module holds the turn-taking and the agent; the hooks, the VAD tee, the mapping of
+LiveKit's events and the turn detector are in ``_livekit_io``.
 """
 
 from __future__ import annotations
@@ -57,9 +63,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, M
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import llm, stt, utils
+from livekit.agents import stt, utils
 from livekit.agents import vad as lk_vad
-from livekit.agents.language import LanguageCode
 from livekit.agents.voice import Agent, AgentSession, ModelSettings
 from livekit.agents.voice.events import (
     AgentStateChangedEvent,
@@ -67,66 +72,43 @@ from livekit.agents.voice.events import (
     UserInputTranscribedEvent,
 )
 
-from .. import events as ev
 from .. import outputs as out
-from ..core.profiles import Profile, get_profile
+from ..core.profiles import Profile
 from ..options import EngineOptions
-from ..runtime import RuleBasedModel, Session, SessionClosed, TurnContext
+from ..runtime import RuleBasedModel, Session, SessionClosed
 from ..runtime.protocols import EouModel
-from .common import DEFAULT_MIN_DURATION, HeldTranscripts, OverlapDetector
+from ._livekit_io import (
+    CLOSE_FILTER,
+    TRANSCRIPTS,
+    AdapterHooks,
+    TeeVAD,
+    TurnfsmTurnDetector,
+    retrieve,
+    stt_input,
+    vad_input,
+)
+from ._livekit_io import user_turn_text as user_turn_text
+from .common import (
+    DEFAULT_MIN_DURATION,
+    DEFAULT_PAUSE_AFTER,
+    DEFAULT_RESUME_AFTER,
+    HeldTranscripts,
+    OutputPause,
+    OverlapDetector,
+    turn_taking,
+)
 
 log = logging.getLogger("turnfsm.adapters.livekit")
 
 SttNode = Callable[[Agent, AsyncIterable[rtc.AudioFrame], ModelSettings], Any]
 _SESSIONS: weakref.WeakKeyDictionary[AgentSession[Any], TurnfsmTurnTaking] = (
     weakref.WeakKeyDictionary())
-_TRANSCRIPTS = (stt.SpeechEventType.INTERIM_TRANSCRIPT, stt.SpeechEventType.PREFLIGHT_TRANSCRIPT,
-                stt.SpeechEventType.FINAL_TRANSCRIPT)
-
-class _EmptyCloseCommit(logging.Filter):
-    """Drops LiveKit's warning about an empty user turn skipped at close: in manual mode,
-    ``AgentSession.aclose()`` commits the user turn after pausing speech scheduling, and
-    with nothing to commit (turnfsm committed every turn) that warns on every close."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.getMessage() == "skipping user input, speech scheduling is paused"
-                    and not getattr(record, "lk.pii.user_input", None))
-
-
-_CLOSE_FILTER = _EmptyCloseCommit()
-
 
 __all__ = ["BargeInDetector", "OverlapDetector", "TurnfsmAgent", "TurnfsmTurnDetector",
            "TurnfsmTurnTaking"]
 
 
 BargeInDetector = OverlapDetector  # the name this adapter's detector had
-
-
-class _Hooks:
-    """What the turnfsm session calls: the adapter's own hooks, then the app's."""
-
-    def __init__(self, owner: TurnfsmTurnTaking, app: object | None) -> None:
-        self._owner = owner
-        self._app = app
-
-    def on_output(self, o: out.Output) -> object:
-        self._owner._on_output(o)
-        fn = getattr(self._app, "on_output", None)
-        return None if fn is None else fn(o)
-
-    def on_end_of_turn(self, o: out.EndOfTurn) -> bool | Awaitable[bool]:
-        return self._owner._on_end_of_turn(o)
-
-    def on_interruption(self, o: out.Interruption) -> object:
-        self._owner._on_interruption(o)
-        fn = getattr(self._app, "on_interruption", None)
-        return None if fn is None else fn(o)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("on_") and self._app is not None:
-            return getattr(self._app, name)
-        raise AttributeError(name)
 
 
 class TurnfsmTurnTaking:
@@ -144,6 +126,10 @@ class TurnfsmTurnTaking:
     ``vad`` the VAD LiveKit and turnfsm listen with (default: the agent's, else
     ``session.vad``); ``barge_in`` the overlap (onset to a voiced VAD window) that makes an
     interruption (None: no built-in detector; see :class:`OverlapDetector`);
+    ``pause_after`` the overlap (onset to a voiced window) that pauses the agent's audio
+    (``session.output.audio.pause()``) until turnfsm's verdict, and ``resume_after`` the
+    unvoiced time after a short utterance that resumes it (None: no pause; see
+    :class:`~turnfsm.adapters.common.OutputPause`; the pauses are in ``pause.records``);
     ``ack_timeout`` how long a commit waits for LiveKit to take the final transcripts
     turnfsm released. Other keywords go to :class:`~turnfsm.runtime.Session`
     (``telemetry``, ``tracer_provider``, ``conversation_id``, ``model_timeout``,
@@ -160,30 +146,33 @@ class TurnfsmTurnTaking:
                  hooks: object | None = None, model: EouModel | None = None,
                  vad: lk_vad.VAD | None = None,
                  barge_in: float | None = DEFAULT_MIN_DURATION,
+                 pause_after: float | None = DEFAULT_PAUSE_AFTER,
+                 resume_after: float | None = DEFAULT_RESUME_AFTER,
                  ack_timeout: float = 1.0, **session_kwargs: Any) -> None:
         if getattr(session, "_started", False):
             raise RuntimeError("create TurnfsmTurnTaking before session.start(): a running "
                                "session's agent already listens without turnfsm, and no turn "
                                "would be committed")
-        self.profile = get_profile(profile)
-        if options is None or isinstance(options, Mapping):
-            options = self.profile.options({
-                "turn_detection": "model", "interruption_detection": barge_in is not None,
-                **(options or {})})
-        if options.turn_detection == "manual":
+        detector = session_kwargs.pop("detector", None)
+        made = turn_taking(profile, options, detector=detector, barge_in=barge_in,
+                           pause_after=pause_after, resume_after=resume_after,
+                           pause=self._pause_audio, resume=self._resume_audio,
+                           defaults={"turn_detection": "model",
+                                     "interruption_detection": barge_in is not None})
+        if made.options.turn_detection == "manual":
             raise ValueError("turnfsm decides the turns here: use a turnfsm mode other than "
                              "'manual' (commit_user_turn() still works for push-to-talk)")
+        self.profile, options, detector = made.profile, made.options, made.detector
+        self.detector: OverlapDetector | None = made.builtin
+        self.pause: OutputPause | None = made.pause
         self.session = session
         self.hooks = hooks
         self.vad = vad
         self.ack_timeout = ack_timeout
-        detector = session_kwargs.pop("detector", None)
-        self.detector: OverlapDetector | None = None
-        if detector is None and barge_in is not None:
-            detector = self.detector = OverlapDetector(barge_in)
+        self._warned_pause = False
         self._stt_input: utils.aio.Chan[rtc.AudioFrame] | None = None  # the STT's audio
         self._sample_rate: int | None = None
-        self.fsm = Session(options, profile=self.profile, hooks=_Hooks(self, hooks),
+        self.fsm = Session(options, profile=self.profile, hooks=AdapterHooks(self, hooks),
                            model=model if model is not None else RuleBasedModel(),
                            detector=detector, stt=self, **session_kwargs)
         if self.detector is not None:
@@ -197,7 +186,7 @@ class TurnfsmTurnTaking:
         self._held: HeldTranscripts[tuple[stt.SpeechEvent,
                                           asyncio.Queue[stt.SpeechEvent | None]]]
         self._held = HeldTranscripts(self._send)
-        self._tees: dict[int, _TeeVAD] = {}  # the VADs LiveKit runs, told to turnfsm
+        self._tees: dict[int, TeeVAD] = {}  # the VADs LiveKit runs, told to turnfsm
         self._unacked: deque[str] = deque()  # finals sent to LiveKit it has not taken yet
         self._deferred: list[out.EndOfTurn] = []  # commits waiting for those
         self._ack_timer: asyncio.TimerHandle | None = None
@@ -206,10 +195,14 @@ class TurnfsmTurnTaking:
         self._vad_failed = False
         _SESSIONS[session] = self
         lk_log = logging.getLogger("livekit.agents")
-        if _CLOSE_FILTER not in lk_log.filters:
-            lk_log.addFilter(_CLOSE_FILTER)
+        if CLOSE_FILTER not in lk_log.filters:
+            lk_log.addFilter(CLOSE_FILTER)
         session.update_options(turn_detection="manual",
                                endpointing_opts={"mode": "fixed", "min_delay": 0.0})
+        # LiveKit's false-interruption pause (on user speech while a reply is due, cancelled
+        # by the next final transcript) would decide turns beside turnfsm: off
+        self._lk_resume = bool(session.options.interruption.get("resume_false_interruption"))
+        session.options.interruption["resume_false_interruption"] = False
         session.on("agent_state_changed", self._on_agent_state)
         session.on("user_input_transcribed", self._on_transcribed)
         session.on("close", self._on_close)
@@ -257,6 +250,10 @@ class TurnfsmTurnTaking:
                 + (f"OverlapDetector(min_duration={self.detector.min_duration:g}) judges "
                    "overlaps" if self.detector is not None else "detector judges overlaps")
                 + ")", "its end-of-turn delays and turn detector"]
+        if self._lk_resume:
+            lost.append("its false-interruption pause and resume (turnfsm " + (
+                f"pauses the agent's audio {self.pause.after:g} s into speech over it"
+                if self.pause is not None else "does not pause the agent's audio") + ")")
         (log.warning if pre else log.info)(
             "turnfsm decides turns in LiveKit's manual mode (profile %s, turn_detection %s); "
             "not used: %s", self.profile.name, self.fsm.options.turn_detection,
@@ -265,11 +262,11 @@ class TurnfsmTurnTaking:
     def tee(self, vad: lk_vad.VAD) -> lk_vad.VAD:
         """``vad`` as LiveKit should run it: every event it emits also goes to turnfsm (one
         VAD stream, on the microphone's audio). :class:`TurnfsmAgent` does this itself."""
-        if isinstance(vad, _TeeVAD):
+        if isinstance(vad, TeeVAD):
             return vad
         tee = self._tees.get(id(vad))
         if tee is None:
-            tee = self._tees[id(vad)] = _TeeVAD(vad, self)
+            tee = self._tees[id(vad)] = TeeVAD(vad, self)
         return tee
 
     # -- app-facing turn control ---------------------------------------------------------------
@@ -328,7 +325,7 @@ class TurnfsmTurnTaking:
         to_stt = self._stt_input = utils.aio.Chan[rtc.AudioFrame]()
         vad_stream = None
         livekits = agent.vad if utils.is_given(agent.vad) else self.session.vad
-        if not isinstance(livekits, _TeeVAD):
+        if not isinstance(livekits, TeeVAD):
             # LiveKit's VAD does not reach turnfsm: a stream of its own, on the STT's audio
             # (silence during LiveKit's AEC warm-up and uninterruptible speech)
             vad = self.vad if self.vad is not None else self.session.vad
@@ -395,22 +392,11 @@ class TurnfsmTurnTaking:
     def _on_vad(self, e: lk_vad.VADEvent) -> None:
         if self.fsm.closed:
             return
-        kind = e.type
-        if kind == lk_vad.VADEventType.START_OF_SPEECH:
-            self._safe(self.fsm.push_vad, ev.VadStartOfSpeech(
-                speech_duration=e.speech_duration, inference_duration=e.inference_duration))
-        elif kind == lk_vad.VADEventType.INFERENCE_DONE:
-            self._safe(self.fsm.push_vad, ev.VadInferenceDone(
-                raw_accumulated_speech=e.raw_accumulated_speech,
-                raw_accumulated_silence=e.raw_accumulated_silence,
-                speech_duration=e.speech_duration, probability=e.probability,
-                speaking=e.speaking, inference_duration=e.inference_duration))
-            if self.detector is not None:
-                self.detector.window(e.probability)
-        elif kind == lk_vad.VADEventType.END_OF_SPEECH:
-            self._safe(self.fsm.push_vad, ev.VadEndOfSpeech(
-                silence_duration=e.silence_duration, inference_duration=e.inference_duration,
-                speech_duration=e.speech_duration))
+        event = vad_input(e)
+        if event is not None:
+            self._safe(self.fsm.push_vad, event)
+        if self.detector is not None and e.type == lk_vad.VADEventType.INFERENCE_DONE:
+            self.detector.window(e.probability)
 
     def _on_stt(self, e: stt.SpeechEvent,
                 sink: asyncio.Queue[stt.SpeechEvent | None]) -> None:
@@ -418,8 +404,8 @@ class TurnfsmTurnTaking:
             sink.put_nowait(e)
             return
         ref = next(self._refs)
-        fsm_event = self._stt_event(e, ref)
-        gated = (e.type in _TRANSCRIPTS and bool(e.alternatives)
+        fsm_event = stt_input(e, ref, self._session_time)
+        gated = (e.type in TRANSCRIPTS and bool(e.alternatives)
                  and bool(e.alternatives[0].text.strip()))
         if not gated:  # nothing of the turn's text: LiveKit hears it at once
             sink.put_nowait(e)
@@ -430,30 +416,6 @@ class TurnfsmTurnTaking:
         self._safe(self.fsm.push_stt, fsm_event)
         if gated:
             self._held.pushed(ref)
-
-    def _stt_event(self, e: stt.SpeechEvent, ref: int) -> ev.SttEvent | None:
-        kind = e.type
-        rid = e.request_id or ""
-        if kind in _TRANSCRIPTS:
-            alt = e.alternatives[0] if e.alternatives else stt.SpeechData(
-                language=LanguageCode(""), text="")
-            cls = {stt.SpeechEventType.INTERIM_TRANSCRIPT: ev.SttInterim,
-                   stt.SpeechEventType.PREFLIGHT_TRANSCRIPT: ev.SttPreflight,
-                   stt.SpeechEventType.FINAL_TRANSCRIPT: ev.SttFinal}[kind]
-            return cls(ref=ref, request_id=rid, text=alt.text, language=str(alt.language or ""),
-                       confidence=alt.confidence, start_time=alt.start_time,
-                       end_time=alt.end_time)
-        if kind == stt.SpeechEventType.START_OF_SPEECH:
-            onset = None if e.speech_start_time is None else self._session_time(
-                e.speech_start_time)
-            return ev.SttStartOfSpeech(ref=ref, request_id=rid, speech_start_time=onset)
-        if kind == stt.SpeechEventType.END_OF_SPEECH:
-            return ev.SttEndOfSpeech(ref=ref, request_id=rid)
-        if kind == stt.SpeechEventType.RECOGNITION_USAGE:
-            usage = e.recognition_usage
-            return ev.SttUsage(ref=ref, request_id=rid,
-                               audio_duration=usage.audio_duration if usage else 0.0)
-        return None
 
     def _session_time(self, wall: float) -> float:
         """A wall-clock time (LiveKit's) as turnfsm session time."""
@@ -485,6 +447,30 @@ class TurnfsmTurnTaking:
 
     def _on_output(self, o: out.Output) -> None:
         self._held.on_output(o)
+        if self.pause is not None:
+            self.pause.on_output(o)
+
+    def _pause_audio(self) -> bool:
+        """Pause the agent's audio output (False: there is none, or it cannot pause, or the
+        speech playing does not allow interruptions)."""
+        audio = self.session.output.audio
+        speech = self.session.current_speech
+        if audio is None or not self.session.output.audio_enabled or \
+                (speech is not None and not speech.allow_interruptions):
+            return False
+        if not audio.can_pause:
+            if not self._warned_pause:
+                self._warned_pause = True
+                log.warning("the session's audio output cannot pause: barge-ins stop the "
+                            "agent at turnfsm's interruption verdict only")
+            return False
+        audio.pause()
+        return True
+
+    def _resume_audio(self) -> None:
+        audio = self.session.output.audio
+        if audio is not None:
+            audio.resume()
 
     def _send(self, item: tuple[stt.SpeechEvent, asyncio.Queue[stt.SpeechEvent | None]]
               ) -> None:
@@ -537,17 +523,24 @@ class TurnfsmTurnTaking:
             except RuntimeError as exc:  # the session is not running (closing)
                 log.debug("commit of %r not sent: %s", o.new_transcript, exc)
                 continue
-            fut.add_done_callback(_retrieve)
+            fut.add_done_callback(retrieve)
             self.commits.append(fut)
 
     def _on_interruption(self, o: out.Interruption) -> None:
         self.interruptions.append(o)
         self._interrupted_at = (o.detected_at if o.overlap_started_at is None
                                 else o.overlap_started_at)
+        pause = self.pause
         try:
-            self.session.interrupt()
+            done = self.session.interrupt()
         except RuntimeError as exc:  # the current speech does not allow interruptions
             log.debug("interruption not applied: %s", exc)
+            if pause is not None:
+                pause.end("resumed")
+            return
+        if pause is not None and (rec := pause.current) is not None:
+            # resumed once LiveKit has cleared the output's buffer: nothing of it plays
+            done.add_done_callback(lambda _: pause.end("stopped", rec))
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -589,53 +582,6 @@ class TurnfsmAgent(Agent):
             yield e
 
 
-class TurnfsmTurnDetector:
-    """turnfsm's end-of-turn model behind LiveKit's turn-detector protocol
-    (``supports_language``, ``unlikely_threshold``, ``predict_end_of_turn(chat_ctx)``): pass
-    it as ``turn_handling={"turn_detection": TurnfsmTurnDetector()}``.
-
-    It judges the user's latest turn (the trailing user messages of the chat context). LiveKit
-    gives the language to ``supports_language`` just before each prediction, not to the
-    prediction itself: the last language asked about is used, else ``language``.
-    """
-
-    def __init__(self, model: EouModel | None = None, *, language: str | None = None) -> None:
-        self.eou_model: EouModel = model if model is not None else RuleBasedModel()
-        self.language = language
-        self._asked: str | None = None
-        self._requests = itertools.count(1)
-
-    @property
-    def model(self) -> str:
-        """The model's name, for LiveKit's metrics."""
-        return type(self.eou_model).__name__
-
-    @property
-    def provider(self) -> str:
-        """The provider's name, for LiveKit's metrics."""
-        return "turnfsm"
-
-    async def supports_language(self, language: LanguageCode | None) -> bool:
-        """Whether the model judges this language."""
-        lang = str(language) if language else None
-        self._asked = lang
-        return bool(await self.eou_model.supports_language(lang or self.language))
-
-    async def unlikely_threshold(self, language: LanguageCode | None) -> float | None:
-        """Below this probability LiveKit waits its ``max_delay``."""
-        lang = str(language) if language else self.language
-        thr = await self.eou_model.unlikely_threshold(lang)
-        return None if thr is None else float(thr)
-
-    async def predict_end_of_turn(self, chat_ctx: llm.ChatContext, *,
-                                  timeout: float | None = None) -> float:
-        """The probability that the user finished, from the user's latest turn."""
-        lang = self._asked or self.language
-        ctx = TurnContext(transcript=user_turn_text(chat_ctx), language=lang,
-                          request_id=next(self._requests))
-        return float(await self.eou_model.predict_end_of_turn(ctx, timeout=timeout))
-
-
 def check_agent(agent: Agent) -> None:
     """Refuse an agent whose STT node cannot run through turnfsm (``TypeError``)."""
     if isinstance(agent, TurnfsmAgent) or type(agent).stt_node is not Agent.stt_node:
@@ -646,90 +592,3 @@ def check_agent(agent: Agent) -> None:
                     "from your agent's stt_node")
 
 
-class _TeeVAD(lk_vad.VAD):
-    """A VAD whose streams tell turnfsm every event they give LiveKit."""
-
-    def __init__(self, inner: lk_vad.VAD, taking: TurnfsmTurnTaking) -> None:
-        super().__init__(capabilities=inner.capabilities)
-        self.inner = inner
-        self._taking = weakref.ref(taking)
-        inner.on("metrics_collected", lambda m: self.emit("metrics_collected", m))
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
-
-    @property
-    def provider(self) -> str:
-        return self.inner.provider
-
-    def __getattr__(self, name: str) -> Any:  # min_silence_duration and the like
-        if name.startswith("__") or name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def stream(self) -> Any:
-        return _TeeStream(self.inner.stream(), self._taking)
-
-
-class _TeeStream:
-    """A VAD stream's events, each told to turnfsm before LiveKit sees it."""
-
-    def __init__(self, inner: lk_vad.VADStream,
-                 taking: weakref.ref[TurnfsmTurnTaking]) -> None:
-        self.inner = inner
-        self._taking = taking
-
-    def push_frame(self, frame: rtc.AudioFrame) -> None:
-        self.inner.push_frame(frame)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def end_input(self) -> None:
-        self.inner.end_input()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def __aiter__(self) -> _TeeStream:
-        return self
-
-    async def __anext__(self) -> lk_vad.VADEvent:
-        try:
-            e = await self.inner.__anext__()
-        except StopAsyncIteration:
-            raise
-        except Exception:
-            tt = self._taking()
-            if tt is not None and not tt.fsm.closed:  # turnfsm goes on without a VAD
-                log.exception("LiveKit's VAD stream failed; turnfsm goes on without a VAD")
-                tt._vad_failed = True
-                tt._safe(tt.fsm.set_vad, False)
-            raise
-        tt = self._taking()
-        if tt is not None and tt._vad_failed:  # a new stream after a failed one
-            tt._vad_failed = False
-            tt._safe(tt.fsm.set_vad, True)
-        if tt is not None:
-            try:
-                tt._on_vad(e)
-            except Exception:
-                log.exception("turnfsm failed on a VAD event; LiveKit goes on")
-        return e
-
-
-def user_turn_text(chat_ctx: llm.ChatContext) -> str:
-    """The text of the trailing user messages of a chat context (the turn being judged)."""
-    parts: list[str] = []
-    for item in reversed(chat_ctx.items):
-        if item.type != "message" or item.role != "user":
-            break
-        if item.text_content:
-            parts.append(item.text_content)
-    return " ".join(reversed(parts)).strip()
-
-
-def _retrieve(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled():
-        fut.exception()  # a commit nobody awaits raises no "never retrieved" noise
