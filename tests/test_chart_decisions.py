@@ -385,10 +385,12 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                      "agent speaks"),
     ("transcripts.py", "process_final"): (1, "words after a dropped backchannel start the "
                                           "turn (segment_dropped)"),
-    ("transcripts.py", "process_stt_start"): (1, "acts only in stt mode: the mode decides "
-                                              "under a transition that does not show it"),
-    ("transcripts.py", "process_stt_end"): (1, "acts only in stt mode: the mode decides "
-                                            "under a transition that does not show it"),
+    ("transcripts.py", "release_stt_start"): (1, "a released STT start of speech acts only "
+                                              "in stt mode: the released path (PROCESSORS) "
+                                              "does not go through the chart yet"),
+    ("transcripts.py", "release_stt_end"): (1, "a released STT end of speech acts only in "
+                                            "stt mode: the released path (PROCESSORS) does "
+                                            "not go through the chart yet"),
     ("turn.py", "_arm"): (2, "closing skips the wait (R4); fire now, arm the deadline or "
                           "defer, chosen in Python"),
     ("turn.py", "forget_speech"): (1, "the anchor goes only if the wait's record says no "

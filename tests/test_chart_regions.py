@@ -1,0 +1,52 @@
+"""Decisions the chart shows (issue 23, steps 9-11): the mode guards of the gate, the shadow
+flags turned into regions, and the start transitions of the initial configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from turnfsm import Engine, EngineOptions
+from turnfsm import events as ev
+from turnfsm import outputs as out
+
+PROFILES = ["livekit", "default"]
+
+
+def _gate_rows(engine: Engine, event: str) -> list[tuple[str, ...]]:
+    return [tuple(str(g) for g in t.guards) for t in engine.chart.transitions
+            if t.region == "gate" and t.event == event and t.source == "passthrough"
+            and "not in: stt_input.attached" not in map(str, t.guards)]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("event", ["stt_start", "stt_end"])
+def test_the_gate_shows_that_stt_speech_events_act_only_in_stt_mode(profile: str,
+                                                                     event: str) -> None:
+    """The gate's passthrough rows for the STT's start/end of speech are split by
+    ``in: mode.stt`` (the action no longer tests the mode)."""
+    rows = _gate_rows(Engine(profile=profile), event)
+    assert sorted(rows) == [("in: stt_input.attached", "in: mode.stt"),
+                            ("in: stt_input.attached", "not in: mode.stt")]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("mode, reports", [("vad", False), ("stt", True)])
+def test_stt_speech_events_report_speech_only_in_stt_mode(profile: str, mode: str,
+                                                          reports: bool) -> None:
+    """An STT start and end of speech report the user's speech in stt mode only, both when
+    they pass the gate at once and when they are held over agent speech and released."""
+    for held in (False, True):
+        e = Engine(EngineOptions(turn_detection=mode, interruption_detection=True),
+                   profile=profile)
+        outs: list[out.Output] = []
+        if held:
+            outs += e.handle(ev.AgentSpeechStarted(t=0.5))
+        outs += e.handle(ev.SttStartOfSpeech(t=1.0))
+        outs += e.handle(ev.SttFinal(t=1.2, text="hello there", language="en"))
+        outs += e.handle(ev.SttEndOfSpeech(t=1.5))
+        if held:
+            assert not any(isinstance(o, (out.StartOfSpeech, out.EndOfSpeech)) for o in outs)
+            outs += e.handle(ev.AgentSpeechEnded(t=2.0, ignore_user_transcript_until=0.0))
+        starts = [o for o in outs if isinstance(o, out.StartOfSpeech)]
+        ends = [o for o in outs if isinstance(o, out.EndOfSpeech)]
+        assert (bool(starts), bool(ends)) == (reports, reports), (held, outs)
