@@ -45,7 +45,7 @@ OPTION_ROOTS = frozenset({"options", "eou_model", "limit", "boundary", "endpoint
 #: be declared) should hold. ``wait`` and ``commit`` are records whose presence and flags
 #: (``resolved``, ``finalized``, ``new_speech``) make sub-machines of the turn and commit
 #: regions.
-SHADOW = frozenset({"awaiting_answer", "segment_open", "segment_over_agent", "segment_verdict",
+SHADOW = frozenset({"segment_open", "segment_over_agent", "segment_verdict",
                     "segment_final", "segment_dropped", "detector_told_agent",
                     "verdict_interruption", "wait", "commit"})
 

@@ -50,3 +50,26 @@ def test_stt_speech_events_report_speech_only_in_stt_mode(profile: str, mode: st
         starts = [o for o in outs if isinstance(o, out.StartOfSpeech)]
         ends = [o for o in outs if isinstance(o, out.EndOfSpeech)]
         assert (bool(starts), bool(ends)) == (reports, reports), (held, outs)
+
+
+def _delivered(profile: str) -> Engine:
+    """An engine whose first turn was delivered and awaits its answer."""
+    e = Engine(EngineOptions(), profile=profile)
+    outs = e.handle(ev.VadStartOfSpeech(t=1.0, speech_duration=0.2))
+    outs += e.handle(ev.SttFinal(t=1.5, text="hello there", language="en"))
+    outs += e.handle(ev.VadEndOfSpeech(t=2.0, silence_duration=0.3))
+    outs += e.advance(10.0)
+    assert any(isinstance(o, out.EndOfTurn) for o in outs), outs
+    return e
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_awaiting_answer_is_the_turn_region_delivering(profile: str) -> None:
+    """``awaiting_answer`` is a query of ``turn.delivering``: set by the delivery's
+    transition, cleared by the answer's, with no flag of its own."""
+    e = _delivered(profile)
+    assert e.awaiting_answer and e.state()["turn"] == "delivering"
+    assert "awaiting_answer" not in vars(e.cx)  # no flag: the property reads the region
+    e.handle(ev.EndOfTurnAnswered(t=e.now, accepted=True))
+    assert not e.awaiting_answer and e.state()["turn"] != "delivering"
+    assert e.handle(ev.EndOfTurnAnswered(t=e.now, accepted=True)) == []  # none awaited

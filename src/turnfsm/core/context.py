@@ -42,6 +42,7 @@ class Context:
         self._si = [{s: i for i, s in enumerate(st)} for st in states]
         self.dispatcher: Dispatcher | None = None
         self.vad_region, self.vad_detached = self.index("vad_input", "detached")  # hot path
+        self._turn_region, self._delivering = self.index("turn", "delivering")
         # time and the current step
         self.now = 0.0
         self.step = 0
@@ -50,7 +51,6 @@ class Context:
         self.queue: deque[tuple[str, Any, int]] = deque()
         self._after = {name: spec.after for name, spec in chart.events.items()}
         self.timers = TimerQueue()
-        self.awaiting_answer = False  # an EndOfTurn waits for its EndOfTurnAnswered
         # configuration in force
         o = options
         self.eou_model = o.turn_detection == "model"
@@ -107,6 +107,12 @@ class Context:
         """(region index, state index), for hot paths."""
         ri = self._ri[region]
         return ri, self._si[ri][state]
+
+    @property
+    def awaiting_answer(self) -> bool:
+        """An ``EndOfTurn`` waits for its ``EndOfTurnAnswered``: the turn region is
+        ``delivering`` (entered by the delivery, left by the answer)."""
+        return self.s[self._turn_region] == self._delivering
 
     # -- verbs -------------------------------------------------------------------------------
 

@@ -217,7 +217,8 @@ class Engine:
 
     @property
     def awaiting_answer(self) -> bool:
-        """An ``EndOfTurn`` was emitted and its ``EndOfTurnAnswered`` is awaited."""
+        """An ``EndOfTurn`` was emitted and its ``EndOfTurnAnswered`` is awaited (the turn
+        region is ``delivering``)."""
         return self.cx.awaiting_answer
 
     @property
@@ -383,10 +384,8 @@ class Engine:
         kind = type(e)
         name = _INPUT_EVENT.get(kind)
         if name is not None:
-            if kind is ev.EndOfTurnAnswered:
-                if not cx.awaiting_answer:
-                    return
-                cx.awaiting_answer = False
+            if kind is ev.EndOfTurnAnswered and not cx.awaiting_answer:
+                return  # no end of turn awaits it (the turn region leaves delivering on it)
             cx.fire(name, e)
         elif kind in _SWITCH_EVENT:
             on, off = _SWITCH_EVENT[kind]

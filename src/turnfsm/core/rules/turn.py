@@ -266,7 +266,6 @@ def deliver_end_of_turn(cx: Context, e: Any) -> None:
                           transcription_delay=tdelay, end_of_turn_delay=eou_delay,
                           decision=record, stt_request_ids=tuple(turn.request_ids)))
     commit_delivered(cx, turn.transcript)
-    cx.awaiting_answer = True
 
 
 @RULES.action("accept_turn")
