@@ -46,7 +46,7 @@ OPTION_ROOTS = frozenset({"options", "eou_model", "limit", "boundary", "endpoint
 #: (``resolved``, ``finalized``, ``new_speech``) make sub-machines of the turn and commit
 #: regions.
 SHADOW = frozenset({"segment_open", "segment_over_agent", "segment_verdict",
-                    "segment_final", "segment_dropped", "detector_told_agent",
+                    "segment_final", "segment_dropped",
                     "verdict_interruption", "wait", "commit"})
 
 #: The flags of those records that are states (their other fields are data).
@@ -331,11 +331,8 @@ _BACKCHANNEL_END = ("whether a VAD end opens the turn's span after a dropped bac
                     "(segment_dropped, a shadow of vad_segment); the default profile "
                     "substitutes this for the base action")
 EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
-    ("agent.py", "announce_agent_speech"): (1, "the detector-marker pairing (D10/D11) is a "
-                                            "sub-machine in the flag detector_told_agent"),
-    ("agent.py", "agent_ended"): (4, "closes the overlap marker only if region overlap is "
-                                  "open and the agent marker only if the detector was told "
-                                  "(flag); sets the ignore window only while interruption "
+    ("agent.py", "agent_ended"): (3, "closes the overlap marker only if region overlap is "
+                                  "open; sets the ignore window only while interruption "
                                   "detection is effective, less the boundary option's cooldown"),
     ("backchannel.py", "_short"): (1, "the word-count judgement against "
                                    "backchannel_max_words, shared by guards and by the drop "

@@ -73,3 +73,29 @@ def test_awaiting_answer_is_the_turn_region_delivering(profile: str) -> None:
     e.handle(ev.EndOfTurnAnswered(t=e.now, accepted=True))
     assert not e.awaiting_answer and e.state()["turn"] != "delivering"
     assert e.handle(ev.EndOfTurnAnswered(t=e.now, accepted=True)) == []  # none awaited
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_detector_hears_agent_markers_in_pairs_from_region_detector_marker(
+        profile: str) -> None:
+    """The detector_marker region sends agent_speech_started once (a re-attached VAD does
+    not repeat it), agent_speech_ended at the agent's end, and a restarted detector stream
+    hears the agent anew (D10/D11)."""
+    e = Engine(EngineOptions(interruption_detection=True), profile=profile)
+
+    def signals(outs: list[out.Output]) -> list[str]:
+        return [o.signal for o in outs if isinstance(o, out.DetectorSignal)]
+
+    assert signals(e.handle(ev.AgentSpeechStarted(t=1.0))) == ["agent_speech_started"]
+    assert e.state()["detector_marker"] == "told"
+    assert signals(e.handle(ev.SetVad(t=1.1, enabled=True))) == []  # told already
+    assert signals(e.handle(ev.SetInterruptionDetection(t=1.2, enabled=True))) == [
+        "agent_speech_started"]  # a new stream hears it
+    assert signals(e.handle(ev.AgentSpeechEnded(t=2.0))) == ["agent_speech_ended"]
+    assert e.state()["detector_marker"] == "silent"
+    assert signals(e.handle(ev.AgentSpeechEnded(t=2.5))) == []
+    e.handle(ev.AgentSpeechStarted(t=3.0))
+    e.handle(ev.DetectorFailed(t=3.1))
+    assert signals(e.handle(ev.AgentSpeechEnded(t=4.0))) == []  # a failed stream hears nothing
+    assert e.state()["detector_marker"] == "silent"
+    assert "detector_told_agent" not in vars(e.cx)

@@ -75,7 +75,6 @@ class Context:
         self.window: float | None = None  # the ignore window of the last agent speech
         self.agent_started_at: float | None = None
         self.verdict_interruption = False
-        self.detector_told_agent = False  # the detector stream heard agent_speech_started
         self.boundary_epoch = 0
         # the latest VAD segment (default profile: final wait and backchannels)
         self.segment_onset: float | None = None
@@ -211,11 +210,6 @@ class Context:
         """Send a control signal to the detector stream, when one is attached."""
         if self.in_state("detector", "attached"):
             self.emit(out.DetectorSignal(t=self.now, signal=signal, **kw))
-
-    def announce_agent(self) -> None:
-        """Tell the detector stream the agent speaks (D10/D11: markers are paired)."""
-        self.signal("agent_speech_started")
-        self.detector_told_agent = self.in_state("detector", "attached")
 
     def onset_at(self, t: float) -> float:
         """A speech onset ``t`` as a turn may report it: never before the last accepted

@@ -89,18 +89,6 @@ def usage(cx: Context, e: ev.SttUsage) -> None:
 # -- interruption detector ---------------------------------------------------------------
 
 
-@RULES.action("restart_detector")
-def restart_detector(cx: Context, e: Any) -> None:
-    """A new detector stream has heard nothing yet."""
-    cx.detector_told_agent = False
-
-
-@RULES.action("detector_removed")
-def detector_removed(cx: Context, e: Any) -> None:
-    """A removed detector stream hears no more markers."""
-    cx.detector_told_agent = False
-
-
 @RULES.action("take_verdict", ev.OverlapVerdict)
 def take_verdict(cx: Context, e: ev.OverlapVerdict) -> None:
     """Remember the verdict; an interruption is reported at once."""
