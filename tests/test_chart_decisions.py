@@ -323,8 +323,6 @@ def rules_points(sources: dict[str, str] | None = None) -> list[Point]:
 
 # (file, function): (decision points, why the choice is still made in Python). Issue 23's
 # rebuild removes them; docs/design/chart-rebuild.md says which region or guard takes each.
-_COMMIT_FLAGS = ("the commit's result is a sub-machine (pending, finalized, resolved) kept in "
-                 "flags of the Commit record, not a region")
 _WAIT_EXISTS = ("branches on whether a wait exists (cx.wait), a shadow of the turn region's "
                 "predicting/waiting")
 _BACKCHANNEL_END = ("whether a VAD end opens the turn's span after a dropped backchannel "
@@ -364,10 +362,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("backchannel.py", "report_vad_end_after_backchannels"): (1, _BACKCHANNEL_END),
     ("backchannel.py", "report_stream_end_after_backchannels"): (1, _BACKCHANNEL_END),
     ("speech.py", "report_stt_end"): (1, _BACKCHANNEL_END),
-    ("commit.py", "cancel_commit"): (1, _COMMIT_FLAGS),
-    ("commit.py", "finalize"): (1, _COMMIT_FLAGS),
-    ("commit.py", "commit_delivered"): (1, _COMMIT_FLAGS),
-    ("commit.py", "commit_abandoned"): (1, _COMMIT_FLAGS),
     ("speech.py", "_feedback_start"): (1, "the speech_feedback option decides whether "
                                        "feedback_started is raised"),
     ("speech.py", "_feedback_end"): (2, "the speech_feedback option decides whether "

@@ -99,3 +99,33 @@ def test_the_detector_hears_agent_markers_in_pairs_from_region_detector_marker(
     assert signals(e.handle(ev.AgentSpeechEnded(t=4.0))) == []  # a failed stream hears nothing
     assert e.state()["detector_marker"] == "silent"
     assert "detector_told_agent" not in vars(e.cx)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_commit_result_is_reported_once_from_region_commit_result(profile: str) -> None:
+    """Region commit_result holds how far a commit got: a superseded commit is cancelled, a
+    finalized one reports ``ok`` at its delivery, and a cleared one ``cancelled``, each once;
+    the Commit record keeps data only."""
+    e = Engine(EngineOptions(turn_detection="manual"), profile=profile)
+
+    def results(outs: list[out.Output]) -> list[tuple[object, str]]:
+        return [(o.ref, o.status) for o in outs if isinstance(o, out.CommitResult)]
+
+    outs = e.handle(ev.SttInterim(t=1.0, text="hello", language="en"))
+    outs += e.handle(ev.CommitUserTurn(t=1.1, ref="a", transcript_timeout=1.0))
+    assert e.state()["commit_result"] == "pending"
+    outs += e.handle(ev.CommitUserTurn(t=1.2, ref="b", transcript_timeout=1.0))
+    assert e.state()["commit_result"] == "pending"
+    outs += e.advance(2.5)  # b's timeout: it finalizes (the interim is promoted)
+    assert results(outs) == [("a", "cancelled")]
+    assert e.state()["commit_result"] == "finalized"
+    outs = e.advance(10.0)
+    assert results(outs) == [("b", "ok")] and e.awaiting_answer
+    assert e.state()["commit_result"] == "none"
+    e.handle(ev.EndOfTurnAnswered(t=10.0, accepted=True))
+    e.handle(ev.SttFinal(t=11.0, text="again", language="en"))
+    e.handle(ev.CommitUserTurn(t=11.1, ref="c"))  # a recent final: it finalizes at once
+    assert e.state()["commit_result"] == "finalized"
+    assert results(e.handle(ev.ClearUserTurn(t=11.2))) == [("c", "cancelled")]
+    assert e.state()["commit_result"] == "none"
+    assert not hasattr(e.cx.commit, "resolved") and not hasattr(e.cx.commit, "finalized")

@@ -117,7 +117,7 @@ def config_key(d: Driver) -> tuple[Any, ...]:
                cx.onset_floor),
         tuple(k for _, k in ps.probe_live_timers(e)) + tuple("answer" for _ in d.shell),
         None if w is None else (_set(w.anchor), w.manual, w.skip_reply, w.min_delay),
-        None if c is None else (c.skip_reply, c.resolved, getattr(c, "finalized", None)),
+        None if c is None else c.skip_reply,
         e.cx.endpointing.overlapping, e.cx.verdict_interruption,
         d.n_accept % len(d.host.accept), d.n_model % len(d.host.model),
         d.marker_state, _set(d.boundary_live),

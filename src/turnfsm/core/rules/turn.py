@@ -18,7 +18,7 @@ from ..eou import BUILTIN_THRESHOLD, end_of_turn_probability
 from ..records import Trigger, Wait, WaitRef
 from ..registry import RULES
 from ..timers import TimerKind
-from .commit import commit_abandoned, commit_delivered
+from .commit import abandon_decision
 
 # -- guards --------------------------------------------------------------------------------
 
@@ -265,7 +265,7 @@ def deliver_end_of_turn(cx: Context, e: Any) -> None:
                           started_speaking_at=started, stopped_speaking_at=stopped,
                           transcription_delay=tdelay, end_of_turn_delay=eou_delay,
                           decision=record, stt_request_ids=tuple(turn.request_ids)))
-    commit_delivered(cx, turn.transcript)
+    cx.raise_("turn_delivered")
 
 
 @RULES.action("accept_turn")
@@ -306,7 +306,7 @@ def drop_closed_turn(cx: Context, e: Any) -> None:
 def clear_turn(cx: Context, e: Any) -> None:
     """Discard the turn (D1-D3: its decision, start and turn-limit count go with it)."""
     cx.drop_turn("clear_user_turn")
-    commit_abandoned(cx)
+    abandon_decision(cx)
     cx.new_turn(cleared=True)
     cx.onset_floor = cx.now  # nothing before the clear starts a later turn (D2, I7)
     if cx.in_state("stt_input", "attached"):
