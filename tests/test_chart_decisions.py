@@ -50,7 +50,7 @@ SHADOW = frozenset({"segment_open", "segment_over_agent", "segment_verdict",
                     "verdict_interruption", "wait", "commit"})
 
 #: The flags of those records that are states (their other fields are data).
-RECORD_STATE = frozenset({"resolved", "finalized", "new_speech", "wait_id", "cid"})
+RECORD_STATE = frozenset({"resolved", "finalized", "new_speech", "onsets", "wait_id", "cid"})
 RECORD = "record"  # marks a local bound to the wait or commit record
 RECORD_SET = frozenset({RECORD})
 
@@ -323,8 +323,6 @@ def rules_points(sources: dict[str, str] | None = None) -> list[Point]:
 
 # (file, function): (decision points, why the choice is still made in Python). Issue 23's
 # rebuild removes them; docs/design/chart-rebuild.md says which region or guard takes each.
-_WAIT_EXISTS = ("branches on whether a wait exists (cx.wait), a shadow of the turn region's "
-                "predicting/waiting")
 _BACKCHANNEL_END = ("whether a VAD end opens the turn's span after a dropped backchannel "
                     "(segment_dropped, a shadow of vad_segment); the default profile "
                     "substitutes this for the base action")
@@ -367,7 +365,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("speech.py", "_feedback_end"): (2, "the speech_feedback option decides whether "
                                      "feedback_ended is raised; its interruption flag "
                                      "depends on the detector region"),
-    ("speech.py", "_note_new_speech"): (1, _WAIT_EXISTS),
     ("streams.py", "vad_window"): (1, "the VAD window data path (before the machine) drops "
                                    "windows while vad_input is detached"),
     ("streams.py", "usage"): (1, "the STT usage data path drops reports while stt_input is "
@@ -384,9 +381,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                             "not go through the chart yet"),
     ("turn.py", "_arm"): (2, "closing skips the wait (R4); fire now, arm the deadline or "
                           "defer, chosen in Python"),
-    ("turn.py", "forget_speech"): (1, "the anchor goes only if the wait's record says no "
-                                   "speech moved it (the Wait record shadows the turn's "
-                                   "predicting/waiting)"),
     ("turn.py", "clear_turn"): (2, "a clear resets the STT time origin only with an STT "
                                 "attached, and speech going on starts a new turn"),
 }

@@ -129,3 +129,24 @@ def test_a_commit_result_is_reported_once_from_region_commit_result(profile: str
     assert results(e.handle(ev.ClearUserTurn(t=11.2))) == [("c", "cancelled")]
     assert e.state()["commit_result"] == "none"
     assert not hasattr(e.cx.commit, "resolved") and not hasattr(e.cx.commit, "finalized")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("speaks", [False, True])
+def test_speech_during_a_wait_is_counted_without_testing_the_wait(profile: str,
+                                                                  speaks: bool) -> None:
+    """A speech onset during a commit's wait (which it does not cancel, D16) belongs to the
+    next turn: the accepted answer leaves the turn open. The wait compares the session's
+    onset count with the one it started with; no action tests whether a wait exists."""
+    e = Engine(EngineOptions(turn_detection="manual"), profile=profile)
+    e.handle(ev.SttFinal(t=1.0, text="hello there", language="en"))
+    e.handle(ev.CommitUserTurn(t=1.1))
+    w = e.cx.wait
+    assert w is not None and not hasattr(w, "new_speech")
+    if speaks:
+        e.handle(ev.VadStartOfSpeech(t=1.2, speech_duration=0.2))
+        e.handle(ev.VadInferenceDone(t=1.3, raw_accumulated_speech=0.3))
+    outs = e.advance(5.0)
+    assert any(isinstance(o, out.EndOfTurn) for o in outs) and e.awaiting_answer
+    e.handle(ev.EndOfTurnAnswered(t=e.now, accepted=True))
+    assert e.state()["turn"] == ("open" if speaks else "idle")

@@ -63,6 +63,7 @@ class Context:
         self.tracker = LimitTracker()
         self.speech_start_time: float | None = None  # onset of the current speech
         self.last_speaking_time: float | None = None  # the end-of-turn anchor
+        self.onsets = 0  # speech onsets reported so far (a wait notes how many it saw)
         # the last accepted delivery (or clear, or dropped backchannel): no turn's onset lies
         # before it (I7); see :meth:`onset_at`
         self.onset_floor: float | None = None

@@ -73,7 +73,7 @@ class Wait:
     rearmed: int
     cancelled: int
     min_delay: float = 0.0
-    new_speech: bool = False  # a speech onset was reported while this wait ran
+    onsets: int = 0  # the session's speech onsets reported when this wait started
     # how it went, for its decision record
     delay: float = 0.0
     max_delay: float = 0.0

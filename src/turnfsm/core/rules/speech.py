@@ -28,8 +28,7 @@ def _feedback_end(cx: Context, ended_at: float) -> None:
 
 
 def _note_new_speech(cx: Context) -> None:
-    if cx.wait is not None:
-        cx.wait.new_speech = True  # this speech belongs to the next turn (speech_went_on)
+    cx.onsets += 1  # a wait started before this counts it: its speech is the next turn's
 
 
 def _vad_onset(cx: Context, e: ev.VadStartOfSpeech) -> float:

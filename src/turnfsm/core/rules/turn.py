@@ -35,7 +35,7 @@ def speech_went_on(cx: Context, e: Any) -> bool:
     (A late window or transcript of the delivered speech moves the anchor too, but starts
     nothing: that speech is delivered and its onset goes with it, I7/I23.)"""
     w = cx.wait
-    return w is not None and w.new_speech and cx.last_speaking_time != w.anchor
+    return w is not None and cx.onsets != w.onsets and cx.last_speaking_time != w.anchor
 
 
 @RULES.guard("decision_pending")
@@ -116,7 +116,7 @@ def start_wait(cx: Context, trig: Trigger) -> None:
     turn = cx.turn
     cx.wait = Wait(wid, cx.last_speaking_time, turn.last_final_time, turn.user_turn_start,
                    skip, trig.manual, trig.kind, cx.now, turn.waits_replaced,
-                   turn.waits_cancelled)
+                   turn.waits_cancelled, onsets=cx.onsets)
     cx.raise_("wait_begins", WaitRef(wid))
     cx.raise_("decision_started", trig)
 
@@ -286,7 +286,8 @@ def forget_speech(cx: Context, e: Any) -> None:
     keeps both (transition ``speech_went_on``)."""
     cx.speech_start_time = None
     w = cx.wait
-    if w is not None and cx.last_speaking_time == w.anchor:
+    assert w is not None  # the turn region was delivering
+    if cx.last_speaking_time == w.anchor:
         cx.last_speaking_time = None
 
 
