@@ -45,7 +45,7 @@ OPTION_ROOTS = frozenset({"options", "eou_model", "limit", "boundary", "endpoint
 #: be declared) should hold. ``wait`` and ``commit`` are records whose presence and flags
 #: (``resolved``, ``finalized``, ``new_speech``) make sub-machines of the turn and commit
 #: regions.
-SHADOW = frozenset({"segment_open", "segment_over_agent", "segment_verdict",
+SHADOW = frozenset({"segment_over_agent", "segment_verdict",
                     "segment_final", "segment_dropped",
                     "verdict_interruption", "wait", "commit"})
 
@@ -439,7 +439,7 @@ def pick(cx, e):
     ("if cx.options.speech_feedback:\n        cx.fire('x')", ("option",)),
     ("limit = cx.options.backchannel_max_words\n    if len(e.text) > limit:\n"
      "        cx.emit(e)", ("option",)),
-    ("x = 1 if cx.segment_open else 2\n    cx.emit(x)", ("shadow",)),
+    ("x = 1 if cx.segment_final else 2\n    cx.emit(x)", ("shadow",)),
     ("cx.closed or cx.emit(e)", ("region",)),
     ("helper(cx, flag=not cx.agent_speaking)", ("region",)),
     ("[cx.emit(h) for h in cx.held if cx.eou_model]", ("option",)),

@@ -150,3 +150,35 @@ def test_speech_during_a_wait_is_counted_without_testing_the_wait(profile: str,
     assert any(isinstance(o, out.EndOfTurn) for o in outs) and e.awaiting_answer
     e.handle(ev.EndOfTurnAnswered(t=e.now, accepted=True))
     assert e.state()["turn"] == ("open" if speaks else "idle")
+
+
+def _speech_through_a_clear(profile: str) -> tuple[Engine, list[out.Output]]:
+    """The user speaks on through a clear: the speech after it is the next turn's, and the
+    final of its last words arrives after the VAD end."""
+    e = Engine(EngineOptions(), profile=profile)
+    outs: list[out.Output] = []
+    for x in [ev.VadStartOfSpeech(t=1.0, speech_duration=0.2),
+              ev.VadInferenceDone(t=1.2, raw_accumulated_speech=0.4),
+              ev.SttInterim(t=1.3, text="um so", language="en"),
+              ev.ClearUserTurn(t=1.5),
+              ev.VadInferenceDone(t=2.0, raw_accumulated_speech=1.2),
+              ev.SttFinal(t=2.2, text="book a table", language="en"),
+              ev.SttInterim(t=2.5, text="for two", language="en"),
+              ev.VadInferenceDone(t=2.6, raw_accumulated_speech=1.8),
+              ev.VadEndOfSpeech(t=2.9, silence_duration=0.3)]:
+        outs += e.advance(x.t) + e.handle(x)
+    return e, outs
+
+
+def test_the_final_wait_keeps_a_segment_open_through_a_clear() -> None:
+    """Default profile: region final_wait is ``open`` from a VAD start to its end, a clear
+    notwithstanding (vad_segment closes at the clear, and resets the onset): the final of
+    the words spoken after the clear is due, so the turn waits for it instead of ending on
+    "book a table" and orphaning "for two"."""
+    e, outs = _speech_through_a_clear("default")
+    assert e.state()["vad_segment"] == "closed" and e.state()["final_wait"] == "pending"
+    assert "segment_open" not in vars(e.cx)
+    outs += e.advance(3.4) + e.handle(ev.SttFinal(t=3.4, text="for two", language="en"))
+    outs += e.advance(10.0)
+    assert [o.new_transcript for o in outs if isinstance(o, out.EndOfTurn)] == [
+        "book a table for two"]
