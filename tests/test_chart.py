@@ -310,6 +310,18 @@ def test_in_literals_of_two_states_of_one_region_are_exclusive() -> None:
     assert any("could both fire on 'go' in state 'x'" in p for p in ps), ps
 
 
+def test_option_literals_of_two_values_of_one_option_are_exclusive() -> None:
+    """`option: o == x` and `option: o == y` cannot hold together (an option has one
+    value), so the loader accepts them side by side; two values of two options can, and
+    one value with a boolean option can, so it refuses those."""
+    both = "[option: turn_detection == stt]", "[option: turn_detection == manual]"
+    text = TWO.replace("[in: r.b]", both[0]).replace("[not in: r.b]", both[1])
+    load_chart(text, "c.yaml")
+    for other in ("[option: endpointing_mode == fixed]", "[option: vad]"):
+        ps = problems(TWO.replace("[in: r.b]", both[0]).replace("[not in: r.b]", other))
+        assert any("could both fire on 'go' in state 'x'" in p for p in ps), (other, ps)
+
+
 def test_option_literals_are_checked_against_the_options() -> None:
     """`option: NAME` needs a boolean option, `option: NAME == VALUE` one of its values;
     unknown names are refused (with the registry that knows the options)."""

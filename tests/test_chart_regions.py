@@ -182,3 +182,44 @@ def test_the_final_wait_keeps_a_segment_open_through_a_clear() -> None:
     outs += e.advance(10.0)
     assert [o.new_transcript for o in outs if isinstance(o, out.EndOfTurn)] == [
         "book a table for two"]
+
+
+@pytest.mark.parametrize("backend", ["table", "transitions"])
+@pytest.mark.parametrize("td, mode", [("vad", "vad"), ("model", "vad"), ("stt", "stt"),
+                                      ("manual", "manual"), ("realtime_llm", "realtime")])
+def test_the_start_transitions_set_the_initial_configuration(backend: str, td: str,
+                                                             mode: str) -> None:
+    """The engine's first step, ``start``, moves the mode and the streams by option
+    literals (no state index is poked) on both backends, and leaves nothing queued."""
+    for vad, stt, det in [(True, True, False), (False, True, True), (True, False, True)]:
+        e = Engine(EngineOptions(turn_detection=td, vad=vad, stt=stt,
+                                 interruption_detection=det), backend=backend)
+        st = e.state()
+        assert (st["mode"], st["vad_input"], st["stt_input"], st["detector"]) == (
+            mode, "attached" if vad else "detached", "attached" if stt else "detached",
+            "attached" if det else "detached")
+        assert not e.cx.queue and not e.cx.out
+    rows = [t for t in Engine().chart.transitions if t.event == "start"]
+    assert {t.region for t in rows} == {"mode", "vad_input", "stt_input", "detector"}
+    assert all(g.kind == "option" for t in rows for g in t.guards) and all(
+        not t.actions for t in rows)
+
+
+def test_a_start_step_that_emits_is_refused() -> None:
+    """A chart whose start transitions emit an output (or raise an event) is refused with
+    a one-line error naming the chart: the start step only sets the initial configuration."""
+    from pathlib import Path
+
+    from turnfsm.chart import load_chart
+    from turnfsm.core.registry import RULES
+    from turnfsm.errors import ChartError
+
+    text = (Path(__file__).resolve().parents[1] / "states.yaml").read_text()
+    old = "      - {event: close, source: running, dest: closed, actions: [close_session]}\n"
+    assert old in text
+    bad = text.replace(old, old + "      - {event: start, source: running, "
+                                  "actions: [boundary_done]}\n").replace(
+        "      closed: [close]\n", "      closed: [close, start]\n", 1)
+    chart = load_chart(bad, "bad.yaml", registry=RULES)
+    with pytest.raises(ChartError, match=r"bad\.yaml: the start step emitted"):
+        Engine(chart=chart)

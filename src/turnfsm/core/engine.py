@@ -144,22 +144,18 @@ class Engine:
         c = compiled(chart)
         self.chart = chart
         self.cx = cx = Context(chart, options, c.regions, c.states, c.initial)
-        cx.dispatcher = TableDispatcher(c)
-        # the initial configuration: the chart's initial states, adjusted by the options
-        if options.turn_detection in ("stt", "manual", "realtime_llm"):
-            cx.fire(session.mode_event(options.turn_detection))
-        for region, on in (("vad_input", options.vad), ("stt_input", options.stt),
-                           ("detector", not options.interruption_detection)):
-            if not on:
-                ri, si = cx.index(region, "detached")
-                cx.s[ri] = si
-        if options.interruption_detection:
-            ri, si = cx.index("detector", "attached")
-            cx.s[ri] = si
-        cx.out.clear()
         if backend == "transitions":
             from .machines import TransitionsDispatcher
             cx.dispatcher = TransitionsDispatcher(chart, c, cx)
+        else:
+            cx.dispatcher = TableDispatcher(c)
+        # the initial configuration: the chart's initial states, then its transitions on
+        # `start` (guarded by the options in force), which emit and raise nothing
+        cx.fire("start")
+        if cx.out or cx.queue:
+            raise ChartError([f"{chart.source}: the start step emitted or raised something "
+                              f"({cx.out or list(cx.queue)}); it must only set the initial "
+                              "configuration"], chart.source)
         self._projected = options  # the options once every queued change applies
         self._inbox: deque[tuple[ev.Input, EngineOptions | None]] = deque()
         self._last_input_t = -math.inf
