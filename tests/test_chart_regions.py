@@ -223,3 +223,18 @@ def test_a_start_step_that_emits_is_refused() -> None:
     chart = load_chart(bad, "bad.yaml", registry=RULES)
     with pytest.raises(ChartError, match=r"bad\.yaml: the start step emitted"):
         Engine(chart=chart)
+
+
+def test_a_released_preflight_preempts_with_its_own_text() -> None:
+    """Why ``preflight`` is dispatched at once (``after: now``): a preflight and a final
+    held over agent speech are released in order, and each preempts with its own text (a
+    queued preflight would preempt after the final replaced it, with an empty text)."""
+    e = Engine(EngineOptions(interruption_detection=True), profile="livekit")
+    o = e.handle(ev.AgentSpeechStarted(t=0.5))
+    o += e.handle(ev.VadStartOfSpeech(t=1.0, speech_duration=0.2))
+    o += e.handle(ev.SttPreflight(t=1.2, text="book a", language="en"))
+    o += e.handle(ev.SttFinal(t=1.4, text="book a table", language="en"))
+    o += e.handle(ev.AgentSpeechEnded(t=2.0, ignore_user_transcript_until=0.0))
+    assert [x.new_transcript for x in o if isinstance(x, out.PreemptiveGeneration)] == [
+        "book a", "book a table"]
+    assert e.chart.events["preflight"].after == 0  # now
