@@ -78,17 +78,24 @@ def send_agent_ended(cx: Context, e: Any) -> None:
 
 @RULES.action("agent_ended", ev.AgentSpeechEnded)
 def agent_ended(cx: Context, e: ev.AgentSpeechEnded) -> None:
-    """Close the overlap (before the agent marker: region detector_marker comes next); set
-    the window held speech is trimmed by."""
+    """Endpointing learns that the agent stopped (the transitions close an open overlap,
+    before the agent marker of region detector_marker, and set or drop the window)."""
     cx.endpointing.on_agent_end(cx.now)
-    if cx.in_state("overlap", "open"):  # close the overlap before the agent-ended marker
-        cx.signal("overlap_speech_ended", ended_at=cx.now)
-    if not cx.interruption_effective:
-        cx.window = None
-        return
+
+
+@RULES.action("set_window", ev.AgentSpeechEnded)
+def set_window(cx: Context, e: ev.AgentSpeechEnded) -> None:
+    """Interruption detection was effective: held speech that ended before the agent's
+    ignore window (less the boundary's end cooldown) is trimmed at the release."""
     until = cx.now if e.ignore_user_transcript_until is None else e.ignore_user_transcript_until
-    end_cooldown = cx.boundary[1] if cx.boundary else 0.0
+    end_cooldown = cx.boundary[1] if cx.boundary else 0.0  # data: no boundary, no cooldown
     cx.window = until - end_cooldown
+
+
+@RULES.action("no_window")
+def no_window(cx: Context, e: Any) -> None:
+    """Interruption detection was not effective: nothing is trimmed by this agent speech."""
+    cx.window = None
 
 
 # -- the start backchannel boundary --------------------------------------------------------
@@ -157,5 +164,5 @@ def send_overlap_ended(cx: Context, e: UserEnd | ev.OverlapSpeechEnded) -> None:
 
 @RULES.action("close_overlap_now")
 def close_overlap_now(cx: Context, e: Any) -> None:
-    """Close the overlap being judged, now (its VAD went away, I15)."""
+    """Close the overlap being judged, now (its VAD went away, or the agent stopped, I15)."""
     cx.signal("overlap_speech_ended", ended_at=cx.now)

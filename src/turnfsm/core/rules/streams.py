@@ -102,7 +102,7 @@ def take_verdict(cx: Context, e: ev.OverlapVerdict) -> None:
                 probability=e.probability, overlap_started_at=e.overlap_started_at,
                 detected_at=detected, detection_delay=e.detection_delay,
                 total_duration=e.total_duration, num_requests=e.num_requests,
-                agent_started_at=cx.agent_started_at if cx.agent_speaking else None,
+                agent_started_at=cx.agent_started_at if cx.agent_speaking else None,  # data: a copy
                 in_backchannel_boundary=cx.in_state("boundary", "active"))))
 
 
