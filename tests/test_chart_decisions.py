@@ -390,8 +390,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                             "not go through the chart yet"),
     ("turn.py", "_arm"): (2, "closing skips the wait (R4); fire now, arm the deadline or "
                           "defer, chosen in Python"),
-    ("turn.py", "clear_turn"): (2, "a clear resets the STT time origin only with an STT "
-                                "attached, and speech going on starts a new turn"),
 }
 
 

@@ -56,7 +56,7 @@ def audio(cx: Context, e: ev.AudioPushed) -> None:
 
 @RULES.action("restart_stt")
 def restart_stt(cx: Context, e: Any) -> None:
-    """A new STT stream has a new time origin (D12)."""
+    """A new STT stream has a new time origin (D12; a clear restarts the stream too)."""
     cx.input_started_at = None
 
 

@@ -310,8 +310,11 @@ def clear_turn(cx: Context, e: Any) -> None:
     abandon_decision(cx)
     cx.new_turn(cleared=True)
     cx.onset_floor = cx.now  # nothing before the clear starts a later turn (D2, I7)
-    if cx.in_state("stt_input", "attached"):
-        cx.input_started_at = None  # a fresh STT stream has a new time origin
-    if cx.user_speaking:  # speech that goes on after a clear starts a new turn now
-        cx.speech_start_time = cx.now
-        cx.ensure_span(cx.now)
+
+
+@RULES.action("turn_after_clear")
+def turn_after_clear(cx: Context, e: Any) -> None:
+    """Speech that goes on after a clear starts a new turn now (the transition says the
+    user speaks)."""
+    cx.speech_start_time = cx.now
+    cx.ensure_span(cx.now)
