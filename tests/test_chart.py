@@ -221,7 +221,7 @@ def test_check_command_lists_every_problem_with_location(
     assert f"{bad}:" in err and "initial state 'runnin'" in err
     assert "action 'restart_sst' is not registered" in err
     assert main(["check"]) == 0
-    assert "ok (16 regions" in capsys.readouterr().out
+    assert "ok (17 regions" in capsys.readouterr().out
 
 
 def test_an_action_routed_an_event_it_cannot_read_is_refused(tmp_path: Path) -> None:

@@ -371,11 +371,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("backchannel.py", "report_vad_end_after_backchannels"): (1, _BACKCHANNEL_END),
     ("backchannel.py", "report_stream_end_after_backchannels"): (1, _BACKCHANNEL_END),
     ("speech.py", "report_stt_end"): (1, _BACKCHANNEL_END),
-    ("speech.py", "_feedback_start"): (1, "the speech_feedback option decides whether "
-                                       "feedback_started is raised"),
-    ("speech.py", "_feedback_end"): (2, "the speech_feedback option decides whether "
-                                     "feedback_ended is raised; its interruption flag "
-                                     "depends on the detector region"),
     ("streams.py", "vad_window"): (1, "the VAD window data path (before the machine) drops "
                                    "windows while vad_input is detached"),
     ("streams.py", "usage"): (1, "the STT usage data path drops reports while stt_input is "

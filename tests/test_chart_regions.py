@@ -200,7 +200,8 @@ def test_the_start_transitions_set_the_initial_configuration(backend: str, td: s
             "attached" if det else "detached")
         assert not e.cx.queue and not e.cx.out
     rows = [t for t in Engine().chart.transitions if t.event == "start"]
-    assert {t.region for t in rows} == {"mode", "vad_input", "stt_input", "detector"}
+    assert {t.region for t in rows} == {"mode", "vad_input", "stt_input", "detector",
+                                        "speech_feedback"}
     assert all(g.kind == "option" for t in rows for g in t.guards) and all(
         not t.actions for t in rows)
 
@@ -238,3 +239,19 @@ def test_a_released_preflight_preempts_with_its_own_text() -> None:
     assert [x.new_transcript for x in o if isinstance(x, out.PreemptiveGeneration)] == [
         "book a", "book a table"]
     assert e.chart.events["preflight"].after == 0  # now
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("feedback", [False, True])
+def test_region_speech_feedback_feeds_the_reports_back_by_option(profile: str,
+                                                                 feedback: bool) -> None:
+    """The start step puts region speech_feedback ``on`` with the option; only then is the
+    engine's report of user speech fed back (feedback_started/ended reach the overlap
+    region), and the report actions no longer test the option."""
+    e = Engine(EngineOptions(speech_feedback=feedback), profile=profile)
+    assert e.state()["speech_feedback"] == ("on" if feedback else "off")
+    seen: list[str] = []
+    e.observe_dispatch(lambda r, s, ev_, fired: seen.append(ev_) if r == "overlap" else None)
+    e.handle(ev.VadStartOfSpeech(t=1.0, speech_duration=0.2))
+    e.handle(ev.VadEndOfSpeech(t=2.0, silence_duration=0.3))
+    assert (("feedback_started" in seen), ("feedback_ended" in seen)) == (feedback, feedback)
