@@ -383,8 +383,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("transcripts.py", "release_stt_end"): (1, "a released STT end of speech acts only in "
                                             "stt mode: the released path (PROCESSORS) does "
                                             "not go through the chart yet"),
-    ("turn.py", "_arm"): (2, "closing skips the wait (R4); fire now, arm the deadline or "
-                          "defer, chosen in Python"),
 }
 
 

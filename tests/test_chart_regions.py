@@ -255,3 +255,26 @@ def test_region_speech_feedback_feeds_the_reports_back_by_option(profile: str,
     e.handle(ev.VadStartOfSpeech(t=1.0, speech_duration=0.2))
     e.handle(ev.VadEndOfSpeech(t=2.0, silence_duration=0.3))
     assert (("feedback_started" in seen), ("feedback_ended" in seen)) == (feedback, feedback)
+
+
+@pytest.mark.parametrize("answer_at, close, eot_at, closed_early", [
+    (1.4, False, 1.7, False),  # delay left: the deadline is armed (anchor 1.2 + 0.5)
+    (3.0, False, 3.0, False),  # the answer came after the delay: the wait ends at once
+    (1.4, True, 1.4, True),  # closing skips what is left (R4)
+])
+def test_the_model_answer_arms_or_ends_the_wait_by_transition(
+        answer_at: float, close: bool, eot_at: float, closed_early: bool) -> None:
+    """The model's answer moves the turn to waiting by one of three transitions (guard
+    ``delay_left``, ``in: lifecycle.closed``) instead of a branch in the action."""
+    e = Engine(EngineOptions(turn_detection="model"), profile="livekit")
+    outs = e.handle(ev.VadStartOfSpeech(t=1.0, speech_duration=0.2))
+    outs += e.handle(ev.SttFinal(t=1.2, text="hello there", language="en"))
+    outs += e.handle(ev.VadEndOfSpeech(t=1.3, silence_duration=0.1))
+    (req,) = [o for o in outs if isinstance(o, out.EouModelRequest)]
+    if close:
+        outs += e.handle(ev.Close(t=1.35))
+    outs += e.handle(ev.EouModelAnswered(t=answer_at, request_id=req.request_id,
+                                         probability=1.0, threshold=0.5))
+    outs += e.advance(10.0)
+    (eot,) = [o for o in outs if isinstance(o, out.EndOfTurn)]
+    assert eot.t == pytest.approx(eot_at) and eot.decision.closed_early is closed_early
