@@ -373,8 +373,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("speech.py", "report_stt_end"): (1, _BACKCHANNEL_END),
     ("streams.py", "vad_window"): (1, "the VAD window data path (before the machine) drops "
                                    "windows while vad_input is detached"),
-    ("streams.py", "usage"): (1, "the STT usage data path drops reports while stt_input is "
-                              "detached"),
     ("transcripts.py", "process_final"): (1, "words after a dropped backchannel start the "
                                           "turn (segment_dropped)"),
     ("transcripts.py", "release_stt_start"): (1, "a released STT start of speech acts only "

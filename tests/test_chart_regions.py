@@ -278,3 +278,16 @@ def test_the_model_answer_arms_or_ends_the_wait_by_transition(
     outs += e.advance(10.0)
     (eot,) = [o for o in outs if isinstance(o, out.EndOfTurn)]
     assert eot.t == pytest.approx(eot_at) and eot.decision.closed_early is closed_early
+
+
+def test_stt_usage_goes_through_region_stt_input() -> None:
+    """An STT usage report is a chart event of region stt_input: its request id joins the
+    turn while the STT is attached; detached, it is dropped (stt_inactive)."""
+    e = Engine(EngineOptions())
+    assert e.handle(ev.SttUsage(t=1.0, request_id="r1")) == []
+    assert e.cx.turn.request_ids == ["r1"]
+    e.handle(ev.SetStt(t=1.1, enabled=False))
+    (drop,) = e.handle(ev.SttUsage(t=1.2, request_id="r2"))
+    assert isinstance(drop, out.InputDropped) and drop.reason == "stt_inactive"
+    assert e.cx.turn.request_ids == ["r1"]
+    assert e.chart.events["stt_usage"].kind == "input"  # not data

@@ -19,8 +19,8 @@ and its decision, who committed it, a pending commit). An event is offered to ev
 in chart order (:mod:`turnfsm.core.dispatch`); the guards and actions it names are the
 rules in :mod:`turnfsm.core.rules`, which see only a :class:`~turnfsm.core.context.Context`.
 Data that does not change which inputs are legal lives in records
-(:mod:`turnfsm.core.records`). VAD inference windows (~90% of all events), audio and STT
-usage reports are data events, handled before the machine.
+(:mod:`turnfsm.core.records`). VAD inference windows (~90% of all events) and audio are
+data events, handled before the machine.
 
 **Steps.** Each ``handle``/``fire_next_timer`` call is one atomic step: the input (or
 timer), the internal events it causes (nested, and those it queues: ``after: N`` in the
@@ -390,8 +390,6 @@ class Engine:
             cx.emit(streams.vad_window(cx, e))  # type: ignore[arg-type]
         elif kind is ev.AudioPushed:
             streams.audio(cx, e)  # type: ignore[arg-type]
-        elif kind is ev.SttUsage:
-            streams.usage(cx, e)  # type: ignore[arg-type]
         elif kind is ev.UpdateOptions:
             assert staged is not None
             session.apply_options(cx, e, staged)  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
 """The collaborators' streams: VAD, STT and interruption detector (attach, detach, intake),
-and the data events handled before the machine (VAD windows, audio, STT usage)."""
+and the data events handled before the machine (VAD windows, audio)."""
 
 from __future__ import annotations
 
@@ -76,14 +76,6 @@ def note_request(cx: Context, rid: str) -> None:
     """Remember an STT request id for the turn."""
     if rid and rid not in cx.turn.request_ids:
         cx.turn.request_ids.append(rid)
-
-
-def usage(cx: Context, e: ev.SttUsage) -> None:
-    """An STT usage report only contributes its request id."""
-    if cx.in_state("stt_input", "detached"):
-        cx.emit(out.InputDropped(t=cx.now, ref=e.ref, reason="stt_inactive"))
-    else:
-        note_request(cx, e.request_id)
 
 
 # -- interruption detector ---------------------------------------------------------------
