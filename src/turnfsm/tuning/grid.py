@@ -76,7 +76,12 @@ class Option:
 def _number(lo: float, hi: float = math.inf, *, lo_open: bool = False
             ) -> Callable[[Any], float]:
     def check(v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        try:
+            finite = not isinstance(v, bool) and isinstance(v, (int, float)) and \
+                math.isfinite(v)
+        except OverflowError:  # an int too large for a float (too long to print, too)
+            raise ValueError("must be a finite number, not an integer that large") from None
+        if not finite:
             raise ValueError(f"must be a finite number, not {v!r}")
         if v < lo or (lo_open and v == lo) or v > hi:
             lo_s = f"{'>' if lo_open else '>='} {lo:g}"
