@@ -211,3 +211,16 @@ def test_exhaustive_search_reports_the_shortest_failing_sequence() -> None:
                 engine_factory=chart_factory(chart))
     assert r["failure"] == ("final_a", "clear"), r
     assert r["error"].startswith("I11 violated"), r
+
+
+def test_a_commit_finalized_while_a_final_decides_resolves_once() -> None:
+    """A sequence the search found when ``eou_trigger`` was queued (default profile): a
+    commit awaiting its final is finalized by a released interrupting final while that
+    final's own decision is delivering; the commit reports its result once (I18)."""
+    name, options, host, profile = next(s for s in SETUPS if s[0] == "default")
+    d = Driver(options, host, history=False, profile=profile)
+    alphabet = {**ALPHABET, **DEFAULT_LETTERS}
+    for letter in ("final_a", "agent_start", "vad_start", "vad_end", "final_a", "commit",
+                   "final_long"):
+        assert alphabet[letter](d), letter
+    clone(d).settle()  # raises InvariantViolation on a second result

@@ -38,9 +38,10 @@ def final_covers_speech(cx: Context, e: Any) -> bool:
 @RULES.guard("holds_for_final", needs=_REGION)
 def holds_for_final(cx: Context, e: Trigger) -> bool:
     """A final of speech already heard is due: an automatic decision waits for it (a
-    commit does not). The wait's own end asks too late to be held: ``eou_trigger`` is
-    queued, and the region has left ``pending`` by then."""
-    return cx.in_state("final_wait", "pending") and not (isinstance(e, Trigger) and e.manual)
+    commit does not, nor the wait's own end: its action runs before the region leaves
+    ``pending``)."""
+    return cx.in_state("final_wait", "pending") and not (
+        isinstance(e, Trigger) and (e.manual or e.kind == "final_overdue"))
 
 
 @RULES.action("arm_final_wait", needs=_REGION)
