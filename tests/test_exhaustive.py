@@ -217,7 +217,7 @@ def test_a_commit_finalized_while_a_final_decides_resolves_once() -> None:
     """A sequence the search found when ``eou_trigger`` was queued (default profile): a
     commit awaiting its final is finalized by a released interrupting final while that
     final's own decision is delivering; the commit reports its result once (I18)."""
-    name, options, host, profile = next(s for s in SETUPS if s[0] == "default")
+    _name, options, host, profile = next(s for s in SETUPS if s[0] == "default")
     d = Driver(options, host, history=False, profile=profile)
     alphabet = {**ALPHABET, **DEFAULT_LETTERS}
     for letter in ("final_a", "agent_start", "vad_start", "vad_end", "final_a", "commit",
