@@ -221,7 +221,7 @@ def test_check_command_lists_every_problem_with_location(
     assert f"{bad}:" in err and "initial state 'runnin'" in err
     assert "action 'restart_sst' is not registered" in err
     assert main(["check"]) == 0
-    assert "ok (14 regions" in capsys.readouterr().out
+    assert "ok (17 regions" in capsys.readouterr().out
 
 
 def test_an_action_routed_an_event_it_cannot_read_is_refused(tmp_path: Path) -> None:
@@ -308,6 +308,18 @@ def test_in_literals_of_two_states_of_one_region_are_exclusive() -> None:
     load_chart(text, "c.yaml")
     ps = problems(TWO.replace("[not in: r.b]", "[in: s.x]"))
     assert any("could both fire on 'go' in state 'x'" in p for p in ps), ps
+
+
+def test_option_literals_of_two_values_of_one_option_are_exclusive() -> None:
+    """`option: o == x` and `option: o == y` cannot hold together (an option has one
+    value), so the loader accepts them side by side; two values of two options can, and
+    one value with a boolean option can, so it refuses those."""
+    both = "[option: turn_detection == stt]", "[option: turn_detection == manual]"
+    text = TWO.replace("[in: r.b]", both[0]).replace("[not in: r.b]", both[1])
+    load_chart(text, "c.yaml")
+    for other in ("[option: endpointing_mode == fixed]", "[option: vad]"):
+        ps = problems(TWO.replace("[in: r.b]", both[0]).replace("[not in: r.b]", other))
+        assert any("could both fire on 'go' in state 'x'" in p for p in ps), (other, ps)
 
 
 def test_option_literals_are_checked_against_the_options() -> None:

@@ -18,6 +18,10 @@ guard is; helpers called only by guards are guard-side too. Everything else unde
 should only emit, record, arm/cancel a timer or raise an event, and leave the choice to a
 guarded transition (issue 23, "Every decision in the chart").
 
+A branch that only computes a value an action copies into a record or payload (what an
+output reports, not what the engine does) is data, not a decision: its line says so with a
+comment ``# data: WHY`` (a reason is required), and the lint skips it.
+
 :data:`EXCEPTIONS` lists every decision point that exists today, per ``file:function``,
 with its count and the reason it is still Python. A new decision point (or one more in a
 listed function) fails the test; so does a listed count that is now too high (lower it: the
@@ -28,6 +32,7 @@ points one by one.
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,12 +50,12 @@ OPTION_ROOTS = frozenset({"options", "eou_model", "limit", "boundary", "endpoint
 #: be declared) should hold. ``wait`` and ``commit`` are records whose presence and flags
 #: (``resolved``, ``finalized``, ``new_speech``) make sub-machines of the turn and commit
 #: regions.
-SHADOW = frozenset({"awaiting_answer", "segment_open", "segment_over_agent", "segment_verdict",
-                    "segment_final", "segment_dropped", "detector_told_agent",
+SHADOW = frozenset({"segment_over_agent", "segment_verdict",
+                    "segment_final", "segment_dropped",
                     "verdict_interruption", "wait", "commit"})
 
 #: The flags of those records that are states (their other fields are data).
-RECORD_STATE = frozenset({"resolved", "finalized", "new_speech", "wait_id", "cid"})
+RECORD_STATE = frozenset({"resolved", "finalized", "new_speech", "onsets", "wait_id", "cid"})
 RECORD = "record"  # marks a local bound to the wait or commit record
 RECORD_SET = frozenset({RECORD})
 
@@ -307,13 +312,22 @@ def decision_points(paths: Iterable[Path], *, methods: bool = False,
     """The decision points of the action side of ``paths`` (``sources``: file name -> source
     text, read instead of the file; ``methods``: also lint class methods)."""
     modules: dict[str, ast.Module] = {}
+    lines: dict[str, list[str]] = {}
     for p in paths:
         name = p.name
         text = sources[name] if sources is not None and name in sources else p.read_text()
         modules[name] = ast.parse(text)
+        lines[name] = text.splitlines()
     for name, text in (sources or {}).items():
-        modules.setdefault(name, ast.parse(text))
-    return _Lint(modules, methods=methods).points()
+        if name not in modules:
+            modules[name] = ast.parse(text)
+            lines[name] = text.splitlines()
+    return [p for p in _Lint(modules, methods=methods).points()
+            if not _DATA.search(lines[p.file][p.line - 1])]
+
+
+#: the comment that marks a branch computing a record's or payload's value (with a reason)
+_DATA = re.compile(r"#\s*data:\s*\S")
 
 
 def rules_points(sources: dict[str, str] | None = None) -> list[Point]:
@@ -323,20 +337,10 @@ def rules_points(sources: dict[str, str] | None = None) -> list[Point]:
 
 # (file, function): (decision points, why the choice is still made in Python). Issue 23's
 # rebuild removes them; docs/design/chart-rebuild.md says which region or guard takes each.
-_COMMIT_FLAGS = ("the commit's result is a sub-machine (pending, finalized, resolved) kept in "
-                 "flags of the Commit record, not a region")
-_WAIT_EXISTS = ("branches on whether a wait exists (cx.wait), a shadow of the turn region's "
-                "predicting/waiting")
 _BACKCHANNEL_END = ("whether a VAD end opens the turn's span after a dropped backchannel "
                     "(segment_dropped, a shadow of vad_segment); the default profile "
                     "substitutes this for the base action")
 EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
-    ("agent.py", "announce_agent_speech"): (1, "the detector-marker pairing (D10/D11) is a "
-                                            "sub-machine in the flag detector_told_agent"),
-    ("agent.py", "agent_ended"): (4, "closes the overlap marker only if region overlap is "
-                                  "open and the agent marker only if the detector was told "
-                                  "(flag); sets the ignore window only while interruption "
-                                  "detection is effective, less the boundary option's cooldown"),
     ("backchannel.py", "_short"): (1, "the word-count judgement against "
                                    "backchannel_max_words, shared by guards and by the drop "
                                    "record's reason text"),
@@ -367,35 +371,16 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("backchannel.py", "report_vad_end_after_backchannels"): (1, _BACKCHANNEL_END),
     ("backchannel.py", "report_stream_end_after_backchannels"): (1, _BACKCHANNEL_END),
     ("speech.py", "report_stt_end"): (1, _BACKCHANNEL_END),
-    ("commit.py", "cancel_commit"): (1, _COMMIT_FLAGS),
-    ("commit.py", "finalize"): (1, _COMMIT_FLAGS),
-    ("commit.py", "commit_delivered"): (1, _COMMIT_FLAGS),
-    ("commit.py", "commit_abandoned"): (1, _COMMIT_FLAGS),
-    ("speech.py", "_feedback_start"): (1, "the speech_feedback option decides whether "
-                                       "feedback_started is raised"),
-    ("speech.py", "_feedback_end"): (2, "the speech_feedback option decides whether "
-                                     "feedback_ended is raised; its interruption flag "
-                                     "depends on the detector region"),
-    ("speech.py", "_note_new_speech"): (1, _WAIT_EXISTS),
     ("streams.py", "vad_window"): (1, "the VAD window data path (before the machine) drops "
                                    "windows while vad_input is detached"),
-    ("streams.py", "usage"): (1, "the STT usage data path drops reports while stt_input is "
-                              "detached"),
-    ("streams.py", "take_verdict"): (1, "the record names the agent's start only while the "
-                                     "agent speaks"),
     ("transcripts.py", "process_final"): (1, "words after a dropped backchannel start the "
                                           "turn (segment_dropped)"),
-    ("transcripts.py", "process_stt_start"): (1, "acts only in stt mode: the mode decides "
-                                              "under a transition that does not show it"),
-    ("transcripts.py", "process_stt_end"): (1, "acts only in stt mode: the mode decides "
-                                            "under a transition that does not show it"),
-    ("turn.py", "_arm"): (2, "closing skips the wait (R4); fire now, arm the deadline or "
-                          "defer, chosen in Python"),
-    ("turn.py", "forget_speech"): (1, "the anchor goes only if the wait's record says no "
-                                   "speech moved it (the Wait record shadows the turn's "
-                                   "predicting/waiting)"),
-    ("turn.py", "clear_turn"): (2, "a clear resets the STT time origin only with an STT "
-                                "attached, and speech going on starts a new turn"),
+    ("transcripts.py", "release_stt_start"): (1, "a released STT start of speech acts only "
+                                              "in stt mode: the released path (PROCESSORS) "
+                                              "does not go through the chart yet"),
+    ("transcripts.py", "release_stt_end"): (1, "a released STT end of speech acts only in "
+                                            "stt mode: the released path (PROCESSORS) does "
+                                            "not go through the chart yet"),
 }
 
 
@@ -452,7 +437,7 @@ def pick(cx, e):
     ("if cx.options.speech_feedback:\n        cx.fire('x')", ("option",)),
     ("limit = cx.options.backchannel_max_words\n    if len(e.text) > limit:\n"
      "        cx.emit(e)", ("option",)),
-    ("x = 1 if cx.segment_open else 2\n    cx.emit(x)", ("shadow",)),
+    ("x = 1 if cx.segment_final else 2\n    cx.emit(x)", ("shadow",)),
     ("cx.closed or cx.emit(e)", ("region",)),
     ("helper(cx, flag=not cx.agent_speaking)", ("region",)),
     ("[cx.emit(h) for h in cx.held if cx.eou_model]", ("option",)),
@@ -502,6 +487,15 @@ def test_lint_catches_a_decision_injected_in_a_rules_module() -> None:
     assert not check(rules_points())
     problems = check(rules_points({"gate.py": injected}))
     assert len(problems) == 1 and problems[0].startswith("gate.py:hold_stt has 1 decision")
+
+
+def test_lint_skips_a_branch_marked_as_data() -> None:
+    """A branch that computes a value copied into a record, marked ``# data: WHY``, is not
+    a decision point; the same branch unmarked, or marked without a reason, is."""
+    line = "x = cx.agent_started_at if cx.agent_speaking else None{mark}\n    cx.emit(x)"
+    for mark, points in (("  # data: the record names it", 0), ("", 1), ("  # data:", 1)):
+        src = _ACTION.format(body=line.format(mark=mark))
+        assert len(decision_points([], sources={"x.py": src})) == points, mark
 
 
 def test_lint_sees_data_branches_as_none() -> None:

@@ -220,10 +220,14 @@ def test_the_queue_waits_while_an_end_of_turn_awaits_its_answer() -> None:
 
     e = Engine(EngineOptions())
     cx = e.cx
-    cx.awaiting_answer = True
+    ri, delivering = cx.index("turn", "delivering")
+    idle = cx.s[ri]
+    cx.s[ri] = delivering  # an end of turn awaits its answer (the query reads the region)
+    assert cx.awaiting_answer and e.awaiting_answer
     cx.raise_("commit_cancelled", CommitOutcome("b", "cancelled"))
     cx.run_queue()
     assert not any(isinstance(o, out.CommitResult) for o in cx.out) and len(cx.queue) == 1
-    cx.awaiting_answer = False
+    cx.s[ri] = idle
+    assert not cx.awaiting_answer
     cx.run_queue()
     assert [o.ref for o in cx.out if isinstance(o, out.CommitResult)] == ["b"]

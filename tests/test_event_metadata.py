@@ -68,7 +68,7 @@ INPUT_EVENT: dict[type, str] = {
     ev.VadStartOfSpeech: "vad_start", ev.VadEndOfSpeech: "vad_end",
     ev.SttStartOfSpeech: "stt_start", ev.SttEndOfSpeech: "stt_end",
     ev.SttInterim: "stt_interim", ev.SttPreflight: "stt_preflight", ev.SttFinal: "stt_final",
-    ev.OverlapVerdict: "overlap", ev.DetectorFailed: "detector_failed",
+    ev.SttUsage: "stt_usage", ev.OverlapVerdict: "overlap", ev.DetectorFailed: "detector_failed",
     ev.AgentSpeechStarted: "agent_start", ev.AgentSpeechEnded: "agent_end",
     ev.UserSpeechStarted: "user_started", ev.UserSpeechEnded: "user_ended",
     ev.OverlapSpeechEnded: "overlap_ended", ev.CommitUserTurn: "commit",
@@ -82,7 +82,8 @@ SWITCH_EVENT: dict[type, tuple[str, str]] = {
 }
 #: The input half of core/registry.py's REQUIRED_EVENTS as it was written by hand.
 INPUT_REQUIRED = {"vad_start", "vad_end", "stt_start", "stt_end", "stt_interim",
-                  "stt_preflight", "stt_final", "overlap", "detector_failed", "agent_start",
+                  "stt_preflight", "stt_final", "stt_usage", "overlap", "detector_failed",
+                  "agent_start",
                   "agent_end", "user_started", "user_ended", "overlap_ended", "commit",
                   "clear", "model_answered", "turn_answered", "close", "vad_attach",
                   "vad_detach", "stt_attach", "stt_detach", "detector_attach",
@@ -109,9 +110,9 @@ def test_engine_routing_and_required_events_are_derived() -> None:
 
 
 def test_every_input_class_is_routed_or_data() -> None:
-    """Every input class raises a chart event, is a switch, or is one of the four kinds the
+    """Every input class raises a chart event, is a switch, or is one of the three kinds the
     engine takes as data (a new class with none of these fails here, not mid-session)."""
-    data = {ev.VadInferenceDone, ev.AudioPushed, ev.SttUsage, ev.UpdateOptions}
+    data = {ev.VadInferenceDone, ev.AudioPushed, ev.UpdateOptions}
     for cls in ev.input_classes():
         assert (cls.chart_event is not None) + (cls.chart_events is not None) \
             + (cls in data) == 1, cls.__name__

@@ -117,7 +117,7 @@ def config_key(d: Driver) -> tuple[Any, ...]:
                cx.onset_floor),
         tuple(k for _, k in ps.probe_live_timers(e)) + tuple("answer" for _ in d.shell),
         None if w is None else (_set(w.anchor), w.manual, w.skip_reply, w.min_delay),
-        None if c is None else (c.skip_reply, c.resolved, getattr(c, "finalized", None)),
+        None if c is None else c.skip_reply,
         e.cx.endpointing.overlapping, e.cx.verdict_interruption,
         d.n_accept % len(d.host.accept), d.n_model % len(d.host.model),
         d.marker_state, _set(d.boundary_live),
@@ -126,7 +126,7 @@ def config_key(d: Driver) -> tuple[Any, ...]:
               for cr in d.commits.values() if not cr.results or cr is d.active_commit),
         d.tracker_prev, d.lang_specific_seen,
         # the default profile's segment (final wait, backchannels)
-        cx.segment_over_agent, cx.segment_verdict, cx.segment_final, cx.segment_open,
+        cx.segment_over_agent, cx.segment_verdict, cx.segment_final,
         cx.segment_dropped,
     )
 
@@ -211,3 +211,16 @@ def test_exhaustive_search_reports_the_shortest_failing_sequence() -> None:
                 engine_factory=chart_factory(chart))
     assert r["failure"] == ("final_a", "clear"), r
     assert r["error"].startswith("I11 violated"), r
+
+
+def test_a_commit_finalized_while_a_final_decides_resolves_once() -> None:
+    """A sequence the search found when ``eou_trigger`` was queued (default profile): a
+    commit awaiting its final is finalized by a released interrupting final while that
+    final's own decision is delivering; the commit reports its result once (I18)."""
+    _name, options, host, profile = next(s for s in SETUPS if s[0] == "default")
+    d = Driver(options, host, history=False, profile=profile)
+    alphabet = {**ALPHABET, **DEFAULT_LETTERS}
+    for letter in ("final_a", "agent_start", "vad_start", "vad_end", "final_a", "commit",
+                   "final_long"):
+        assert alphabet[letter](d), letter
+    clone(d).settle()  # raises InvariantViolation on a second result

@@ -334,3 +334,12 @@ def test_tune_command_writes_table_csv_parquet_and_plot(tmp_path: Path,
 def _has(module: str) -> bool:
     import importlib.util
     return importlib.util.find_spec(module) is not None
+
+
+def test_a_grid_value_too_large_for_a_float_is_one_error() -> None:
+    """An integer beyond a float's range (YAML reads it whole) is refused like infinity,
+    with one line naming the grid and the option, not an OverflowError."""
+    from turnfsm.tuning.grid import GridError, parse_grid
+
+    with pytest.raises(GridError, match=r"^g\.yaml:1: min_delay: must be a finite number"):
+        parse_grid("min_delay: 1" + "0" * 400 + "\n", "g.yaml")

@@ -203,8 +203,9 @@ class SttEndOfSpeech(SttEvent):
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
 class SttUsage(SttEvent):
-    """Usage report. Data only: never changes state or produces outputs."""
+    """Usage report: the turn notes its request id (dropped with no STT attached)."""
 
+    chart_event = "stt_usage"
     trace_kind = "stt.usage"
 
     audio_duration: float = _nn(0.0)

@@ -390,10 +390,16 @@ def _guard_problem(g: Guard, declared: dict[str, set[str]],
 def _exclusive(a: Transition, b: Transition) -> bool:
     if any(Guard(g.name, not g.negated) in b.guards for g in a.guards):
         return True
-    # `in: r.x` and `in: r.y`: one region is in one state at a time
-    ins = {g.target for g in a.guards if g.kind == "in" and not g.negated}
-    return any(g.kind == "in" and not g.negated and g.target[0] == r and g.target[1] != st
-               for g in b.guards for r, st in ins)
+    # `in: r.x` and `in: r.y`: one region is in one state at a time; `option: o == x` and
+    # `option: o == y`: an option has one value at a time
+    for kind in ("in", "option"):
+        held = {g.target for g in a.guards if g.kind == kind and not g.negated
+                and g.target[1] is not None}
+        if any(g.kind == kind and not g.negated and g.target[0] == r and
+               g.target[1] is not None and g.target[1] != v
+               for g in b.guards for r, v in held):
+            return True
+    return False
 
 
 def _semantic_checks(chart: Chart, bad: Any) -> None:

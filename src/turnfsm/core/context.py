@@ -42,6 +42,7 @@ class Context:
         self._si = [{s: i for i, s in enumerate(st)} for st in states]
         self.dispatcher: Dispatcher | None = None
         self.vad_region, self.vad_detached = self.index("vad_input", "detached")  # hot path
+        self._turn_region, self._delivering = self.index("turn", "delivering")
         # time and the current step
         self.now = 0.0
         self.step = 0
@@ -50,7 +51,6 @@ class Context:
         self.queue: deque[tuple[str, Any, int]] = deque()
         self._after = {name: spec.after for name, spec in chart.events.items()}
         self.timers = TimerQueue()
-        self.awaiting_answer = False  # an EndOfTurn waits for its EndOfTurnAnswered
         # configuration in force
         o = options
         self.eou_model = o.turn_detection == "model"
@@ -63,6 +63,7 @@ class Context:
         self.tracker = LimitTracker()
         self.speech_start_time: float | None = None  # onset of the current speech
         self.last_speaking_time: float | None = None  # the end-of-turn anchor
+        self.onsets = 0  # speech onsets reported so far (a wait notes how many it saw)
         # the last accepted delivery (or clear, or dropped backchannel): no turn's onset lies
         # before it (I7); see :meth:`onset_at`
         self.onset_floor: float | None = None
@@ -75,11 +76,9 @@ class Context:
         self.window: float | None = None  # the ignore window of the last agent speech
         self.agent_started_at: float | None = None
         self.verdict_interruption = False
-        self.detector_told_agent = False  # the detector stream heard agent_speech_started
         self.boundary_epoch = 0
         # the latest VAD segment (default profile: final wait and backchannels)
         self.segment_onset: float | None = None
-        self.segment_open = False  # a VAD start began it and no VAD end has closed it
         self.segment_over_agent = False  # it started while the agent spoke
         self.segment_verdict: bool | None = None  # the detector's verdict on its overlap
         self.segment_final = False  # a final of it (or after it, untimed) arrived
@@ -107,6 +106,12 @@ class Context:
         """(region index, state index), for hot paths."""
         ri = self._ri[region]
         return ri, self._si[ri][state]
+
+    @property
+    def awaiting_answer(self) -> bool:
+        """An ``EndOfTurn`` waits for its ``EndOfTurnAnswered``: the turn region is
+        ``delivering`` (entered by the delivery, left by the answer)."""
+        return self.s[self._turn_region] == self._delivering
 
     # -- verbs -------------------------------------------------------------------------------
 
@@ -206,11 +211,6 @@ class Context:
         if self.in_state("detector", "attached"):
             self.emit(out.DetectorSignal(t=self.now, signal=signal, **kw))
 
-    def announce_agent(self) -> None:
-        """Tell the detector stream the agent speaks (D10/D11: markers are paired)."""
-        self.signal("agent_speech_started")
-        self.detector_told_agent = self.in_state("detector", "attached")
-
     def onset_at(self, t: float) -> float:
         """A speech onset ``t`` as a turn may report it: never before the last accepted
         delivery or clear (I7). Speech that went on through a delivery starts the next turn
@@ -259,7 +259,6 @@ class Context:
     def note_segment(self, onset: float) -> None:
         """A VAD segment started at ``onset``: nothing of it is transcribed yet."""
         self.segment_onset = onset
-        self.segment_open = True
         self.segment_over_agent = self.agent_speaking
         self.segment_verdict = None
         self.segment_final = False

@@ -19,8 +19,8 @@ and its decision, who committed it, a pending commit). An event is offered to ev
 in chart order (:mod:`turnfsm.core.dispatch`); the guards and actions it names are the
 rules in :mod:`turnfsm.core.rules`, which see only a :class:`~turnfsm.core.context.Context`.
 Data that does not change which inputs are legal lives in records
-(:mod:`turnfsm.core.records`). VAD inference windows (~90% of all events), audio and STT
-usage reports are data events, handled before the machine.
+(:mod:`turnfsm.core.records`). VAD inference windows (~90% of all events) and audio are
+data events, handled before the machine.
 
 **Steps.** Each ``handle``/``fire_next_timer`` call is one atomic step: the input (or
 timer), the internal events it causes (nested, and those it queues: ``after: N`` in the
@@ -144,22 +144,18 @@ class Engine:
         c = compiled(chart)
         self.chart = chart
         self.cx = cx = Context(chart, options, c.regions, c.states, c.initial)
-        cx.dispatcher = TableDispatcher(c)
-        # the initial configuration: the chart's initial states, adjusted by the options
-        if options.turn_detection in ("stt", "manual", "realtime_llm"):
-            cx.fire(session.mode_event(options.turn_detection))
-        for region, on in (("vad_input", options.vad), ("stt_input", options.stt),
-                           ("detector", not options.interruption_detection)):
-            if not on:
-                ri, si = cx.index(region, "detached")
-                cx.s[ri] = si
-        if options.interruption_detection:
-            ri, si = cx.index("detector", "attached")
-            cx.s[ri] = si
-        cx.out.clear()
         if backend == "transitions":
             from .machines import TransitionsDispatcher
             cx.dispatcher = TransitionsDispatcher(chart, c, cx)
+        else:
+            cx.dispatcher = TableDispatcher(c)
+        # the initial configuration: the chart's initial states, then its transitions on
+        # `start` (guarded by the options in force), which emit and raise nothing
+        cx.fire("start")
+        if cx.out or cx.queue:
+            raise ChartError([f"{chart.source}: the start step emitted or raised something "
+                              f"({cx.out or list(cx.queue)}); it must only set the initial "
+                              "configuration"], chart.source)
         self._projected = options  # the options once every queued change applies
         self._inbox: deque[tuple[ev.Input, EngineOptions | None]] = deque()
         self._last_input_t = -math.inf
@@ -217,7 +213,8 @@ class Engine:
 
     @property
     def awaiting_answer(self) -> bool:
-        """An ``EndOfTurn`` was emitted and its ``EndOfTurnAnswered`` is awaited."""
+        """An ``EndOfTurn`` was emitted and its ``EndOfTurnAnswered`` is awaited (the turn
+        region is ``delivering``)."""
         return self.cx.awaiting_answer
 
     @property
@@ -383,10 +380,8 @@ class Engine:
         kind = type(e)
         name = _INPUT_EVENT.get(kind)
         if name is not None:
-            if kind is ev.EndOfTurnAnswered:
-                if not cx.awaiting_answer:
-                    return
-                cx.awaiting_answer = False
+            if kind is ev.EndOfTurnAnswered and not cx.awaiting_answer:
+                return  # no end of turn awaits it (the turn region leaves delivering on it)
             cx.fire(name, e)
         elif kind in _SWITCH_EVENT:
             on, off = _SWITCH_EVENT[kind]
@@ -395,8 +390,6 @@ class Engine:
             cx.emit(streams.vad_window(cx, e))  # type: ignore[arg-type]
         elif kind is ev.AudioPushed:
             streams.audio(cx, e)  # type: ignore[arg-type]
-        elif kind is ev.SttUsage:
-            streams.usage(cx, e)  # type: ignore[arg-type]
         elif kind is ev.UpdateOptions:
             assert staged is not None
             session.apply_options(cx, e, staged)  # type: ignore[arg-type]

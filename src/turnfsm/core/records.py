@@ -73,7 +73,7 @@ class Wait:
     rearmed: int
     cancelled: int
     min_delay: float = 0.0
-    new_speech: bool = False  # a speech onset was reported while this wait ran
+    onsets: int = 0  # the session's speech onsets reported when this wait started
     # how it went, for its decision record
     delay: float = 0.0
     max_delay: float = 0.0
@@ -87,13 +87,11 @@ class Wait:
 
 @attrs.define(slots=True)
 class Commit:
-    """A commit request (``CommitUserTurn``) and how far it got."""
+    """A commit request (``CommitUserTurn``); how far it got is region commit_result."""
 
     cid: int
     ref: Any
     skip_reply: bool
-    resolved: bool = False  # its CommitResult was emitted (or is on its way)
-    finalized: bool = False  # it committed the turn; the result follows the delivery
 
 
 # -- payloads of internal events ---------------------------------------------------------

@@ -48,7 +48,7 @@ REQUIRED_STATES: dict[str, frozenset[str]] = {
     "boundary": frozenset({"active"}),
     "overlap": frozenset({"open"}),
     "user_speech": frozenset({"speaking"}),
-    "turn": frozenset({"idle", "open", "predicting"}),
+    "turn": frozenset({"idle", "open", "predicting", "delivering"}),
     "authority": frozenset({"none", "manual_committed", "stt_committed", "stt_awaiting_final"}),
     "commit": frozenset({"awaiting_final"}),
 }
@@ -70,6 +70,9 @@ REQUIRED_EVENTS = frozenset({
     "commit_timeout", "boundary_expired", "vad_attach", "vad_detach", "stt_attach",
     "stt_detach", "detector_attach", "detector_detach", "decision_dropped",
     "left_stt", "agent_over_user", "wait_begins", "wait_due_soon", "vad_stream_closed",
+    "start", "speech_started", "speech_ended",
+    "announce_agent", "commit_made", "commit_finalized", "turn_delivered",
+    "decision_abandoned",
     "commit_finalizes", "commit_finalizes_after_final", "commit_cancelled", "close_settled",
     *input_chart_events(),  # the input classes' own (turnfsm.events)
 })

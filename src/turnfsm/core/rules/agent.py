@@ -45,8 +45,8 @@ def agent_restarted(cx: Context, e: ev.AgentSpeechStarted) -> None:
 
 @RULES.action("announce_agent_start")
 def announce_agent_start(cx: Context, e: Any) -> None:
-    """Tell the detector stream the agent started speaking."""
-    cx.announce_agent()
+    """Tell the detector stream the agent started speaking (region detector_marker)."""
+    cx.raise_("announce_agent")
 
 
 @RULES.action("judge_overlap_at_agent_start", ev.AgentSpeechStarted)
@@ -59,26 +59,43 @@ def judge_overlap_at_agent_start(cx: Context, e: ev.AgentSpeechStarted) -> None:
 
 @RULES.action("announce_agent_speech")
 def announce_agent_speech(cx: Context, e: Any) -> None:
-    """A detector stream that becomes effective while the agent speaks hears it started."""
-    if not cx.detector_told_agent:
-        cx.announce_agent()
+    """A detector stream that becomes effective while the agent speaks hears it started
+    (once: region detector_marker ignores the announcement once told)."""
+    cx.raise_("announce_agent")
+
+
+@RULES.action("send_agent_started")
+def send_agent_started(cx: Context, e: Any) -> None:
+    """The detector stream hears that the agent speaks."""
+    cx.signal("agent_speech_started")
+
+
+@RULES.action("send_agent_ended")
+def send_agent_ended(cx: Context, e: Any) -> None:
+    """The stream that heard the agent start hears it end."""
+    cx.signal("agent_speech_ended")
 
 
 @RULES.action("agent_ended", ev.AgentSpeechEnded)
 def agent_ended(cx: Context, e: ev.AgentSpeechEnded) -> None:
-    """Close the overlap and the agent marker; set the window held speech is trimmed by."""
+    """Endpointing learns that the agent stopped (the transitions close an open overlap,
+    before the agent marker of region detector_marker, and set or drop the window)."""
     cx.endpointing.on_agent_end(cx.now)
-    if cx.in_state("overlap", "open"):  # close the overlap before the agent-ended marker
-        cx.signal("overlap_speech_ended", ended_at=cx.now)
-    if cx.detector_told_agent:  # the stream that heard "started" hears "ended"
-        cx.signal("agent_speech_ended")
-        cx.detector_told_agent = False
-    if not cx.interruption_effective:
-        cx.window = None
-        return
+
+
+@RULES.action("set_window", ev.AgentSpeechEnded)
+def set_window(cx: Context, e: ev.AgentSpeechEnded) -> None:
+    """Interruption detection was effective: held speech that ended before the agent's
+    ignore window (less the boundary's end cooldown) is trimmed at the release."""
     until = cx.now if e.ignore_user_transcript_until is None else e.ignore_user_transcript_until
-    end_cooldown = cx.boundary[1] if cx.boundary else 0.0
+    end_cooldown = cx.boundary[1] if cx.boundary else 0.0  # data: no boundary, no cooldown
     cx.window = until - end_cooldown
+
+
+@RULES.action("no_window")
+def no_window(cx: Context, e: Any) -> None:
+    """Interruption detection was not effective: nothing is trimmed by this agent speech."""
+    cx.window = None
 
 
 # -- the start backchannel boundary --------------------------------------------------------
@@ -147,5 +164,5 @@ def send_overlap_ended(cx: Context, e: UserEnd | ev.OverlapSpeechEnded) -> None:
 
 @RULES.action("close_overlap_now")
 def close_overlap_now(cx: Context, e: Any) -> None:
-    """Close the overlap being judged, now (its VAD went away, I15)."""
+    """Close the overlap being judged, now (its VAD went away, or the agent stopped, I15)."""
     cx.signal("overlap_speech_ended", ended_at=cx.now)

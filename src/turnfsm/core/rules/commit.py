@@ -43,19 +43,19 @@ def commit_refused(cx: Context, e: ev.CommitUserTurn) -> None:
     cx.emit(out.CommitResult(t=cx.now, ref=e.ref, status="ok", transcript=""))
 
 
-def cancel_commit(cx: Context) -> None:
-    """The pending commit (if unresolved) reports ``cancelled`` (a little later)."""
+@RULES.action("cancel_commit")
+def cancel_commit(cx: Context, e: Any) -> None:
+    """The superseded commit (unresolved: the transition says) reports ``cancelled`` (a
+    little later)."""
     old = cx.commit
-    if old is None or old.resolved:
-        return
-    old.resolved = True
+    assert old is not None
     cx.raise_("commit_cancelled", CommitOutcome(old.ref, "cancelled"))
 
 
 @RULES.action("supersede_commit", ev.CommitUserTurn)
 def supersede_commit(cx: Context, e: ev.CommitUserTurn) -> None:
-    """A new commit replaces the pending one, which is cancelled."""
-    cancel_commit(cx)
+    """A new commit replaces the pending one, which is cancelled (region commit_result)."""
+    cx.raise_("commit_made")
     cx.commit = Commit(cx.next_commit_id(), e.ref, e.skip_reply)
 
 
@@ -74,10 +74,10 @@ def await_final(cx: Context, e: ev.CommitUserTurn) -> None:
 
 
 def finalize(cx: Context) -> None:
-    """Commit the turn: promote the interim (D19), request the decision (D18)."""
+    """Commit the turn: promote the interim (D19), request the decision (D18); the commit
+    is pending (neither finalized nor resolved: the transition says)."""
     c = cx.commit
-    if c is None or c.resolved or c.finalized:
-        return
+    assert c is not None
     turn = cx.turn
     if turn.interim:
         # no final came: the latest interim becomes a final of the turn, processed as one
@@ -97,7 +97,7 @@ def finalize(cx: Context) -> None:
     if c.skip_reply:
         turn.skip_reply_sticky = True
     cx.request_decision(Trigger(kind="commit", skip_reply=c.skip_reply, manual=True))
-    c.finalized = True
+    cx.raise_("commit_finalized")
     # the decision's outcome (decision_started: the delivery reports the result;
     # decision_declined: resolve_commit reports it now) is the chart's, not read back here
 
@@ -108,31 +108,37 @@ def resolve_commit(cx: Context, e: Any) -> None:
     turn's transcript at once, and leaves no authority (D17)."""
     c = cx.commit
     assert c is not None
-    c.resolved = True
     cx.emit(out.CommitResult(t=cx.now, ref=c.ref, status="ok", transcript=cx.turn.transcript))
 
 
-def commit_delivered(cx: Context, transcript: str) -> None:
-    """The decision the commit scheduled was delivered: its result is ``ok`` (I18)."""
+@RULES.action("commit_delivered")
+def commit_delivered(cx: Context, e: Any) -> None:
+    """The decision the finalized commit scheduled was delivered: its result is ``ok``,
+    with the delivered transcript (I18; the turn is replaced only at the answer)."""
     c = cx.commit
-    if c is not None and c.finalized and not c.resolved:
-        c.resolved = True
-        cx.emit(out.CommitResult(t=cx.now, ref=c.ref, status="ok", transcript=transcript))
+    assert c is not None
+    cx.emit(out.CommitResult(t=cx.now, ref=c.ref, status="ok", transcript=cx.turn.transcript))
 
 
-def commit_abandoned(cx: Context) -> None:
-    """The decision the commit scheduled will never be delivered: ``cancelled``."""
+@RULES.action("commit_abandoned")
+def commit_abandoned(cx: Context, e: Any) -> None:
+    """The decision the finalized commit scheduled will never be delivered: ``cancelled``."""
     c = cx.commit
-    if c is not None and c.finalized and not c.resolved:
-        c.resolved = True
-        cx.emit(out.CommitResult(t=cx.now, ref=c.ref, status="cancelled"))
+    assert c is not None
+    cx.emit(out.CommitResult(t=cx.now, ref=c.ref, status="cancelled"))
+
+
+def abandon_decision(cx: Context) -> None:
+    """The pending decision will never be delivered: a finalized commit's result is
+    ``cancelled`` (region commit_result decides)."""
+    cx.raise_("decision_abandoned")
 
 
 @RULES.action("abandon_commit")
 def abandon_commit(cx: Context, e: Any) -> None:
     """The decision a commit scheduled was dropped (a mode change, R9): its result is
     ``cancelled`` now, never a later turn's (I18, R39)."""
-    commit_abandoned(cx)
+    abandon_decision(cx)
 
 
 @RULES.action("finalize_commit")

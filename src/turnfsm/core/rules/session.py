@@ -11,7 +11,7 @@ from ...errors import ConfigError
 from ...options import EngineOptions, UserTurnLimit, turn_detection
 from ..context import Context
 from ..registry import RULES
-from .commit import commit_abandoned
+from .commit import abandon_decision
 
 MODE_EVENTS = {"stt": "to_stt", "manual": "to_manual", "realtime_llm": "to_realtime"}
 
@@ -31,7 +31,7 @@ def close_session(cx: Context, e: Any) -> None:
 def drop_leftovers(cx: Context, e: Any) -> None:
     """No pending decision will deliver the turn (the turn region is idle or open when the
     close has settled): its finals are dropped with reason ``closed``."""
-    commit_abandoned(cx)
+    abandon_decision(cx)
     cx.drop_turn("closed")
 
 

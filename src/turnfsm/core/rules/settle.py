@@ -17,15 +17,15 @@ from ..records import Trigger
 from ..registry import RULES
 from ..timers import TimerKind
 
-_REGION = ("final_wait", frozenset({"settled", "pending"}))
+_REGION = ("final_wait", frozenset({"settled", "open", "pending"}))
 
 
 @RULES.guard("final_due")
 def final_due(cx: Context, e: Any) -> bool:
-    """vad mode with an STT attached, a VAD segment this end of speech closes (a second end
-    without a start closes nothing), and no final of it yet (or an interim not yet final)."""
+    """vad mode with an STT attached, and no final yet of the VAD segment this end of speech
+    closes (the transition's source, ``final_wait.open``, says one is open), or an interim
+    not yet final."""
     return (cx.in_state("mode", "vad") and cx.in_state("stt_input", "attached")
-            and cx.segment_open
             and (not cx.segment_final or bool(cx.turn.interim.strip())))
 
 
@@ -46,17 +46,10 @@ def holds_for_final(cx: Context, e: Trigger) -> bool:
 
 @RULES.action("arm_final_wait", needs=_REGION)
 def arm_final_wait(cx: Context, e: Any) -> None:
-    """Wait up to ``transcript_timeout`` for the final (a new epoch kills an earlier timer);
-    the segment is closed."""
-    cx.segment_open = False
+    """Wait up to ``transcript_timeout`` for the final (a new epoch kills an earlier
+    timer)."""
     cx.final_wait_epoch += 1
     cx.arm(TimerKind.FINAL_OVERDUE, cx.options.transcript_timeout, cx.final_wait_epoch)
-
-
-@RULES.action("close_segment")
-def close_segment(cx: Context, e: Any) -> None:
-    """The VAD segment ended with nothing due."""
-    cx.segment_open = False
 
 
 @RULES.action("decide_without_final", needs=_REGION)

@@ -15,21 +15,31 @@ from ..registry import RULES
 
 
 def _feedback_start(cx: Context, started_at: float, speech_duration: float) -> None:
-    if cx.options.speech_feedback:
-        cx.raise_("feedback_started", SpeechStart(started_at=started_at,
-                                                speech_duration=speech_duration))
+    cx.raise_("speech_started", SpeechStart(started_at=started_at,
+                                            speech_duration=speech_duration))
     cx.verdict_interruption = False
 
 
 def _feedback_end(cx: Context, ended_at: float) -> None:
-    if cx.options.speech_feedback:
-        interruption = cx.verdict_interruption if not cx.in_state("detector", "detached") else None
-        cx.raise_("feedback_ended", SpeechEnd(ended_at=ended_at, interruption=interruption))
+    detached = cx.in_state("detector", "detached")
+    interruption = None if detached else cx.verdict_interruption  # data: no detector, no verdict
+    cx.raise_("speech_ended", SpeechEnd(ended_at=ended_at, interruption=interruption))
+
+
+@RULES.action("feed_back_start", SpeechStart)
+def feed_back_start(cx: Context, e: SpeechStart) -> None:
+    """The engine's report that user speech started, fed back as the host's signal."""
+    cx.raise_("feedback_started", e)
+
+
+@RULES.action("feed_back_end", SpeechEnd)
+def feed_back_end(cx: Context, e: SpeechEnd) -> None:
+    """The engine's report that user speech ended, fed back as the host's signal."""
+    cx.raise_("feedback_ended", e)
 
 
 def _note_new_speech(cx: Context) -> None:
-    if cx.wait is not None:
-        cx.wait.new_speech = True  # this speech belongs to the next turn (speech_went_on)
+    cx.onsets += 1  # a wait started before this counts it: its speech is the next turn's
 
 
 def _vad_onset(cx: Context, e: ev.VadStartOfSpeech) -> float:

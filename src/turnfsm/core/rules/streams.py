@@ -1,5 +1,5 @@
 """The collaborators' streams: VAD, STT and interruption detector (attach, detach, intake),
-and the data events handled before the machine (VAD windows, audio, STT usage)."""
+and the data events handled before the machine (VAD windows, audio)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def audio(cx: Context, e: ev.AudioPushed) -> None:
 
 @RULES.action("restart_stt")
 def restart_stt(cx: Context, e: Any) -> None:
-    """A new STT stream has a new time origin (D12)."""
+    """A new STT stream has a new time origin (D12; a clear restarts the stream too)."""
     cx.input_started_at = None
 
 
@@ -78,27 +78,7 @@ def note_request(cx: Context, rid: str) -> None:
         cx.turn.request_ids.append(rid)
 
 
-def usage(cx: Context, e: ev.SttUsage) -> None:
-    """An STT usage report only contributes its request id."""
-    if cx.in_state("stt_input", "detached"):
-        cx.emit(out.InputDropped(t=cx.now, ref=e.ref, reason="stt_inactive"))
-    else:
-        note_request(cx, e.request_id)
-
-
 # -- interruption detector ---------------------------------------------------------------
-
-
-@RULES.action("restart_detector")
-def restart_detector(cx: Context, e: Any) -> None:
-    """A new detector stream has heard nothing yet."""
-    cx.detector_told_agent = False
-
-
-@RULES.action("detector_removed")
-def detector_removed(cx: Context, e: Any) -> None:
-    """A removed detector stream hears no more markers."""
-    cx.detector_told_agent = False
 
 
 @RULES.action("take_verdict", ev.OverlapVerdict)
@@ -114,7 +94,7 @@ def take_verdict(cx: Context, e: ev.OverlapVerdict) -> None:
                 probability=e.probability, overlap_started_at=e.overlap_started_at,
                 detected_at=detected, detection_delay=e.detection_delay,
                 total_duration=e.total_duration, num_requests=e.num_requests,
-                agent_started_at=cx.agent_started_at if cx.agent_speaking else None,
+                agent_started_at=cx.agent_started_at if cx.agent_speaking else None,  # data: a copy
                 in_backchannel_boundary=cx.in_state("boundary", "active"))))
 
 

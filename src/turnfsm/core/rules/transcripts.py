@@ -85,28 +85,42 @@ def process_interim(cx: Context, e: ev.SttInterim) -> None:
 
 @RULES.action("process_stt_start", ev.SttStartOfSpeech)
 def process_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
-    """stt mode: the STT's start of speech is the user's."""
-    if cx.in_state("mode", "stt"):
-        cx.raise_("speech_onset", e)
+    """stt mode (the gate's transition says, ``in: mode.stt``): the STT's start of speech
+    is the user's."""
+    cx.raise_("speech_onset", e)
 
 
 @RULES.action("process_stt_end", ev.SttEndOfSpeech)
 def process_stt_end(cx: Context, e: ev.SttEndOfSpeech) -> None:
-    """stt mode: the STT's end of speech commits the turn and asks for a decision (R21).
-    With nothing transcribed yet the commitment waits for the utterance's final (R18.9, R26),
-    bound to this utterance: the next speech onset ends it (D17): the authority region takes
-    the decision's ``decision_declined``."""
+    """stt mode (the gate's transition says, ``in: mode.stt``): the STT's end of speech
+    commits the turn and asks for a decision (R21). With nothing transcribed yet the
+    commitment waits for the utterance's final (R18.9, R26), bound to this utterance: the
+    next speech onset ends it (D17): the authority region takes the decision's
+    ``decision_declined``."""
+    cx.raise_("speech_offset", e)
+    cx.request_decision(Trigger(kind="stt_end_of_speech"))
+
+
+def release_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
+    """A released STT start of speech: what the gate's passthrough transitions do with it
+    (the released path does not go through the chart yet)."""
     if cx.in_state("mode", "stt"):
-        cx.raise_("speech_offset", e)
-        cx.request_decision(Trigger(kind="stt_end_of_speech"))
+        process_stt_start(cx, e)
+
+
+def release_stt_end(cx: Context, e: ev.SttEndOfSpeech) -> None:
+    """A released STT end of speech: what the gate's passthrough transitions do with it
+    (the released path does not go through the chart yet)."""
+    if cx.in_state("mode", "stt"):
+        process_stt_end(cx, e)
 
 
 PROCESSORS: dict[type, Callable[[Context, Any], None]] = {
     ev.SttFinal: process_final,
     ev.SttPreflight: process_preflight,
     ev.SttInterim: process_interim,
-    ev.SttStartOfSpeech: process_stt_start,
-    ev.SttEndOfSpeech: process_stt_end,
+    ev.SttStartOfSpeech: release_stt_start,
+    ev.SttEndOfSpeech: release_stt_end,
 }
 
 # -- after a transcript (turn region) ------------------------------------------------------

@@ -18,7 +18,7 @@ from ..eou import BUILTIN_THRESHOLD, end_of_turn_probability
 from ..records import Trigger, Wait, WaitRef
 from ..registry import RULES
 from ..timers import TimerKind
-from .commit import commit_abandoned, commit_delivered
+from .commit import abandon_decision
 
 # -- guards --------------------------------------------------------------------------------
 
@@ -35,7 +35,7 @@ def speech_went_on(cx: Context, e: Any) -> bool:
     (A late window or transcript of the delivered speech moves the anchor too, but starts
     nothing: that speech is delivered and its onset goes with it, I7/I23.)"""
     w = cx.wait
-    return w is not None and w.new_speech and cx.last_speaking_time != w.anchor
+    return w is not None and cx.onsets != w.onsets and cx.last_speaking_time != w.anchor
 
 
 @RULES.guard("decision_pending")
@@ -116,7 +116,7 @@ def start_wait(cx: Context, trig: Trigger) -> None:
     turn = cx.turn
     cx.wait = Wait(wid, cx.last_speaking_time, turn.last_final_time, turn.user_turn_start,
                    skip, trig.manual, trig.kind, cx.now, turn.waits_replaced,
-                   turn.waits_cancelled)
+                   turn.waits_cancelled, onsets=cx.onsets)
     cx.raise_("wait_begins", WaitRef(wid))
     cx.raise_("decision_started", trig)
 
@@ -175,48 +175,90 @@ def answer_builtin(cx: Context, e: WaitRef) -> None:
         t=cx.now, request_id=e.wait_id, probability=p, threshold=BUILTIN_THRESHOLD))
 
 
-@RULES.action("arm_min_delay", WaitRef)
-def arm_min_delay(cx: Context, e: WaitRef) -> None:
-    """The wait's first step without a model: wait ``min_delay`` from the anchor."""
-    w = _first_step(cx)
-    _arm(cx, w, w.min_delay, direct=True)
+def _unlikely(e: ev.EouModelAnswered) -> bool:
+    """The model says the turn is unlikely over (any failure: it says nothing, D20)."""
+    return bool(e.supported and not e.failed and e.threshold is not None
+                and e.probability is not None and e.probability < e.threshold)
 
 
-def _arm(cx: Context, w: Wait, delay: float, *, direct: bool) -> None:
-    w.delay = delay
-    remaining = delay + (w.anchor - cx.now) if w.anchor is not None else delay
-    if remaining > 0 and cx.closed:
-        w.closed_early = True  # closing skips the wait (R4)
-    if remaining > 0 and not cx.closed:
-        cx.arm(TimerKind.EOU_DEADLINE, remaining, w.wait_id)
-    elif direct:
-        cx.raise_("wait_due")
+def _remaining(cx: Context, w: Wait, delay: float) -> float:
+    """What is left of ``delay`` counted from the wait's anchor (the last speech)."""
+    return delay + (w.anchor - cx.now) if w.anchor is not None else delay
+
+
+@RULES.guard("delay_left")
+def delay_left(cx: Context, e: Any) -> bool:
+    """The delay the wait takes now (its first step without a model: ``min_delay``; the
+    model's answer: ``max_delay`` when the turn is unlikely over, else ``min_delay``) ends
+    after now, counted from the anchor; otherwise the wait is over at once."""
+    w = cx.wait
+    if w is None:
+        return False
+    if isinstance(e, ev.EouModelAnswered):
+        delay = cx.endpointing.max_delay if _unlikely(e) else w.min_delay
     else:
-        _due_soon(cx, w.wait_id)
+        delay = cx.endpointing.min_delay
+    return _remaining(cx, w, delay) > 0
 
 
-def _due_soon(cx: Context, wait_id: int) -> None:
-    cx.raise_("wait_due_soon", WaitRef(wait_id))
+@RULES.action("take_min_delay", WaitRef)
+def take_min_delay(cx: Context, e: WaitRef) -> None:
+    """The wait's first step without a model: it waits ``min_delay`` from the anchor."""
+    w = _first_step(cx)
+    w.delay = w.min_delay
 
 
-@RULES.action("arm_deadline", ev.EouModelAnswered)
-def arm_deadline(cx: Context, e: ev.EouModelAnswered) -> None:
-    """The model answered: wait ``max_delay`` if the turn is unlikely over, else
-    ``min_delay`` (any failure: ``min_delay``, D20)."""
+@RULES.action("take_answer", ev.EouModelAnswered)
+def take_answer(cx: Context, e: ev.EouModelAnswered) -> None:
+    """The model answered: the wait takes ``max_delay`` if the turn is unlikely over, else
+    ``min_delay`` (any failure: ``min_delay``, D20); the verdict goes to its record."""
     w = cx.wait
     assert w is not None
-    delay = w.min_delay
     w.max_delay = cx.endpointing.max_delay
-    if (e.supported and not e.failed and e.threshold is not None and e.probability is not None
-            and e.probability < e.threshold):
-        delay = w.max_delay
+    unlikely = _unlikely(e)
+    w.delay = w.max_delay if unlikely else w.min_delay
+    if unlikely:
         w.delay_reason = "max_delay"
     asked = w.model_asked_at if w.model_asked_at is not None else cx.now
     w.verdict = out.ModelVerdict(language=w.model_language, supported=e.supported,
                                  probability=e.probability, threshold=e.threshold,
                                  failed=e.failed, latency=round(cx.now - asked, 6),
                                  model="builtin" if w.builtin else "host")
-    _arm(cx, w, delay, direct=False)
+
+
+@RULES.action("arm_wait_deadline")
+def arm_wait_deadline(cx: Context, e: Any) -> None:
+    """Arm the wait's deadline: its delay from the anchor (the transition says some is left
+    and the session runs)."""
+    w = cx.wait
+    assert w is not None
+    cx.arm(TimerKind.EOU_DEADLINE, _remaining(cx, w, w.delay), w.wait_id)
+
+
+@RULES.action("close_early")
+def close_early(cx: Context, e: Any) -> None:
+    """Closing skips what is left of the wait (R4): its record says so."""
+    w = cx.wait
+    assert w is not None
+    w.closed_early = True
+
+
+@RULES.action("end_wait")
+def end_wait(cx: Context, e: Any) -> None:
+    """The wait's first step found it over: it ends (queued ``wait_due``)."""
+    cx.raise_("wait_due")
+
+
+@RULES.action("end_wait_soon")
+def end_wait_soon(cx: Context, e: Any) -> None:
+    """The model's answer found the wait over: it ends (queued ``wait_due_soon``)."""
+    w = cx.wait
+    assert w is not None
+    _due_soon(cx, w.wait_id)
+
+
+def _due_soon(cx: Context, wait_id: int) -> None:
+    cx.raise_("wait_due_soon", WaitRef(wait_id))
 
 
 @RULES.action("wait_due_now")
@@ -265,8 +307,7 @@ def deliver_end_of_turn(cx: Context, e: Any) -> None:
                           started_speaking_at=started, stopped_speaking_at=stopped,
                           transcription_delay=tdelay, end_of_turn_delay=eou_delay,
                           decision=record, stt_request_ids=tuple(turn.request_ids)))
-    commit_delivered(cx, turn.transcript)
-    cx.awaiting_answer = True
+    cx.raise_("turn_delivered")
 
 
 @RULES.action("accept_turn")
@@ -287,7 +328,8 @@ def forget_speech(cx: Context, e: Any) -> None:
     keeps both (transition ``speech_went_on``)."""
     cx.speech_start_time = None
     w = cx.wait
-    if w is not None and cx.last_speaking_time == w.anchor:
+    assert w is not None  # the turn region was delivering
+    if cx.last_speaking_time == w.anchor:
         cx.last_speaking_time = None
 
 
@@ -307,11 +349,14 @@ def drop_closed_turn(cx: Context, e: Any) -> None:
 def clear_turn(cx: Context, e: Any) -> None:
     """Discard the turn (D1-D3: its decision, start and turn-limit count go with it)."""
     cx.drop_turn("clear_user_turn")
-    commit_abandoned(cx)
+    abandon_decision(cx)
     cx.new_turn(cleared=True)
     cx.onset_floor = cx.now  # nothing before the clear starts a later turn (D2, I7)
-    if cx.in_state("stt_input", "attached"):
-        cx.input_started_at = None  # a fresh STT stream has a new time origin
-    if cx.user_speaking:  # speech that goes on after a clear starts a new turn now
-        cx.speech_start_time = cx.now
-        cx.ensure_span(cx.now)
+
+
+@RULES.action("turn_after_clear")
+def turn_after_clear(cx: Context, e: Any) -> None:
+    """Speech that goes on after a clear starts a new turn now (the transition says the
+    user speaks)."""
+    cx.speech_start_time = cx.now
+    cx.ensure_span(cx.now)
