@@ -245,6 +245,23 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
     lp.add_argument("--plot", metavar="PICTURE.png",
                     help="draw the session's timeline picture (.png, .svg or .pdf; extra "
                          "`plot`)")
+    _run_arguments(lp)
+    lp.add_argument("--diagnostics", action="store_true",
+                    help="the timeline shows each input's trace line and the spec rule of "
+                         "each drop; -o also gets a transcript_dropped line per discarded "
+                         "transcript (replay the trace with --diagnostics to match)")
+    lp.add_argument("--realtime", action="store_true",
+                    help="pace the session by the wall clock instead of virtual time")
+    lp.add_argument("--profile", default="default",
+                    help="the behaviour profile: default, livekit, or a profile file (its "
+                         "options are the defaults of the flags above); the trace written "
+                         "by --out-trace names it")
+    _profile_flags(lp)
+    lp.add_argument("-q", "--quiet", action="store_true", help="no timeline")
+
+
+def _run_arguments(lp: argparse.ArgumentParser) -> None:
+    """The options of how a WAV file is run (``listen`` and ``view``)."""
     lp.add_argument("--words", metavar="WORDS.json",
                     help="a sidecar of timed words: the transcripts")
     lp.add_argument("--asr", choices=("none", "whisper"), default="none",
@@ -252,10 +269,6 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
     lp.add_argument("--asr-latency", default="0.3", type=_latency, metavar="SECONDS",
                     help="seconds from a segment's end to its final (or 'measured')")
     lp.add_argument("--no-interims", action="store_true", help="finals only")
-    lp.add_argument("--diagnostics", action="store_true",
-                    help="the timeline shows each input's trace line and the spec rule of "
-                         "each drop; -o also gets a transcript_dropped line per discarded "
-                         "transcript (replay the trace with --diagnostics to match)")
     lp.add_argument("--turn-detection", choices=("vad", "stt", "manual", "model"),
                     default=None, help="as EngineOptions.turn_detection ('model': the "
                     "built-in rule-based end-of-turn model)")
@@ -273,23 +286,25 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
                     help="VAD activation threshold (deactivation 0.15 lower)")
     lp.add_argument("--min-silence", type=_seconds, default=0.55, metavar="SECONDS",
                     help="VAD silence that ends speech (seconds)")
-    lp.add_argument("--realtime", action="store_true",
-                    help="pace the session by the wall clock instead of virtual time")
-    lp.add_argument("--profile", default="default",
-                    help="the behaviour profile: default, livekit, or a profile file (its "
-                         "options are the defaults of the flags above); the trace written "
-                         "by --out-trace names it")
+    lp.add_argument("--chart", help="run this state chart instead of the profile's")
+
+
+def _profile_flags(lp: argparse.ArgumentParser) -> None:
+    """The flags of the options a profile sets (declared on EngineOptions' fields)."""
     types = {"positive_seconds": _positive_seconds, "seconds": _seconds, "count": _count}
     for k, info in profile_options().items():  # declared on EngineOptions' fields
         lp.add_argument(info.flag, dest=k, type=types[info.cli_type], default=None,
                         metavar=info.metavar, help=info.cli_help)
-    lp.add_argument("--chart", help="run this state chart instead of the profile's")
-    lp.add_argument("-q", "--quiet", action="store_true", help="no timeline")
 
 
 def _listen(args: argparse.Namespace) -> int:
     from .audio.command import listen_command
     return listen_command(args)
+
+
+def _view(args: argparse.Namespace) -> int:
+    from .view.command import view_command
+    return view_command(args)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -466,6 +481,31 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         "session, and show what turnfsm decides")
     _listen_arguments(lp)
     lp.set_defaults(func=_listen)
+    vp = add("view", help="write a session inspector page (one self-contained HTML file): "
+                        "the conversation on one time axis, the chart's states, step and "
+                        "decision records at a cursor")
+    vp.add_argument("session", help="a WAV file (run as listen runs it), a trace (replayed), "
+                    "or a listen/replay output (JSON Lines) with its --trace")
+    vp.add_argument("-o", "--output", metavar="PAGE.html",
+                    help="the page to write (default: SESSION's name with .html, in the "
+                         "current folder; none with --serve)")
+    vp.add_argument("--serve", action="store_true",
+                    help="serve the page on http://127.0.0.1:PORT/ until Ctrl-C (opens "
+                         "nothing)")
+    vp.add_argument("--port", type=_count, default=8000,
+                    help="with --serve: the port (0: any free one)")
+    vp.add_argument("--trace", metavar="TRACE.jsonl",
+                    help="the trace of a listen/replay output given as SESSION (the page is "
+                         "its replay, checked to give the output's lines)")
+    vp.add_argument("--audio", choices=("auto", "on", "off"), default="auto",
+                    help="put the audio in the page (8 kHz mu-law, 29 MB an hour): auto for "
+                         "sessions up to 20 minutes")
+    vp.add_argument("--profile", default=None,
+                    help="the behaviour profile: default, livekit, or a profile file (a WAV: "
+                         "default; a trace: the one its header names)")
+    _run_arguments(vp)
+    _profile_flags(vp)
+    vp.set_defaults(func=_view)
     sp = add("score", help="score end-of-turn decisions against labelled sessions")
     sp.add_argument("sessions", nargs="+", help="WAV files or traces (or folders of them), "
                     "each with NAME.truth.json beside it (and NAME.words.json for a WAV)")

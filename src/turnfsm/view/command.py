@@ -1,0 +1,84 @@
+"""The ``turnfsm view`` command (the CLI parses, this runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import TurnFsmError
+from ..messages import one_line
+
+#: sessions up to this long get their audio by default (8 KB a second: 4.8 MB for 10 min)
+AUDIO_AUTO_SECONDS = 20 * 60.0
+
+
+def build_page(args: argparse.Namespace) -> str:
+    """The page's HTML for ``args.session``."""
+    from .page import diagram_svg, render_page
+    from .run import run_session
+    from .session import page_data
+    run = run_session(args)
+    with_audio = run.samples is not None and (
+        args.audio == "on" or (args.audio == "auto"
+                               and run.samples.shape[1] / 16000 <= AUDIO_AUTO_SECONDS))
+    if run.samples is not None and args.audio == "auto" and not with_audio:
+        run.notes.append(f"audio left out (longer than {AUDIO_AUTO_SECONDS / 60:g} min; "
+                         "--audio on puts it in)")
+    data = page_data(run, audio=with_audio)
+    return render_page(data, diagram_svg(run.chart))
+
+
+def view_command(args: argparse.Namespace) -> int:
+    """Run ``view``; return the exit code."""
+    from ..outfiles import OutputPathError, check_output_file, write_text
+    try:
+        if args.output:
+            check_output_file(args.output, "-o", (".html", ".htm"))
+        page = build_page(args)
+        if args.output:
+            write_text(args.output, page, "-o")
+            print(f"wrote {args.output} ({len(page.encode('utf-8')) / 1e6:.2f} MB)")
+        elif not args.serve:
+            out = Path(args.session).with_suffix(".html").name
+            write_text(out, page, "-o")
+            print(f"wrote {out} ({len(page.encode('utf-8')) / 1e6:.2f} MB)")
+    except (TurnFsmError, OutputPathError) as e:
+        print(f"turnfsm view: {one_line(e)}", file=sys.stderr)
+        return 2
+    if args.serve:
+        return serve(page, args.port)
+    return 0
+
+
+def serve(page: str, port: int) -> int:
+    """Serve the page on 127.0.0.1 until interrupted (opens nothing)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    body = page.encode("utf-8")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path not in ("/", "/index.html"):
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    except OSError as e:
+        print(f"turnfsm view: --port {port}: cannot listen: {e.strerror or e}", file=sys.stderr)
+        return 2
+    print(f"serving http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,175 @@
+"""Run the session a page shows: a WAV file as ``turnfsm listen`` runs it, a trace as
+``turnfsm replay`` replays it, or a ``listen``/``replay`` output with its trace (checked:
+the replay must give the same lines)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..core import StepRecord
+from ..errors import TurnFsmError
+from .session import SessionRun
+
+
+def _first_line(path: str) -> dict[str, Any] | None:
+    """The file's first JSON line (None: not JSON Lines)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            line = f.readline()
+    except UnicodeDecodeError:
+        return None
+    except OSError as e:
+        raise TurnFsmError(f"{path}: cannot read it: {e.strerror or e}") from None
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def run_session(args: argparse.Namespace) -> SessionRun:
+    """The run of ``args.session`` (a WAV, a trace, or an output with ``--trace``)."""
+    path = args.session
+    if not Path(path).is_file():
+        raise TurnFsmError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"RIFF" or path.lower().endswith(".wav"):
+        if args.trace:
+            raise TurnFsmError("--trace goes with a listen/replay output, not a WAV file")
+        return run_wav(args)
+    first = _first_line(path)
+    if first is None:
+        raise TurnFsmError(f"{path}:1: neither a WAV file nor JSON Lines (a trace, or a "
+                           "listen/replay output with --trace)")
+    if first.get("kind") == "config":
+        if args.trace:
+            raise TurnFsmError(f"{path} is a trace; --trace goes with an output file")
+        return run_trace(path, args)
+    if not args.trace:
+        raise TurnFsmError(f"{path} is not a trace (its first line is not the config "
+                           "header): for a listen/replay output, give its trace with --trace")
+    return run_output(path, args)
+
+
+def _profile_arg(args: argparse.Namespace) -> Any:
+    if args.profile is None:
+        return None
+    from ..profile_cache import profile
+    return profile(args.profile)
+
+
+def run_trace(path: str, args: argparse.Namespace) -> SessionRun:
+    """Replay a trace with a step observer."""
+    from ..core import read_chart
+    from ..replay import read_trace
+    from ..replay.replay import Replay
+    trace = read_trace(path)
+    records: list[StepRecord] = []
+    chart = read_chart(args.chart) if args.chart else None
+    replay = Replay(trace, diagnostics=True, chart=chart, profile=_profile_arg(args),
+                    observer=records.append)
+    lines = replay.run()
+    if replay.refused is not None or replay.engine is None:
+        raise TurnFsmError(f"{path}:1: {replay.refused}")
+    samples, notes = _trace_audio(trace, path)
+    return SessionRun(trace=trace, lines=lines, records=records, chart=replay.engine.chart,
+                      profile=str(trace.config.get("profile") or "livekit")
+                      if args.profile is None else args.profile,
+                      source=path, samples=samples, notes=notes)
+
+
+def _trace_audio(trace: Any, path: str) -> tuple[Any, list[str]]:
+    """The audio of a trace ``listen`` wrote, when the WAV its header names is still there
+    (its envelope is drawn; a missing or changed file is said in a note)."""
+    comment = str(trace.config.get("comment") or "")
+    if not comment.startswith("turnfsm listen "):
+        return None, []
+    wav = Path(comment.removeprefix("turnfsm listen "))
+    if not wav.is_absolute():
+        wav = Path.cwd() / wav
+    if not wav.is_file():
+        return None, [f"the trace came from {wav.name}, not found: no waveform"]
+    from ..audio.wav import read_wav
+    try:
+        audio = read_wav(wav)
+    except TurnFsmError as e:
+        return None, [f"{wav}: {e}: no waveform"]
+    return audio.samples, [f"waveform and audio from {wav}"]
+
+
+def run_output(path: str, args: argparse.Namespace) -> SessionRun:
+    """Replay ``--trace`` and check it gives the output file's lines."""
+    run = run_trace(args.trace, args)
+    want: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    want.append(json.loads(line))
+                except ValueError:
+                    raise TurnFsmError(f"{path}:{n}: not a JSON line") from None
+    got = [x for x in json.loads(json.dumps(run.lines))
+           if x.get("kind") != "transcript_dropped"]
+    want = [x for x in want if x.get("kind") != "transcript_dropped"]
+    if got != want:
+        n = next((k for k, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
+                 min(len(got), len(want)))
+        raise TurnFsmError(f"{path}:{n + 1}: the replay of {args.trace} differs from this "
+                           "output here (another trace, profile or turnfsm version?)")
+    run.source = f"{path} (trace {args.trace})"
+    return run
+
+
+def run_wav(args: argparse.Namespace) -> SessionRun:
+    """Run a WAV file as ``turnfsm listen`` does, keeping the samples and step records."""
+    from ..audio.command import _trace_profile, engine_changes, flag_names
+    from ..audio.listen import ListenOptions, stream_trace
+    from ..audio.transcripts import read_words
+    from ..audio.vad import VadOptions
+    from ..audio.wav import WavStream
+    from ..core import read_chart
+    from ..errors import ConfigError
+    from ..profile_cache import profile as get_profile
+    from ..replay.replay import Replay
+    stream = WavStream(args.session)
+    profile_name = args.profile or "default"
+    profile = get_profile(profile_name)
+    transcripts = bool(args.words) or args.asr != "none"
+    try:
+        engine = profile.options(engine_changes(args, profile, stream.channels > 1,
+                                                transcripts))
+        vad = VadOptions(activation_threshold=args.vad_threshold,
+                         deactivation_threshold=max(0.01, args.vad_threshold - 0.15),
+                         min_silence_duration=args.min_silence)
+    except (ConfigError, ValueError) as e:
+        raise TurnFsmError(flag_names(str(e))) from None
+    latency: float | str = ("measured" if args.asr_latency == "measured"
+                            else float(args.asr_latency))
+    opts = ListenOptions(engine=engine, vad=vad, asr=args.asr, asr_latency=latency,
+                         interims=not args.no_interims, profile=_trace_profile(profile_name))
+    chart = read_chart(args.chart) if args.chart else None
+    words = read_words(args.words) if args.words else None
+    trace, audio = stream_trace(stream, opts, words=words, keep_audio=True)
+    assert audio is not None
+    records: list[StepRecord] = []
+    if engine.turn_detection == "model":
+        from ..runtime.model import RuleBasedModel
+        from ..runtime.replay import RuntimeReplay
+        rt = RuntimeReplay(trace, diagnostics=True, chart=chart, observers=(records.append,),
+                           profile=profile)
+        rule = RuleBasedModel()
+        rt.model_fn = rule.probability
+        rt.model.opts["unlikely_threshold"] = rule.threshold
+        lines = rt.run()
+        used = rt.engine.chart if rt.engine is not None else profile.chart
+    else:
+        replay = Replay(trace, diagnostics=True, chart=chart, profile=profile,
+                        observer=records.append)
+        lines = replay.run()
+        used = replay.engine.chart if replay.engine is not None else profile.chart
+    return SessionRun(trace=trace, lines=lines, records=records, chart=used,
+                      profile=profile.name, source=args.session, samples=audio.samples)
