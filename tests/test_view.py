@@ -1,0 +1,133 @@
+"""`turnfsm view`: the session page's content (fast, no browser) and its bad inputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from turnfsm import outputs as out
+from turnfsm.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+AUDIO = ROOT / "examples" / "audio"
+
+
+def view_args(*argv: str) -> argparse.Namespace:
+    """The parsed ``turnfsm view`` arguments."""
+    return build_parser("view").parse_args(["view", *argv])
+
+
+def page_json(html: str) -> dict[str, Any]:
+    """The data the page embeds."""
+    m = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
+    assert m is not None
+    data: dict[str, Any] = json.loads(m.group(1).replace("<\\/", "</"))
+    return data
+
+
+@pytest.fixture(scope="module")
+def hesitation() -> tuple[str, Any]:
+    """The hesitation example's page and its run."""
+    from turnfsm.view.command import build_page
+    from turnfsm.view.run import run_session
+    args = view_args(str(AUDIO / "hesitation.wav"), "--words",
+                     str(AUDIO / "hesitation.words.json"))
+    return build_page(args), run_session(args)
+
+
+def states_at(data: dict[str, Any], step: int) -> set[str]:
+    """Every region's state after kept step ``step``, decoded from the page's changes."""
+    cur = {k: r["states"].index(r["initial"]) for k, r in enumerate(data["regions"])}
+    for s in data["steps"][: step + 1]:
+        for r, st in s["ch"]:
+            cur[r] = st
+    return {f"{data['regions'][r]['name']}/{data['regions'][r]['states'][st]}"
+            for r, st in cur.items()}
+
+
+def test_page_is_self_contained(hesitation: tuple[str, Any]) -> None:
+    """One file: no external script, style, image or font, the audio and diagram inlined."""
+    html, _ = hesitation
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
+    assert "<link" not in html and "@import" not in html and "url(http" not in html
+    data = page_json(html)
+    assert data["audio"].startswith("data:audio/wav;base64,")
+    assert data["channels"] == ["user"] and len(data["env"]) == 1
+    assert "<svg" in html and "<title>turn/delivering</title>" in html
+
+
+def test_every_decision_with_its_why(hesitation: tuple[str, Any]) -> None:
+    """Each end of turn is in the page with its decision record's words and trigger."""
+    html, run = hesitation
+    data = page_json(html)
+    eots = [o for r in run.records for o in r.outputs if isinstance(o, out.EndOfTurn)]
+    assert eots and len(data["turns"]) == len(eots)
+    for turn, o in zip(data["turns"], eots, strict=True):
+        assert o.decision is not None and turn["why"].startswith(o.decision.why())
+        assert turn["trigger"] == o.decision.trigger and turn["text"] == o.new_transcript
+
+
+def test_step_states_decode_to_the_records(hesitation: tuple[str, Any]) -> None:
+    """The change-encoded states give back, at every decision, the step record's states."""
+    html, run = hesitation
+    data = page_json(html)
+    by_index = {r.index: r for r in run.records}
+    for turn in data["turns"]:
+        rec = by_index[data["steps"][turn["step"]]["i"]]
+        assert states_at(data, turn["step"]) == {f"{a}/{b}" for a, b in rec.state}
+    assert len(data["steps"]) + data["stepsOmitted"] == len(run.records)
+
+
+def test_stereo_drops_and_interruptions(tmp_path: Path) -> None:
+    """A backchannel's drop and a barge-in's interruption are in the page with their why."""
+    for name, kind in (("backchannel", "drops"), ("barge_in", "interruptions")):
+        page = tmp_path / f"{name}.html"
+        assert main(["view", str(AUDIO / f"{name}.wav"), "--words",
+                     str(AUDIO / f"{name}.words.json"), "-o", str(page)]) == 0
+        data = page_json(page.read_text(encoding="utf-8"))
+        assert data["channels"] == ["user", "agent"] and data["agent"]
+        assert data[kind] and all(x["why"] for x in data[kind]), name
+
+
+def test_trace_and_output_sessions(tmp_path: Path) -> None:
+    """A trace is replayed; an output with its trace is checked against the replay."""
+    trace, outl = tmp_path / "t.jsonl", tmp_path / "o.jsonl"
+    wav, words = str(AUDIO / "two_turns.wav"), str(AUDIO / "two_turns.words.json")
+    assert main(["listen", wav, "--words", words, "-q", "--out-trace", str(trace),
+                 "-o", str(outl)]) == 0
+    a, b = tmp_path / "a.html", tmp_path / "b.html"
+    assert main(["view", str(trace), "-o", str(a)]) == 0
+    assert main(["view", str(outl), "--trace", str(trace), "-o", str(b)]) == 0
+    da, db = page_json(a.read_text()), page_json(b.read_text())
+    assert len(da["turns"]) == len(db["turns"]) == 2 and da["turns"] == db["turns"]
+    assert da["env"]  # the WAV the trace names is still there: its waveform
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["missing.wav"], "missing.wav: no such file"),
+    (["{bad}"], "neither a WAV file nor JSON Lines"),
+    (["{trace}", "-o", "{tmp}/page.txt"], "give a file ending in .html"),
+    (["{output}"], "give its trace with --trace"),
+    (["{badwav}"], "badwav.wav"),
+    (["{badtrace}"], "badtrace.jsonl:2"),
+])
+def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                               argv: list[str], message: str) -> None:
+    """Bad sessions and options: one line naming what and where, exit 2."""
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    (tmp_path / "badwav.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    (tmp_path / "trace.jsonl").write_text('{"kind": "config"}\n')
+    (tmp_path / "output.jsonl").write_text('{"t": 0.0, "kind": "close"}\n')
+    (tmp_path / "badtrace.jsonl").write_text('{"kind": "config"}\n{"t": "x", "kind": "vad"}\n')
+    names = {"bad": "bad.jsonl", "badwav": "badwav.wav", "trace": "trace.jsonl",
+             "output": "output.jsonl", "badtrace": "badtrace.jsonl"}
+    argv = [a.format(tmp=tmp_path, **{k: str(tmp_path / v) for k, v in names.items()})
+            for a in argv]
+    assert main(["view", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("turnfsm view: ") and message in err, err
