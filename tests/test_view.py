@@ -131,3 +131,21 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["view", *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("turnfsm view: ") and message in err, err
+
+
+def test_embedded_audio_is_g711_mulaw() -> None:
+    """The page's audio decodes with the standard G.711 mu-law decoder to the samples."""
+    import numpy as np
+
+    from turnfsm.view.session import AUDIO_RATE, mulaw_wav
+    t = np.arange(16000) / 16000
+    x = (0.5 * np.sin(2 * np.pi * 220 * t) * np.linspace(0.01, 1, t.size)).astype(np.float32)
+    wav = mulaw_wav(x[None, :])
+    assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE" and int.from_bytes(wav[20:22], "little") == 7
+    codes = np.frombuffer(wav[wav.index(b"data") + 8:], np.uint8)[:AUDIO_RATE].astype(np.int32)
+    u = ~codes & 0xFF
+    mag = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
+    decoded = np.where(u & 0x80, 0x84 - mag, mag - 0x84) / 32768.0
+    want = x[::2]
+    assert np.max(np.abs(decoded - want)) < 0.02 + 0.06 * np.abs(want).max()
+    assert np.corrcoef(decoded, want)[0, 1] > 0.999

@@ -13,7 +13,7 @@ const STATE_COLORS = {speaking: "#2e7d32", holding: "#ef6c00", judging: "#ffb74d
   delivering: "#c62828", stt_committed: "#5c6bc0", stt_awaiting_final: "#9fa8da",
   manual_committed: "#00897b"};
 const PALETTE = ["#26a69a", "#7e57c2", "#ec407a", "#42a5f5", "#d4e157", "#ff7043",
-  "#8d6e63", "#78909c", "#5c6bc0", "#9ccc65"];
+  "#0097a7", "#78909c", "#afb42b", "#9ccc65"];
 function stateColor(r, s) {
   const reg = D.regions[r], name = reg.states[s];
   if (name === undefined || name === reg.initial) return C.resting;
@@ -246,11 +246,20 @@ function panel() {
   lastActive = [];
   const rowsEl = $("states").rows;
   const moved = new Set(s ? s.mv.map((m) => m[0]) : []);
+  let firstMoved = null;
   for (let r = 0; r < NR; r++) {
     const st = i >= 0 ? ST[i * NR + r] : D.regions[r].states.indexOf(D.regions[r].initial);
     const tr = rowsEl[r]; tr.classList.toggle("moved", moved.has(D.regions[r].name));
     const el = tr.querySelector('.st[data-s="' + st + '"]'); if (el) { el.classList.add("active"); lastActive.push(el); }
-    const g = svgNodes.get(D.regions[r].name + "/" + D.regions[r].states[st]); if (g) { g.classList.add("active"); lastActive.push(g); }
+    const g = svgNodes.get(D.regions[r].name + "/" + D.regions[r].states[st]); if (g) { g.classList.add("active"); lastActive.push(g); if (moved.has(D.regions[r].name) && !firstMoved) firstMoved = g; }
+  }
+  // at full size, the diagram scrolls to the first region that moved at this step
+  const box2 = $("diagram");
+  if (firstMoved && box2.classList.contains("full")) {
+    const a = box2.getBoundingClientRect(), b = firstMoved.getBoundingClientRect();
+    if (b.top < a.top || b.bottom > a.bottom || b.left < a.left || b.right > a.right) {
+      box2.scrollTop += b.top - a.top - 40; box2.scrollLeft += b.left - a.left - 40;
+    }
   }
   drawList();
 }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from importlib import resources
 from typing import Any
 
@@ -20,9 +19,7 @@ def diagram_svg(chart: Chart) -> str | None:
         svg = render(to_dot(chart), "svg").decode("utf-8")
     except DiagramError:
         return None
-    svg = svg[svg.index("<svg"):]  # without the XML declaration and doctype
-    # the page sizes it: drop the fixed width/height, keep the viewBox
-    return re.sub(r'<svg width="[^"]*" height="[^"]*"', "<svg", svg, count=1)
+    return svg[svg.index("<svg"):]  # without the XML declaration and doctype
 
 
 HELP = [("click, drag", "move the cursor"), ("\u2190 \u2192", "previous / next step"),
@@ -47,7 +44,7 @@ def render_page(data: dict[str, Any], svg: str | None) -> str:
                        for k, v in HELP)
     notes = html.escape("; ".join(data["notes"]))
     diagram = (f'<h2>Chart <button id="diagram-size" title="fit / full size">fit \u2194 full'
-               f'</button></h2><div id="diagram">{svg}</div>' if svg is not None else
+               f'</button></h2><div id="diagram" class="full">{svg}</div>' if svg is not None else
                '<h2>Chart</h2><p>(Graphviz is not installed: the table above is the chart\'s '
                'regions and states.)</p><button id="diagram-size" hidden></button>'
                '<div id="diagram"></div>')

@@ -66,7 +66,7 @@ def mulaw_wav(samples: np.ndarray, rate: int = 16000) -> bytes:
     """The channels mixed to mono, 8 kHz, 8-bit mu-law (G.711), as a WAV file's bytes."""
     import soxr
     mono = samples.mean(axis=0) if samples.shape[0] > 1 else samples[0]
-    x = soxr.resample(mono.astype(np.float32), rate, AUDIO_RATE)
+    x: np.ndarray = soxr.resample(mono.astype(np.float32), rate, AUDIO_RATE)
     x = np.clip(x, -1.0, 1.0)
     mu = 255.0
     y = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)  # in [-1, 1]
@@ -74,7 +74,7 @@ def mulaw_wav(samples: np.ndarray, rate: int = 16000) -> bytes:
     q = np.round((y + 1.0) / 2.0 * 255.0).astype(np.int16)  # 0..255, 128 = 0
     mag = np.abs(q - 128).clip(0, 127)
     code = np.where(q >= 128, 0x80 | (127 - mag), 127 - mag).astype(np.uint8)
-    data = code.tobytes()
+    data: bytes = code.tobytes()
     import struct
     fmt = struct.pack("<HHIIHHH", 7, 1, AUDIO_RATE, AUDIO_RATE, 1, 8, 0)
     fact = struct.pack("<I", len(data))
