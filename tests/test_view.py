@@ -149,3 +149,31 @@ def test_embedded_audio_is_g711_mulaw() -> None:
     want = x[::2]
     assert np.max(np.abs(decoded - want)) < 0.02 + 0.06 * np.abs(want).max()
     assert np.corrcoef(decoded, want)[0, 1] > 0.999
+
+
+def test_serve_serves_the_page_on_localhost(tmp_path: Path) -> None:
+    """--serve prints a 127.0.0.1 URL that serves the same page, and writes no file."""
+    import subprocess
+    import sys
+    import urllib.request
+    trace = tmp_path / "t.jsonl"
+    assert main(["listen", str(AUDIO / "two_turns.wav"), "--words",
+                 str(AUDIO / "two_turns.words.json"), "-q", "--out-trace", str(trace)]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "turnfsm.cli", "view", str(trace),
+                             "--serve", "--port", "0"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.match(r"serving (http://127\.0\.0\.1:\d+/) ", line)
+        assert m, line
+        with urllib.request.urlopen(m.group(1), timeout=30) as r:
+            body = r.read().decode("utf-8")
+            assert r.headers["Content-Type"].startswith("text/html")
+        assert len(page_json(body)["turns"]) == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]
