@@ -48,6 +48,9 @@ decisions.sort((a, b) => a.step - b.step);
 const decisionAtStep = new Map();
 decisions.forEach((d, i) => { if (!decisionAtStep.has(d.step)) decisionAtStep.set(d.step, i); });
 
+const dropByRef = new Map();
+D.drops.forEach((d) => { if (d.ref !== null) dropByRef.set(d.ref, d); });
+
 // -- envelopes ---------------------------------------------------------------------------
 const env = D.env.map((b64) => { const s = atob(b64); const a = new Uint8Array(s.length); for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return a; });
 
@@ -98,8 +101,11 @@ function text(s, t, y, color, maxW) {
   const str = fit(s, maxW || 200), w = ctx.measureText(str).width;
   let x = Math.max(LABEL_W + 2, t2x(t) + 2);
   if (x + w > canvas.clientWidth - 2) x = Math.max(LABEL_W + 2, t2x(t) - 2 - w);  // runs leftwards
+  if (x < (laneEnd.get(y) || 0)) return;  // no room: zoom in to read it
+  laneEnd.set(y, x + w + 6);
   ctx.fillStyle = color; ctx.fillText(str, x, y);
 }
+const laneEnd = new Map();  // a text lane's (its y) right end of the last label drawn
 function fit(s, w) {
   if (ctx.measureText(s).width <= w) return s;
   let n = s.length; while (n > 1 && ctx.measureText(s.slice(0, n) + "\u2026").width > w) n--;
@@ -112,7 +118,7 @@ function markX(t, y, color) {
 
 function draw() {
   const W = canvas.clientWidth, H = rows.height;
-  ctx.clearRect(0, 0, W, H);
+  ctx.clearRect(0, 0, W, H); laneEnd.clear();
   ctx.font = "11px Helvetica, Arial, sans-serif"; ctx.textBaseline = "middle";
   // grid: a tick every 1, 2, 5, 10 ... seconds, about every 90 px
   const span = view.t1 - view.t0, per = span / ((W - LABEL_W) / 90);
@@ -140,14 +146,16 @@ function draw() {
   for (const [a, b] of D.agent) bar(a, b, sp.y + 16, 12, C.agentSpeech);
   // transcripts
   const tr = row("text");
+  let nFinal = 0;
   for (const x of D.transcripts) {
+    if (x.type === "final") nFinal++;
     if (x.t < view.t0 - span || x.t > view.t1) continue;
     if (x.type !== "final") { bar(x.t, x.t + span / 2000, tr.y + 54, 4, C.interim); continue; }
-    const dropped = D.drops.find((d) => d.ref === x.line);
+    const dropped = dropByRef.get(x.line);
     const shown = x.shown !== undefined ? x.shown : (dropped ? dropped.t : x.t);
     if (x.held !== undefined && shown > x.t + 1e-6) bar(x.t, shown, tr.y + 20, 5, C.held);
     if (dropped) { markX(dropped.t, tr.y + 22, C.dropped); text(JSON.stringify(x.text) + " dropped (" + dropped.reason + ")", x.t, tr.y + 34, C.dropped, 260); }
-    else { ctx.fillStyle = C.final; const px = t2x(shown); ctx.beginPath(); ctx.moveTo(px - 4, tr.y + 4); ctx.lineTo(px + 4, tr.y + 4); ctx.lineTo(px, tr.y + 11); ctx.fill(); text(x.text, shown, tr.y + 10 + (D.transcripts.indexOf(x) % 2) * 34, C.final, 240); }
+    else { ctx.fillStyle = C.final; const px = t2x(shown); ctx.beginPath(); ctx.moveTo(px - 4, tr.y + 4); ctx.lineTo(px + 4, tr.y + 4); ctx.lineTo(px, tr.y + 11); ctx.fill(); text(x.text, shown, tr.y + 10 + (nFinal % 2) * 34, C.final, 240); }
   }
   for (const d of D.drops) if (!d.text) { markX(d.t, sp.y + 6, C.dropped); text("dropped (" + d.reason + ")", d.t + span / 300, sp.y + 6, C.dropped, 160); }
   // decisions: each wait from its trigger to the end of turn, the delay from the anchor
