@@ -42,17 +42,22 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any
     from turnfsm.view.run import run_session
     folder = tmp_path_factory.mktemp("view")
     made = {}
-    for name in EXAMPLES:
-        argv = [str(AUDIO / f"{name}.wav"), "--words", str(AUDIO / f"{name}.words.json")]
-        page = folder / f"{name}.html"
-        assert main(["view", *argv, "-o", str(page)]) == 0
-        made[name] = (page, run_session(build_parser("view").parse_args(["view", *argv])))
+    here = Path.cwd()
+    os.chdir(ROOT)  # the pages name the examples as the README's command does
+    try:
+        for name in EXAMPLES:
+            argv = [f"examples/audio/{name}.wav", "--words", f"examples/audio/{name}.words.json"]
+            page = folder / f"{name}.html"
+            assert main(["view", *argv, "-o", str(page)]) == 0
+            made[name] = (page, run_session(build_parser("view").parse_args(["view", *argv])))
+    finally:
+        os.chdir(here)
     return made
 
 
 def open_page(browser: Any, page: Path) -> tuple[Any, list[str]]:
     """The page opened from file://, and the console errors and warnings it logs."""
-    tab = browser.new_page(viewport={"width": 1500, "height": 900})
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
     problems: list[str] = []
     tab.on("console", lambda m: problems.append(f"{m.type}: {m.text}")
            if m.type in ("error", "warning") else None)
@@ -106,8 +111,18 @@ def test_page_shows_every_decision_and_its_states(browser: Any, pages: dict[str,
         want = {f"{a}/{b}" for a, b in rec.state}
         diagram, table = active(tab)
         assert diagram == want and table == want, (name, rec.index)
-    tab.screenshot(path=str(tmp_path / f"{name}.png"))
-    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    # the screenshot at the first end of turn (else the first decision), for people to
+    # look at: TURNFSM_SCREENSHOTS=DIR keeps them (docs/pictures/view_hesitation.png)
+    tab.keyboard.press("Home")
+    tab.keyboard.press("ArrowDown")
+    keep = os.environ.get("TURNFSM_SCREENSHOTS")
+    shot = (Path(keep) if keep else tmp_path) / f"view_{name}.png"
+    tab.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    if keep:  # kept pictures as 256 colours (a third of the size, the same to the eye)
+        from PIL import Image
+        with Image.open(shot) as im:
+            im.convert("RGB").quantize(256).save(shot, optimize=True)
     assert problems == [], problems
     tab.close()
 

@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const C = {user: "#1565c0", agent: "#6d4c41", vad: "#2e7d32", agentSpeech: "#6d4c41",
   interim: "#9e9e9e", final: "#1b5e20", held: "#ef6c00", dropped: "#c62828",
   wait: "#fbc02d", delay: "#8d6e63", eot: "#c62828", interruption: "#6a1b9a",
-  cursor: "#000000", grid: "#e0e0e0", resting: "#eeeeee"};
+  cancelled: "#90a4ae", cursor: "#000000", grid: "#e0e0e0", resting: "#eeeeee"};
 // region states: the project picture's colours, the others from a fixed palette
 const STATE_COLORS = {speaking: "#2e7d32", holding: "#ef6c00", judging: "#ffb74d",
   pending: "#8d6e63", open: "#90caf9", predicting: "#ab47bc", waiting: "#fbc02d",
@@ -150,12 +150,12 @@ function draw() {
   for (const x of D.transcripts) {
     if (x.type === "final") nFinal++;
     if (x.t < view.t0 - span || x.t > view.t1) continue;
-    if (x.type !== "final") { bar(x.t, x.t + span / 2000, tr.y + 54, 4, C.interim); continue; }
+    if (x.type !== "final") { bar(x.t, x.t + span / 2000, tr.y + 55, 5, C.interim); continue; }
     const dropped = dropByRef.get(x.line);
     const shown = x.shown !== undefined ? x.shown : (dropped ? dropped.t : x.t);
-    if (x.held !== undefined && shown > x.t + 1e-6) bar(x.t, shown, tr.y + 20, 5, C.held);
-    if (dropped) { markX(dropped.t, tr.y + 22, C.dropped); text(JSON.stringify(x.text) + " dropped (" + dropped.reason + ")", x.t, tr.y + 34, C.dropped, 260); }
-    else { ctx.fillStyle = C.final; const px = t2x(shown); ctx.beginPath(); ctx.moveTo(px - 4, tr.y + 4); ctx.lineTo(px + 4, tr.y + 4); ctx.lineTo(px, tr.y + 11); ctx.fill(); text(x.text, shown, tr.y + 10 + (nFinal % 2) * 34, C.final, 240); }
+    if (x.held !== undefined && shown > x.t + 1e-6) bar(x.t, shown, tr.y + 38, 5, C.held);
+    if (dropped) { markX(dropped.t, tr.y + 40, C.dropped); text(JSON.stringify(x.text) + " dropped (" + dropped.reason + ")", x.t, tr.y + 49, C.dropped, 260); }
+    else { ctx.fillStyle = C.final; const px = t2x(shown); ctx.beginPath(); ctx.moveTo(px - 4, tr.y + 2); ctx.lineTo(px + 4, tr.y + 2); ctx.lineTo(px, tr.y + 9); ctx.fill(); text(x.text, shown, tr.y + 16 + (nFinal % 2) * 13, C.final, 240); }
   }
   for (const d of D.drops) if (!d.text) { markX(d.t, sp.y + 6, C.dropped); text("dropped (" + d.reason + ")", d.t + span / 300, sp.y + 6, C.dropped, 160); }
   // decisions: each wait from its trigger to the end of turn, the delay from the anchor
@@ -167,6 +167,7 @@ function draw() {
     vline(x.t, dr.y, dr.y + dr.h, C.eot, 1.5);
     text("END OF TURN " + (x.trigger || "") + " " + (x.delay !== null ? x.delay + " s" : ""), x.t, dr.y + 40 + (k % 2) * 10, C.eot, 220);
   });
+  for (const x of D.cancels) { if (x.t < view.t0 || x.t > view.t1) continue; const px = t2x(x.t); ctx.strokeStyle = C.cancelled; ctx.lineWidth = 2; ctx.beginPath(); ctx.moveTo(px, dr.y + 2); ctx.lineTo(px, dr.y + 24); ctx.stroke(); }
   for (const x of D.interruptions) { vline(x.t, dr.y, dr.y + dr.h, C.interruption, 1.5, [4, 3]); text("INTERRUPTION", x.t, dr.y + 30, C.interruption, 120); }
   // region states
   D.regions.forEach((reg, k) => {
@@ -195,7 +196,7 @@ function fmtT(t, tick) {
   items.push([C.vad, "user speech (VAD)"], [C.agentSpeech, "agent speech"], [C.interim, "interim transcript"],
     [C.final, "final transcript (as reported)"], [C.held, "final held while the agent speaks"], [C.dropped, "dropped transcript / speech (why)"],
     [C.wait, "end-of-turn wait (trigger to end)"], [C.delay, "delay from the last speech"], [C.eot, "end of turn"],
-    [C.interruption, "interruption (dashed)"], [C.cursor, "cursor"], [C.resting, "region at its initial state"]);
+    [C.interruption, "interruption (dashed)"], [C.cancelled, "wait cancelled (new speech, a clear)"], [C.cursor, "cursor"], [C.resting, "region at its initial state"]);
   const used = new Map();
   // the states this session visits
   spans.forEach((sp, k) => sp.forEach(([, j]) => { const c = stateColor(k, j); if (c !== C.resting) { if (!used.has(c)) used.set(c, new Set()); used.get(c).add(D.regions[k].states[j]); } }));

@@ -94,6 +94,7 @@ def page_data(run: SessionRun, *, audio: bool) -> dict[str, Any]:
     turns: list[dict[str, Any]] = []
     interruptions: list[dict[str, Any]] = []
     drops: list[dict[str, Any]] = []
+    cancels: list[dict[str, Any]] = []
     held: dict[Any, dict[str, Any]] = {}
     finals: dict[Any, dict[str, Any]] = {}
     dropped_steps = 0
@@ -130,6 +131,8 @@ def page_data(run: SessionRun, *, audio: bool) -> dict[str, Any]:
                 interruptions.append({
                     "t": _num(o.t), "step": k, "from": _num(o.overlap_started_at),
                     "p": _num(o.probability), "why": explain(o) or ""})
+            elif isinstance(o, out.WaitCancelled):
+                cancels.append({"t": _num(o.t), "step": k})
             elif isinstance(o, out.TranscriptHeld):
                 held[o.ref] = {"t": _num(o.t), "step": k}
             elif isinstance(o, out.Transcript) and o.type == "final":
@@ -181,7 +184,8 @@ def page_data(run: SessionRun, *, audio: bool) -> dict[str, Any]:
         "title": run.source, "profile": run.profile, "chart": chart.source,
         "duration": _num(end), "regions": regions, "steps": steps,
         "stepsOmitted": dropped_steps, "turns": turns, "interruptions": interruptions,
-        "drops": drops, "transcripts": transcripts, "vad": vad, "agent": agent,
+        "drops": drops, "cancels": cancels, "transcripts": transcripts, "vad": vad,
+        "agent": agent,
         "envRate": ENV_RATE, "env": [], "channels": [], "audio": None, "notes": run.notes}
     if run.samples is not None:
         data["env"] = envelope(run.samples)
