@@ -177,3 +177,30 @@ def test_serve_serves_the_page_on_localhost(tmp_path: Path) -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]
+
+
+def test_without_graphviz_the_page_has_its_own_state_view(
+        monkeypatch: pytest.MonkeyPatch, hesitation: tuple[str, Any]) -> None:
+    """Without Graphviz's dot the command still works: no SVG, the region table and a
+    note instead (the table's rows are drawn from the chart's regions by the page)."""
+    from turnfsm.view.command import build_page
+    monkeypatch.setenv("TURNFSM_DOT", "no-such-dot-here")
+    html = build_page(view_args(str(AUDIO / "hesitation.wav"), "--words",
+                                str(AUDIO / "hesitation.words.json")))
+    assert "<svg" not in html and "Graphviz is not installed" in html
+    assert '<table id="states">' in html
+    assert page_json(html)["regions"] == page_json(hesitation[0])["regions"]
+
+
+def test_wav_options_are_refused_for_a_trace(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--words or --min-delay with a trace is an error, not silently ignored."""
+    trace = tmp_path / "t.jsonl"
+    assert main(["listen", str(AUDIO / "two_turns.wav"), "--words",
+                 str(AUDIO / "two_turns.words.json"), "-q", "--out-trace", str(trace)]) == 0
+    capsys.readouterr()
+    for flag in (["--min-delay", "0.2"], ["--words", "w.json"], ["--no-interims"]):
+        assert main(["view", str(trace), "-o", str(tmp_path / "p.html"), *flag]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag[0]} shapes how a WAV file is run" in err and err.count("\n") == 1
+    assert not (tmp_path / "p.html").exists()

@@ -150,6 +150,14 @@ def test_keys_and_clicks_move_the_cursor(browser: Any, pages: dict[str, Any]) ->
     x = 118 + 0.5 * (box["width"] - 118)
     tab.mouse.click(box["x"] + x, box["y"] + 50)
     assert abs(tab.evaluate("window.turnfsmView.cursor.t") - duration / 2) < 0.05
+    # a drag moves the cursor with the mouse, onto the step at or before it
+    tab.mouse.move(box["x"] + x, box["y"] + 50)
+    tab.mouse.down()
+    tab.mouse.move(box["x"] + 118 + 0.9 * (box["width"] - 118), box["y"] + 60, steps=5)
+    tab.mouse.up()
+    t = tab.evaluate("window.turnfsmView.cursor.t")
+    assert abs(t - 0.9 * duration) < 0.05
+    assert tab.evaluate(f"window.turnfsmView.stepAt({t})") == tab.evaluate(step)
     assert tab.is_hidden("#help")
     tab.keyboard.press("?")
     assert tab.is_visible("#help") and "previous / next decision" in tab.inner_text("#help")

@@ -41,6 +41,7 @@ def run_session(args: argparse.Namespace) -> SessionRun:
         if args.trace:
             raise TurnFsmError("--trace goes with a listen/replay output, not a WAV file")
         return run_wav(args)
+    _refuse_wav_options(args)
     first = _first_line(path)
     if first is None:
         raise TurnFsmError(f"{path}:1: neither a WAV file nor JSON Lines (a trace, or a "
@@ -53,6 +54,19 @@ def run_session(args: argparse.Namespace) -> SessionRun:
         raise TurnFsmError(f"{path} is not a trace (its first line is not the config "
                            "header): for a listen/replay output, give its trace with --trace")
     return run_output(path, args)
+
+
+def _refuse_wav_options(args: argparse.Namespace) -> None:
+    """The options of how a WAV is run mean nothing for a trace (its inputs are recorded):
+    refuse them rather than ignore them."""
+    from ..cli import build_parser
+    defaults = vars(build_parser("view").parse_args(["view", args.session]))
+    keep = {"session", "output", "serve", "port", "trace", "audio", "profile", "chart", "func"}
+    given = [k for k, v in vars(args).items() if k not in keep and v != defaults.get(k)]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise TurnFsmError(f"{flag} shapes how a WAV file is run; {args.session} is not a "
+                           "WAV file (a trace's inputs are already recorded)")
 
 
 def _profile_arg(args: argparse.Namespace) -> Any:
