@@ -304,7 +304,8 @@ def _listen(args: argparse.Namespace) -> int:
 
 def _view(args: argparse.Namespace) -> int:
     from .view.command import view_command
-    return view_command(args)
+    defaults = vars(build_parser("view").parse_args(["view", args.session]))
+    return view_command(args, defaults)
 
 
 def _score(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import TurnFsmError
 from ..messages import one_line
@@ -13,12 +14,13 @@ from ..messages import one_line
 AUDIO_AUTO_SECONDS = 20 * 60.0
 
 
-def build_page(args: argparse.Namespace) -> str:
-    """The page's HTML for ``args.session``."""
+def build_page(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> str:
+    """The page's HTML for ``args.session`` (``defaults``: the options' defaults, to refuse
+    a WAV's run options for a trace)."""
     from .page import diagram_svg, render_page
     from .run import run_session
     from .session import page_data
-    run = run_session(args)
+    run = run_session(args, defaults)
     with_audio = run.samples is not None and (
         args.audio == "on" or (args.audio == "auto"
                                and run.samples.shape[1] / 16000 <= AUDIO_AUTO_SECONDS))
@@ -29,13 +31,13 @@ def build_page(args: argparse.Namespace) -> str:
     return render_page(data, diagram_svg(run.chart))
 
 
-def view_command(args: argparse.Namespace) -> int:
+def view_command(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> int:
     """Run ``view``; return the exit code."""
     from ..outfiles import OutputPathError, check_output_file, write_text
     try:
         if args.output:
             check_output_file(args.output, "-o", (".html", ".htm"))
-        page = build_page(args)
+        page = build_page(args, defaults)
         if args.output:
             write_text(args.output, page, "-o")
             print(f"wrote {args.output} ({len(page.encode('utf-8')) / 1e6:.2f} MB)")

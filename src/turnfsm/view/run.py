@@ -30,8 +30,10 @@ def _first_line(path: str) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def run_session(args: argparse.Namespace) -> SessionRun:
-    """The run of ``args.session`` (a WAV, a trace, or an output with ``--trace``)."""
+def run_session(args: argparse.Namespace,
+                defaults: dict[str, Any] | None = None) -> SessionRun:
+    """The run of ``args.session`` (a WAV, a trace, or an output with ``--trace``);
+    ``defaults``: the options' defaults (a WAV's run options given for a trace are refused)."""
     path = args.session
     if not Path(path).is_file():
         raise TurnFsmError(f"{path}: no such file")
@@ -41,7 +43,8 @@ def run_session(args: argparse.Namespace) -> SessionRun:
         if args.trace:
             raise TurnFsmError("--trace goes with a listen/replay output, not a WAV file")
         return run_wav(args)
-    _refuse_wav_options(args)
+    if defaults is not None:
+        _refuse_wav_options(args, defaults)
     first = _first_line(path)
     if first is None:
         raise TurnFsmError(f"{path}:1: neither a WAV file nor JSON Lines (a trace, or a "
@@ -56,11 +59,9 @@ def run_session(args: argparse.Namespace) -> SessionRun:
     return run_output(path, args)
 
 
-def _refuse_wav_options(args: argparse.Namespace) -> None:
+def _refuse_wav_options(args: argparse.Namespace, defaults: dict[str, Any]) -> None:
     """The options of how a WAV is run mean nothing for a trace (its inputs are recorded):
     refuse them rather than ignore them."""
-    from ..cli import build_parser
-    defaults = vars(build_parser("view").parse_args(["view", args.session]))
     keep = {"session", "output", "serve", "port", "trace", "audio", "profile", "chart", "func"}
     given = [k for k, v in vars(args).items() if k not in keep and v != defaults.get(k)]
     if given:
