@@ -50,13 +50,21 @@ def tiled_wav(path: Path, seconds: float) -> None:
             done += len(part)
 
 
-def run_view(argv: list[str]) -> float:
-    """Run ``turnfsm view`` in a child; return the child's CPU seconds."""
+def run_view(argv: list[str]) -> tuple[float, float]:
+    """Run ``turnfsm view`` in a child; return its CPU seconds and peak memory (MB, the
+    child's own ``VmHWM``)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-m", "turnfsm.cli", "view", *argv], check=True,
-                   stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys, turnfsm.cli as c; r = c.main(sys.argv[1:]); "
+         "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]); sys.exit(r)",
+         "view", *argv], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"turnfsm view failed ({proc.returncode})")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, int(out.split()[-1]) / 1024
 
 
 def open_time(page: Path, browser: str) -> tuple[float, float]:
@@ -104,13 +112,13 @@ def main() -> None:
         print(f"session: {args.minutes:g} min, trace {trace.stat().st_size / 1e6:.1f} MB")
         for audio in ("off", "on"):
             page = folder / f"page-{audio}.html"
-            cpu = run_view([str(trace), "-o", str(page), "--audio", audio])
+            cpu, peak = run_view([str(trace), "-o", str(page), "--audio", audio])
             size = page.stat().st_size / 1e6
             data = page.read_text(encoding="utf-8")
             i = data.index('id="data">') + len('id="data">')
             payload = json.loads(data[i:data.index("</script>", i)].replace("<\\/", "</"))
             line = (f"audio {audio:3s}: {size:6.2f} MB ({size / hours:.2f} MB/hour), "
-                    f"view {cpu:.1f} s CPU, {len(payload['steps'])} steps kept, "
+                    f"view {cpu:.1f} s CPU, {peak:.0f} MB peak, {len(payload['steps'])} steps kept, "
                     f"{len(payload['turns'])} ends of turn, {len(payload['drops'])} drops, "
                     f"{len(payload['interruptions'])} interruptions")
             if Path(args.browser).exists():

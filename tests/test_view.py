@@ -133,22 +133,40 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert err.count("\n") == 1 and err.startswith("turnfsm view: ") and message in err, err
 
 
-def test_embedded_audio_is_g711_mulaw() -> None:
-    """The page's audio decodes with the standard G.711 mu-law decoder to the samples."""
+def test_embedded_audio_is_g711_mulaw(tmp_path: Path) -> None:
+    """The page's audio decodes with the standard G.711 mu-law decoder to the samples, and
+    its envelope is each 10 ms's peak level."""
+    import wave
+
     import numpy as np
 
-    from turnfsm.view.session import AUDIO_RATE, mulaw_wav
-    t = np.arange(16000) / 16000
-    x = (0.5 * np.sin(2 * np.pi * 220 * t) * np.linspace(0.01, 1, t.size)).astype(np.float32)
-    wav = mulaw_wav(x[None, :])
+    from turnfsm.audio.envelope import AUDIO_RATE, ENV_RATE, PageAudio
+    t = np.arange(16000 * 3) / 16000
+    x = 0.5 * np.sin(2 * np.pi * 220 * t) * np.linspace(0.01, 1, t.size)
+    path = tmp_path / "tone.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((x * 32767).astype("<i2").tobytes())
+    page = PageAudio(str(path), audio=True)
+    assert page.wav is not None and page.duration == 3.0 and page.channels == 1
+    wav = page.wav
     assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE" and int.from_bytes(wav[20:22], "little") == 7
-    codes = np.frombuffer(wav[wav.index(b"data") + 8:], np.uint8)[:AUDIO_RATE].astype(np.int32)
+    codes = np.frombuffer(wav[wav.index(b"data") + 8:], np.uint8).astype(np.int32)
+    assert codes.size == 3 * AUDIO_RATE
     u = ~codes & 0xFF
     mag = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
     decoded = np.where(u & 0x80, 0x84 - mag, mag - 0x84) / 32768.0
     want = x[::2]
-    assert np.max(np.abs(decoded - want)) < 0.02 + 0.06 * np.abs(want).max()
+    assert np.max(np.abs(decoded - want)[100:-100]) < 0.02 + 0.06 * np.abs(want).max()
     assert np.corrcoef(decoded, want)[0, 1] > 0.999
+    import base64
+    env = np.frombuffer(base64.b64decode(page.env[0]), np.uint8)
+    assert env.size == 3 * ENV_RATE
+    peak_db = 20 * np.log10(np.abs(x).reshape(-1, 160).max(axis=1))
+    assert np.all(np.abs(env / 255 * 80 - 80 - peak_db) < 0.5)
+    assert PageAudio(str(path), audio=False).wav is None
 
 
 def test_serve_serves_the_page_on_localhost(tmp_path: Path) -> None:

@@ -7,11 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..audio.envelope import AUDIO_AUTO_SECONDS
 from ..errors import TurnFsmError
 from ..messages import one_line
-
-#: sessions up to this long get their audio by default (8 KB a second: 4.8 MB for 10 min)
-AUDIO_AUTO_SECONDS = 20 * 60.0
 
 
 def build_page(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> str:
@@ -21,13 +19,10 @@ def build_page(args: argparse.Namespace, defaults: dict[str, Any] | None = None)
     from .run import run_session
     from .session import page_data
     run = run_session(args, defaults)
-    with_audio = run.samples is not None and (
-        args.audio == "on" or (args.audio == "auto"
-                               and run.samples.shape[1] / 16000 <= AUDIO_AUTO_SECONDS))
-    if run.samples is not None and args.audio == "auto" and not with_audio:
+    if run.audio is not None and run.audio.left_out:
         run.notes.append(f"audio left out (longer than {AUDIO_AUTO_SECONDS / 60:g} min; "
                          "--audio on puts it in)")
-    data = page_data(run, audio=with_audio)
+    data = page_data(run)
     return render_page(data, diagram_svg(run.chart))
 
 

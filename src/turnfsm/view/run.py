@@ -7,11 +7,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import StepRecord
 from ..errors import TurnFsmError
+from ..messages import one_line
 from .session import SessionRun
+
+if TYPE_CHECKING:
+    from ..audio.envelope import PageAudio
 
 
 def _first_line(path: str) -> dict[str, Any] | None:
@@ -90,30 +94,33 @@ def run_trace(path: str, args: argparse.Namespace) -> SessionRun:
     lines = replay.run()
     if replay.refused is not None or replay.engine is None:
         raise TurnFsmError(f"{path}:1: {replay.refused}")
-    samples, notes = _trace_audio(trace, path)
+    audio, notes = _trace_audio(trace, path, args)
     return SessionRun(trace=trace, lines=lines, records=records, chart=replay.engine.chart,
                       profile=str(trace.config.get("profile") or "livekit")
                       if args.profile is None else args.profile,
-                      source=path, samples=samples, notes=notes)
+                      source=path, audio=audio, notes=notes)
 
 
-def _trace_audio(trace: Any, path: str) -> tuple[Any, list[str]]:
+def _page_audio(path: str, args: argparse.Namespace) -> PageAudio:
+    """The envelope (and, as ``--audio`` says, a playable copy) of a WAV file."""
+    from ..audio.envelope import PageAudio
+    return PageAudio(path, audio={"on": True, "off": False}.get(args.audio))
+
+
+def _trace_audio(trace: Any, path: str, args: argparse.Namespace
+                 ) -> tuple[PageAudio | None, list[str]]:
     """The audio of a trace ``listen`` wrote, when the WAV its header names is still there
-    (its envelope is drawn; a missing or changed file is said in a note)."""
+    (its envelope is drawn; a missing or unreadable file is said in a note)."""
     comment = str(trace.config.get("comment") or "")
     if not comment.startswith("turnfsm listen "):
         return None, []
     wav = Path(comment.removeprefix("turnfsm listen "))
-    if not wav.is_absolute():
-        wav = Path.cwd() / wav
     if not wav.is_file():
-        return None, [f"the trace came from {wav.name}, not found: no waveform"]
-    from ..audio.wav import read_wav
+        return None, [f"the trace came from {wav}, not found: no waveform"]
     try:
-        audio = read_wav(wav)
+        return _page_audio(str(wav), args), [f"waveform from {wav}"]
     except TurnFsmError as e:
-        return None, [f"{wav}: {e}: no waveform"]
-    return audio.samples, [f"waveform and audio from {wav}"]
+        return None, [f"{one_line(e)}: no waveform"]
 
 
 def run_output(path: str, args: argparse.Namespace) -> SessionRun:
@@ -140,7 +147,8 @@ def run_output(path: str, args: argparse.Namespace) -> SessionRun:
 
 
 def run_wav(args: argparse.Namespace) -> SessionRun:
-    """Run a WAV file as ``turnfsm listen`` does, keeping the samples and step records."""
+    """Run a WAV file as ``turnfsm listen`` does, keeping the step records; then read it
+    again for the page's envelope and audio (block by block: memory stays flat)."""
     from ..audio.command import _trace_profile, engine_changes, flag_names
     from ..audio.listen import ListenOptions, stream_trace
     from ..audio.transcripts import read_words
@@ -168,8 +176,7 @@ def run_wav(args: argparse.Namespace) -> SessionRun:
                          interims=not args.no_interims, profile=_trace_profile(profile_name))
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None
-    trace, audio = stream_trace(stream, opts, words=words, keep_audio=True)
-    assert audio is not None
+    trace, _ = stream_trace(stream, opts, words=words)
     records: list[StepRecord] = []
     if engine.turn_detection == "model":
         from ..runtime.model import RuleBasedModel
@@ -187,4 +194,5 @@ def run_wav(args: argparse.Namespace) -> SessionRun:
         lines = replay.run()
         used = replay.engine.chart if replay.engine is not None else profile.chart
     return SessionRun(trace=trace, lines=lines, records=records, chart=used,
-                      profile=profile.name, source=args.session, samples=audio.samples)
+                      profile=profile.name, source=args.session,
+                      audio=_page_audio(args.session, args))

@@ -18,19 +18,17 @@ import attrs
 
 from .. import events as ev
 from .. import outputs as out
-from ..audio.envelope import AUDIO_RATE, ENV_RATE, envelope, mulaw_wav
+from ..audio.envelope import ENV_RATE, PageAudio
 from ..chart import Chart
 from ..core import StepRecord
 from ..replay import Trace
 from ..replay.timeline import describe_input, describe_output, explain
 
-__all__ = ["AUDIO_RATE", "ENV_RATE", "SessionRun", "envelope", "mulaw_wav", "page_data"]
-
 
 @attrs.define
 class SessionRun:
     """What one run of a session produced: its trace, output lines and step records, the
-    chart it ran, and its audio (samples at 16 kHz, channels first) if it had any."""
+    chart it ran, and its audio's envelope (and playable copy) if it had any."""
 
     trace: Trace
     lines: list[dict[str, Any]]
@@ -38,7 +36,7 @@ class SessionRun:
     chart: Chart
     profile: str
     source: str
-    samples: Any = None  # numpy array (channels, samples) at 16 kHz, or None
+    audio: PageAudio | None = None
     notes: list[str] = attrs.field(factory=list)
 
 
@@ -76,7 +74,7 @@ def _kept(rec: StepRecord) -> bool:
     return any(not isinstance(o, out.VadInference) for o in rec.outputs)
 
 
-def page_data(run: SessionRun, *, audio: bool) -> dict[str, Any]:
+def page_data(run: SessionRun) -> dict[str, Any]:
     """The JSON the page reads (see ``page.js`` for how each field is drawn)."""
     chart, trace = run.chart, run.trace
     regions = [{"name": r.name, "states": list(r.states), "initial": r.initial,
@@ -86,8 +84,8 @@ def page_data(run: SessionRun, *, audio: bool) -> dict[str, Any]:
     sindex = [{s: j for j, s in enumerate(r.states)} for r in chart.regions]
     inputs = {i.line: i for i in trace.inputs}
     end = max([0.0, *(i.t for i in trace.inputs), *(x["t"] for x in run.lines)])
-    if run.samples is not None:
-        end = max(end, run.samples.shape[1] / 16000)
+    if run.audio is not None:
+        end = max(end, run.audio.duration)
 
     steps: list[dict[str, Any]] = []
     last: dict[str, str] = {}
@@ -187,10 +185,10 @@ def page_data(run: SessionRun, *, audio: bool) -> dict[str, Any]:
         "drops": drops, "cancels": cancels, "transcripts": transcripts, "vad": vad,
         "agent": agent,
         "envRate": ENV_RATE, "env": [], "channels": [], "audio": None, "notes": run.notes}
-    if run.samples is not None:
-        data["env"] = envelope(run.samples)
-        data["channels"] = ["user", "agent"][: run.samples.shape[0]]
-        if audio:
+    if run.audio is not None:
+        data["env"] = run.audio.env
+        data["channels"] = ["user", "agent"][: run.audio.channels]
+        if run.audio.wav is not None:
             data["audio"] = ("data:audio/wav;base64,"
-                             + base64.b64encode(mulaw_wav(run.samples)).decode("ascii"))
+                             + base64.b64encode(run.audio.wav).decode("ascii"))
     return data
