@@ -149,6 +149,9 @@ def test_keys_and_clicks_move_the_cursor(browser: Any, pages: dict[str, Any]) ->
     duration = tab.evaluate("window.turnfsmView.view.t1")
     x = 118 + 0.5 * (box["width"] - 118)
     tab.mouse.click(box["x"] + x, box["y"] + 50)
+    regions = tab.evaluate("JSON.parse(document.getElementById('data').textContent).regions")
+    last = len(regions) - 1  # the timeline's last row (rows: level, speech, transcripts,
+    # decisions, then one per region, 4 px apart, as page.js lays them out)
     assert abs(tab.evaluate("window.turnfsmView.cursor.t") - duration / 2) < 0.05
     # a drag moves the cursor with the mouse, onto the step at or before it
     tab.mouse.move(box["x"] + x, box["y"] + 50)
@@ -158,6 +161,9 @@ def test_keys_and_clicks_move_the_cursor(browser: Any, pages: dict[str, Any]) ->
     t = tab.evaluate("window.turnfsmView.cursor.t")
     assert abs(t - 0.9 * duration) < 0.05
     assert tab.evaluate(f"window.turnfsmView.stepAt({t})") == tab.evaluate(step)
+    tab.mouse.move(box["x"] + x, box["y"] + 4 + 34 + 4 + 30 + 4 + 62 + 4 + 56 + 4 + 15 * last + 5)
+    assert tab.is_visible("#tip")
+    assert tab.inner_text("#tip").startswith(regions[last]["name"] + ": ")
     assert tab.is_hidden("#help")
     tab.keyboard.press("?")
     assert tab.is_visible("#help") and "previous / next decision" in tab.inner_text("#help")

@@ -163,7 +163,7 @@ function draw() {
   D.turns.forEach((x, k) => {
     const y = dr.y + 4 + (k % 2) * 12;
     if (x.waitFrom !== null && x.t - x.waitFrom > 1e-3) bar(x.waitFrom, x.t, y, 8, C.wait);
-    if (x.anchor !== null) { bar(x.anchor, x.anchor + x.delay, y + 9, 3, C.delay); }
+    if (x.anchor !== null) { bar(x.anchor, x.anchor + x.delay, y + 9, 3, C.delay); vline(x.anchor, y + 6, y + 14, C.delay, 1.5); }
     vline(x.t, dr.y, dr.y + dr.h, C.eot, 1.5);
     text("END OF TURN " + (x.trigger || "") + " " + (x.delay !== null ? x.delay + " s" : ""), x.t, dr.y + 40 + (k % 2) * 10, C.eot, 220);
   });
@@ -298,7 +298,23 @@ function zoom(f, at) {
 }
 let dragging = false;
 canvas.addEventListener("mousedown", (e) => { dragging = true; canvas.focus(); setCursor(x2t(e.offsetX)); });
-canvas.addEventListener("mousemove", (e) => { if (dragging) setCursor(x2t(e.offsetX)); });
+canvas.addEventListener("mousemove", (e) => { if (dragging) setCursor(x2t(e.offsetX)); tip(e); });
+canvas.addEventListener("mouseleave", () => { $("tip").hidden = true; });
+function near(t, px) { return Math.abs(t2x(t) - px) <= 5; }
+function tip(e) {  // what is under the mouse, in words (labels hidden for room included)
+  const x = e.offsetX, y = e.offsetY, r = rows.find((q) => y >= q.y - 2 && y <= q.y + q.h + 2), box = $("tip");
+  let lines = [];
+  if (r && x > LABEL_W) {
+    const t = x2t(x);
+    if (r.id === "text") lines = D.transcripts.filter((q) => near(q.shown !== undefined ? q.shown : q.t, x) || near(q.t, x)).map((q) => q.type + " at " + q.t.toFixed(3) + " s" + (q.held !== undefined ? " (held, shown at " + (q.shown !== undefined ? q.shown.toFixed(3) + " s" : "never") + ")" : "") + ": " + JSON.stringify(q.text) + (dropByRef.has(q.line) ? " dropped: " + dropByRef.get(q.line).why : ""));
+    else if (r.id === "decisions") lines = decisions.filter((d) => d.kind !== "drop" && (near(d.t, x) || (d.waitFrom !== undefined && d.waitFrom !== null && t >= d.waitFrom && t <= d.t))).map((d) => d.label + " at " + d.t.toFixed(3) + " s: " + d.why).concat(D.cancels.filter((c) => near(c.t, x)).map((c) => "wait cancelled at " + c.t.toFixed(3) + " s"));
+    else if (r.id === "speech") lines = D.drops.filter((d) => !d.text && near(d.t, x)).map((d) => "dropped speech at " + d.t.toFixed(3) + " s: " + d.why).concat(D.vad.filter(([a, b]) => t >= a && t <= b).map(([a, b]) => "user speech (VAD) " + a + "–" + b + " s"), D.agent.filter(([a, b]) => t >= a && t <= b).map(([a, b]) => "agent speech " + a + "–" + b + " s"));
+    else if (r.id.startsWith("region")) { const k = +r.id.slice(6), sp = spans[k]; let i = sp.length - 1; while (i > 0 && sp[i][0] > t) i--; lines = [D.regions[k].name + ": " + D.regions[k].states[sp[i][1]] + " from " + sp[i][0].toFixed(3) + " s" + (i + 1 < sp.length ? " to " + sp[i + 1][0].toFixed(3) + " s" : "")]; }
+  }
+  if (!lines.length) { box.hidden = true; return; }
+  box.textContent = lines.slice(0, 6).join("\n") + (lines.length > 6 ? "\n…" : "");
+  box.hidden = false; box.style.left = Math.min(e.offsetX + 12, canvas.clientWidth - 360) + "px"; box.style.top = (e.offsetY + 14) + "px";
+}
 window.addEventListener("mouseup", () => { dragging = false; });
 canvas.addEventListener("wheel", (e) => { e.preventDefault(); if (e.shiftKey) { const w = view.t1 - view.t0, d = w * Math.sign(e.deltaY) * 0.1; view.t0 = Math.max(0, Math.min(END - w, view.t0 + d)); view.t1 = view.t0 + w; draw(); } else zoom(e.deltaY > 0 ? 1.25 : 0.8, x2t(e.offsetX)); }, {passive: false});
 document.addEventListener("keydown", (e) => {

@@ -59,7 +59,8 @@ def render_page(data: dict[str, Any], svg: str | None) -> str:
 <button id="help-btn" title="keyboard help (?)">? keys</button></header>
 <main>
 <section id="left">
-<div id="timeline"><canvas id="canvas" tabindex="0" aria-label="session timeline"></canvas></div>
+<div id="timeline"><canvas id="canvas" tabindex="0" aria-label="session timeline"></canvas>
+<div id="tip" hidden></div></div>
 <div class="controls"><button id="play">play</button><button id="zoom-in">zoom +</button>
 <button id="zoom-out">zoom \u2212</button><button id="fit">whole session</button>
 <span class="pos" id="pos"></span><audio id="audio" preload="auto"></audio></div>
