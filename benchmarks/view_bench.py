@@ -118,7 +118,8 @@ def main() -> None:
             i = data.index('id="data">') + len('id="data">')
             payload = json.loads(data[i:data.index("</script>", i)].replace("<\\/", "</"))
             line = (f"audio {audio:3s}: {size:6.2f} MB ({size / hours:.2f} MB/hour), "
-                    f"view {cpu:.1f} s CPU, {peak:.0f} MB peak, {len(payload['steps'])} steps kept, "
+                    f"view {cpu:.1f} s CPU, {peak:.0f} MB peak, "
+                    f"{len(payload['steps'])} steps kept, "
                     f"{len(payload['turns'])} ends of turn, {len(payload['drops'])} drops, "
                     f"{len(payload['interruptions'])} interruptions")
             if Path(args.browser).exists():
