@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.slow,
 sync_api = pytest.importorskip("playwright.sync_api")
 
 EXAMPLES = ["hesitation", "backchannel", "barge_in"]
+TRACE = ROOT / "src" / "turnfsm" / "examples" / "session.jsonl"  # replay --example's
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,10 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any
             page = folder / f"{name}.html"
             assert main(["view", *argv, "-o", str(page)]) == 0
             made[name] = (page, run_session(build_parser("view").parse_args(["view", *argv])))
+        page = folder / "trace.html"  # a trace: no waveform, no audio
+        assert main(["view", str(TRACE), "-o", str(page)]) == 0
+        made["trace"] = (page, run_session(build_parser("view").parse_args(
+            ["view", str(TRACE)])))
     finally:
         os.chdir(here)
     return made
@@ -79,7 +84,7 @@ def active(tab: Any) -> tuple[set[str], set[str]]:
     return diagram, table
 
 
-@pytest.mark.parametrize("name", EXAMPLES)
+@pytest.mark.parametrize("name", [*EXAMPLES, "trace"])
 def test_page_shows_every_decision_and_its_states(browser: Any, pages: dict[str, Any],
                                                   name: str, tmp_path: Path) -> None:
     """No console error; every end of turn, interruption and drop is listed; stepping
