@@ -366,12 +366,14 @@ def test_only_a_seam_region_may_have_a_state_no_transition_enters(tmp_path: Path
     base = (ROOT / "states.yaml").read_text()
     assert "    seam: true\n" in base
     p = tmp_path / "mine.yaml"
-    p.write_text(base.replace("    seam: true\n", "", 1))
+    seam = "  - name: final_wait\n    seam: true\n"
+    assert seam in base
+    p.write_text(base.replace(seam, "  - name: final_wait\n"))
     with pytest.raises(ChartError) as info:
         read_chart(p)
     assert any("state 'pending' is unreachable from 'settled'" in x
                for x in info.value.problems)
-    p.write_text(base.replace("    seam: true\n", "    seam: maybe\n", 1))
+    p.write_text(base.replace(seam, "  - name: final_wait\n    seam: maybe\n"))
     with pytest.raises(ChartError) as info:
         read_chart(p)
     assert any("'seam' must be true or false" in x for x in info.value.problems)
