@@ -327,9 +327,6 @@ _COMMIT_FLAGS = ("the commit's result is a sub-machine (pending, finalized, reso
                  "flags of the Commit record, not a region")
 _WAIT_EXISTS = ("branches on whether a wait exists (cx.wait), a shadow of the turn region's "
                 "predicting/waiting")
-_BACKCHANNEL_END = ("whether a VAD end opens the turn's span after a dropped backchannel "
-                    "(segment_dropped, a shadow of vad_segment); the default profile "
-                    "substitutes this for the base action")
 EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("agent.py", "announce_agent_speech"): (1, "the detector-marker pairing (D10/D11) is a "
                                             "sub-machine in the flag detector_told_agent"),
@@ -364,9 +361,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                                       "backchannel_max_duration)"),
     ("backchannel.py", "interrupt_by_words"): (1, "the record names the agent's start only "
                                                "while the agent speaks"),
-    ("backchannel.py", "report_vad_end_after_backchannels"): (1, _BACKCHANNEL_END),
-    ("backchannel.py", "report_stream_end_after_backchannels"): (1, _BACKCHANNEL_END),
-    ("speech.py", "report_stt_end"): (1, _BACKCHANNEL_END),
     ("commit.py", "cancel_commit"): (1, _COMMIT_FLAGS),
     ("commit.py", "finalize"): (1, _COMMIT_FLAGS),
     ("commit.py", "commit_delivered"): (1, _COMMIT_FLAGS),
@@ -384,7 +378,8 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
     ("streams.py", "take_verdict"): (1, "the record names the agent's start only while the "
                                      "agent speaks"),
     ("transcripts.py", "process_final"): (1, "words after a dropped backchannel start the "
-                                          "turn (segment_dropped)"),
+                                          "turn (region backchannel_drop): the released "
+                                          "finals' router bypasses the chart"),
     ("transcripts.py", "process_stt_start"): (1, "acts only in stt mode: the mode decides "
                                               "under a transition that does not show it"),
     ("transcripts.py", "process_stt_end"): (1, "acts only in stt mode: the mode decides "

@@ -127,7 +127,6 @@ def config_key(d: Driver) -> tuple[Any, ...]:
         d.tracker_prev, d.lang_specific_seen,
         # the default profile's segment (final wait, backchannels)
         cx.segment_over_agent, cx.segment_verdict, cx.segment_final, cx.segment_open,
-        cx.segment_dropped,
     )
 
 

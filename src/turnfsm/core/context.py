@@ -83,7 +83,6 @@ class Context:
         self.segment_over_agent = False  # it started while the agent spoke
         self.segment_verdict: bool | None = None  # the detector's verdict on its overlap
         self.segment_final = False  # a final of it (or after it, untimed) arrived
-        self.segment_dropped = False  # a backchannel of it was dropped while it went on
         self.final_wait_epoch = 0
         # the pending decision and commit
         self.wait: Wait | None = None
@@ -263,7 +262,6 @@ class Context:
         self.segment_over_agent = self.agent_speaking
         self.segment_verdict = None
         self.segment_final = False
-        self.segment_dropped = False
 
     def note_final(self, e: ev.SttFinal) -> None:
         """A final arrived: it transcribes the latest segment unless its timestamps say it

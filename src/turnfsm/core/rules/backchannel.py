@@ -26,7 +26,10 @@ from ..eou import is_backchannel_phrase
 from ..registry import RULES
 from ..text import count_words
 from .gate import release_events, trim
-from .speech import report_speech_end, report_stream_stop
+from .speech import report_speech_end, report_stream_stop, report_stt_stop
+
+#: the seam region a dropped backchannel moves (``backchannel_drop``), read by the guards
+_DROP = ("backchannel_drop", frozenset({"dropped"}))
 
 
 def _turn_has_words(cx: Context) -> bool:
@@ -126,11 +129,18 @@ def drop_wordless_backchannel(cx: Context, e: Any) -> None:
     _drop(cx, held, why)
 
 
-@RULES.guard("backchannel_ended")
+@RULES.guard("backchannel_ended", needs=_DROP)
 def backchannel_ended(cx: Context, e: Any) -> bool:
     """The speech that just ended was a dropped backchannel and nothing after it opened a
     turn: its end asks for no decision."""
-    return cx.segment_dropped and not cx.turn.span_open and not _turn_has_words(cx)
+    return after_backchannel(cx, e) and not _turn_has_words(cx)
+
+
+@RULES.guard("after_backchannel", needs=_DROP)
+def after_backchannel(cx: Context, e: Any) -> bool:
+    """A backchannel of the current speech was dropped (region ``backchannel_drop``) and
+    nothing after it opened the turn's span: the speech's end opens no turn."""
+    return cx.in_state("backchannel_drop", "dropped") and not cx.turn.span_open
 
 
 @RULES.guard("holds_over_agent")
@@ -288,20 +298,26 @@ def forget_backchannel(cx: Context, e: Any) -> None:
     cx.emit(out.UserTurnDropped(t=cx.now, reason="backchannel"))
     cx.speech_start_time = None
     cx.onset_floor = cx.now  # its speech run never re-derives the onset of the next turn
-    # until new speech starts, the backchannel's segment's end opens no turn, and words that
-    # follow start one when they are transcribed
-    cx.segment_dropped = True
+    # until new speech starts (region backchannel_drop), the backchannel's segment's end
+    # opens no turn, and words that follow start one when they are transcribed
 
 
 @RULES.action("report_vad_end_after_backchannels", ev.VadEndOfSpeech)
 def report_vad_end_after_backchannels(cx: Context, e: ev.VadEndOfSpeech) -> None:
-    """As ``report_vad_end``; the end of a segment whose words were a dropped backchannel
-    (and nothing after it) opens no turn."""
-    report_speech_end(cx, e, open_turn=not (cx.segment_dropped and not cx.turn.span_open))
+    """As ``report_vad_end``, for the end of a segment whose words were a dropped backchannel
+    (and nothing after it, guard ``after_backchannel``): it opens no turn."""
+    report_speech_end(cx, e, open_turn=False)
 
 
 @RULES.action("report_stream_end_after_backchannels")
 def report_stream_end_after_backchannels(cx: Context, e: Any) -> None:
-    """As ``report_stream_end``; the end of a segment whose words were a dropped backchannel
-    (and nothing after it) opens no turn."""
-    report_stream_stop(cx, open_turn=not (cx.segment_dropped and not cx.turn.span_open))
+    """As ``report_stream_end``, for the end of a segment whose words were a dropped
+    backchannel (guard ``after_backchannel``): it opens no turn."""
+    report_stream_stop(cx, open_turn=False)
+
+
+@RULES.action("report_stt_end_after_backchannels")
+def report_stt_end_after_backchannels(cx: Context, e: Any) -> None:
+    """As ``report_stt_end``, for the STT's end of speech whose words were a dropped
+    backchannel (guard ``after_backchannel``): it opens no turn's span."""
+    report_stt_stop(cx, open_turn=False)

@@ -26,7 +26,7 @@ def _set_interim(cx: Context, e: ev.SttTranscript) -> None:
     turn.interim_confidence = e.confidence
 
 
-@RULES.action("process_final", ev.SttFinal)
+@RULES.action("process_final", ev.SttFinal, needs=("backchannel_drop", frozenset({"dropped"})))
 def process_final(cx: Context, e: ev.SttFinal) -> None:
     """Append a final to the turn (a promoted interim's repeat is dropped once, D24)."""
     cx.update_language(e.language, e.text)
@@ -43,7 +43,7 @@ def process_final(cx: Context, e: ev.SttFinal) -> None:
         cx.raise_("final", e)
         return
     cx.emit(cx.transcript_out(e, "final"))
-    if cx.segment_dropped and not cx.turn.span_open:
+    if cx.in_state("backchannel_drop", "dropped") and not cx.turn.span_open:
         # words after a dropped backchannel, in its VAD segment: the turn starts with them
         if cx.speech_start_time is None:
             cx.speech_start_time = cx.now
