@@ -334,31 +334,8 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                   "open and the agent marker only if the detector was told "
                                   "(flag); sets the ignore window only while interruption "
                                   "detection is effective, less the boundary option's cooldown"),
-    ("backchannel.py", "_short"): (1, "the word-count judgement against "
-                                   "backchannel_max_words, shared by guards and by the drop "
-                                   "record's reason text"),
-    ("backchannel.py", "backchannel_reason"): (4, "the backchannel judgement (segment over "
-                                               "agent, verdict flags, mode) computed for "
-                                               "guards and again by actions for the record"),
     ("backchannel.py", "_drop"): (1, "a verdict-covered overlap stops being 'over agent' "
                                   "only while the user speaks (segment flags shadow regions)"),
-    ("backchannel.py", "drop_backchannel"): (2, "re-judges for the drop record's detail, "
-                                             "passing the user's speech state on"),
-    ("backchannel.py", "drop_held_backchannel"): (1, "re-judges for the drop record's detail"),
-    ("backchannel.py", "_release_or_drop"): (1, "chooses release or drop in Python when the "
-                                             "agent stops or the utterance ends"),
-    ("backchannel.py", "release_dropping_backchannels"): (2, "drop whole on a 'not an "
-                                                          "interruption' verdict, or trim "
-                                                          "then judge: chosen in Python"),
-    ("backchannel.py", "wordless_backchannel_reason"): (5, "the wordless backchannel "
-                                                        "judgement (segment over agent, STT "
-                                                        "region, mode, verdict flags, "
-                                                        "backchannel_max_duration) computed "
-                                                        "for the guard and again for the "
-                                                        "drop record"),
-    ("backchannel.py", "drop_wordless_backchannel"): (1, "re-judges for the drop record's "
-                                                      "detail (the duration against "
-                                                      "backchannel_max_duration)"),
     ("backchannel.py", "interrupt_by_words"): (1, "the record names the agent's start only "
                                                "while the agent speaks"),
     ("commit.py", "cancel_commit"): (1, _COMMIT_FLAGS),

@@ -69,8 +69,8 @@ def speech(r: Run, start: float, end: float, text: str | None = None,
 
 
 def test_the_default_profile_is_the_default_of_the_engine() -> None:
-    """Engine() runs the default profile's chart (the livekit chart plus the final wait and
-    the judging gate); profile="livekit" runs states.yaml as written."""
+    """Engine() runs the default profile's chart (the livekit chart with its seams replaced:
+    the final wait, the judge, ...); profile="livekit" runs states.yaml as written."""
     assert DEFAULT_PROFILE == "default" and set(PROFILES) == {"default", "livekit"}
     e = Engine()
     assert e.profile.name == "default" and e.chart is get_profile("default").chart
@@ -79,7 +79,10 @@ def test_the_default_profile_is_the_default_of_the_engine() -> None:
     assert regions.index("final_wait") < regions.index("turn")
     assert regions.index("model_source") == regions.index("turn") - 1
     gate = next(r for r in e.chart.regions if r.name == "gate")
-    assert gate.states == ("passthrough", "holding", "judging")
+    assert gate.states == ("passthrough", "holding")  # the base gate, not restated
+    judge = next(r for r in e.chart.regions if r.name == "judge")
+    assert judge.states == ("idle", "judging")
+    assert regions.index("judge") == regions.index("gate") + 1
     assert Engine(profile="livekit").chart is default_chart()
 
 
@@ -318,7 +321,7 @@ def test_an_utterance_the_agent_end_interrupts_is_judged_when_it_ends() -> None:
     r.at(2.1, ev.VadStartOfSpeech(t=2.1, speech_duration=0.1))
     r.at(2.4, ev.SttFinal(t=2.4, text="okay"))
     r.at(2.5, ev.AgentSpeechEnded(t=2.5))
-    assert r.e.in_state("gate", "judging")
+    assert r.e.in_state("judge", "judging")
     r.at(2.8, ev.VadEndOfSpeech(t=2.8, silence_duration=0.2)).advance(6.0)
     assert [(d.text, d.reason) for d in r.of(out.TranscriptDropped)] == [("okay", "backchannel")]
     assert r.turns() == [] and r.e.in_state("gate", "passthrough")
@@ -489,7 +492,7 @@ def test_wordless_backchannel_still_going_when_the_agent_stops_is_dropped_at_its
     r.at(0.0, ev.AgentSpeechStarted(t=0.0))
     r.at(2.1, ev.VadStartOfSpeech(t=2.1, speech_duration=0.1))
     r.at(2.3, ev.AgentSpeechEnded(t=2.3))
-    assert r.e.in_state("gate", "judging")
+    assert r.e.in_state("judge", "judging")
     r.at(2.7, ev.VadEndOfSpeech(t=2.7, silence_duration=0.2))
     r.advance(6.0)
     assert r.turns() == [] and [d.text for d in r.of(out.TranscriptDropped)] == [""]

@@ -72,6 +72,7 @@ class Context:
         self.input_started_at: float | None = None  # the STT stream's time origin (D12)
         self.sample_rate: int | None = None
         self.held: list[ev.SttEvent] = []  # STT events held while the agent speaks
+        self.judged: str | None = None  # a backchannel guard's finding, for its drop record
         self.window: float | None = None  # the ignore window of the last agent speech
         self.agent_started_at: float | None = None
         self.verdict_interruption = False

@@ -71,6 +71,8 @@ REQUIRED_EVENTS = frozenset({
     "stt_detach", "detector_attach", "detector_detach", "decision_dropped",
     "left_stt", "agent_over_user", "wait_begins", "wait_due_soon", "vad_stream_closed",
     "commit_finalizes", "commit_finalizes_after_final", "commit_cancelled", "close_settled",
+    "released_final", "released_preflight", "released_interim", "released_start",
+    "released_end", "gate_opened",
     *input_chart_events(),  # the input classes' own (turnfsm.events)
 })
 

@@ -13,6 +13,10 @@ leaks into the next turn. Without a detector, an utterance that grows past a bac
 agent speaks interrupts: its words are the verdict (``Interruption`` with a ``words``
 record), and what is held is released. An utterance still going on when the agent stops is
 held until it ends (state ``judging``).
+
+Every choice between dropping and releasing is a guarded transition of the profile's
+``judge`` region; a guard that finds a backchannel keeps its reason (``Context.judged``) for
+the drop record, so the drop action does not judge again.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from ..context import Context
 from ..eou import is_backchannel_phrase
 from ..registry import RULES
 from ..text import count_words
-from .gate import release_events, trim
+from .gate import trim, trim_kept
 from .speech import report_speech_end, report_stream_stop, report_stt_stop
 
 #: the seam region a dropped backchannel moves (``backchannel_drop``), read by the guards
@@ -68,11 +72,32 @@ def backchannel_reason(cx: Context, text: str, language: str | None, *,
     return _short(cx, text, language)
 
 
+def _utterance(cx: Context, e: Any) -> str:
+    """The held finals with ``e``'s text, whether the gate held ``e`` already (it is the last
+    held event) or not."""
+    held = cx.held[:-1] if cx.held and cx.held[-1] is e else cx.held
+    extra = e.text if isinstance(e, ev.SttTranscript) else ""
+    return f"{_held_text(cx, held)} {extra}".strip()
+
+
+def _judged(cx: Context, why: str | None) -> bool:
+    """Keep a guard's finding for the drop action that follows it (data, not a choice)."""
+    if why is not None:
+        cx.judged = why
+    return why is not None
+
+
+def _reason(cx: Context) -> str:
+    """The reason the guard of the firing transition found (taken once)."""
+    why, cx.judged = cx.judged, None
+    return why or "backchannel"
+
+
 def _exceeds(cx: Context, e: Any) -> bool:
     """The held finals with ``e`` are more than a backchannel (speech begun over the agent)."""
     if not cx.segment_over_agent or cx.segment_verdict is not None:
         return False
-    text = f"{_held_text(cx)} {e.text if isinstance(e, ev.SttTranscript) else ''}".strip()
+    text = _utterance(cx, e)
     return bool(text) and _short(cx, text, getattr(e, "language", None)) is None
 
 
@@ -113,14 +138,15 @@ def wordless_backchannel_reason(cx: Context, e: Any) -> str | None:
 def wordless_backchannel(cx: Context, e: Any) -> bool:
     """The speech that just ended, with no STT to transcribe it, is a backchannel (see
     :func:`wordless_backchannel_reason`)."""
-    return wordless_backchannel_reason(cx, e) is not None
+    return _judged(cx, wordless_backchannel_reason(cx, e))
 
 
 @RULES.action("drop_wordless_backchannel")
 def drop_wordless_backchannel(cx: Context, e: Any) -> None:
     """Drop the wordless backchannel that just ended: a ``TranscriptDropped`` with no text
-    records it (reason ``backchannel``); the turn it opened goes with it."""
-    why = wordless_backchannel_reason(cx, e) or "backchannel"
+    records it (reason ``backchannel``, the guard's finding); the turn it opened goes with
+    it."""
+    why = _reason(cx)
     ended = _speech_end(cx, e)
     cx.emit(out.TranscriptDropped(
         t=cx.now, ref=e.ref if isinstance(e, ev.Input) else None, text="",
@@ -158,8 +184,8 @@ def backchannel_final(cx: Context, e: Any) -> bool:
     """The final, with what is held, is a backchannel whose speech ended (see the module)."""
     if not isinstance(e, ev.SttFinal):
         return False
-    text = f"{_held_text(cx)} {e.text}".strip()
-    return backchannel_reason(cx, text, e.language, ended=not cx.user_speaking) is not None
+    return _judged(cx, backchannel_reason(cx, _utterance(cx, e), e.language,
+                                          ended=not cx.user_speaking))
 
 
 @RULES.guard("words_interrupt")
@@ -177,7 +203,24 @@ def words_exceed(cx: Context, e: Any) -> bool:
 @RULES.guard("held_backchannel")
 def held_backchannel(cx: Context, e: Any) -> bool:
     """The speech just ended, and what is held of it is a backchannel."""
-    return backchannel_reason(cx, _held_text(cx), None, ended=True) is not None
+    return _judged(cx, backchannel_reason(cx, _held_text(cx), None, ended=True))
+
+
+@RULES.guard("judged_backchannel")
+def judged_backchannel(cx: Context, e: Any) -> bool:
+    """The detector judged the held utterance not an interruption, and the turn holds no
+    words of its own: it is dropped whole (nothing trimmed)."""
+    return (cx.segment_verdict is False and bool(_held_text(cx))
+            and not _turn_has_words(cx))
+
+
+@RULES.guard("trimmed_backchannel")
+def trimmed_backchannel(cx: Context, e: Any) -> bool:
+    """The agent stopped: what is held minus the head inside its ignore window is a
+    backchannel (its speech ended, or the verdict says so)."""
+    kept = trim_kept(cx, cx.window)
+    return _judged(cx, backchannel_reason(cx, _held_text(cx, kept), None,
+                                          ended=not cx.user_speaking))
 
 
 @RULES.guard("still_judging")
@@ -211,42 +254,38 @@ def _drop(cx: Context, finals: list[ev.SttEvent], why: str) -> None:
 
 @RULES.action("drop_backchannel", ev.SttFinal)
 def drop_backchannel(cx: Context, e: ev.SttFinal) -> None:
-    """Drop a backchannel final (and what is held of it) with its record; the turn it
-    opened goes with it."""
-    text = f"{_held_text(cx)} {e.text}".strip()
-    why = backchannel_reason(cx, text, e.language, ended=not cx.user_speaking) or "backchannel"
+    """Drop a backchannel final that passed the gate (and what is held, if anything) with
+    its record (the guard's finding); the turn it opened goes with it."""
+    why = _reason(cx)
     held, cx.held = cx.held, []
     _drop(cx, [*held, e], why)
 
 
 @RULES.action("drop_held_backchannel")
 def drop_held_backchannel(cx: Context, e: Any) -> None:
-    """The speech ended: drop what is held of it, a backchannel."""
-    why = backchannel_reason(cx, _held_text(cx), None, ended=True) or "backchannel"
+    """Drop what is held, a backchannel (the guard's finding is the record's reason)."""
+    why = _reason(cx)
     held, cx.held = cx.held, []
     _drop(cx, held, why)
 
 
-def _release_or_drop(cx: Context, kept: list[ev.SttEvent], *, ended: bool) -> None:
-    why = backchannel_reason(cx, _held_text(cx, kept), None, ended=ended)
-    if why is not None:
-        _drop(cx, kept, why)
-    else:
-        release_events(cx, kept)
+@RULES.action("drop_judged_held")
+def drop_judged_held(cx: Context, e: Any) -> None:
+    """The agent stopped and the detector judged the held utterance not an interruption:
+    drop it whole, before any trim."""
+    held, cx.held = cx.held, []
+    cx.window = None
+    _drop(cx, held, "the interruption detector judged it not an interruption")
 
 
-@RULES.action("release_dropping_backchannels")
-def release_dropping_backchannels(cx: Context, e: Any) -> None:
-    """The agent stopped: release what is held minus the head inside the ignore window; a
-    backchannel is dropped instead."""
-    if cx.segment_verdict is False and _held_text(cx) and not _turn_has_words(cx):
-        held, cx.held = cx.held, []  # judged: dropped whole, before any trim
-        cx.window = None
-        _drop(cx, held, "the interruption detector judged it not an interruption")
-        return
+@RULES.action("drop_trimmed_backchannel")
+def drop_trimmed_backchannel(cx: Context, e: Any) -> None:
+    """The agent stopped: trim what is held (the ignore window) and drop the rest, a
+    backchannel (the guard's finding is the record's reason)."""
+    why = _reason(cx)
     kept = trim(cx, cx.window)
     cx.window = None
-    _release_or_drop(cx, kept, ended=not cx.user_speaking)
+    _drop(cx, kept, why)
 
 
 @RULES.action("forget_window")
@@ -261,13 +300,6 @@ def trim_held(cx: Context, e: Any) -> None:
     keep holding the rest until the utterance ends."""
     cx.held = trim(cx, cx.window)
     cx.window = None
-
-
-@RULES.action("release_at_speech_end")
-def release_at_speech_end(cx: Context, e: Any) -> None:
-    """The utterance being judged ended: a backchannel is dropped, anything else released."""
-    kept, cx.held = cx.held, []
-    _release_or_drop(cx, kept, ended=True)
 
 
 @RULES.action("interrupt_by_words", ev.SttTranscript)

@@ -1,14 +1,12 @@
 """What each STT event does once it passes the gate (R18-R22): finals, preflights,
 interims, and the STT's start and end of speech.
 
-The gate (:mod:`.gate`) routes each kind by its chart event to its processor here, at once
-or, for held events, when the agent stops: :data:`PROCESSORS` is the same routing for
-released events.
+The gate region routes each kind by its chart event to its processor here, at once or, for
+held events, when they are released (their ``released_*`` events, :data:`.gate.RELEASED`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ... import events as ev
@@ -100,14 +98,6 @@ def process_stt_end(cx: Context, e: ev.SttEndOfSpeech) -> None:
         cx.raise_("speech_offset", e)
         cx.request_decision(Trigger(kind="stt_end_of_speech"))
 
-
-PROCESSORS: dict[type, Callable[[Context, Any], None]] = {
-    ev.SttFinal: process_final,
-    ev.SttPreflight: process_preflight,
-    ev.SttInterim: process_interim,
-    ev.SttStartOfSpeech: process_stt_start,
-    ev.SttEndOfSpeech: process_stt_end,
-}
 
 # -- after a transcript (turn region) ------------------------------------------------------
 
