@@ -115,16 +115,53 @@ def test_a_profile_file_is_an_overlay_checked_like_a_chart(tmp_path: Path) -> No
     assert next(r for r in e.chart.regions if r.name == "turn").doc == "my turn"
     bad = tmp_path / "bad.yaml"
     bad.write_text("profile: bad\nchart:\n  regions:\n    - {name: x, before: nowhere, "
-                   "initial: a, states: {a: {}}}\n  patch:\n    turn:\n      replace:\n"
-                   "        - match: {event: no_such_event}\n          with: []\n")
+                   "initial: a, states: {a: {}}}\n  patch:\n    nowhere:\n      add:\n"
+                   "        - {event: vad_end, source: idle}\n")
     with pytest.raises(ChartError) as info:
         read_profile(bad)
     text = "\n".join(info.value.problems)
     assert f"{bad}:4: chart.regions[0] (x): before names unknown region 'nowhere'" in text
-    assert f"{bad}:8: chart.patch.turn.replace[0]: matches no transition" in text
+    assert "chart.patch.nowhere: no region 'nowhere' to patch" in text
     (tmp_path / "opts.yaml").write_text("profile: o\noptions: {min_delay: 1}\n")
     with pytest.raises(ChartError, match=r"opts.yaml:1: .*unknown option\(s\) \['min_delay'\]"):
         read_profile(tmp_path / "opts.yaml")
+
+
+def test_the_removed_overlay_keys_are_refused_naming_the_key_and_the_file(
+        tmp_path: Path) -> None:
+    """`substitute` and `patch.REGION.replace` are not part of the overlay format: a profile
+    using them is refused with its file, the line and what to write instead."""
+    old = tmp_path / "old.yaml"
+    old.write_text("profile: old\nchart:\n  patch:\n    turn:\n      replace:\n"
+                   "        - match: {event: vad_end}\n          with: []\n"
+                   "  substitute: {report_vad_end: report_vad_end_after_backchannels}\n")
+    with pytest.raises(ChartError) as info:
+        read_profile(old)
+    problems = info.value.problems
+    assert any(p.startswith(f"{old}:5: chart.patch.turn.replace ") and "seam region" in p
+               for p in problems), problems
+    assert any(p.startswith(f"{old}:3: chart.substitute ") and "replaces: REGION" in p
+               for p in problems), problems
+    assert len(problems) == 2, problems
+
+
+def test_the_default_profile_restates_no_row_of_the_base_chart() -> None:
+    """The default profile replaces seam regions only (small regions the base chart marks
+    `seam: true`; the judge, not a second gate, decides about backchannels), and what it
+    adds to the base's other regions is not a row the base chart writes."""
+    import yaml
+
+    base = yaml.safe_load((ROOT / "states.yaml").read_text())
+    prof = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())
+    seams = {r["name"] for r in base["regions"] if r.get("seam")}
+    replaced = {r["replaces"] for r in prof["chart"]["regions"] if "replaces" in r}
+    assert replaced and replaced <= seams
+    assert all("replaces" in r for r in prof["chart"]["regions"])  # no second gate
+    assert "gate" not in replaced and "turn" not in replaced
+    rows = {yaml.safe_dump(t, sort_keys=True) for r in base["regions"]
+            for t in r.get("transitions") or []}
+    added = [t for p in (prof["chart"].get("patch") or {}).values() for t in p.get("add") or []]
+    assert added and not [t for t in added if yaml.safe_dump(t, sort_keys=True) in rows]
 
 
 def test_a_trace_without_a_profile_runs_on_livekit_and_a_header_may_name_one() -> None:
