@@ -354,9 +354,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                               "detached"),
     ("streams.py", "take_verdict"): (1, "the record names the agent's start only while the "
                                      "agent speaks"),
-    ("transcripts.py", "process_final"): (1, "words after a dropped backchannel start the "
-                                          "turn (region backchannel_drop): the released "
-                                          "finals' router bypasses the chart"),
     ("transcripts.py", "process_stt_start"): (1, "acts only in stt mode: the mode decides "
                                               "under a transition that does not show it"),
     ("transcripts.py", "process_stt_end"): (1, "acts only in stt mode: the mode decides "

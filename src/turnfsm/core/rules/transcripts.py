@@ -24,9 +24,21 @@ def _set_interim(cx: Context, e: ev.SttTranscript) -> None:
     turn.interim_confidence = e.confidence
 
 
-@RULES.action("process_final", ev.SttFinal, needs=("backchannel_drop", frozenset({"dropped"})))
+@RULES.action("process_final", ev.SttFinal)
 def process_final(cx: Context, e: ev.SttFinal) -> None:
     """Append a final to the turn (a promoted interim's repeat is dropped once, D24)."""
+    take_final(cx, e, starts_turn=False)
+
+
+@RULES.action("process_final_after_backchannel", ev.SttFinal)
+def process_final_after_backchannel(cx: Context, e: ev.SttFinal) -> None:
+    """As ``process_final``, for words after a dropped backchannel in its speech (guard
+    ``after_backchannel``): the turn starts with them."""
+    take_final(cx, e, starts_turn=True)
+
+
+def take_final(cx: Context, e: ev.SttFinal, *, starts_turn: bool) -> None:
+    """Append a final to the turn; ``starts_turn``: it opens the turn's span (now)."""
     cx.update_language(e.language, e.text)
     text = e.text
     cx.note_final(e)
@@ -41,7 +53,7 @@ def process_final(cx: Context, e: ev.SttFinal) -> None:
         cx.raise_("final", e)
         return
     cx.emit(cx.transcript_out(e, "final"))
-    if cx.in_state("backchannel_drop", "dropped") and not cx.turn.span_open:
+    if starts_turn:
         # words after a dropped backchannel, in its VAD segment: the turn starts with them
         if cx.speech_start_time is None:
             cx.speech_start_time = cx.now
