@@ -336,8 +336,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                   "detection is effective, less the boundary option's cooldown"),
     ("backchannel.py", "_drop"): (1, "a verdict-covered overlap stops being 'over agent' "
                                   "only while the user speaks (segment flags shadow regions)"),
-    ("backchannel.py", "interrupt_by_words"): (1, "the record names the agent's start only "
-                                               "while the agent speaks"),
     ("commit.py", "cancel_commit"): (1, _COMMIT_FLAGS),
     ("commit.py", "finalize"): (1, _COMMIT_FLAGS),
     ("commit.py", "commit_delivered"): (1, _COMMIT_FLAGS),

@@ -305,7 +305,8 @@ def trim_held(cx: Context, e: Any) -> None:
 @RULES.action("interrupt_by_words", ev.SttTranscript)
 def interrupt_by_words(cx: Context, e: ev.SttTranscript) -> None:
     """Without a detector, an utterance over agent speech longer than a backchannel is an
-    interruption: report it (its record names the words)."""
+    interruption: report it (its record names the words and the agent's start: the judge
+    runs this only while the gate holds and the agent speaks, its state ``idle``)."""
     onset = cx.segment_onset
     # ``e`` is held already: a final is among the held finals, an interim is not
     extra = "" if isinstance(e, ev.SttFinal) else e.text
@@ -317,7 +318,7 @@ def interrupt_by_words(cx: Context, e: ev.SttTranscript) -> None:
         record=out.InterruptionRecord(
             probability=1.0, overlap_started_at=onset, detected_at=cx.now,
             detection_delay=0.0, total_duration=round(cx.now - onset, 6) if onset else 0.0,
-            num_requests=0, agent_started_at=cx.agent_started_at if cx.agent_speaking else None,
+            num_requests=0, agent_started_at=cx.agent_started_at,
             in_backchannel_boundary=cx.in_state("boundary", "active"), source="words",
             words=words)))
 
