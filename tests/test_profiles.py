@@ -593,3 +593,37 @@ def test_listen_without_transcripts_drops_the_labelled_backchannels(name: str,
     eots = [o.t for o in outs if isinstance(o, out.EndOfTurn)]
     assert not any(a <= t <= b for t in eots for a, b in agent)
     assert len(eots) == len(truth["turns"])
+
+
+def test_every_drop_or_release_of_the_default_judge_is_its_own_guarded_transition() -> None:
+    """The default judge region answers "when is a held final dropped?": each transition
+    that drops names the judgement guard that found the backchannel and releases nothing;
+    each release is guarded by that guard negated (no action chooses between them)."""
+    chart = get_profile("default").chart
+    judge = [t for t in chart.transitions if t.region == "judge"]
+    finders = {"backchannel_final", "held_backchannel", "wordless_backchannel",
+               "judged_backchannel", "trimmed_backchannel", "still_judging"}
+    drops = [t for t in judge if any(a.startswith("drop_") for a in t.actions)]
+    releases = [t for t in judge if any(a.startswith("release_") for a in t.actions)]
+    assert len(drops) >= 6 and len(releases) >= 4
+    for t in drops:
+        positive = {g.name for g in t.guards if not g.negated}
+        assert positive & finders, t
+        assert not any(a.startswith("release_") for a in t.actions), t
+    for t in releases:
+        assert {g.name for g in t.guards if g.negated} & (finders | {"words_interrupt"}) \
+            or {g.name for g in t.guards} & {"words_interrupt", "words_exceed"}, t
+
+
+def test_a_judge_guard_s_finding_is_taken_by_its_drop_and_not_kept() -> None:
+    """The drop record's reason is the guard's finding, taken once: nothing of it is left
+    on the context after the step."""
+    r = Run("default")
+    r.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    r.at(0.5, ev.VadStartOfSpeech(t=0.5, speech_duration=0.1))
+    r.at(0.9, ev.SttFinal(t=0.9, text="uh huh"))
+    r.at(1.0, ev.VadEndOfSpeech(t=1.0, silence_duration=0.1))
+    drops = r.of(out.TranscriptDropped)
+    assert [d.reason for d in drops] == ["backchannel"]
+    assert drops[0].record is not None and "backchannel_max_words" in drops[0].record.detail
+    assert r.e.cx.judged is None
