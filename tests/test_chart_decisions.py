@@ -334,8 +334,6 @@ EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
                                   "open and the agent marker only if the detector was told "
                                   "(flag); sets the ignore window only while interruption "
                                   "detection is effective, less the boundary option's cooldown"),
-    ("backchannel.py", "_drop"): (1, "a verdict-covered overlap stops being 'over agent' "
-                                  "only while the user speaks (segment flags shadow regions)"),
     ("commit.py", "cancel_commit"): (1, _COMMIT_FLAGS),
     ("commit.py", "finalize"): (1, _COMMIT_FLAGS),
     ("commit.py", "commit_delivered"): (1, _COMMIT_FLAGS),

@@ -126,7 +126,7 @@ def config_key(d: Driver) -> tuple[Any, ...]:
               for cr in d.commits.values() if not cr.results or cr is d.active_commit),
         d.tracker_prev, d.lang_specific_seen,
         # the default profile's segment (final wait, backchannels)
-        cx.segment_over_agent, cx.segment_verdict, cx.segment_final, cx.segment_open,
+        cx.segment_final, cx.segment_open,
     )
 
 

@@ -81,8 +81,6 @@ class Context:
         # the latest VAD segment (default profile: final wait and backchannels)
         self.segment_onset: float | None = None
         self.segment_open = False  # a VAD start began it and no VAD end has closed it
-        self.segment_over_agent = False  # it started while the agent spoke
-        self.segment_verdict: bool | None = None  # the detector's verdict on its overlap
         self.segment_final = False  # a final of it (or after it, untimed) arrived
         self.final_wait_epoch = 0
         # the pending decision and commit
@@ -260,8 +258,6 @@ class Context:
         """A VAD segment started at ``onset``: nothing of it is transcribed yet."""
         self.segment_onset = onset
         self.segment_open = True
-        self.segment_over_agent = self.agent_speaking
-        self.segment_verdict = None
         self.segment_final = False
 
     def note_final(self, e: ev.SttFinal) -> None:

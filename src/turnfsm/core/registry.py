@@ -72,7 +72,7 @@ REQUIRED_EVENTS = frozenset({
     "left_stt", "agent_over_user", "wait_begins", "wait_due_soon", "vad_stream_closed",
     "commit_finalizes", "commit_finalizes_after_final", "commit_cancelled", "close_settled",
     "released_final", "released_preflight", "released_interim", "released_start",
-    "released_end", "gate_opened",
+    "released_end", "gate_opened", "words_interrupted",
     *input_chart_events(),  # the input classes' own (turnfsm.events)
 })
 

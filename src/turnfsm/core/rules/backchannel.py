@@ -34,6 +34,19 @@ from .speech import report_speech_end, report_stream_stop, report_stt_stop
 
 #: the seam region a dropped backchannel moves (``backchannel_drop``), read by the guards
 _DROP = ("backchannel_drop", frozenset({"dropped"}))
+#: region ``utterance``: each state as (began over agent speech, the verdict on it)
+_UTTERANCE: dict[str, tuple[bool, bool | None]] = {
+    "quiet": (False, None), "over_agent": (True, None),
+    "interruption": (False, True), "not_interruption": (False, False),
+    "over_agent_interruption": (True, True), "over_agent_not_interruption": (True, False),
+}
+_UTTER = ("utterance", frozenset(_UTTERANCE))
+
+
+def _segment(cx: Context) -> tuple[bool, bool | None]:
+    """The latest VAD segment: whether it began over agent speech, and the verdict on it
+    (the detector's, or its words'; None: none yet), from region ``utterance``."""
+    return _UTTERANCE[cx.state_of("utterance")]
 
 
 def _turn_has_words(cx: Context) -> bool:
@@ -59,13 +72,14 @@ def _short(cx: Context, text: str, language: str | None) -> str | None:
 def backchannel_reason(cx: Context, text: str, language: str | None, *,
                        ended: bool) -> str | None:
     """Why the utterance ``text`` (its speech ``ended`` or not) is a backchannel, or None."""
-    if not cx.segment_over_agent or _turn_has_words(cx) or not text.strip():
+    over_agent, verdict = _segment(cx)
+    if not over_agent or _turn_has_words(cx) or not text.strip():
         return None
     if cx.in_state("mode", "manual") or cx.in_state("mode", "realtime"):
         return None  # the host commits: what the user says is the user's
-    if cx.segment_verdict is True:
+    if verdict is True:
         return None
-    if cx.segment_verdict is False:
+    if verdict is False:
         return "the interruption detector judged it not an interruption"
     if not ended:
         return None
@@ -95,7 +109,8 @@ def _reason(cx: Context) -> str:
 
 def _exceeds(cx: Context, e: Any) -> bool:
     """The held finals with ``e`` are more than a backchannel (speech begun over the agent)."""
-    if not cx.segment_over_agent or cx.segment_verdict is not None:
+    over_agent, verdict = _segment(cx)
+    if not over_agent or verdict is not None:
         return False
     text = _utterance(cx, e)
     return bool(text) and _short(cx, text, getattr(e, "language", None)) is None
@@ -114,7 +129,8 @@ def wordless_backchannel_reason(cx: Context, e: Any) -> str | None:
     (no STT attached: a speech-to-speech stack), or None. It began over agent speech, no
     earlier speech of the turn precedes it, and either the detector judged it not an
     interruption, or (no verdict) it lasted at most ``backchannel_max_duration``."""
-    if not cx.segment_over_agent or cx.in_state("stt_input", "attached"):
+    over_agent, verdict = _segment(cx)
+    if not over_agent or cx.in_state("stt_input", "attached"):
         return None
     if cx.in_state("mode", "manual") or cx.in_state("mode", "realtime"):
         return None  # the host commits: what the user says is the user's
@@ -122,9 +138,9 @@ def wordless_backchannel_reason(cx: Context, e: Any) -> str | None:
     start = cx.turn.user_turn_start
     if onset is None or (start is not None and start < cx.onset_at(onset) - 1e-6):
         return None  # the turn holds speech from before it: this joins the turn
-    if cx.segment_verdict is True:
+    if verdict is True:
         return None
-    if cx.segment_verdict is False:
+    if verdict is False:
         return "the interruption detector judged it not an interruption"
     limit = cx.options.backchannel_max_duration
     duration = _speech_end(cx, e) - onset
@@ -134,7 +150,7 @@ def wordless_backchannel_reason(cx: Context, e: Any) -> str | None:
     return None
 
 
-@RULES.guard("wordless_backchannel")
+@RULES.guard("wordless_backchannel", needs=_UTTER)
 def wordless_backchannel(cx: Context, e: Any) -> bool:
     """The speech that just ended, with no STT to transcribe it, is a backchannel (see
     :func:`wordless_backchannel_reason`)."""
@@ -169,6 +185,12 @@ def after_backchannel(cx: Context, e: Any) -> bool:
     return cx.in_state("backchannel_drop", "dropped") and not cx.turn.span_open
 
 
+@RULES.guard("verdict_interrupts")
+def verdict_interrupts(cx: Context, e: Any) -> bool:
+    """The detector's verdict says the overlap is an interruption."""
+    return isinstance(e, ev.OverlapVerdict) and e.is_interruption
+
+
 @RULES.guard("holds_over_agent")
 def holds_over_agent(cx: Context, e: Any) -> bool:
     """User speech over the agent is judged: a detector is effective, or a VAD is attached
@@ -179,7 +201,7 @@ def holds_over_agent(cx: Context, e: Any) -> bool:
         and (cx.in_state("mode", "vad") or cx.in_state("mode", "stt")))
 
 
-@RULES.guard("backchannel_final")
+@RULES.guard("backchannel_final", needs=_UTTER)
 def backchannel_final(cx: Context, e: Any) -> bool:
     """The final, with what is held, is a backchannel whose speech ended (see the module)."""
     if not isinstance(e, ev.SttFinal):
@@ -188,33 +210,33 @@ def backchannel_final(cx: Context, e: Any) -> bool:
                                           ended=not cx.user_speaking))
 
 
-@RULES.guard("words_interrupt")
+@RULES.guard("words_interrupt", needs=_UTTER)
 def words_interrupt(cx: Context, e: Any) -> bool:
     """No detector judges this overlap, and its words are more than a backchannel."""
     return not cx.interruption_effective and _exceeds(cx, e)
 
 
-@RULES.guard("words_exceed")
+@RULES.guard("words_exceed", needs=_UTTER)
 def words_exceed(cx: Context, e: Any) -> bool:
     """The utterance being judged is more than a backchannel: it is the user's turn."""
     return _exceeds(cx, e)
 
 
-@RULES.guard("held_backchannel")
+@RULES.guard("held_backchannel", needs=_UTTER)
 def held_backchannel(cx: Context, e: Any) -> bool:
     """The speech just ended, and what is held of it is a backchannel."""
     return _judged(cx, backchannel_reason(cx, _held_text(cx), None, ended=True))
 
 
-@RULES.guard("judged_backchannel")
+@RULES.guard("judged_backchannel", needs=_UTTER)
 def judged_backchannel(cx: Context, e: Any) -> bool:
     """The detector judged the held utterance not an interruption, and the turn holds no
     words of its own: it is dropped whole (nothing trimmed)."""
-    return (cx.segment_verdict is False and bool(_held_text(cx))
+    return (_segment(cx)[1] is False and bool(_held_text(cx))
             and not _turn_has_words(cx))
 
 
-@RULES.guard("trimmed_backchannel")
+@RULES.guard("trimmed_backchannel", needs=_UTTER)
 def trimmed_backchannel(cx: Context, e: Any) -> bool:
     """The agent stopped: what is held minus the head inside its ignore window is a
     backchannel (its speech ended, or the verdict says so)."""
@@ -223,15 +245,16 @@ def trimmed_backchannel(cx: Context, e: Any) -> bool:
                                           ended=not cx.user_speaking))
 
 
-@RULES.guard("still_judging")
+@RULES.guard("still_judging", needs=_UTTER)
 def still_judging(cx: Context, e: Any) -> bool:
     """The agent stopped while an utterance begun over it goes on, and it may still be a
     backchannel."""
-    if not (cx.user_speaking and cx.segment_over_agent and not _turn_has_words(cx)):
+    over_agent, verdict = _segment(cx)
+    if not (cx.user_speaking and over_agent and not _turn_has_words(cx)):
         return False
-    if cx.segment_verdict is False and cx.in_state("stt_input", "detached"):
+    if verdict is False and cx.in_state("stt_input", "detached"):
         return True  # no words will come: judged a backchannel, dropped when it ends
-    if cx.segment_verdict is not None:
+    if verdict is not None:
         return False  # judged: dropped (not an interruption) or released now
     text = _held_text(cx)
     return not text or _short(cx, text, None) is not None
@@ -245,10 +268,8 @@ def _drop(cx: Context, finals: list[ev.SttEvent], why: str) -> None:
                 record=out.DropRecord(rule="P3", detail=why, ended_at=cx.last_speaking_time)))
     cx.turn.interim = ""
     cx.segment_final = True  # its final came: nothing of it is due (final_wait)
-    if cx.user_speaking and cx.segment_verdict is False:
-        # the verdict covered the overlap, whose words are gone now: what the user says on
-        # is the user's own
-        cx.segment_over_agent = False
+    # a verdict-covered overlap whose words are gone stops counting as over the agent while
+    # the user goes on (region utterance, on backchannel_dropped)
     cx.raise_("backchannel_dropped")
 
 
@@ -312,7 +333,7 @@ def interrupt_by_words(cx: Context, e: ev.SttTranscript) -> None:
     extra = "" if isinstance(e, ev.SttFinal) else e.text
     words = count_words(f"{_held_text(cx)} {extra}")
     cx.verdict_interruption = True
-    cx.segment_verdict = True
+    cx.raise_("words_interrupted")  # region utterance: its verdict
     cx.emit(out.Interruption(
         t=cx.now, ref=e.ref, detected_at=cx.now, overlap_started_at=onset, probability=1.0,
         record=out.InterruptionRecord(
