@@ -162,8 +162,9 @@ def test_engine_names_are_declared_by_the_chart() -> None:
     used = set(re.findall(r'(?:in_state|index)\("([a-z_]+)", "([a-z_]+)"\)', src))
     assert used, "the pattern no longer finds the engine's state references"
     optional: dict[str, set[str]] = {}
-    for region, states in RULES.needs.values():
-        optional.setdefault(region, set()).update(states)
+    for needs in RULES.needs.values():
+        for region, states in needs:
+            optional.setdefault(region, set()).update(states)
     for region, state in used:
         assert state in REQUIRED_STATES.get(region, ()) or state in optional.get(region, ()), \
             (region, state)
@@ -379,3 +380,19 @@ def test_only_a_seam_region_may_have_a_state_no_transition_enters(tmp_path: Path
     assert any("'seam' must be true or false" in x for x in info.value.problems)
     p.write_text(base)
     assert any(r.seam and r.name == "final_wait" for r in read_chart(p).regions)
+
+
+def test_a_rule_may_need_several_regions_and_each_is_checked() -> None:
+    """The backchannel guards read two regions (utterance, utterance_verdict): a chart
+    without either is refused, naming the rule and the missing region."""
+    import attrs
+
+    from turnfsm.core.profiles import get_profile
+
+    chart = get_profile("default").chart
+    assert ("utterance", frozenset({"over_agent"})) in RULES.needs["still_judging"]
+    for gone in ("utterance", "utterance_verdict"):
+        mutant = attrs.evolve(chart, regions=tuple(r for r in chart.regions
+                                                   if r.name != gone))
+        problems = RULES.requirements(mutant)
+        assert any(f"'still_judging' reads region {gone!r}" in p for p in problems), problems

@@ -34,19 +34,18 @@ from .speech import report_speech_end, report_stream_stop, report_stt_stop
 
 #: the seam region a dropped backchannel moves (``backchannel_drop``), read by the guards
 _DROP = ("backchannel_drop", frozenset({"dropped"}))
-#: region ``utterance``: each state as (began over agent speech, the verdict on it)
-_UTTERANCE: dict[str, tuple[bool, bool | None]] = {
-    "quiet": (False, None), "over_agent": (True, None),
-    "interruption": (False, True), "not_interruption": (False, False),
-    "over_agent_interruption": (True, True), "over_agent_not_interruption": (True, False),
-}
-_UTTER = ("utterance", frozenset(_UTTERANCE))
+#: region ``utterance_verdict``: each state as the verdict (None: none yet)
+_VERDICT: dict[str, bool | None] = {
+    "none": None, "interruption": True, "not_interruption": False}
+_UTTER = (("utterance", frozenset({"over_agent"})),
+          ("utterance_verdict", frozenset(_VERDICT)))
 
 
 def _segment(cx: Context) -> tuple[bool, bool | None]:
-    """The latest VAD segment: whether it began over agent speech, and the verdict on it
-    (the detector's, or its words'; None: none yet), from region ``utterance``."""
-    return _UTTERANCE[cx.state_of("utterance")]
+    """The latest VAD segment: whether it began over agent speech (region ``utterance``),
+    and the verdict on it (the detector's, or its words'; None: none yet)."""
+    return (cx.in_state("utterance", "over_agent"),
+            _VERDICT[cx.state_of("utterance_verdict")])
 
 
 def _turn_has_words(cx: Context) -> bool:
@@ -333,7 +332,7 @@ def interrupt_by_words(cx: Context, e: ev.SttTranscript) -> None:
     extra = "" if isinstance(e, ev.SttFinal) else e.text
     words = count_words(f"{_held_text(cx)} {extra}")
     cx.verdict_interruption = True
-    cx.raise_("words_interrupted")  # region utterance: its verdict
+    cx.raise_("words_interrupted")  # region utterance_verdict
     cx.emit(out.Interruption(
         t=cx.now, ref=e.ref, detected_at=cx.now, overlap_started_at=onset, probability=1.0,
         record=out.InterruptionRecord(

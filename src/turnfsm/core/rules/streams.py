@@ -104,7 +104,7 @@ def detector_removed(cx: Context, e: Any) -> None:
 @RULES.action("take_verdict", ev.OverlapVerdict)
 def take_verdict(cx: Context, e: ev.OverlapVerdict) -> None:
     """Remember the verdict; an interruption is reported at once."""
-    cx.verdict_interruption = e.is_interruption  # the segment's: region utterance
+    cx.verdict_interruption = e.is_interruption  # the segment's: region utterance_verdict
     if e.is_interruption:
         detected = cx.now if e.detected_at is None else e.detected_at
         cx.emit(out.Interruption(
