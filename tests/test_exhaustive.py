@@ -113,7 +113,8 @@ def config_key(d: Driver) -> tuple[Any, ...]:
     cx = e.cx
     c, turn = cx.commit, cx.turn
     return (
-        tuple(s for r, s in e.state().items() if r not in _MEMO), turn.transcript, turn.interim, turn.preflight, cx.promoted,
+        tuple(s for r, s in e.state().items() if r not in _MEMO), turn.transcript,
+        turn.interim, turn.preflight, cx.promoted,
         tuple(x for _, x in turn.finals),
         tuple((type(h).__name__, getattr(h, "text", None)) for h in cx.held),
         cx.tracker.words, turn.skip_reply_sticky, cx.last_language, turn.span_open,
