@@ -410,7 +410,8 @@ def shells() -> dict[str, Any]:
 
 
 def gate() -> dict[str, Any]:
-    """The gate region's transitions: the base chart's and the default profile's."""
+    """The gate region's transitions, the base chart's and the default profile's; what the
+    default profile replaces (seams only?) and how many of its rows restate a base row."""
     from turnfsm.core.profiles import get_profile
 
     def n(profile: str) -> int:
@@ -418,16 +419,35 @@ def gate() -> dict[str, Any]:
 
     import yaml
     raw = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())
-    gate_src = next(r for r in raw["chart"]["regions"] if r["name"] == "gate")
+    chart = raw.get("chart") or {}
+    regions = chart.get("regions") or []
+    gate_src = next((r for r in regions if r["name"] == "gate"), {"transitions": []})
     base = yaml.safe_load((ROOT / "states.yaml").read_text())
     base_gate = next(r for r in base["regions"] if r["name"] == "gate")
+    seams = {r["name"] for r in base["regions"] if r.get("seam")}
+    replaced = [r["replaces"] for r in regions if "replaces" in r]
+
+    def rows(ts: Any) -> list[str]:
+        return [yaml.safe_dump(t, sort_keys=True) for t in ts or []]
+
+    base_rows = {r["name"]: set(rows(r.get("transitions"))) for r in base["regions"]}
+    restated = {r.get("replaces") or r["name"]: sum(
+        1 for t in rows(r.get("transitions")) if t in base_rows.get(
+            r.get("replaces") or r["name"], set())) for r in regions}
+    added = [t for region, p in (chart.get("patch") or {}).items()
+             for t in rows(p.get("add")) if t in base_rows.get(region, set())]
     return {"base_gate_rows": len(base_gate["transitions"]),
             "default_gate_rows": len(gate_src["transitions"]),
             "base_gate_transitions_expanded": n("livekit"),
             "default_gate_transitions_expanded": n("default"),
-            "substitutions": len(raw["chart"].get("substitute", {})),
-            "patch_replacements": sum(len(p.get("replace", []))
-                                      for p in raw["chart"].get("patch", {}).values())}
+            "substitutions": len(chart.get("substitute") or {}),
+            "patch_replacements": sum(len(p.get("replace") or [])
+                                      for p in (chart.get("patch") or {}).values()),
+            "seams_in_base": sorted(seams),
+            "replaced_regions": replaced,
+            "replaced_non_seams": sorted(set(replaced) - seams),
+            "restated_base_rows": sum(restated.values()) + len(added),
+            "restated_by_region": {k: v for k, v in restated.items() if v}}
 
 
 # -- the import structure -----------------------------------------------------------------------

@@ -869,7 +869,7 @@ def check_i6_bounded_hold(drv: Driver, step: Step) -> None:
     if not held:
         return
     if drv.profile == "default":  # held while the agent speaks, or while judging after it
-        if step.after["gate"] not in ("holding", "judging"):
+        if step.after["gate"] != "holding":
             _fail(drv, "I6", f"{len(held)} events held with the gate {step.after['gate']}")
         return
     if step.after["agent_speech"] == "silent" and step.after["overlap"] == "none":
@@ -1165,6 +1165,8 @@ def check_i22_no_release_pending(drv: Driver, step: Step) -> None:
         # the default gate holds while the agent speaks with a VAD attached (or judges, the
         # agent silent, an utterance begun over it); it passes through after an interruption
         gate, vad = step.after["gate"], step.after["vad_input"] == "attached"
+        if gate == "holding" and step.after["judge"] == "judging":
+            gate = "judging"  # the gate holds, the judge judges an utterance the agent left
         agent = step.after["agent_speech"] == "speaking"
         if (gate == "holding" and not (agent and vad)) or \
                 (gate == "judging" and (agent or not vad)):

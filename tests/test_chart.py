@@ -162,19 +162,20 @@ def test_engine_names_are_declared_by_the_chart() -> None:
     used = set(re.findall(r'(?:in_state|index)\("([a-z_]+)", "([a-z_]+)"\)', src))
     assert used, "the pattern no longer finds the engine's state references"
     optional: dict[str, set[str]] = {}
-    for region, states in RULES.needs.values():
-        optional.setdefault(region, set()).update(states)
+    for needs in RULES.needs.values():
+        for region, states in needs:
+            optional.setdefault(region, set()).update(states)
     for region, state in used:
         assert state in REQUIRED_STATES.get(region, ()) or state in optional.get(region, ()), \
             (region, state)
 
 
 def test_a_chart_naming_a_rule_without_the_region_it_reads_is_refused(tmp_path: Path) -> None:
-    """`holds_for_final` reads the default profile's final_wait region: a chart that names it
-    without declaring that region is refused, naming the rule and the region."""
-    text = (ROOT / "states.yaml").read_text().replace(
-        "guard: [may_decide, model_applies], actions: [start_wait]}",
-        "guard: [may_decide, model_applies, not holds_for_final], actions: [start_wait]}")
+    """`holds_for_final` reads the final_wait seam region: a chart that names it without
+    declaring that region is refused, naming the rule and the region."""
+    base = (ROOT / "states.yaml").read_text()
+    start, end = base.index("  - name: final_wait\n"), base.index("  - name: turn\n")
+    text = base[:start] + base[end:]
     p = tmp_path / "mine.yaml"
     p.write_text(text)
     with pytest.raises(ChartError) as info:
@@ -221,7 +222,7 @@ def test_check_command_lists_every_problem_with_location(
     assert f"{bad}:" in err and "initial state 'runnin'" in err
     assert "action 'restart_sst' is not registered" in err
     assert main(["check"]) == 0
-    assert "ok (17 regions" in capsys.readouterr().out
+    assert f"ok ({len(default_chart().regions)} regions" in capsys.readouterr().out
 
 
 def test_an_action_routed_an_event_it_cannot_read_is_refused(tmp_path: Path) -> None:
@@ -370,3 +371,40 @@ def test_literals_decide_at_run_time_on_both_backends(tmp_path: Path, backend: s
                backend=backend)  # type: ignore[arg-type]
     e.handle(ev.UpdateOptions(t=1.0, set_turn_detection=True, turn_detection="vad"))
     assert e.state()["mode"] == "vad"
+
+
+def test_only_a_seam_region_may_have_a_state_no_transition_enters(tmp_path: Path) -> None:
+    """A state nothing enters is refused, except in a `seam: true` region (a profile's
+    replacement enters it); `seam` must be a boolean."""
+    base = (ROOT / "states.yaml").read_text()
+    assert "    seam: true\n" in base
+    p = tmp_path / "mine.yaml"
+    seam = "  - name: final_wait\n    seam: true\n"
+    assert seam in base
+    p.write_text(base.replace(seam, "  - name: final_wait\n"))
+    with pytest.raises(ChartError) as info:
+        read_chart(p)
+    assert any("state 'pending' is unreachable from 'settled'" in x
+               for x in info.value.problems)
+    p.write_text(base.replace(seam, "  - name: final_wait\n    seam: maybe\n"))
+    with pytest.raises(ChartError) as info:
+        read_chart(p)
+    assert any("'seam' must be true or false" in x for x in info.value.problems)
+    p.write_text(base)
+    assert any(r.seam and r.name == "final_wait" for r in read_chart(p).regions)
+
+
+def test_a_rule_may_need_several_regions_and_each_is_checked() -> None:
+    """The backchannel guards read two regions (utterance, utterance_verdict): a chart
+    without either is refused, naming the rule and the missing region."""
+    import attrs
+
+    from turnfsm.core.profiles import get_profile
+
+    chart = get_profile("default").chart
+    assert ("utterance", frozenset({"over_agent"})) in RULES.needs["still_judging"]
+    for gone in ("utterance", "utterance_verdict"):
+        mutant = attrs.evolve(chart, regions=tuple(r for r in chart.regions
+                                                   if r.name != gone))
+        problems = RULES.requirements(mutant)
+        assert any(f"'still_judging' reads region {gone!r}" in p for p in problems), problems

@@ -50,9 +50,7 @@ OPTION_ROOTS = frozenset({"options", "eou_model", "limit", "boundary", "endpoint
 #: be declared) should hold. ``wait`` and ``commit`` are records whose presence and flags
 #: (``resolved``, ``finalized``, ``new_speech``) make sub-machines of the turn and commit
 #: regions.
-SHADOW = frozenset({"segment_over_agent", "segment_verdict",
-                    "segment_final", "segment_dropped",
-                    "verdict_interruption", "wait", "commit"})
+SHADOW = frozenset({"segment_final", "verdict_interruption", "wait", "commit"})
 
 #: The flags of those records that are states (their other fields are data).
 RECORD_STATE = frozenset({"resolved", "finalized", "new_speech", "onsets", "wait_id", "cid"})
@@ -337,50 +335,9 @@ def rules_points(sources: dict[str, str] | None = None) -> list[Point]:
 
 # (file, function): (decision points, why the choice is still made in Python). Issue 23's
 # rebuild removes them; docs/design/chart-rebuild.md says which region or guard takes each.
-_BACKCHANNEL_END = ("whether a VAD end opens the turn's span after a dropped backchannel "
-                    "(segment_dropped, a shadow of vad_segment); the default profile "
-                    "substitutes this for the base action")
 EXCEPTIONS: dict[tuple[str, str], tuple[int, str]] = {
-    ("backchannel.py", "_short"): (1, "the word-count judgement against "
-                                   "backchannel_max_words, shared by guards and by the drop "
-                                   "record's reason text"),
-    ("backchannel.py", "backchannel_reason"): (4, "the backchannel judgement (segment over "
-                                               "agent, verdict flags, mode) computed for "
-                                               "guards and again by actions for the record"),
-    ("backchannel.py", "_drop"): (1, "a verdict-covered overlap stops being 'over agent' "
-                                  "only while the user speaks (segment flags shadow regions)"),
-    ("backchannel.py", "drop_backchannel"): (2, "re-judges for the drop record's detail, "
-                                             "passing the user's speech state on"),
-    ("backchannel.py", "drop_held_backchannel"): (1, "re-judges for the drop record's detail"),
-    ("backchannel.py", "_release_or_drop"): (1, "chooses release or drop in Python when the "
-                                             "agent stops or the utterance ends"),
-    ("backchannel.py", "release_dropping_backchannels"): (2, "drop whole on a 'not an "
-                                                          "interruption' verdict, or trim "
-                                                          "then judge: chosen in Python"),
-    ("backchannel.py", "wordless_backchannel_reason"): (5, "the wordless backchannel "
-                                                        "judgement (segment over agent, STT "
-                                                        "region, mode, verdict flags, "
-                                                        "backchannel_max_duration) computed "
-                                                        "for the guard and again for the "
-                                                        "drop record"),
-    ("backchannel.py", "drop_wordless_backchannel"): (1, "re-judges for the drop record's "
-                                                      "detail (the duration against "
-                                                      "backchannel_max_duration)"),
-    ("backchannel.py", "interrupt_by_words"): (1, "the record names the agent's start only "
-                                               "while the agent speaks"),
-    ("backchannel.py", "report_vad_end_after_backchannels"): (1, _BACKCHANNEL_END),
-    ("backchannel.py", "report_stream_end_after_backchannels"): (1, _BACKCHANNEL_END),
-    ("speech.py", "report_stt_end"): (1, _BACKCHANNEL_END),
     ("streams.py", "vad_window"): (1, "the VAD window data path (before the machine) drops "
                                    "windows while vad_input is detached"),
-    ("transcripts.py", "process_final"): (1, "words after a dropped backchannel start the "
-                                          "turn (segment_dropped)"),
-    ("transcripts.py", "release_stt_start"): (1, "a released STT start of speech acts only "
-                                              "in stt mode: the released path (PROCESSORS) "
-                                              "does not go through the chart yet"),
-    ("transcripts.py", "release_stt_end"): (1, "a released STT end of speech acts only in "
-                                            "stt mode: the released path (PROCESSORS) does "
-                                            "not go through the chart yet"),
 }
 
 

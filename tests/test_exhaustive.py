@@ -98,6 +98,12 @@ def _order(*xs: float | None) -> tuple[int, ...]:
     return tuple(-1 if x is None else known.index(round(x, 6)) for x in xs)
 
 
+#: Seam regions set on the very event that reads them (which model refines the decision
+#: just asked for; whether the gate holds at an agent start or attach): what they hold is
+#: that event's decision, never read on a later one, so it decides no future.
+_MEMO = frozenset({"model_source", "hold_policy"})
+
+
 def config_key(d: Driver) -> tuple[Any, ...]:
     """What decides the future, with times abstracted to their order (and refs dropped):
     region states, texts and buffers, flags, the pending timers in deadline order, how the
@@ -107,7 +113,8 @@ def config_key(d: Driver) -> tuple[Any, ...]:
     cx = e.cx
     c, turn = cx.commit, cx.turn
     return (
-        tuple(e.state().values()), turn.transcript, turn.interim, turn.preflight, cx.promoted,
+        tuple(s for r, s in e.state().items() if r not in _MEMO), turn.transcript,
+        turn.interim, turn.preflight, cx.promoted,
         tuple(x for _, x in turn.finals),
         tuple((type(h).__name__, getattr(h, "text", None)) for h in cx.held),
         cx.tracker.words, turn.skip_reply_sticky, cx.last_language, turn.span_open,
@@ -126,8 +133,7 @@ def config_key(d: Driver) -> tuple[Any, ...]:
               for cr in d.commits.values() if not cr.results or cr is d.active_commit),
         d.tracker_prev, d.lang_specific_seen,
         # the default profile's segment (final wait, backchannels)
-        cx.segment_over_agent, cx.segment_verdict, cx.segment_final,
-        cx.segment_dropped,
+        cx.segment_final,
     )
 
 

@@ -69,15 +69,20 @@ def speech(r: Run, start: float, end: float, text: str | None = None,
 
 
 def test_the_default_profile_is_the_default_of_the_engine() -> None:
-    """Engine() runs the default profile's chart (the livekit chart plus the final wait and
-    the judging gate); profile="livekit" runs states.yaml as written."""
+    """Engine() runs the default profile's chart (the livekit chart with its seams replaced:
+    the final wait, the judge, ...); profile="livekit" runs states.yaml as written."""
     assert DEFAULT_PROFILE == "default" and set(PROFILES) == {"default", "livekit"}
     e = Engine()
     assert e.profile.name == "default" and e.chart is get_profile("default").chart
     regions = [r.name for r in e.chart.regions]
-    assert regions.index("final_wait") == regions.index("turn") - 1
+    # the seams turn reads on the same event stand before it
+    assert regions.index("final_wait") < regions.index("turn")
+    assert regions.index("model_source") == regions.index("turn") - 1
     gate = next(r for r in e.chart.regions if r.name == "gate")
-    assert gate.states == ("passthrough", "holding", "judging")
+    assert gate.states == ("passthrough", "holding")  # the base gate, not restated
+    judge = next(r for r in e.chart.regions if r.name == "judge")
+    assert judge.states == ("idle", "judging")
+    assert regions.index("judge") == regions.index("gate") + 1
     assert Engine(profile="livekit").chart is default_chart()
 
 
@@ -110,16 +115,53 @@ def test_a_profile_file_is_an_overlay_checked_like_a_chart(tmp_path: Path) -> No
     assert next(r for r in e.chart.regions if r.name == "turn").doc == "my turn"
     bad = tmp_path / "bad.yaml"
     bad.write_text("profile: bad\nchart:\n  regions:\n    - {name: x, before: nowhere, "
-                   "initial: a, states: {a: {}}}\n  patch:\n    turn:\n      replace:\n"
-                   "        - match: {event: no_such_event}\n          with: []\n")
+                   "initial: a, states: {a: {}}}\n  patch:\n    nowhere:\n      add:\n"
+                   "        - {event: vad_end, source: idle}\n")
     with pytest.raises(ChartError) as info:
         read_profile(bad)
     text = "\n".join(info.value.problems)
     assert f"{bad}:4: chart.regions[0] (x): before names unknown region 'nowhere'" in text
-    assert f"{bad}:8: chart.patch.turn.replace[0]: matches no transition" in text
+    assert "chart.patch.nowhere: no region 'nowhere' to patch" in text
     (tmp_path / "opts.yaml").write_text("profile: o\noptions: {min_delay: 1}\n")
     with pytest.raises(ChartError, match=r"opts.yaml:1: .*unknown option\(s\) \['min_delay'\]"):
         read_profile(tmp_path / "opts.yaml")
+
+
+def test_the_removed_overlay_keys_are_refused_naming_the_key_and_the_file(
+        tmp_path: Path) -> None:
+    """`substitute` and `patch.REGION.replace` are not part of the overlay format: a profile
+    using them is refused with its file, the line and what to write instead."""
+    old = tmp_path / "old.yaml"
+    old.write_text("profile: old\nchart:\n  patch:\n    turn:\n      replace:\n"
+                   "        - match: {event: vad_end}\n          with: []\n"
+                   "  substitute: {report_vad_end: report_vad_end_after_backchannels}\n")
+    with pytest.raises(ChartError) as info:
+        read_profile(old)
+    problems = info.value.problems
+    assert any(p.startswith(f"{old}:5: chart.patch.turn.replace ") and "seam region" in p
+               for p in problems), problems
+    assert any(p.startswith(f"{old}:3: chart.substitute ") and "replaces: REGION" in p
+               for p in problems), problems
+    assert len(problems) == 2, problems
+
+
+def test_the_default_profile_restates_no_row_of_the_base_chart() -> None:
+    """The default profile replaces seam regions only (small regions the base chart marks
+    `seam: true`; the judge, not a second gate, decides about backchannels), and what it
+    adds to the base's other regions is not a row the base chart writes."""
+    import yaml
+
+    base = yaml.safe_load((ROOT / "states.yaml").read_text())
+    prof = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())
+    seams = {r["name"] for r in base["regions"] if r.get("seam")}
+    replaced = {r["replaces"] for r in prof["chart"]["regions"] if "replaces" in r}
+    assert replaced and replaced <= seams
+    assert all("replaces" in r for r in prof["chart"]["regions"])  # no second gate
+    assert "gate" not in replaced and "turn" not in replaced
+    rows = {yaml.safe_dump(t, sort_keys=True) for r in base["regions"]
+            for t in r.get("transitions") or []}
+    added = [t for p in (prof["chart"].get("patch") or {}).values() for t in p.get("add") or []]
+    assert added and not [t for t in added if yaml.safe_dump(t, sort_keys=True) in rows]
 
 
 def test_a_trace_without_a_profile_runs_on_livekit_and_a_header_may_name_one() -> None:
@@ -316,7 +358,7 @@ def test_an_utterance_the_agent_end_interrupts_is_judged_when_it_ends() -> None:
     r.at(2.1, ev.VadStartOfSpeech(t=2.1, speech_duration=0.1))
     r.at(2.4, ev.SttFinal(t=2.4, text="okay"))
     r.at(2.5, ev.AgentSpeechEnded(t=2.5))
-    assert r.e.in_state("gate", "judging")
+    assert r.e.in_state("judge", "judging")
     r.at(2.8, ev.VadEndOfSpeech(t=2.8, silence_duration=0.2)).advance(6.0)
     assert [(d.text, d.reason) for d in r.of(out.TranscriptDropped)] == [("okay", "backchannel")]
     assert r.turns() == [] and r.e.in_state("gate", "passthrough")
@@ -487,7 +529,7 @@ def test_wordless_backchannel_still_going_when_the_agent_stops_is_dropped_at_its
     r.at(0.0, ev.AgentSpeechStarted(t=0.0))
     r.at(2.1, ev.VadStartOfSpeech(t=2.1, speech_duration=0.1))
     r.at(2.3, ev.AgentSpeechEnded(t=2.3))
-    assert r.e.in_state("gate", "judging")
+    assert r.e.in_state("judge", "judging")
     r.at(2.7, ev.VadEndOfSpeech(t=2.7, silence_duration=0.2))
     r.advance(6.0)
     assert r.turns() == [] and [d.text for d in r.of(out.TranscriptDropped)] == [""]
@@ -551,3 +593,37 @@ def test_listen_without_transcripts_drops_the_labelled_backchannels(name: str,
     eots = [o.t for o in outs if isinstance(o, out.EndOfTurn)]
     assert not any(a <= t <= b for t in eots for a, b in agent)
     assert len(eots) == len(truth["turns"])
+
+
+def test_every_drop_or_release_of_the_default_judge_is_its_own_guarded_transition() -> None:
+    """The default judge region answers "when is a held final dropped?": each transition
+    that drops names the judgement guard that found the backchannel and releases nothing;
+    each release is guarded by that guard negated (no action chooses between them)."""
+    chart = get_profile("default").chart
+    judge = [t for t in chart.transitions if t.region == "judge"]
+    finders = {"backchannel_final", "held_backchannel", "wordless_backchannel",
+               "judged_backchannel", "trimmed_backchannel", "still_judging"}
+    drops = [t for t in judge if any(a.startswith("drop_") for a in t.actions)]
+    releases = [t for t in judge if any(a.startswith("release_") for a in t.actions)]
+    assert len(drops) >= 6 and len(releases) >= 4
+    for t in drops:
+        positive = {g.name for g in t.guards if not g.negated}
+        assert positive & finders, t
+        assert not any(a.startswith("release_") for a in t.actions), t
+    for t in releases:
+        assert {g.name for g in t.guards if g.negated} & (finders | {"words_interrupt"}) \
+            or {g.name for g in t.guards} & {"words_interrupt", "words_exceed"}, t
+
+
+def test_a_judge_guard_s_finding_is_taken_by_its_drop_and_not_kept() -> None:
+    """The drop record's reason is the guard's finding, taken once: nothing of it is left
+    on the context after the step."""
+    r = Run("default")
+    r.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    r.at(0.5, ev.VadStartOfSpeech(t=0.5, speech_duration=0.1))
+    r.at(0.9, ev.SttFinal(t=0.9, text="uh huh"))
+    r.at(1.0, ev.VadEndOfSpeech(t=1.0, silence_duration=0.1))
+    drops = r.of(out.TranscriptDropped)
+    assert [d.reason for d in drops] == ["backchannel"]
+    assert drops[0].record is not None and "backchannel_max_words" in drops[0].record.detail
+    assert r.e.cx.judged is None

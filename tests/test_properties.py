@@ -747,12 +747,14 @@ def _unguarded(name: str) -> Callable[[Any], Any]:
 
 
 def _silent_drop(cx: Any, e: Any) -> None:
-    """A broken backchannel drop: the final vanishes without a record."""
+    """A broken backchannel drop: what is held (the judge's held finals) vanishes without a
+    record."""
+    cx.held = []
     cx.fire("backchannel_dropped")
 
 
 if "mutant_silent_drop" not in RULES.actions:
-    RULES.action("mutant_silent_drop", ev.SttFinal)(_silent_drop)
+    RULES.action("mutant_silent_drop")(_silent_drop)
 
 
 def _unfloored_accept(cx: Any, e: Any) -> None:
@@ -874,7 +876,7 @@ MUTANTS = [  # (engine factory, options, the invariant that catches it, profile)
      "P1", "default"),
     (chart_factory(rewired_chart(_without("turn", "backchannel_dropped", "forget_backchannel"),
                                  "default")), PLAIN_OPTIONS, "P3", "default"),
-    (chart_factory(rewired_chart(_replace_action("drop_backchannel", "mutant_silent_drop"),
+    (chart_factory(rewired_chart(_replace_action("drop_held_backchannel", "mutant_silent_drop"),
                                  "default")), PLAIN_OPTIONS, "I3", "default"),
     (chart_factory(rewired_chart(_replace_action("drop_wordless_backchannel",
                                                  "mutant_keep_wordless"), "default")),

@@ -104,7 +104,8 @@ def _line(obj: Any, default: int) -> int:
 
 _TOP_KEYS = {"chart", "version", "events", "regions"}
 _EVENT_KEYS = {"input", "data", "timer", "internal", "doc", "payload", "after"}
-_REGION_KEYS = {"name", "doc", "initial", "states", "transitions", "ignore", "ignore_in"}
+_REGION_KEYS = {"name", "doc", "initial", "states", "transitions", "ignore", "ignore_in",
+                "seam"}
 _TRANSITION_KEYS = {"event", "source", "dest", "guard", "actions", "doc"}
 
 
@@ -250,7 +251,12 @@ def build_chart(doc: Any, source: str, *, registry: Vocabulary | None = None) ->
             bad(rline, f"{where}: initial state {initial!r} is not one of {list(states)}")
             initial = states[0]
         slines = {str(st): _line(v, _line(raw_states, rline)) for st, v in raw_states.items()}
-        region = Region(rname, str(initial), states, docs, str(raw.get("doc", "")), rline, slines)
+        seam = raw.get("seam", False)
+        if not isinstance(seam, bool):
+            bad(rline, f"{where}: 'seam' must be true or false")
+            seam = False
+        region = Region(rname, str(initial), states, docs, str(raw.get("doc", "")), rline, slines,
+                        seam)
         regions.append(region)
 
         def check_state(s: Any, line: int, what: str, region: Region = region,
@@ -420,7 +426,7 @@ def _semantic_checks(chart: Chart, bad: Any) -> None:
                     reach.add(t.dest)
                     frontier.append(t.dest)
         for s in region.states:
-            if s not in reach:
+            if s not in reach and not region.seam:
                 bad(region.state_lines.get(s, region.line),
                     f"{where}: state {s!r} is unreachable from {region.initial!r}")
         # conflicts

@@ -111,6 +111,9 @@ class Region:
     doc: str
     line: int
     state_lines: Mapping[str, int] = attrs.field(factory=dict)
+    # a seam: a small region where profiles differ (a profile replaces it whole); a state
+    # only a profile's replacement enters may be unreachable in this chart
+    seam: bool = False
 
 
 @attrs.frozen

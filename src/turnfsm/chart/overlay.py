@@ -1,7 +1,8 @@
 """Chart overlays: a chart described as its differences from another one.
 
 A behaviour profile's chart (``profiles/*.yaml``) is an overlay on ``states.yaml``: it adds
-events and regions and patches the transitions of existing regions; the result is then
+events and regions, replaces whole regions (the base chart's seams, ``seam: true``: small
+regions where profiles differ), and adds transitions to existing regions; the result is then
 loaded and checked like any chart (:func:`turnfsm.chart.loader.build_chart`), so a composed
 chart obeys every rule a written one does (exclusive guards, every event handled or ignored
 in every state, registered names). An overlay document::
@@ -13,17 +14,14 @@ in every state, registered names). An overlay document::
         - {name: ..., before: turn, initial: ..., states: ..., transitions: ..., ignore_in: ...}
       patch:
         REGION:
-          replace:               # each `match` must select at least one written transition
-            - match: {event: E, source: S, guard: [G, ...]}   # source and guard optional
-              with: [TRANSITION, ...]                         # in place of what matched
-          add: [TRANSITION, ...]
+          add: [TRANSITION, ...]                              # added transitions
           ignore_in: {STATE: [EVENT, ...]}                    # added ignores
           doc: text                                           # replaces the region's doc
-      substitute: {ACTION: OTHER_ACTION}                      # in every transition
 
-A match compares the written entries: ``event`` and ``source`` as sets of names (a single
-name or ``"*"`` as written), ``guard`` as the set of guard terms (``not g`` and literals such
-as ``in: r.s`` included).
+A profile never edits or renames what the base chart wrote: where it must behave otherwise,
+the base chart has a seam region it replaces whole, so the diagram shows the difference as a
+region. The earlier keys ``patch.REGION.replace`` (transitions matched by their content) and
+``substitute`` (action renames) are refused with an error naming the key and the file.
 Every problem is reported with the overlay's file and line.
 """
 
@@ -33,10 +31,17 @@ import copy
 from typing import Any
 
 from ..errors import ChartError
-from .model import guard_term
 
-_OVERLAY_KEYS = {"events", "regions", "patch", "substitute"}
-_PATCH_KEYS = {"replace", "add", "ignore_in", "doc"}
+_OVERLAY_KEYS = {"events", "regions", "patch"}
+_PATCH_KEYS = {"add", "ignore_in", "doc"}
+#: Keys of the earlier overlay format, refused with what to do instead.
+_SUBSTITUTE = ("chart.substitute (action renames) is no longer part of the overlay format: "
+               "replace the base chart's seam region that runs the action, whole "
+               "(regions: - {name: REGION, replaces: REGION, ...})")
+_REPLACE = ("chart.patch.{region}.replace (transitions matched by their content) is no "
+            "longer part of the overlay format: replace the base chart's seam region whole "
+            "(regions: - {{name: REGION, replaces: REGION, ...}}), or add transitions with "
+            "patch.{region}.add")
 
 
 def _line(obj: Any, default: int) -> int:
@@ -51,25 +56,6 @@ def _set(v: Any) -> frozenset[str] | None:
     if isinstance(v, list) and all(isinstance(x, str) for x in v):
         return frozenset(v)
     return None
-
-
-def _guard_set(v: Any) -> frozenset[str] | None:
-    """Guard terms as written (names and literals, ``not`` included), canonical."""
-    terms = v if isinstance(v, list) else [v]
-    guards = [guard_term(x) for x in terms]
-    if any(g is None for g in guards):
-        return None
-    return frozenset(str(g) for g in guards)
-
-
-def _matches(t: Any, match: dict[str, Any]) -> bool:
-    if not isinstance(t, dict):
-        return False
-    for key in ("event", "source"):
-        if key in match and _set(t.get(key)) != _set(match[key]):
-            return False
-    return "guard" not in match or \
-        _guard_set(t.get("guard") or []) == _guard_set(match["guard"] or [])
 
 
 def compose(base: Any, overlay: Any, source: str) -> Any:
@@ -91,7 +77,9 @@ def compose(base: Any, overlay: Any, source: str) -> Any:
     if not isinstance(overlay, dict):
         raise ChartError([f"{source}:{_line(overlay, 1)}: 'chart' must be a mapping"], source)
     for k in overlay:
-        if k not in _OVERLAY_KEYS:
+        if k == "substitute":
+            bad(overlay, _SUBSTITUTE)
+        elif k not in _OVERLAY_KEYS:
             bad(overlay, f"chart: unknown key {k!r} (expected one of {sorted(_OVERLAY_KEYS)})")
     events = doc.setdefault("events", {})
     added = overlay.get("events") or {}
@@ -155,28 +143,11 @@ def compose(base: Any, overlay: Any, source: str) -> Any:
             bad(patch, f"{where}: must be a mapping", _line(patches, 1))
             continue
         for k in patch:
-            if k not in _PATCH_KEYS:
+            if k == "replace":
+                bad(patch, _REPLACE.format(region=rname))
+            elif k not in _PATCH_KEYS:
                 bad(patch, f"{where}: unknown key {k!r} (expected one of {sorted(_PATCH_KEYS)})")
         ts = region.setdefault("transitions", [])
-        for j, rep in enumerate(patch.get("replace") or []):
-            rwhere = f"{where}.replace[{j}]"
-            if not isinstance(rep, dict) or not isinstance(rep.get("match"), dict) or \
-                    not isinstance(rep.get("with", []), list):
-                bad(rep, f"{rwhere}: needs 'match' (a mapping) and 'with' (a list)",
-                    _line(patch, 1))
-                continue
-            match = rep["match"]
-            unknown = set(match) - {"event", "source", "guard"}
-            if unknown:
-                bad(match, f"{rwhere}.match: unknown key(s) {sorted(unknown)}")
-                continue
-            hits = [k for k, t in enumerate(ts) if _matches(t, match)]
-            if not hits:
-                bad(match, f"{rwhere}: matches no transition of region {rname!r}")
-                continue
-            first = hits[0]
-            kept = [t for k, t in enumerate(ts) if k not in hits]
-            ts[:] = kept[:first] + copy.deepcopy(list(rep.get("with") or [])) + kept[first:]
         add = patch.get("add") or []
         if not isinstance(add, list):
             bad(add, f"{where}.add must be a list of transitions")
@@ -196,20 +167,6 @@ def compose(base: Any, overlay: Any, source: str) -> Any:
         if "doc" in patch:
             region["doc"] = patch["doc"]
 
-    subst = overlay.get("substitute") or {}
-    if not isinstance(subst, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                              for k, v in subst.items()):
-        bad(subst, "chart.substitute must map action names to action names")
-        subst = {}
-    used: set[str] = set()
-    for region in regions:
-        for t in region.get("transitions") or [] if isinstance(region, dict) else []:
-            acts = t.get("actions") if isinstance(t, dict) else None
-            if isinstance(acts, list):
-                used |= {a for a in acts if a in subst}
-                t["actions"] = [subst.get(a, a) for a in acts]
-    for a in sorted(set(subst) - used):
-        bad(subst, f"chart.substitute: no transition names action {a!r}")
     if problems:
         raise ChartError(problems, source)
     return doc

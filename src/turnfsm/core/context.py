@@ -73,16 +73,14 @@ class Context:
         self.input_started_at: float | None = None  # the STT stream's time origin (D12)
         self.sample_rate: int | None = None
         self.held: list[ev.SttEvent] = []  # STT events held while the agent speaks
+        self.judged: str | None = None  # a backchannel guard's finding, for its drop record
         self.window: float | None = None  # the ignore window of the last agent speech
         self.agent_started_at: float | None = None
         self.verdict_interruption = False
         self.boundary_epoch = 0
         # the latest VAD segment (default profile: final wait and backchannels)
         self.segment_onset: float | None = None
-        self.segment_over_agent = False  # it started while the agent spoke
-        self.segment_verdict: bool | None = None  # the detector's verdict on its overlap
         self.segment_final = False  # a final of it (or after it, untimed) arrived
-        self.segment_dropped = False  # a backchannel of it was dropped while it went on
         self.final_wait_epoch = 0
         # the pending decision and commit
         self.wait: Wait | None = None
@@ -259,10 +257,7 @@ class Context:
     def note_segment(self, onset: float) -> None:
         """A VAD segment started at ``onset``: nothing of it is transcribed yet."""
         self.segment_onset = onset
-        self.segment_over_agent = self.agent_speaking
-        self.segment_verdict = None
         self.segment_final = False
-        self.segment_dropped = False
 
     def note_final(self, e: ev.SttFinal) -> None:
         """A final arrived: it transcribes the latest segment unless its timestamps say it

@@ -74,6 +74,8 @@ REQUIRED_EVENTS = frozenset({
     "announce_agent", "commit_made", "commit_finalized", "turn_delivered",
     "decision_abandoned",
     "commit_finalizes", "commit_finalizes_after_final", "commit_cancelled", "close_settled",
+    "released_final", "released_preflight", "released_interim", "released_start",
+    "released_end", "gate_opened", "words_interrupted",
     *input_chart_events(),  # the input classes' own (turnfsm.events)
 })
 
@@ -93,6 +95,10 @@ def _input_classes() -> dict[str, type]:
             if isinstance(obj, type) and issubclass(obj, ev.Input)}
 
 
+#: A region and the states of it a rule reads.
+Need = tuple[str, frozenset[str]]
+
+
 class Registry:
     """Named guards and actions, and the classes events may carry."""
 
@@ -101,17 +107,17 @@ class Registry:
         self.actions: dict[str, ActionSpec] = {}
         self.payloads: dict[str, type] = {c.__name__: c for c in PAYLOADS}
         self.payloads.update(_input_classes())
-        # rules that read a region only some charts have: a chart naming them needs it
-        self.needs: dict[str, tuple[str, frozenset[str]]] = {}
+        # rules that read regions only some charts have: a chart naming them needs them
+        self.needs: dict[str, tuple[Need, ...]] = {}
 
-    def _needs(self, name: str, region: tuple[str, frozenset[str]] | None) -> None:
-        if region is not None:
-            self.needs[name] = region
+    def _needs(self, name: str, needs: Need | tuple[Need, ...] | None) -> None:
+        if needs is not None:
+            self.needs[name] = (needs,) if isinstance(needs[0], str) else needs
 
-    def guard(self, name: str, *, needs: tuple[str, frozenset[str]] | None = None
+    def guard(self, name: str, *, needs: Need | tuple[Need, ...] | None = None
               ) -> Callable[[G], G]:
-        """Register a guard under ``name`` (``needs``: a region and the states it reads,
-        which a chart naming the guard must declare)."""
+        """Register a guard under ``name`` (``needs``: a region and the states it reads, or
+        several such pairs, which a chart naming the guard must declare)."""
         def deco(fn: G) -> G:
             if name in self.guards:
                 raise ValueError(f"guard {name!r} is registered twice")
@@ -121,7 +127,7 @@ class Registry:
         return deco
 
     def action(self, name: str, *accepts: type,
-               needs: tuple[str, frozenset[str]] | None = None) -> Callable[[A], A]:
+               needs: Need | tuple[Need, ...] | None = None) -> Callable[[A], A]:
         """Register an action under ``name``; ``accepts`` are the payload classes it reads
         (none given: it does not read its payload); ``needs`` as for :meth:`guard`."""
         def deco(fn: A) -> A:
@@ -191,11 +197,11 @@ class Registry:
                                 "(its handlers read what the raising transition did): "
                                 "declare it internal, with 'after: N' (N >= 1), not 'now'")
         for name in sorted((chart.guard_names | chart.action_names) & set(self.needs)):
-            rname, states = self.needs[name]
-            r = regions.get(rname)
-            if r is None or not states <= set(r.states):
-                problems.append(f"{chart.source}:1: {name!r} reads region {rname!r} with "
-                                f"states {sorted(states)}; the chart does not declare them")
+            for rname, states in self.needs[name]:
+                r = regions.get(rname)
+                if r is None or not states <= set(r.states):
+                    problems.append(f"{chart.source}:1: {name!r} reads region {rname!r} with "
+                                    f"states {sorted(states)}; the chart does not declare them")
         return problems
 
 

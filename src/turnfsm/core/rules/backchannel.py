@@ -13,6 +13,10 @@ leaks into the next turn. Without a detector, an utterance that grows past a bac
 agent speaks interrupts: its words are the verdict (``Interruption`` with a ``words``
 record), and what is held is released. An utterance still going on when the agent stops is
 held until it ends (state ``judging``).
+
+Every choice between dropping and releasing is a guarded transition of the profile's
+``judge`` region; a guard that finds a backchannel keeps its reason (``Context.judged``) for
+the drop record, so the drop action does not judge again.
 """
 
 from __future__ import annotations
@@ -25,8 +29,23 @@ from ..context import Context
 from ..eou import is_backchannel_phrase
 from ..registry import RULES
 from ..text import count_words
-from .gate import release_events, trim
-from .speech import report_speech_end, report_stream_stop
+from .gate import trim, trim_kept
+from .speech import report_speech_end, report_stream_stop, report_stt_stop
+
+#: the seam region a dropped backchannel moves (``backchannel_drop``), read by the guards
+_DROP = ("backchannel_drop", frozenset({"dropped"}))
+#: region ``utterance_verdict``: each state as the verdict (None: none yet)
+_VERDICT: dict[str, bool | None] = {
+    "none": None, "interruption": True, "not_interruption": False}
+_UTTER = (("utterance", frozenset({"over_agent"})),
+          ("utterance_verdict", frozenset(_VERDICT)))
+
+
+def _segment(cx: Context) -> tuple[bool, bool | None]:
+    """The latest VAD segment: whether it began over agent speech (region ``utterance``),
+    and the verdict on it (the detector's, or its words'; None: none yet)."""
+    return (cx.in_state("utterance", "over_agent"),
+            _VERDICT[cx.state_of("utterance_verdict")])
 
 
 def _turn_has_words(cx: Context) -> bool:
@@ -52,24 +71,47 @@ def _short(cx: Context, text: str, language: str | None) -> str | None:
 def backchannel_reason(cx: Context, text: str, language: str | None, *,
                        ended: bool) -> str | None:
     """Why the utterance ``text`` (its speech ``ended`` or not) is a backchannel, or None."""
-    if not cx.segment_over_agent or _turn_has_words(cx) or not text.strip():
+    over_agent, verdict = _segment(cx)
+    if not over_agent or _turn_has_words(cx) or not text.strip():
         return None
     if cx.in_state("mode", "manual") or cx.in_state("mode", "realtime"):
         return None  # the host commits: what the user says is the user's
-    if cx.segment_verdict is True:
+    if verdict is True:
         return None
-    if cx.segment_verdict is False:
+    if verdict is False:
         return "the interruption detector judged it not an interruption"
     if not ended:
         return None
     return _short(cx, text, language)
 
 
+def _utterance(cx: Context, e: Any) -> str:
+    """The held finals with ``e``'s text, whether the gate held ``e`` already (it is the last
+    held event) or not."""
+    held = cx.held[:-1] if cx.held and cx.held[-1] is e else cx.held
+    extra = e.text if isinstance(e, ev.SttTranscript) else ""
+    return f"{_held_text(cx, held)} {extra}".strip()
+
+
+def _judged(cx: Context, why: str | None) -> bool:
+    """Keep a guard's finding for the drop action that follows it (data, not a choice)."""
+    if why is not None:
+        cx.judged = why
+    return why is not None
+
+
+def _reason(cx: Context) -> str:
+    """The reason the guard of the firing transition found (taken once)."""
+    why, cx.judged = cx.judged, None
+    return why or "backchannel"
+
+
 def _exceeds(cx: Context, e: Any) -> bool:
     """The held finals with ``e`` are more than a backchannel (speech begun over the agent)."""
-    if not cx.segment_over_agent or cx.segment_verdict is not None:
+    over_agent, verdict = _segment(cx)
+    if not over_agent or verdict is not None:
         return False
-    text = f"{_held_text(cx)} {e.text if isinstance(e, ev.SttTranscript) else ''}".strip()
+    text = _utterance(cx, e)
     return bool(text) and _short(cx, text, getattr(e, "language", None)) is None
 
 
@@ -86,7 +128,8 @@ def wordless_backchannel_reason(cx: Context, e: Any) -> str | None:
     (no STT attached: a speech-to-speech stack), or None. It began over agent speech, no
     earlier speech of the turn precedes it, and either the detector judged it not an
     interruption, or (no verdict) it lasted at most ``backchannel_max_duration``."""
-    if not cx.segment_over_agent or cx.in_state("stt_input", "attached"):
+    over_agent, verdict = _segment(cx)
+    if not over_agent or cx.in_state("stt_input", "attached"):
         return None
     if cx.in_state("mode", "manual") or cx.in_state("mode", "realtime"):
         return None  # the host commits: what the user says is the user's
@@ -94,9 +137,9 @@ def wordless_backchannel_reason(cx: Context, e: Any) -> str | None:
     start = cx.turn.user_turn_start
     if onset is None or (start is not None and start < cx.onset_at(onset) - 1e-6):
         return None  # the turn holds speech from before it: this joins the turn
-    if cx.segment_verdict is True:
+    if verdict is True:
         return None
-    if cx.segment_verdict is False:
+    if verdict is False:
         return "the interruption detector judged it not an interruption"
     limit = cx.options.backchannel_max_duration
     duration = _speech_end(cx, e) - onset
@@ -106,18 +149,19 @@ def wordless_backchannel_reason(cx: Context, e: Any) -> str | None:
     return None
 
 
-@RULES.guard("wordless_backchannel")
+@RULES.guard("wordless_backchannel", needs=_UTTER)
 def wordless_backchannel(cx: Context, e: Any) -> bool:
     """The speech that just ended, with no STT to transcribe it, is a backchannel (see
     :func:`wordless_backchannel_reason`)."""
-    return wordless_backchannel_reason(cx, e) is not None
+    return _judged(cx, wordless_backchannel_reason(cx, e))
 
 
 @RULES.action("drop_wordless_backchannel")
 def drop_wordless_backchannel(cx: Context, e: Any) -> None:
     """Drop the wordless backchannel that just ended: a ``TranscriptDropped`` with no text
-    records it (reason ``backchannel``); the turn it opened goes with it."""
-    why = wordless_backchannel_reason(cx, e) or "backchannel"
+    records it (reason ``backchannel``, the guard's finding); the turn it opened goes with
+    it."""
+    why = _reason(cx)
     ended = _speech_end(cx, e)
     cx.emit(out.TranscriptDropped(
         t=cx.now, ref=e.ref if isinstance(e, ev.Input) else None, text="",
@@ -126,11 +170,24 @@ def drop_wordless_backchannel(cx: Context, e: Any) -> None:
     _drop(cx, held, why)
 
 
-@RULES.guard("backchannel_ended")
+@RULES.guard("backchannel_ended", needs=_DROP)
 def backchannel_ended(cx: Context, e: Any) -> bool:
     """The speech that just ended was a dropped backchannel and nothing after it opened a
     turn: its end asks for no decision."""
-    return cx.segment_dropped and not cx.turn.span_open and not _turn_has_words(cx)
+    return after_backchannel(cx, e) and not _turn_has_words(cx)
+
+
+@RULES.guard("after_backchannel", needs=_DROP)
+def after_backchannel(cx: Context, e: Any) -> bool:
+    """A backchannel of the current speech was dropped (region ``backchannel_drop``) and
+    nothing after it opened the turn's span: the speech's end opens no turn."""
+    return cx.in_state("backchannel_drop", "dropped") and not cx.turn.span_open
+
+
+@RULES.guard("verdict_interrupts")
+def verdict_interrupts(cx: Context, e: Any) -> bool:
+    """The detector's verdict says the overlap is an interruption."""
+    return isinstance(e, ev.OverlapVerdict) and e.is_interruption
 
 
 @RULES.guard("holds_over_agent")
@@ -143,42 +200,60 @@ def holds_over_agent(cx: Context, e: Any) -> bool:
         and (cx.in_state("mode", "vad") or cx.in_state("mode", "stt")))
 
 
-@RULES.guard("backchannel_final")
+@RULES.guard("backchannel_final", needs=_UTTER)
 def backchannel_final(cx: Context, e: Any) -> bool:
     """The final, with what is held, is a backchannel whose speech ended (see the module)."""
     if not isinstance(e, ev.SttFinal):
         return False
-    text = f"{_held_text(cx)} {e.text}".strip()
-    return backchannel_reason(cx, text, e.language, ended=not cx.user_speaking) is not None
+    return _judged(cx, backchannel_reason(cx, _utterance(cx, e), e.language,
+                                          ended=not cx.user_speaking))
 
 
-@RULES.guard("words_interrupt")
+@RULES.guard("words_interrupt", needs=_UTTER)
 def words_interrupt(cx: Context, e: Any) -> bool:
     """No detector judges this overlap, and its words are more than a backchannel."""
     return not cx.interruption_effective and _exceeds(cx, e)
 
 
-@RULES.guard("words_exceed")
+@RULES.guard("words_exceed", needs=_UTTER)
 def words_exceed(cx: Context, e: Any) -> bool:
     """The utterance being judged is more than a backchannel: it is the user's turn."""
     return _exceeds(cx, e)
 
 
-@RULES.guard("held_backchannel")
+@RULES.guard("held_backchannel", needs=_UTTER)
 def held_backchannel(cx: Context, e: Any) -> bool:
     """The speech just ended, and what is held of it is a backchannel."""
-    return backchannel_reason(cx, _held_text(cx), None, ended=True) is not None
+    return _judged(cx, backchannel_reason(cx, _held_text(cx), None, ended=True))
 
 
-@RULES.guard("still_judging")
+@RULES.guard("judged_backchannel", needs=_UTTER)
+def judged_backchannel(cx: Context, e: Any) -> bool:
+    """The detector judged the held utterance not an interruption, and the turn holds no
+    words of its own: it is dropped whole (nothing trimmed)."""
+    return (_segment(cx)[1] is False and bool(_held_text(cx))
+            and not _turn_has_words(cx))
+
+
+@RULES.guard("trimmed_backchannel", needs=_UTTER)
+def trimmed_backchannel(cx: Context, e: Any) -> bool:
+    """The agent stopped: what is held minus the head inside its ignore window is a
+    backchannel (its speech ended, or the verdict says so)."""
+    kept = trim_kept(cx, cx.window)
+    return _judged(cx, backchannel_reason(cx, _held_text(cx, kept), None,
+                                          ended=not cx.user_speaking))
+
+
+@RULES.guard("still_judging", needs=_UTTER)
 def still_judging(cx: Context, e: Any) -> bool:
     """The agent stopped while an utterance begun over it goes on, and it may still be a
     backchannel."""
-    if not (cx.user_speaking and cx.segment_over_agent and not _turn_has_words(cx)):
+    over_agent, verdict = _segment(cx)
+    if not (cx.user_speaking and over_agent and not _turn_has_words(cx)):
         return False
-    if cx.segment_verdict is False and cx.in_state("stt_input", "detached"):
+    if verdict is False and cx.in_state("stt_input", "detached"):
         return True  # no words will come: judged a backchannel, dropped when it ends
-    if cx.segment_verdict is not None:
+    if verdict is not None:
         return False  # judged: dropped (not an interruption) or released now
     text = _held_text(cx)
     return not text or _short(cx, text, None) is not None
@@ -192,51 +267,45 @@ def _drop(cx: Context, finals: list[ev.SttEvent], why: str) -> None:
                 record=out.DropRecord(rule="P3", detail=why, ended_at=cx.last_speaking_time)))
     cx.turn.interim = ""
     cx.segment_final = True  # its final came: nothing of it is due (final_wait)
-    if cx.user_speaking and cx.segment_verdict is False:
-        # the verdict covered the overlap, whose words are gone now: what the user says on
-        # is the user's own
-        cx.segment_over_agent = False
+    # a verdict-covered overlap whose words are gone stops counting as over the agent while
+    # the user goes on (region utterance, on backchannel_dropped)
     cx.raise_("backchannel_dropped")
 
 
 @RULES.action("drop_backchannel", ev.SttFinal)
 def drop_backchannel(cx: Context, e: ev.SttFinal) -> None:
-    """Drop a backchannel final (and what is held of it) with its record; the turn it
-    opened goes with it."""
-    text = f"{_held_text(cx)} {e.text}".strip()
-    why = backchannel_reason(cx, text, e.language, ended=not cx.user_speaking) or "backchannel"
+    """Drop a backchannel final that passed the gate (and what is held, if anything) with
+    its record (the guard's finding); the turn it opened goes with it."""
+    why = _reason(cx)
     held, cx.held = cx.held, []
     _drop(cx, [*held, e], why)
 
 
 @RULES.action("drop_held_backchannel")
 def drop_held_backchannel(cx: Context, e: Any) -> None:
-    """The speech ended: drop what is held of it, a backchannel."""
-    why = backchannel_reason(cx, _held_text(cx), None, ended=True) or "backchannel"
+    """Drop what is held, a backchannel (the guard's finding is the record's reason)."""
+    why = _reason(cx)
     held, cx.held = cx.held, []
     _drop(cx, held, why)
 
 
-def _release_or_drop(cx: Context, kept: list[ev.SttEvent], *, ended: bool) -> None:
-    why = backchannel_reason(cx, _held_text(cx, kept), None, ended=ended)
-    if why is not None:
-        _drop(cx, kept, why)
-    else:
-        release_events(cx, kept)
+@RULES.action("drop_judged_held")
+def drop_judged_held(cx: Context, e: Any) -> None:
+    """The agent stopped and the detector judged the held utterance not an interruption:
+    drop it whole, before any trim."""
+    held, cx.held = cx.held, []
+    cx.window = None
+    _drop(cx, held, "the interruption detector judged it not an interruption")
 
 
-@RULES.action("release_dropping_backchannels")
-def release_dropping_backchannels(cx: Context, e: Any) -> None:
-    """The agent stopped: release what is held minus the head inside the ignore window; a
-    backchannel is dropped instead."""
-    if cx.segment_verdict is False and _held_text(cx) and not _turn_has_words(cx):
-        held, cx.held = cx.held, []  # judged: dropped whole, before any trim
-        cx.window = None
-        _drop(cx, held, "the interruption detector judged it not an interruption")
-        return
+@RULES.action("drop_trimmed_backchannel")
+def drop_trimmed_backchannel(cx: Context, e: Any) -> None:
+    """The agent stopped: trim what is held (the ignore window) and drop the rest, a
+    backchannel (the guard's finding is the record's reason)."""
+    why = _reason(cx)
     kept = trim(cx, cx.window)
     cx.window = None
-    _release_or_drop(cx, kept, ended=not cx.user_speaking)
+    _drop(cx, kept, why)
 
 
 @RULES.action("forget_window")
@@ -253,29 +322,23 @@ def trim_held(cx: Context, e: Any) -> None:
     cx.window = None
 
 
-@RULES.action("release_at_speech_end")
-def release_at_speech_end(cx: Context, e: Any) -> None:
-    """The utterance being judged ended: a backchannel is dropped, anything else released."""
-    kept, cx.held = cx.held, []
-    _release_or_drop(cx, kept, ended=True)
-
-
 @RULES.action("interrupt_by_words", ev.SttTranscript)
 def interrupt_by_words(cx: Context, e: ev.SttTranscript) -> None:
     """Without a detector, an utterance over agent speech longer than a backchannel is an
-    interruption: report it (its record names the words)."""
+    interruption: report it (its record names the words and the agent's start: the judge
+    runs this only while the gate holds and the agent speaks, its state ``idle``)."""
     onset = cx.segment_onset
     # ``e`` is held already: a final is among the held finals, an interim is not
     extra = "" if isinstance(e, ev.SttFinal) else e.text
     words = count_words(f"{_held_text(cx)} {extra}")
     cx.verdict_interruption = True
-    cx.segment_verdict = True
+    cx.raise_("words_interrupted")  # region utterance_verdict
     cx.emit(out.Interruption(
         t=cx.now, ref=e.ref, detected_at=cx.now, overlap_started_at=onset, probability=1.0,
         record=out.InterruptionRecord(
             probability=1.0, overlap_started_at=onset, detected_at=cx.now,
             detection_delay=0.0, total_duration=round(cx.now - onset, 6) if onset else 0.0,
-            num_requests=0, agent_started_at=cx.agent_started_at if cx.agent_speaking else None,
+            num_requests=0, agent_started_at=cx.agent_started_at,
             in_backchannel_boundary=cx.in_state("boundary", "active"), source="words",
             words=words)))
 
@@ -288,20 +351,26 @@ def forget_backchannel(cx: Context, e: Any) -> None:
     cx.emit(out.UserTurnDropped(t=cx.now, reason="backchannel"))
     cx.speech_start_time = None
     cx.onset_floor = cx.now  # its speech run never re-derives the onset of the next turn
-    # until new speech starts, the backchannel's segment's end opens no turn, and words that
-    # follow start one when they are transcribed
-    cx.segment_dropped = True
+    # until new speech starts (region backchannel_drop), the backchannel's segment's end
+    # opens no turn, and words that follow start one when they are transcribed
 
 
 @RULES.action("report_vad_end_after_backchannels", ev.VadEndOfSpeech)
 def report_vad_end_after_backchannels(cx: Context, e: ev.VadEndOfSpeech) -> None:
-    """As ``report_vad_end``; the end of a segment whose words were a dropped backchannel
-    (and nothing after it) opens no turn."""
-    report_speech_end(cx, e, open_turn=not (cx.segment_dropped and not cx.turn.span_open))
+    """As ``report_vad_end``, for the end of a segment whose words were a dropped backchannel
+    (and nothing after it, guard ``after_backchannel``): it opens no turn."""
+    report_speech_end(cx, e, open_turn=False)
 
 
 @RULES.action("report_stream_end_after_backchannels")
 def report_stream_end_after_backchannels(cx: Context, e: Any) -> None:
-    """As ``report_stream_end``; the end of a segment whose words were a dropped backchannel
-    (and nothing after it) opens no turn."""
-    report_stream_stop(cx, open_turn=not (cx.segment_dropped and not cx.turn.span_open))
+    """As ``report_stream_end``, for the end of a segment whose words were a dropped
+    backchannel (guard ``after_backchannel``): it opens no turn."""
+    report_stream_stop(cx, open_turn=False)
+
+
+@RULES.action("report_stt_end_after_backchannels")
+def report_stt_end_after_backchannels(cx: Context, e: Any) -> None:
+    """As ``report_stt_end``, for the STT's end of speech whose words were a dropped
+    backchannel (guard ``after_backchannel``): it opens no turn's span."""
+    report_stt_stop(cx, open_turn=False)

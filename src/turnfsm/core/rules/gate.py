@@ -1,7 +1,11 @@
 """The hold gate: user STT events are held while the agent speaks and interruption
-detection is effective, and released when it stops, synchronously and in order (D5/D26),
-after trimming the head that ended before the ignore window (backchannels the detector did
-not call an interruption). Every discarded transcript leaves a drop record (D28)."""
+detection is effective (region ``hold_policy``), and released when it stops (region
+``judge``), synchronously and in order (D5/D26), after trimming the head that ended before
+the ignore window (backchannels the detector did not call an interruption). Every discarded
+transcript leaves a drop record (D28).
+
+A released event is raised again as its ``released_*`` internal event (:data:`RELEASED`),
+which the gate region routes to the same action as one that passes at once."""
 
 from __future__ import annotations
 
@@ -11,7 +15,15 @@ from ... import events as ev
 from ... import outputs as out
 from ..context import Context
 from ..registry import RULES
-from .transcripts import PROCESSORS
+
+#: The internal event a released STT event is raised as (the chart routes each).
+RELEASED: dict[type, str] = {
+    ev.SttFinal: "released_final",
+    ev.SttPreflight: "released_preflight",
+    ev.SttInterim: "released_interim",
+    ev.SttStartOfSpeech: "released_start",
+    ev.SttEndOfSpeech: "released_end",
+}
 
 
 @RULES.guard("manual_gate_drops")
@@ -35,9 +47,16 @@ def hold_stt(cx: Context, e: ev.SttEvent) -> None:
 
 
 def release_events(cx: Context, events: list[ev.SttEvent]) -> None:
-    """Process released events in order, as if they arrived now."""
+    """Release events in order, as if they arrived now: each is raised as its
+    ``released_*`` event (``after: now``, processed where it is raised)."""
     for e in events:
-        PROCESSORS[type(e)](cx, e)
+        cx.raise_(RELEASED[type(e)], e)
+
+
+@RULES.action("open_gate")
+def open_gate(cx: Context, e: Any) -> None:
+    """What was held is released or dropped: the gate passes STT events again."""
+    cx.raise_("gate_opened")
 
 
 @RULES.action("release_trimmed")
@@ -77,11 +96,30 @@ def drop_held_at_close(cx: Context, e: Any) -> None:
     _drop_held(cx, "closed")
 
 
+def trim_kept(cx: Context, window: float | None) -> list[ev.SttEvent]:
+    """What :func:`trim` would keep of the held buffer (nothing changed)."""
+    return cx.held[_trim_start(cx, cx.held, window):]
+
+
 def trim(cx: Context, window: float | None) -> list[ev.SttEvent]:
     """Empty the held buffer: drop the head that ended before ``window``; return the rest."""
     buf, cx.held = cx.held, []
+    cut = _trim_start(cx, buf, window)
+    origin = cx.input_started_at
+    for e in buf[:cut]:
+        ended = e.t
+        if isinstance(e, ev.SttTranscript) and origin is not None and e.end_time > 0:
+            ended = min(origin + e.end_time, e.t)
+        cx.drop(e, "backchannel_trim", out.DropRecord(
+            rule="R47-E", detail="held speech that ended inside the agent's ignore window",
+            ended_at=ended, window=window))
+    return buf[cut:]
+
+
+def _trim_start(cx: Context, buf: list[ev.SttEvent], window: float | None) -> int:
+    """Where the kept part of ``buf`` starts: the head that ended before ``window`` goes."""
     if window is None:
-        return buf
+        return 0
     origin = cx.input_started_at
     start: int | None = None
     found = False
@@ -105,12 +143,4 @@ def trim(cx: Context, window: float | None) -> list[ev.SttEvent]:
             found = True
             break
     keep = buf[start:] if (found and start is not None) else []
-    cut = len(buf) - len(keep)
-    for e in buf[:cut]:
-        ended = e.t
-        if isinstance(e, ev.SttTranscript) and origin is not None and e.end_time > 0:
-            ended = min(origin + e.end_time, e.t)
-        cx.drop(e, "backchannel_trim", out.DropRecord(
-            rule="R47-E", detail="held speech that ended inside the agent's ignore window",
-            ended_at=ended, window=window))
-    return keep
+    return len(buf) - len(keep)

@@ -18,6 +18,9 @@ from ..registry import RULES
 from ..timers import TimerKind
 
 _REGION = ("final_wait", frozenset({"settled", "open", "pending"}))
+#: what the turn's guard reads of the seam (the base chart's two states; the default
+#: profile's replacement adds ``open``)
+_SEAM = ("final_wait", frozenset({"settled", "pending"}))
 
 
 @RULES.guard("final_due")
@@ -35,7 +38,7 @@ def final_covers_speech(cx: Context, e: Any) -> bool:
     return cx.segment_final
 
 
-@RULES.guard("holds_for_final", needs=_REGION)
+@RULES.guard("holds_for_final", needs=_SEAM)
 def holds_for_final(cx: Context, e: Trigger) -> bool:
     """A final of speech already heard is due: an automatic decision waits for it (a
     commit does not, nor the wait's own end: its action runs before the region leaves

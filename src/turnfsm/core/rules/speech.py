@@ -98,7 +98,6 @@ def report_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
     """stt mode: the STT's start of speech is the user's (its onset if the provider gave one)."""
     cx.promoted = None
     _note_new_speech(cx)
-    cx.segment_dropped = False  # new speech: no backchannel of it was dropped
     if cx.speech_start_time is None:
         cx.speech_start_time = cx.onset_at(e.speech_start_time if e.speech_start_time
                                            else cx.now)
@@ -110,9 +109,14 @@ def report_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
 
 @RULES.action("report_stt_end")
 def report_stt_end(cx: Context, e: Any) -> None:
-    """stt mode: the STT's end of speech is the user's; after a dropped backchannel (no new
-    speech since) it opens no turn's span, as the VAD's end of that speech does not."""
-    if not (cx.segment_dropped and not cx.turn.span_open):
+    """stt mode: the STT's end of speech is the user's (after a dropped backchannel, see
+    ``report_stt_end_after_backchannels``)."""
+    report_stt_stop(cx, open_turn=True)
+
+
+def report_stt_stop(cx: Context, *, open_turn: bool) -> None:
+    """Report the STT's end of speech; ``open_turn``: it opens the turn's span if none is."""
+    if open_turn:
         cx.ensure_span()
     cx.emit(out.EndOfSpeech(t=cx.now, ref=None))
     _feedback_end(cx, cx.now)

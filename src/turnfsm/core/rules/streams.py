@@ -84,8 +84,7 @@ def note_request(cx: Context, rid: str) -> None:
 @RULES.action("take_verdict", ev.OverlapVerdict)
 def take_verdict(cx: Context, e: ev.OverlapVerdict) -> None:
     """Remember the verdict; an interruption is reported at once."""
-    cx.verdict_interruption = e.is_interruption
-    cx.segment_verdict = e.is_interruption
+    cx.verdict_interruption = e.is_interruption  # the segment's: region utterance_verdict
     if e.is_interruption:
         detected = cx.now if e.detected_at is None else e.detected_at
         cx.emit(out.Interruption(

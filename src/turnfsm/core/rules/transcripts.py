@@ -1,14 +1,12 @@
 """What each STT event does once it passes the gate (R18-R22): finals, preflights,
 interims, and the STT's start and end of speech.
 
-The gate (:mod:`.gate`) routes each kind by its chart event to its processor here, at once
-or, for held events, when the agent stops: :data:`PROCESSORS` is the same routing for
-released events.
+The gate region routes each kind by its chart event to its processor here, at once or, for
+held events, when they are released (their ``released_*`` events, :data:`.gate.RELEASED`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ... import events as ev
@@ -29,6 +27,18 @@ def _set_interim(cx: Context, e: ev.SttTranscript) -> None:
 @RULES.action("process_final", ev.SttFinal)
 def process_final(cx: Context, e: ev.SttFinal) -> None:
     """Append a final to the turn (a promoted interim's repeat is dropped once, D24)."""
+    take_final(cx, e, starts_turn=False)
+
+
+@RULES.action("process_final_after_backchannel", ev.SttFinal)
+def process_final_after_backchannel(cx: Context, e: ev.SttFinal) -> None:
+    """As ``process_final``, for words after a dropped backchannel in its speech (guard
+    ``after_backchannel``): the turn starts with them."""
+    take_final(cx, e, starts_turn=True)
+
+
+def take_final(cx: Context, e: ev.SttFinal, *, starts_turn: bool) -> None:
+    """Append a final to the turn; ``starts_turn``: it opens the turn's span (now)."""
     cx.update_language(e.language, e.text)
     text = e.text
     cx.note_final(e)
@@ -43,7 +53,7 @@ def process_final(cx: Context, e: ev.SttFinal) -> None:
         cx.raise_("final", e)
         return
     cx.emit(cx.transcript_out(e, "final"))
-    if cx.segment_dropped and not cx.turn.span_open:
+    if starts_turn:
         # words after a dropped backchannel, in its VAD segment: the turn starts with them
         if cx.speech_start_time is None:
             cx.speech_start_time = cx.now
@@ -100,28 +110,6 @@ def process_stt_end(cx: Context, e: ev.SttEndOfSpeech) -> None:
     cx.raise_("speech_offset", e)
     cx.request_decision(Trigger(kind="stt_end_of_speech"))
 
-
-def release_stt_start(cx: Context, e: ev.SttStartOfSpeech) -> None:
-    """A released STT start of speech: what the gate's passthrough transitions do with it
-    (the released path does not go through the chart yet)."""
-    if cx.in_state("mode", "stt"):
-        process_stt_start(cx, e)
-
-
-def release_stt_end(cx: Context, e: ev.SttEndOfSpeech) -> None:
-    """A released STT end of speech: what the gate's passthrough transitions do with it
-    (the released path does not go through the chart yet)."""
-    if cx.in_state("mode", "stt"):
-        process_stt_end(cx, e)
-
-
-PROCESSORS: dict[type, Callable[[Context, Any], None]] = {
-    ev.SttFinal: process_final,
-    ev.SttPreflight: process_preflight,
-    ev.SttInterim: process_interim,
-    ev.SttStartOfSpeech: release_stt_start,
-    ev.SttEndOfSpeech: release_stt_end,
-}
 
 # -- after a transcript (turn region) ------------------------------------------------------
 
