@@ -9,7 +9,7 @@ import itertools
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from livekit import rtc
 from livekit.agents import llm, stt
@@ -18,13 +18,29 @@ from livekit.agents.language import LanguageCode
 
 from .. import events as ev
 from .. import outputs as out
-from ..runtime import RuleBasedModel, TurnContext
+from ..runtime import RuleBasedModel, Session, TurnContext
 from ..runtime.protocols import EouModel
 
-if TYPE_CHECKING:
-    from .livekit import TurnfsmTurnTaking
-
 log = logging.getLogger("turnfsm.adapters.livekit")
+
+
+class TurnTaking(Protocol):
+    """What these helpers use of :class:`turnfsm.adapters.livekit.TurnfsmTurnTaking` (the
+    adapter they serve; named here so that this module does not import it back)."""
+
+    fsm: Session
+    _vad_failed: bool
+
+    def _safe(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None: ...
+
+    def _on_vad(self, e: lk_vad.VADEvent) -> None: ...
+
+    def _on_output(self, o: out.Output) -> None: ...
+
+    def _on_end_of_turn(self, o: out.EndOfTurn) -> bool | Awaitable[bool]: ...
+
+    def _on_interruption(self, o: out.Interruption) -> None: ...
+
 
 TRANSCRIPTS = (stt.SpeechEventType.INTERIM_TRANSCRIPT, stt.SpeechEventType.PREFLIGHT_TRANSCRIPT,
                stt.SpeechEventType.FINAL_TRANSCRIPT)
@@ -46,7 +62,7 @@ CLOSE_FILTER = _EmptyCloseCommit()
 class AdapterHooks:
     """What the turnfsm session calls: the adapter's own hooks, then the app's."""
 
-    def __init__(self, owner: TurnfsmTurnTaking, app: object | None) -> None:
+    def __init__(self, owner: TurnTaking, app: object | None) -> None:
         self._owner = owner
         self._app = app
 
@@ -118,7 +134,7 @@ def vad_input(e: lk_vad.VADEvent) -> ev.Input | None:
 class TeeVAD(lk_vad.VAD):
     """A VAD whose streams tell turnfsm every event they give LiveKit."""
 
-    def __init__(self, inner: lk_vad.VAD, taking: TurnfsmTurnTaking) -> None:
+    def __init__(self, inner: lk_vad.VAD, taking: TurnTaking) -> None:
         super().__init__(capabilities=inner.capabilities)
         self.inner = inner
         self._taking = weakref.ref(taking)
@@ -145,7 +161,7 @@ class TeeStream:
     """A VAD stream's events, each told to turnfsm before LiveKit sees it."""
 
     def __init__(self, inner: lk_vad.VADStream,
-                 taking: weakref.ref[TurnfsmTurnTaking]) -> None:
+                 taking: weakref.ref[TurnTaking]) -> None:
         self.inner = inner
         self._taking = taking
 

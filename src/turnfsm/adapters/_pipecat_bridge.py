@@ -10,7 +10,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
@@ -31,6 +31,8 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.turns.types import UserTurnSpeculation
+from pipecat.turns.user_start import BaseUserTurnStartStrategy
+from pipecat.turns.user_stop import BaseUserTurnStopStrategy
 
 from .. import events as ev
 from .. import outputs as out
@@ -56,9 +58,6 @@ from .common import (
     call_hook,
     turn_taking,
 )
-
-if TYPE_CHECKING:
-    from .pipecat import TurnfsmUserTurnStartStrategy, TurnfsmUserTurnStopStrategy
 
 log = logging.getLogger("turnfsm.adapters.pipecat")
 Action = Callable[[], Awaitable[None]]
@@ -101,8 +100,11 @@ class _Bridge:
             "holds_over_agent" in self.profile.chart.guard_names
         self.preemptive_generation = preemptive_generation
         self.session: Session | None = None
-        self.start: TurnfsmUserTurnStartStrategy | None = None
-        self.stop: TurnfsmUserTurnStopStrategy | None = None
+        # the two strategies register themselves (turnfsm.adapters.pipecat); whether a turn
+        # start interrupts the bot is the start strategy's enable_interruptions
+        self.start: BaseUserTurnStartStrategy | None = None
+        self.start_interrupts = True
+        self.stop: BaseUserTurnStopStrategy | None = None
         self._refs = 0
         self._actions: deque[Action] = deque()
         self._lock = asyncio.Lock()
@@ -442,11 +444,11 @@ class _Bridge:
     async def _interrupt(self, over_agent: bool) -> None:
         if self.start is None:
             return
-        if not self.start.interrupts and self.pause is not None:
+        if not self.start_interrupts and self.pause is not None:
             self.pause.end("resumed")  # Pipecat will not stop the bot: it plays on
         if not self.turn_open:
             await self.start.trigger_user_turn_started()  # starts the turn and interrupts
-        elif over_agent and self.start.interrupts:  # the turn's start did not stop the agent
+        elif over_agent and self.start_interrupts:  # the turn's start did not stop the agent
             await self.start.broadcast_frame(InterruptionFrame)
 
     async def _speculate(self, text: str) -> None:

@@ -137,6 +137,7 @@ class TurnfsmUserTurnStartStrategy(BaseUserTurnStartStrategy):  # type: ignore[n
         super().__init__(enable_interruptions=enable_interruptions)
         self._bridge = bridge
         bridge.start = self
+        bridge.start_interrupts = bool(enable_interruptions)
 
     @property
     def interrupts(self) -> bool:

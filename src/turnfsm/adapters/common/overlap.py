@@ -4,17 +4,36 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ... import events as ev
 from ... import outputs as out
 from ...runtime import Session, SessionClosed
 
-if TYPE_CHECKING:
-    from .pause import OutputPause
-
 DEFAULT_MIN_DURATION = 0.5  # seconds of overlap (onset to a voiced window) that interrupt
 DEFAULT_JOIN = 0.5  # an overlap this close to the last one's last voiced window continues it
+
+
+
+class OverlapListener(Protocol):
+    """What the detector tells of its overlaps as they go (:class:`OutputPause` listens):
+    a voiced window, a silent one, the verdict, the overlap reopened, closed undecided, or
+    ended by the agent."""
+
+    session: Session | None
+    detector: OverlapDetector | None
+
+    def voiced(self, onset: float, t: float) -> None: ...
+
+    def silent(self, last_voiced: float, t: float) -> None: ...
+
+    def decided(self) -> None: ...
+
+    def reopened(self) -> None: ...
+
+    def closed(self, resume_at: float) -> None: ...
+
+    def end(self, outcome: str) -> None: ...
 
 
 class OverlapDetector:
@@ -45,7 +64,7 @@ class OverlapDetector:
         # stopped, over the agent speech still going on
         self._closed: tuple[float, float] | None = None
         self.verdicts: list[tuple[float, float]] = []  # (onset, decided at) of each one
-        self.pause: OutputPause | None = None  # told the overlap's voiced windows and markers
+        self.pause: OverlapListener | None = None  # told the overlap's voiced windows and markers
 
     def bind(self, session: Session) -> None:
         """The session verdicts are pushed into."""
@@ -53,7 +72,7 @@ class OverlapDetector:
         if self.pause is not None:
             self.pause.session = session
 
-    def attach_pause(self, pause: OutputPause | None) -> None:
+    def attach_pause(self, pause: OverlapListener | None) -> None:
         """Tell ``pause`` this detector's overlaps (None: no pausing)."""
         self.pause = pause
         if pause is not None:
