@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,19 +41,29 @@ MAX_INTERIMS = 600
 
 @attrs.frozen
 class Word:
-    """A timed word of the user."""
+    """A timed word of the user, and its language when the sidecar gives one."""
 
     word: str
     start: float
     end: float
+    language: str | None = None
+
+
+def _language_tag(v: Any) -> bool:
+    """A language tag such as ``en`` or ``pt-BR``."""
+    return isinstance(v, str) and re.fullmatch(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*", v) \
+        is not None
 
 
 def read_words(path: str | Path, channel: str = "user") -> list[Word]:
-    """The timed words of one channel from a sidecar ``{"words": [{"channel", "word",
-    "start", "end"}, ...]}`` (``channel`` is ``user``, the default, or ``agent``). Anything
+    """The timed words of one channel from a sidecar ``{"language": "es", "words":
+    [{"channel", "word", "start", "end", "language"}, ...]}`` (``channel`` is ``user``, the
+    default, or ``agent``; ``language``, optional on the file and on a word, a language tag
+    such as ``en`` or ``pt-BR``: a word's own overrides the file's). Anything
     else is refused with one line naming the file and the entry (AudioError): an unknown
     channel, a word that is not text, times that are not numbers with 0 <= start <= end <=
-    ``MAX_WORD_TIME``, a word longer than ``MAX_WORD_SECONDS``, a file past the limits."""
+    ``MAX_WORD_TIME``, a word longer than ``MAX_WORD_SECONDS``, a language that is not a
+    language tag, a file past the limits."""
     p = str(path)
     try:
         with open(p, "rb") as f:
@@ -72,6 +83,10 @@ def read_words(path: str | Path, channel: str = "user") -> list[Word]:
     words = doc.get("words") if isinstance(doc, dict) else None
     if not isinstance(words, list):
         raise AudioError(f"{p}: expected {{\"words\": [...]}}")
+    file_language = doc.get("language")
+    if file_language is not None and not _language_tag(file_language):
+        raise AudioError(f"{p}: language must be a language tag such as 'en' or 'pt-BR', "
+                         f"not {_short(file_language)}")
     if len(words) > MAX_SIDECAR_WORDS:
         raise AudioError(f"{p}: {len(words)} words; a sidecar holds at most "
                          f"{MAX_SIDECAR_WORDS}")
@@ -97,7 +112,11 @@ def read_words(path: str | Path, channel: str = "user") -> list[Word]:
         if end - start > MAX_WORD_SECONDS:
             raise AudioError(f"{p}: words[{i}] lasts {end - start:g} s; a word lasts at most "
                              f"{MAX_WORD_SECONDS:g} s")
-        out.append(Word(text, float(start), float(end)))
+        lang: Any = w.get("language", file_language)
+        if lang is not None and not _language_tag(lang):
+            raise AudioError(f"{p}: words[{i}]: language must be a language tag such as "
+                             f"'en', not {_short(lang)}")
+        out.append(Word(text, float(start), float(end), lang))
     return sorted(out, key=lambda w: (w.start, w.end))
 
 
@@ -135,26 +154,29 @@ def _group(words: list[Word], segments: list[Segment], pad: float = 0.3
 
 
 def words_lines(words: list[Word], segments: list[Segment], *, latency: float = 0.3,
-                interim_every: float | None = 0.5, language: str = "en"
+                interim_every: float | None = 0.5, language: str | None = None
                 ) -> list[dict[str, Any]]:
-    """``stt.interim``/``stt.final`` trace lines from timed words."""
+    """``stt.interim``/``stt.final`` trace lines from timed words. Each utterance is in
+    ``language`` when given, else in its last word's language (the sidecar's), else
+    English."""
     out: list[dict[str, Any]] = []
     for start, end, ws in _group(words, segments):
         if not ws:
             continue
+        lang = language or ws[-1].language or "en"
         if interim_every:
             k = 1
             while k <= MAX_INTERIMS and (t := start + k * interim_every) < end:
                 heard = [w.word for w in ws if w.end <= t]
                 if heard:
                     out.append({"t": round(t + latency, 6), "kind": "stt.interim",
-                                "text": " ".join(heard), "language": language,
+                                "text": " ".join(heard), "language": lang,
                                 "confidence": 0.7, "start_time": round(start, 6),
                                 "end_time": round(t, 6)})
                 k += 1
         end = max(end, ws[-1].end)
         out.append({"t": round(end + latency, 6), "kind": "stt.final",
-                    "text": " ".join(w.word for w in ws), "language": language,
+                    "text": " ".join(w.word for w in ws), "language": lang,
                     "confidence": 0.9, "start_time": round(ws[0].start, 6),
                     "end_time": round(ws[-1].end, 6)})
     return out

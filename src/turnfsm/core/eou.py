@@ -11,7 +11,18 @@ model.
 
 A number read in groups ("eight six seven", "867"): a trailing run of 3 to 6 digits is
 unfinished too (:data:`DIGIT_GROUP`); a whole phone number (7 or more) or a short answer
-("two") is not. The price: a 3-6 digit code said last waits ``max_delay``.
+("two") is not. The price: a 3-6 digit code said last waits ``max_delay``, unless the
+recogniser wrote it as one numeral with a full stop ("4719."): it formatted the number as
+whole, so the turn is over.
+
+Letters being spelled ("S M I", "K L"): a trailing run of :data:`SPELLING_RUN` or more
+single letters is unfinished (the price: a spelling's last group waits ``max_delay``). The
+other cues are words of the lists: an address or e-mail still open ("john dot", "at"), a
+number said in words still open ("two hundred"), a date still open ("on the fourteenth").
+
+The lists are per language (``en``, ``es``, ``fr``, ``de``, ``pt``, ``it``); the transcript's
+language chooses them (:func:`has_language`: a language without lists is not judged, and
+the decision record says so).
 
 :func:`is_backchannel_phrase` says whether a short utterance is a listener's acknowledgement
 ("uh huh", "yeah", "okay"), from ``backchannels.json``. English ships; other languages are
@@ -76,6 +87,34 @@ DIGIT_WORDS = load_digit_words()
 #: read: a phone number or a code goes on in groups (fewer: an answer such as "two"; more:
 #: a whole number).
 DIGIT_GROUP = (3, 6)
+#: A trailing run of at least this many single letters is a word being spelled.
+SPELLING_RUN = 2
+
+
+def has_language(language: str | None, words: dict[str, frozenset[str]] | None = None
+                 ) -> bool:
+    """Whether the built-in rules have word lists for ``language`` (none given: the
+    default language)."""
+    return base_language(language) in (WORDS if words is None else words)
+
+
+def trailing_letters(text: str) -> int:
+    """How many single letters ("S M I", "K. L.") end ``text``."""
+    n = 0
+    for token in reversed(text.split()):
+        token = token.strip("\"'()[],;:.!?")
+        if len(token) == 1 and token.isalpha():
+            n += 1
+        else:
+            break
+    return n
+
+
+def _whole_numeral(text: str) -> bool:
+    """The transcript ends with one numeral of 4 or more digits and a full stop ("4719."):
+    the recogniser formatted a whole number."""
+    last = text.split()[-1]
+    return last.endswith(".") and last[:-1].isdigit() and len(last) - 1 >= 4
 
 
 def trailing_digits(text: str, language: str | None = None) -> int:
@@ -116,7 +155,10 @@ def end_of_turn_probability(transcript: str, language: str | None = None, *,
         # "... a table for" or "... come on." (recognisers that transcribe each segment on
         # its own end every one with a full stop): unfinished
         return UNFINISHED
-    if DIGIT_GROUP[0] <= trailing_digits(text, language) <= DIGIT_GROUP[1]:
+    if trailing_letters(text) >= SPELLING_RUN:
+        return UNFINISHED  # "S M I": a word being spelled goes on
+    if DIGIT_GROUP[0] <= trailing_digits(text, language) <= DIGIT_GROUP[1] and \
+            not _whole_numeral(text):
         return UNFINISHED  # "eight six seven": a number read in groups goes on
     if text[-1] in TERMINAL:
         return COMPLETE
