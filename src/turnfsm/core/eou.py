@@ -155,8 +155,8 @@ def end_of_turn_probability(transcript: str, language: str | None = None, *,
         # "... a table for" or "... come on." (recognisers that transcribe each segment on
         # its own end every one with a full stop): unfinished
         return UNFINISHED
-    if trailing_letters(text) >= SPELLING_RUN:
-        return UNFINISHED  # "S M I": a word being spelled goes on
+    if trailing_letters(text) >= SPELLING_RUN and text[-1] not in "?!":
+        return UNFINISHED  # "S M I": a word being spelled goes on ("S M I T H?" asks)
     if DIGIT_GROUP[0] <= trailing_digits(text, language) <= DIGIT_GROUP[1] and \
             not _whole_numeral(text):
         return UNFINISHED  # "eight six seven": a number read in groups goes on
