@@ -47,6 +47,7 @@ class Word:
     start: float
     end: float
     language: str | None = None
+    confidence: float | None = None  # the recogniser's, 0 to 1, when the sidecar gives it
 
 
 def _language_tag(v: Any) -> bool:
@@ -57,13 +58,14 @@ def _language_tag(v: Any) -> bool:
 
 def read_words(path: str | Path, channel: str = "user") -> list[Word]:
     """The timed words of one channel from a sidecar ``{"language": "es", "words":
-    [{"channel", "word", "start", "end", "language"}, ...]}`` (``channel`` is ``user``, the
-    default, or ``agent``; ``language``, optional on the file and on a word, a language tag
-    such as ``en`` or ``pt-BR``: a word's own overrides the file's). Anything
+    [{"channel", "word", "start", "end", "language", "confidence"}, ...]}`` (``channel`` is
+    ``user``, the default, or ``agent``; ``language``, optional on the file and on a word, a
+    language tag such as ``en`` or ``pt-BR``: a word's own overrides the file's;
+    ``confidence``, optional, the recogniser's confidence in the word, 0 to 1). Anything
     else is refused with one line naming the file and the entry (AudioError): an unknown
     channel, a word that is not text, times that are not numbers with 0 <= start <= end <=
     ``MAX_WORD_TIME``, a word longer than ``MAX_WORD_SECONDS``, a language that is not a
-    language tag, a file past the limits."""
+    language tag, a confidence that is not a number from 0 to 1, a file past the limits."""
     p = str(path)
     try:
         with open(p, "rb") as f:
@@ -116,7 +118,13 @@ def read_words(path: str | Path, channel: str = "user") -> list[Word]:
         if lang is not None and not _language_tag(lang):
             raise AudioError(f"{p}: words[{i}]: language must be a language tag such as "
                              f"'en', not {_short(lang)}")
-        out.append(Word(text, float(start), float(end), lang))
+        conf: Any = w.get("confidence")
+        if conf is not None and not (isinstance(conf, (int, float)) and
+                                     not isinstance(conf, bool) and 0.0 <= conf <= 1.0):
+            raise AudioError(f"{p}: words[{i}]: confidence must be a number from 0 to 1, not "
+                             f"{_short(conf)}")
+        out.append(Word(text, float(start), float(end), lang,
+                        None if conf is None else float(conf)))
     return sorted(out, key=lambda w: (w.start, w.end))
 
 
@@ -175,10 +183,14 @@ def words_lines(words: list[Word], segments: list[Segment], *, latency: float = 
                                 "end_time": round(t, 6)})
                 k += 1
         end = max(end, ws[-1].end)
-        out.append({"t": round(end + latency, 6), "kind": "stt.final",
-                    "text": " ".join(w.word for w in ws), "language": lang,
-                    "confidence": 0.9, "start_time": round(ws[0].start, 6),
-                    "end_time": round(ws[-1].end, 6)})
+        final = {"t": round(end + latency, 6), "kind": "stt.final",
+                 "text": " ".join(w.word for w in ws), "language": lang,
+                 "confidence": 0.9, "start_time": round(ws[0].start, 6),
+                 "end_time": round(ws[-1].end, 6)}
+        confs = [w.confidence for w in ws if len(w.word.split()) == 1]
+        if len(confs) == len(ws) and all(c is not None for c in confs):
+            final["word_confidences"] = confs  # every word has one
+        out.append(final)
     return out
 
 
@@ -226,8 +238,15 @@ class Whisper:
                          progress: Callable[[float], None] | None = None) -> list[str]:
         """The text of each span (sample ranges of ``pcm``, in order), decoded in packed
         windows."""
+        return [text for text, _p in self.transcribe_spans_words(pcm, spans, progress)]
+
+    def transcribe_spans_words(self, pcm: np.ndarray, spans: list[tuple[int, int]],
+                               progress: Callable[[float], None] | None = None
+                               ) -> list[tuple[str, tuple[float, ...]]]:
+        """The text of each span and the probability of each of its words (one per word of
+        the text split at white space), decoded in packed windows."""
         import numpy as np
-        texts = [""] * len(spans)
+        texts: list[tuple[str, tuple[float, ...]]] = [("", ())] * len(spans)
         gap = np.zeros(int(self.GAP * RATE), np.float32)
         limit = int(self.WINDOW * RATE)
         k = 0
@@ -250,19 +269,39 @@ class Whisper:
                 at += min(n, limit)
                 k += 1
             window = np.concatenate(parts)
-            got: list[list[str]] = [[] for _ in places]
+            got: list[list[Any]] = [[] for _ in places]
             for seg in self._decode(window, True):
                 for w in seg.words or ():
                     mid = (w.start + w.end) / 2
                     j = min(range(len(places)), key=lambda i: (
                         0.0 if places[i][1] <= mid <= places[i][2]
                         else min(abs(mid - places[i][1]), abs(mid - places[i][2]))))
-                    got[j].append(w.word)
+                    got[j].append(w)
             for (i, _s, _e), ws in zip(places, got, strict=True):
-                texts[i] = "".join(ws).strip()
+                texts[i] = _words_text(ws)
             if progress is not None:
                 progress(k / len(spans))
         return texts
+
+
+def _words_text(ws: list[Any]) -> tuple[str, tuple[float, ...]]:
+    """The text of Whisper's words (each with its leading space, as Whisper writes them) and
+    one probability per word of that text split at white space (a word Whisper wrote as
+    several pieces, "Apple" "'s", takes the lowest of its pieces)."""
+    text = "".join(w.word for w in ws).strip()
+    probs: list[float] = []
+    for w in ws:
+        piece = w.word
+        p = round(float(w.probability), 3)
+        if not piece.strip():
+            continue
+        if probs and not piece[:1].isspace():
+            probs[-1] = min(probs[-1], p)  # glued to the word before
+        else:
+            probs.append(p)
+    if len(probs) != len(text.split()):
+        return text, ()
+    return text, tuple(probs)
 
 
 _SHARED: dict[str | None, Whisper] = {}
@@ -296,13 +335,16 @@ def whisper_lines(samples: np.ndarray, segments: list[Segment], whisper: Whisper
     spans = [(max(0, int((seg.start - padding) * RATE)),
               min(samples.size, int((seg.end + padding) * RATE))) for seg in segments]
     t0 = time.perf_counter()
-    texts = whisper.transcribe_spans(samples, spans, progress)
+    texts = whisper.transcribe_spans_words(samples, spans, progress)
     took = (time.perf_counter() - t0) / max(1, len(spans))
     delay = took if latency == "measured" else float(latency)
     out: list[dict[str, Any]] = []
-    for seg, text in zip(segments, texts, strict=True):
+    for seg, (text, probs) in zip(segments, texts, strict=True):
         if text:
-            out.append({"t": round(seg.end + delay, 6), "kind": "stt.final", "text": text,
-                        "language": "en", "confidence": 0.9, "start_time": round(seg.start, 6),
-                        "end_time": round(seg.end, 6)})
+            line = {"t": round(seg.end + delay, 6), "kind": "stt.final", "text": text,
+                    "language": "en", "confidence": 0.9, "start_time": round(seg.start, 6),
+                    "end_time": round(seg.end, 6)}
+            if probs:
+                line["word_confidences"] = list(probs)
+            out.append(line)
     return out

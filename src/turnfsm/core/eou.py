@@ -87,8 +87,34 @@ DIGIT_WORDS = load_digit_words()
 #: read: a phone number or a code goes on in groups (fewer: an answer such as "two"; more:
 #: a whole number).
 DIGIT_GROUP = (3, 6)
+#: A word the recogniser gave less confidence than this at the end of a transcript is not
+#: read by the rules (Whisper's hallucinated "it" after "for": probability 0.1 to 0.3; its
+#: real words are mostly above 0.5).
+LOW_WORD_CONFIDENCE = 0.3
 #: A trailing run of at least this many single letters is a word being spelled.
 SPELLING_RUN = 2
+
+
+def word_confidences(text: str, given: tuple[float, ...] | None) -> list[float | None]:
+    """One confidence (or None) per word of ``text``: ``given`` when it has one per word
+    (split at white space), else None for each (a recogniser that gives none, or a list
+    that does not match the words)."""
+    n = len(text.split())
+    if given is not None and len(given) == n:
+        return list(given)
+    return [None] * n
+
+
+def reliable_text(text: str, confidences: list[float | None] | None) -> str:
+    """``text`` without its trailing words of confidence below :data:`LOW_WORD_CONFIDENCE`
+    (``confidences``: one per word; otherwise the text as it is)."""
+    words = text.split()
+    if not confidences or len(confidences) != len(words):
+        return text
+    n = len(words)
+    while n and (c := confidences[n - 1]) is not None and c < LOW_WORD_CONFIDENCE:
+        n -= 1
+    return " ".join(words[:n])
 
 
 def has_language(language: str | None, words: dict[str, frozenset[str]] | None = None
@@ -142,9 +168,11 @@ def base_language(language: str | None) -> str:
 
 
 def end_of_turn_probability(transcript: str, language: str | None = None, *,
-                            words: dict[str, frozenset[str]] | None = None) -> float:
-    """The rule on one transcript: :data:`COMPLETE`, :data:`UNFINISHED` or :data:`NEUTRAL`."""
-    text = transcript.strip()
+                            words: dict[str, frozenset[str]] | None = None,
+                            confidences: list[float | None] | None = None) -> float:
+    """The rule on one transcript: :data:`COMPLETE`, :data:`UNFINISHED` or :data:`NEUTRAL`
+    (``confidences``, one per word: trailing words the recogniser doubts are not read)."""
+    text = reliable_text(transcript.strip(), confidences)
     if not text:
         return NEUTRAL
     if text.endswith("..") or text[-1] in UNFINISHED_PUNCTUATION:

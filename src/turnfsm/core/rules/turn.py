@@ -171,7 +171,8 @@ def answer_builtin(cx: Context, e: WaitRef) -> None:
     w = _first_step(cx)
     w.model_asked_at, w.model_language = cx.now, cx.last_language
     w.builtin = True
-    p = end_of_turn_probability(cx.turn.transcript, cx.last_language)
+    p = end_of_turn_probability(cx.turn.transcript, cx.last_language,
+                                confidences=cx.turn.word_confidences)
     cx.fire("model_answered", ev.EouModelAnswered(  # the input, as a host model answers
         t=cx.now, request_id=e.wait_id, probability=p, threshold=BUILTIN_THRESHOLD,
         supported=has_language(cx.last_language)))
