@@ -230,3 +230,13 @@ def test_corpus_dialogues_are_read_in_their_language(
                  str(root / f"{name}.words.json")]) == 0
     text = capsys.readouterr().out
     assert "# 1 end(s) of turn" in text and f"END OF TURN '{turn}'" in text
+
+
+def test_whisper_s_forms_of_spelling_and_dates() -> None:
+    """Whisper writes a spelled group as one word in capitals ("SMI.", "D-H") and a day as
+    "14th": both unfinished; an acronym after other words, and "OK", are not spelling."""
+    for text in ("SMI.", "D-H.", "SMI. D-H", "on the 14th", "March 3rd"):
+        assert end_of_turn_probability(text, "en") == UNFINISHED, text
+    for text in ("I work at IBM.", "OK.", "It is KL M."):
+        assert end_of_turn_probability(text, "en") == COMPLETE, text
+    assert eou.trailing_letters("It is KL") == 0

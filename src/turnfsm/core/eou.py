@@ -124,16 +124,26 @@ def has_language(language: str | None, words: dict[str, frozenset[str]] | None =
     return base_language(language) in (WORDS if words is None else words)
 
 
+#: Letters a recogniser wrote as one word in capitals ("SMI", "KL", "D-H"): 2 to 4 of them.
+_CAPITAL_LETTERS = re.compile(r"[A-Z](?:-?[A-Z]){1,3}")
+
+
 def trailing_letters(text: str) -> int:
-    """How many single letters ("S M I", "K. L.") end ``text``."""
-    n = 0
+    """How many letters being spelled end ``text``: single letters ("S M I", "K. L."), and
+    when the whole text is letters, words of 2 to 4 capitals as Whisper writes a spelled
+    group ("SMI.", "D-H"; not "OK", and not an acronym after other words: "I work at
+    IBM." is a sentence)."""
+    n = caps = 0
     for token in reversed(text.split()):
         token = token.strip("\"'()[],;:.!?")
         if len(token) == 1 and token.isalpha():
             n += 1
+        elif _CAPITAL_LETTERS.fullmatch(token) and \
+                token.lower() not in BACKCHANNELS.get(DEFAULT_LANGUAGE, frozenset()):
+            caps += sum(c.isalpha() for c in token)
         else:
-            break
-    return n
+            return n if not caps else 0
+    return n + caps
 
 
 def _whole_numeral(text: str) -> bool:
