@@ -240,3 +240,21 @@ def test_whisper_s_forms_of_spelling_and_dates() -> None:
     for text in ("I work at IBM.", "OK.", "It is KL M."):
         assert end_of_turn_probability(text, "en") == COMPLETE, text
     assert eou.trailing_letters("It is KL") == 0
+
+
+@pytest.mark.parametrize("language, words", [
+    ("en", ["I", "need", "eggs,", "milk,"]), ("es", ["necesito", "huevos,", "leche,"]),
+    ("fr", ["des", "œufs,", "du", "lait,"]), ("de", ["Eier,", "Milch,"]),
+    ("pt", ["ovos,", "leite,"]), ("it", ["uova,", "latte,"]),
+])
+def test_punctuation_in_a_sidecar_reaches_the_rules(tmp_path: Path, language: str,
+                                                     words: list[str]) -> None:
+    """A words sidecar's punctuation is kept in the transcript: a list whose last item has
+    its comma is still open, in each language."""
+    doc = {"language": language, "words": [
+        {"word": w, "start": 0.3 * i, "end": 0.3 * i + 0.25} for i, w in enumerate(words)]}
+    [final] = words_lines(read_words(write(tmp_path, doc)), segs((0.0, 0.3 * len(words))),
+                          interim_every=None)
+    assert final["text"] == " ".join(words) and final["text"].endswith(",")
+    assert end_of_turn_probability(final["text"], final["language"]) == UNFINISHED
+    assert end_of_turn_probability(final["text"].rstrip(",") + ".", language) == COMPLETE
