@@ -22,7 +22,13 @@ number said in words still open ("two hundred"), a date still open ("on the four
 
 The lists are per language (``en``, ``es``, ``fr``, ``de``, ``pt``, ``it``); the transcript's
 language chooses them (:func:`has_language`: a language without lists is not judged, and
-the decision record says so).
+the decision record says so). German lists no auxiliaries (its verbs end clauses) and no
+prepositions that are also separable particles ("an", "auf", "mit", "zu"); no list holds a
+word that often ends a sentence in its language (pronouns, "ça va").
+
+Word confidences (one per word, from the recogniser: Whisper's word probabilities): trailing
+words below :data:`LOW_WORD_CONFIDENCE` are not read (:func:`reliable_text`), so a
+hallucinated "it" after "for" does not hide the preposition.
 
 :func:`is_backchannel_phrase` says whether a short utterance is a listener's acknowledgement
 ("uh huh", "yeah", "okay"), from ``backchannels.json``. English ships; other languages are
