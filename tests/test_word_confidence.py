@@ -37,6 +37,9 @@ def test_a_trailing_doubted_word_is_not_read() -> None:
     doubted = [0.9, 0.9, 0.9, 0.9, 0.9, 0.12]
     assert reliable_text(text, doubted) == "I want a table for"
     assert end_of_turn_probability(text, "en", confidences=doubted) == UNFINISHED
+    # a doubted cue word is still read: "of" (Whisper's "uh") keeps the turn open
+    assert end_of_turn_probability("let me think of", "en", confidences=[0.9, 0.9, 0.9, 0.2]) \
+        == UNFINISHED
     assert reliable_text("it it", [0.1, 0.2]) == ""  # nothing trusted: nothing read
     assert reliable_text("a b", [0.1]) == "a b"  # not one per word: the text as it is
     assert reliable_text("a b", [0.1, None]) == "a b"  # an unknown confidence is kept

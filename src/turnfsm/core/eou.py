@@ -27,7 +27,8 @@ prepositions that are also separable particles ("an", "auf", "mit", "zu"); no li
 word that often ends a sentence in its language (pronouns, "ça va").
 
 Word confidences (one per word, from the recogniser: Whisper's word probabilities): trailing
-words below :data:`LOW_WORD_CONFIDENCE` are not read (:func:`reliable_text`), so a
+words below :data:`LOW_WORD_CONFIDENCE` cannot make the end look finished: the rule reads
+the text without them too (:func:`reliable_text`) and keeps the more cautious verdict, so a
 hallucinated "it" after "for" does not hide the preposition.
 
 :func:`is_backchannel_phrase` says whether a short utterance is a listener's acknowledgement
@@ -186,9 +187,18 @@ def base_language(language: str | None) -> str:
 def end_of_turn_probability(transcript: str, language: str | None = None, *,
                             words: dict[str, frozenset[str]] | None = None,
                             confidences: list[float | None] | None = None) -> float:
-    """The rule on one transcript: :data:`COMPLETE`, :data:`UNFINISHED` or :data:`NEUTRAL`
-    (``confidences``, one per word: trailing words the recogniser doubts are not read)."""
-    text = reliable_text(transcript.strip(), confidences)
+    """The rule on one transcript: :data:`COMPLETE`, :data:`UNFINISHED` or :data:`NEUTRAL`.
+    ``confidences``, one per word: trailing words the recogniser doubts cannot make the end
+    look finished; the rule reads the text with and without them and keeps the more
+    cautious verdict ("a table for it." with "it." doubted: unfinished, as "a table for";
+    "let me think of" with "of" doubted: unfinished still)."""
+    text = transcript.strip()
+    p = _rule(text, language, words)
+    trusted = reliable_text(text, confidences)
+    return p if trusted == text else min(p, _rule(trusted, language, words))
+
+
+def _rule(text: str, language: str | None, words: dict[str, frozenset[str]] | None) -> float:
     if not text:
         return NEUTRAL
     if text.endswith("..") or text[-1] in UNFINISHED_PUNCTUATION:
