@@ -138,15 +138,16 @@ _CAPITAL_LETTERS = re.compile(r"[A-Z](?:-?[A-Z]){1,3}")
 def trailing_letters(text: str) -> int:
     """How many letters being spelled end ``text``: single letters ("S M I", "K. L."), and
     when the whole text is letters, words of 2 to 4 capitals as Whisper writes a spelled
-    group ("SMI.", "D-H"; not "OK", and not an acronym after other words: "I work at
-    IBM." is a sentence)."""
+    group ("SMI.", "D-H"; not a backchannel such as "OK" or "M-H-M", nor an acronym after
+    other words: "I work at IBM." is a sentence)."""
     n = caps = 0
     for token in reversed(text.split()):
         token = token.strip("\"'()[],;:.!?")
         if len(token) == 1 and token.isalpha():
             n += 1
         elif _CAPITAL_LETTERS.fullmatch(token) and \
-                token.lower() not in BACKCHANNELS.get(DEFAULT_LANGUAGE, frozenset()):
+                token.replace("-", "").lower() not in BACKCHANNELS.get(DEFAULT_LANGUAGE,
+                                                                       frozenset()):
             caps += sum(c.isalpha() for c in token)
         else:
             return n if not caps else 0
