@@ -32,8 +32,8 @@ the text without them too (:func:`reliable_text`) and keeps the more cautious ve
 hallucinated "it" after "for" does not hide the preposition.
 
 :func:`is_backchannel_phrase` says whether a short utterance is a listener's acknowledgement
-("uh huh", "yeah", "okay"), from ``backchannels.json``. English ships; other languages are
-lists in the same files.
+("uh huh", "yeah", "okay", "vale", "d'accord", "alles klar", "tá bom", "va bene"), from
+``backchannels.json``, per language as the word lists.
 """
 
 from __future__ import annotations
