@@ -81,7 +81,7 @@ class DecisionRecord:
             basis = "the model failed (min_delay)"
         elif not self.model.supported and self.model.model == "builtin":
             basis = (f"the built-in rules have no word lists for language "
-                     f"{self.model.language!r} (min_delay)")
+                     f"{self.model.language!r}")
         elif not self.model.supported:
             basis = f"the model does not support language {self.model.language!r}"
         elif self.model.probability is None or self.model.threshold is None:
