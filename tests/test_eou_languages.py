@@ -237,7 +237,7 @@ def test_whisper_s_forms_of_spelling_and_dates() -> None:
     "14th": both unfinished; an acronym after other words, and "OK", are not spelling."""
     for text in ("SMI.", "D-H.", "SMI. D-H", "on the 14th", "March 3rd"):
         assert end_of_turn_probability(text, "en") == UNFINISHED, text
-    for text in ("I work at IBM.", "OK.", "It is KL M.", "M-H-M."):
+    for text in ("I work at IBM.", "OK.", "It is KL M.", "M-H-M.", "MMM."):
         assert end_of_turn_probability(text, "en") == COMPLETE, text
     assert eou.trailing_letters("It is KL") == 0
 
