@@ -224,6 +224,7 @@ class Driver:
         self.history = history  # keep the log and every output (off: cheaper to copy)
         self.checks = list(STEP_CHECKS if checks is None else checks)
         self.clock = 0.0
+        self.word_confidences_sent = False  # a transcript carried word confidences
         self.refs = itertools.count(1)
         self.n_accept = 0
         self.n_model = 0
@@ -310,6 +311,8 @@ class Driver:
         self.clock = max(self.clock, e.t)
         self._note(f"{e!r}")
         self._pre_input(e)
+        if isinstance(e, ev.SttTranscript) and e.word_confidences:
+            self.word_confidences_sent = True
         return self._call("input", e, lambda: self.engine.handle(e))
 
     def advance(self, t: float) -> None:
@@ -931,12 +934,19 @@ def check_i8_deadline(drv: Driver, step: Step) -> None:
     if verdict is not None and verdict.model == "builtin":
         # the default profile's built-in rules answered when the wait started: max_delay
         # exactly when they judge the delivered transcript unfinished
-        from turnfsm.core.eou import BUILTIN_THRESHOLD, end_of_turn_probability
+        # (a language without word lists: unsupported, min_delay; word confidences: the
+        # rules read the transcript less some trailing words, so one of its prefixes)
+        from turnfsm.core.eou import BUILTIN_THRESHOLD, end_of_turn_probability, has_language
         p = end_of_turn_probability(o.new_transcript, verdict.language)
-        if verdict.probability != p or verdict.threshold != BUILTIN_THRESHOLD:
+        words = o.new_transcript.split()
+        prefixes = {end_of_turn_probability(" ".join(words[:k]), verdict.language)
+                    for k in range(len(words) + 1)} if drv.word_confidences_sent else {p}
+        if verdict.probability not in prefixes or verdict.threshold != BUILTIN_THRESHOLD or \
+                verdict.supported != has_language(verdict.language):
             _fail(drv, "I8", f"built-in verdict {verdict} for {o.new_transcript!r} (rules: {p})")
+        p = verdict.probability if verdict.probability is not None else p
         assert o.decision is not None
-        want = "max_delay" if p < BUILTIN_THRESHOLD else "min_delay"
+        want = "max_delay" if p < BUILTIN_THRESHOLD and verdict.supported else "min_delay"
         if o.decision.delay_reason != want:
             _fail(drv, "I8", f"delay {o.decision.delay_reason} for {o.new_transcript!r}, "
                              f"the rules say {want}")
@@ -1312,9 +1322,10 @@ AT_DEADLINE = -1.0  # a dt sentinel: the input lands exactly on the next due tim
 DT = st.sampled_from([0.0, 0.0, 0.001, 0.02, 0.1, 0.25, 0.3, 0.5, 0.5, 0.7, 1.0, 1.37, 2.0,
                       3.0, 4.0, 5.5, AT_DEADLINE, AT_DEADLINE])
 _WORDS = ["a", "b c", "hello", "yes please", "mm-hmm", "stop", "ok.", "你好", "what about Friday",
-          "é", "Hello!", "a b", "b", ".", "ab ba"]
+          "é", "Hello!", "a b", "b", ".", "ab ba", "una mesa para", "S M", "4719.",
+          "eins zwei drei"]
 TEXT = st.sampled_from(["", "", *_WORDS, " ", "a ", " b"])  # whitespace counts as empty
-LANGUAGE = st.sampled_from(["", "en", "fr", "multi", "auto", "de-DE"])
+LANGUAGE = st.sampled_from(["", "en", "fr", "multi", "auto", "de-DE", "es", "nl"])
 CONFIDENCE = st.sampled_from([0.0, 0.5, 0.93, 1.0])
 STT_TIMES = st.sampled_from([(0.0, 0.0), (0.0, 0.0), (0.1, 0.5), (0.0, 1.2), (1.0, 0.5),
                              (2.5, 3.1), (6.0, 9.0), (0.0, 20.0)])

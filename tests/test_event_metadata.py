@@ -21,7 +21,8 @@ _VAD = {"speech_duration": (_NUM, 0.0), "silence_duration": (_NUM, 0.0),
         "speaking": (_BOOL, False), "raw_accumulated_speech": (_NUM, 0.0),
         "raw_accumulated_silence": (_NUM, 0.0)}
 _TRANSCRIPT = {"text": (_STR, None), "language": (_STR, ""), "confidence": (_NUM, 0.0),
-               "start_time": (_NUM, 0.0), "end_time": (_NUM, 0.0), "request_id": (_STR, "")}
+               "start_time": (_NUM, 0.0), "end_time": (_NUM, 0.0), "request_id": (_STR, ""),
+               "word_confidences": ("numbers-or-null", None)}
 #: The trace schema as it was written by hand (replay/trace.py before the derivation).
 SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
     "vad.start_of_speech": _VAD,
@@ -134,7 +135,8 @@ def test_the_replay_builds_each_kind_as_the_hand_mapping_did(kind: str) -> None:
             "num_requests": 3.0, "started_at": 4.0, "ignore_user_transcript_until": 5.0,
             "ended_at": 6.0, "interruption": False, "audio_detached": True,
             "transcript_timeout": 1.5, "stt_flush_duration": 0.5, "skip_reply": True,
-            "duration": 0.01, "count": 2.0, "sample_rate": 8000.0, "skip_stt": True}
+            "duration": 0.01, "count": 2.0, "sample_rate": 8000.0, "skip_stt": True,
+            "word_confidences": [0.25]}
     names = [a.name for a in attrs.fields(cls) if a.name not in ("t", "ref")
              and a.name not in cls.trace_omits]
     given = {n: full[n] for n in names}
@@ -148,6 +150,8 @@ def test_the_replay_builds_each_kind_as_the_hand_mapping_did(kind: str) -> None:
             v = getattr(e, a.name)
             if a.name in fields:
                 want = fields[a.name]
+                if a.name == "word_confidences":
+                    want = tuple(want)  # a trace's list, the event's tuple
             elif a.name in ("detected_at", "created_at"):
                 want = 7.0
             else:

@@ -130,11 +130,16 @@ class TurnMachine(RuleBasedStateMachine):
         self.transcript(ev.SttPreflight, dt, text, lang, conf, times, rid)
 
     @rule(dt=DT, text=TEXT, lang=LANGUAGE, conf=CONFIDENCE, times=STT_TIMES,
-          rid=st.sampled_from(["", "r1", "r2"]))
+          rid=st.sampled_from(["", "r1", "r2"]), doubt=st.sampled_from([False, False, True]))
     def stt_final(self, dt: float, text: str, lang: str, conf: float,
-                  times: tuple[float, float], rid: str) -> None:
-        """STT final transcript (each with its own ref)."""
-        self.transcript(ev.SttFinal, dt, text, lang, conf, times, rid)
+                  times: tuple[float, float], rid: str, doubt: bool) -> None:
+        """STT final transcript (each with its own ref; ``doubt``: with word confidences,
+        the last word doubted)."""
+        n = len(text.split())
+        words = tuple([0.9] * (n - 1) + [0.1]) if doubt and n else None
+        self.feed(lambda **k: ev.SttFinal(text=text, language=lang, confidence=conf,
+                                          start_time=times[0], end_time=times[1],
+                                          request_id=rid, word_confidences=words, **k), dt)
 
     @rule(dt=DT, sst=st.sampled_from([None, None, 0.0, 0.5, 3.0, 20.0]))
     def stt_start(self, dt: float, sst: float | None) -> None:

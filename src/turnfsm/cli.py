@@ -146,6 +146,15 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _language(value: str) -> str:
+    """``--language``: a language tag such as ``es`` or ``pt-BR``."""
+    import re
+    if not re.fullmatch(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*", value):
+        raise argparse.ArgumentTypeError(
+            f"expected a language tag such as 'es' or 'pt-BR', got {value!r}")
+    return value
+
+
 def _latency(v: str) -> str:
     """``--asr-latency``: 'measured' or a non-negative number of seconds."""
     if v != "measured":
@@ -269,6 +278,10 @@ def _run_arguments(lp: argparse.ArgumentParser) -> None:
     lp.add_argument("--asr-latency", default="0.3", type=_latency, metavar="SECONDS",
                     help="seconds from a segment's end to its final (or 'measured')")
     lp.add_argument("--no-interims", action="store_true", help="finals only")
+    lp.add_argument("--language", type=_language, default=None, metavar="TAG",
+                    help="the user's language (en, es, fr, de, pt, it, ...): the transcripts "
+                         "carry it and it chooses the end-of-turn word lists (default: the "
+                         "words sidecar's 'language', else en; --asr whisper: en only)")
     lp.add_argument("--turn-detection", choices=("vad", "stt", "manual", "model"),
                     default=None, help="as EngineOptions.turn_detection ('model': the "
                     "built-in rule-based end-of-turn model)")

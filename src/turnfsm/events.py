@@ -35,6 +35,11 @@ def _nn(default: Any) -> Any:
     return attrs.field(default=default, metadata=NON_NEGATIVE)
 
 
+def _word_confidences(v: Any) -> tuple[float, ...] | None:
+    """A list of word confidences as a tuple (None: the recogniser gave none)."""
+    return None if v is None else tuple(float(x) for x in v)
+
+
 def stamped(t: float) -> bool:
     """Whether an event time was given (not :data:`UNSTAMPED`)."""
     return t == t
@@ -157,6 +162,11 @@ class SttTranscript(SttEvent):
     confidence: float = 0.0
     start_time: float = 0.0
     end_time: float = 0.0
+    #: per word of ``text`` (split at white space), the recogniser's confidence in it (0 to
+    #: 1), when it gives them (Whisper's word probabilities); None: it gives none
+    word_confidences: tuple[float, ...] | None = attrs.field(
+        default=None, converter=_word_confidences,
+        metadata={"trace_type": "numbers-or-null"})
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)

@@ -79,6 +79,9 @@ class DecisionRecord:
             basis = "no model consulted"
         elif self.model.failed:
             basis = "the model failed (min_delay)"
+        elif not self.model.supported and self.model.model == "builtin":
+            basis = (f"the built-in rules have no word lists for language "
+                     f"{self.model.language!r}")
         elif not self.model.supported:
             basis = f"the model does not support language {self.model.language!r}"
         elif self.model.probability is None or self.model.threshold is None:

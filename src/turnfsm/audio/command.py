@@ -110,7 +110,12 @@ def _listen(args: argparse.Namespace) -> int:
                          min_silence_duration=args.min_silence)
     except (ConfigError, ValueError) as e:
         raise TurnFsmError(flag_names(str(e))) from None
+    if args.asr == "whisper" and args.language and \
+            args.language.split("-")[0].split("_")[0].lower() != "en":
+        raise TurnFsmError(f"--language {args.language}: --asr whisper runs Whisper tiny.en, "
+                           "which transcribes English only (give --words for other languages)")
     opts = ListenOptions(engine=engine, vad=vad, asr=args.asr, asr_latency=latency,
+                         language=args.language,
                          interims=not args.no_interims,
                          profile=_trace_profile(args.profile))
     chart = read_chart(args.chart) if args.chart else None

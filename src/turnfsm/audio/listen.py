@@ -59,6 +59,9 @@ class ListenOptions:
     interims: bool = True
     interruption_after: float = 0.6
     model: dict[str, Any] | None = None  # the trace header's turn_detector (scripted model)
+    #: the user's language (a tag such as ``es``) for every transcript; None: the words
+    #: sidecar's, else English
+    language: str | None = None
 
 
 def _header(path: str, o: ListenOptions) -> dict[str, Any]:
@@ -207,7 +210,8 @@ def _assemble(path: str, o: ListenOptions, user: list[dict[str, Any]],
     if words is not None:
         lines += words_lines(words, user_segs, latency=float(o.asr_latency)
                              if o.asr_latency != "measured" else 0.3,
-                             interim_every=0.5 if o.interims else None)
+                             interim_every=0.5 if o.interims else None,
+                             language=o.language)
     elif o.asr == "whisper":
         lines += whisper_lines(user_samples(), user_segs, whisper or shared_whisper(),
                                latency=o.asr_latency, padding=min(o.vad.prefix_padding, 0.3),

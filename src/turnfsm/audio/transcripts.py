@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,19 +41,31 @@ MAX_INTERIMS = 600
 
 @attrs.frozen
 class Word:
-    """A timed word of the user."""
+    """A timed word of the user, and its language when the sidecar gives one."""
 
     word: str
     start: float
     end: float
+    language: str | None = None
+    confidence: float | None = None  # the recogniser's, 0 to 1, when the sidecar gives it
+
+
+def _language_tag(v: Any) -> bool:
+    """A language tag such as ``en`` or ``pt-BR``."""
+    return isinstance(v, str) and re.fullmatch(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*", v) \
+        is not None
 
 
 def read_words(path: str | Path, channel: str = "user") -> list[Word]:
-    """The timed words of one channel from a sidecar ``{"words": [{"channel", "word",
-    "start", "end"}, ...]}`` (``channel`` is ``user``, the default, or ``agent``). Anything
+    """The timed words of one channel from a sidecar ``{"language": "es", "words":
+    [{"channel", "word", "start", "end", "language", "confidence"}, ...]}`` (``channel`` is
+    ``user``, the default, or ``agent``; ``language``, optional on the file and on a word, a
+    language tag such as ``en`` or ``pt-BR``: a word's own overrides the file's;
+    ``confidence``, optional, the recogniser's confidence in the word, 0 to 1). Anything
     else is refused with one line naming the file and the entry (AudioError): an unknown
     channel, a word that is not text, times that are not numbers with 0 <= start <= end <=
-    ``MAX_WORD_TIME``, a word longer than ``MAX_WORD_SECONDS``, a file past the limits."""
+    ``MAX_WORD_TIME``, a word longer than ``MAX_WORD_SECONDS``, a language that is not a
+    language tag, a confidence that is not a number from 0 to 1, a file past the limits."""
     p = str(path)
     try:
         with open(p, "rb") as f:
@@ -72,6 +85,10 @@ def read_words(path: str | Path, channel: str = "user") -> list[Word]:
     words = doc.get("words") if isinstance(doc, dict) else None
     if not isinstance(words, list):
         raise AudioError(f"{p}: expected {{\"words\": [...]}}")
+    file_language = doc.get("language")
+    if file_language is not None and not _language_tag(file_language):
+        raise AudioError(f"{p}: language must be a language tag such as 'en' or 'pt-BR', "
+                         f"not {_short(file_language)}")
     if len(words) > MAX_SIDECAR_WORDS:
         raise AudioError(f"{p}: {len(words)} words; a sidecar holds at most "
                          f"{MAX_SIDECAR_WORDS}")
@@ -97,7 +114,17 @@ def read_words(path: str | Path, channel: str = "user") -> list[Word]:
         if end - start > MAX_WORD_SECONDS:
             raise AudioError(f"{p}: words[{i}] lasts {end - start:g} s; a word lasts at most "
                              f"{MAX_WORD_SECONDS:g} s")
-        out.append(Word(text, float(start), float(end)))
+        lang: Any = w.get("language", file_language)
+        if lang is not None and not _language_tag(lang):
+            raise AudioError(f"{p}: words[{i}]: language must be a language tag such as "
+                             f"'en', not {_short(lang)}")
+        conf: Any = w.get("confidence")
+        if conf is not None and not (isinstance(conf, (int, float)) and
+                                     not isinstance(conf, bool) and 0.0 <= conf <= 1.0):
+            raise AudioError(f"{p}: words[{i}]: confidence must be a number from 0 to 1, not "
+                             f"{_short(conf)}")
+        out.append(Word(text, float(start), float(end), lang,
+                        None if conf is None else float(conf)))
     return sorted(out, key=lambda w: (w.start, w.end))
 
 
@@ -135,28 +162,35 @@ def _group(words: list[Word], segments: list[Segment], pad: float = 0.3
 
 
 def words_lines(words: list[Word], segments: list[Segment], *, latency: float = 0.3,
-                interim_every: float | None = 0.5, language: str = "en"
+                interim_every: float | None = 0.5, language: str | None = None
                 ) -> list[dict[str, Any]]:
-    """``stt.interim``/``stt.final`` trace lines from timed words."""
+    """``stt.interim``/``stt.final`` trace lines from timed words. Each utterance is in
+    ``language`` when given, else in its last word's language (the sidecar's), else
+    English."""
     out: list[dict[str, Any]] = []
     for start, end, ws in _group(words, segments):
         if not ws:
             continue
+        lang = language or ws[-1].language or "en"
         if interim_every:
             k = 1
             while k <= MAX_INTERIMS and (t := start + k * interim_every) < end:
                 heard = [w.word for w in ws if w.end <= t]
                 if heard:
                     out.append({"t": round(t + latency, 6), "kind": "stt.interim",
-                                "text": " ".join(heard), "language": language,
+                                "text": " ".join(heard), "language": lang,
                                 "confidence": 0.7, "start_time": round(start, 6),
                                 "end_time": round(t, 6)})
                 k += 1
         end = max(end, ws[-1].end)
-        out.append({"t": round(end + latency, 6), "kind": "stt.final",
-                    "text": " ".join(w.word for w in ws), "language": language,
-                    "confidence": 0.9, "start_time": round(ws[0].start, 6),
-                    "end_time": round(ws[-1].end, 6)})
+        final = {"t": round(end + latency, 6), "kind": "stt.final",
+                 "text": " ".join(w.word for w in ws), "language": lang,
+                 "confidence": 0.9, "start_time": round(ws[0].start, 6),
+                 "end_time": round(ws[-1].end, 6)}
+        confs = [w.confidence for w in ws if len(w.word.split()) == 1]
+        if len(confs) == len(ws) and all(c is not None for c in confs):
+            final["word_confidences"] = confs  # every word has one
+        out.append(final)
     return out
 
 
@@ -204,8 +238,15 @@ class Whisper:
                          progress: Callable[[float], None] | None = None) -> list[str]:
         """The text of each span (sample ranges of ``pcm``, in order), decoded in packed
         windows."""
+        return [text for text, _p in self.transcribe_spans_words(pcm, spans, progress)]
+
+    def transcribe_spans_words(self, pcm: np.ndarray, spans: list[tuple[int, int]],
+                               progress: Callable[[float], None] | None = None
+                               ) -> list[tuple[str, tuple[float, ...]]]:
+        """The text of each span and the probability of each of its words (one per word of
+        the text split at white space), decoded in packed windows."""
         import numpy as np
-        texts = [""] * len(spans)
+        texts: list[tuple[str, tuple[float, ...]]] = [("", ())] * len(spans)
         gap = np.zeros(int(self.GAP * RATE), np.float32)
         limit = int(self.WINDOW * RATE)
         k = 0
@@ -228,19 +269,39 @@ class Whisper:
                 at += min(n, limit)
                 k += 1
             window = np.concatenate(parts)
-            got: list[list[str]] = [[] for _ in places]
+            got: list[list[Any]] = [[] for _ in places]
             for seg in self._decode(window, True):
                 for w in seg.words or ():
                     mid = (w.start + w.end) / 2
                     j = min(range(len(places)), key=lambda i: (
                         0.0 if places[i][1] <= mid <= places[i][2]
                         else min(abs(mid - places[i][1]), abs(mid - places[i][2]))))
-                    got[j].append(w.word)
+                    got[j].append(w)
             for (i, _s, _e), ws in zip(places, got, strict=True):
-                texts[i] = "".join(ws).strip()
+                texts[i] = _words_text(ws)
             if progress is not None:
                 progress(k / len(spans))
         return texts
+
+
+def _words_text(ws: list[Any]) -> tuple[str, tuple[float, ...]]:
+    """The text of Whisper's words (each with its leading space, as Whisper writes them) and
+    one probability per word of that text split at white space (a word Whisper wrote as
+    several pieces, "Apple" "'s", takes the lowest of its pieces)."""
+    text = "".join(w.word for w in ws).strip()
+    probs: list[float] = []
+    for w in ws:
+        piece = w.word
+        p = round(float(w.probability), 3)
+        if not piece.strip():
+            continue
+        if probs and not piece[:1].isspace():
+            probs[-1] = min(probs[-1], p)  # glued to the word before
+        else:
+            probs.append(p)
+    if len(probs) != len(text.split()):
+        return text, ()
+    return text, tuple(probs)
 
 
 _SHARED: dict[str | None, Whisper] = {}
@@ -274,13 +335,16 @@ def whisper_lines(samples: np.ndarray, segments: list[Segment], whisper: Whisper
     spans = [(max(0, int((seg.start - padding) * RATE)),
               min(samples.size, int((seg.end + padding) * RATE))) for seg in segments]
     t0 = time.perf_counter()
-    texts = whisper.transcribe_spans(samples, spans, progress)
+    texts = whisper.transcribe_spans_words(samples, spans, progress)
     took = (time.perf_counter() - t0) / max(1, len(spans))
     delay = took if latency == "measured" else float(latency)
     out: list[dict[str, Any]] = []
-    for seg, text in zip(segments, texts, strict=True):
+    for seg, (text, probs) in zip(segments, texts, strict=True):
         if text:
-            out.append({"t": round(seg.end + delay, 6), "kind": "stt.final", "text": text,
-                        "language": "en", "confidence": 0.9, "start_time": round(seg.start, 6),
-                        "end_time": round(seg.end, 6)})
+            line = {"t": round(seg.end + delay, 6), "kind": "stt.final", "text": text,
+                    "language": "en", "confidence": 0.9, "start_time": round(seg.start, 6),
+                    "end_time": round(seg.end, 6)}
+            if probs:
+                line["word_confidences"] = list(probs)
+            out.append(line)
     return out

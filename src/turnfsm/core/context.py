@@ -20,6 +20,7 @@ from .. import outputs as out
 from ..chart import Chart
 from ..options import EngineOptions
 from .endpointing import make_endpointing
+from .eou import word_confidences
 from .records import Commit, LimitTracker, Trigger, TurnData, Wait
 from .text import count_words, language_update
 from .timers import Timer, TimerKind, TimerQueue
@@ -268,12 +269,14 @@ class Context:
             return
         self.segment_final = True
 
-    def accept_final(self, ref: Any, text: str, confidence: float) -> None:
-        """Append a final to the turn."""
+    def accept_final(self, ref: Any, text: str, confidence: float,
+                     words: tuple[float, ...] | None = None) -> None:
+        """Append a final to the turn (``words``: its word confidences, if given)."""
         turn = self.turn
         turn.last_final_time = self.now
         turn.transcript = (turn.transcript + " " + text).lstrip()
         turn.confidences.append(confidence)
+        turn.word_confidences += word_confidences(text, words)
         turn.finals.append((ref, text))
 
     def anchor_at_transcript(self) -> None:

@@ -27,6 +27,8 @@ class TurnData:
     interim_confidence: float = 0.0
     preflight: str = ""  # transcript + the latest preflight (what preemption saw)
     confidences: list[float] = attrs.field(factory=list)
+    #: per word of ``transcript``, the recogniser's confidence (None: it gave none)
+    word_confidences: list[float | None] = attrs.field(factory=list)
     last_final_time: float | None = None  # finals and preflights (transcription delay)
     last_real_final_time: float | None = None  # finals only (the commit's recency test, D24)
     span_open: bool = False

@@ -20,6 +20,9 @@ from ..options import TURN_DETECTION, profile_options
 MAX_TRACE_TIME = MAX_NUMBER / 2
 
 _NUM, _BOOL, _STR, _OPTNUM, _ANY = "number", "bool", "string", "number-or-null", "any"
+_NUMLIST = "numbers-or-null"  # a list of numbers from 0 to 1 (word confidences), or null
+#: The most entries a list of word confidences holds.
+MAX_LIST = 100_000
 
 #: Header fields only turnfsm reads (the reference's replayer refuses them).
 TURNFSM_FIELDS = ("profile", *profile_options())
@@ -73,6 +76,14 @@ def _check_value(v: Any, typ: str, err: Any, name: str) -> None:
             err(f"must be finite, not {v}", name)
         if not -MAX_NUMBER <= v <= MAX_NUMBER:
             err(f"must be at most {MAX_NUMBER:g} in size, not {_show(v)}", name)
+    elif typ == _NUMLIST and v is not None:
+        if not isinstance(v, list):
+            err(f"must be a list of numbers from 0 to 1, or null, not {_show(v)}", name)
+        if len(v) > MAX_LIST:
+            err(f"holds {len(v)} numbers; at most {MAX_LIST}", name)
+        for i, x in enumerate(v):
+            if not _is_num(x) or not 0.0 <= x <= 1.0:
+                err(f"[{i}] must be a number from 0 to 1, not {_show(x)}", name)
     elif typ == _BOOL and not isinstance(v, bool):
         err(f"must be true or false, not {_show(v)}", name)
     elif typ == _STR:

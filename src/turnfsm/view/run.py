@@ -172,7 +172,12 @@ def run_wav(args: argparse.Namespace) -> SessionRun:
         raise TurnFsmError(flag_names(str(e))) from None
     latency: float | str = ("measured" if args.asr_latency == "measured"
                             else float(args.asr_latency))
+    if args.asr == "whisper" and args.language and \
+            args.language.split("-")[0].split("_")[0].lower() != "en":
+        raise TurnFsmError(f"--language {args.language}: --asr whisper runs Whisper tiny.en, "
+                           "which transcribes English only (give --words for other languages)")
     opts = ListenOptions(engine=engine, vad=vad, asr=args.asr, asr_latency=latency,
+                         language=args.language,
                          interims=not args.no_interims, profile=_trace_profile(profile_name))
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None

@@ -58,7 +58,7 @@ def take_final(cx: Context, e: ev.SttFinal, *, starts_turn: bool) -> None:
         if cx.speech_start_time is None:
             cx.speech_start_time = cx.now
         cx.ensure_span(cx.now)
-    cx.accept_final(e.ref, text, e.confidence)
+    cx.accept_final(e.ref, text, e.confidence, e.word_confidences)
     turn = cx.turn
     turn.last_real_final_time = cx.now
     changed = turn.transcript != turn.preflight

@@ -14,7 +14,7 @@ from typing import Any
 from ... import events as ev
 from ... import outputs as out
 from ..context import Context
-from ..eou import BUILTIN_THRESHOLD, end_of_turn_probability
+from ..eou import BUILTIN_THRESHOLD, end_of_turn_probability, has_language
 from ..records import Trigger, Wait, WaitRef
 from ..registry import RULES
 from ..timers import TimerKind
@@ -166,13 +166,16 @@ def ask_model(cx: Context, e: WaitRef) -> None:
 
 @RULES.action("answer_builtin", WaitRef)
 def answer_builtin(cx: Context, e: WaitRef) -> None:
-    """The wait's first step without a host model: the built-in rules answer at once."""
+    """The wait's first step without a host model: the built-in rules answer at once (a
+    language without word lists: unsupported, so ``min_delay``, and the record says so)."""
     w = _first_step(cx)
     w.model_asked_at, w.model_language = cx.now, cx.last_language
     w.builtin = True
-    p = end_of_turn_probability(cx.turn.transcript, cx.last_language)
+    p = end_of_turn_probability(cx.turn.transcript, cx.last_language,
+                                confidences=cx.turn.word_confidences)
     cx.fire("model_answered", ev.EouModelAnswered(  # the input, as a host model answers
-        t=cx.now, request_id=e.wait_id, probability=p, threshold=BUILTIN_THRESHOLD))
+        t=cx.now, request_id=e.wait_id, probability=p, threshold=BUILTIN_THRESHOLD,
+        supported=has_language(cx.last_language)))
 
 
 def _unlikely(e: ev.EouModelAnswered) -> bool:
