@@ -5,13 +5,17 @@ labelled sessions (score, tune), validate and draw the state chart (check, diagr
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .argtypes import asr_latency as _latency
+from .argtypes import count as _count
+from .argtypes import language_tag as _language
+from .argtypes import positive_seconds as _positive_seconds
+from .argtypes import seconds as _seconds
+from .argtypes import threshold as _threshold
 from .errors import TurnFsmError
 from .messages import one_line
 from .options import profile_options
@@ -144,58 +148,6 @@ def _replay(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 2
     return 0
-
-
-def _language(value: str) -> str:
-    """``--language``: a language tag such as ``es`` or ``pt-BR``."""
-    import re
-    if not re.fullmatch(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*", value):
-        raise argparse.ArgumentTypeError(
-            f"expected a language tag such as 'es' or 'pt-BR', got {value!r}")
-    return value
-
-
-def _latency(v: str) -> str:
-    """``--asr-latency``: 'measured' or a non-negative number of seconds."""
-    if v != "measured":
-        try:
-            if not 0 <= float(v) < float("inf"):
-                raise ValueError
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{v!r}: give seconds (a non-negative number) or 'measured'") from None
-    return v
-
-
-def _number(v: str, ok: Callable[[float], bool], want: str, kind: type = float) -> Any:
-    """``v`` as a number of ``kind`` that ``ok`` accepts; else the argparse error ``want``."""
-    try:
-        x = kind(v)
-    except ValueError:
-        x = float("nan")
-    if not ok(x):
-        raise argparse.ArgumentTypeError(f"{v!r}: give {want}")
-    return x
-
-
-def _seconds(v: str) -> float:
-    """A non-negative, finite number of seconds."""
-    return float(_number(v, lambda x: 0 <= x < math.inf, "a non-negative number of seconds"))
-
-
-def _positive_seconds(v: str) -> float:
-    """A positive, finite number of seconds."""
-    return float(_number(v, lambda x: 0 < x < math.inf, "a positive number of seconds"))
-
-
-def _count(v: str) -> int:
-    """A whole number, 0 or more."""
-    return int(_number(v, lambda n: n >= 0, "a whole number, 0 or more", int))
-
-
-def _threshold(v: str) -> float:
-    """A VAD probability threshold in (0, 1]."""
-    return float(_number(v, lambda x: 0 < x <= 1, "a probability above 0, at most 1"))
 
 
 #: ``listen`` options whose default is the profile's: the flag's dest -> the option's path
