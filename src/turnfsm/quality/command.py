@@ -30,10 +30,9 @@ REFERENCE_SCRIPT_ENV = "TURNFSM_REFERENCE_SCRIPT"
 
 
 def _session(path: Path, args: argparse.Namespace,
-             profiles: dict[str, Profile]) -> tuple[dict[str, Trace], Path, Any]:
+             profiles: dict[str, Profile]) -> tuple[dict[str, Trace], Path]:
     """The trace of a session for each profile (a WAV goes through `listen` once; each
-    profile's trace has its option defaults in the header), its truth file, and (with
-    ``--eou-model smart-turn``) the user's channel the model hears."""
+    profile's trace has its option defaults in the header) and its truth file."""
     stem = path.with_suffix("")
     truth = Path(f"{stem}.truth.json")
     if not truth.exists():
@@ -44,7 +43,7 @@ def _session(path: Path, args: argparse.Namespace,
             raise TurnFsmError(f"{path}: --eou-model smart-turn hears audio: it scores WAV "
                                f"sessions, not traces")
         trace = read_trace(path)
-        return {name: trace for name in profiles}, truth, None
+        return {name: trace for name in profiles}, truth
     from ..audio.listen import ListenOptions, build_trace, with_options
     from ..audio.transcripts import read_words
     from ..audio.wav import read_wav
@@ -63,7 +62,7 @@ def _session(path: Path, args: argparse.Namespace,
             traces[name] = build_trace(audio, opts, words=words)
         else:
             traces[name] = with_options(next(iter(traces.values())), opts)
-    return traces, truth, audio.samples[0] if smart else None
+    return traces, truth
 
 
 def reference_script(given: str | None) -> Path:
@@ -156,10 +155,12 @@ def score_command(args: argparse.Namespace) -> int:
         for p in paths:
             if not p.exists():
                 raise TurnFsmError(f"{p}: no such file or folder")
-            traces, truth_path, heard = _session(p, args, profiles)
+            traces, truth_path = _session(p, args, profiles)
             truth = read_truth(truth_path)
-            if heard is not None:
+            if getattr(args, "eou_model", "rules") == "smart-turn":
                 from ..audio.smart_turn import SmartTurn, replay_fused
+                from ..audio.wav import read_wav
+                heard = read_wav(p).samples[0]  # the user's channel, as the model hears it
                 model = model or SmartTurn()
                 row = {name: score_outputs(replay_fused(traces[name], heard, profile=prof,
                                                         smart_turn=model), truth)
