@@ -107,3 +107,28 @@ def test_bad_pause_options_are_refused_by_name(bad: dict[str, Any]) -> None:
     """A bad pause_memory or pause_margin is a ConfigError naming it."""
     with pytest.raises(ConfigError, match=next(iter(bad))):
         EngineOptions(**bad)
+
+
+def test_the_invariant_checker_follows_a_lengthened_wait() -> None:
+    """The property suite's Driver (every invariant checked at each step, I8 with the
+    session-pause rule) runs the pauser through the default profile without a violation,
+    and its shadow heard the pause the record names."""
+    from tests.props_support import Driver
+    d = Driver(profile="default")
+
+    def say(start: float, end: float, text: str) -> None:
+        d.feed(ev.VadStartOfSpeech(t=start + 0.1, ref=next(d.refs), speech_duration=0.1))
+        d.feed(ev.VadInferenceDone(t=end, ref=next(d.refs), speech_duration=end - start,
+                                   speaking=True, raw_accumulated_speech=end - start,
+                                   probability=0.9))
+        d.feed(ev.VadEndOfSpeech(t=end + 0.2, ref=next(d.refs), silence_duration=0.2))
+        d.feed(ev.SttFinal(t=end + 0.3, ref=next(d.refs), text=text))
+    say(0.0, 1.5, "I want to book a table for")
+    say(2.3, 3.0, "four people and")
+    say(3.8, 4.5, "a high chair.")
+    say(5.3, 6.0, "Near the window please.")
+    d.settle()
+    assert not d.failed and not d.anomalies
+    [eot] = [o for o in d.outputs if isinstance(o, out.EndOfTurn)]
+    assert eot.decision is not None and eot.decision.delay_reason == "session_pauses"
+    assert eot.decision.session_pause in d.pauses
