@@ -131,3 +131,16 @@ def test_listen_with_smart_turn_asks_the_host_model(
     code, _, err = _cli(capsys, "listen", str(wav), "--words", str(words), "--eou-model",
                         "smart-turn", "--turn-detection", "vad")
     assert code != 0 and "needs turn detection 'model'" in err
+
+
+@needs_model
+def test_view_with_smart_turn_draws_the_fused_models_decisions(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`view --eou-model smart-turn` runs the session with the fused model: the page's
+    decisions name its threshold 0.5."""
+    wav, words = CORPUS / "en02_list_fruit.wav", CORPUS / "en02_list_fruit.words.json"
+    page = tmp_path / "v.html"
+    code, _, err = _cli(capsys, "view", str(wav), "--words", str(words), "--eou-model",
+                        "smart-turn", "-o", str(page))
+    assert code == 0, err
+    assert "threshold 0.5 (en)" in page.read_text(encoding="utf-8")
