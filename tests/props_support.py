@@ -155,6 +155,8 @@ class WaitRec:
     answer: ModelAnswer | None = None
     answered_at: float | None = None
     max_delay: float | None = None
+    anchor: float | None = None  # the wait's anchor and whether a commit asked for it
+    manual: bool = False
 
 
 @dataclass
@@ -250,6 +252,9 @@ class Driver:
         self.active_commit: CommitRec | None = None
         self.finalize_order: list[CommitRec] = []
         self.waits: dict[int, WaitRec] = {}
+        # every automatic wait the user's speech cancelled: how long after its anchor (the
+        # default profile's session pauses are some of these)
+        self.pauses: list[float] = []
         self.model_requests: dict[int, float] = {}
         self.boundary_live: float | None = None  # arm time of the live activation
         self.marker_state = "idle"
@@ -542,6 +547,11 @@ class Driver:
                 w.model = True
             elif isinstance(o, out.DetectorSignal):
                 self._observe_marker(o)
+            elif isinstance(o, out.WaitCancelled):
+                wc = self.waits.get(o.wait_id)
+                if wc is not None and not wc.manual and wc.anchor is not None and \
+                        step.after["turn"] == "open":
+                    self.pauses.append(round(o.t - wc.anchor, 6))
             elif isinstance(o, out.BoundaryExpired):
                 if self.boundary_live is None:
                     self.anomaly("I14", "BoundaryExpired without a live activation")
@@ -558,6 +568,9 @@ class Driver:
         if w is not None and w.wait_id not in self.waits:
             self.waits[w.wait_id] = WaitRec(step.t, eng.in_state("stt_input", "attached"),
                                             exact=step.kind != "advance")
+        if w is not None:
+            self.waits[w.wait_id].anchor = w.anchor
+            self.waits[w.wait_id].manual = w.manual
         lang = eng.cx.last_language
         if lang is not None and lang not in NONSPECIFIC_LANGUAGES:
             self.lang_specific_seen = True
@@ -916,6 +929,21 @@ def check_i7_metrics_well_formed(drv: Driver, step: Step) -> None:
                          f"{drv.turn_boundary}")
 
 
+def _session_pauses_delay(drv: Driver, d: out.DecisionRecord, delay: float) -> float:
+    """A wait the session's mid-turn pauses lengthened (default profile, region
+    pause_memory): the pause it names is one the user's speech cancelled a wait after, the
+    delay is that pause plus pause_margin (at most max_delay) and longer than the one the
+    rules or the model gave; returns the delay to check the delivery time with."""
+    p = d.session_pause
+    if p is None or not any(abs(p - q) <= EPS for q in drv.pauses):
+        _fail(drv, "I8", f"session pause {p} is none of the pauses heard ({drv.pauses})")
+    assert p is not None
+    want = min(d.max_delay, p + drv.options.pause_margin)
+    if abs(d.delay - want) > EPS or not d.delay > delay + EPS:
+        _fail(drv, "I8", f"session-pause delay {d.delay} (pause {p}: {want}; without: {delay})")
+    return d.delay
+
+
 def check_i8_deadline(drv: Driver, step: Step) -> None:
     """I8: a delivery happens exactly at max(arm time, anchor + delay) (arm time + delay
     without an anchor; an anchor at t=0 is an anchor), where delay is max_delay iff the
@@ -947,6 +975,9 @@ def check_i8_deadline(drv: Driver, step: Step) -> None:
         p = verdict.probability if verdict.probability is not None else p
         assert o.decision is not None
         want = "max_delay" if p < BUILTIN_THRESHOLD and verdict.supported else "min_delay"
+        if want == "min_delay" and o.decision.delay_reason == "session_pauses":
+            want = "session_pauses"
+            _session_pauses_delay(drv, o.decision, w.min_delay)
         if o.decision.delay_reason != want:
             _fail(drv, "I8", f"delay {o.decision.delay_reason} for {o.new_transcript!r}, "
                              f"the rules say {want}")
@@ -967,6 +998,9 @@ def check_i8_deadline(drv: Driver, step: Step) -> None:
             if w.anchor is not None and o.t < w.anchor + delay - EPS:
                 _fail(drv, "I8", f"delivered at {o.t}, before anchor {w.anchor} + {delay}")
             return
+    if o.decision is not None and o.decision.delay_reason == "session_pauses" and not (
+            verdict is not None and verdict.model == "builtin"):
+        delay = _session_pauses_delay(drv, o.decision, delay)
     remaining = delay + (w.anchor - arm) if w.anchor is not None else delay
     due = round(arm + remaining, 6) if remaining > 0 else arm
     if abs(o.t - due) > EPS:

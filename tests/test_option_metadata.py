@@ -17,11 +17,12 @@ from turnfsm.options import profile_options
 from turnfsm.replay.trace import TURNFSM_FIELDS, parse_config
 from turnfsm.tuning.grid import OPTIONS, REQUIRES
 
-NAMES = ("transcript_timeout", "backchannel_max_words", "backchannel_max_duration")
+NAMES = ("transcript_timeout", "backchannel_max_words", "backchannel_max_duration", "pause_memory",
+         "pause_margin")
 
 
 def test_the_profile_options_and_their_header_keys() -> None:
-    """The three options the default profile's chart reads are turnfsm's own header keys."""
+    """The options the default profile's chart reads are turnfsm's own header keys."""
     assert tuple(profile_options()) == NAMES
     assert ("profile", *NAMES) == TURNFSM_FIELDS
 
@@ -31,7 +32,8 @@ def test_listen_flags_and_profile_defaults_are_derived() -> None:
     assert {k: FLAGS[k] for k in NAMES} == {
         "transcript_timeout": "--transcript-timeout",
         "backchannel_max_words": "--backchannel-max-words",
-        "backchannel_max_duration": "--backchannel-max-duration"}
+        "backchannel_max_duration": "--backchannel-max-duration",
+        "pause_memory": "--pause-memory", "pause_margin": "--pause-margin"}
     assert {k: PROFILE_OPTIONS[k] for k in NAMES} == {k: (k,) for k in NAMES}
     args = build_parser().parse_args(["listen", "x.wav", "--transcript-timeout", "0.8",
                                       "--backchannel-max-words", "3"])
@@ -67,7 +69,7 @@ def test_grid_entries_are_derived() -> None:
     for k in NAMES:
         assert OPTIONS[k].side == "engine" and OPTIONS[k].numeric
         assert REQUIRES[k] == ("profile", "default")
-    assert [OPTIONS[k].default for k in NAMES] == ["1.5", "2", "1.0"]
+    assert [OPTIONS[k].default for k in NAMES] == ["1.5", "2", "1.0", "3", "0.2"]
     assert OPTIONS["transcript_timeout"].check(0.2) == 0.2
     assert OPTIONS["backchannel_max_words"].check(3.0) == 3
     assert OPTIONS["backchannel_max_duration"].check(0.0) == 0.0

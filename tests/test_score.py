@@ -105,3 +105,19 @@ def test_score_by_prints_a_table_per_grouping(capsys: pytest.CaptureFixture[str]
     assert "by kind" in out and "noise" in out.splitlines()[0]
     assert any(line.startswith("spelling (1 session)") for line in out.splitlines())
     assert any(line.startswith("- (1 session)") for line in out.splitlines())
+
+
+def test_score_by_synthesis_groups_parts_and_ssml(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    """`score --by synthesis`: the corpus's separately synthesized parts apart from its SSML
+    dialogues (continuation prosody kept); a malformed synthesis field is refused."""
+    names = ["en01_list_eggs", "en42_ssml_list", "de02_list"]
+    rc = main(["score", *(str(CORPUS / f"{n}.wav") for n in names), "--by", "synthesis",
+               "--json"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {k: v["default"]["sessions"] for k, v in doc["by_synthesis"].items()} == {
+        "parts": 2, "ssml": 1}
+    assert read_truth(CORPUS / "en42_ssml_list.truth.json").synthesis == "ssml"
+    with pytest.raises(TruthError, match="synthesis must be a name"):
+        read_truth(_truth(tmp_path, synthesis=3))

@@ -237,6 +237,11 @@ def _run_arguments(lp: argparse.ArgumentParser) -> None:
     lp.add_argument("--turn-detection", choices=("vad", "stt", "manual", "model"),
                     default=None, help="as EngineOptions.turn_detection ('model': the "
                     "built-in rule-based end-of-turn model)")
+    lp.add_argument("--eou-model", choices=("rules", "smart-turn"), default="rules",
+                    help="the end-of-turn model. rules: the profile's own (the default "
+                         "profile's built-in text rules); smart-turn: the text rules fused "
+                         "with Smart Turn v3.2 hearing the user's turn (a WAV file; extra "
+                         "smart-turn: onnxruntime and the pipecat-ai wheel's model file)")
     lp.add_argument("--min-delay", type=_seconds, default=None, metavar="SECONDS",
                     help="the shortest wait after the last speech before a turn ends")
     lp.add_argument("--max-delay", type=_seconds, default=None, metavar="SECONDS",
@@ -491,11 +496,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                     help="score this behaviour profile: default, livekit or a profile file, "
                          "whose option defaults apply to WAV sessions (repeat for several; "
                          "default: default)")
+    sp.add_argument("--eou-model", choices=("rules", "smart-turn"), default="rules",
+                    help="WAV sessions: the end-of-turn model. rules: the profile's own (the "
+                         "default profile's built-in text rules); smart-turn: the text rules "
+                         "fused with Smart Turn v3.2 hearing the user's turn (extra "
+                         "smart-turn: onnxruntime, and the model file of the pipecat-ai "
+                         "wheel)")
     sp.add_argument("--json", action="store_true", help="print the figures as JSON")
     sp.add_argument("--details", action="store_true", help="name each cut-in, orphan, ...")
-    sp.add_argument("--by", action="append", choices=("kind", "language"), default=None,
-                    help="also add the figures up per dialogue kind or per language (the "
-                         "truth file's 'kind' and 'language'; repeat for both)")
+    sp.add_argument("--by", action="append", choices=("kind", "language", "synthesis"),
+                    default=None,
+                    help="also add the figures up per dialogue kind, language or synthesis "
+                         "(the truth file's 'kind', 'language' and 'synthesis': parts or "
+                         "ssml; repeat for several)")
     sp.set_defaults(func=_score)
     tp = add("tune", help="replay labelled sessions under a grid of settings, score "
                         "each, and recommend one (see docs/tuning.md)")

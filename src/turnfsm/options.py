@@ -141,6 +141,24 @@ def _max_duration_bc(v: Any) -> float:
     return float(v)
 
 
+#: The most mid-turn pauses a session may remember (``pause_memory``).
+MAX_PAUSE_MEMORY = 1000
+
+
+def _pause_memory(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_PAUSE_MEMORY:
+        raise ConfigError(f"pause_memory must be a whole number from 0 to {MAX_PAUSE_MEMORY}, "
+                          f"not {v!r}")
+    return v
+
+
+def _pause_margin(v: Any) -> float:
+    if not _duration(v):
+        raise ConfigError(f"pause_margin must be a number of seconds from 0 to "
+                          f"{MAX_DURATION:g}, not {v!r}")
+    return float(v)
+
+
 Bounds = Literal["positive", "non_negative", "count"]
 
 
@@ -217,6 +235,25 @@ class EngineOptions:
         bounds="non_negative", grid_default="1.0",
         grid_help="default profile, sessions without transcripts: user speech over the agent "
                   "no detector judged, at most this long, is a backchannel (s)"))
+    # default profile: the session's own pauses. A mid-turn pause is one after which the same
+    # turn went on (speech resumed during an end-of-turn wait and cancelled it); the latest
+    # pause_memory of them are remembered, and a later automatic wait lasts at least the
+    # longest of them plus pause_margin, never more than max_delay (0: none remembered)
+    pause_memory: int = _info(3, _pause_memory, OptionInfo(
+        flag="--pause-memory", metavar="N", cli_type="count",
+        cli_help="default profile: how many of the session's latest mid-turn pauses are "
+                 "remembered; a later wait lasts at least the longest plus --pause-margin "
+                 "(at most max_delay; 0: off)",
+        bounds="count", grid_default="3",
+        grid_help="default profile: how many of the session's latest mid-turn pauses (speech "
+                  "that resumed during an end-of-turn wait) lengthen later waits (0: off)"))
+    pause_margin: float = _info(0.2, _pause_margin, OptionInfo(
+        flag="--pause-margin", metavar="SECONDS", cli_type="seconds",
+        cli_help="default profile: how much longer than the longest remembered mid-turn "
+                 "pause a later wait lasts",
+        bounds="non_negative", grid_default="0.2",
+        grid_help="default profile: how much longer than the longest remembered mid-turn "
+                  "pause a later end-of-turn wait lasts (s)"))
 
 
 def profile_options() -> dict[str, OptionInfo]:

@@ -19,7 +19,7 @@ Signal = Literal["agent_speech_started", "agent_speech_ended", "overlap_speech_s
                  "overlap_speech_ended"]
 TriggerKind = Literal["vad_end_of_speech", "final_transcript", "stt_end_of_speech", "commit",
                       "final_overdue"]
-DelayReason = Literal["min_delay", "max_delay"]
+DelayReason = Literal["min_delay", "max_delay", "session_pauses"]
 
 
 # -- decision records: why the engine decided what it did ---------------------------------
@@ -49,6 +49,9 @@ class DecisionRecord:
     model configured, no transcript, or a commit, D18). ``rearmed`` counts earlier decisions
     of this turn replaced by a new trigger, ``cancelled`` those the user's speech cancelled.
     ``closed_early``: the session closed and the wait ended at once (R4).
+    ``delay_reason`` is ``session_pauses`` (default profile) when the session's own mid-turn
+    pauses lengthened the wait: ``session_pause`` is the longest remembered one (the delay is
+    it plus ``pause_margin``, at most ``max_delay``).
     """
 
     trigger: TriggerKind
@@ -65,6 +68,7 @@ class DecisionRecord:
     closed_early: bool
     skip_reply: bool
     options: Any  # the EngineOptions in force
+    session_pause: float | None = None  # the mid-turn pause that lengthened the wait
 
     def why(self) -> str:
         """The decision as one sentence."""
@@ -91,6 +95,9 @@ class DecisionRecord:
             who = "built-in rules" if self.model.model == "builtin" else "model"
             basis = (f"{who} p={self.model.probability:g} {cmp} threshold "
                      f"{self.model.threshold!r} ({self.model.language or 'no language'})")
+        if self.delay_reason == "session_pauses":
+            basis = (f"{basis}; lengthened: the user paused {self.session_pause:g} s inside a "
+                     f"turn earlier in this session")
         if self.anchor is None:
             return (f"{what} asked at {self.wait_started_at:g} s; waited {self.delay:g} s "
                     f"({self.delay_reason}: {basis})")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import TurnFsmError
+from ..errors import ConfigError, TurnFsmError
 from ..messages import one_line
 from ..options import profile_options
 from ..profile_cache import profile as get_profile
@@ -56,6 +56,11 @@ def engine_changes(args: argparse.Namespace, profile: Any, stereo: bool,
         "stt": transcripts}  # without transcripts the VAD alone ends turns (empty transcripts)
     if args.turn_detection is not None:
         changes["turn_detection"] = args.turn_detection
+    if getattr(args, "eou_model", "rules") == "smart-turn":
+        if args.turn_detection not in (None, "model"):
+            raise ConfigError(f"--eou-model smart-turn is the end-of-turn model: it needs "
+                              f"turn detection 'model', not {args.turn_detection!r}")
+        changes["turn_detection"] = "model"
     endpointing = {k: v for k, v in (("mode", args.endpointing), ("min_delay", args.min_delay),
                                      ("max_delay", args.max_delay)) if v is not None}
     if endpointing:
@@ -94,6 +99,8 @@ def _listen(args: argparse.Namespace) -> int:
     from ..replay.timeline import TimelineObserver
 
     _check_outputs(args)
+    if args.wav == "-" and getattr(args, "eou_model", "rules") == "smart-turn":
+        raise TurnFsmError("--eou-model smart-turn reads a WAV file, not a live stream")
     if args.wav == "-":  # live: a WAV stream or raw 16 kHz 16-bit mono PCM
         stream = WavStream(sys.stdin.buffer, "<stdin>", raw=None)
     else:
@@ -124,8 +131,9 @@ def _listen(args: argparse.Namespace) -> int:
         from .live import listen_live
         return listen_live(args, stream, opts, profile, chart)
     bar = Progress((stream.duration or 0.0) > 5.0)
+    smart = getattr(args, "eou_model", "rules") == "smart-turn"
     trace, audio = stream_trace(stream, opts, words=words, progress=bar,
-                                keep_audio=bool(args.plot))
+                                keep_audio=bool(args.plot) or smart)
     bar.done()
     duration = stream.duration if stream.duration is not None else (
         trace.inputs[-1].t if trace.inputs else 0.0)
@@ -153,9 +161,16 @@ def _listen(args: argparse.Namespace) -> int:
         return _finish(args, trace, lines, records, audio, head, timeline)
     from ..runtime.model import RuleBasedModel
     from ..runtime.replay import RuntimeReplay
-    replay = RuntimeReplay(trace, diagnostics=args.diagnostics, chart=chart,
-                           observers=(timeline, records.append), profile=profile)
-    if engine.turn_detection == "model":
+    if smart:  # the text rules and Smart Turn, fused, hearing the user's channel
+        from .smart_turn import SmartTurn, fused_replay
+        assert audio is not None
+        replay = fused_replay(trace, audio.samples[0], profile=profile, chart=chart,
+                              smart_turn=SmartTurn(), diagnostics=args.diagnostics,
+                              observers=(timeline, records.append))
+    else:
+        replay = RuntimeReplay(trace, diagnostics=args.diagnostics, chart=chart,
+                               observers=(timeline, records.append), profile=profile)
+    if engine.turn_detection == "model" and not smart:
         rule = RuleBasedModel()
         replay.model_fn = rule.probability
         replay.model.opts["unlikely_threshold"] = rule.threshold

@@ -83,6 +83,8 @@ class Context:
         self.segment_onset: float | None = None
         self.segment_final = False  # a final of it (or after it, untimed) arrived
         self.final_wait_epoch = 0
+        # the session's mid-turn pauses, oldest first (default profile: pause_memory)
+        self.pauses: list[float] = []
         # the pending decision and commit
         self.wait: Wait | None = None
         self.commit: Commit | None = None

@@ -37,7 +37,11 @@ def _session(path: Path, args: argparse.Namespace,
     truth = Path(f"{stem}.truth.json")
     if not truth.exists():
         raise TurnFsmError(f"{path}: no labels ({truth.name} beside it)")
+    smart = getattr(args, "eou_model", "rules") == "smart-turn"
     if path.suffix == ".jsonl":
+        if smart:
+            raise TurnFsmError(f"{path}: --eou-model smart-turn hears audio: it scores WAV "
+                               f"sessions, not traces")
         trace = read_trace(path)
         return {name: trace for name in profiles}, truth
     from ..audio.listen import ListenOptions, build_trace, with_options
@@ -46,8 +50,11 @@ def _session(path: Path, args: argparse.Namespace,
     words_path = Path(f"{stem}.words.json")
     words = read_words(words_path) if args.asr == "none" and words_path.exists() else None
     audio = read_wav(path)
-    changes = {"stt": words is not None or args.asr != "none",
-               "interruption_detection": audio.channels > 1 and not args.no_detector}
+    changes: dict[str, Any] = {
+        "stt": words is not None or args.asr != "none",
+        "interruption_detection": audio.channels > 1 and not args.no_detector}
+    if smart:  # the host's model: the text rules and Smart Turn, fused
+        changes["turn_detection"] = "model"
     traces: dict[str, Trace] = {}
     for name, prof in profiles.items():
         opts = ListenOptions(engine=prof.options(changes), asr=args.asr, profile=name)
@@ -113,7 +120,7 @@ def _fmt(v: Any) -> str:
 
 
 #: What ``--by`` groups sessions by: the truth file's field
-GROUPINGS = ("kind", "language")
+GROUPINGS = ("kind", "language", "synthesis")
 
 
 def _groups(field: str, rows: dict[str, dict[str, Score]], truths: dict[str, Truth],
@@ -124,7 +131,8 @@ def _groups(field: str, rows: dict[str, dict[str, Score]], truths: dict[str, Tru
     keyed: dict[str, list[str]] = {}
     for name in rows:
         t = truths[name]
-        keys = (t.kinds or ("-",)) if field == "kind" else (t.language or "-",)
+        keys = (t.kinds or ("-",)) if field == "kind" else (
+            (t.synthesis or "-",) if field == "synthesis" else (t.language or "-",))
         for k in keys:
             keyed.setdefault(k, []).append(name)
     return {k: (len(names), {s: sum((rows[n][s] for n in names), Score()) for s in systems})
@@ -140,6 +148,7 @@ def score_command(args: argparse.Namespace) -> int:
                     for name in (getattr(args, "profile", None) or [DEFAULT_PROFILE])}
         script = reference_script(args.reference_script) if args.reference else None
         paths: list[Path] = []
+        model: Any = None  # Smart Turn, loaded once (--eou-model smart-turn)
         for s in args.sessions:
             p = Path(s)
             paths += sorted([*p.glob("*.wav"), *p.glob("*.jsonl")]) if p.is_dir() else [p]
@@ -148,8 +157,17 @@ def score_command(args: argparse.Namespace) -> int:
                 raise TurnFsmError(f"{p}: no such file or folder")
             traces, truth_path = _session(p, args, profiles)
             truth = read_truth(truth_path)
-            row = {name: score_outputs(replay_trace(traces[name], profile=prof), truth)
-                   for name, prof in profiles.items()}
+            if getattr(args, "eou_model", "rules") == "smart-turn":
+                from ..audio.smart_turn import SmartTurn, replay_fused
+                from ..audio.wav import read_wav
+                heard = read_wav(p).samples[0]  # the user's channel, as the model hears it
+                model = model or SmartTurn()
+                row = {name: score_outputs(replay_fused(traces[name], heard, profile=prof,
+                                                        smart_turn=model), truth)
+                       for name, prof in profiles.items()}
+            else:
+                row = {name: score_outputs(replay_trace(traces[name], profile=prof), truth)
+                       for name, prof in profiles.items()}
             if script is not None:
                 first = next(iter(traces.values()))
                 row["reference"] = score_outputs(_reference(first, args.reference, script),

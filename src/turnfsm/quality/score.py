@@ -62,6 +62,8 @@ class Truth:
     kinds: tuple[str, ...] = ()
     #: the user's language (``language``), None when the file does not say
     language: str | None = None
+    #: how the dialogue was synthesized (``synthesis``: "parts", "ssml"), None when unsaid
+    synthesis: str | None = None
 
 
 def read_truth(path: str | Path) -> Truth:
@@ -94,6 +96,9 @@ def read_truth(path: str | Path) -> Truth:
     language = doc.get("language")
     if language is not None and not (isinstance(language, str) and language):
         raise TruthError(f"{p}: language must be a language tag such as 'en'")
+    synthesis = doc.get("synthesis")
+    if synthesis is not None and not (isinstance(synthesis, str) and synthesis):
+        raise TruthError(f"{p}: synthesis must be a name such as 'parts' or 'ssml'")
     noises = []
     for i, x in enumerate(doc.get("events") or []):
         if not isinstance(x, dict):
@@ -109,7 +114,8 @@ def read_truth(path: str | Path) -> Truth:
         noises.append(Span("noise", start, end, end, str(x.get("kind", "noise"))))
     return Truth(p, spans("turns", "turn"), spans("backchannels", "backchannel"),
                  spans("interruptions", "interruption"),
-                 tuple(sorted(noises, key=lambda s: s.start)), tuple(kinds), language)
+                 tuple(sorted(noises, key=lambda s: s.start)), tuple(kinds), language,
+                 synthesis)
 
 
 @attrs.frozen

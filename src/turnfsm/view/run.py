@@ -181,9 +181,17 @@ def run_wav(args: argparse.Namespace) -> SessionRun:
                          interims=not args.no_interims, profile=_trace_profile(profile_name))
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None
-    trace, _ = stream_trace(stream, opts, words=words)
+    smart = getattr(args, "eou_model", "rules") == "smart-turn"
+    trace, heard = stream_trace(stream, opts, words=words, keep_audio=smart)
     records: list[StepRecord] = []
-    if engine.turn_detection == "model":
+    if smart:  # the text rules and Smart Turn, fused, hearing the user's channel
+        from ..audio.smart_turn import fused_replay
+        assert heard is not None
+        rt = fused_replay(trace, heard.samples[0], profile=profile, chart=chart,
+                          diagnostics=True, observers=(records.append,))
+        lines = rt.run()
+        used = rt.engine.chart if rt.engine is not None else profile.chart
+    elif engine.turn_detection == "model":
         from ..runtime.model import RuleBasedModel
         from ..runtime.replay import RuntimeReplay
         rt = RuntimeReplay(trace, diagnostics=True, chart=chart, observers=(records.append,),

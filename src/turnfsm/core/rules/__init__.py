@@ -14,10 +14,23 @@ of the event being dispatched.
 * :mod:`.commit`: commit requests and their results;
 * :mod:`.settle`: the final wait of the ``default`` profile (no orphaned transcripts);
 * :mod:`.backchannel`: backchannels of the ``default`` profile (neither turns nor
-  interruptions).
+  interruptions);
+* :mod:`.pauses`: the session's own mid-turn pauses lengthen later waits (``default``).
 """
 
-from . import agent, backchannel, commit, gate, session, settle, speech, streams, transcripts, turn
+from . import (
+               agent,
+               backchannel,
+               commit,
+               gate,
+               pauses,
+               session,
+               settle,
+               speech,
+               streams,
+               transcripts,
+               turn,
+)
 
-__all__ = ["agent", "backchannel", "commit", "gate", "session", "settle", "speech", "streams",
-           "transcripts", "turn"]
+__all__ = ["agent", "backchannel", "commit", "gate", "pauses", "session", "settle", "speech",
+           "streams", "transcripts", "turn"]

@@ -193,7 +193,8 @@ def _remaining(cx: Context, w: Wait, delay: float) -> float:
 def delay_left(cx: Context, e: Any) -> bool:
     """The delay the wait takes now (its first step without a model: ``min_delay``; the
     model's answer: ``max_delay`` when the turn is unlikely over, else ``min_delay``) ends
-    after now, counted from the anchor; otherwise the wait is over at once."""
+    after now, counted from the anchor (at least the session's pauses' floor, region
+    pause_memory); otherwise the wait is over at once."""
     w = cx.wait
     if w is None:
         return False
@@ -201,20 +202,24 @@ def delay_left(cx: Context, e: Any) -> bool:
         delay = cx.endpointing.max_delay if _unlikely(e) else w.min_delay
     else:
         delay = cx.endpointing.min_delay
-    return _remaining(cx, w, delay) > 0
+    return _remaining(cx, w, max(delay, w.pause_floor)) > 0
 
 
 @RULES.action("take_min_delay", WaitRef)
 def take_min_delay(cx: Context, e: WaitRef) -> None:
-    """The wait's first step without a model: it waits ``min_delay`` from the anchor."""
+    """The wait's first step without a model: it waits ``min_delay`` from the anchor (or the
+    session's pauses' floor, when region pause_memory set one)."""
     w = _first_step(cx)
-    w.delay = w.min_delay
+    w.delay = max(w.min_delay, w.pause_floor)
+    if w.pause_floor > w.min_delay:  # data: the record names the session's pauses
+        w.delay_reason = "session_pauses"
 
 
 @RULES.action("take_answer", ev.EouModelAnswered)
 def take_answer(cx: Context, e: ev.EouModelAnswered) -> None:
     """The model answered: the wait takes ``max_delay`` if the turn is unlikely over, else
-    ``min_delay`` (any failure: ``min_delay``, D20); the verdict goes to its record."""
+    ``min_delay`` (any failure: ``min_delay``, D20), or the session's pauses' floor when
+    region pause_memory set a longer one; the verdict goes to its record."""
     w = cx.wait
     assert w is not None
     w.max_delay = cx.endpointing.max_delay
@@ -222,6 +227,8 @@ def take_answer(cx: Context, e: ev.EouModelAnswered) -> None:
     w.delay = w.max_delay if unlikely else w.min_delay
     if unlikely:
         w.delay_reason = "max_delay"
+    if w.pause_floor > w.delay:  # data: the record names the session's pauses
+        w.delay, w.delay_reason = w.pause_floor, "session_pauses"
     asked = w.model_asked_at if w.model_asked_at is not None else cx.now
     w.verdict = out.ModelVerdict(language=w.model_language, supported=e.supported,
                                  probability=e.probability, threshold=e.threshold,
@@ -286,6 +293,10 @@ def cancel_wait(cx: Context, e: Any) -> None:
 # -- delivery and the host's answer ----------------------------------------------------------
 
 
+_REASONS: dict[str, out.DelayReason] = {"max_delay": "max_delay",
+                                         "session_pauses": "session_pauses"}
+
+
 @RULES.action("deliver_end_of_turn")
 def deliver_end_of_turn(cx: Context, e: Any) -> None:
     """Emit the end of turn; metrics are all set or all absent (D4)."""
@@ -301,7 +312,8 @@ def deliver_end_of_turn(cx: Context, e: Any) -> None:
     ep = cx.endpointing_options
     record = out.DecisionRecord(
         trigger=w.trigger, anchor=w.anchor, wait_started_at=w.started_at, delay=w.delay,
-        delay_reason="max_delay" if w.delay_reason == "max_delay" else "min_delay",
+        delay_reason=_REASONS.get(w.delay_reason, "min_delay"), session_pause=w.session_pause
+        if w.delay_reason == "session_pauses" else None,
         model=w.verdict, endpointing_mode=ep.mode, min_delay=w.min_delay,
         max_delay=w.max_delay, rearmed=w.rearmed, cancelled=w.cancelled,
         closed_early=w.closed_early, skip_reply=w.skip_reply, options=cx.options)
