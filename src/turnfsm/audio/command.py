@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, TurnFsmError
 from ..messages import one_line
@@ -16,6 +16,9 @@ from .listen import ListenOptions, Progress, stream_trace, trace_lines
 from .transcripts import read_words
 from .vad import VadOptions
 from .wav import WavStream
+
+if TYPE_CHECKING:
+    from ..core.profiles import Profile
 
 
 def listen_command(args: argparse.Namespace) -> int:
@@ -93,25 +96,16 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise TurnFsmError("-o, --out-trace and --plot must name different files")
 
 
-def _listen(args: argparse.Namespace) -> int:
-    from ..core import read_chart
-    from ..errors import ConfigError
-    from ..replay.timeline import TimelineObserver
-
-    _check_outputs(args)
-    if args.wav == "-" and getattr(args, "eou_model", "rules") == "smart-turn":
-        raise TurnFsmError("--eou-model smart-turn reads a WAV file, not a live stream")
-    if args.wav == "-":  # live: a WAV stream or raw 16 kHz 16-bit mono PCM
-        stream = WavStream(sys.stdin.buffer, "<stdin>", raw=None)
-    else:
-        stream = WavStream(args.wav)
+def run_options(args: argparse.Namespace, profile: Profile, profile_name: str,
+                stereo: bool) -> ListenOptions:
+    """How a WAV file is run (``listen`` and ``view``): the engine's options (the profile's,
+    with the flags given), the VAD's, the transcripts' (TurnFsmError naming the flag when a
+    value is refused)."""
     latency: float | str = "measured" if args.asr_latency == "measured" else float(
         args.asr_latency)
     transcripts = bool(args.words) or args.asr != "none"
-    profile = get_profile(args.profile)
     try:
-        engine = profile.options(engine_changes(args, profile, stream.channels > 1,
-                                                transcripts))
+        engine = profile.options(engine_changes(args, profile, stereo, transcripts))
         vad = VadOptions(activation_threshold=args.vad_threshold,
                          deactivation_threshold=max(0.01, args.vad_threshold - 0.15),
                          min_silence_duration=args.min_silence)
@@ -121,10 +115,25 @@ def _listen(args: argparse.Namespace) -> int:
             args.language.split("-")[0].split("_")[0].lower() != "en":
         raise TurnFsmError(f"--language {args.language}: --asr whisper runs Whisper tiny.en, "
                            "which transcribes English only (give --words for other languages)")
-    opts = ListenOptions(engine=engine, vad=vad, asr=args.asr, asr_latency=latency,
-                         language=args.language,
-                         interims=not args.no_interims,
-                         profile=_trace_profile(args.profile))
+    return ListenOptions(engine=engine, vad=vad, asr=args.asr, asr_latency=latency,
+                         language=args.language, interims=not args.no_interims,
+                         profile=_trace_profile(profile_name))
+
+
+def _listen(args: argparse.Namespace) -> int:
+    from ..core import read_chart
+    from ..replay.timeline import TimelineObserver
+
+    _check_outputs(args)
+    if args.wav == "-" and getattr(args, "eou_model", "rules") == "smart-turn":
+        raise TurnFsmError("--eou-model smart-turn reads a WAV file, not a live stream")
+    if args.wav == "-":  # live: a WAV stream or raw 16 kHz 16-bit mono PCM
+        stream = WavStream(sys.stdin.buffer, "<stdin>", raw=None)
+    else:
+        stream = WavStream(args.wav)
+    profile = get_profile(args.profile)
+    opts = run_options(args, profile, args.profile, stream.channels > 1)
+    engine = opts.engine
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None
     if args.wav == "-":

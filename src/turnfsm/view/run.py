@@ -149,36 +149,18 @@ def run_output(path: str, args: argparse.Namespace) -> SessionRun:
 def run_wav(args: argparse.Namespace) -> SessionRun:
     """Run a WAV file as ``turnfsm listen`` does, keeping the step records; then read it
     again for the page's envelope and audio (block by block: memory stays flat)."""
-    from ..audio.command import _trace_profile, engine_changes, flag_names
-    from ..audio.listen import ListenOptions, stream_trace
+    from ..audio.command import run_options
+    from ..audio.listen import stream_trace
     from ..audio.transcripts import read_words
-    from ..audio.vad import VadOptions
     from ..audio.wav import WavStream
     from ..core import read_chart
-    from ..errors import ConfigError
     from ..profile_cache import profile as get_profile
     from ..replay.replay import Replay
     stream = WavStream(args.session)
     profile_name = args.profile or "default"
     profile = get_profile(profile_name)
-    transcripts = bool(args.words) or args.asr != "none"
-    try:
-        engine = profile.options(engine_changes(args, profile, stream.channels > 1,
-                                                transcripts))
-        vad = VadOptions(activation_threshold=args.vad_threshold,
-                         deactivation_threshold=max(0.01, args.vad_threshold - 0.15),
-                         min_silence_duration=args.min_silence)
-    except (ConfigError, ValueError) as e:
-        raise TurnFsmError(flag_names(str(e))) from None
-    latency: float | str = ("measured" if args.asr_latency == "measured"
-                            else float(args.asr_latency))
-    if args.asr == "whisper" and args.language and \
-            args.language.split("-")[0].split("_")[0].lower() != "en":
-        raise TurnFsmError(f"--language {args.language}: --asr whisper runs Whisper tiny.en, "
-                           "which transcribes English only (give --words for other languages)")
-    opts = ListenOptions(engine=engine, vad=vad, asr=args.asr, asr_latency=latency,
-                         language=args.language,
-                         interims=not args.no_interims, profile=_trace_profile(profile_name))
+    opts = run_options(args, profile, profile_name, stream.channels > 1)
+    engine = opts.engine
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None
     smart = getattr(args, "eou_model", "rules") == "smart-turn"
