@@ -439,3 +439,21 @@ def test_a_parser_built_for_one_command_parses_it_as_the_whole_parser() -> None:
         vars(build_parser().parse_args(["check"]))
     usage = build_parser("listen").format_help()
     assert all(c in usage for c in ("replay", "listen", "score", "tune", "check", "diagram"))
+
+
+def test_listen_writes_the_reference_form_of_its_trace(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    """`listen --out-trace T --reference-trace` writes the trace without turnfsm's own
+    header fields (the conformance kit's replayer refuses unknown fields); the flag alone
+    is refused naming what it needs."""
+    from turnfsm.replay.trace import TURNFSM_FIELDS
+    out = tmp_path / "t.jsonl"
+    wav = str(ROOT / "examples" / "audio" / "hesitation.wav")
+    words = str(ROOT / "examples" / "audio" / "hesitation.words.json")
+    assert main(["listen", wav, "--words", words, "-q", "--out-trace", str(out),
+                 "--reference-trace"]) == 0
+    head = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert head["kind"] == "config" and not set(head) & set(TURNFSM_FIELDS)
+    assert main(["listen", wav, "-q", "--reference-trace"]) == 2
+    assert "give --out-trace TRACE.jsonl too" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import attrs
 import pytest
 
 from turnfsm import events as ev
@@ -139,3 +140,21 @@ def test_a_sidecar_s_word_confidences_reach_the_final(tmp_path: Path) -> None:
     p.write_text(json.dumps({"words": [{"word": "x", "start": 0, "end": 1, "confidence": 2}]}))
     with pytest.raises(AudioError, match=r"words\[0\]: confidence must be a number from 0"):
         read_words(p)
+
+
+def test_the_reference_form_of_a_trace_leaves_word_confidences_out() -> None:
+    """The reference's replayer refuses unknown fields: the trace `score --reference` and
+    `listen --reference-trace` write for it has neither turnfsm's header fields nor word
+    confidences, and turnfsm's own form keeps both."""
+    from turnfsm.audio.listen import trace_lines
+    from turnfsm.replay.trace import TURNFSM_FIELDS
+
+    t = parse_trace(trace(', "word_confidences": [0.9, 0.9, 0.9, 0.9, 0.9, 0.1]'))
+    t = attrs.evolve(t, config={**t.config, "profile": "default"})
+    ours = [json.loads(x) for x in trace_lines(t).splitlines()]
+    theirs = [json.loads(x) for x in trace_lines(t, reference=True).splitlines()]
+    assert any("word_confidences" in x for x in ours) and ours[0]["profile"] == "default"
+    assert not any("word_confidences" in x for x in theirs)
+    assert not set(theirs[0]) & set(TURNFSM_FIELDS)
+    assert [{k: v for k, v in x.items() if k != "word_confidences"} for x in ours[1:]] == \
+        theirs[1:]

@@ -203,6 +203,11 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
                     help="write the outputs (JSON Lines, as replay does)")
     lp.add_argument("--out-trace", metavar="TRACE.jsonl",
                     help="write the inputs as a trace `turnfsm replay` reruns")
+    lp.add_argument("--reference-trace", action="store_true",
+                    help="write --out-trace in the reference's own trace format: without "
+                         "the fields only turnfsm reads (the profile and its options, word "
+                         "confidences), for the conformance kit's replayer; turnfsm replays "
+                         "it with the livekit profile")
     lp.add_argument("--plot", metavar="PICTURE.png",
                     help="draw the session's timeline picture (.png, .svg or .pdf; extra "
                          "`plot`)")

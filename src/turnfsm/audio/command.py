@@ -85,6 +85,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
         check_output_file(args.output, "-o")
     if args.out_trace:
         check_output_file(args.out_trace, "--out-trace")
+    elif getattr(args, "reference_trace", False):
+        raise TurnFsmError("--reference-trace says how to write --out-trace: give "
+                           "--out-trace TRACE.jsonl too")
     if args.plot:
         check_output_file(args.plot, "--plot", (".png", ".svg", ".pdf"))
         import importlib.util
@@ -210,7 +213,8 @@ def _finish(args: argparse.Namespace, trace: Any, lines: list[dict[str, Any]],
     if args.output:
         write_text(args.output, dumps(lines), "-o")
     if args.out_trace:
-        write_text(args.out_trace, trace_lines(trace), "--out-trace")
+        write_text(args.out_trace, trace_lines(trace, reference=args.reference_trace),
+                   "--out-trace")
     if args.plot:
         from .plot import plot_session
         assert audio is not None

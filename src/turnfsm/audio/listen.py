@@ -241,16 +241,24 @@ def with_options(trace: Trace, options: ListenOptions) -> Trace:
 
 def trace_lines(trace: Trace, *, reference: bool = False) -> str:
     """The trace as JSON Lines (header first), ready for ``turnfsm replay`` (``reference``:
-    without the header fields only turnfsm reads, for the reference's replayer)."""
+    without the header and input fields only turnfsm reads, for the reference's replayer,
+    which refuses unknown fields; ``turnfsm replay`` then runs it with the livekit
+    profile)."""
     import json
 
-    from ..replay.trace import TURNFSM_FIELDS
+    from ..replay.trace import TURNFSM_FIELDS, TURNFSM_INPUT_FIELDS
 
     def dump(obj: dict[str, Any]) -> str:
         return json.dumps(obj, separators=(",", ":")) + "\n"
     config = {k: v for k, v in trace.config.items() if not (reference and k in TURNFSM_FIELDS)}
     head = dump({"kind": "config", **config})
-    return head + "".join(dump({"t": i.t, "kind": i.kind, **i.fields}) for i in trace.inputs)
+    if not reference:
+        return head + "".join(dump({"t": i.t, "kind": i.kind, **i.fields})
+                              for i in trace.inputs)
+    return head + "".join(
+        dump({"t": i.t, "kind": i.kind,
+              **{k: v for k, v in i.fields.items() if k not in TURNFSM_INPUT_FIELDS}})
+        for i in trace.inputs)
 
 
 class Progress:

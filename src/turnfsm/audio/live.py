@@ -360,7 +360,8 @@ def listen_live(args: argparse.Namespace, stream: WavStream, opts: ListenOptions
     if args.output:
         write_text(args.output, dumps(lines), "-o")
     if args.out_trace:
-        write_text(args.out_trace, trace_lines(trace), "--out-trace")
+        write_text(args.out_trace, trace_lines(trace, reference=args.reference_trace),
+                   "--out-trace")
     if not args.quiet:
         ends = (discard.ends if discard is not None else
                 sum(1 for x in lines if x["kind"] == "on_end_of_turn"))

@@ -26,6 +26,8 @@ MAX_LIST = 100_000
 
 #: Header fields only turnfsm reads (the reference's replayer refuses them).
 TURNFSM_FIELDS = ("profile", *profile_options())
+#: Input fields only turnfsm reads (the reference's replayer refuses them too).
+TURNFSM_INPUT_FIELDS = ("word_confidences",)
 CONFIG_FIELDS = {"comment", "turn_detection", "vad", "stt", "interruption_detection",
                  "endpointing", "turn_detector", "backchannel_boundary", "user_turn_limit",
                  "end_of_turn_returns", "glue", "time_limit", *TURNFSM_FIELDS}

@@ -45,6 +45,7 @@ from .header import TRACE_PROFILE as TRACE_PROFILE
 from .header import TURN_DETECTION_VALUES as TURN_DETECTION_VALUES
 from .header import TURN_DETECTOR_DEFAULTS as TURN_DETECTOR_DEFAULTS
 from .header import TURNFSM_FIELDS as TURNFSM_FIELDS
+from .header import TURNFSM_INPUT_FIELDS as TURNFSM_INPUT_FIELDS
 from .header import USER_TURN_LIMIT_DEFAULTS as USER_TURN_LIMIT_DEFAULTS
 from .header import Config as Config
 from .header import parse_config as parse_config
