@@ -82,6 +82,7 @@ def _listen_file(wav: Path, out: Path) -> None:
     assert main(["listen", str(wav), "-q", "-o", str(out)]) == 0
 
 
+@pytest.mark.slow  # the audio's own pace: about 5 s of wall time
 def test_listen_reads_a_pipe_in_real_time_and_prints_each_decision_when_it_happens(
         tmp_path: Path) -> None:
     """A WAV stream written into `turnfsm listen -` at the audio's own pace: the first end
