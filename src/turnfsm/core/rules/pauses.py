@@ -18,6 +18,7 @@ from ... import events as ev
 from ..context import Context
 from ..records import WaitRef
 from ..registry import RULES
+from .turn import model_unlikely
 
 #: How many mid-turn pauses the session must have heard before they lengthen a wait. One
 #: pause is what the text rules are for (it followed words they judged unfinished, or it
@@ -77,9 +78,7 @@ def _delay_taken(cx: Context, e: Any) -> float | None:
     if isinstance(e, ev.EouModelAnswered):
         if w.wait_id != e.request_id:
             return None
-        unlikely = bool(e.supported and not e.failed and e.threshold is not None
-                        and e.probability is not None and e.probability < e.threshold)
-        return cx.endpointing.max_delay if unlikely else w.min_delay
+        return cx.endpointing.max_delay if model_unlikely(e) else w.min_delay
     if isinstance(e, WaitRef) and e.wait_id == w.wait_id and \
             not cx.in_state("turn", "predicting"):
         return cx.endpointing.min_delay

@@ -178,7 +178,7 @@ def answer_builtin(cx: Context, e: WaitRef) -> None:
         supported=has_language(cx.last_language)))
 
 
-def _unlikely(e: ev.EouModelAnswered) -> bool:
+def model_unlikely(e: ev.EouModelAnswered) -> bool:
     """The model says the turn is unlikely over (any failure: it says nothing, D20)."""
     return bool(e.supported and not e.failed and e.threshold is not None
                 and e.probability is not None and e.probability < e.threshold)
@@ -199,7 +199,7 @@ def delay_left(cx: Context, e: Any) -> bool:
     if w is None:
         return False
     if isinstance(e, ev.EouModelAnswered):
-        delay = cx.endpointing.max_delay if _unlikely(e) else w.min_delay
+        delay = cx.endpointing.max_delay if model_unlikely(e) else w.min_delay
     else:
         delay = cx.endpointing.min_delay
     return _remaining(cx, w, max(delay, w.pause_floor)) > 0
@@ -223,7 +223,7 @@ def take_answer(cx: Context, e: ev.EouModelAnswered) -> None:
     w = cx.wait
     assert w is not None
     w.max_delay = cx.endpointing.max_delay
-    unlikely = _unlikely(e)
+    unlikely = model_unlikely(e)
     w.delay = w.max_delay if unlikely else w.min_delay
     if unlikely:
         w.delay_reason = "max_delay"
