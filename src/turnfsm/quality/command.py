@@ -29,40 +29,55 @@ HEADERS = {"turns": "turns", "cut_ins": "cut-ins", "orphans": "orphans",
 REFERENCE_SCRIPT_ENV = "TURNFSM_REFERENCE_SCRIPT"
 
 
-def _session(path: Path, args: argparse.Namespace,
-             profiles: dict[str, Profile]) -> tuple[dict[str, Trace], Path]:
-    """The trace of a session for each profile (a WAV goes through `listen` once; each
-    profile's trace has its option defaults in the header) and its truth file."""
+def session_traces(path: Path, profiles: dict[str, Profile], *, asr: str = "none",
+                   detector: bool = True, eou_models: tuple[str, ...] = ("rules",)
+                   ) -> tuple[dict[tuple[str, str], Trace], Path]:
+    """The trace of a session for each profile and end-of-turn model (``rules``, or
+    ``smart-turn``: the host's model, ``turn_detection: model``), keyed ``(profile,
+    eou_model)``, and its truth file. A WAV goes through `listen` once (its timed words
+    when ``asr`` is ``none`` and a words sidecar is beside it, else ``asr``); each trace has
+    its profile's option defaults in the header. ``detector``: the overlap rule on stereo
+    files."""
     stem = path.with_suffix("")
     truth = Path(f"{stem}.truth.json")
     if not truth.exists():
         raise TurnFsmError(f"{path}: no labels ({truth.name} beside it)")
-    smart = getattr(args, "eou_model", "rules") == "smart-turn"
     if path.suffix == ".jsonl":
-        if smart:
+        if "smart-turn" in eou_models:
             raise TurnFsmError(f"{path}: --eou-model smart-turn hears audio: it scores WAV "
                                f"sessions, not traces")
         trace = read_trace(path)
-        return {name: trace for name in profiles}, truth
+        return {(name, m): trace for name in profiles for m in eou_models}, truth
     from ..audio.listen import ListenOptions, build_trace, with_options
     from ..audio.transcripts import read_words
     from ..audio.wav import read_wav
     words_path = Path(f"{stem}.words.json")
-    words = read_words(words_path) if args.asr == "none" and words_path.exists() else None
+    words = read_words(words_path) if asr == "none" and words_path.exists() else None
     audio = read_wav(path)
     changes: dict[str, Any] = {
-        "stt": words is not None or args.asr != "none",
-        "interruption_detection": audio.channels > 1 and not args.no_detector}
-    if smart:  # the host's model: the text rules and Smart Turn, fused
-        changes["turn_detection"] = "model"
-    traces: dict[str, Trace] = {}
-    for name, prof in profiles.items():
-        opts = ListenOptions(engine=prof.options(changes), asr=args.asr, profile=name)
-        if not traces:
-            traces[name] = build_trace(audio, opts, words=words)
-        else:
-            traces[name] = with_options(next(iter(traces.values())), opts)
+        "stt": words is not None or asr != "none",
+        "interruption_detection": audio.channels > 1 and detector}
+    traces: dict[tuple[str, str], Trace] = {}
+    for m in eou_models:
+        if m == "smart-turn":  # the host's model: the text rules and Smart Turn, fused
+            changes = {**changes, "turn_detection": "model"}
+        for name, prof in profiles.items():
+            opts = ListenOptions(engine=prof.options(changes), asr=asr, profile=name)
+            if not traces:
+                traces[name, m] = build_trace(audio, opts, words=words)
+            else:
+                traces[name, m] = with_options(next(iter(traces.values())), opts)
     return traces, truth
+
+
+def _session(path: Path, args: argparse.Namespace,
+             profiles: dict[str, Profile]) -> tuple[dict[str, Trace], Path]:
+    """The trace of a session for each profile under ``args``' options, and its truth
+    file."""
+    m = getattr(args, "eou_model", "rules")
+    traces, truth = session_traces(path, profiles, asr=args.asr, detector=not args.no_detector,
+                                   eou_models=(m,))
+    return {name: traces[name, m] for name in profiles}, truth
 
 
 def reference_script(given: str | None) -> Path:
@@ -84,7 +99,7 @@ def reference_script(given: str | None) -> Path:
         f"--reference-script PATH or set {REFERENCE_SCRIPT_ENV}")
 
 
-def _reference(trace: Trace, python: str, script: Path) -> list[dict[str, Any]]:
+def reference_outputs(trace: Trace, python: str, script: Path) -> list[dict[str, Any]]:
     """The reference's outputs on a trace (its replayer run by ``python``); the temporary
     trace file is removed whatever happens."""
     from ..audio.listen import trace_lines
@@ -170,7 +185,7 @@ def score_command(args: argparse.Namespace) -> int:
                        for name, prof in profiles.items()}
             if script is not None:
                 first = next(iter(traces.values()))
-                row["reference"] = score_outputs(_reference(first, args.reference, script),
+                row["reference"] = score_outputs(reference_outputs(first, args.reference, script),
                                                  truth)
             rows[p.name] = row
             truths[p.name] = truth

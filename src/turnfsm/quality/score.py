@@ -160,10 +160,14 @@ COUNTS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Score)
 METRICS: tuple[str, ...] = (*COUNTS, "latency_p50", "latency_p90", "latency_max")
 
 
-def score_outputs(outputs: list[dict[str, Any]], truth: Truth) -> Score:
-    """Score one session's output lines (the replay output format) against its labels."""
-    eots = sorted(x["t"] for x in outputs if x["kind"] == "on_end_of_turn")
-    intr = sorted(x["t"] for x in outputs if x["kind"] == "on_interruption")
+#: how much before a labelled end an end of turn may come and still be at it (rounding)
+EPS = 1e-6
+
+
+def _attribute(eots: list[float], truth: Truth
+               ) -> tuple[list[Span], dict[int, list[float]]]:
+    """The labelled spans an end of turn can belong to, in order, and the ends of turn
+    attributed to each (by index): the latest span that started at or before it."""
     # a barge-in is labelled as an interruption and as a turn: it is scored once as speech
     extra = [i for i in truth.interruptions
              if not any(abs(i.start - t.start) < 0.05 for t in truth.turns)]
@@ -173,20 +177,39 @@ def score_outputs(outputs: list[dict[str, Any]], truth: Truth) -> Score:
     speech = sorted([*truth.turns, *truth.backchannels, *extra, *noises],
                     key=lambda s: s.start)
     attributed: dict[int, list[float]] = {}
-    unattributed: list[float] = []
     for t in eots:
         owner = None
         for k, s in enumerate(speech):
             if s.start <= t:
                 owner = k
-        if owner is None:
-            unattributed.append(t)
-        else:
+        if owner is not None:
             attributed.setdefault(owner, []).append(t)
+    return speech, attributed
+
+
+def _is_cut_in(t: float, s: Span) -> bool:
+    """Whether an end of turn attributed to ``s`` answers it before it is over."""
+    return s.kind not in ("noise", "backchannel") and t < s.intended_end - EPS
+
+
+def cut_ins(outputs: list[dict[str, Any]], truth: Truth) -> list[tuple[float, Span]]:
+    """The cut-ins of one session's output lines, as :func:`score_outputs` counts them:
+    each end of turn inside a labelled turn, before its intended end, with that turn."""
+    eots = sorted(x["t"] for x in outputs if x["kind"] == "on_end_of_turn")
+    speech, attributed = _attribute(eots, truth)
+    return [(t, s) for k, s in enumerate(speech) for t in attributed.get(k, [])
+            if _is_cut_in(t, s)]
+
+
+def score_outputs(outputs: list[dict[str, Any]], truth: Truth) -> Score:
+    """Score one session's output lines (the replay output format) against its labels."""
+    eots = sorted(x["t"] for x in outputs if x["kind"] == "on_end_of_turn")
+    intr = sorted(x["t"] for x in outputs if x["kind"] == "on_interruption")
+    speech, attributed = _attribute(eots, truth)
     cut_ins = orphans = missed = bc_turns = noise_turns = 0
     lat: list[float] = []
     notes: list[str] = []
-    eps = 1e-6
+    eps = EPS
     for k, s in enumerate(speech):
         times = attributed.get(k, [])
         if s.kind == "noise":
@@ -198,8 +221,8 @@ def score_outputs(outputs: list[dict[str, Any]], truth: Truth) -> Score:
             bc_turns += len(times)
             notes += [f"backchannel turn at {t:.2f} s ({s.text!r})" for t in times]
             continue
-        before = [t for t in times if t < s.intended_end - eps]
-        after = [t for t in times if t >= s.intended_end - eps]
+        before = [t for t in times if _is_cut_in(t, s)]
+        after = [t for t in times if not _is_cut_in(t, s)]
         cut_ins += len(before)
         notes += [f"cut-in at {t:.2f} s inside {s.text!r} (ends {s.intended_end:.2f} s)"
                   for t in before]
