@@ -343,3 +343,66 @@ def test_a_grid_value_too_large_for_a_float_is_one_error() -> None:
 
     with pytest.raises(GridError, match=r"^g\.yaml:1: min_delay: must be a finite number"):
         parse_grid("min_delay: 1" + "0" * 400 + "\n", "g.yaml")
+
+
+def test_grid_sweeps_the_session_pause_options() -> None:
+    """pause_memory and pause_margin are tunable (default profile) and reach the header."""
+    g = parse_grid("pause_memory: [0, 3]\npause_margin: {from: 0.1, to: 0.3, step: 0.1}\n")
+    assert [s.label() for s in g.settings[:2]] == ["pause_memory=0 pause_margin=0.1",
+                                                   "pause_memory=0 pause_margin=0.2"]
+    assert len(g.settings) == 6
+    trace = apply(build(prepare(MONO)), g.settings[-1])
+    assert (trace.config["pause_memory"], trace.config["pause_margin"]) == (3, 0.3)
+    with pytest.raises(GridError, match=r"pause_memory: only matters with profile: default"):
+        parse_grid("profile: livekit\npause_memory: [0, 3]\n")
+
+
+def test_grid_eou_model_drops_the_rules_threshold() -> None:
+    """eou_model: smart-turn is the host's model: turn_detection and unlikely_threshold do
+    not matter with it, so its settings run once."""
+    g = parse_grid("eou_model: [rules, smart-turn]\nturn_detection: [vad, model]\n"
+                   "unlikely_threshold: [0.2, 0.5]\n")
+    assert [s.label() for s in g.settings] == [
+        "eou_model=rules turn_detection=vad",
+        "eou_model=rules turn_detection=model unlikely_threshold=0.2",
+        "eou_model=rules turn_detection=model unlikely_threshold=0.5",
+        "eou_model=smart-turn"]
+    with pytest.raises(GridError, match=r"eou_model: must be one of rules, smart-turn"):
+        parse_grid("eou_model: [smart_turn]\n")
+
+
+def test_smart_turn_setting_scores_as_score_does() -> None:
+    """eou_model: smart-turn replays as `turnfsm score --eou-model smart-turn` (Smart Turn
+    v3.2 fused with the rules, hearing the session's user channel), and differs from the
+    rules alone where Smart Turn doubts a complete turn."""
+    pytest.importorskip("onnxruntime")
+    import argparse
+
+    from turnfsm.audio.smart_turn import SmartTurn, replay_fused
+    from turnfsm.core.profiles import get_profile
+    path = str(ROOT / "examples" / "corpus" / "en22_backchannel_mhm_right.wav")
+    grid = parse_grid("eou_model: [rules, smart-turn]\n")
+    got = _figures(sweep_serial(grid, [path]))
+    prof = get_profile("default")
+    traces, truth_path = _session(Path(path), argparse.Namespace(
+        asr="none", no_detector=False, eou_model="smart-turn"), {"default": prof})
+    assert traces["default"].config["turn_detection"] == "model"
+    want = score_outputs(replay_fused(apply(traces["default"], grid.settings[1]),
+                                      read_wav(path).samples[0], profile=prof,
+                                      smart_turn=SmartTurn()), read_truth(truth_path))
+    assert got[1] == want.summary()
+    assert got[0] != got[1]
+
+
+def test_tune_refuses_smart_turn_on_traces(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """eou_model: smart-turn with a trace session: one line, exit 2 (it hears audio)."""
+    grid = tmp_path / "g.yaml"
+    grid.write_text("eou_model: [rules, smart-turn]\n")
+    one = sorted((ROOT / "tests" / "conformance" / "public" / "traces").glob("*.jsonl"))[0]
+    (tmp_path / one.name).write_text(one.read_text())
+    (tmp_path / one.name.replace(".jsonl", ".truth.json")).write_text(
+        '{"turns": [], "backchannels": [], "interruptions": []}')
+    assert main(["tune", str(tmp_path / one.name), "--grid", str(grid), "-j", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "eou_model smart-turn hears audio" in err and err.count("\n") == 1

@@ -45,6 +45,9 @@ def tune_command(args: argparse.Namespace) -> int:
             print(f"turnfsm tune: note: {', '.join(audio)} change how a WAV file becomes a "
                   f"trace; they do not apply to the {len(traces)} trace session(s)",
                   file=sys.stderr)
+        if traces and any(st.get("eou_model") == "smart-turn" for st in grid.settings):
+            raise TurnFsmError(f"eou_model smart-turn hears audio: it sweeps WAV sessions, "
+                               f"not traces ({traces[0]})")
         bar = ProgressBar(not args.quiet)
         try:
             result = sweep(grid, paths, jobs=args.jobs, cluster=args.cluster, progress=bar,

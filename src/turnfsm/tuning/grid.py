@@ -144,6 +144,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("turn_detection", "engine", False, _choice("vad", "model"), "vad",
            "vad: the VAD's silence ends the turn; model: the built-in rule-based end-of-turn "
            "model judges the transcript (as `listen --turn-detection model`)"),
+    Option("eou_model", "engine", False, _choice("rules", "smart-turn"), "rules",
+           "the end-of-turn model: the text rules alone, or Smart Turn v3.2 fused with them "
+           "(as `score --eou-model smart-turn`: WAV sessions only; extra smart-turn)"),
     Option("unlikely_threshold", "engine", True, _number(0.0, 1.0), "0.3",
            "turn_detection model: below this probability the turn is unlikely over "
            "(max_delay applies)"),
@@ -384,6 +387,9 @@ def parse_grid(text: str, path: str = "<grid>") -> Grid:
             there = point[0] if other == "profile" else values.get(other, needed)
             if name in values and (other == "profile" or other in values) and there != needed:
                 del values[name]
+        if values.get("eou_model") == "smart-turn":  # the fused model is the host's model
+            for name in ("turn_detection", "unlikely_threshold"):
+                values.pop(name, None)
         if "min_delay" in values and "max_delay" in values and \
                 values["min_delay"] > values["max_delay"]:
             inverted += 1
@@ -397,7 +403,8 @@ def parse_grid(text: str, path: str = "<grid>") -> Grid:
     if merged:
         notes.append(f"{merged} setting(s) differed only in options that do not matter there "
                      "(alpha with fixed endpointing, unlikely_threshold with vad, "
-                     "interruption_after without detection): run once")
+                     "interruption_after without detection, turn_detection and "
+                     "unlikely_threshold with eou_model: smart-turn): run once")
     if inverted:
         notes.append(f"{inverted} setting(s) with min_delay > max_delay skipped")
     if not settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,10 @@ def write_output(result: SweepResult, rows: Sequence[dict[str, Any]], path: str)
 # -- picture ---------------------------------------------------------------------------------
 
 
+#: characters of the front's list under the picture (8.5 pt monospace on 10 inches)
+NOTE_WIDTH = 118
+
+
 def plot_pareto(result: SweepResult, rows: Sequence[dict[str, Any]], path: str,
                 max_latency: float) -> None:
     """Every setting as a point (median latency, cut-ins; larger where several settings
@@ -256,14 +261,21 @@ def plot_pareto(result: SweepResult, rows: Sequence[dict[str, Any]], path: str,
         counts[key] = counts.get(key, 0) + 1
     groups = _front_points(rows)
     best = next((r for r in rows if r["recommended"]), None)
-    text_h = 0.17 * (len(groups) + 1)  # inches for the list of the front's settings
+    lines = []  # the front's settings, each wrapped to the picture's width
+    for g in groups:
+        r = g[0]
+        more = f"  (+{len(g) - 1} more at this point)" if len(g) > 1 else ""
+        cuts = f"{r['cut_ins']} cut-in" + ("" if r["cut_ins"] == 1 else "s")
+        lines += textwrap.wrap(f"#{r['setting']}: {cuts}, median {r['latency_p50']:.3f} s  -  "
+                               f"{settings[r['setting']].label(names)}{more}",
+                               width=NOTE_WIDTH, subsequent_indent="      ")
+    text_h = 0.17 * (len(lines) + 1)  # inches for the list of the front's settings
     fig, (ax, notes) = plt.subplots(2, 1, figsize=(10, 5.6 + text_h),
                                     gridspec_kw={"height_ratios": [5.6, text_h]})
     ax.scatter([lat for _c, lat in counts], [c for c, _lat in counts],
                s=[min(240, 16 + 8 * (n - 1)) for n in counts.values()], color="#9e9e9e",
                alpha=0.55, zorder=2,
                label=f"every setting ({len(pts)}; larger: several at one point)")
-    lines = []
     if groups:
         stairs = sorted((g[0]["latency_p50"], g[0]["cut_ins"]) for g in groups)
         xs, ys = [x for x, _y in stairs], [y for _x, y in stairs]
@@ -274,11 +286,6 @@ def plot_pareto(result: SweepResult, rows: Sequence[dict[str, Any]], path: str,
             ax.annotate(f"#{r['setting']}", (r["latency_p50"], r["cut_ins"]),
                         textcoords="offset points", xytext=(7, 5), fontsize=9,
                         color="#0d47a1", weight="bold")
-            more = f"  (+{len(g) - 1} more at this point)" if len(g) > 1 else ""
-            cuts = f"{r['cut_ins']} cut-in" + ("" if r["cut_ins"] == 1 else "s")
-            lines.append(f"#{r['setting']}: {cuts}, median "
-                         f"{r['latency_p50']:.3f} s  -  {settings[r['setting']].label(names)}"
-                         f"{more}")
     if best is not None:
         ax.scatter([best["latency_p50"]], [best["cut_ins"]], s=300, marker="*",
                    color="#e65100", zorder=5, label=f"recommended (#{best['setting']})")

@@ -208,6 +208,8 @@ def apply(trace: Trace, setting: Setting) -> Trace:
     cfg["endpointing"] = ep
     if "turn_detection" in v:
         cfg["turn_detection"] = v["turn_detection"]
+    if v.get("eou_model") == "smart-turn":  # Smart Turn and the rules: the host's model
+        cfg["turn_detection"] = "model"
     if v.get("turn_detection") == "model":
         cfg["turn_detector"] = {**cfg["turn_detector"], "unlikely_threshold": v.get(
             "unlikely_threshold", _rule_model().threshold), "probabilities": None,
@@ -254,10 +256,30 @@ class LiveModelReplay(Replay):
         super().answer_model(req)
 
 
-def replay_setting(trace: Trace, setting: Setting) -> list[dict[str, Any]]:
+_SMART_TURN: list[Any] = []
+
+
+def _smart_turn() -> Any:
+    """Smart Turn v3.2, loaded once per process."""
+    if not _SMART_TURN:
+        from ..audio.smart_turn import SmartTurn
+        _SMART_TURN.append(SmartTurn())
+    return _SMART_TURN[0]
+
+
+def replay_setting(trace: Trace, setting: Setting,
+                   heard: Callable[[], np.ndarray] | None = None) -> list[dict[str, Any]]:
     """The output lines of a trace (already built for the setting's audio side) under the
-    setting."""
+    setting (``heard``: the user's channel, for ``eou_model: smart-turn``)."""
     t = apply(trace, setting)
+    if setting.get("eou_model") == "smart-turn":
+        if heard is None:
+            raise TurnFsmError(f"{trace.path}: eou_model smart-turn hears audio: it sweeps WAV "
+                               "sessions, not traces")
+        from ..audio.smart_turn import replay_fused
+        from ..core.profiles import get_profile
+        return replay_fused(t, heard(), profile=get_profile(setting.profile),
+                            smart_turn=_smart_turn())
     if setting.get("turn_detection") == "model":
         return LiveModelReplay(t, _rule_model().probability).run()
     return replay_trace(t)
@@ -311,6 +333,17 @@ def _cached_trace(session: Session, key: tuple[tuple[str, Any], ...]) -> Trace:
     return t
 
 
+def _heard(session: Session) -> Callable[[], np.ndarray]:
+    """The session's user channel, read when first asked for (Smart Turn hears it)."""
+    got: list[np.ndarray] = []
+
+    def read() -> np.ndarray:
+        if not got:
+            got.append(read_wav(session.path).samples[0])
+        return got[0]
+    return read
+
+
 def clear_caches() -> None:
     """Forget the sessions and traces this process prepared."""
     with _LOCK:
@@ -333,9 +366,10 @@ def run_task(sessions: Sequence[str | Session], which: Sequence[int],
     tallies = [Tally() for _ in chosen]
     for src in sessions:
         session = cached_session(src) if isinstance(src, str) else src
+        heard = _heard(session) if session.is_audio else None
         for setting, tally in zip(chosen, tallies, strict=True):
             key = setting.audio_key() if session.is_audio else ()
-            lines = replay_setting(_cached_trace(session, key), setting)
+            lines = replay_setting(_cached_trace(session, key), setting, heard)
             tally.add(score_outputs(lines, session.truth))
     return tallies
 
