@@ -7,12 +7,13 @@ the transcript at the pause and its cause.
 Systems (rows), each on the corpus' timed words (every dialogue) and on Whisper tiny.en's
 transcripts (the English dialogues; Whisper tiny.en is English-only):
 
-* **reference**: livekit-agents 1.5.12's user-turn recogniser. Without ``--reference`` it is
-  the ``livekit`` profile (the reference minus its listed defects, none of which these
-  dialogues reach: ``tests/conformance``); with ``--reference PYTHON`` (an interpreter with
-  livekit-agents 1.5.12) the reference itself, replayed on the same traces by the
-  conformance kit's ``replay_livekit.py``, and the sessions where it differs from the
-  profile are named.
+* **reference**: livekit-agents 1.5.12's user-turn recogniser itself, replayed on the same
+  traces by the conformance kit's ``replay_livekit.py`` (``--reference-script``, else found
+  beside a source checkout) in an interpreter where it is installed (``--reference
+  PYTHON``, ``$REFERENCE_PYTHON``, else ``~/.venvs/livekit-ref/bin/python`` when it
+  exists); the sessions where it differs from the ``livekit`` profile are named. Without
+  one (or with ``--no-reference``) the row is the ``livekit`` profile, the reference minus
+  its listed defects (``tests/conformance``), and the report says so.
 * **Pipecat 1.14 defaults**: Pipecat's own pipeline (``LLMUserAggregator`` with
   ``SileroVADAnalyzer()`` and ``UserTurnStrategies()``: VAD and transcription starts, the
   ``LocalSmartTurnAnalyzerV3`` stop, Smart Turn v3.2 from the pipecat-ai wheel), driven by
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from collections import Counter
@@ -48,6 +50,7 @@ from turnfsm.audio.listen import ListenOptions, build_trace  # noqa: E402
 from turnfsm.audio.vad import VadOptions  # noqa: E402
 from turnfsm.audio.wav import read_wav  # noqa: E402
 from turnfsm.core.profiles import get_profile  # noqa: E402
+from turnfsm.errors import TurnFsmError  # noqa: E402
 from turnfsm.quality.command import (  # noqa: E402
     reference_outputs,
     reference_script,
@@ -57,6 +60,8 @@ from turnfsm.quality.score import Score, Span, Truth, cut_ins, read_truth, score
 from turnfsm.replay import Trace, replay_trace  # noqa: E402
 
 CORPUS = ROOT / "examples" / "corpus"
+#: the notes of turnfsm score's details listed beside the cut-ins
+OTHER_ERRORS = ("orphan", "no response", "backchannel turn", "noise turn")
 PROFILES = ("livekit", "default")
 SILENCE = 0.5  # the silence rule's VAD silence (s)
 MIC_TAIL = 5.0  # seconds of silence the Pipecat microphone sends after the file
@@ -172,6 +177,18 @@ def run_session(path: Path, asr: str, systems: list[str], a: argparse.Namespace,
     return truth, runs, notes
 
 
+def reference_python(given: str | None) -> str | None:
+    """The interpreter with livekit-agents 1.5.12: ``given``, $REFERENCE_PYTHON, or
+    ``~/.venvs/livekit-ref/bin/python`` when it exists (None: none)."""
+    if given:
+        return given
+    for c in (os.environ.get("REFERENCE_PYTHON"),
+              str(Path.home() / ".venvs" / "livekit-ref" / "bin" / "python")):
+        if c and Path(c).is_file():
+            return c
+    return None
+
+
 def fmt_s(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
@@ -189,12 +206,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="an interpreter with livekit-agents 1.5.12: the reference row is "
                          "then the reference itself (replay_livekit.py, --reference-script)")
     ap.add_argument("--reference-script", metavar="PATH", help="the reference's replayer")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="the reference row is the livekit profile (no reference replayed)")
     a = ap.parse_args(argv)
     cpu0 = time.process_time()
     cpu = Cpu()
     cache: dict[str, Any] = {}
+    a.reference = None if a.no_reference else reference_python(a.reference)
     if a.reference:
-        cache["script"] = reference_script(a.reference_script)
+        try:
+            cache["script"] = reference_script(a.reference_script)
+        except TurnFsmError as e:
+            print(f"quality.py: {e}; the reference row is the livekit profile",
+                  file=sys.stderr)
+            a.reference = None
     wavs = sorted(a.corpus.glob("*.wav"))
     if a.files:
         wavs = [p for p in wavs if p.stem in a.files]
@@ -244,15 +269,17 @@ def main(argv: list[str] | None = None) -> int:
 def render(results: list[tuple[str, list[Path], dict[str, Score], list[tuple[str, str, Run]],
                                dict[str, Truth]]],
            systems: list[str], notes: list[str], a: argparse.Namespace) -> str:
-    """The report: the table, the cut-ins by kind, every cut-in."""
-    ref = ("livekit-agents 1.5.12 replayed by the conformance kit's replay_livekit.py"
-           if a.reference else "the `livekit` profile, which equals livekit-agents 1.5.12 "
-           "minus its listed defects (rerun with --reference PYTHON to replay the reference "
-           "itself)")
+    """The report: the table, the cut-ins by kind, every cut-in, the other errors."""
+    LABELS[REFERENCE] = ("reference (livekit-agents 1.5.12)" if a.reference else
+                         "reference (its `livekit` profile)")
+    ref = ("livekit-agents 1.5.12's own user-turn recogniser, replayed on the same traces "
+           "by the conformance kit's replay_livekit.py" if a.reference else
+           "the `livekit` profile, which equals livekit-agents 1.5.12 minus its listed "
+           "defects (no interpreter with livekit-agents 1.5.12 was given: --reference PYTHON)")
     flags = "".join(f" {f}" for f, on in (("--no-whisper", a.no_whisper),
                                            ("--no-pipecat", a.no_pipecat),
                                            ("--no-smart-turn", a.no_smart_turn),
-                                           ("--reference PYTHON", bool(a.reference))) if on)
+                                           ("--no-reference", a.no_reference)) if on)
     out = ["# End-of-turn quality on the labelled corpus", "",
            f"Generated by `PYTHONPATH=src python benchmarks/quality.py{flags} --out "
            f"docs/quality.md`, scored by the rules of `turnfsm score`. Reference: {ref}.", ""]
@@ -301,6 +328,13 @@ def render(results: list[tuple[str, list[Path], dict[str, Score], list[tuple[str
                     out.append(f"| {LABELS[s]} | `{stem}` | “{span.text}” | "
                                f"{t:.2f} s ({span.intended_end - t:.2f} s before its end) | "
                                f"“{said}” | {', '.join(truths[stem].kinds) or '-'} |")
+        out.append("")
+    for label, _, _, per, _ in results:
+        out += [f"## Orphans, missed turns, backchannel and noise turns, {label}", "",
+                "| system | dialogue | what |", "|---|---|---|"]
+        for s in systems:
+            out += [f"| {LABELS[s]} | `{stem}` | {d} |" for stem, sys_, run in per
+                    if sys_ == s for d in run.score.details if d.startswith(OTHER_ERRORS)]
         out.append("")
     if a.reference:
         out += ["## The reference against the `livekit` profile", ""]
