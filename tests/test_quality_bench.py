@@ -46,6 +46,8 @@ def test_quality_table_without_models_names_each_cut_in(
 
 
 @pytest.mark.slow
+# Pipecat's audio utilities import audioop (deprecated in Python 3.11)
+@pytest.mark.filterwarnings("ignore:'audioop' is deprecated:DeprecationWarning")
 def test_quality_table_with_every_system_is_deterministic(
         capsys: pytest.CaptureFixture[str]) -> None:
     """Every row (Pipecat's pipeline, Smart Turn, Whisper) on two dialogues, twice: the same
