@@ -127,7 +127,7 @@ def test_no_readme_command_writes_into_the_repository_root() -> None:
 
 
 def test_the_tune_example_grid_is_the_documented_sweep() -> None:
-    """The grid the README's tune example names exists and holds the 140 settings told."""
+    """The grid the README's tune example names exists and holds the 560 settings told."""
     from turnfsm.tuning.grid import read_grid
     grid = read_grid(ROOT / "examples" / "tuning" / "delays.yaml")
-    assert len(grid.settings) == 140 and {s.profile for s in grid.settings} == {"default"}
+    assert len(grid.settings) == 560 and {s.profile for s in grid.settings} == {"default"}
