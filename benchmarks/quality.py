@@ -218,15 +218,22 @@ def main(argv: list[str] | None = None) -> int:
     cpu0 = cpu_seconds()
     cpu = Cpu()
     cache: dict[str, Any] = {}
+    given = a.reference
     a.reference = None if a.no_reference else reference_python(a.reference)
     if a.reference:
         try:
             cache["script"] = reference_script(a.reference_script)
         except TurnFsmError as e:
+            if given:
+                print(f"quality.py: {e}", file=sys.stderr)
+                return 2
             print(f"quality.py: {e}; the reference row is the livekit profile",
                   file=sys.stderr)
             a.reference = None
     wavs = sorted(a.corpus.glob("*.wav"))
+    if not wavs:
+        print(f"quality.py: {a.corpus}: no labelled dialogues (*.wav) there", file=sys.stderr)
+        return 2
     if a.files:
         wavs = [p for p in wavs if p.stem in a.files]
         missing = set(a.files) - {p.stem for p in wavs}

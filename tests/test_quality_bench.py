@@ -56,3 +56,18 @@ def test_quality_table_with_every_system_is_deterministic(
     assert first == _run(capsys)
     assert "Pipecat 1.14 defaults" in first and "| Whisper tiny.en (2 dialogues) |" in first
     assert "turnfsm `default` + Smart Turn" in first
+
+
+def test_quality_bad_input_is_one_line(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder without dialogues, an unknown dialogue, a missing replayer: one line each,
+    exit 2, before any work."""
+    q = _quality()
+    assert q.main(["--corpus", str(tmp_path)]) == 2
+    assert "no labelled dialogues" in capsys.readouterr().err
+    assert q.main(["--files", "en99_nothing", "--no-reference"]) == 2
+    assert "no such dialogue" in capsys.readouterr().err
+    assert q.main(["--reference", sys.executable, "--reference-script",
+                   str(tmp_path / "none.py"), "--files", "en01_list_eggs"]) == 2
+    err = capsys.readouterr().err
+    assert "none.py: no such file" in err and err.count("\n") == 1
