@@ -107,7 +107,8 @@ def load_backchannels() -> dict[str, frozenset[str]]:
 def load_address_words() -> dict[str, dict[str, tuple[str, ...]]]:
     """Per language, the words of an address read aloud (``address_words.json``): the dot
     word, other separators, the weak at ("at": also an ordinary preposition) and the at
-    signs, with the top-level domains and mail providers every language shares (``*``).
+    signs, phrases where the dot word is a noun ("punto final"), with the top-level domains
+    and mail providers every language shares (``*``).
     Several-word entries ("guion bajo") come first, longest first."""
     data = _data("address_words.json")
     assert isinstance(data, dict)
@@ -137,6 +138,9 @@ ADDRESS_WORDS = load_address_words()
 #: read: a phone number or a code goes on in groups (fewer: an answer such as "two"; more:
 #: a whole number).
 DIGIT_GROUP = (3, 6)
+#: Runs of more digits that are still groups: a card number (16 digits) is read in fours,
+#: so 8 and 12 digits are its groups so far (a whole phone number has 7, 10 or 11).
+DIGIT_GROUPS_SO_FAR = frozenset({8, 12})
 #: A word the recogniser gave less confidence than this at the end of a transcript is not
 #: read by the rules (Whisper's hallucinated "it" after "for": probability 0.1 to 0.3; its
 #: real words are mostly above 0.5).
@@ -308,6 +312,8 @@ def address_open(text: str, language: str | None = None, *,
     kind, _word = toks[last]
     if kind == "dot" and tail[0][1] in table["domains"]:
         return False  # "dot com": the address is whole
+    if f"{toks[last][1]} {tail[0][1]}" in table["phrases"]:
+        return False  # "punto final": a phrase of the language, not an address
 
     def piece(i: int) -> bool:
         return 0 <= i < len(toks) and toks[i][0] in ("word", "num") and \
@@ -368,10 +374,15 @@ def end_of_turn_verdict(transcript: str, language: str | None = None, *,
     return (q, f"{why}, doubted trailing words not read") if q < p else (p, cue)
 
 
-def _clause(text: str) -> str:
-    """The last clause of ``text`` (after its last sentence or comma mark), normalized."""
-    parts = [c for c in re.split(r"[.!?,;:\u2026]+", text) if c.strip()]
-    return normalize(parts[-1]) if parts else ""
+def _last_parts(text: str) -> set[str]:
+    """The last clause of ``text`` (after its last comma or sentence mark) and its last
+    sentence, normalized."""
+    out = set()
+    for marks in (r"[.!?,;:\u2026]+", r"[.!?\u2026]+"):
+        parts = [c for c in re.split(marks, text) if c.strip()]
+        if parts:
+            out.add(normalize(parts[-1]))
+    return out
 
 
 def _year_of_date(text: str, cues: dict[str, frozenset[str]]) -> bool:
@@ -409,7 +420,7 @@ def _rule(text: str, language: str | None, words: dict[str, frozenset[str]] | No
         # "... a table for" or "... come on." (recognisers that transcribe each segment on
         # its own end every one with a full stop): unfinished, unless the clause is a
         # phrase complete as it is ("Hold on.", "je suis pour")
-        if _clause(text) in cues.get("complete_phrases", frozenset()):
+        if _last_parts(text) & cues.get("complete_phrases", frozenset()):
             return (COMPLETE if text[-1] in TERMINAL else NEUTRAL), "a complete phrase"
         kind = CATEGORIES.get(lang, {}).get(last, "listed word") if words is None \
             else "listed word"
@@ -427,7 +438,7 @@ def _rule(text: str, language: str | None, words: dict[str, frozenset[str]] | No
         # "867. 5300." with "5300." doubted: 7 digits would read as a whole phone number,
         # but the recogniser is not sure of its last group (it misheard "five three zero")
         return UNFINISHED, "a doubted group of digits"
-    if DIGIT_GROUP[0] <= n <= DIGIT_GROUP[1]:
+    if DIGIT_GROUP[0] <= n <= DIGIT_GROUP[1] or n in DIGIT_GROUPS_SO_FAR:
         if _whole_numeral(text, last_confidence):
             return COMPLETE, "a whole numeral"  # "4719.": the recogniser wrote it whole
         return UNFINISHED, f"a group of {n} digits"  # "eight six seven" goes on
