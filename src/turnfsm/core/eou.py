@@ -20,6 +20,20 @@ single letters is unfinished (the price: a spelling's last group waits ``max_del
 other cues are words of the lists: an address or e-mail still open ("john dot", "at"), a
 number said in words still open ("two hundred"), a date still open ("on the fourteenth").
 
+An address read in groups ends each group on an ordinary word ("john dot smith" ... "at
+example" ... "dot com"): :func:`address_open` reads the address's shape
+(``address_words.json``: each language's dot word, separators, at signs and the plain
+"at", with the top-level domains and mail providers they share) and keeps it open until a
+domain follows a dot. A day said as a cardinal after its marker ("le quatorze", "el
+catorce", "am vierzehnten") waits for its month; a 4-digit year shortly after a month
+("March 3, 1985") is a whole date, not a digit group; a phrase complete as it is ends the
+turn although its last word is listed ("Hold on.", "Yes, I do.", "je suis pour"; the
+phrase must be the whole last clause or sentence): ``cue_words.json``. 8 and 12 digits are
+a card number's groups so far (:data:`DIGIT_GROUPS_SO_FAR`); a numeral of 3 or more digits
+the recogniser doubts (below :data:`WHOLE_NUMERAL_CONFIDENCE`) is a group, not a whole
+number ("867. 5300." with "5300." at 0.33). :func:`end_of_turn_verdict` names the cue it
+read; the decision record carries it (``ModelVerdict.cue``, and ``why()``).
+
 The lists are per language (``en``, ``es``, ``fr``, ``de``, ``pt``, ``it``); the transcript's
 language chooses them (:func:`has_language`: a language without lists is not judged, and
 the decision record says so). German lists no auxiliaries (its verbs end clauses) and no
@@ -277,10 +291,10 @@ def _address_tokens(text: str, language: str | None) -> list[tuple[str, str]]:
                 break
         else:
             w = pieces[i]
-            kind = {"@": "at_sign", ".": "dot", "_": "sep"}.get(w)
-            if kind is None:
-                kind = "num" if _NUMBER.fullmatch(w) or w in digits else "word"
-            kinds.append((kind, w))
+            mark = {"@": "at_sign", ".": "dot", "_": "sep"}.get(w)
+            if mark is None:
+                mark = "num" if _NUMBER.fullmatch(w) or w in digits else "word"
+            kinds.append((mark, w))
             i += 1
     return kinds
 
