@@ -964,7 +964,12 @@ def check_i8_deadline(drv: Driver, step: Step) -> None:
         # exactly when they judge the delivered transcript unfinished
         # (a language without word lists: unsupported, min_delay; word confidences: the
         # rules read the transcript less some trailing words, so one of its prefixes)
-        from turnfsm.core.eou import BUILTIN_THRESHOLD, end_of_turn_probability, has_language
+        from turnfsm.core.eou import (
+            BUILTIN_THRESHOLD,
+            end_of_turn_probability,
+            end_of_turn_verdict,
+            has_language,
+        )
         p = end_of_turn_probability(o.new_transcript, verdict.language)
         words = o.new_transcript.split()
         prefixes = {end_of_turn_probability(" ".join(words[:k]), verdict.language)
@@ -972,6 +977,12 @@ def check_i8_deadline(drv: Driver, step: Step) -> None:
         if verdict.probability not in prefixes or verdict.threshold != BUILTIN_THRESHOLD or \
                 verdict.supported != has_language(verdict.language):
             _fail(drv, "I8", f"built-in verdict {verdict} for {o.new_transcript!r} (rules: {p})")
+        # the record names the cue the rules read (a supported language), none otherwise
+        cue = end_of_turn_verdict(o.new_transcript, verdict.language)[1]
+        if (verdict.cue is None) == verdict.supported or (
+                not drv.word_confidences_sent and verdict.supported and verdict.cue != cue):
+            _fail(drv, "I8", f"built-in cue {verdict.cue!r} for {o.new_transcript!r} "
+                             f"(rules: {cue!r})")
         p = verdict.probability if verdict.probability is not None else p
         assert o.decision is not None
         want = "max_delay" if p < BUILTIN_THRESHOLD and verdict.supported else "min_delay"
@@ -1357,7 +1368,8 @@ DT = st.sampled_from([0.0, 0.0, 0.001, 0.02, 0.1, 0.25, 0.3, 0.5, 0.5, 0.7, 1.0,
                       3.0, 4.0, 5.5, AT_DEADLINE, AT_DEADLINE])
 _WORDS = ["a", "b c", "hello", "yes please", "mm-hmm", "stop", "ok.", "你好", "what about Friday",
           "é", "Hello!", "a b", "b", ".", "ab ba", "una mesa para", "S M", "4719.",
-          "eins zwei drei"]
+          "eins zwei drei", "john dot smith", "at example", "dot com", "le quatorze",
+          "March 3, 1985", "Hold on.", "4111 2222"]
 TEXT = st.sampled_from(["", "", *_WORDS, " ", "a ", " b"])  # whitespace counts as empty
 LANGUAGE = st.sampled_from(["", "en", "fr", "multi", "auto", "de-DE", "es", "nl"])
 CONFIDENCE = st.sampled_from([0.0, 0.5, 0.93, 1.0])

@@ -158,3 +158,17 @@ def test_the_reference_form_of_a_trace_leaves_word_confidences_out() -> None:
     assert not set(theirs[0]) & set(TURNFSM_FIELDS)
     assert [{k: v for k, v in x.items() if k != "word_confidences"} for x in ours[1:]] == \
         theirs[1:]
+
+
+def test_a_word_whisper_places_in_the_silence_belongs_to_the_segment_before() -> None:
+    """Packed segments: a word wholly inside the silence between two spans ('thanks.' at
+    2.96 s between 2.44 and 3.44 s) goes to the earlier span; other words go by their
+    middle (a word stretched across the silence, 'to' 1.18-2.78 s, stays with its span)."""
+    from turnfsm.audio.transcripts import _span_of
+    places = [(0, 0.0, 2.44), (1, 3.44, 5.37)]
+    assert _span_of(2.96, 2.96, places) == 0
+    assert _span_of(2.5, 3.4, places) == 0
+    assert _span_of(3.5, 3.9, places) == 1
+    assert _span_of(3.3, 3.9, places) == 1  # begins just before the span, ends in it
+    assert _span_of(1.18, 2.78, [(0, 0.0, 1.67), (1, 2.67, 5.21)]) == 0
+    assert _span_of(6.0, 6.5, places) == 1  # after the last span

@@ -36,6 +36,7 @@ class ModelVerdict:
     failed: bool
     latency: float  # seconds from the request to the answer (session time)
     model: Literal["host", "builtin"] = "host"  # the host's model, or the built-in rules
+    cue: str | None = None  # the built-in rules: what they read ("an address still open")
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
@@ -95,6 +96,8 @@ class DecisionRecord:
             who = "built-in rules" if self.model.model == "builtin" else "model"
             basis = (f"{who} p={self.model.probability:g} {cmp} threshold "
                      f"{self.model.threshold!r} ({self.model.language or 'no language'})")
+            if self.model.cue:
+                basis = f"{basis}, read: {self.model.cue}"
         if self.delay_reason == "session_pauses":
             basis = (f"{basis}; lengthened: the user paused {self.session_pause:g} s inside a "
                      f"turn earlier in this session")

@@ -20,6 +20,20 @@ single letters is unfinished (the price: a spelling's last group waits ``max_del
 other cues are words of the lists: an address or e-mail still open ("john dot", "at"), a
 number said in words still open ("two hundred"), a date still open ("on the fourteenth").
 
+An address read in groups ends each group on an ordinary word ("john dot smith" ... "at
+example" ... "dot com"): :func:`address_open` reads the address's shape
+(``address_words.json``: each language's dot word, separators, at signs and the plain
+"at", with the top-level domains and mail providers they share) and keeps it open until a
+domain follows a dot. A day said as a cardinal after its marker ("le quatorze", "el
+catorce", "am vierzehnten") waits for its month; a 4-digit year shortly after a month
+("March 3, 1985") is a whole date, not a digit group; a phrase complete as it is ends the
+turn although its last word is listed ("Hold on.", "Yes, I do.", "je suis pour"; the
+phrase must be the whole last clause or sentence): ``cue_words.json``. 8 and 12 digits are
+a card number's groups so far (:data:`DIGIT_GROUPS_SO_FAR`); a numeral of 3 or more digits
+the recogniser doubts (below :data:`WHOLE_NUMERAL_CONFIDENCE`) is a group, not a whole
+number ("867. 5300." with "5300." at 0.33). :func:`end_of_turn_verdict` names the cue it
+read; the decision record carries it (``ModelVerdict.cue``, and ``why()``).
+
 The lists are per language (``en``, ``es``, ``fr``, ``de``, ``pt``, ``it``); the transcript's
 language chooses them (:func:`has_language`: a language without lists is not judged, and
 the decision record says so). German lists no auxiliaries (its verbs end clauses) and no
@@ -71,6 +85,30 @@ def load_words() -> dict[str, frozenset[str]]:
             for lang, cats in data.items()}
 
 
+#: What the decision record calls a word of each list (``end_of_turn_words.json``).
+CATEGORY_NAMES = {"fillers": "filler", "conjunctions": "conjunction",
+                  "prepositions": "preposition", "determiners": "article",
+                  "auxiliaries": "auxiliary", "connectors": "address connector",
+                  "number_scales": "number word", "ordinals": "day"}
+
+
+def load_categories() -> dict[str, dict[str, str]]:
+    """Per language, each listed word's category as the decision record names it."""
+    data = _data("end_of_turn_words.json")
+    assert isinstance(data, dict)
+    return {lang: {w: CATEGORY_NAMES.get(cat, cat) for cat, words in cats.items()
+                   for w in words} for lang, cats in data.items()}
+
+
+def load_cue_words() -> dict[str, dict[str, frozenset[str]]]:
+    """Per language, the other cues' words (``cue_words.json``): month names (a year after
+    one ends a date), day markers and day numbers ("le quatorze": a date still open), and
+    complete phrases that end on a listed word ("hold on", "je suis pour")."""
+    data = _data("cue_words.json")
+    assert isinstance(data, dict)
+    return {lang: {k: frozenset(v) for k, v in cats.items()} for lang, cats in data.items()}
+
+
 def load_backchannels() -> dict[str, frozenset[str]]:
     """Per language, the backchannel phrases (``backchannels.json``), normalized."""
     data = _data("backchannels.json")
@@ -78,6 +116,23 @@ def load_backchannels() -> dict[str, frozenset[str]]:
     return {lang: frozenset(normalize(p) for p in phrases) for lang, phrases in data.items()}
 
 
+
+
+def load_address_words() -> dict[str, dict[str, tuple[str, ...]]]:
+    """Per language, the words of an address read aloud (``address_words.json``): the dot
+    word, other separators, the weak at ("at": also an ordinary preposition) and the at
+    signs, phrases where the dot word is a noun ("punto final"), with the top-level domains
+    and mail providers every language shares (``*``).
+    Several-word entries ("guion bajo") come first, longest first."""
+    data = _data("address_words.json")
+    assert isinstance(data, dict)
+    shared = data.pop("*")
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for lang, cats in data.items():
+        merged = {**shared, **cats}
+        out[lang] = {k: tuple(sorted(v, key=lambda w: (-len(w.split()), w)))
+                     for k, v in merged.items()}
+    return out
 
 
 def load_digit_words() -> dict[str, frozenset[str]]:
@@ -88,18 +143,28 @@ def load_digit_words() -> dict[str, frozenset[str]]:
 
 
 WORDS = load_words()
+CATEGORIES = load_categories()
+CUE_WORDS = load_cue_words()
 BACKCHANNELS = load_backchannels()
 DIGIT_WORDS = load_digit_words()
+ADDRESS_WORDS = load_address_words()
 #: A trailing run of this many digits (as numerals or digit words) is a number still being
 #: read: a phone number or a code goes on in groups (fewer: an answer such as "two"; more:
 #: a whole number).
 DIGIT_GROUP = (3, 6)
+#: Runs of more digits that are still groups: a card number (16 digits) is read in fours,
+#: so 8 and 12 digits are its groups so far (a whole phone number has 7, 10 or 11).
+DIGIT_GROUPS_SO_FAR = frozenset({8, 12})
 #: A word the recogniser gave less confidence than this at the end of a transcript is not
 #: read by the rules (Whisper's hallucinated "it" after "for": probability 0.1 to 0.3; its
 #: real words are mostly above 0.5).
 LOW_WORD_CONFIDENCE = 0.3
 #: A trailing run of at least this many single letters is a word being spelled.
 SPELLING_RUN = 2
+#: A numeral the recogniser gave less confidence than this is not evidence that it wrote a
+#: whole number ("5300." at 0.33 for "five three zero": a group it misheard); its real
+#: words are mostly above it (see :data:`LOW_WORD_CONFIDENCE`).
+WHOLE_NUMERAL_CONFIDENCE = 0.5
 
 
 def word_confidences(text: str, given: tuple[float, ...] | None) -> list[float | None]:
@@ -154,11 +219,21 @@ def trailing_letters(text: str) -> int:
     return n + caps
 
 
-def _whole_numeral(text: str) -> bool:
+def _whole_numeral(text: str, confidence: float | None = None) -> bool:
     """The transcript ends with one numeral of 4 or more digits and a full stop ("4719."):
-    the recogniser formatted a whole number."""
+    the recogniser formatted a whole number (unless it doubted it: ``confidence``, the
+    numeral's, below :data:`WHOLE_NUMERAL_CONFIDENCE`)."""
     last = text.split()[-1]
-    return last.endswith(".") and last[:-1].isdigit() and len(last) - 1 >= 4
+    return last.endswith(".") and last[:-1].isdigit() and len(last) - 1 >= 4 and \
+        (confidence is None or confidence >= WHOLE_NUMERAL_CONFIDENCE)
+
+
+def _doubted_group(text: str, confidence: float | None) -> bool:
+    """The transcript ends with a numeral of 3 or more digits ("5300.", "4-1-1-1") that the
+    recogniser gave less than :data:`WHOLE_NUMERAL_CONFIDENCE`."""
+    last = text.split()[-1].strip("\"'()[],;:.!?").replace("-", "")
+    return confidence is not None and confidence < WHOLE_NUMERAL_CONFIDENCE and \
+        last.isdigit() and len(last) >= DIGIT_GROUP[0]
 
 
 def trailing_digits(text: str, language: str | None = None) -> int:
@@ -178,6 +253,107 @@ def trailing_digits(text: str, language: str | None = None) -> int:
     return n
 
 
+#: How many words may follow an address's last connector while it is still being read
+#: ("john dot smith", "at example", "smith eighty"): more is a sentence going on.
+ADDRESS_TAIL = 2
+#: How far back (in address pieces) a separator makes a plain "at" an address's at.
+ADDRESS_REACH = 4
+_ADDRESS_MARKS = re.compile(r"([@._])")
+_NUMBER = re.compile(r"\d+")
+
+
+def _address_tokens(text: str, language: str | None) -> list[tuple[str, str]]:
+    """``text`` as address pieces: ``(kind, word)`` with kind ``dot``, ``sep`` (another
+    separator), ``at`` (a plain "at"), ``at_sign`` (a word only an address has: "arroba",
+    or a written "@"), ``num`` (a numeral or digit word) or ``word``. Written forms are
+    split ("john.smith@example.com"); the punctuation around words is not read (a
+    segment-wise recogniser ends each group with a full stop)."""
+    lang = base_language(language)
+    table = ADDRESS_WORDS.get(lang)
+    digits = DIGIT_WORDS.get(lang, frozenset())
+    pieces: list[str] = []
+    for raw in text.lower().split():
+        tok = raw.strip("\"'()[],;:.!?\u2026")
+        for part in _ADDRESS_MARKS.split(tok):
+            if part:
+                pieces.append(part)
+    kinds: list[tuple[str, str]] = []
+    phrases = [] if table is None else [
+        (kind, tuple(w.split())) for kind in ("at_signs", "separators", "dot", "at")
+        for w in table[kind]]
+    i = 0
+    while i < len(pieces):
+        for kind, words in phrases:
+            if tuple(pieces[i:i + len(words)]) == words:
+                kinds.append(({"at_signs": "at_sign", "separators": "sep"}.get(kind, kind),
+                              " ".join(words)))
+                i += len(words)
+                break
+        else:
+            w = pieces[i]
+            mark = {"@": "at_sign", ".": "dot", "_": "sep"}.get(w)
+            if mark is None:
+                mark = "num" if _NUMBER.fullmatch(w) or w in digits else "word"
+            kinds.append((mark, w))
+            i += 1
+    return kinds
+
+
+def address_open(text: str, language: str | None = None, *,
+                 words: dict[str, frozenset[str]] | None = None) -> bool:
+    """Whether ``text`` ends inside an e-mail or web address read aloud: its last connector
+    ("dot", "underscore", "dash", "at" and each language's words,
+    ``address_words.json``) is followed by at most :data:`ADDRESS_TAIL` pieces, none a word
+    of the lists, and no top-level domain came after a dot ("john dot smith", "john dot
+    smith at example", "juan punto pérez arroba"; "dot com" ends it). A connector counts
+    only in an address's shape: a separator between two pieces that are not words of the
+    lists nor both numbers ("a dash of salt", "two dot five", "um Punkt acht" and "U.S."
+    are not addresses), and a plain "at" only after a separator within
+    :data:`ADDRESS_REACH` pieces or before a mail provider ("I'm at home." ends)."""
+    lang = base_language(language)
+    table = ADDRESS_WORDS.get(lang)
+    if table is None:
+        return False
+    function = (WORDS if words is None else words).get(lang, frozenset())
+    toks = _address_tokens(text, lang)
+    connectors = ("dot", "sep", "at", "at_sign")
+    last = max((i for i, (k, _w) in enumerate(toks) if k in connectors), default=None)
+    if last is None:
+        return False
+    tail = toks[last + 1:]
+    if not tail or len(tail) > ADDRESS_TAIL or any(w in function for _k, w in tail):
+        return False  # a trailing connector is the word lists' cue; a sentence goes on
+    kind, _word = toks[last]
+    if kind == "dot" and tail[0][1] in table["domains"]:
+        return False  # "dot com": the address is whole
+    if f"{toks[last][1]} {tail[0][1]}" in table["phrases"]:
+        return False  # "punto final": a phrase of the language, not an address
+
+    def piece(i: int) -> bool:
+        return 0 <= i < len(toks) and toks[i][0] in ("word", "num") and \
+            toks[i][1] not in function
+
+    def separator(i: int) -> bool:
+        k = toks[i][0]
+        if k not in ("dot", "sep") or not (piece(i - 1) and piece(i + 1)):
+            return False
+        left, right = toks[i - 1], toks[i + 1]
+        if left[0] == "num" and right[0] == "num":
+            return False  # a number: "two dot five", "3.50"
+        if k == "dot" and left[0] == "word" and right[0] == "num" and \
+                all(t[0] == "num" for t in toks[i + 1:]):
+            return False  # a time: "um Punkt acht"
+        return not (len(left[1]) == 1 and len(right[1]) == 1)  # initials: "U.S."
+
+    if kind == "at_sign":
+        return True
+    if kind == "at":
+        return piece(last - 1) and (
+            any(separator(i) for i in range(max(0, last - ADDRESS_REACH), last))
+            or tail[0][1] in table["providers"])
+    return separator(last)
+
+
 def base_language(language: str | None) -> str:
     """``en-US`` -> ``en``; empty -> the default language."""
     if not language:
@@ -188,36 +364,101 @@ def base_language(language: str | None) -> str:
 def end_of_turn_probability(transcript: str, language: str | None = None, *,
                             words: dict[str, frozenset[str]] | None = None,
                             confidences: list[float | None] | None = None) -> float:
-    """The rule on one transcript: :data:`COMPLETE`, :data:`UNFINISHED` or :data:`NEUTRAL`.
-    ``confidences``, one per word: trailing words the recogniser doubts cannot make the end
-    look finished; the rule reads the text with and without them and keeps the more
-    cautious verdict ("a table for it." with "it." doubted: unfinished, as "a table for";
-    "let me think of" with "of" doubted: unfinished still)."""
+    """The rule on one transcript: :data:`COMPLETE`, :data:`UNFINISHED` or :data:`NEUTRAL`
+    (:func:`end_of_turn_verdict` without its cue)."""
+    return end_of_turn_verdict(transcript, language, words=words, confidences=confidences)[0]
+
+
+def end_of_turn_verdict(transcript: str, language: str | None = None, *,
+                        words: dict[str, frozenset[str]] | None = None,
+                        confidences: list[float | None] | None = None) -> tuple[float, str]:
+    """The rule on one transcript and the cue it read (the decision record names it):
+    :data:`COMPLETE`, :data:`UNFINISHED` or :data:`NEUTRAL`. ``confidences``, one per word:
+    trailing words the recogniser doubts cannot make the end look finished; the rule reads
+    the text with and without them and keeps the more cautious verdict ("a table for it."
+    with "it." doubted: unfinished, as "a table for"; "let me think of" with "of" doubted:
+    unfinished still)."""
     text = transcript.strip()
-    p = _rule(text, language, words)
-    trusted = reliable_text(text, confidences)
-    return p if trusted == text else min(p, _rule(trusted, language, words))
+    confs = confidences if confidences and len(confidences) == len(text.split()) else None
+    p, cue = _rule(text, language, words, confs[-1] if confs else None)
+    trusted = reliable_text(text, confs)
+    if trusted == text:
+        return p, cue
+    q, why = _rule(trusted, language, words, None)
+    return (q, f"{why}, doubted trailing words not read") if q < p else (p, cue)
 
 
-def _rule(text: str, language: str | None, words: dict[str, frozenset[str]] | None) -> float:
+def _last_parts(text: str) -> set[str]:
+    """The last clause of ``text`` (after its last comma or sentence mark) and its last
+    sentence, normalized."""
+    out = set()
+    for marks in (r"[.!?,;:\u2026]+", r"[.!?\u2026]+"):
+        parts = [c for c in re.split(marks, text) if c.strip()]
+        if parts:
+            out.add(normalize(parts[-1]))
+    return out
+
+
+def _year_of_date(text: str, cues: dict[str, frozenset[str]]) -> bool:
+    """The transcript ends with a year (one numeral of 4 digits) shortly after a month
+    ("March 3, 1985", "14 mars 1985"): a whole date, not digits read in groups."""
+    toks = [t.strip("\"'()[],;:.!?") for t in text.lower().split()]
+    if not toks or not (len(toks[-1]) == 4 and toks[-1].isdigit()):
+        return False
+    return any(t in cues.get("months", frozenset()) for t in toks[-4:-1])
+
+
+def _open_date(text: str, cues: dict[str, frozenset[str]]) -> bool:
+    """The transcript ends with a day said as a cardinal after its marker ("le quatorze",
+    "el catorce", "il quattordici", "dia catorze", "am vierzehnten", "the 14"): the month
+    is still to come."""
+    toks = [t.strip("\"'()[],;:.!?") for t in text.lower().split()]
+    if len(toks) < 2 or toks[-2] not in cues.get("day_markers", frozenset()):
+        return False
+    day = toks[-1]
+    return day in cues.get("days", frozenset()) or (day.isdigit() and 1 <= int(day) <= 31)
+
+
+def _rule(text: str, language: str | None, words: dict[str, frozenset[str]] | None,
+          last_confidence: float | None) -> tuple[float, str]:
     if not text:
-        return NEUTRAL
+        return NEUTRAL, "no words"
     if text.endswith("..") or text[-1] in UNFINISHED_PUNCTUATION:
-        return UNFINISHED  # a trailing ellipsis or comma: the speaker stopped mid-way
+        # a trailing ellipsis or comma: the speaker stopped mid-way
+        return UNFINISHED, "a trailing comma or ellipsis"
+    lang = base_language(language)
+    cues = CUE_WORDS.get(lang, {})
     last = text.split()[-1].strip("\"'()[].").lower()
     table = WORDS if words is None else words
-    if last in table.get(base_language(language), frozenset()) and text[-1] not in "?!":
+    if last in table.get(lang, frozenset()) and text[-1] not in "?!":
         # "... a table for" or "... come on." (recognisers that transcribe each segment on
-        # its own end every one with a full stop): unfinished
-        return UNFINISHED
+        # its own end every one with a full stop): unfinished, unless the clause is a
+        # phrase complete as it is ("Hold on.", "je suis pour")
+        if _last_parts(text) & cues.get("complete_phrases", frozenset()):
+            return (COMPLETE if text[-1] in TERMINAL else NEUTRAL), "a complete phrase"
+        kind = CATEGORIES.get(lang, {}).get(last, "listed word") if words is None \
+            else "listed word"
+        return UNFINISHED, f"a trailing {kind} {last!r}"
+    if text[-1] not in "?!" and address_open(text, lang, words=words):
+        return UNFINISHED, "an address still open"  # "john dot smith", "at example"
+    if text[-1] not in "?!" and _open_date(text, cues):
+        return UNFINISHED, "a day before its month"  # "nous arrivons le quatorze"
     if trailing_letters(text) >= SPELLING_RUN and text[-1] not in "?!":
-        return UNFINISHED  # "S M I": a word being spelled goes on ("S M I T H?" asks)
-    if DIGIT_GROUP[0] <= trailing_digits(text, language) <= DIGIT_GROUP[1] and \
-            not _whole_numeral(text):
-        return UNFINISHED  # "eight six seven": a number read in groups goes on
+        return UNFINISHED, "spelled letters"  # "S M I" goes on ("S M I T H?" asks)
+    if _year_of_date(text, cues):
+        return (COMPLETE if text[-1] in TERMINAL else NEUTRAL), "a year after a month"
+    n = trailing_digits(text, language)
+    if n > DIGIT_GROUP[0] and _doubted_group(text, last_confidence):
+        # "867. 5300." with "5300." doubted: 7 digits would read as a whole phone number,
+        # but the recogniser is not sure of its last group (it misheard "five three zero")
+        return UNFINISHED, "a doubted group of digits"
+    if DIGIT_GROUP[0] <= n <= DIGIT_GROUP[1] or n in DIGIT_GROUPS_SO_FAR:
+        if _whole_numeral(text, last_confidence):
+            return COMPLETE, "a whole numeral"  # "4719.": the recogniser wrote it whole
+        return UNFINISHED, f"a group of {n} digits"  # "eight six seven" goes on
     if text[-1] in TERMINAL:
-        return COMPLETE
-    return NEUTRAL
+        return COMPLETE, "a sentence end"
+    return NEUTRAL, "no cue"
 
 
 def is_backchannel_phrase(text: str, language: str | None = None) -> bool:

@@ -85,6 +85,7 @@ class Wait:
     verdict: ModelVerdict | None = None
     closed_early: bool = False
     builtin: bool = False  # the built-in rules answered (default profile, no host model)
+    cue: str | None = None  # what the built-in rules read (their verdict's cue)
     # default profile: the least delay the session's mid-turn pauses ask (0: none), and the
     # longest remembered pause behind it
     pause_floor: float = 0.0

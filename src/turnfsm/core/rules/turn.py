@@ -14,7 +14,7 @@ from typing import Any
 from ... import events as ev
 from ... import outputs as out
 from ..context import Context
-from ..eou import BUILTIN_THRESHOLD, end_of_turn_probability, has_language
+from ..eou import BUILTIN_THRESHOLD, end_of_turn_verdict, has_language
 from ..records import Trigger, Wait, WaitRef
 from ..registry import RULES
 from ..timers import TimerKind
@@ -171,8 +171,8 @@ def answer_builtin(cx: Context, e: WaitRef) -> None:
     w = _first_step(cx)
     w.model_asked_at, w.model_language = cx.now, cx.last_language
     w.builtin = True
-    p = end_of_turn_probability(cx.turn.transcript, cx.last_language,
-                                confidences=cx.turn.word_confidences)
+    p, w.cue = end_of_turn_verdict(cx.turn.transcript, cx.last_language,
+                                   confidences=cx.turn.word_confidences)
     cx.fire("model_answered", ev.EouModelAnswered(  # the input, as a host model answers
         t=cx.now, request_id=e.wait_id, probability=p, threshold=BUILTIN_THRESHOLD,
         supported=has_language(cx.last_language)))
@@ -233,7 +233,8 @@ def take_answer(cx: Context, e: ev.EouModelAnswered) -> None:
     w.verdict = out.ModelVerdict(language=w.model_language, supported=e.supported,
                                  probability=e.probability, threshold=e.threshold,
                                  failed=e.failed, latency=round(cx.now - asked, 6),
-                                 model="builtin" if w.builtin else "host")
+                                 model="builtin" if w.builtin else "host",
+                                 cue=w.cue if w.builtin and e.supported else None)
 
 
 @RULES.action("arm_wait_deadline")
