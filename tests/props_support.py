@@ -157,6 +157,7 @@ class WaitRec:
     max_delay: float | None = None
     anchor: float | None = None  # the wait's anchor and whether a commit asked for it
     manual: bool = False
+    agent_text: str | None = None  # what the agent said when the wait started
 
 
 @dataclass
@@ -567,7 +568,8 @@ class Driver:
         w = probe_wait(eng)
         if w is not None and w.wait_id not in self.waits:
             self.waits[w.wait_id] = WaitRec(step.t, eng.in_state("stt_input", "attached"),
-                                            exact=step.kind != "advance")
+                                            exact=step.kind != "advance",
+                                            agent_text=eng.cx.agent_text)
         if w is not None:
             self.waits[w.wait_id].anchor = w.anchor
             self.waits[w.wait_id].manual = w.manual
@@ -970,15 +972,18 @@ def check_i8_deadline(drv: Driver, step: Step) -> None:
             end_of_turn_verdict,
             has_language,
         )
-        p = end_of_turn_probability(o.new_transcript, verdict.language)
+        # (the agent's text: what it said when the wait started, when it told)
+        asked = wr.agent_text
+        p = end_of_turn_probability(o.new_transcript, verdict.language, agent_text=asked)
         words = o.new_transcript.split()
-        prefixes = {end_of_turn_probability(" ".join(words[:k]), verdict.language)
+        prefixes = {end_of_turn_probability(" ".join(words[:k]), verdict.language,
+                                            agent_text=asked)
                     for k in range(len(words) + 1)} if drv.word_confidences_sent else {p}
         if verdict.probability not in prefixes or verdict.threshold != BUILTIN_THRESHOLD or \
                 verdict.supported != has_language(verdict.language):
             _fail(drv, "I8", f"built-in verdict {verdict} for {o.new_transcript!r} (rules: {p})")
         # the record names the cue the rules read (a supported language), none otherwise
-        cue = end_of_turn_verdict(o.new_transcript, verdict.language)[1]
+        cue = end_of_turn_verdict(o.new_transcript, verdict.language, agent_text=asked)[1]
         if (verdict.cue is None) == verdict.supported or (
                 not drv.word_confidences_sent and verdict.supported and verdict.cue != cue):
             _fail(drv, "I8", f"built-in cue {verdict.cue!r} for {o.new_transcript!r} "
@@ -1369,7 +1374,7 @@ DT = st.sampled_from([0.0, 0.0, 0.001, 0.02, 0.1, 0.25, 0.3, 0.5, 0.5, 0.7, 1.0,
 _WORDS = ["a", "b c", "hello", "yes please", "mm-hmm", "stop", "ok.", "你好", "what about Friday",
           "é", "Hello!", "a b", "b", ".", "ab ba", "una mesa para", "S M", "4719.",
           "eins zwei drei", "john dot smith", "at example", "dot com", "le quatorze",
-          "March 3, 1985", "Hold on.", "4111 2222"]
+          "March 3, 1985", "Hold on.", "4111 2222", "four seven", "one two three four"]
 TEXT = st.sampled_from(["", "", *_WORDS, " ", "a ", " b"])  # whitespace counts as empty
 LANGUAGE = st.sampled_from(["", "en", "fr", "multi", "auto", "de-DE", "es", "nl"])
 CONFIDENCE = st.sampled_from([0.0, 0.5, 0.93, 1.0])
@@ -1377,6 +1382,9 @@ STT_TIMES = st.sampled_from([(0.0, 0.0), (0.0, 0.0), (0.1, 0.5), (0.0, 1.2), (1.
                              (2.5, 3.1), (6.0, 9.0), (0.0, 20.0)])
 SMALL = st.sampled_from([0.0, 0.01, 0.02, 0.1, 0.3, 0.6, 1.5])
 MAYBE_OFFSET = st.sampled_from([None, None, -3.0, -0.5, -0.01, 0.0, 0.4])
+#: what the agent says (mostly untold; some ask for a number of digits)
+AGENT_TEXTS = st.sampled_from([None, None, "Please say your four digit PIN.",
+                               "Quel est votre code à deux chiffres ?", "Hello."])
 
 
 @st.composite

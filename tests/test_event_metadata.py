@@ -16,6 +16,7 @@ from turnfsm.replay.replay import BUILDERS
 from turnfsm.replay.trace import TraceInput
 
 _NUM, _BOOL, _STR, _OPTNUM, _ANY = "number", "bool", "string", "number-or-null", "any"
+_OPTSTR = "string-or-null"
 _VAD = {"speech_duration": (_NUM, 0.0), "silence_duration": (_NUM, 0.0),
         "inference_duration": (_NUM, 0.0), "probability": (_NUM, 0.0),
         "speaking": (_BOOL, False), "raw_accumulated_speech": (_NUM, 0.0),
@@ -40,7 +41,7 @@ SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
                 "prediction_duration": (_NUM, 0.0), "detection_delay": (_NUM, 0.0),
                 "num_requests": (_NUM, 0)},
     "detector_error": {"fallback": (_BOOL, None)},
-    "agent.speech_started": {"started_at": (_OPTNUM, None)},
+    "agent.speech_started": {"started_at": (_OPTNUM, None), "text": (_OPTSTR, None)},
     "agent.speech_ended": {"ignore_user_transcript_until": (_OPTNUM, None)},
     "signal.user_speech_started": {"started_at": (_OPTNUM, None), "speech_duration": (_NUM, 0.0)},
     "signal.user_speech_ended": {"ended_at": (_OPTNUM, None), "interruption": (_BOOL, None)},

@@ -31,6 +31,7 @@ from hypothesis.stateful import (
 
 from tests import props_support as ps
 from tests.props_support import (
+    AGENT_TEXTS,
     CONFIDENCE,
     DT,
     HOST_SCRIPT,
@@ -173,12 +174,14 @@ class TurnMachine(RuleBasedStateMachine):
         """The detector stream failed."""
         self.feed(lambda **k: ev.DetectorFailed(**k), dt)
 
-    @rule(dt=DT, started=MAYBE_OFFSET)
-    def agent_start(self, dt: float, started: float | None) -> None:
-        """Agent speech started (maybe back-dated)."""
+    @rule(dt=DT, started=MAYBE_OFFSET, said=AGENT_TEXTS)
+    def agent_start(self, dt: float, started: float | None, said: str | None) -> None:
+        """Agent speech started (maybe back-dated; maybe with its text, which may ask for a
+        number of digits)."""
         t = at(self.d, dt)
         self.d.feed(ev.AgentSpeechStarted(t=t, ref=self.d.next_ref(), started_at=None
-                                          if started is None else max(0.0, t + started)))
+                                          if started is None else max(0.0, t + started),
+                                          text=said))
 
     @rule(dt=DT, until=MAYBE_OFFSET)
     def agent_end(self, dt: float, until: float | None) -> None:

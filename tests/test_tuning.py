@@ -190,7 +190,8 @@ def test_traces_from_recorded_vad_equal_listen_traces() -> None:
         engine=EngineOptions(interruption_detection=True),
         vad=VadOptions(activation_threshold=0.6, deactivation_threshold=max(0.01, 0.6 - 0.15),
                        min_silence_duration=0.3), interruption_after=0.3),
-        words=read_words(STEREO.replace(".wav", ".words.json")))
+        words=read_words(STEREO.replace(".wav", ".words.json")),
+        agent_words=read_words(STEREO.replace(".wav", ".words.json"), "agent"))
     assert build(cached_session(STEREO), key) == listen
 
 

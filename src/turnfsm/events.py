@@ -257,12 +257,16 @@ class DetectorFailed(Input):
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
 class AgentSpeechStarted(Input):
-    """The agent's audio started playing at ``started_at`` (default ``t``)."""
+    """The agent's audio started playing at ``started_at`` (default ``t``). ``text``: what
+    the agent says, when the host knows it (the reply given to text-to-speech); the turn
+    rules read it for what the agent asked ("Please say your four digit PIN": four digits
+    make a whole answer). Optional; not in the reference's trace format."""
 
     chart_event = "agent_start"
     trace_kind = "agent.speech_started"
 
     started_at: float | None = None
+    text: str | None = None
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)

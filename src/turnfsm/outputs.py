@@ -272,11 +272,14 @@ class CommitResult(Output):
 
 @attrs.define(frozen=True, kw_only=True, slots=True)
 class EouModelRequest(Output):
-    """Ask the end-of-turn model: answer with ``EouModelAnswered`` (same ``request_id``)."""
+    """Ask the end-of-turn model: answer with ``EouModelAnswered`` (same ``request_id``).
+    ``agent_text``: what the agent said last, when the host told (a model that reads the
+    conversation, as LiveKit's turn detector reads its chat context, can use it)."""
 
     request_id: int
     language: str | None
     transcript: str
+    agent_text: str | None = None
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)

@@ -139,13 +139,14 @@ def _listen(args: argparse.Namespace) -> int:
     engine = opts.engine
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None
+    agent_words = read_words(args.words, "agent") if args.words else None
     if args.wav == "-":
         from .live import listen_live
         return listen_live(args, stream, opts, profile, chart)
     bar = Progress((stream.duration or 0.0) > 5.0)
     smart = getattr(args, "eou_model", "rules") == "smart-turn"
     trace, audio = stream_trace(stream, opts, words=words, progress=bar,
-                                keep_audio=bool(args.plot) or smart)
+                                keep_audio=bool(args.plot) or smart, agent_words=agent_words)
     bar.done()
     duration = stream.duration if stream.duration is not None else (
         trace.inputs[-1].t if trace.inputs else 0.0)

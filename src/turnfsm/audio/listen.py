@@ -86,12 +86,25 @@ def _header(path: str, o: ListenOptions) -> dict[str, Any]:
     return h
 
 
-def _agent_lines(agent_segments: list[Any]) -> list[dict[str, Any]]:
+#: An agent word belongs to the speech segment its middle lies in, or within this of it (s).
+AGENT_WORD_REACH = 0.3
+
+
+def _agent_lines(agent_segments: list[Any], agent_words: list[Word] | None = None
+                 ) -> list[dict[str, Any]]:
     """The agent's speech start and end, when its audio starts and stops (as its player
-    reports them)."""
+    reports them); with the agent's timed words, each start carries what the agent says in
+    that stretch of speech (``text``: the host knows its reply before it plays it)."""
     out: list[dict[str, Any]] = []
     for s in agent_segments:
-        out.append({"t": round(s.start, 6), "kind": "agent.speech_started"})
+        start: dict[str, Any] = {"t": round(s.start, 6), "kind": "agent.speech_started"}
+        if agent_words:
+            said = [w.word for w in agent_words
+                    if s.start - AGENT_WORD_REACH <= (w.start + w.end) / 2
+                    <= s.end + AGENT_WORD_REACH]
+            if said:
+                start["text"] = " ".join(said)
+        out.append(start)
         out.append({"t": round(s.end, 6), "kind": "agent.speech_ended"})
     return out
 
@@ -121,9 +134,11 @@ def _overlap_lines(user_segments: list[Any], agent_segments: list[Any],
 def build_trace(audio: Audio, options: ListenOptions | None = None, *,
                 words: list[Word] | None = None, vad: VadModel | None = None,
                 progress: Callable[[str, float], None] | None = None,
-                whisper: Whisper | None = None) -> Trace:
+                whisper: Whisper | None = None,
+                agent_words: list[Word] | None = None) -> Trace:
     """The trace a voice agent would have seen for this audio (in memory; one VAD model
-    reads the user's channel, then the agent's)."""
+    reads the user's channel, then the agent's; ``agent_words``: the agent's timed words,
+    what it says, on its speech starts)."""
     o = options or ListenOptions()
     model = vad or SileroVad()
 
@@ -135,14 +150,14 @@ def build_trace(audio: Audio, options: ListenOptions | None = None, *,
         agent_segs = segments(list(vad_lines(audio.int16(1), model, o.vad,
                                              progress=step("agent VAD"))))
     return _assemble(audio.path, o, user, agent_segs, words,
-                     (lambda: audio.samples[0]), step("Whisper"), whisper)
+                     (lambda: audio.samples[0]), step("Whisper"), whisper, agent_words)
 
 
 def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
                  words: list[Word] | None = None,
                  progress: Callable[[str, float], None] | None = None,
-                 keep_audio: bool = False, whisper: Whisper | None = None
-                 ) -> tuple[Trace, Audio | None]:
+                 keep_audio: bool = False, whisper: Whisper | None = None,
+                 agent_words: list[Word] | None = None) -> tuple[Trace, Audio | None]:
     """The trace of :func:`build_trace` for audio read in blocks: both channels go through
     the VAD as the blocks come (a model each), so memory does not grow with the audio's
     length (the user's samples are kept only for Whisper, all samples for ``keep_audio``);
@@ -167,7 +182,7 @@ def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
         if len(vads) > 1:
             close_segments(vads[1].close(), agent, agent_open)
         trace = _assemble(stream.path, o, user, agent if len(vads) > 1 else None, words,
-                          _no_samples, None, whisper)
+                          _no_samples, None, whisper, agent_words)
         return trace, None
     import numpy as np
     keep: list[np.ndarray] = []
@@ -190,7 +205,7 @@ def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
     trace = _assemble(stream.path, o, user, agent if len(vads) > 1 else None, words,
                       (lambda: samples[0]),
                       None if progress is None else (lambda f: progress("Whisper", f)),
-                      whisper)
+                      whisper, agent_words)
     return trace, audio
 
 
@@ -202,7 +217,7 @@ def _assemble(path: str, o: ListenOptions, user: list[dict[str, Any]],
               agent_segs: list[Segment] | None, words: list[Word] | None,
               user_samples: Callable[[], np.ndarray],
               progress: Callable[[float], None] | None,
-              whisper: Whisper | None) -> Trace:
+              whisper: Whisper | None, agent_words: list[Word] | None = None) -> Trace:
     """The trace from the user's VAD lines and the agent's speech segments."""
     lines: list[dict[str, Any]] = [{"t": 0.0, "kind": "audio", "duration": 0.0}]
     lines += user
@@ -217,7 +232,7 @@ def _assemble(path: str, o: ListenOptions, user: list[dict[str, Any]],
                                latency=o.asr_latency, padding=min(o.vad.prefix_padding, 0.3),
                                progress=progress)
     if agent_segs is not None:
-        lines += _agent_lines(agent_segs)
+        lines += _agent_lines(agent_segs, agent_words)
         if o.engine.interruption_detection:
             lines += _overlap_lines(user_segs, agent_segs, o.interruption_after)
     lines.sort(key=lambda x: (x["t"], ORDER.get(x["kind"], 5)))
@@ -246,7 +261,7 @@ def trace_lines(trace: Trace, *, reference: bool = False) -> str:
     profile)."""
     import json
 
-    from ..replay.trace import TURNFSM_FIELDS, TURNFSM_INPUT_FIELDS
+    from ..replay.trace import TURNFSM_FIELDS, TURNFSM_INPUT_FIELDS, TURNFSM_KIND_FIELDS
 
     def dump(obj: dict[str, Any]) -> str:
         return json.dumps(obj, separators=(",", ":")) + "\n"
@@ -257,7 +272,8 @@ def trace_lines(trace: Trace, *, reference: bool = False) -> str:
                               for i in trace.inputs)
     return head + "".join(
         dump({"t": i.t, "kind": i.kind,
-              **{k: v for k, v in i.fields.items() if k not in TURNFSM_INPUT_FIELDS}})
+              **{k: v for k, v in i.fields.items() if k not in TURNFSM_INPUT_FIELDS
+                 and k not in TURNFSM_KIND_FIELDS.get(i.kind, ())}})
         for i in trace.inputs)
 
 

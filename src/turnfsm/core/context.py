@@ -77,6 +77,7 @@ class Context:
         self.judged: str | None = None  # a backchannel guard's finding, for its drop record
         self.window: float | None = None  # the ignore window of the last agent speech
         self.agent_started_at: float | None = None
+        self.agent_text: str | None = None  # what the agent says (its last start's text)
         self.verdict_interruption = False
         self.boundary_epoch = 0
         # the latest VAD segment (default profile: final wait and backchannels)

@@ -142,12 +142,27 @@ def load_digit_words() -> dict[str, frozenset[str]]:
     return {lang: frozenset(words) for lang, words in data.items()}
 
 
+def load_asked_digits() -> dict[str, tuple[frozenset[str], tuple[str, ...], dict[str, int]]]:
+    """Per language, how an agent asks for a number of digits (``asked_digits.json``): the
+    nouns that follow the count ("four digit PIN", "de cuatro dígitos", "à quatre
+    chiffres", "vier Ziffern"), the suffixes joined to it (German "vierstellige"), and the
+    counts said as words (numerals count too)."""
+    data = _data("asked_digits.json")
+    assert isinstance(data, dict)
+    return {lang: (frozenset(c["nouns"]), tuple(c["suffixes"]), dict(c["numbers"]))
+            for lang, c in data.items()}
+
+
 WORDS = load_words()
 CATEGORIES = load_categories()
 CUE_WORDS = load_cue_words()
 BACKCHANNELS = load_backchannels()
 DIGIT_WORDS = load_digit_words()
 ADDRESS_WORDS = load_address_words()
+ASKED_DIGITS = load_asked_digits()
+#: The counts of digits an agent's question is read for ("your two digit code" to "your
+#: twenty digit reference"); other numbers before "digits" are not a count asked for.
+ASKED_RANGE = (2, 20)
 #: A trailing run of this many digits (as numerals or digit words) is a number still being
 #: read: a phone number or a code goes on in groups (fewer: an answer such as "two"; more:
 #: a whole number).
@@ -363,28 +378,34 @@ def base_language(language: str | None) -> str:
 
 def end_of_turn_probability(transcript: str, language: str | None = None, *,
                             words: dict[str, frozenset[str]] | None = None,
-                            confidences: list[float | None] | None = None) -> float:
+                            confidences: list[float | None] | None = None,
+                            agent_text: str | None = None) -> float:
     """The rule on one transcript: :data:`COMPLETE`, :data:`UNFINISHED` or :data:`NEUTRAL`
     (:func:`end_of_turn_verdict` without its cue)."""
-    return end_of_turn_verdict(transcript, language, words=words, confidences=confidences)[0]
+    return end_of_turn_verdict(transcript, language, words=words, confidences=confidences,
+                               agent_text=agent_text)[0]
 
 
 def end_of_turn_verdict(transcript: str, language: str | None = None, *,
                         words: dict[str, frozenset[str]] | None = None,
-                        confidences: list[float | None] | None = None) -> tuple[float, str]:
+                        confidences: list[float | None] | None = None,
+                        agent_text: str | None = None) -> tuple[float, str]:
     """The rule on one transcript and the cue it read (the decision record names it):
     :data:`COMPLETE`, :data:`UNFINISHED` or :data:`NEUTRAL`. ``confidences``, one per word:
     trailing words the recogniser doubts cannot make the end look finished; the rule reads
     the text with and without them and keeps the more cautious verdict ("a table for it."
     with "it." doubted: unfinished, as "a table for"; "let me think of" with "of" doubted:
-    unfinished still)."""
+    unfinished still). ``agent_text``, what the agent said before the turn: when it asked
+    for a number of digits, an answer of that many digits is whole and one of fewer goes on
+    (:func:`asked_digits`)."""
     text = transcript.strip()
     confs = confidences if confidences and len(confidences) == len(text.split()) else None
-    p, cue = _rule(text, language, words, confs[-1] if confs else None)
+    asked = asked_digits(agent_text, language)
+    p, cue = _rule(text, language, words, confs[-1] if confs else None, asked)
     trusted = reliable_text(text, confs)
     if trusted == text:
         return p, cue
-    q, why = _rule(trusted, language, words, None)
+    q, why = _rule(trusted, language, words, None, asked)
     return (q, f"{why}, doubted trailing words not read") if q < p else (p, cue)
 
 
@@ -397,6 +418,49 @@ def _last_parts(text: str) -> set[str]:
         if parts:
             out.add(normalize(parts[-1]))
     return out
+
+
+def asked_digits(agent_text: str | None, language: str | None = None) -> int | None:
+    """How many digits the agent asked for ("Please say your four digit PIN." -> 4;
+    "Ihre vierstellige PIN" -> 4; "el código de 6 dígitos" -> 6), or None: no count, or
+    two different counts ("a 16 digit card number and its 3 digit code": the answer's
+    length says nothing then)."""
+    if not agent_text:
+        return None
+    table = ASKED_DIGITS.get(base_language(language))
+    if table is None:
+        return None
+    nouns, suffixes, numbers = table
+    toks = [t for t in re.split(r"[\s\-\u2010\u2011]+", normalize(agent_text)) if t]
+
+    def count(tok: str) -> int | None:
+        n = int(tok) if tok.isdigit() else numbers.get(tok)
+        return n if n is not None and ASKED_RANGE[0] <= n <= ASKED_RANGE[1] else None
+    found: set[int] = set()
+    for i, tok in enumerate(toks):
+        n = count(tok)
+        if n is not None and i + 1 < len(toks) and (toks[i + 1] in nouns
+                                                  or toks[i + 1] in suffixes):
+            found.add(n)
+            continue
+        for suffix in suffixes:  # "vierstellige"
+            if tok.endswith(suffix) and (n := count(tok[:-len(suffix)])) is not None:
+                found.add(n)
+    return found.pop() if len(found) == 1 else None
+
+
+def _all_digits(text: str, language: str | None) -> int | None:
+    """How many digits the transcript holds when it is all digits (numerals count each
+    digit, digit words one), but for words before its first digit ("my PIN is four seven
+    one nine"), else None (a digit, then other words)."""
+    n = trailing_digits(text, language)
+    if not n:
+        return None
+    digits = DIGIT_WORDS.get(base_language(language), frozenset())
+    tokens = [t.strip("\"'()[].!?") for t in re.split(r"[\s,;:/-]+", text.lower())]
+    first = next(i for i, t in enumerate(tokens) if t and (t.isdigit() or t in digits))
+    after = [t for t in tokens[first:] if t]
+    return n if all(t.isdigit() or t in digits for t in after) else None
 
 
 def _year_of_date(text: str, cues: dict[str, frozenset[str]]) -> bool:
@@ -420,7 +484,7 @@ def _open_date(text: str, cues: dict[str, frozenset[str]]) -> bool:
 
 
 def _rule(text: str, language: str | None, words: dict[str, frozenset[str]] | None,
-          last_confidence: float | None) -> tuple[float, str]:
+          last_confidence: float | None, asked: int | None = None) -> tuple[float, str]:
     if not text:
         return NEUTRAL, "no words"
     if text.endswith("..") or text[-1] in UNFINISHED_PUNCTUATION:
@@ -447,6 +511,12 @@ def _rule(text: str, language: str | None, words: dict[str, frozenset[str]] | No
         return UNFINISHED, "spelled letters"  # "S M I" goes on ("S M I T H?" asks)
     if _year_of_date(text, cues):
         return (COMPLETE if text[-1] in TERMINAL else NEUTRAL), "a year after a month"
+    if asked is not None and text[-1] not in "?!" and \
+            (got := _all_digits(text, language)) is not None:
+        if got == asked:  # "four seven one nine" for a four digit PIN: the whole answer
+            return COMPLETE, f"the {asked} digits the agent asked for"
+        if got < asked:  # "four one one one" of sixteen: the card number goes on
+            return UNFINISHED, f"{got} of the {asked} digits the agent asked for"
     n = trailing_digits(text, language)
     if n > DIGIT_GROUP[0] and _doubted_group(text, last_confidence):
         # "867. 5300." with "5300." doubted: 7 digits would read as a whole phone number,

@@ -53,6 +53,8 @@ def session_traces(path: Path, profiles: dict[str, Profile], *, asr: str = "none
     from ..audio.wav import read_wav
     words_path = Path(f"{stem}.words.json")
     words = read_words(words_path) if asr == "none" and words_path.exists() else None
+    # what the agent says is the host's own knowledge, whatever hears the user
+    agent_words = read_words(words_path, "agent") if words_path.exists() else None
     audio = read_wav(path)
     changes: dict[str, Any] = {
         "stt": words is not None or asr != "none",
@@ -64,7 +66,8 @@ def session_traces(path: Path, profiles: dict[str, Profile], *, asr: str = "none
         for name, prof in profiles.items():
             opts = ListenOptions(engine=prof.options(changes), asr=asr, profile=name)
             if not traces:
-                traces[name, m] = build_trace(audio, opts, words=words)
+                traces[name, m] = build_trace(audio, opts, words=words,
+                                              agent_words=agent_words)
             else:
                 traces[name, m] = with_options(next(iter(traces.values())), opts)
     return traces, truth

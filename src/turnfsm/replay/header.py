@@ -20,6 +20,7 @@ from ..options import TURN_DETECTION, profile_options
 MAX_TRACE_TIME = MAX_NUMBER / 2
 
 _NUM, _BOOL, _STR, _OPTNUM, _ANY = "number", "bool", "string", "number-or-null", "any"
+_OPTSTR = "string-or-null"
 _NUMLIST = "numbers-or-null"  # a list of numbers from 0 to 1 (word confidences), or null
 #: The most entries a list of word confidences holds.
 MAX_LIST = 100_000
@@ -28,6 +29,9 @@ MAX_LIST = 100_000
 TURNFSM_FIELDS = ("profile", *profile_options())
 #: Input fields only turnfsm reads (the reference's replayer refuses them too).
 TURNFSM_INPUT_FIELDS = ("word_confidences",)
+#: Fields of one kind of input only turnfsm reads (the same name elsewhere is the
+#: reference's: a transcript's ``text``).
+TURNFSM_KIND_FIELDS = {"agent.speech_started": ("text",)}
 CONFIG_FIELDS = {"comment", "turn_detection", "vad", "stt", "interruption_detection",
                  "endpointing", "turn_detector", "backchannel_boundary", "user_turn_limit",
                  "end_of_turn_returns", "glue", "time_limit", *TURNFSM_FIELDS}
@@ -88,9 +92,10 @@ def _check_value(v: Any, typ: str, err: Any, name: str) -> None:
                 err(f"[{i}] must be a number from 0 to 1, not {_show(x)}", name)
     elif typ == _BOOL and not isinstance(v, bool):
         err(f"must be true or false, not {_show(v)}", name)
-    elif typ == _STR:
+    elif typ == _STR or (typ == _OPTSTR and v is not None):
         if not isinstance(v, str):
-            err(f"must be a string, not {_show(v)}", name)
+            err(f"must be a string{' or null' if typ == _OPTSTR else ''}, not {_show(v)}",
+                name)
         if not _unicode(v):
             err("must be Unicode text (it holds a lone surrogate such as \\ud800)", name)
 

@@ -27,6 +27,7 @@ from .header import (
     _BOOL,
     _NUM,
     _OPTNUM,
+    _OPTSTR,
     _STR,
     _check_endpointing,
     _check_limits,
@@ -46,6 +47,7 @@ from .header import TURN_DETECTION_VALUES as TURN_DETECTION_VALUES
 from .header import TURN_DETECTOR_DEFAULTS as TURN_DETECTOR_DEFAULTS
 from .header import TURNFSM_FIELDS as TURNFSM_FIELDS
 from .header import TURNFSM_INPUT_FIELDS as TURNFSM_INPUT_FIELDS
+from .header import TURNFSM_KIND_FIELDS as TURNFSM_KIND_FIELDS
 from .header import USER_TURN_LIMIT_DEFAULTS as USER_TURN_LIMIT_DEFAULTS
 from .header import Config as Config
 from .header import parse_config as parse_config
@@ -58,7 +60,8 @@ _LINE_BYTES = MAX_LINE_CHARS * 4 + 3  # UTF-8: at most 4 bytes a character, and 
 #: A trace type per field annotation of an input event class (a new annotation must be
 #: added here, or the field given ``trace_type`` metadata).
 _TRACE_TYPES = {"float": _NUM, "int": _NUM, "bool": _BOOL, "str": _STR,
-                "float | None": _OPTNUM, "bool | None": _BOOL, "dict[str, Any] | None": _ANY}
+                "float | None": _OPTNUM, "str | None": _OPTSTR, "bool | None": _BOOL,
+                "dict[str, Any] | None": _ANY}
 
 
 def derive_schema() -> tuple[dict[str, dict[str, tuple[str, Any]]], set[tuple[str, str]],

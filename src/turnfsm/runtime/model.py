@@ -50,9 +50,12 @@ class RuleBasedModel:
     async def predict_end_of_turn(self, context: TurnContext, *,
                                   timeout: float | None = None) -> float:
         """The probability that the user finished (see the module's rules)."""
-        return self.probability(context.transcript, context.language)
+        return self.probability(context.transcript, context.language,
+                                agent_text=context.agent_text)
 
-    def probability(self, transcript: str, language: str | None = None) -> float:
+    def probability(self, transcript: str, language: str | None = None, *,
+                    agent_text: str | None = None) -> float:
         """The rule on one transcript (synchronous, for tests and tools)."""
-        p = eou.end_of_turn_probability(transcript, self._lang(language), words=self.words)
+        p = eou.end_of_turn_probability(transcript, self._lang(language), words=self.words,
+                                        agent_text=agent_text)
         return {eou.COMPLETE: self.complete, eou.UNFINISHED: self.unfinished}.get(p, self.neutral)

@@ -13,11 +13,13 @@ from .. import outputs as out
 
 @attrs.frozen(kw_only=True)
 class TurnContext:
-    """What the end-of-turn model is asked about: the user's turn so far."""
+    """What the end-of-turn model is asked about: the user's turn so far, and what the agent
+    said before it when the host told (``agent_text``)."""
 
     transcript: str
     language: str | None
     request_id: int
+    agent_text: str | None = None
 
 
 @runtime_checkable

@@ -170,7 +170,8 @@ async def ask_model(session: Session, req: out.EouModelRequest) -> None:
             return
         method = "predict_end_of_turn"
         p = probability(await call(method, TurnContext(transcript=req.transcript,
-                                                       language=lang, request_id=rid),
+                                                       language=lang, request_id=rid,
+                                                       agent_text=req.agent_text),
                                    timeout=session.model_timeout),
                         "predict_end_of_turn()")
         if not pending():

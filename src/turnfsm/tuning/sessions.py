@@ -65,6 +65,7 @@ class Session:
     trace: Trace | None = None  # a session given as a trace
     probabilities: tuple[tuple[float, ...], ...] = ()  # per channel (WAV sessions)
     words: tuple[Word, ...] | None = None
+    agent_words: tuple[Word, ...] | None = None  # what the agent says (its speech's text)
     stamp: tuple[int, int] = (0, 0)  # the file's modification time (ns) and size
 
     @property
@@ -144,11 +145,13 @@ def prepare(path: str | Path) -> Session:
         return Session(str(p), truth, trace=read_trace(p), stamp=stamp)
     audio = read_wav(p)
     words = read_words(words_path) if words_path.exists() else None
+    agent_words = read_words(words_path, "agent") if words_path.exists() else None
     rec = _Recording(SileroVad())
     build_trace(audio, _listen_options(audio.channels, words is not None, ()), words=words,
-                vad=rec)
+                vad=rec, agent_words=agent_words)
     return Session(str(p), truth, probabilities=tuple(tuple(s) for s in rec.streams),
-                   words=None if words is None else tuple(words), stamp=stamp)
+                   words=None if words is None else tuple(words),
+                   agent_words=None if agent_words is None else tuple(agent_words), stamp=stamp)
 
 
 def _listen_options(channels: int, transcripts: bool, audio_key: tuple[tuple[str, Any], ...]
@@ -182,7 +185,9 @@ def build(session: Session, audio_key: tuple[tuple[str, Any], ...] = ()) -> Trac
     words = None if session.words is None else list(session.words)
     playback = _Playback(session.probabilities)
     trace = build_trace(audio, _listen_options(len(windows), words is not None, audio_key),
-                        words=words, vad=playback)
+                        words=words, vad=playback,
+                        agent_words=None if session.agent_words is None
+                        else list(session.agent_words))
     playback.reset()  # checks every recorded window was read
     return trace
 

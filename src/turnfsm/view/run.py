@@ -163,8 +163,10 @@ def run_wav(args: argparse.Namespace) -> SessionRun:
     engine = opts.engine
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None
+    agent_words = read_words(args.words, "agent") if args.words else None
     smart = getattr(args, "eou_model", "rules") == "smart-turn"
-    trace, heard = stream_trace(stream, opts, words=words, keep_audio=smart)
+    trace, heard = stream_trace(stream, opts, words=words, keep_audio=smart,
+                                agent_words=agent_words)
     records: list[StepRecord] = []
     if smart:  # the text rules and Smart Turn, fused, hearing the user's channel
         from ..audio.smart_turn import fused_replay

@@ -38,8 +38,10 @@ def note_agent_start(cx: Context, e: ev.AgentSpeechStarted) -> None:
 
 @RULES.action("agent_restarted", ev.AgentSpeechStarted)
 def agent_restarted(cx: Context, e: ev.AgentSpeechStarted) -> None:
-    """Agent speech (re)started: endpointing learns it; the turn-limit count restarts."""
+    """Agent speech (re)started: endpointing learns it; the turn-limit count restarts; the
+    turn rules read what it says (none given: nothing is known of it)."""
     cx.endpointing.on_agent_start(_started(cx, e))
+    cx.agent_text = e.text
     cx.tracker.words, cx.tracker.transcript, cx.tracker.started_at = 0, "", None
 
 

@@ -161,7 +161,7 @@ def ask_model(cx: Context, e: WaitRef) -> None:
     w = _first_step(cx)
     w.model_asked_at, w.model_language = cx.now, cx.last_language
     cx.emit(out.EouModelRequest(t=cx.now, request_id=e.wait_id, language=cx.last_language,
-                                transcript=cx.turn.transcript))
+                                transcript=cx.turn.transcript, agent_text=cx.agent_text))
 
 
 @RULES.action("answer_builtin", WaitRef)
@@ -172,7 +172,8 @@ def answer_builtin(cx: Context, e: WaitRef) -> None:
     w.model_asked_at, w.model_language = cx.now, cx.last_language
     w.builtin = True
     p, w.cue = end_of_turn_verdict(cx.turn.transcript, cx.last_language,
-                                   confidences=cx.turn.word_confidences)
+                                   confidences=cx.turn.word_confidences,
+                                   agent_text=cx.agent_text)
     cx.fire("model_answered", ev.EouModelAnswered(  # the input, as a host model answers
         t=cx.now, request_id=e.wait_id, probability=p, threshold=BUILTIN_THRESHOLD,
         supported=has_language(cx.last_language)))
