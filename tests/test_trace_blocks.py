@@ -1,0 +1,101 @@
+"""The trace reader reads whole blocks of lines: the same inputs and the same errors, at the
+same lines, as reading the file one line at a time, wherever the blocks end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from turnfsm.errors import TraceError
+from turnfsm.replay import trace as tr
+
+HEADER = b'{"kind": "config"}\n'
+W = b'{"t": %s, "kind": "vad.inference_done", "raw_accumulated_speech": 0.1}'
+
+
+def _one_at_a_time(path: Path) -> list[Any]:
+    """What the reader gave before blocks: each line read as text in turn, a window line
+    through the typed decoder, any other decoded and checked."""
+    tr._load_msgspec()
+    out: list[Any] = []
+    inputs = tr._Inputs(str(path))
+    with open(path, "rb") as f:
+        lines = tr._lines(f, str(path))
+        next(lines)  # the header
+        for n, line in lines:
+            try:
+                w = tr._window_decode(line)
+            except tr._NOT_A_WINDOW:
+                pass
+            else:
+                if inputs.last_t <= w.t:
+                    inputs.last_t = w.t
+                    fields = tr._window_fields(w)
+                    del fields["kind"]
+                    out.append(tr.TraceInput(fields.pop("t"), "vad.inference_done", n, fields))
+                    continue
+            if line and not line.isspace():
+                out.append(inputs.check(n, tr._decode(line, str(path), n)))
+    return out
+
+
+def _outcome(fn: Any, path: Path) -> tuple[str, Any]:
+    try:
+        return "ok", fn(path)
+    except TraceError as e:
+        return "error", str(e)
+
+
+BODIES = {
+    "windows and others": W % b"0.032" + b"\n" + W % b"0.064" + b'\n{"t": 0.1, "kind": '
+    b'"vad.start_of_speech", "speech_duration": 0.05}\n' + W % b"0.096" + b"\n",
+    "CR LF": (W % b"0.032" + b"\r\n" + b'{"t": 0.05, "kind": "audio"}\r\n'),
+    "no final newline": W % b"0.032" + b"\n" + W % b"0.064",
+    "blank and space lines": b"\n   \n" + W % b"0.032" + b"\n\t\n" + W % b"0.064" + b"\n\n",
+    "final line of spaces": W % b"0.032" + b"\n   ",
+    "time going back": W % b"0.064" + b"\n" + W % b"0.032" + b"\n",
+    "negative window": W % b"-1.0" + b"\n",
+    "unknown window field": b'{"t": 0.032, "kind": "vad.inference_done", "x": 1}\n',
+    "not UTF-8": W % b"0.032" + b"\n" + b'{"t": 0.05, "kind": "vad.inference_done\xff"}\n',
+    "bad JSON then long line": b"{\n" + b'{"t": 1, "note": "' + b"x" * 300 + b'"}\n',
+    "long line": W % b"0.032" + b"\n" + b'{"t": 1, "note": "' + b"x" * 300 + b'"}\n',
+    "long final line": W % b"0.032" + b"\n" + b'{"t": 1, "note": "' + b"x" * 300,
+    "long window line": W % (b"0." + b"0" * 300 + b"1") + b"\n",
+    "long multi-byte line": b'{"t": 1, "kind": "audio", "n": "' + "é".encode() * 60 + b'"}\n',
+}
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+@pytest.mark.parametrize("name", sorted(BODIES))
+def test_blocks_read_as_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+                              block: int) -> None:
+    """Inputs and errors are those of the line-at-a-time reader, for blocks that cut lines
+    anywhere (a 100-character line limit, so long lines span blocks)."""
+    monkeypatch.setattr(tr, "MAX_LINE_CHARS", 100)
+    monkeypatch.setattr(tr, "_LINE_BYTES", 100 * 4 + 3)
+    monkeypatch.setattr(tr, "_BLOCK", block)
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(HEADER + BODIES[name])
+
+    def blocks(p: Path) -> list[Any]:
+        with tr.TraceStream(p) as s:
+            return list(s)
+    got, want = _outcome(blocks, path), _outcome(_one_at_a_time, path)
+    assert got == want
+    if name.startswith(("long", "bad JSON then")):
+        assert got[0] == "error" and (":2:" in got[1] or ":3:" in got[1])
+
+
+def test_window_lines_take_the_typed_path(tmp_path: Path) -> None:
+    """Window lines (CR LF ends too) come out of ``items`` as the typed decoder's structs;
+    other lines as checked inputs."""
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(HEADER + W % b"0.032" + b"\r\n" + b'{"t": 0.05, "kind": "audio"}\n'
+                     + W % b"0.064")
+    with tr.TraceStream(path) as s:
+        items = list(s.items())
+    assert [type(x) is tuple for x in items] == [True, False, True]
+    assert items[0][0] == 2 and items[0][1].t == 0.032  # type: ignore[index,union-attr]
+    assert items[2][0] == 4  # type: ignore[index]
