@@ -99,3 +99,30 @@ def test_window_lines_take_the_typed_path(tmp_path: Path) -> None:
     assert [type(x) is tuple for x in items] == [True, False, True]
     assert items[0][0] == 2 and items[0][1].t == 0.032  # type: ignore[index,union-attr]
     assert items[2][0] == 4  # type: ignore[index]
+
+
+def test_window_line_times_as_repr(tmp_path: Path) -> None:
+    """A window's output time is written as ``repr(round(t, 3))`` (the streamed replay
+    writes whole milliseconds from integers): on milliseconds from 1 ms to the largest trace
+    time, and on times between them."""
+    import io
+    import json
+    import random
+
+    from turnfsm.replay.header import MAX_TRACE_TIME
+    from turnfsm.replay.replay import replay_stream
+
+    rng = random.Random(7)
+    ts = {0.0, 1e-7, 0.0004, 0.0005, 0.0015, 0.001, 0.032, 0.1 + 0.2, 1.0, 2.5, 123.456,
+          999_999.999, MAX_TRACE_TIME - 0.001, MAX_TRACE_TIME}
+    for digits in range(1, 13):
+        ts.update(rng.randrange(1, 10**digits) / 1000.0 for _ in range(40))
+        ts.update(rng.random() * 10**(digits - 3) for _ in range(20))
+    times = sorted(t for t in ts if t <= MAX_TRACE_TIME)
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(HEADER + b"".join(W % repr(t).encode() + b"\n" for t in times))
+    out = io.StringIO()
+    replay_stream(path, out)
+    got = [line for line in out.getvalue().splitlines() if "on_vad_inference_done" in line]
+    want = [json.dumps(round(t, 3) or 0.0) for t in times]
+    assert [g.split(",")[0].removeprefix('{"t": ') for g in got] == want

@@ -526,7 +526,11 @@ def output_line(t: float, kind: str, **fields: Any) -> dict[str, Any]:
     return rec
 
 
+#: one output record as the reference writes it (``json.dumps`` with these arguments, whose
+#: encoder is made once here rather than on every call)
+encode_line = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+
+
 def dumps(records: list[dict[str, Any]]) -> str:
     """Serialise output records as the reference does."""
-    return "".join(json.dumps(r, ensure_ascii=False, separators=(", ", ": ")) + "\n"
-                   for r in records)
+    return "".join([encode_line(r) + "\n" for r in records])
