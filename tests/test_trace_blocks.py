@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from turnfsm.errors import TraceError
 from turnfsm.replay import trace as tr
@@ -126,3 +128,34 @@ def test_window_line_times_as_repr(tmp_path: Path) -> None:
     got = [line for line in out.getvalue().splitlines() if "on_vad_inference_done" in line]
     want = [json.dumps(round(t, 3) or 0.0) for t in times]
     assert [g.split(",")[0].removeprefix('{"t": ') for g in got] == want
+
+
+class _Text(str):
+    """A str subclass (as an enum's value may be)."""
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text()
+    | st.text().map(_Text) | st.just(object.__new__(type("Odd", (), {"__str__": lambda s: "o"}))),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner), max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(t=st.floats(allow_nan=True, allow_infinity=True), kind=st.text(),
+       fields=st.dictionaries(st.sampled_from(["input", "call", "frames", "text", "x", "é",
+                                               "accumulated_word_count", "\n"]) | st.text(),
+                              _values, max_size=6))
+def test_output_text_as_encoded(t: float, kind: str, fields: dict[str, Any]) -> None:
+    """An output line written directly is the JSON encoder's text of the output record,
+    whatever the values (text with quotes, controls and surrogates, NaN, infinities, huge
+    integers, booleans and floats in integer fields, lists, other objects)."""
+    fields = {k: v for k, v in fields.items() if k not in ("t", "kind")}
+
+    def outcome(fn: Any) -> Any:
+        try:
+            return fn()
+        except (ValueError, OverflowError) as e:  # int() of NaN or an infinity: both raise
+            return type(e)
+    assert outcome(lambda: tr.output_text(t, kind, **fields)) == outcome(
+        lambda: tr.encode_line(tr.output_line(t, kind, **fields)) + "\n")

@@ -33,8 +33,8 @@ from .trace import (
     TraceInput,
     TraceStream,
     dumps,
-    encode_line,
     output_line,
+    output_text,
     read_trace,
 )
 
@@ -182,11 +182,10 @@ class Replay:
     # -- recording -------------------------------------------------------------------------
 
     def rec(self, t: float, kind: str, **fields: Any) -> None:
-        line = output_line(t, kind, **fields)
         if self.sink is None:
-            self.lines.append(line)
+            self.lines.append(output_line(t, kind, **fields))
         else:
-            self.sink.write(encode_line(line) + "\n")
+            self.sink.write(output_text(t, kind, **fields))
 
     def rec_window(self, t: float, ref: int) -> None:
         """``on_vad_inference_done`` (the most frequent line), formatted directly."""

@@ -531,6 +531,50 @@ def output_line(t: float, kind: str, **fields: Any) -> dict[str, Any]:
 encode_line = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
 
 
+_string = json.encoder.encode_basestring  # (the C function when there is one, as json's)
+_float_repr = float.__repr__
+_int_repr = int.__repr__
+
+
+def _value_text(v: Any) -> str:
+    """A normalised output value (:func:`_norm`: None, a bool, text, a number or a list of
+    these) as :data:`encode_line` writes it."""
+    if isinstance(v, str):
+        return _string(v)
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, int):
+        return _int_repr(v)
+    if isinstance(v, float):
+        if v != v:
+            return "NaN"
+        if v in (math.inf, -math.inf):
+            return "Infinity" if v > 0 else "-Infinity"
+        return _float_repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join([_value_text(x) for x in v]) + "]"
+    return encode_line(v)  # pragma: no cover - _norm gives none of any other type
+
+
+def output_text(t: float, kind: str, **fields: Any) -> str:
+    """One output record as a line of text: ``encode_line(output_line(...)) + "\\n"``,
+    written directly (the record's dict and the encoder's setup skipped)."""
+    parts = ['{"t": ', _value_text(_norm(t)), ', "kind": ', _string(kind)]
+    for k in sorted(fields):
+        v = fields[k]
+        if k in INT_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = int(v)
+        else:
+            v = _norm(v)
+        parts += (", ", _string(k), ": ", _value_text(v))
+    parts.append("}\n")
+    return "".join(parts)
+
+
 def dumps(records: list[dict[str, Any]]) -> str:
     """Serialise output records as the reference does."""
     return "".join([encode_line(r) + "\n" for r in records])
