@@ -131,3 +131,15 @@ def test_package_classes_from_the_cache(tmp_path: Path) -> None:
     (h1, m1), (h2, m2) = runs
     assert h1 == 0 and m1 > 50
     assert (h2, m2) == (m1, 0)
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_import_leaves_the_collector_as_it_was(before: bool) -> None:
+    """The package pauses the cyclic collector while it is imported and leaves it as it
+    found it (on, or off when the host had turned it off)."""
+    probe = (f"import gc\n{'gc.enable()' if before else 'gc.disable()'}\n"
+             "import turnfsm\nprint(gc.isenabled())\n")
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                       check=True)
+    assert p.stdout.strip() == str(before)
