@@ -1,6 +1,6 @@
 """turnfsm's benchmarks, each figure beside a baseline measured in the same run.
 
-    python benchmarks/bench.py [--quick] [--json results.json]
+    python benchmarks/bench.py [--quick] [--only 2,6] [--baseline REV] [--json results.json]
 
 1. Engine CPU per conversation-second and per event by kind, driven through the public API
    as a host would (events built beforehand, timers fired from ``next_deadline``/
@@ -9,7 +9,8 @@
    ``vad_window``.
 2. Whole-process ``turnfsm replay`` of a 60- and a 180-minute generated session (CPU
    seconds, start-up included), with peak memory, against the reference recogniser
-   replaying the same trace (when a Python with livekit-agents 1.5.12 is given:
+   replaying the same trace (and ``--baseline REV``'s code, with its output compared; the
+   three take turns) (when a Python with livekit-agents 1.5.12 is given:
    ``--reference PYTHON`` or ``$REFERENCE_PYTHON``, default
    ``~/.venvs/livekit-ref/bin/python`` when it exists).
 3. Memory per idle and per active engine (tracemalloc over many engines).
@@ -171,15 +172,17 @@ _PEAK = ("import runpy, sys\n"
 _CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run_process(python: str, target: str, args: list[str], out_path: Path
-                ) -> tuple[float, float]:
+def run_process(python: str, target: str, args: list[str], out_path: Path,
+                src: Path | None = None) -> tuple[float, float]:
     """(CPU seconds, peak RSS MB) of ``python target args`` writing stdout to out_path;
-    target is a script (``.py``) or a module name. CPU, not wall time: the machine is
-    shared, and another process's load stretches wall time, not CPU time."""
+    target is a script (``.py``) or a module name (imported from ``src`` when given). CPU,
+    not wall time: the machine is shared, and another process's load stretches wall time,
+    not CPU time."""
+    env = _CHILD_ENV if src is None else {**_CHILD_ENV, "PYTHONPATH": str(src)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(out_path, "w") as f:
         p = subprocess.run([python, "-c", _PEAK, target, *args], stdout=f,
-                           stderr=subprocess.PIPE, text=True, env=_CHILD_ENV)
+                           stderr=subprocess.PIPE, text=True, env=env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if p.returncode != 0:
@@ -246,9 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, shorter sessions")
     ap.add_argument("--reference", help="a Python with livekit-agents 1.5.12 installed")
     ap.add_argument("--json", help="write the figures here")
-    ap.add_argument("--baseline", help="a git revision the audio figures are measured "
-                    "against (section 6)")
+    ap.add_argument("--baseline", help="a git revision the replay and audio figures are "
+                    "measured against (sections 2 and 6)")
+    ap.add_argument("--only", help="the sections to run, e.g. 2,6 (default: all)")
     a = ap.parse_args(argv)
+    only = {int(x) for x in a.only.split(",")} if a.only else None
+
+    def want(section: int) -> bool:
+        return only is None or section in only
     reps = 3 if a.quick else 7
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
@@ -259,130 +267,157 @@ def main(argv: list[str] | None = None) -> int:
           f"({results['machine']['cores']} cores)\n")
 
     # 1
-    minutes = 10.0 if a.quick else 30.0
-    events, seconds = session_events(minutes)
-    eng = [drive(events, windows_direct=False) for _ in range(reps)]
-    eng_direct = [drive(events, windows_direct=True) for _ in range(reps)]
-    eng_quiet = [drive(events, windows_direct=False, window_outputs=False)
-                 for _ in range(reps)]
-    floor = [bare(events) for _ in range(reps)]
-    per_s = stats([x * 1e6 / seconds for x in eng])
-    per_s_direct = stats([x * 1e6 / seconds for x in eng_direct])
-    per_s_quiet = stats([x * 1e6 / seconds for x in eng_quiet])
-    per_s_bare = stats([x * 1e6 / seconds for x in floor])
-    results["engine"] = {"conversation_seconds": seconds, "events": len(events),
-                         "us_per_conversation_second": per_s,
-                         "us_per_conversation_second_vad_window": per_s_direct,
-                         "us_per_conversation_second_no_window_outputs": per_s_quiet,
-                         "bare_loop_us_per_conversation_second": per_s_bare,
-                         "by_kind": by_kind(events, 1)}
-    print(f"1. engine, {len(events)} events over {seconds / 60:.0f} min, public API:")
-    print(f"   VAD windows as events:        {fmt(per_s, 'us CPU per conversation-second')}")
-    print(f"   windows as events, no window outputs: "
-          f"{fmt(per_s_quiet, 'us CPU per conversation-second')}")
-    print(f"   windows via vad_window(): {fmt(per_s_direct, 'us CPU per conversation-second')}")
-    print("   bare loop (baseline):         "
-          f"{fmt(per_s_bare, 'us CPU per conversation-second', 2)}")
-    print(f"   -> {1e6 / per_s_direct['median']:,.0f} real-time conversations per core "
-          f"({1e6 / per_s['median']:,.0f} with window events)")
-    for k, v in results["engine"]["by_kind"].items():
-        print(f"   {k:24s} {v['us_per_event']:7.2f} us/event  ({v['events']:.0f} events)")
+    if want(1):
+        minutes = 10.0 if a.quick else 30.0
+        events, seconds = session_events(minutes)
+        eng = [drive(events, windows_direct=False) for _ in range(reps)]
+        eng_direct = [drive(events, windows_direct=True) for _ in range(reps)]
+        eng_quiet = [drive(events, windows_direct=False, window_outputs=False)
+                     for _ in range(reps)]
+        floor = [bare(events) for _ in range(reps)]
+        per_s = stats([x * 1e6 / seconds for x in eng])
+        per_s_direct = stats([x * 1e6 / seconds for x in eng_direct])
+        per_s_quiet = stats([x * 1e6 / seconds for x in eng_quiet])
+        per_s_bare = stats([x * 1e6 / seconds for x in floor])
+        results["engine"] = {"conversation_seconds": seconds, "events": len(events),
+                             "us_per_conversation_second": per_s,
+                             "us_per_conversation_second_vad_window": per_s_direct,
+                             "us_per_conversation_second_no_window_outputs": per_s_quiet,
+                             "bare_loop_us_per_conversation_second": per_s_bare,
+                             "by_kind": by_kind(events, 1)}
+        print(f"1. engine, {len(events)} events over {seconds / 60:.0f} min, public API:")
+        print(f"   VAD windows as events:        {fmt(per_s, 'us CPU per conversation-second')}")
+        print(f"   windows as events, no window outputs: "
+              f"{fmt(per_s_quiet, 'us CPU per conversation-second')}")
+        print(f"   windows via vad_window(): {fmt(per_s_direct, 'us CPU per conversation-second')}")
+        print("   bare loop (baseline):         "
+              f"{fmt(per_s_bare, 'us CPU per conversation-second', 2)}")
+        print(f"   -> {1e6 / per_s_direct['median']:,.0f} real-time conversations per core "
+              f"({1e6 / per_s['median']:,.0f} with window events)")
+        for k, v in results["engine"]["by_kind"].items():
+            print(f"   {k:24s} {v['us_per_event']:7.2f} us/event  ({v['events']:.0f} events)")
 
     # 2
-    ref = reference_python(a.reference)
-    results["replay"] = {}
-    print("\n2. whole-process replay (CPU seconds, start-up included; peak RSS):")
-    lengths = [10.0, 30.0] if a.quick else [60.0, 180.0]
-    script = str(ROOT.parent / "shared" / "conformance" / "replay_livekit.py")
-    with tempfile.TemporaryDirectory() as tmp:
-        warm = Path(tmp) / "warm.jsonl"  # one untimed start each writes the bytecode caches
-        with open(warm, "w") as f:
-            write_session(0.2, f)
-        run_process(sys.executable, "turnfsm.cli", ["replay", str(warm)], Path(tmp) / "w")
-        if ref is not None:
-            run_process(ref, script, [str(warm)], Path(tmp) / "w")
-        for m in lengths:
-            trace = Path(tmp) / f"s{m:g}.jsonl"
-            with open(trace, "w") as f:
-                n = write_session(m, f)
-            ours = [run_process(sys.executable, "turnfsm.cli", ["replay", str(trace)],
-                                Path(tmp) / "ours.jsonl") for _ in range(max(3, reps // 2))]
-            row: dict[str, Any] = {"inputs": n, "turnfsm_s": stats([w for w, _ in ours]),
-                                   "turnfsm_peak_mb": stats([mb for _, mb in ours])}
-            line = (f"   {m:g} min ({n} inputs): turnfsm {fmt(row['turnfsm_s'], 's', 2)}, "
-                    f"peak {row['turnfsm_peak_mb']['median']:.0f} MB")
+    if want(2):
+        ref = reference_python(a.reference)
+        results["replay"] = {}
+        print("\n2. whole-process replay (CPU seconds, start-up included; peak RSS):")
+        lengths = [10.0, 30.0] if a.quick else [60.0, 180.0]
+        script = str(ROOT.parent / "shared" / "conformance" / "replay_livekit.py")
+        with tempfile.TemporaryDirectory() as tmp:
+            warm = Path(tmp) / "warm.jsonl"  # one untimed start each writes the bytecode caches
+            with open(warm, "w") as f:
+                write_session(0.2, f)
+            run_process(sys.executable, "turnfsm.cli", ["replay", str(warm)], Path(tmp) / "w")
+            base = None
+            if a.baseline:  # the same replay with a git revision's code, in the same run
+                from audio_bench import baseline_src
+                base = baseline_src(a.baseline)
+                run_process(sys.executable, "turnfsm.cli", ["replay", str(warm)],
+                            Path(tmp) / "w", base)
             if ref is not None:
-                theirs = [run_process(ref, script, [str(trace)], Path(tmp) / "ref.jsonl")
-                          for _ in range(2)]
-                row["same_output"], row["onsets_corrected"] = same_but_onsets(
-                    Path(tmp) / "ref.jsonl", Path(tmp) / "ours.jsonl")
-                row["reference_s"] = stats([w for w, _ in theirs])
-                row["reference_peak_mb"] = stats([mb for _, mb in theirs])
-                row["speedup"] = row["reference_s"]["median"] / row["turnfsm_s"]["median"]
-                line += (f"; reference {fmt(row['reference_s'], 's', 2)}, peak "
-                         f"{row['reference_peak_mb']['median']:.0f} MB -> "
-                         f"{row['speedup']:.1f}x faster"
-                         f"{'' if row['same_output'] else ' (OUTPUTS DIFFER)'}"
-                         f" (same output but {row['onsets_corrected']} onsets D4 corrects)")
-            results["replay"][f"{m:g}min"] = row
-            print(line)
-    if ref is None:
-        print("   (no reference Python: give --reference or $REFERENCE_PYTHON)")
+                run_process(ref, script, [str(warm)], Path(tmp) / "w")
+            for m in lengths:
+                trace = Path(tmp) / f"s{m:g}.jsonl"
+                with open(trace, "w") as f:
+                    n = write_session(m, f)
+                # turnfsm, the baseline and the reference take turns, so a change in the
+                # machine's load falls on all of them
+                ours, before, theirs = [], [], []
+                for k in range(max(3, reps // 2)):
+                    ours.append(run_process(sys.executable, "turnfsm.cli",
+                                            ["replay", str(trace)], Path(tmp) / "ours.jsonl"))
+                    if base is not None:
+                        before.append(run_process(sys.executable, "turnfsm.cli",
+                                                  ["replay", str(trace)],
+                                                  Path(tmp) / "base.jsonl", base))
+                    if ref is not None and k < 2:
+                        theirs.append(run_process(ref, script, [str(trace)],
+                                                  Path(tmp) / "ref.jsonl"))
+                row: dict[str, Any] = {"inputs": n, "turnfsm_s": stats([w for w, _ in ours]),
+                                       "turnfsm_peak_mb": stats([mb for _, mb in ours])}
+                line = (f"   {m:g} min ({n} inputs): turnfsm {fmt(row['turnfsm_s'], 's', 2)}, "
+                        f"peak {row['turnfsm_peak_mb']['median']:.0f} MB")
+                if before:
+                    row["baseline_s"] = stats([w for w, _ in before])
+                    row["baseline_same_output"] = ((Path(tmp) / "base.jsonl").read_bytes()
+                                                   == (Path(tmp) / "ours.jsonl").read_bytes())
+                    line += (f"; {a.baseline} {fmt(row['baseline_s'], 's', 2)}"
+                             f"{'' if row['baseline_same_output'] else ' (OUTPUTS DIFFER)'}")
+                if ref is not None:
+                    row["same_output"], row["onsets_corrected"] = same_but_onsets(
+                        Path(tmp) / "ref.jsonl", Path(tmp) / "ours.jsonl")
+                    row["reference_s"] = stats([w for w, _ in theirs])
+                    row["reference_peak_mb"] = stats([mb for _, mb in theirs])
+                    row["speedup"] = row["reference_s"]["median"] / row["turnfsm_s"]["median"]
+                    line += (f"; reference {fmt(row['reference_s'], 's', 2)}, peak "
+                             f"{row['reference_peak_mb']['median']:.0f} MB -> "
+                             f"{row['speedup']:.1f}x faster"
+                             f"{'' if row['same_output'] else ' (OUTPUTS DIFFER)'}"
+                             f" (same output but {row['onsets_corrected']} onsets D4 corrects)")
+                results["replay"][f"{m:g}min"] = row
+                print(line)
+        if ref is None:
+            print("   (no reference Python: give --reference or $REFERENCE_PYTHON)")
 
     # 3
-    n = 2000 if a.quick else 10000
-    idle = [memory_per_engine(n, False) for _ in range(2)]
-    active = [memory_per_engine(n, True) for _ in range(2)]
-    results["memory"] = {"idle_bytes": stats(idle), "active_bytes": stats(active)}
-    print(f"\n3. memory per engine ({n} engines, tracemalloc): idle "
-          f"{statistics.median(idle) / 1024:.1f} KB, mid-turn "
-          f"{statistics.median(active) / 1024:.1f} KB")
+    if want(3):
+        n = 2000 if a.quick else 10000
+        idle = [memory_per_engine(n, False) for _ in range(2)]
+        active = [memory_per_engine(n, True) for _ in range(2)]
+        results["memory"] = {"idle_bytes": stats(idle), "active_bytes": stats(active)}
+        print(f"\n3. memory per engine ({n} engines, tracemalloc): idle "
+              f"{statistics.median(idle) / 1024:.1f} KB, mid-turn "
+              f"{statistics.median(active) / 1024:.1f} KB")
     # 4
-    print("\n4. asyncio runtime (runtime_load.py: Sessions on one event loop, one core, real "
-          "time):")
-    load = (["--sessions", "200", "--seconds", "5", "--baseline-seconds", "5"] if a.quick else
-            ["--sessions", "1000", "--seconds", "30", "--baseline-seconds", "15"])
-    spans = (["--spans", "--span-turns", "50", "--span-reps", "3"] if a.quick else
-             ["--spans"])
-    for args in (load, spans):
-        p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "runtime_load.py"),
-                            *args], capture_output=True, text=True)
-        text = p.stdout.splitlines()
-        if p.returncode != 0:
-            print(f"   runtime_load.py {' '.join(args)} failed: {p.stderr[-300:]}")
-            continue
-        if args is load:  # the summary paragraph
-            start = next((i for i, ln in enumerate(text) if ln.startswith("summary")), 0)
-            text = text[start + 1:]
-        else:  # the table
-            text = [ln for ln in text if ln.strip() and not ln.startswith("AMD")
-                    and "pinned to" not in ln]
-        for ln in text:
-            print(f"   {ln.rstrip() if args is spans else ln.strip()}")
+    if want(4):
+        print("\n4. asyncio runtime (runtime_load.py: Sessions on one event loop, one core, real "
+              "time):")
+        load = (["--sessions", "200", "--seconds", "5", "--baseline-seconds", "5"] if a.quick else
+                ["--sessions", "1000", "--seconds", "30", "--baseline-seconds", "15"])
+        spans = (["--spans", "--span-turns", "50", "--span-reps", "3"] if a.quick else
+                 ["--spans"])
+        for args in (load, spans):
+            p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "runtime_load.py"),
+                                *args], capture_output=True, text=True)
+            text = p.stdout.splitlines()
+            if p.returncode != 0:
+                print(f"   runtime_load.py {' '.join(args)} failed: {p.stderr[-300:]}")
+                continue
+            if args is load:  # the summary paragraph
+                start = next((i for i, ln in enumerate(text) if ln.startswith("summary")), 0)
+                text = text[start + 1:]
+            else:  # the table
+                text = [ln for ln in text if ln.strip() and not ln.startswith("AMD")
+                        and "pinned to" not in ln]
+            for ln in text:
+                print(f"   {ln.rstrip() if args is spans else ln.strip()}")
 
     # 5
-    tune = ROOT / "benchmarks" / "tune_bench.py"
-    if tune.exists():
-        print("\n5. tuning sweep (tune_bench.py):")
-        p = subprocess.run([sys.executable, str(tune), *(["--quick"] if a.quick else [])],
-                           capture_output=True, text=True)
-        for ln in (p.stdout if p.returncode == 0 else p.stderr[-500:]).splitlines():
-            if ln.strip():
-                print(f"   {ln.strip()}")
+    if want(5):
+        tune = ROOT / "benchmarks" / "tune_bench.py"
+        if tune.exists():
+            print("\n5. tuning sweep (tune_bench.py):")
+            p = subprocess.run([sys.executable, str(tune), *(["--quick"] if a.quick else [])],
+                               capture_output=True, text=True)
+            for ln in (p.stdout if p.returncode == 0 else p.stderr[-500:]).splitlines():
+                if ln.strip():
+                    print(f"   {ln.strip()}")
 
     # 6
-    print("\n6. the audio path (audio_bench.py):")
-    audio_json = Path(tempfile.mkstemp(suffix=".json")[1])
-    p = subprocess.run([sys.executable, str(HERE / "audio_bench.py"), "--json", str(audio_json),
-                        *(["--quick"] if a.quick else []),
-                        *(["--baseline", a.baseline] if a.baseline else [])],
-                       capture_output=True, text=True)
-    for ln in (p.stdout if p.returncode == 0 else p.stderr[-800:]).splitlines():
-        if ln.strip():
-            print(f"   {ln.rstrip()}")
-    if p.returncode == 0:
-        results["audio"] = json.loads(audio_json.read_text())
-    audio_json.unlink(missing_ok=True)
+    if want(6):
+        print("\n6. the audio path (audio_bench.py):")
+        audio_json = Path(tempfile.mkstemp(suffix=".json")[1])
+        p = subprocess.run([sys.executable, str(HERE / "audio_bench.py"), "--json", str(audio_json),
+                            *(["--quick"] if a.quick else []),
+                            *(["--baseline", a.baseline] if a.baseline else [])],
+                           capture_output=True, text=True)
+        for ln in (p.stdout if p.returncode == 0 else p.stderr[-800:]).splitlines():
+            if ln.strip():
+                print(f"   {ln.rstrip()}")
+        if p.returncode == 0:
+            results["audio"] = json.loads(audio_json.read_text())
+        audio_json.unlink(missing_ok=True)
 
     print(f"\nprocess peak RSS of this run: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -10,7 +10,6 @@ records every output as a line of the output format.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,7 +27,16 @@ from ..errors import ConfigError, InputError, TraceError
 from ..host import Scheduler
 from ..options import EngineOptions, UserTurnLimit, profile_options
 from ..profile_cache import profile as get_profile
-from .trace import TRACE_PROFILE, Trace, TraceInput, TraceStream, dumps, output_line, read_trace
+from .trace import (
+    TRACE_PROFILE,
+    Trace,
+    TraceInput,
+    TraceStream,
+    dumps,
+    output_line,
+    output_text,
+    read_trace,
+)
 
 
 def trace_profile(cfg: dict[str, Any], within: str | Path | None = None) -> Profile:
@@ -174,11 +182,10 @@ class Replay:
     # -- recording -------------------------------------------------------------------------
 
     def rec(self, t: float, kind: str, **fields: Any) -> None:
-        line = output_line(t, kind, **fields)
         if self.sink is None:
-            self.lines.append(line)
+            self.lines.append(output_line(t, kind, **fields))
         else:
-            self.sink.write(json.dumps(line, ensure_ascii=False, separators=(", ", ": ")) + "\n")
+            self.sink.write(output_text(t, kind, **fields))
 
     def rec_window(self, t: float, ref: int) -> None:
         """``on_vad_inference_done`` (the most frequent line), formatted directly."""
@@ -405,6 +412,7 @@ class Replay:
         scheduler: Scheduler[Callable[[], None]] = Scheduler(self.engine)
         self.scheduler = scheduler
         engine = self.engine
+        cx = engine.cx  # (its ``now`` is the engine's: read directly on the hot path)
         inputs: Iterable[TraceInput] = (self.trace.inputs if isinstance(self.trace, Trace)
                                         else self.trace)
         last_t = 0.0
@@ -436,7 +444,15 @@ class Replay:
                                      path=self.trace.path, line=ref) from None
                 if code == 1:
                     if parts is not None:
-                        parts.append(_WINDOW_LINE % (round(engine.now, 3) or 0.0, ref))
+                        # the time as ``repr(round(now, 3))`` writes it, from whole
+                        # milliseconds when ``now`` is one (see _MS_FRACTIONS)
+                        now = cx.now
+                        ms = round(now * 1000.0)
+                        if 0 < ms < _MS_LIMIT and ms / 1000.0 == now:
+                            s, frac = divmod(ms, 1000)
+                            parts.append(_WINDOW_LINE_MS % (s, _MS_FRACTIONS[frac], ref))
+                        else:
+                            parts.append(_WINDOW_LINE % (round(now, 3) or 0.0, ref))
                         if len(parts) >= 4096:
                             self.sink.flush()  # type: ignore[union-attr]
                     else:
@@ -484,6 +500,16 @@ class Replay:
 
 USER_LIMIT_NONE: dict[str, Any] = {"max_words": None, "max_duration": None}
 _WINDOW_LINE = '{"t": %r, "kind": "on_vad_inference_done", "input": %d}\n'
+_WINDOW_LINE_MS = '{"t": %d%s, "kind": "on_vad_inference_done", "input": %d}\n'
+#: A time ``x`` that is the double nearest to a whole number of milliseconds ``ms``
+#: (``ms / 1000.0 == x``, 0 < ms < _MS_LIMIT) has ``round(x, 3) == x`` (x is within half an
+#: ulp of ms/1000, far less than half a millisecond), and ``repr(x)`` is that decimal with
+#: its trailing zeros dropped: it round-trips, and a shorter decimal is another multiple of
+#: 0.001, which is more than the ulp away; below 10**12 s repr writes no exponent. So the
+#: text is the whole seconds and these fractions (a test compares it with repr on many
+#: times): a third less CPU than ``round`` and ``%r`` on the replay's most frequent line.
+_MS_FRACTIONS = tuple("." + (f"{k:03d}".rstrip("0") or "0") for k in range(1000))
+_MS_LIMIT = 10**15
 
 
 def replay_trace(trace: Trace, *, diagnostics: bool = False, backend: Backend = "table",

@@ -150,27 +150,60 @@ def _decode(line: str, path: str, lineno: int) -> Any:
                          line=lineno) from None
 
 
+def _text(raw: bytes, path: str, lineno: int) -> str:
+    """The text of one line read as bytes (with its newline, if it has one): a line longer
+    than :data:`MAX_LINE_CHARS` is refused unread, bytes that are not UTF-8 name their
+    line."""
+    if len(raw) >= _LINE_BYTES and not raw.endswith(b"\n"):
+        raise TraceError(f"the line is longer than {MAX_LINE_CHARS} characters",
+                         path=path, line=lineno)
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TraceError(f"not UTF-8 text (byte {e.start + 1} of the line)", path=path,
+                         line=lineno) from None
+    if len(line) > MAX_LINE_CHARS + 2:
+        raise TraceError(f"the line is longer than {MAX_LINE_CHARS} characters",
+                         path=path, line=lineno)
+    return line.rstrip("\r\n") if line.endswith("\n") else line
+
+
 def _lines(f: Any, path: str, start: int = 1) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each line of binary file ``f``: a line longer than
-    :data:`MAX_LINE_CHARS` is refused unread, bytes that are not UTF-8 name their line."""
+    """(line number, text) of each line of binary file ``f`` (:func:`_text`), read one line
+    at a time."""
     lineno = start - 1
     while True:
         raw = f.readline(_LINE_BYTES)
         if not raw:
             return
         lineno += 1
-        if len(raw) >= _LINE_BYTES and not raw.endswith(b"\n"):
+        yield lineno, _text(raw, path, lineno)
+
+
+#: bytes read at a time by :meth:`TraceStream.items`
+_BLOCK = 1 << 20
+
+
+def _raw_blocks(f: Any, path: str, lineno: int) -> Iterator[tuple[int, list[bytes], bool]]:
+    """The rest of binary file ``f`` as blocks of whole lines: (number of the line before
+    the block's first, its lines without their newlines, whether the last one had none: the
+    file's end). A line that grows to :data:`_LINE_BYTES` bytes is refused (once the lines
+    before it are given), so memory stays bounded whatever the file holds."""
+    carry = b""
+    while True:
+        block = f.read(_BLOCK)
+        if not block:
+            if carry:
+                yield lineno, [carry], True
+            return
+        lines = (carry + block if carry else block).split(b"\n")
+        carry = lines.pop()
+        if lines:
+            yield lineno, lines, False
+            lineno += len(lines)
+        if len(carry) >= _LINE_BYTES:
             raise TraceError(f"the line is longer than {MAX_LINE_CHARS} characters",
-                             path=path, line=lineno)
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise TraceError(f"not UTF-8 text (byte {e.start + 1} of the line)", path=path,
-                             line=lineno) from None
-        if len(line) > MAX_LINE_CHARS + 2:
-            raise TraceError(f"the line is longer than {MAX_LINE_CHARS} characters",
-                             path=path, line=lineno)
-        yield lineno, line.rstrip("\r\n") if line.endswith("\n") else line
+                             path=path, line=lineno + 1)
 
 
 _fast_decode: Any = None  # msgspec's decoders, loaded on first use (_load_msgspec)
@@ -365,6 +398,7 @@ class TraceStream:
                 from None
         try:
             first = next(_lines(self._f, self.path), (1, None))[1]
+            self._lineno = 1  # the lines read (the header)
             self.config = _header(first, self.path)
         except BaseException:
             self._f.close()
@@ -391,26 +425,40 @@ class TraceStream:
         path = self.path
         window = _window_decode
         not_a_window = _NOT_A_WINDOW if window is not None else ()
+        short = MAX_LINE_CHARS  # a line of at most this many bytes passes the length checks
         last = inputs.last_t  # (kept here on the window path; the checker keeps it otherwise)
         try:
-            for lineno, line in _lines(self._f, path, start=2):
-                if window is not None:  # the typed decoder: a window line, checked in C
-                    try:
-                        w = window(line)
-                    except not_a_window:
-                        pass
-                    else:
-                        t = w.t
-                        if last <= t:
-                            last = t
-                            yield lineno, w
-                            continue
-                if not line or line.isspace():
-                    continue
-                inputs.last_t = last
-                x = check(lineno, _decode(line, path, lineno))
-                last = inputs.last_t
-                yield x
+            # whole blocks of lines (the lines split in C); each line is decoded from its
+            # bytes: a window line by the typed decoder (which reads UTF-8 itself: a line it
+            # accepts holds numbers, its kind and field names only), any other by the general
+            # path, which checks it as _lines does
+            for before, raws, at_end in _raw_blocks(self._f, path, self._lineno):
+                lineno = before
+                n = len(raws)
+                for raw in raws:
+                    lineno += 1
+                    if window is not None and len(raw) <= short:
+                        try:
+                            w = window(raw)
+                        except not_a_window:
+                            pass
+                        else:
+                            t = w.t
+                            if last <= t:
+                                last = t
+                                yield lineno, w
+                                continue
+                    if len(raw) >= _LINE_BYTES:  # (what reading it line by line refuses)
+                        raise TraceError(f"the line is longer than {MAX_LINE_CHARS} "
+                                         "characters", path=path, line=lineno)
+                    line = _text(raw if at_end and lineno - before == n else raw + b"\n",
+                                 path, lineno)
+                    if not line or line.isspace():
+                        continue
+                    inputs.last_t = last
+                    x = check(lineno, _decode(line, path, lineno))
+                    last = inputs.last_t
+                    yield x
         except OSError as e:
             raise TraceError(f"cannot read the trace: {e.strerror or e}", path=path) from None
         finally:
@@ -481,7 +529,55 @@ def output_line(t: float, kind: str, **fields: Any) -> dict[str, Any]:
     return rec
 
 
+#: one output record as the reference writes it (``json.dumps`` with these arguments, whose
+#: encoder is made once here rather than on every call)
+encode_line = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+
+
+_string = json.encoder.encode_basestring  # (the C function when there is one, as json's)
+_float_repr = float.__repr__
+_int_repr = int.__repr__
+
+
+def _value_text(v: Any) -> str:
+    """A normalised output value (:func:`_norm`: None, a bool, text, a number or a list of
+    these) as :data:`encode_line` writes it."""
+    if isinstance(v, str):
+        return _string(v)
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, int):
+        return _int_repr(v)
+    if isinstance(v, float):
+        if v != v:
+            return "NaN"
+        if v in (math.inf, -math.inf):
+            return "Infinity" if v > 0 else "-Infinity"
+        return _float_repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join([_value_text(x) for x in v]) + "]"
+    return encode_line(v)  # pragma: no cover - _norm gives none of any other type
+
+
+def output_text(t: float, kind: str, **fields: Any) -> str:
+    """One output record as a line of text: ``encode_line(output_line(...)) + "\\n"``,
+    written directly (the record's dict and the encoder's setup skipped)."""
+    parts = ['{"t": ', _value_text(_norm(t)), ', "kind": ', _string(kind)]
+    for k in sorted(fields):
+        v = fields[k]
+        if k in INT_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = int(v)
+        else:
+            v = _norm(v)
+        parts += (", ", _string(k), ": ", _value_text(v))
+    parts.append("}\n")
+    return "".join(parts)
+
+
 def dumps(records: list[dict[str, Any]]) -> str:
     """Serialise output records as the reference does."""
-    return "".join(json.dumps(r, ensure_ascii=False, separators=(", ", ": ")) + "\n"
-                   for r in records)
+    return "".join([encode_line(r) + "\n" for r in records])
