@@ -2,8 +2,6 @@
 
 import gc as _gc
 
-from . import _attrs_code
-
 # Importing the package makes some 19,000 objects (with the modules it imports) that live as
 # long as the process: the cyclic collector's passes over them while they are made find
 # nothing (about 5% of the import's CPU), so it pauses until they are made, then resumes as
@@ -11,16 +9,12 @@ from . import _attrs_code
 _gc_was_on = _gc.isenabled()
 _gc.disable()
 try:
-    _attrs_code.install()  # attrs' generated methods from the bytecode cache (see the module)
-
     from . import events, outputs
     from .chart import Chart
     from .core import Engine, ObserverFailed, StepRecord, default_chart, load_chart, read_chart
     from .errors import ChartError, ConfigError, EngineFailed, InputError, TraceError, TurnFsmError
     from .host import Scheduler
     from .options import EndpointingOptions, EngineOptions, UserTurnLimit
-
-    _attrs_code.flush()
 finally:
     if _gc_was_on:
         _gc.enable()
