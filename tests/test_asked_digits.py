@@ -164,3 +164,20 @@ def test_listen_puts_the_agent_s_words_on_its_speech_and_the_reference_form_drop
     assert any(x.get("text") == "Please say your four digit PIN" for x in ours)
     assert not any(x["kind"] == "agent.speech_started" and "text" in x for x in ref)
     assert any(x["kind"] == "stt.final" and "text" in x for x in ref)  # a final keeps its own
+
+
+def test_a_host_model_is_given_the_word_confidences_and_the_rules_read_them() -> None:
+    """The request carries the recogniser's per-word confidence; the rule-based model does
+    not read a doubted trailing word (Whisper's 'it' after 'for')."""
+    r = Run("default")
+    r.e.handle(ev.UpdateOptions(t=0.0, set_turn_detection=True, turn_detection="model"))
+    speech(r, 0.5, 1.5, "a table for it.", word_confidences=(0.9, 0.9, 0.9, 0.1))
+    r.advance(2.2)
+    [req] = r.of(out.EouModelRequest)
+    assert req.word_confidences == (0.9, 0.9, 0.9, 0.1)
+    model = RuleBasedModel()
+    ctx = TurnContext(transcript=req.transcript, language="en", request_id=1,
+                      word_confidences=req.word_confidences)
+    assert asyncio.run(model.predict_end_of_turn(ctx)) == model.unfinished
+    plain = TurnContext(transcript=req.transcript, language="en", request_id=1)
+    assert asyncio.run(model.predict_end_of_turn(plain)) == model.complete

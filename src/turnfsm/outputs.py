@@ -274,12 +274,15 @@ class CommitResult(Output):
 class EouModelRequest(Output):
     """Ask the end-of-turn model: answer with ``EouModelAnswered`` (same ``request_id``).
     ``agent_text``: what the agent said last, when the host told (a model that reads the
-    conversation, as LiveKit's turn detector reads its chat context, can use it)."""
+    conversation, as LiveKit's turn detector reads its chat context, can use it);
+    ``word_confidences``: per word of ``transcript``, the recogniser's confidence (None
+    where it gave none)."""
 
     request_id: int
     language: str | None
     transcript: str
     agent_text: str | None = None
+    word_confidences: tuple[float | None, ...] = ()
 
 
 @attrs.define(frozen=True, kw_only=True, slots=True)

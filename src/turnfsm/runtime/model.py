@@ -51,11 +51,13 @@ class RuleBasedModel:
                                   timeout: float | None = None) -> float:
         """The probability that the user finished (see the module's rules)."""
         return self.probability(context.transcript, context.language,
-                                agent_text=context.agent_text)
+                                agent_text=context.agent_text,
+                                confidences=list(context.word_confidences) or None)
 
     def probability(self, transcript: str, language: str | None = None, *,
-                    agent_text: str | None = None) -> float:
+                    agent_text: str | None = None,
+                    confidences: list[float | None] | None = None) -> float:
         """The rule on one transcript (synchronous, for tests and tools)."""
         p = eou.end_of_turn_probability(transcript, self._lang(language), words=self.words,
-                                        agent_text=agent_text)
+                                        agent_text=agent_text, confidences=confidences)
         return {eou.COMPLETE: self.complete, eou.UNFINISHED: self.unfinished}.get(p, self.neutral)

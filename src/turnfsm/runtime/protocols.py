@@ -14,12 +14,14 @@ from .. import outputs as out
 @attrs.frozen(kw_only=True)
 class TurnContext:
     """What the end-of-turn model is asked about: the user's turn so far, and what the agent
-    said before it when the host told (``agent_text``)."""
+    said before it when the host told (``agent_text``), and the recogniser's confidence in
+    each word of the transcript (``word_confidences``: None where it gave none)."""
 
     transcript: str
     language: str | None
     request_id: int
     agent_text: str | None = None
+    word_confidences: tuple[float | None, ...] = ()
 
 
 @runtime_checkable

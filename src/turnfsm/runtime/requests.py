@@ -171,7 +171,8 @@ async def ask_model(session: Session, req: out.EouModelRequest) -> None:
         method = "predict_end_of_turn"
         p = probability(await call(method, TurnContext(transcript=req.transcript,
                                                        language=lang, request_id=rid,
-                                                       agent_text=req.agent_text),
+                                                       agent_text=req.agent_text,
+                                                       word_confidences=req.word_confidences),
                                    timeout=session.model_timeout),
                         "predict_end_of_turn()")
         if not pending():

@@ -295,7 +295,7 @@ def plot_pareto(result: SweepResult, rows: Sequence[dict[str, Any]], path: str,
     ax.set_ylabel("cut-ins (ends of turn inside a turn)")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)  # where it hides the fewest points
     ax.set_title(f"turnfsm tune: {len(result.sessions)} sessions x "
                  f"{len(result.grid.settings)} settings\nswept: {', '.join(names)}",
                  fontsize=10)

@@ -161,7 +161,8 @@ def ask_model(cx: Context, e: WaitRef) -> None:
     w = _first_step(cx)
     w.model_asked_at, w.model_language = cx.now, cx.last_language
     cx.emit(out.EouModelRequest(t=cx.now, request_id=e.wait_id, language=cx.last_language,
-                                transcript=cx.turn.transcript, agent_text=cx.agent_text))
+                                transcript=cx.turn.transcript, agent_text=cx.agent_text,
+                                word_confidences=tuple(cx.turn.word_confidences)))
 
 
 @RULES.action("answer_builtin", WaitRef)
