@@ -68,3 +68,29 @@ def test_score_loads_the_model_once(monkeypatch: pytest.MonkeyPatch,
                  "--asr", "whisper"]) == 0
     assert len(made) == 1
     capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_a_live_stream_s_finals_carry_whisper_s_word_confidences() -> None:
+    """`listen -` with Whisper gives each final the probability of each of its words, as the
+    file's path does (the rules do not read a doubted trailing word)."""
+    import io
+
+    from turnfsm.audio.listen import ListenOptions
+    from turnfsm.audio.live import LiveInputs
+    from turnfsm.audio.transcripts import shared_whisper
+    from turnfsm.audio.wav import WavStream
+    from turnfsm.core.profiles import get_profile
+    from turnfsm.replay.replay import Replay
+
+    wav = ROOT / "examples" / "audio" / "two_turns.wav"
+    opts = ListenOptions(engine=get_profile("default").options({"stt": True}), asr="whisper")
+    live = LiveInputs(WavStream(io.BytesIO(wav.read_bytes()), "pipe", raw=None), opts,
+                      shared_whisper(), keep=True)
+    Replay(live).run()  # type: ignore[arg-type]
+    finals = [i.fields for i in live.trace().inputs if i.kind == "stt.final"]
+    assert len(finals) == 2
+    for f in finals:
+        probs = f["word_confidences"]
+        assert len(probs) == len(f["text"].split()) and all(0 <= p <= 1 for p in probs)
+    assert "table" in finals[0]["text"].lower()

@@ -182,13 +182,17 @@ class LiveInputs:
         a = max(0, int((start - pad) * RATE) - self._kept_from)
         b = max(a, min(buf.size, int((end + pad) * RATE) - self._kept_from))
         t0 = time.perf_counter()
-        text = self.whisper.transcribe(buf[a:b])
+        # with its words' probabilities, as the file's path gives them (the rules do not
+        # read a doubted trailing word)
+        [(text, probs)] = self.whisper.transcribe_spans_words(buf, [(a, b)])
         took = time.perf_counter() - t0
         lat = self.o.asr_latency
         delay = took if lat == "measured" else float(lat)
         if text:
+            extra = {"word_confidences": list(probs)} if probs else {}
             self._later(max(end + delay, now), "stt.final", text=text, language="en",
-                        confidence=0.9, start_time=round(start, 6), end_time=round(end, 6))
+                        confidence=0.9, start_time=round(start, 6), end_time=round(end, 6),
+                        **extra)
 
     def _keep(self, block: np.ndarray, now: float) -> None:
         """The user's audio, kept back to the open segment's onset (or 2 s)."""
