@@ -181,3 +181,31 @@ def test_a_host_model_is_given_the_word_confidences_and_the_rules_read_them() ->
     assert asyncio.run(model.predict_end_of_turn(ctx)) == model.unfinished
     plain = TurnContext(transcript=req.transcript, language="en", request_id=1)
     assert asyncio.run(model.predict_end_of_turn(plain)) == model.complete
+
+
+def test_a_replay_s_live_model_is_asked_with_the_agent_s_text() -> None:
+    """`--turn-detection model` replays (listen, view, tune) ask the live model with the
+    whole request: the agent's text reaches it, and the rule-based model ends the PIN."""
+    from turnfsm.runtime.replay import RuntimeReplay
+    lines = [
+        {"kind": "config", "turn_detection": "model"},
+        {"t": 0.0, "kind": "agent.speech_started", "text": "Please say your four digit PIN."},
+        {"t": 1.5, "kind": "agent.speech_ended"},
+        {"t": 2.1, "kind": "vad.start_of_speech", "speech_duration": 0.1},
+        {"t": 3.6, "kind": "vad.end_of_speech", "silence_duration": 0.2},
+        {"t": 3.7, "kind": "stt.final", "text": "four seven one nine", "language": "en"},
+    ]
+    trace = parse_trace("".join(json.dumps(x) + "\n" for x in lines), "pin.jsonl")
+    seen: list[TurnContext] = []
+    model = RuleBasedModel()
+
+    def fn(ctx: TurnContext) -> float:
+        seen.append(ctx)
+        return model.answer(ctx)
+    r = RuntimeReplay(trace)
+    r.model_fn = fn
+    r.model.opts["unlikely_threshold"] = model.threshold
+    outs = r.run()
+    assert seen and seen[-1].agent_text == "Please say your four digit PIN."
+    [eot] = [o for o in outs if o["kind"] == "on_end_of_turn"]
+    assert eot["t"] < 3.7 + 1.0  # min_delay, not max_delay

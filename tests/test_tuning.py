@@ -202,7 +202,7 @@ def test_model_setting_replays_as_listen_does() -> None:
     trace = build(prepare(MONO))
     for s in grid.settings:
         r = RuntimeReplay(apply(trace, s))
-        r.model_fn = RuleBasedModel().probability
+        r.model_fn = RuleBasedModel().answer
         assert replay_setting(trace, s) == r.run()
 
 

@@ -185,7 +185,7 @@ def _listen(args: argparse.Namespace) -> int:
                                observers=(timeline, records.append), profile=profile)
     if engine.turn_detection == "model" and not smart:
         rule = RuleBasedModel()
-        replay.model_fn = rule.probability
+        replay.model_fn = rule.answer
         replay.model.opts["unlikely_threshold"] = rule.threshold
     lines = _realtime(replay, duration) if args.realtime else replay.run()
     if replay.model_answers:  # the trace reruns the model's answers, in order

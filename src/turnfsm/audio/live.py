@@ -189,7 +189,7 @@ class LiveInputs:
         lat = self.o.asr_latency
         delay = took if lat == "measured" else float(lat)
         if text:
-            extra = {"word_confidences": list(probs)} if probs else {}
+            extra: dict[str, Any] = {"word_confidences": list(probs)} if probs else {}
             self._later(max(end + delay, now), "stt.final", text=text, language="en",
                         confidence=0.9, start_time=round(start, 6), end_time=round(end, 6),
                         **extra)
@@ -250,12 +250,12 @@ class _LiveReplay(Replay):
         self.inputs = inputs
         self.model_fn = model_fn
         self.model_answers: list[float] = []
-        self._req: tuple[str, str | None] = ("", None)
+        self._req: Any = None  # the model request being answered
         if model_fn is not None:
             self.model = _RuleScript(self)
 
     def answer_model(self, req: Any) -> None:
-        self._req = (req.transcript, req.language)
+        self._req = req
         super().answer_model(req)
 
     def run_timers(self, until: float) -> None:
@@ -286,7 +286,7 @@ class _RuleScript(ScriptedModel):
 
     def predict(self) -> tuple[int, float, bool]:
         self.calls += 1
-        p = float(self.rule.probability(*self.replay._req))
+        p = float(self.rule.answer(self.replay._req))
         self.replay.model_answers.append(p)
         return self.calls, p, False
 
@@ -343,7 +343,7 @@ def listen_live(args: argparse.Namespace, stream: WavStream, opts: ListenOptions
     rule = None
     if opts.engine.turn_detection == "model":
         from ..runtime.model import RuleBasedModel
-        rule = RuleBasedModel().probability
+        rule = RuleBasedModel().answer
     discard = None if args.output else _Discard()
     replay = _LiveReplay(live, model_fn=rule, diagnostics=args.diagnostics, chart=chart,
                          observer=timeline if not args.quiet else None, profile=profile,

@@ -221,7 +221,7 @@ class FusedModel:
 
     def probability(self, context: TurnContext) -> float:
         """Synchronous :meth:`predict_end_of_turn` (for replays and tools)."""
-        text = self.rules.probability(context.transcript, context.language)
+        text = self.rules.answer(context)
         samples = self.audio(context)
         if samples is None or len(samples) == 0:
             self.last = (text, None)
@@ -270,17 +270,12 @@ def fused_replay(trace: Any, samples: np.ndarray, *, profile: Any = None,
     ``samples`` (the user's channel of the recording the trace was made from, 16 kHz).
     Its ``run()`` gives the output lines; ``model_answers`` what the model said, in order.
     The model answers at once in session time (its CPU time is not simulated)."""
-    from ..runtime.protocols import TurnContext
     from ..runtime.replay import RuntimeReplay
     heard = TurnAudio(samples)
     replay = RuntimeReplay(trace, diagnostics=diagnostics, profile=profile, chart=chart,
                            observers=(heard, *observers))
     fused = FusedModel(lambda ctx: heard.until(replay.session_now()), smart_turn=smart_turn)
-
-    def answer(text: str, language: str | None) -> float:
-        return fused.probability(TurnContext(transcript=text, language=language,
-                                             request_id=0))
-    replay.model_fn = answer
+    replay.model_fn = fused.probability
     replay.model.opts["unlikely_threshold"] = THRESHOLD
     return replay
 

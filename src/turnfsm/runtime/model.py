@@ -12,6 +12,7 @@ plugs no model; a model the host plugs in replaces it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ..core import eou
 from .protocols import TurnContext
@@ -50,9 +51,15 @@ class RuleBasedModel:
     async def predict_end_of_turn(self, context: TurnContext, *,
                                   timeout: float | None = None) -> float:
         """The probability that the user finished (see the module's rules)."""
-        return self.probability(context.transcript, context.language,
-                                agent_text=context.agent_text,
-                                confidences=list(context.word_confidences) or None)
+        return self.answer(context)
+
+    def answer(self, asked: Any) -> float:
+        """:meth:`probability` for what a model is asked (a :class:`TurnContext` or the
+        engine's ``EouModelRequest``: the transcript, its language, the agent's text and the
+        words' confidences)."""
+        return self.probability(asked.transcript, asked.language,
+                                agent_text=asked.agent_text,
+                                confidences=list(asked.word_confidences) or None)
 
     def probability(self, transcript: str, language: str | None = None, *,
                     agent_text: str | None = None,

@@ -47,7 +47,7 @@ class _ScriptedModel:
         r = self.replay
         n, p, fail = self.script.predict()
         if r.model_fn is not None:  # a live model: its answers are recorded for the trace
-            p, fail = float(r.model_fn(context.transcript, context.language)), False
+            p, fail = float(r.model_fn(context)), False
             r.model_answers.append(p)
         r.rec(r.session_now(), "turn_detector", method="predict_end_of_turn", call=n,
               transcript=context.transcript, result=None if fail else p)
@@ -99,9 +99,9 @@ class RuntimeReplay(Replay):
         super().__init__(trace, diagnostics=diagnostics, chart=chart, profile=profile)
         self.session: Session | None = None
         self.observers = observers
-        # a live end-of-turn model (transcript, language) -> probability, in place of the
-        # header's scripted answers; what it said is kept (``model_answers``)
-        self.model_fn: Callable[[str, str | None], float] | None = None
+        # a live end-of-turn model (what it is asked: a TurnContext) -> probability, in
+        # place of the header's scripted answers; what it said is kept (``model_answers``)
+        self.model_fn: Callable[[TurnContext], float] | None = None
         self.model_answers: list[float] = []
 
     def session_now(self) -> float:

@@ -238,26 +238,26 @@ class _LiveModel(ScriptedModel):
     """The header's model, answering with a live model on the transcript it is asked about
     (as ``listen --turn-detection model`` does)."""
 
-    def __init__(self, opts: dict[str, Any], fn: Callable[[str, str | None], float]) -> None:
+    def __init__(self, opts: dict[str, Any], fn: Callable[[Any], float]) -> None:
         super().__init__(opts)
         self.fn = fn
-        self.asked: tuple[str, str | None] = ("", None)
+        self.asked: Any = None  # the model request being answered
 
     def predict(self) -> tuple[int, float, bool]:
         n, _scripted, _fail = super().predict()
-        return n, float(self.fn(*self.asked)), False
+        return n, float(self.fn(self.asked)), False
 
 
 class LiveModelReplay(Replay):
     """A direct replay whose end-of-turn model is a live model (the rule-based one)."""
 
-    def __init__(self, trace: Trace, fn: Callable[[str, str | None], float]) -> None:
+    def __init__(self, trace: Trace, fn: Callable[[Any], float]) -> None:
         super().__init__(trace)
         self.live = _LiveModel(self.cfg["turn_detector"], fn)
         self.model = self.live
 
     def answer_model(self, req: out.EouModelRequest) -> None:
-        self.live.asked = (req.transcript, req.language)
+        self.live.asked = req
         super().answer_model(req)
 
 
@@ -286,7 +286,7 @@ def replay_setting(trace: Trace, setting: Setting,
         return replay_fused(t, heard(), profile=get_profile(setting.profile),
                             smart_turn=_smart_turn())
     if setting.get("turn_detection") == "model":
-        return LiveModelReplay(t, _rule_model().probability).run()
+        return LiveModelReplay(t, _rule_model().answer).run()
     return replay_trace(t)
 
 

@@ -181,7 +181,7 @@ def run_wav(args: argparse.Namespace) -> SessionRun:
         rt = RuntimeReplay(trace, diagnostics=True, chart=chart, observers=(records.append,),
                            profile=profile)
         rule = RuleBasedModel()
-        rt.model_fn = rule.probability
+        rt.model_fn = rule.answer
         rt.model.opts["unlikely_threshold"] = rule.threshold
         lines = rt.run()
         used = rt.engine.chart if rt.engine is not None else profile.chart
