@@ -209,3 +209,30 @@ def test_a_replay_s_live_model_is_asked_with_the_agent_s_text() -> None:
     assert seen and seen[-1].agent_text == "Please say your four digit PIN."
     [eot] = [o for o in outs if o["kind"] == "on_end_of_turn"]
     assert eot["t"] < 3.7 + 1.0  # min_delay, not max_delay
+
+
+def test_a_session_takes_the_agent_s_text_and_ends_the_asked_pin_at_min_delay() -> None:
+    """Session.agent_speech_started(text=...) reaches the rules: the PIN's turn ends
+    min_delay after the speech, where without the text it waits max_delay."""
+    from turnfsm.runtime.session import Session
+
+    from .test_runtime import Recorder, speak, virtual
+
+    def run(text: str | None) -> float:
+        got: list[float] = []
+
+        async def body() -> None:
+            rec = Recorder()
+            s = Session(profile="default", hooks=rec, telemetry=False)
+            await s.advance_to(0.0)
+            s.agent_speech_started(text=text)
+            await s.advance_to(1.0)
+            s.agent_speech_ended()
+            await speak(s, "four seven one nine", at=1.5)
+            await s.advance_to(8.0)
+            got.extend(o.t for o in rec.outputs if isinstance(o, out.EndOfTurn))
+            await s.aclose()
+        virtual(body)
+        assert len(got) == 1
+        return got[0]
+    assert run("Please say your four digit PIN.") < 3.0 < run(None)

@@ -94,3 +94,32 @@ def test_a_live_stream_s_finals_carry_whisper_s_word_confidences() -> None:
         probs = f["word_confidences"]
         assert len(probs) == len(f["text"].split()) and all(0 <= p <= 1 for p in probs)
     assert "table" in finals[0]["text"].lower()
+
+
+def test_a_word_across_the_silence_between_packed_spans_sends_them_to_be_decoded_alone(
+        ) -> None:
+    """Whisper's "$250." from 0.96 to 3.0 s runs from the first span into the second, over
+    the silence between them: both are decoded alone. A word in one span, or in the
+    silence after it, crosses none."""
+    from turnfsm.audio.transcripts import _crossed
+    places = [(0, 0.0, 1.864), (1, 2.864, 4.664), (2, 5.664, 7.0)]
+    assert _crossed(0.96, 3.0, places) == [0, 1]
+    assert _crossed(0.5, 6.0, places) == [0, 1, 2]
+    assert _crossed(0.56, 0.96, places) == []
+    assert _crossed(1.8, 2.5, places) == []  # late into the silence: still the first span's
+    assert _crossed(2.0, 3.1, places) == []  # from the silence into the second
+    assert _crossed(3.0, 4.0, places) == []
+
+
+def test_en09_s_price_read_in_two_parts_gives_two_finals() -> None:
+    """'it was two hundred' ... 'and fifty dollars': packed, Whisper writes one "$250."
+    across both parts; each part decoded alone has its own words."""
+    from turnfsm.audio.transcripts import shared_whisper
+    from turnfsm.audio.vad import SileroVad, segments, vad_lines
+    from turnfsm.audio.wav import read_wav
+    audio = read_wav(ROOT / "examples" / "corpus" / "en09_number_words_price.wav")
+    segs = segments(list(vad_lines(audio.int16(0), SileroVad())))
+    spans = [(max(0, int((s.start - 0.3) * 16000)), int((s.end + 0.3) * 16000)) for s in segs]
+    got = shared_whisper().transcribe_spans_words(audio.samples[0], spans)
+    assert len(got) == 2 and all(text for text, _p in got), got
+    assert "200" in got[0][0] and "50" in got[1][0]

@@ -271,10 +271,15 @@ class Whisper:
                 k += 1
             window = np.concatenate(parts)
             got: list[list[Any]] = [[] for _ in places]
+            alone: set[int] = set()
             for seg in self._decode(window, True):
                 for w in seg.words or ():
                     got[_span_of(w.start, w.end, places)].append(w)
-            for (i, _s, _e), ws in zip(places, got, strict=True):
+                    alone.update(_crossed(w.start, w.end, places))
+            for j, ((i, _s, _e), ws) in enumerate(zip(places, got, strict=True)):
+                if j in alone:  # a word across the silence between spans: each on its own
+                    a, b = spans[i]
+                    ws = [w for seg in self._decode(pcm[a:b], True) for w in seg.words or ()]
                 texts[i] = _words_text(ws)
             if progress is not None:
                 progress(k / len(spans))
@@ -295,6 +300,19 @@ def _span_of(start: float, end: float, places: list[tuple[int, float, float]]) -
     return min(range(len(places)), key=lambda i: (
         0.0 if places[i][1] <= mid <= places[i][2]
         else min(abs(mid - places[i][1]), abs(mid - places[i][2]))))
+
+
+def _crossed(start: float, end: float, places: list[tuple[int, float, float]]) -> list[int]:
+    """The packed spans (their places' indexes) a word from ``start`` to ``end`` runs
+    across, when it starts in one span and ends in a later one, over the silence between
+    them ("$250." from 0.96 to 3.0 s across spans ending at 1.86 and starting at 2.86 s, for
+    "it was two hundred" ... "and fifty dollars"): no one span has its words, so each of
+    those is decoded on its own. Otherwise none."""
+    first = next((j for j, (_i, _s, e) in enumerate(places) if start < e), None)
+    last = next((j for j in range(len(places) - 1, -1, -1) if end > places[j][1]), None)
+    if first is None or last is None or last <= first:
+        return []
+    return list(range(first, last + 1))
 
 
 def _words_text(ws: list[Any]) -> tuple[str, tuple[float, ...]]:

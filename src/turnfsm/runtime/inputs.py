@@ -52,9 +52,11 @@ class Inputs:
         """``count`` audio frames of ``duration`` seconds reached the STT."""
         self.push(ev.AudioPushed(duration=duration, count=count, sample_rate=sample_rate))
 
-    def agent_speech_started(self, started_at: float | None = None) -> None:
-        """The agent's audio started playing."""
-        self.push(ev.AgentSpeechStarted(started_at=started_at))
+    def agent_speech_started(self, started_at: float | None = None, *,
+                             text: str | None = None) -> None:
+        """The agent's audio started playing (``text``: what it says, when known; the turn
+        rules read what it asked for)."""
+        self.push(ev.AgentSpeechStarted(started_at=started_at, text=text))
 
     def agent_speech_ended(self, ignore_user_transcript_until: float | None = None) -> None:
         """The agent's audio stopped."""
