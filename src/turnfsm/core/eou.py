@@ -142,14 +142,17 @@ def load_digit_words() -> dict[str, frozenset[str]]:
     return {lang: frozenset(words) for lang, words in data.items()}
 
 
-def load_asked_digits() -> dict[str, tuple[frozenset[str], tuple[str, ...], dict[str, int]]]:
+def load_asked_digits() -> dict[str, tuple[frozenset[str], tuple[str, ...], dict[str, int],
+                                           dict[str, int]]]:
     """Per language, how an agent asks for a number of digits (``asked_digits.json``): the
     nouns that follow the count ("four digit PIN", "de cuatro dígitos", "à quatre
-    chiffres", "vier Ziffern"), the suffixes joined to it (German "vierstellige"), and the
-    counts said as words (numerals count too)."""
+    chiffres", "vier Ziffern"), the suffixes joined to it (German "vierstellige"), the
+    counts said as words (numerals count too), and the things whose number has a known
+    count ("card number": 16, as a payment card's is read)."""
     data = _data("asked_digits.json")
     assert isinstance(data, dict)
-    return {lang: (frozenset(c["nouns"]), tuple(c["suffixes"]), dict(c["numbers"]))
+    return {lang: (frozenset(c["nouns"]), tuple(c["suffixes"]), dict(c["numbers"]),
+                   {normalize(k): v for k, v in c.get("implied", {}).items()})
             for lang, c in data.items()}
 
 
@@ -422,7 +425,9 @@ def _last_parts(text: str) -> set[str]:
 
 def asked_digits(agent_text: str | None, language: str | None = None) -> int | None:
     """How many digits the agent asked for ("Please say your four digit PIN." -> 4;
-    "Ihre vierstellige PIN" -> 4; "el código de 6 dígitos" -> 6), or None: no count, or
+    "Ihre vierstellige PIN" -> 4; "el código de 6 dígitos" -> 6; without a count, a thing
+    whose number has a known length: "Please read me the card number." -> 16), or None: no
+    count, or
     two different counts ("a 16 digit card number and its 3 digit code": the answer's
     length says nothing then)."""
     if not agent_text:
@@ -430,7 +435,7 @@ def asked_digits(agent_text: str | None, language: str | None = None) -> int | N
     table = ASKED_DIGITS.get(base_language(language))
     if table is None:
         return None
-    nouns, suffixes, numbers = table
+    nouns, suffixes, numbers, implied = table
     toks = [t for t in re.split(r"[\s\-\u2010\u2011]+", normalize(agent_text)) if t]
 
     def count(tok: str) -> int | None:
@@ -446,6 +451,9 @@ def asked_digits(agent_text: str | None, language: str | None = None) -> int | N
         for suffix in suffixes:  # "vierstellige"
             if tok.endswith(suffix) and (n := count(tok[:-len(suffix)])) is not None:
                 found.add(n)
+    if not found:  # "the card number": a payment card's 16 digits
+        said = f" {' '.join(toks)} "
+        found = {n for thing, n in implied.items() if f" {thing} " in said}
     return found.pop() if len(found) == 1 else None
 
 
