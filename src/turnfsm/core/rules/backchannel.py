@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import attrs
+
 from ... import events as ev
 from ... import outputs as out
 from ..context import Context
@@ -497,7 +499,8 @@ def await_words(cx: Context, e: ev.OverlapVerdict) -> None:
     """Keep the detector's interruption verdict back until the words can judge it (region
     ``utterance_verdict``, ``awaiting_words``); its timer looks whether the speech outlasts
     a backchannel."""
-    cx.awaited_verdict = e
+    # reported later, it keeps the instant the detector decided (its arrival, if unstamped)
+    cx.awaited_verdict = e if e.detected_at is not None else attrs.evolve(e, detected_at=cx.now)
     cx.verdict_interruption = False  # reported by report_awaited_interruption
     cx.verdict_epoch += 1
     cx.arm(TimerKind.WORDS_OVERDUE, _words_due(cx), cx.verdict_epoch)
