@@ -158,3 +158,16 @@ def test_p5_catches_a_verdict_left_waiting_while_the_agent_is_silent(tmp_path: P
 
     with pytest.raises(AssertionError, match="P5"):
         run(mhm("sorry I meant Tuesday", agent_end=1.95), engine_factory=factory)
+
+
+def test_a_host_without_vad_windows_is_interrupted_at_the_end_of_long_speech() -> None:
+    """No VAD windows reach the engine (the timer has nothing to read) and no words come
+    before the end: the VAD's end of speech says 1.6 s of speech, longer than a
+    backchannel: the verdict is reported then; a 0.7 s one waits for its words."""
+    long = [e for e in mhm("can I get Friday", speech_end=2.9, vad_end=3.45, final_at=3.7)
+            if not isinstance(e, ev.VadInferenceDone)]
+    d = run(long)
+    assert [i.t for i in of(d, out.Interruption)] == [3.45]
+    short = [e for e in mhm(final_at=2.85) if not isinstance(e, ev.VadInferenceDone)]
+    d = run(short)
+    assert not of(d, out.Interruption) and not of(d, out.EndOfTurn)

@@ -528,3 +528,15 @@ def forget_awaited(cx: Context, e: Any) -> None:
     """The awaited verdict lapsed (the words were a backchannel, the agent is silent, or a
     new segment is judged anew)."""
     cx.awaited_verdict = None
+
+
+@RULES.guard("ended_speech_outlasts_backchannel", needs=_AWAIT)
+def ended_speech_outlasts_backchannel(cx: Context, e: Any) -> bool:
+    """The VAD end of speech ``e`` says the utterance whose verdict is awaited lasted more
+    than ``backchannel_max_duration`` from its onset (a host that sends no VAD windows: the
+    timer had nothing to read)."""
+    v = cx.awaited_verdict
+    onset = v.overlap_started_at if v is not None and v.overlap_started_at is not None \
+        else cx.segment_onset
+    return onset is not None and \
+        _speech_end(cx, e) > onset + cx.options.backchannel_max_duration + 1e-9
