@@ -171,3 +171,13 @@ def test_a_host_without_vad_windows_is_interrupted_at_the_end_of_long_speech() -
     short = [e for e in mhm(final_at=2.85) if not isinstance(e, ev.VadInferenceDone)]
     d = run(short)
     assert not of(d, out.Interruption) and not of(d, out.EndOfTurn)
+
+
+def test_an_awaited_verdict_with_no_windows_does_not_keep_waking_the_engine() -> None:
+    """The user speaks on over the agent, no VAD windows and no words reach the engine: the
+    timer looks once more, then lets the words or the end of speech decide; the engine gets
+    quiet (no timer every 0.1 s for as long as the speech lasts)."""
+    d = run([ev.AgentSpeechStarted(t=0.0), ev.VadStartOfSpeech(t=1.4, speech_duration=0.1),
+             ev.OverlapVerdict(t=1.9, is_interruption=True, overlap_started_at=1.3)])
+    assert d.next_due() is None and d.state["utterance_verdict"] == "awaiting_words"
+    assert not of(d, out.Interruption)

@@ -540,3 +540,12 @@ def ended_speech_outlasts_backchannel(cx: Context, e: Any) -> bool:
         else cx.segment_onset
     return onset is not None and \
         _speech_end(cx, e) > onset + cx.options.backchannel_max_duration + 1e-9
+
+
+@RULES.guard("speech_still_heard", needs=_AWAIT)
+def speech_still_heard(cx: Context, e: Any) -> bool:
+    """VAD windows with speech are still arriving (the last within two looks): worth looking
+    again; otherwise (a pause, or a host that sends no windows) the words or the end of
+    speech decide, and no timer keeps waking the engine."""
+    last = cx.last_speaking_time
+    return last is not None and last >= cx.now - 2 * WORDS_RECHECK - 1e-9
