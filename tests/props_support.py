@@ -1330,8 +1330,37 @@ def check_p4_wordless_backchannel_is_dropped(drv: Driver, step: Step) -> None:
         _fail(drv, "P4", f"a {duration:.3f} s wordless segment (limit {limit}) was dropped")
 
 
+def check_p5_awaited_verdict(drv: Driver, step: Step) -> None:
+    """P5 (default profile): the detector's interruption verdict waits for the words only
+    while they can come and the agent is held (an STT attached; not the agent silent under
+    the user's speech: then the verdict stands); a detector's ``Interruption`` is reported
+    in the verdict's own step or, once, when an awaited verdict stands; a backchannel phrase
+    that overrules the verdict is dropped with no ``Interruption``."""
+    if drv.profile != "default":
+        return
+    before, after = step.before["utterance_verdict"], step.after["utterance_verdict"]
+    if after == "awaiting_words" and not drv.engine.closed:
+        if step.after["stt_input"] != "attached":
+            _fail(drv, "P5", "a verdict awaits words with no STT attached")
+        if step.after["user_speech"] == "speaking" and step.after["agent_speech"] == "silent":
+            _fail(drv, "P5", "a verdict awaits words while the agent is silent under the "
+                             "user's speech")
+    detector = [o for o in step.outputs if isinstance(o, out.Interruption)
+                and o.record is not None and o.record.source == "detector"]
+    verdict = isinstance(step.inp, ev.OverlapVerdict) and step.inp.is_interruption
+    if detector and not verdict and before != "awaiting_words":
+        _fail(drv, "P5", f"a detector's interruption with no verdict to report: {detector}")
+    if detector and before == "awaiting_words" and not verdict and after != "interruption":
+        _fail(drv, "P5", "an awaited verdict reported without standing")
+    overruled = [o for o in step.outputs if isinstance(o, out.TranscriptDropped)
+                 and o.record is not None and "overrules" in o.record.detail]
+    if overruled and (before != "awaiting_words" or detector):
+        _fail(drv, "P5", f"a backchannel overruled no awaited verdict: {overruled}")
+
+
 STEP_CHECKS: list[Callable[[Driver, Step], None]] = [
     check_p1_no_decision_before_a_due_final,
+    check_p5_awaited_verdict,
     check_p3_backchannel_leaves_no_turn,
     check_p4_wordless_backchannel_is_dropped,
     check_i1_no_auto_eou_while_speaking,

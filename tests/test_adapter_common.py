@@ -91,12 +91,19 @@ import asyncio  # noqa: E402
 from turnfsm.adapters.common import HeldTranscripts, OverlapDetector  # noqa: E402
 from turnfsm.runtime import Session, run_virtual  # noqa: E402
 
+#: the detector's sessions have no STT: its verdict is reported at once (with one, words that
+#: are a backchannel phrase may overrule it while the agent speaks; see the tests below)
+NO_STT = {"interruption_detection": True, "stt": False}
+
 
 def detect(windows: list[tuple[float, float]], *, speech_end: float | None = None,
            agent_starts: float = 0.0, onset: float = 1.0) -> tuple[list[Any], list[Any]]:
-    """A session with the detector: the agent speaks from ``agent_starts``; user speech
-    starts at ``onset`` (its VAD start 0.1 s later); ``windows`` are (time, probability);
-    the VAD ends at ``speech_end``. Returns the verdicts and the Interruption outputs."""
+    """A session with the detector (no STT): the agent speaks from ``agent_starts``; user
+    speech starts at ``onset`` (its VAD start 0.1 s later); ``windows`` are (time,
+    probability); the VAD ends at ``speech_end``. Returns the verdicts and the Interruption
+    outputs."""
+    options = NO_STT
+
     async def body() -> tuple[list[Any], list[Any]]:
         d = OverlapDetector(0.5)
         got: list[out.Output] = []
@@ -104,7 +111,7 @@ def detect(windows: list[tuple[float, float]], *, speech_end: float | None = Non
         class Hooks:
             def on_output(self, o: out.Output) -> None:
                 got.append(o)
-        s = Session({"interruption_detection": True}, detector=d, hooks=Hooks(),
+        s = Session(options, detector=d, hooks=Hooks(),
                     telemetry=False)
         d.bind(s)
         events: list[tuple[float, Any]] = [(agent_starts, s.agent_speech_started),
@@ -163,6 +170,8 @@ def detect_segments(segments: list[tuple[float, float]], join: float) -> list[An
     """The agent speaks from 0; each (start, end) is a VAD segment of user speech (VAD start
     0.1 s after its onset, voiced windows to its end, the VAD's end 0.2 s later). Returns
     the Interruption outputs."""
+    options = NO_STT
+
     async def body() -> list[Any]:
         d = OverlapDetector(0.5, join=join)
         got: list[out.Output] = []
@@ -170,7 +179,7 @@ def detect_segments(segments: list[tuple[float, float]], join: float) -> list[An
         class Hooks:
             def on_output(self, o: out.Output) -> None:
                 got.append(o)
-        s = Session({"interruption_detection": True}, detector=d, hooks=Hooks(),
+        s = Session(options, detector=d, hooks=Hooks(),
                     telemetry=False)
         d.bind(s)
         events: list[tuple[float, Any]] = [(0.0, s.agent_speech_started)]
@@ -248,11 +257,14 @@ from turnfsm.adapters.common import OutputPause, attach_pause  # noqa: E402
 
 def paused(windows: list[tuple[float, float]], *, speech_end: float | None = None,
            extra: list[tuple[float, Any]] | None = None, can_pause: bool = True,
-           **pause_kw: Any) -> tuple[list[tuple[str, float]], OutputPause, list[Any]]:
-    """The detector (0.5 s) with an OutputPause on a session: the agent speaks from 0, user
-    speech from 1.0 s (VAD start at 1.1 s), ``windows`` as in :func:`detect`; ``extra``:
-    (time, fn(session)) calls. Returns the output's pause/resume calls (session time), the
-    OutputPause and the Interruption outputs."""
+           stt: bool = False, **pause_kw: Any
+           ) -> tuple[list[tuple[str, float]], OutputPause, list[Any]]:
+    """The detector (0.5 s) with an OutputPause on a session (``stt``: an STT attached): the
+    agent speaks from 0, user speech from 1.0 s (VAD start at 1.1 s), ``windows`` as in
+    :func:`detect`; ``extra``: (time, fn(session)) calls. Returns the output's pause/resume
+    calls (session time), the OutputPause and the Interruption outputs."""
+    options = {"interruption_detection": True, "stt": stt}
+
     async def body() -> tuple[list[tuple[str, float]], OutputPause, list[Any]]:
         d = OverlapDetector(0.5)
         got: list[out.Output] = []
@@ -263,7 +275,7 @@ def paused(windows: list[tuple[float, float]], *, speech_end: float | None = Non
             def on_output(self, o: out.Output) -> None:
                 got.append(o)
                 holder["pause"].on_output(o)
-        s = Session({"interruption_detection": True}, detector=d, hooks=Hooks(),
+        s = Session(options, detector=d, hooks=Hooks(),
                     telemetry=False)
 
         def pause() -> bool:
@@ -351,3 +363,33 @@ def test_output_pause_refuses_bad_options() -> None:
         OutputPause(0.15, 0.0)
     with pytest.raises(ValueError, match="max_pause"):
         OutputPause(0.15, 0.35, max_pause=0.0)
+
+
+def test_a_backchannel_phrase_overrules_the_verdict_and_the_paused_agent_resumes() -> None:
+    """A 0.65 s "mhm" over the agent: the detector calls it an interruption at 0.5 s (the
+    agent already paused), but with an STT its words may overrule that while the agent is
+    held: the final "mhm" is a backchannel phrase, dropped when the speech ends, no
+    Interruption, and the paused agent resumes then."""
+    def final(s: Session) -> None:
+        s.push_stt(ev.SttFinal(text="mhm", language="en"))
+
+    calls, pause, interruptions = paused(voiced(1.1, 1.65) + silence(1.7, 2.3),
+                                         speech_end=2.3, stt=True, extra=[(2.0, final)])
+    assert interruptions == []
+    assert [k for k, _ in calls] == ["pause", "resume"] and calls[1][1] == 2.3
+    assert [r.outcome for r in pause.records] == ["resumed"]
+
+
+def test_words_that_are_no_backchannel_phrase_make_the_awaited_verdict_stand() -> None:
+    """The same overlap saying "hold on" (two words, but no backchannel phrase): the verdict
+    (1.516 s) is reported at the final that shows it (2.0 s), with the detector's times."""
+    def final(s: Session) -> None:
+        s.push_stt(ev.SttFinal(text="hold on", language="en"))
+
+    calls, pause, interruptions = paused(voiced(1.1, 1.65) + silence(1.7, 2.3),
+                                         speech_end=2.3, stt=True, extra=[(2.0, final)])
+    [i] = interruptions
+    assert round(i.t, 3) == 2.0 and round(i.detected_at, 3) == 1.516
+    assert i.record.source == "detector" and calls[0][0] == "pause"
+    # (no framework here stops the audio on the Interruption: the pause times out)
+    assert [r.outcome for r in pause.records] == ["timeout"]

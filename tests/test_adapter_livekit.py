@@ -480,17 +480,21 @@ BARGE_IN = [Utterance(1.0, 2.0, "What time do you open?"),
 
 
 def test_a_barge_in_interrupts_and_a_backchannel_does_not() -> None:
-    """Speech over the agent from 4.0 s holds 0.5 s of speech at 4.5 s: turnfsm interrupts
-    there and LiveKit's audio stops at that instant; the interrupting words become the next
-    turn (committed at 6.0 s). A 0.15 s "Mm-hmm" over the next reply does not interrupt, and
-    turnfsm's gate drops it: LiveKit never hears it. All as a bare Engine predicts."""
+    """Speech over the agent from 4.0 s holds 0.5 s of speech at 4.5 s: the detector calls
+    it an interruption there; with no words yet, turnfsm waits for them while the agent is
+    held (a backchannel phrase would overrule the verdict): the first interim (4.75 s) is
+    more, turnfsm interrupts and LiveKit's audio stops at that instant; the interrupting
+    words become the next turn (committed at 6.0 s). A 0.15 s "Mm-hmm" over the next reply
+    does not interrupt, and turnfsm's gate drops it: LiveKit never hears it. All as a bare
+    Engine predicts."""
     run = converse(BARGE_IN, reply_audio=4.0, length=17.0)
     outputs = predict(BARGE_IN, run.speaking, run.interrupted_at)
     (interruption,) = of(outputs, out.Interruption)
-    assert (interruption.t, interruption.overlap_started_at) == pytest.approx((4.5, 4.0))
-    assert [round(o.t, 6) for o in run.taking.interruptions] == [4.5]
-    assert run.interrupted_at == [pytest.approx(4.5, abs=1e-6)]
-    assert run.speaking[0] == pytest.approx((2.6, 4.5), abs=1e-6)  # the reply, cut short
+    assert (interruption.t, interruption.overlap_started_at) == pytest.approx((4.75, 4.0))
+    assert interruption.detected_at == pytest.approx(4.5)
+    assert [round(o.t, 6) for o in run.taking.interruptions] == [4.75]
+    assert run.interrupted_at == [pytest.approx(4.75, abs=1e-6)]
+    assert run.speaking[0] == pytest.approx((2.6, 4.75), abs=1e-6)  # the reply, cut short
     predicted = of(outputs, out.EndOfTurn)
     assert [(round(o.t, 6), o.new_transcript) for o in predicted] == [
         (2.5, "What time do you open?"), (6.0, "Actually, wait a moment please."),
@@ -639,7 +643,9 @@ def test_turn_detector_drives_livekits_own_recogniser() -> None:
 
 def test_the_livekit_example_runs_offline() -> None:
     """examples/livekit_app.py on a virtual clock: the hesitation joins the next words into
-    one turn, the barge-in interrupts at 5.5 s, the "Mm-hmm." is dropped, and LiveKit
+    one turn, the barge-in interrupts at its first interim (5.6 s: the detector's verdict at
+    5.5 s waits for the words, which could be a backchannel phrase), the "Mm-hmm." is
+    dropped, and LiveKit
     commits exactly the two turns turnfsm ended."""
     import subprocess
     import sys
@@ -648,7 +654,7 @@ def test_the_livekit_example_runs_offline() -> None:
     r = subprocess.run([sys.executable, str(example), "--virtual"], capture_output=True,
                        text=True, check=True, timeout=60)
     assert "END OF TURN 'I want to book a table for four people tonight.'" in r.stdout
-    assert "5.50 s  INTERRUPTION (user speech since 5.00 s)" in r.stdout
+    assert "5.60 s  INTERRUPTION (user speech since 5.00 s)" in r.stdout
     assert "dropped 'Mm-hmm.' (backchannel)" in r.stdout
     assert r.stdout.count("END OF TURN") == r.stdout.count("LiveKit committed") == 2
     assert "2 turns committed: ['I want to book a table for four people tonight.', " \

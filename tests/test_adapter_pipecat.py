@@ -479,16 +479,20 @@ def test_backchannel_judged_by_a_detector_neither_interrupts_nor_answers() -> No
 
 def test_interruption_verdict_starts_the_turn_and_interrupts() -> None:
     """A detector's interruption verdict starts Pipecat's turn and broadcasts the
-    InterruptionFrame at the verdict, not at the VAD start."""
+    InterruptionFrame, not at the VAD start: with no words yet, while the bot speaks, the
+    verdict waits for them (a backchannel phrase would overrule it) and stands when the
+    bot's output stops under the user's speech."""
     script = [(0.0, BotStartedSpeakingFrame()),
               *utterance(2.0, 1.0, "wait, what about Tuesday?"),
-              (2.6, BotStoppedSpeakingFrame())]  # the bot's output stops when interrupted
+              (2.6, BotStoppedSpeakingFrame())]  # the bot's output stops (paused, say)
     script.sort(key=lambda x: x[0])
     detector = VerdictDetector(is_interruption=True, delay=0.4)
     run = drive(script, until=6.0, strategies=with_detector(detector))
     [interruption] = run.of(out.Interruption)
-    assert round(interruption.t - run.origin, 6) == 2.4
-    assert run.started == [2.4]
+    assert round(interruption.t - run.origin, 6) == 2.6
+    assert interruption.record is not None and \
+        round(interruption.record.detected_at - run.origin, 6) == 2.4  # the detector's time
+    assert run.started == [2.6]
     assert [text for _, text in run.stopped] == ["wait, what about Tuesday?"]
     assert len(run.frames(InterruptionFrame)) == 1
     forwarded(script, run)
@@ -516,14 +520,16 @@ def test_backchannel_then_interruption_keeps_only_the_interrupting_words() -> No
 
     both = Both(is_interruption=False)
     run = drive(script, until=8.0, strategies=with_detector(both))
-    assert [round(o.t - run.origin, 6) for o in run.of(out.Interruption)] == [3.4]
+    # the verdict (3.4 s) waits for words while the bot speaks: the interim "wait, what"
+    # (3.51 s) is no backchannel phrase
+    assert [round(o.t - run.origin, 6) for o in run.of(out.Interruption)] == [3.51]
     assert [(d.text, d.reason) for d in run.of(out.TranscriptDropped)] == [
         ("uh huh", "backchannel")]
     [eot] = run.eot()
     assert eot.new_transcript == "wait, what about Tuesday?"
     assert [text for _, text in run.stopped] == ["wait, what about Tuesday?"]
     assert run.context == [{"role": "user", "content": "wait, what about Tuesday?"}]
-    assert run.started == [3.4] and len(run.frames(InterruptionFrame)) == 1
+    assert run.started == [3.51] and len(run.frames(InterruptionFrame)) == 1
     assert not run.frames(RestoredTranscriptionFrame)  # consumed by the aggregator
     forwarded(script, run)
     pushed_in_order(script, run)
@@ -832,3 +838,33 @@ def test_pause_after_none_and_no_detector_leave_no_pause(
     with caplog.at_level("WARNING", logger="turnfsm.adapters.pipecat"):
         assert s._bridge._pause_audio() is False and s._bridge._pause_audio() is False
     assert len([r for r in caplog.records if "pausable" in r.getMessage()]) == 1
+
+
+def test_the_bridge_reads_the_profiles_declared_judgement_of_speech_over_the_bot(
+        tmp_path: Path) -> None:
+    """Whether speech over the bot waits for turnfsm's verdict before it is a turn is the
+    profile's declared property (``judges_speech_over_agent``), not a guard name of its chart:
+    the default profile declares it, livekit does not, a profile file inherits its base's or
+    sets its own, and anything but a boolean is a one-line error naming the file."""
+    from turnfsm.core.profiles import get_profile
+    from turnfsm.errors import ChartError
+    assert get_profile("default").judges_speech_over_agent is True
+    assert get_profile("livekit").judges_speech_over_agent is False
+
+    def bridge(profile: Any) -> Any:
+        return TurnfsmUserTurnStrategies(barge_in=None, profile=profile)._bridge
+
+    assert bridge("default").judges_overlaps and not bridge("livekit").judges_overlaps
+    inherits = tmp_path / "inherits.yaml"
+    inherits.write_text("profile: mine\nbase: default\n")
+    off = tmp_path / "off.yaml"
+    off.write_text("profile: quiet\nbase: default\njudges_speech_over_agent: false\n")
+    assert bridge(str(inherits)).judges_overlaps and not bridge(str(off)).judges_overlaps
+    # the chart still names the guard: the bridge no longer reads it
+    assert "holds_over_agent" in get_profile(str(off)).chart.guard_names
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("profile: bad\nbase: default\njudges_speech_over_agent: maybe\n")
+    with pytest.raises(ChartError, match="judges_speech_over_agent' must be true or false"):
+        get_profile(str(bad))
+    # with a detector, speech over the bot is judged whatever the profile says
+    assert TurnfsmUserTurnStrategies(profile=str(off))._bridge.judges_overlaps

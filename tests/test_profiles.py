@@ -375,12 +375,12 @@ def test_an_utterance_the_agent_end_interrupts_is_judged_when_it_ends() -> None:
     assert not r.of(out.TranscriptDropped) and not r.of(out.Interruption)
 
 
-def with_detector(verdict: bool, *, continues: bool) -> Run:
-    """"okay" over the agent judged by a detector; the user may go on after it."""
+def with_detector(verdict: bool, *, continues: bool, text: str = "okay") -> Run:
+    """"okay" (``text``) over the agent judged by a detector; the user may go on after it."""
     r = Run("default", {"interruption_detection": True, "backchannel_boundary": None})
     r.at(0.0, ev.AgentSpeechStarted(t=0.0))
     r.at(2.1, ev.VadStartOfSpeech(t=2.1, speech_duration=0.1))
-    r.at(2.5, ev.SttFinal(t=2.5, text="okay"))
+    r.at(2.5, ev.SttFinal(t=2.5, text=text))
     r.at(2.6, ev.OverlapVerdict(t=2.6, is_interruption=verdict, overlap_started_at=2.0))
     until = 2.0 if verdict else None  # a host stops the agent at an interruption's overlap
     if continues:
@@ -422,9 +422,28 @@ def test_a_not_an_interruption_verdict_drops_the_backchannel_instead_of_releasin
 
 
 def test_an_interruption_verdict_keeps_the_words() -> None:
-    """Judged an interruption, even a one-word "okay" is the user's: it is never dropped."""
+    """Judged an interruption, two words that are no backchannel phrase ("hold on") are the
+    user's, although backchannel_max_words would take them for one: never dropped."""
+    r = with_detector(True, continues=False, text="hold on")
+    assert not r.of(out.TranscriptDropped) and [t for _, t in r.turns()] == ["hold on"]
+    [i] = r.of(out.Interruption)
+    assert i.t == pytest.approx(2.6) and i.record is not None and i.record.source == "detector"
+
+
+def test_a_backchannel_phrase_overrules_an_interruption_verdict_while_the_agent_speaks() -> None:
+    """Judged an interruption (on its duration) while the agent still speaks, "okay" is a
+    backchannel phrase: its words overrule the verdict, it is dropped and nothing
+    interrupts; the livekit profile reports the verdict at once."""
     r = with_detector(True, continues=False)
-    assert not r.of(out.TranscriptDropped) and [t for _, t in r.turns()] == ["okay"]
+    assert not r.of(out.Interruption) and r.turns() == []
+    [drop] = r.of(out.TranscriptDropped)
+    assert drop.reason == "backchannel" and drop.record is not None
+    assert "overrules the interruption detector" in drop.record.detail
+    lk = Run("livekit", {"interruption_detection": True, "backchannel_boundary": None})
+    lk.at(0.0, ev.AgentSpeechStarted(t=0.0))
+    lk.at(2.1, ev.VadStartOfSpeech(t=2.1, speech_duration=0.1))
+    lk.at(2.6, ev.OverlapVerdict(t=2.6, is_interruption=True, overlap_started_at=2.0))
+    assert [i.t for i in lk.advance(3.0).of(out.Interruption)] == [2.6]
 
 
 def test_a_dropped_backchannel_ends_its_user_turn_span_bare() -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from .core.profiles import PROFILES, Profile, get_profile
 
 _PACKAGE = Path(__file__).resolve().parent
-_FORMAT = 1  # bumped when what is pickled changes shape
+_FORMAT = 2  # bumped when what is pickled changes shape
 
 
 def _inputs(name: str) -> list[str]:

@@ -92,12 +92,12 @@ class _Bridge:
         self._warned_probe = False
         self.bot_speaking = False  # from BotStarted/StoppedSpeakingFrame
         # user speech over the bot is judged (an interruption or a backchannel) before it is
-        # a turn: a detector judges overlaps, or the profile's gate judges them by their
-        # words (its rule ``holds_over_agent``); otherwise it starts a turn at once, as
-        # Pipecat's own strategies do
+        # a turn: a detector judges overlaps, or the profile declares that it judges them
+        # (by their words, Profile.judges_speech_over_agent); otherwise it starts a turn at
+        # once, as Pipecat's own strategies do
         self.judges_overlaps = bool(self.options.interruption_detection and
                                     self.session_kwargs.get("detector") is not None) or \
-            "holds_over_agent" in self.profile.chart.guard_names
+            self.profile.judges_speech_over_agent
         self.preemptive_generation = preemptive_generation
         self.session: Session | None = None
         # the two strategies register themselves (turnfsm.adapters.pipecat); whether a turn

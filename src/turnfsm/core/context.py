@@ -79,6 +79,10 @@ class Context:
         self.agent_started_at: float | None = None
         self.agent_text: str | None = None  # what the agent says (its last start's text)
         self.verdict_interruption = False
+        # default profile: the detector's interruption verdict whose words are awaited
+        # (region utterance_verdict, awaiting_words), and its timer's epoch
+        self.awaited_verdict: ev.OverlapVerdict | None = None
+        self.verdict_epoch = 0
         self.boundary_epoch = 0
         # the latest VAD segment (default profile: final wait and backchannels)
         self.segment_onset: float | None = None
@@ -166,6 +170,9 @@ class Context:
                     and self.in_state("commit", "awaiting_final"))
         if kind is TimerKind.FINAL_OVERDUE:
             return timer.key == self.final_wait_epoch and self.in_state("final_wait", "pending")
+        if kind is TimerKind.WORDS_OVERDUE:
+            return (timer.key == self.verdict_epoch
+                    and self.state_of("utterance_verdict") == "awaiting_words")
         return timer.key == self.boundary_epoch
 
     def next_wait_id(self) -> int:

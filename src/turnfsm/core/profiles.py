@@ -42,7 +42,7 @@ PROFILES: tuple[str, ...] = ("default", "livekit")
 DEFAULT_PROFILE = "default"
 #: How many profile files a base chain may hold (a profile based on one based on one...).
 MAX_BASE_DEPTH = 8
-_KEYS = {"profile", "base", "doc", "options", "chart"}
+_KEYS = {"profile", "base", "doc", "options", "chart", "judges_speech_over_agent"}
 
 
 @attrs.frozen
@@ -56,6 +56,12 @@ class Profile:
     source: str = ""
     #: the composed chart document (what a profile based on this one composes onto)
     chart_doc: Any = attrs.field(default=None, eq=False, repr=False)
+    #: user speech over the agent is judged before it is a turn even with no interruption
+    #: detector (held by the gate, then dropped as a backchannel, interrupting by its words
+    #: or released): a shell waits for the engine's outputs before it treats such speech as
+    #: the user's turn. Declared by the profile file (``judges_speech_over_agent``, default
+    #: its base's; False for ``livekit``, whose gate holds only with a detector)
+    judges_speech_over_agent: bool = False
 
     def options(self, changes: Mapping[str, Any] | None = None) -> EngineOptions:
         """The profile's options, with ``changes`` (a mapping, see
@@ -113,9 +119,11 @@ def read_profile(path: str | os.PathLike[str], *, within: str | os.PathLike[str]
     if problems:
         raise ChartError(problems, source)
     base_opts: Mapping[str, Any] = {}
+    base_judges = False
     if base in PROFILES:
         bp = _packaged(base)
         base_doc, base_opts = bp.chart_doc, bp.option_defaults
+        base_judges = bp.judges_speech_over_agent
         base_name = Path(bp.source).name if base == "livekit" else f"profile {base}"
     else:
         base_path = (p.parent / base).resolve()
@@ -131,14 +139,20 @@ def read_profile(path: str | os.PathLike[str], *, within: str | os.PathLike[str]
         if isinstance(parsed, dict) and "profile" in parsed:  # a profile file: its result
             bp = read_profile(base_path, within=root, _depth=_depth + 1)
             base_doc, base_opts = bp.chart_doc, bp.option_defaults
+            base_judges = bp.judges_speech_over_agent
         else:
             base_doc = parsed
         base_name = base_path.name
+    judges = doc.get("judges_speech_over_agent", base_judges)
+    if not isinstance(judges, bool):
+        raise ChartError([f"{source}:{line}: 'judges_speech_over_agent' must be true or false, "
+                          f"not {_short(judges)}"], source)
     composed = compose(base_doc, doc.get("chart"), source)
     chart = loader.build_chart(composed, f"{source} (profile {name}, on {base_name})",
                                registry=RULES)
     prof = Profile(str(name), chart, _merge_options(base_opts, opts),
-                   str(doc.get("doc") or ""), source, chart_doc=composed)
+                   str(doc.get("doc") or ""), source, chart_doc=composed,
+                   judges_speech_over_agent=judges)
     try:
         prof.options()
     except ConfigError as e:

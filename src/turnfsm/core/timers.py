@@ -29,6 +29,7 @@ class TimerKind(enum.Enum):
     COMMIT_TIMEOUT = "commit_timeout"  # no final arrived within a commit's transcript_timeout
     BOUNDARY_EXPIRED = "boundary_expired"  # the start backchannel boundary elapsed
     FINAL_OVERDUE = "final_overdue"  # default profile: a due final did not arrive in time
+    WORDS_OVERDUE = "words_overdue"  # default profile: an awaited verdict's speech went on
 
 
 @attrs.frozen(order=False)

@@ -124,9 +124,10 @@ class OutputPause:
         s.call_at(max(s.now(), resume_at), lambda: self._resume_if(epoch))
 
     def on_output(self, o: out.Output) -> None:
-        """A backchannel dropped while the user is silent resumes the agent at once."""
-        if self._current is None or self._decided or \
-                (self.detector is not None and self.detector.judging):
+        """A backchannel dropped while the user is silent resumes the agent at once, also
+        after the detector's interruption verdict: its words (a backchannel phrase) overruled
+        that verdict, which the engine never reported."""
+        if self._current is None or (self.detector is not None and self.detector.judging):
             return  # the user still speaks: the overlap decides
         if isinstance(o, out.UserTurnDropped) or (
                 isinstance(o, out.TranscriptDropped) and o.reason == "backchannel"):

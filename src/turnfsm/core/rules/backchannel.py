@@ -21,31 +21,81 @@ the drop record, so the drop action does not judge again.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+
+import attrs
 
 from ... import events as ev
 from ... import outputs as out
 from ..context import Context
-from ..eou import is_backchannel_phrase
+from ..eou import BACKCHANNELS, base_language, is_backchannel_phrase, normalize
 from ..registry import RULES
 from ..text import count_words
+from ..timers import TimerKind
 from .gate import trim, trim_kept
 from .speech import report_speech_end, report_stream_stop, report_stt_stop
+from .streams import interruption_out
 
 #: the seam region a dropped backchannel moves (``backchannel_drop``), read by the guards
 _DROP = ("backchannel_drop", frozenset({"dropped"}))
-#: region ``utterance_verdict``: each state as the verdict (None: none yet)
+#: region ``utterance_verdict``: each state as the verdict (None: none yet, or the
+#: detector's interruption verdict waits for the words, ``awaiting_words``)
 _VERDICT: dict[str, bool | None] = {
-    "none": None, "interruption": True, "not_interruption": False}
+    "none": None, "interruption": True, "not_interruption": False, "awaiting_words": None}
 _UTTER = (("utterance", frozenset({"over_agent"})),
-          ("utterance_verdict", frozenset(_VERDICT)))
+          ("utterance_verdict", frozenset({"none", "interruption", "not_interruption"})))
+_AWAIT = ("utterance_verdict", frozenset({"awaiting_words"}))
+#: a timer that found no speech past ``backchannel_max_duration`` looks again this much later
+#: (while the VAD says the user speaks): about three VAD windows
+WORDS_RECHECK = 0.1
+
+
+def _awaiting(cx: Context) -> bool:
+    """The detector's interruption verdict waits for the utterance's words (region
+    ``utterance_verdict``, ``awaiting_words``) while the agent is held: once the agent
+    stopped with the user still speaking, the verdict stands."""
+    return cx.state_of("utterance_verdict") == "awaiting_words" and not (
+        cx.user_speaking and not cx.agent_speaking)
 
 
 def _segment(cx: Context) -> tuple[bool, bool | None]:
     """The latest VAD segment: whether it began over agent speech (region ``utterance``),
-    and the verdict on it (the detector's, or its words'; None: none yet)."""
-    return (cx.in_state("utterance", "over_agent"),
-            _VERDICT[cx.state_of("utterance_verdict")])
+    and the verdict on it (the detector's, or its words'; None: none yet, or awaiting its
+    words while the agent is held)."""
+    state = cx.state_of("utterance_verdict")
+    verdict = _VERDICT[state]
+    if state == "awaiting_words" and not _awaiting(cx):
+        verdict = True  # the agent stopped while the user speaks on: the verdict stands
+    return cx.in_state("utterance", "over_agent"), verdict
+
+
+def _phrase(text: str, language: str | None) -> bool:
+    return is_backchannel_phrase(text, language)
+
+
+def _phrase_prefix(text: str, language: str | None) -> bool:
+    """``text`` is a backchannel phrase of its language, or the first words of one (an
+    interim of "uh huh" reads "uh")."""
+    t = normalize(text)
+    phrases = BACKCHANNELS.get(base_language(language), frozenset())
+    return t in phrases or any(p.startswith(t + " ") for p in phrases)
+
+
+def _heard(cx: Context, e: Any = None) -> str:
+    """What the utterance said so far: the held finals, then the latest interim after them
+    (``e``'s text when it is that interim or a final not held yet)."""
+    text = _held_text(cx)
+    interim = ""
+    for h in cx.held:
+        if isinstance(h, ev.SttFinal):
+            interim = ""
+        elif isinstance(h, ev.SttInterim):
+            interim = h.text.strip()
+    if isinstance(e, ev.SttFinal) and not (cx.held and cx.held[-1] is e):
+        return f"{text} {e.text.strip()}".strip()
+    if isinstance(e, ev.SttInterim):
+        interim = e.text.strip()
+    return f"{text} {interim}".strip()
 
 
 def _turn_has_words(cx: Context) -> bool:
@@ -82,7 +132,14 @@ def backchannel_reason(cx: Context, text: str, language: str | None, *,
         return "the interruption detector judged it not an interruption"
     if not ended:
         return None
+    if _awaiting(cx):  # the detector called it an interruption; a phrase overrules that
+        return (OVERRULED if _phrase(text, language or cx.last_language) else None)
     return _short(cx, text, language)
+
+
+#: the drop record's reason when a backchannel phrase overrules the detector
+OVERRULED = ("a backchannel phrase over agent speech, which overrules the interruption "
+             "detector's verdict on its duration (the agent was held for its words)")
 
 
 def _utterance(cx: Context, e: Any) -> str:
@@ -374,3 +431,121 @@ def report_stt_end_after_backchannels(cx: Context, e: Any) -> None:
     """As ``report_stt_end``, for the STT's end of speech whose words were a dropped
     backchannel (guard ``after_backchannel``): it opens no turn's span."""
     report_stt_stop(cx, open_turn=False)
+
+
+# -- the words overrule the detector (default profile, region utterance_verdict) -------------
+#
+# A detector that judges by the overlap's duration calls a long "mhm" over the agent an
+# interruption. While the agent is held (its audio paused by the adapter, or simply still
+# speaking), the utterance's words may overrule that verdict: it is not reported until the
+# words show more than a backchannel phrase (state ``awaiting_words``). It is reported when
+# an interim or final is not (the start of) a backchannel phrase, when the speech goes on
+# past ``backchannel_max_duration`` (timer ``words_overdue``: no STT gives words that early),
+# or when the agent stops while the user still speaks; a backchannel phrase whose speech
+# ended is dropped instead.
+
+
+@RULES.guard("words_may_overrule", needs=_UTTER)
+def words_may_overrule(cx: Context, e: Any) -> bool:
+    """The detector's interruption verdict ``e`` may still be overruled by the words: an
+    STT will transcribe the utterance (attached, turns detected automatically), it began
+    over the agent, which still speaks, the turn holds no words of its own, and what it
+    said so far is nothing or the start of a backchannel phrase."""
+    if not (cx.in_state("stt_input", "attached") and cx.agent_speaking
+            and (cx.in_state("mode", "vad") or cx.in_state("mode", "stt"))):
+        return False
+    if not cx.in_state("utterance", "over_agent") or _turn_has_words(cx):
+        return False
+    heard = _heard(cx)
+    return not heard or _phrase_prefix(heard, cx.last_language)
+
+
+@RULES.guard("words_not_backchannel", needs=_AWAIT)
+def words_not_backchannel(cx: Context, e: Any) -> bool:
+    """The transcript ``e`` shows the utterance whose verdict is awaited is more than a
+    backchannel phrase: not the start of one (a final whose speech ended: not one)."""
+    heard = _heard(cx, e)
+    if not heard:
+        return False
+    language = getattr(e, "language", None) or cx.last_language
+    if isinstance(e, ev.SttFinal) and not cx.user_speaking:
+        return not _phrase(heard, language)
+    return not _phrase_prefix(heard, language)
+
+
+@RULES.guard("speech_outlasts_backchannel", needs=_AWAIT)
+def speech_outlasts_backchannel(cx: Context, e: Any) -> bool:
+    """The utterance whose verdict is awaited was heard (a VAD window with speech) more than
+    ``backchannel_max_duration`` after its onset: longer than a backchannel."""
+    v, last = cx.awaited_verdict, cx.last_speaking_time
+    onset = v.overlap_started_at if v is not None and v.overlap_started_at is not None \
+        else cx.segment_onset
+    return onset is not None and last is not None and \
+        last > onset + cx.options.backchannel_max_duration + 1e-9
+
+
+def _words_due(cx: Context) -> float:
+    """When the awaited verdict's speech has outlasted a backchannel (at least a window
+    after ``backchannel_max_duration`` from its onset), from now."""
+    v = cx.awaited_verdict
+    onset = cx.segment_onset if v is None or v.overlap_started_at is None \
+        else v.overlap_started_at  # data: the verdict's onset, else the segment's
+    onset = cx.now if onset is None else onset  # data: no onset known
+    return max(0.0, onset + cx.options.backchannel_max_duration + WORDS_RECHECK - cx.now)
+
+
+@RULES.action("await_words", ev.OverlapVerdict)
+def await_words(cx: Context, e: ev.OverlapVerdict) -> None:
+    """Keep the detector's interruption verdict back until the words can judge it (region
+    ``utterance_verdict``, ``awaiting_words``); its timer looks whether the speech outlasts
+    a backchannel."""
+    # reported later, it keeps the instant the detector decided (its arrival, if unstamped)
+    cx.awaited_verdict = e if e.detected_at is not None else attrs.evolve(e, detected_at=cx.now)
+    cx.verdict_interruption = False  # reported by report_awaited_interruption
+    cx.verdict_epoch += 1
+    cx.arm(TimerKind.WORDS_OVERDUE, _words_due(cx), cx.verdict_epoch)
+
+
+@RULES.action("check_words_later")
+def check_words_later(cx: Context, e: Any) -> None:
+    """The speech has not outlasted a backchannel yet and goes on: look again shortly."""
+    cx.verdict_epoch += 1
+    cx.arm(TimerKind.WORDS_OVERDUE, WORDS_RECHECK, cx.verdict_epoch)
+
+
+@RULES.action("report_awaited_interruption")
+def report_awaited_interruption(cx: Context, e: Any) -> None:
+    """The awaited verdict stands: report the detector's interruption now (its record keeps
+    the detector's times; the output's ``t`` is now)."""
+    v = cast(ev.OverlapVerdict, cx.awaited_verdict)
+    cx.awaited_verdict = None
+    cx.verdict_interruption = True
+    cx.emit(interruption_out(cx, v))
+
+
+@RULES.action("forget_awaited")
+def forget_awaited(cx: Context, e: Any) -> None:
+    """The awaited verdict lapsed (the words were a backchannel, the agent is silent, or a
+    new segment is judged anew)."""
+    cx.awaited_verdict = None
+
+
+@RULES.guard("ended_speech_outlasts_backchannel", needs=_AWAIT)
+def ended_speech_outlasts_backchannel(cx: Context, e: Any) -> bool:
+    """The VAD end of speech ``e`` says the utterance whose verdict is awaited lasted more
+    than ``backchannel_max_duration`` from its onset (a host that sends no VAD windows: the
+    timer had nothing to read)."""
+    v = cx.awaited_verdict
+    onset = v.overlap_started_at if v is not None and v.overlap_started_at is not None \
+        else cx.segment_onset
+    return onset is not None and \
+        _speech_end(cx, e) > onset + cx.options.backchannel_max_duration + 1e-9
+
+
+@RULES.guard("speech_still_heard", needs=_AWAIT)
+def speech_still_heard(cx: Context, e: Any) -> bool:
+    """VAD windows with speech are still arriving (the last within two looks): worth looking
+    again; otherwise (a pause, or a host that sends no windows) the words or the end of
+    speech decide, and no timer keeps waking the engine."""
+    last = cx.last_speaking_time
+    return last is not None and last >= cx.now - 2 * WORDS_RECHECK - 1e-9

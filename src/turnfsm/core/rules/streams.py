@@ -83,18 +83,27 @@ def note_request(cx: Context, rid: str) -> None:
 
 @RULES.action("take_verdict", ev.OverlapVerdict)
 def take_verdict(cx: Context, e: ev.OverlapVerdict) -> None:
-    """Remember the verdict; an interruption is reported at once."""
+    """Remember the verdict (region ``utterance_verdict`` reports an interruption)."""
     cx.verdict_interruption = e.is_interruption  # the segment's: region utterance_verdict
-    if e.is_interruption:
-        detected = cx.now if e.detected_at is None else e.detected_at
-        cx.emit(out.Interruption(
-            t=cx.now, ref=e.ref, detected_at=detected, overlap_started_at=e.overlap_started_at,
-            probability=e.probability, record=out.InterruptionRecord(
-                probability=e.probability, overlap_started_at=e.overlap_started_at,
-                detected_at=detected, detection_delay=e.detection_delay,
-                total_duration=e.total_duration, num_requests=e.num_requests,
-                agent_started_at=cx.agent_started_at if cx.agent_speaking else None,  # data: a copy
-                in_backchannel_boundary=cx.in_state("boundary", "active"))))
+
+
+def interruption_out(cx: Context, e: ev.OverlapVerdict) -> out.Interruption:
+    """The ``Interruption`` reporting the detector's verdict ``e``, emitted now."""
+    detected = cx.now if e.detected_at is None else e.detected_at
+    return out.Interruption(
+        t=cx.now, ref=e.ref, detected_at=detected, overlap_started_at=e.overlap_started_at,
+        probability=e.probability, record=out.InterruptionRecord(
+            probability=e.probability, overlap_started_at=e.overlap_started_at,
+            detected_at=detected, detection_delay=e.detection_delay,
+            total_duration=e.total_duration, num_requests=e.num_requests,
+            agent_started_at=cx.agent_started_at if cx.agent_speaking else None,  # data: a copy
+            in_backchannel_boundary=cx.in_state("boundary", "active")))
+
+
+@RULES.action("report_interruption", ev.OverlapVerdict)
+def report_interruption(cx: Context, e: ev.OverlapVerdict) -> None:
+    """The detector's interruption verdict is reported at once."""
+    cx.emit(interruption_out(cx, e))
 
 
 @RULES.action("drop_detector_input", ev.Input)
