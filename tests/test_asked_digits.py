@@ -236,3 +236,24 @@ def test_a_session_takes_the_agent_s_text_and_ends_the_asked_pin_at_min_delay() 
         assert len(got) == 1
         return got[0]
     assert run("Please say your four digit PIN.") < 3.0 < run(None)
+
+
+@pytest.mark.parametrize(("language", "question", "card"), [
+    ("en", "Please read me the card number.", "four one one one " * 4),
+    ("es", "Dígame el número de tarjeta.", "cuatro uno uno uno " * 4),
+    ("fr", "Quel est le numéro de votre carte ?", "quatre un un un " * 4),
+    ("de", "Ihre Kartennummer, bitte.", "vier eins eins eins " * 4),
+    ("pt", "Qual é o número do cartão?", "quatro um um um " * 4),
+    ("it", "Mi dica il numero della carta.", "quattro uno uno uno " * 4),
+])
+def test_a_card_number_asked_for_is_sixteen_digits(language: str, question: str,
+                                                   card: str) -> None:
+    """'The card number' asks for a payment card's 16 digits: all 16 end the turn, 12 go
+    on; an explicit count wins; a card without a number asks for none."""
+    assert asked_digits(question, language) == 16
+    words = card.split()
+    assert end_of_turn_verdict(card.strip(), language, agent_text=question)[0] == COMPLETE
+    assert end_of_turn_verdict(" ".join(words[:12]), language, agent_text=question) == (
+        UNFINISHED, "12 of the 16 digits the agent asked for")
+    assert asked_digits("Your 15 digit card number", "en") == 15
+    assert asked_digits("Is this a card game?", "en") is None

@@ -375,7 +375,7 @@ def test_grid_eou_model_drops_the_rules_threshold() -> None:
 def test_smart_turn_setting_scores_as_score_does() -> None:
     """eou_model: smart-turn replays as `turnfsm score --eou-model smart-turn` (Smart Turn
     v3.2 fused with the rules, hearing the session's user channel), and differs from the
-    rules alone where Smart Turn doubts a complete turn."""
+    rules alone where Smart Turn doubts a complete turn (en46's, answered after max_delay)."""
     pytest.importorskip("onnxruntime")
     import argparse
 
@@ -385,7 +385,7 @@ def test_smart_turn_setting_scores_as_score_does() -> None:
     except SmartTurnError:
         pytest.skip("pipecat-ai's model file absent")
     from turnfsm.core.profiles import get_profile
-    path = str(ROOT / "examples" / "corpus" / "en22_backchannel_mhm_right.wav")
+    path = str(ROOT / "examples" / "corpus" / "en46_ssml_filler.wav")
     grid = parse_grid("eou_model: [rules, smart-turn]\n")
     got = _figures(sweep_serial(grid, [path]))
     prof = get_profile("default")

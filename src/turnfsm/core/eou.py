@@ -499,6 +499,13 @@ def _rule(text: str, language: str | None, words: dict[str, frozenset[str]] | No
         # a trailing ellipsis or comma: the speaker stopped mid-way
         return UNFINISHED, "a trailing comma or ellipsis"
     lang = base_language(language)
+    # before the word lists: a digit word may be listed too (French "un", an article)
+    if asked is not None and text[-1] not in "?!" and \
+            (got := _all_digits(text, language)) is not None:
+        if got == asked:  # "four seven one nine" for a four digit PIN: the whole answer
+            return COMPLETE, f"the {asked} digits the agent asked for"
+        if got < asked:  # "four one one one" of sixteen: the card number goes on
+            return UNFINISHED, f"{got} of the {asked} digits the agent asked for"
     cues = CUE_WORDS.get(lang, {})
     last = text.split()[-1].strip("\"'()[].").lower()
     table = WORDS if words is None else words
@@ -519,12 +526,6 @@ def _rule(text: str, language: str | None, words: dict[str, frozenset[str]] | No
         return UNFINISHED, "spelled letters"  # "S M I" goes on ("S M I T H?" asks)
     if _year_of_date(text, cues):
         return (COMPLETE if text[-1] in TERMINAL else NEUTRAL), "a year after a month"
-    if asked is not None and text[-1] not in "?!" and \
-            (got := _all_digits(text, language)) is not None:
-        if got == asked:  # "four seven one nine" for a four digit PIN: the whole answer
-            return COMPLETE, f"the {asked} digits the agent asked for"
-        if got < asked:  # "four one one one" of sixteen: the card number goes on
-            return UNFINISHED, f"{got} of the {asked} digits the agent asked for"
     n = trailing_digits(text, language)
     if n > DIGIT_GROUP[0] and _doubted_group(text, last_confidence):
         # "867. 5300." with "5300." doubted: 7 digits would read as a whole phone number,
