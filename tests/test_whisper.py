@@ -111,6 +111,7 @@ def test_a_word_across_the_silence_between_packed_spans_sends_them_to_be_decoded
     assert _crossed(3.0, 4.0, places) == []
 
 
+@pytest.mark.slow
 def test_en09_s_price_read_in_two_parts_gives_two_finals() -> None:
     """'it was two hundred' ... 'and fifty dollars': packed, Whisper writes one "$250."
     across both parts; each part decoded alone has its own words."""
