@@ -158,6 +158,8 @@ class WaitRec:
     anchor: float | None = None  # the wait's anchor and whether a commit asked for it
     manual: bool = False
     agent_text: str | None = None  # what the agent said when the wait started
+    # the turn's word confidences when the wait started and while it lived
+    confidences: list[tuple[float | None, ...]] = field(default_factory=list)
 
 
 @dataclass
@@ -573,6 +575,9 @@ class Driver:
         if w is not None:
             self.waits[w.wait_id].anchor = w.anchor
             self.waits[w.wait_id].manual = w.manual
+            confs = tuple(eng.cx.turn.word_confidences)
+            if confs not in self.waits[w.wait_id].confidences:
+                self.waits[w.wait_id].confidences.append(confs)
         lang = eng.cx.last_language
         if lang is not None and lang not in NONSPECIFIC_LANGUAGES:
             self.lang_specific_seen = True
@@ -979,6 +984,11 @@ def check_i8_deadline(drv: Driver, step: Step) -> None:
         prefixes = {end_of_turn_probability(" ".join(words[:k]), verdict.language,
                                             agent_text=asked)
                     for k in range(len(words) + 1)} if drv.word_confidences_sent else {p}
+        # the rules read the words' confidences too (a numeral the recogniser doubts is a
+        # group of digits, not a whole number)
+        prefixes |= {end_of_turn_probability(o.new_transcript, verdict.language,
+                                             agent_text=asked, confidences=list(c))
+                     for c in wr.confidences if len(c) == len(words)}
         if verdict.probability not in prefixes or verdict.threshold != BUILTIN_THRESHOLD or \
                 verdict.supported != has_language(verdict.language):
             _fail(drv, "I8", f"built-in verdict {verdict} for {o.new_transcript!r} (rules: {p})")

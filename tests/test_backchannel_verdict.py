@@ -181,3 +181,26 @@ def test_an_awaited_verdict_with_no_windows_does_not_keep_waking_the_engine() ->
              ev.OverlapVerdict(t=1.9, is_interruption=True, overlap_started_at=1.3)])
     assert d.next_due() is None and d.state["utterance_verdict"] == "awaiting_words"
     assert not of(d, out.Interruption)
+
+
+@pytest.mark.parametrize("agent_speaking", [True, False])
+def test_the_stt_detached_while_words_are_awaited_lets_the_verdict_stand(
+        agent_speaking: bool) -> None:
+    """Words that can no longer come cannot overrule: detaching the STT while the verdict
+    awaits them reports it while the agent speaks, and lets it lapse once the agent is
+    silent (the stateful search found the verdict left awaiting with no STT)."""
+    script: list[ev.Input] = [
+        ev.AgentSpeechStarted(t=0.0),
+        ev.VadStartOfSpeech(t=1.4, speech_duration=0.1),
+        *windows(1.42, 1.8, 1.3),
+        ev.OverlapVerdict(t=1.9, is_interruption=True, overlap_started_at=1.3,
+                          detected_at=1.9, probability=0.9),
+    ]
+    if not agent_speaking:
+        script += [ev.VadEndOfSpeech(t=1.95, silence_duration=0.1),
+                   ev.AgentSpeechEnded(t=1.96)]
+    assert run(script).engine.in_state("utterance_verdict", "awaiting_words")
+    script.append(ev.SetStt(t=2.0, enabled=False))
+    d = run(script)
+    assert d.engine.in_state("utterance_verdict", "interruption")
+    assert len(of(d, out.Interruption)) == (1 if agent_speaking else 0)

@@ -66,6 +66,9 @@ class TurnMachine(RuleBasedStateMachine):
     host_strategy: Any = HOST_SCRIPT
     engine_factory: Any = Engine
     profile = "livekit"
+    #: what the agent says at its starts (the mutation runs say nothing: their fixed-seed
+    #: search then meets each mutant as it did before agents had text)
+    agent_texts: Any = AGENT_TEXTS
 
     def __init__(self) -> None:
         super().__init__()
@@ -174,10 +177,11 @@ class TurnMachine(RuleBasedStateMachine):
         """The detector stream failed."""
         self.feed(lambda **k: ev.DetectorFailed(**k), dt)
 
-    @rule(dt=DT, started=MAYBE_OFFSET, said=AGENT_TEXTS)
-    def agent_start(self, dt: float, started: float | None, said: str | None) -> None:
+    @rule(dt=DT, started=MAYBE_OFFSET, data=st.data())
+    def agent_start(self, dt: float, started: float | None, data: Any) -> None:
         """Agent speech started (maybe back-dated; maybe with its text, which may ask for a
         number of digits)."""
+        said = data.draw(self.agent_texts, label="said")
         t = at(self.d, dt)
         self.d.feed(ev.AgentSpeechStarted(t=t, ref=self.d.next_ref(), started_at=None
                                           if started is None else max(0.0, t + started),
@@ -909,6 +913,7 @@ def test_invariant_checks_catch_a_broken_engine(mutant: Any, options: Any, expec
         options_strategy = options
         host_strategy = STEADY_HOST
         engine_factory = mutant
+        agent_texts = st.none()
 
     Mutant.profile = profile
     # 5000: how soon the search meets each mutant also depends on how long engine calls take
