@@ -204,3 +204,4 @@ def test_the_stt_detached_while_words_are_awaited_lets_the_verdict_stand(
     d = run(script)
     assert d.engine.in_state("utterance_verdict", "interruption")
     assert len(of(d, out.Interruption)) == (1 if agent_speaking else 0)
+

@@ -403,8 +403,12 @@ def interrupt_by_words(cx: Context, e: ev.SttTranscript) -> None:
 @RULES.action("forget_backchannel")
 def forget_backchannel(cx: Context, e: Any) -> None:
     """The turn a backchannel opened was none: its data and onset go (a new VAD segment sets
-    its own onset; words that follow in the same segment, their arrival)."""
+    its own onset; words that follow in the same segment, their arrival). A skip_reply commit
+    already finalized for the turn stays in force (I10): the backchannel opened no turn of its
+    own, so the next delivery is still that turn's."""
+    sticky = cx.turn.skip_reply_sticky
     cx.new_turn(cleared=False)
+    cx.turn.skip_reply_sticky = sticky
     cx.emit(out.UserTurnDropped(t=cx.now, reason="backchannel"))
     cx.speech_start_time = None
     cx.onset_floor = cx.now  # its speech run never re-derives the onset of the next turn
