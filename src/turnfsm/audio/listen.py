@@ -95,15 +95,18 @@ def _agent_lines(agent_segments: list[Any], agent_words: list[Word] | None = Non
     """The agent's speech start and end, when its audio starts and stops (as its player
     reports them); with the agent's timed words, each start carries what the agent says in
     that stretch of speech (``text``: the host knows its reply before it plays it)."""
+    import bisect
     out: list[dict[str, Any]] = []
+    # the words' middles in order, with their places (a segment's words in spoken order)
+    mids = sorted(((w.start + w.end) / 2, k) for k, w in enumerate(agent_words or ()))
+    keys = [m for m, _k in mids]
     for s in agent_segments:
         start: dict[str, Any] = {"t": round(s.start, 6), "kind": "agent.speech_started"}
-        if agent_words:
-            said = [w.word for w in agent_words
-                    if s.start - AGENT_WORD_REACH <= (w.start + w.end) / 2
-                    <= s.end + AGENT_WORD_REACH]
-            if said:
-                start["text"] = " ".join(said)
+        lo = bisect.bisect_left(keys, s.start - AGENT_WORD_REACH)
+        hi = bisect.bisect_right(keys, s.end + AGENT_WORD_REACH)
+        if agent_words and hi > lo:
+            start["text"] = " ".join(agent_words[k].word
+                                     for k in sorted(k for _m, k in mids[lo:hi]))
         out.append(start)
         out.append({"t": round(s.end, 6), "kind": "agent.speech_ended"})
     return out

@@ -52,6 +52,7 @@ hallucinated "it" after "for" does not hide the preposition.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from importlib import resources
@@ -280,6 +281,14 @@ _ADDRESS_MARKS = re.compile(r"([@._])")
 _NUMBER = re.compile(r"\d+")
 
 
+#: per language, the address words as (kind, words) in the order they are matched (at signs,
+#: separators, the dot word, the plain at; several-word entries first within each)
+_ADDRESS_PHRASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    lang: tuple((kind, tuple(w.split())) for kind in ("at_signs", "separators", "dot", "at")
+                for w in table[kind])
+    for lang, table in ADDRESS_WORDS.items()}
+
+
 def _address_tokens(text: str, language: str | None) -> list[tuple[str, str]]:
     """``text`` as address pieces: ``(kind, word)`` with kind ``dot``, ``sep`` (another
     separator), ``at`` (a plain "at"), ``at_sign`` (a word only an address has: "arroba",
@@ -287,7 +296,6 @@ def _address_tokens(text: str, language: str | None) -> list[tuple[str, str]]:
     split ("john.smith@example.com"); the punctuation around words is not read (a
     segment-wise recogniser ends each group with a full stop)."""
     lang = base_language(language)
-    table = ADDRESS_WORDS.get(lang)
     digits = DIGIT_WORDS.get(lang, frozenset())
     pieces: list[str] = []
     for raw in text.lower().split():
@@ -296,9 +304,7 @@ def _address_tokens(text: str, language: str | None) -> list[tuple[str, str]]:
             if part:
                 pieces.append(part)
     kinds: list[tuple[str, str]] = []
-    phrases = [] if table is None else [
-        (kind, tuple(w.split())) for kind in ("at_signs", "separators", "dot", "at")
-        for w in table[kind]]
+    phrases = _ADDRESS_PHRASES.get(lang, ())
     i = 0
     while i < len(pieces):
         for kind, words in phrases:
@@ -423,6 +429,7 @@ def _last_parts(text: str) -> set[str]:
     return out
 
 
+@functools.lru_cache(maxsize=256)  # one agent text is read at every wait of the turns after it
 def asked_digits(agent_text: str | None, language: str | None = None) -> int | None:
     """How many digits the agent asked for ("Please say your four digit PIN." -> 4;
     "Ihre vierstellige PIN" -> 4; "el código de 6 dígitos" -> 6; without a count, a thing
@@ -460,15 +467,18 @@ def asked_digits(agent_text: str | None, language: str | None = None) -> int | N
 def _all_digits(text: str, language: str | None) -> int | None:
     """How many digits the transcript holds when it is all digits (numerals count each
     digit, digit words one), but for words before its first digit ("my PIN is four seven
-    one nine"), else None (a digit, then other words)."""
-    n = trailing_digits(text, language)
-    if not n:
-        return None
+    one nine"), else None (no digit, or a digit then other words)."""
     digits = DIGIT_WORDS.get(base_language(language), frozenset())
-    tokens = [t.strip("\"'()[].!?") for t in re.split(r"[\s,;:/-]+", text.lower())]
-    first = next(i for i, t in enumerate(tokens) if t and (t.isdigit() or t in digits))
-    after = [t for t in tokens[first:] if t]
-    return n if all(t.isdigit() or t in digits for t in after) else None
+    n = 0
+    for token in re.split(r"[\s,;:/-]+", text.lower()):
+        token = token.strip("\"'()[].!?")
+        if token.isdigit():
+            n += len(token)
+        elif token in digits:
+            n += 1
+        elif token and n:
+            return None  # other words after a digit
+    return n or None
 
 
 def _year_of_date(text: str, cues: dict[str, frozenset[str]]) -> bool:

@@ -69,10 +69,6 @@ def _segment(cx: Context) -> tuple[bool, bool | None]:
     return cx.in_state("utterance", "over_agent"), verdict
 
 
-def _phrase(text: str, language: str | None) -> bool:
-    return is_backchannel_phrase(text, language)
-
-
 def _phrase_prefix(text: str, language: str | None) -> bool:
     """``text`` is a backchannel phrase of its language, or the first words of one (an
     interim of "uh huh" reads "uh")."""
@@ -133,7 +129,8 @@ def backchannel_reason(cx: Context, text: str, language: str | None, *,
     if not ended:
         return None
     if _awaiting(cx):  # the detector called it an interruption; a phrase overrules that
-        return (OVERRULED if _phrase(text, language or cx.last_language) else None)
+        return (OVERRULED if is_backchannel_phrase(text, language or cx.last_language)
+                else None)
     return _short(cx, text, language)
 
 
@@ -473,17 +470,24 @@ def words_not_backchannel(cx: Context, e: Any) -> bool:
         return False
     language = getattr(e, "language", None) or cx.last_language
     if isinstance(e, ev.SttFinal) and not cx.user_speaking:
-        return not _phrase(heard, language)
+        return not is_backchannel_phrase(heard, language)
     return not _phrase_prefix(heard, language)
+
+
+def _awaited_onset(cx: Context) -> float | None:
+    """The onset of the utterance whose verdict is awaited: the verdict's, else the VAD
+    segment's (None: neither known)."""
+    v = cx.awaited_verdict
+    if v is not None and v.overlap_started_at is not None:  # data: the verdict's onset
+        return v.overlap_started_at
+    return cx.segment_onset
 
 
 @RULES.guard("speech_outlasts_backchannel", needs=_AWAIT)
 def speech_outlasts_backchannel(cx: Context, e: Any) -> bool:
     """The utterance whose verdict is awaited was heard (a VAD window with speech) more than
     ``backchannel_max_duration`` after its onset: longer than a backchannel."""
-    v, last = cx.awaited_verdict, cx.last_speaking_time
-    onset = v.overlap_started_at if v is not None and v.overlap_started_at is not None \
-        else cx.segment_onset
+    onset, last = _awaited_onset(cx), cx.last_speaking_time
     return onset is not None and last is not None and \
         last > onset + cx.options.backchannel_max_duration + 1e-9
 
@@ -491,9 +495,7 @@ def speech_outlasts_backchannel(cx: Context, e: Any) -> bool:
 def _words_due(cx: Context) -> float:
     """When the awaited verdict's speech has outlasted a backchannel (at least a window
     after ``backchannel_max_duration`` from its onset), from now."""
-    v = cx.awaited_verdict
-    onset = cx.segment_onset if v is None or v.overlap_started_at is None \
-        else v.overlap_started_at  # data: the verdict's onset, else the segment's
+    onset = _awaited_onset(cx)
     onset = cx.now if onset is None else onset  # data: no onset known
     return max(0.0, onset + cx.options.backchannel_max_duration + WORDS_RECHECK - cx.now)
 
@@ -539,9 +541,7 @@ def ended_speech_outlasts_backchannel(cx: Context, e: Any) -> bool:
     """The VAD end of speech ``e`` says the utterance whose verdict is awaited lasted more
     than ``backchannel_max_duration`` from its onset (a host that sends no VAD windows: the
     timer had nothing to read)."""
-    v = cx.awaited_verdict
-    onset = v.overlap_started_at if v is not None and v.overlap_started_at is not None \
-        else cx.segment_onset
+    onset = _awaited_onset(cx)
     return onset is not None and \
         _speech_end(cx, e) > onset + cx.options.backchannel_max_duration + 1e-9
 
