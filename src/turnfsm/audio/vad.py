@@ -36,10 +36,14 @@ same floats as the float path, so the same lines.
 
 What a window costs: the model itself (about 85 µs of CPU per 32 ms window, 2.6-2.7 ms per
 channel-second: a ggml graph per window, no batched call) and, in Python, the window's
-samples as floats (the model's C entry point reads a sequence of numbers, one by one) and
-the decision below (a few µs). No window skips the model: Silero's recurrent state keeps
-changing through digital silence (its probability on zeros still moves after 400 windows
-and depends on what came before), so a skipped window would change later probabilities.
+samples as floats (the model's C entry point reads a sequence of numbers, one by one: about
+4 µs from numpy, 13 µs from a 16-bit file's samples without numpy, nothing for a window
+equal to the one before, such as digital silence, which reuses its floats) and the
+decisions below (under 1 µs: one loop per block, its state in local variables, times
+rounded by integer arithmetic where that is exact). No window skips the model: Silero's
+recurrent state keeps changing through digital silence (its probability on zeros still
+moves after 400 windows and depends on what came before), so a skipped window would change
+later probabilities.
 """
 
 from __future__ import annotations
@@ -63,6 +67,15 @@ if TYPE_CHECKING:
     import numpy as np
 
 WINDOW = 512  # samples per window at 16 kHz: 32 ms
+STEP = WINDOW / RATE  # seconds per window
+#: Below this many windows (7 days), ``round(k * STEP, 6)``, a window's time with no
+#: inference delay, is ``k * 32 / 1000`` (one product, correctly rounded: its error is far
+#: below the sixth decimal; checked for every k below 2e7).
+_EXACT_TIMES = 20_000_000
+#: Below this many windows (8 hours), ``round()`` to 6 decimals of ``n`` STEPs added one by
+#: one from zero (a run's accumulated speech or silence) is ``n * 32 / 1000`` (checked for
+#: every n: the first that differs is 953,063).
+_EXACT_RUNS = 950_000
 
 
 class VadModel(Protocol):
@@ -130,6 +143,12 @@ class SileroVad:
         if len(samples) != WINDOW:
             raise ValueError(f"a VAD window is {WINDOW} samples, not {len(samples)}")
         return float(self._chunk(self._ctx, samples))
+
+    def probabilities(self, windows: Iterable[Sequence[float]]) -> list[float]:
+        """Each window's speech probability, in order (windows of 512 floats, as
+        :meth:`probability_floats`; the model's state runs through them), without a call
+        in Python per window (its C entry point checks each window's length)."""
+        return list(map(self._chunk, itertools.repeat(self._ctx), windows))
 
     def reset(self) -> None:
         self._model.reset()
@@ -200,27 +219,46 @@ class Segment:
 class VadStream:
     """The VAD of one channel fed in blocks of int16 PCM at 16 kHz (any block size): each
     :meth:`push` returns the trace lines (``vad.*``) of the windows it completed;
-    :meth:`close` ends the stream (closing speech still open). Memory stays constant."""
+    :meth:`close` ends the stream (closing speech still open). Memory stays constant.
 
-    def __init__(self, model: VadModel, options: VadOptions | None = None) -> None:
+    ``window_lines=False`` leaves out the ``vad.inference_done`` line of each window (the
+    speech starts and ends are the same): for a channel whose speech segments alone are
+    used, such as the agent's."""
+
+    def __init__(self, model: VadModel, options: VadOptions | None = None, *,
+                 window_lines: bool = True) -> None:
         self.o = options or VadOptions()
         self.model = model
+        self.window_lines = window_lines
         model.reset()
         self.k = 0  # windows done
         self.smoothed = 0.0
         self.speaking = False
         self.run_speech = self.run_silence = 0.0  # runs of the smoothed decision
         self.raw_speech = self.raw_silence = 0.0  # runs of the raw probability
+        self.raw_windows = 0  # windows in the current run of the raw probability
         self.pub_speech = 0.0  # speech in the current segment
-        self.history: list[float] = []  # recent raw probabilities (to place the onset)
+        # windows in a row, up to the last one, whose raw probability reached
+        # onset_threshold (to place the onset)
+        self.onset_run = 0
         self.last_loud = -1  # the last window whose raw probability reached offset_threshold
         self._rest: np.ndarray | None = None  # samples short of a window (push)
         self._rest16: array[int] = array("h")  # the same for push_pcm16
+        # the last window's samples and the floats the model read for it: a window equal to
+        # the one before (digital silence) reuses them
+        self._last: bytes | array[int] = b""
+        self._last_floats: Sequence[float] = ()
 
     @property
     def time(self) -> float:
         """Seconds of audio processed (windows done)."""
         return self.k * WINDOW / RATE
+
+    def _probabilities(self, windows: list[Sequence[float]]) -> list[float]:
+        """The model's probability of each window given as floats, in order."""
+        if isinstance(self.model, SileroVad):
+            return self.model.probabilities(windows)
+        return list(map(self.model.probability_floats, windows))  # type: ignore[attr-defined]
 
     def push(self, pcm: np.ndarray) -> list[dict[str, Any]]:
         """The lines of the windows completed by this block (int16 PCM, numpy)."""
@@ -229,20 +267,30 @@ class VadStream:
             pcm = np.concatenate([self._rest, pcm])
         n = pcm.size // WINDOW
         self._rest = pcm[n * WINDOW:].copy()
-        out: list[dict[str, Any]] = []
-        floats = getattr(self.model, "probability_floats", None)
-        if floats is not None and n:
-            # the block's floats at once, as float32 (what the model reads: the same values
-            # its C entry point would cast the doubles to), sliced per window: 3 µs a window
-            # less than a list of doubles per window
-            block = array("f", (pcm[:n * WINDOW] / 32767.0).astype(np.float32).tobytes())
-            for j in range(n):
-                self._step(floats(block[j * WINDOW:(j + 1) * WINDOW]), out)
-            return out
-        probability = self.model.probability
+        if not n:
+            return []
+        if not hasattr(self.model, "probability_floats"):
+            probability = self.model.probability
+            return self._decide([probability(pcm[a:a + WINDOW])
+                                 for a in range(0, n * WINDOW, WINDOW)])
+        # the block's floats at once, as float32 (what the model reads: the same values
+        # its C entry point would cast the doubles to), sliced per window: 3 µs a window
+        # less than a list of doubles per window
+        block = array("f", (pcm[:n * WINDOW] / 32767.0).astype(np.float32).tobytes())
+        raw = pcm[:n * WINDOW].tobytes()
+        size = WINDOW * pcm.itemsize
+        last, floats = self._last, self._last_floats
+        windows: list[Sequence[float]] = []
         for j in range(n):
-            self._step(probability(pcm[j * WINDOW:(j + 1) * WINDOW]), out)
-        return out
+            samples = raw[j * size:(j + 1) * size]
+            if samples != last:
+                last = samples
+                floats = block[j * WINDOW:(j + 1) * WINDOW]
+            elif type(floats) is array:  # a repeat: as a list, read faster by the model
+                floats = floats.tolist()
+            windows.append(floats)
+        self._last, self._last_floats = last, floats
+        return self._decide(self._probabilities(windows))
 
     def push_pcm16(self, pcm: array[int]) -> list[dict[str, Any]]:
         """The lines of the windows completed by this block of a 16-bit file's own samples
@@ -254,76 +302,115 @@ class VadStream:
             pcm = self._rest16 + pcm
         n = len(pcm) // WINDOW
         self._rest16 = pcm[n * WINDOW:]
-        out: list[dict[str, Any]] = []
+        if not n:
+            return []
         table = wav_floats()
-        floats = getattr(self.model, "probability_floats", None)
-        for j in range(n):
-            window = operator.itemgetter(*pcm[j * WINDOW:(j + 1) * WINDOW])(table)
-            if floats is not None:
-                p = floats(window)
-            else:  # a model that reads int16 windows: the float path's samples
-                import numpy as np
-                p = self.model.probability(np.asarray(
-                    [round(x * 32767.0) for x in window], dtype=np.int16))
-            self._step(p, out)
-        return out
+        if not hasattr(self.model, "probability_floats"):
+            # a model that reads int16 windows: the float path's samples
+            import numpy as np
+            probability = self.model.probability
+            return self._decide([probability(np.asarray(
+                [round(x * 32767.0) for x in operator.itemgetter(*pcm[a:a + WINDOW])(table)],
+                dtype=np.int16)) for a in range(0, n * WINDOW, WINDOW)])
+        last, floats = self._last, self._last_floats
+        windows: list[Sequence[float]] = []
+        get = operator.itemgetter
+        for a in range(0, n * WINDOW, WINDOW):
+            samples = pcm[a:a + WINDOW]
+            if samples != last:
+                last = samples
+                floats = get(*samples)(table)
+            windows.append(floats)
+        self._last, self._last_floats = last, floats
+        return self._decide(self._probabilities(windows))
 
-    def _step(self, p: float, out: list[dict[str, Any]]) -> None:
-        """Decide on the next window, whose speech probability is ``p``."""
+    def _decide(self, probabilities: list[float]) -> list[dict[str, Any]]:
+        """Decide on the next windows, whose speech probabilities are given, in order (the
+        state lives in locals through the loop: a few µs a window less than attributes)."""
         o = self.o
-        step = WINDOW / RATE
+        out: list[dict[str, Any]] = []
+        step = STEP
+        activation, deactivation = o.activation_threshold, o.deactivation_threshold
+        onset, offset = o.onset_threshold, o.offset_threshold
+        min_speech, min_silence = o.min_speech_duration, o.min_silence_duration
+        weight = o.smoothing
+        keep = 1 - o.smoothing
+        inference = o.inference_duration
+        lines = self.window_lines
         k = self.k
-        self.k += 1
-        history = self.history
-        history.append(p)
-        if len(history) > 32:
-            del history[0]
-        if p >= o.offset_threshold:
-            self.last_loud = k
-        self.smoothed = smoothed = o.smoothing * p + (1 - o.smoothing) * self.smoothed
-        t = round((k + 1) * step + o.inference_duration, 6)
-        if p >= (o.deactivation_threshold if self.speaking else o.activation_threshold):
-            self.raw_speech += step
-            self.raw_silence = 0.0
-        else:
-            self.raw_silence += step
-            self.raw_speech = 0.0
-        if smoothed >= o.activation_threshold or (self.speaking and
-                                                  smoothed >= o.deactivation_threshold):
-            self.run_speech += step
-            self.run_silence = 0.0
-            if self.speaking:
-                self.pub_speech += step
-            elif self.run_speech >= o.min_speech_duration:
-                self.speaking = True
-                # the onset: back from the latest window, over the windows whose raw
-                # probability reached onset_threshold, then half a window more (the model
-                # rises in the window after the one speech starts in)
-                j = len(history) - 1
-                while j > 0 and history[j - 1] >= o.onset_threshold:
-                    j -= 1
-                heard = max(self.run_speech, self.raw_speech, (len(history) - j + 0.5) * step)
-                self.pub_speech = heard
-                out.append({"t": t, "kind": "vad.start_of_speech",
-                            "speech_duration": round(heard, 6),
-                            "inference_duration": o.inference_duration})
-        else:
-            self.run_silence += step
-            self.run_speech = 0.0
-            if self.speaking and self.run_silence >= o.min_silence_duration:
-                self.speaking = False
-                # the end: after the last window loud enough (offset_threshold)
-                silent = max(self.run_silence, (k - self.last_loud) * step)
-                out.append({"t": t, "kind": "vad.end_of_speech",
-                            "silence_duration": round(silent, 6),
-                            "speech_duration": round(self.pub_speech, 6),
-                            "inference_duration": o.inference_duration})
-                self.pub_speech = 0.0
-        out.append({"t": t, "kind": "vad.inference_done",
-                    "raw_accumulated_speech": round(self.raw_speech, 6),
-                    "raw_accumulated_silence": round(self.raw_silence, 6),
-                    "probability": round(p, 4), "speaking": self.speaking,
-                    "inference_duration": o.inference_duration})
+        end = k + len(probabilities)
+        # the times and accumulated runs rounded by integer arithmetic where it gives what
+        # round() gives (see _EXACT_TIMES and _EXACT_RUNS)
+        exact_t = inference == 0 and end < _EXACT_TIMES
+        exact_runs = end < _EXACT_RUNS
+        smoothed, speaking = self.smoothed, self.speaking
+        run_speech, run_silence = self.run_speech, self.run_silence
+        raw_speech, raw_silence = self.raw_speech, self.raw_silence
+        raw_windows, pub_speech = self.raw_windows, self.pub_speech
+        onset_run, last_loud = self.onset_run, self.last_loud
+        for p in probabilities:
+            if p >= offset:
+                last_loud = k
+            smoothed = weight * p + keep * smoothed
+            k += 1
+            t = k * 32 / 1000 if exact_t else round(k * step + inference, 6)
+            if p >= (deactivation if speaking else activation):
+                if raw_silence:
+                    raw_silence = 0.0
+                    raw_windows = 0
+                raw_speech += step
+            else:
+                if raw_speech:
+                    raw_speech = 0.0
+                    raw_windows = 0
+                raw_silence += step
+            raw_windows += 1
+            if smoothed >= activation or (speaking and smoothed >= deactivation):
+                run_speech += step
+                run_silence = 0.0
+                if speaking:
+                    pub_speech += step
+                elif run_speech >= min_speech:
+                    speaking = True
+                    # the onset: back from the latest window, over the windows (of the last
+                    # 32) whose raw probability reached onset_threshold, then half a window
+                    # more (the model rises in the window after the one speech starts in)
+                    heard = max(run_speech, raw_speech,
+                                (1 + min(onset_run, 31) + 0.5) * step)
+                    pub_speech = heard
+                    out.append({"t": t, "kind": "vad.start_of_speech",
+                                "speech_duration": round(heard, 6),
+                                "inference_duration": inference})
+            else:
+                run_silence += step
+                run_speech = 0.0
+                if speaking and run_silence >= min_silence:
+                    speaking = False
+                    # the end: after the last window loud enough (offset_threshold)
+                    silent = max(run_silence, (k - 1 - last_loud) * step)
+                    out.append({"t": t, "kind": "vad.end_of_speech",
+                                "silence_duration": round(silent, 6),
+                                "speech_duration": round(pub_speech, 6),
+                                "inference_duration": inference})
+                    pub_speech = 0.0
+            if lines:
+                if exact_runs:
+                    run = raw_windows * 32 / 1000
+                    speech, silence = (run, 0.0) if raw_speech else (0.0, run)
+                else:
+                    speech, silence = round(raw_speech, 6), round(raw_silence, 6)
+                out.append({"t": t, "kind": "vad.inference_done",
+                            "raw_accumulated_speech": speech,
+                            "raw_accumulated_silence": silence,
+                            "probability": round(p, 4), "speaking": speaking,
+                            "inference_duration": inference})
+            onset_run = onset_run + 1 if p >= onset else 0
+        self.k, self.smoothed, self.speaking = k, smoothed, speaking
+        self.run_speech, self.run_silence = run_speech, run_silence
+        self.raw_speech, self.raw_silence = raw_speech, raw_silence
+        self.raw_windows, self.pub_speech = raw_windows, pub_speech
+        self.onset_run, self.last_loud = onset_run, last_loud
+        return out
 
     def close(self) -> list[dict[str, Any]]:
         """The end of the stream: speech still open is closed (a partial window is
