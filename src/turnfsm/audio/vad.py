@@ -428,10 +428,11 @@ class VadStream:
 
 
 def vad_lines(pcm: np.ndarray, model: VadModel, options: VadOptions | None = None,
-              *, progress: Callable[[float], None] | None = None
+              *, progress: Callable[[float], None] | None = None, window_lines: bool = True
               ) -> Iterator[dict[str, Any]]:
-    """Trace input lines (``vad.*``) for one channel of int16 PCM at 16 kHz."""
-    stream = VadStream(model, options)
+    """Trace input lines (``vad.*``) for one channel of int16 PCM at 16 kHz
+    (``window_lines=False``: without each window's ``vad.inference_done``)."""
+    stream = VadStream(model, options, window_lines=window_lines)
     block = 64 * WINDOW
     total = max(pcm.size, 1)
     for a in range(0, pcm.size, block):
