@@ -4,8 +4,10 @@ machine is shared, so wall time says little).
     python benchmarks/audio_bench.py [--quick] [--baseline REV] [--json out.json]
 
 1. VAD CPU per channel-second on the dialogues' channels (the same 16-bit PCM for all):
-   turnfsm's embedded Silero (one thread), the model alone (its C entry point on windows
-   converted to floats beforehand: the floor of any wrapper), the same model on the
+   turnfsm's embedded Silero (one thread; ``VadStream.push`` from numpy, and
+   ``push_pcm16``, the path ``listen`` takes on a 16 kHz 16-bit file, without numpy), the
+   model alone (its C entry point on windows converted to floats beforehand: the floor of
+   any wrapper; the difference is the wrapper's cost per window), the same model on the
    library's default threads
    (turnfsm before), Pipecat's ``SileroVADAnalyzer`` and LiveKit's ``livekit-plugins-silero``
    VAD stream, each in its own process (its own imports and thread pools).
@@ -73,6 +75,19 @@ def worker(name: str, paths: list[Path]) -> dict[str, float]:
             s = VadStream(model)
             for k in range(0, c.size, 16000):
                 s.push(c[k:k + 16000])
+            s.close()
+    elif name == "turnfsm-pcm16":  # listen's path for 16 kHz 16-bit files (no numpy)
+        from array import array
+
+        from turnfsm.audio.vad import SileroVad, VadStream
+        model = SileroVad()
+        load = time.process_time() - t0
+        pcm = [array("h", c.tobytes()) for c in chans]
+        t1 = time.process_time()
+        for a in pcm:
+            s = VadStream(model)
+            for k in range(0, len(a), 16000):
+                s.push_pcm16(a[k:k + 16000])
             s.close()
     elif name == "model-alone":  # the floor: the same model's C call on floats made ahead
         from turnfsm.audio.vad import SileroVad
@@ -245,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     # 1. VAD
     print("1. VAD, CPU per channel-second of the dialogues (model loading apart):")
     res["vad"] = {}
-    for name in ("turnfsm", "model-alone", "pysilero-default-threads", "pipecat", "livekit"):
+    for name in ("turnfsm", "turnfsm-pcm16", "model-alone", "pysilero-default-threads",
+                 "pipecat", "livekit"):
         env = {**os.environ, "PYTHONPATH": str(src)}
         p = subprocess.run([sys.executable, __file__, "--worker", name,
                             *(["--quick"] if a.quick else [])], capture_output=True,
@@ -259,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {name:26s} {r['ms_per_channel_second']:6.2f} ms "
               f"({r['channel_seconds']:.0f} channel-s, load {r['load']:.2f} s)")
     v = res["vad"]
+    if "model-alone" in v:
+        for name in ("turnfsm", "turnfsm-pcm16"):
+            if name in v:  # ms per channel-second -> us per 32 ms window
+                over = (v[name]["ms_per_channel_second"]
+                        - v["model-alone"]["ms_per_channel_second"]) * 32
+                v[name]["overhead_us_per_window"] = over
+                print(f"   -> {name}'s cost beyond the model's: {over:.1f} us per window")
     if "turnfsm" in v:
         peers = [v[k]["ms_per_channel_second"] for k in ("pipecat", "livekit") if k in v]
         if peers:
