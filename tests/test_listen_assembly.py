@@ -69,3 +69,33 @@ def test_the_three_ways_of_building_a_trace_agree(wav: Path) -> None:
     assert trace_lines(pcm16) == trace_lines(floats) == trace_lines(whole)
     kinds = {i.kind for i in pcm16.inputs}
     assert {"agent.speech_started", "overlap", "vad.inference_done"} <= kinds
+
+
+def test_a_long_16_bit_file_goes_through_numpy_with_the_same_trace(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 16 kHz 16-bit file longer than NUMPY_AFTER channel-seconds takes the float path
+    (numpy's conversion is cheaper per window once its import is paid) and gives the trace
+    of the file's own samples."""
+    import turnfsm.audio.listen as listen
+    from turnfsm.audio.vad import VadStream
+    wav = ROOT / "examples" / "dialogues" / "09_barge_in_middle.wav"
+    opts = ListenOptions(engine=EngineOptions(stt=False, interruption_detection=True))
+    calls: list[str] = []
+    push, push16 = VadStream.push, VadStream.push_pcm16
+
+    def spy(name: str, real: Any) -> Any:
+        def method(self: VadStream, pcm: Any) -> Any:
+            calls.append(name)
+            return real(self, pcm)
+        return method
+    monkeypatch.setattr(VadStream, "push", spy("push", push))
+    monkeypatch.setattr(VadStream, "push_pcm16", spy("push_pcm16", push16))
+    short, _ = stream_trace(WavStream(wav), opts)
+    assert set(calls) == {"push_pcm16"}
+    duration = WavStream(wav).duration
+    assert duration is not None and duration * 2 < listen.NUMPY_AFTER
+    monkeypatch.setattr(listen, "NUMPY_AFTER", duration * 2 - 0.5)
+    calls.clear()
+    long, _ = stream_trace(WavStream(wav), opts)
+    assert set(calls) == {"push"}
+    assert trace_lines(long) == trace_lines(short)
