@@ -10,7 +10,8 @@ machine is shared, so wall time says little).
    (turnfsm before), Pipecat's ``SileroVADAnalyzer`` and LiveKit's ``livekit-plugins-silero``
    VAD stream, each in its own process (its own imports and thread pools).
 2. ``turnfsm listen FILE -q`` per dialogue, one process each, start-up included: CPU per
-   audio-second without transcripts, with timed words, with Whisper (``--asr whisper``).
+   audio-second without transcripts, with timed words, with Whisper (``--asr whisper``);
+   then all the dialogues in one ``listen`` process (the start-up paid once).
 3. A 30-minute 44.1 kHz stereo WAV (the dialogues looped, written under /tmp): CPU, peak
    memory, times faster than real time.
 4. Start-up: CPU of ``turnfsm check``, ``replay`` of the example, ``listen`` of a short file,
@@ -290,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
             res["listen"][f"{label} ({where})"] = cpu / secs
             print(f"   {label:16s} {where:9s} {cpu / secs:.4f} CPU-s per audio-second "
                   f"({cpu:.2f} s over {secs:.0f} s)")
+    # the same files in one process (listen takes several): the start-up paid once
+    for label, extra in (("no transcripts", []), ("timed words", ["--words", "auto"])):
+        cpu = med([child(["listen", *map(str, files), "-q", *extra], src)[0]
+                   for _ in range(3)])
+        res["listen"][f"{label}, one process (now)"] = cpu / audio_s
+        print(f"   {label:16s} one process for all {len(files)} files: {cpu / audio_s:.4f} "
+              f"CPU-s per audio-second ({cpu:.2f} s, median of 3)")
 
     # 3. a long file
     minutes = 5.0 if a.quick else 30.0
