@@ -313,12 +313,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   {label:16s} {where:9s} {cpu / secs:.4f} CPU-s per audio-second "
                   f"({cpu:.2f} s over {secs:.0f} s)")
     # the same files in one process (listen takes several): the start-up paid once
-    for label, extra in (("no transcripts", []), ("timed words", ["--words", "auto"])):
-        cpu = med([child(["listen", *map(str, files), "-q", *extra], src)[0]
-                   for _ in range(3)])
-        res["listen"][f"{label}, one process (now)"] = cpu / audio_s
-        print(f"   {label:16s} one process for all {len(files)} files: {cpu / audio_s:.4f} "
-              f"CPU-s per audio-second ({cpu:.2f} s, median of 3)")
+    for label, extra, runs in (("no transcripts", [], 3), ("timed words", ["--words", "auto"], 3),
+                               ("whisper", ["--asr", "whisper"], 1)):
+        wfiles = files[:3] if (a.quick and runs == 1) else files
+        secs = sum(duration(p) for p in wfiles)
+        cpu = med([child(["listen", *map(str, wfiles), "-q", *extra], src)[0]
+                   for _ in range(runs)])
+        res["listen"][f"{label}, one process (now)"] = cpu / secs
+        print(f"   {label:16s} one process for all {len(wfiles)} files: {cpu / secs:.4f} "
+              f"CPU-s per audio-second ({cpu:.2f} s{', median of 3' if runs > 1 else ''})")
 
     # 3. a long file
     minutes = 5.0 if a.quick else 30.0
