@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +172,7 @@ def _packaged(name: str) -> Profile:
                        "the livekit-agents 1.5.12 recogniser minus its defects", str(path),
                        chart_doc=loader.parse_yaml(loader.read_text_file(path, "chart"),
                                                    str(path)))
-    return read_profile(Path(str(resources.files("turnfsm") / "profiles" / f"{name}.yaml")))
+    return read_profile(loader.packaged_dir() / "profiles" / f"{name}.yaml")
 
 
 def get_profile(profile: str | Profile | os.PathLike[str] | None = None, *,
