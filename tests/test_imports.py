@@ -190,3 +190,26 @@ def test_commands_read_package_data_without_importlib_resources(command: str) ->
     ``importlib.resources`` (nor the ``tempfile`` and ``zipfile`` it brings)."""
     loaded = _modules_after(command)
     assert not {"importlib.resources", "tempfile", "zipfile"} & loaded, command
+
+
+def test_a_short_trace_is_replayed_without_msgspec() -> None:
+    """Replaying a short trace (the packaged example) does not import msgspec: its import
+    costs more than its faster decoding saves there."""
+    assert "msgspec" not in _modules_after("replay")
+
+
+def test_a_long_trace_is_read_with_msgspec(tmp_path: Path) -> None:
+    """A trace of at least ``MSGSPEC_MIN_BYTES`` is read with msgspec's typed decoder."""
+    from turnfsm.replay.trace import MSGSPEC_MIN_BYTES
+    line = '{"t": %.3f, "kind": "vad.inference_done", "raw_accumulated_speech": 0.0}\n'
+    n = MSGSPEC_MIN_BYTES // len(line % 0) + 1
+    path = tmp_path / "long.jsonl"
+    path.write_text('{"kind": "config"}\n' + "".join(line % (i * 0.032) for i in range(n)))
+    code = ("import sys\nfrom turnfsm.replay.trace import TraceStream\n"
+            "with TraceStream(sys.argv[1]) as s:\n"
+            "    kinds = {type(x).__name__ for x in s.items()}\n"
+            "print(sorted(kinds), 'msgspec' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(SRC.parent)}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["['tuple']", "True"]
