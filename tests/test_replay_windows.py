@@ -11,6 +11,7 @@ import pytest
 from turnfsm.errors import TraceError
 from turnfsm.replay.replay import replay_file, replay_stream
 
+
 @pytest.fixture(autouse=True)
 def _msgspec(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every trace here, short as it is, is read with msgspec's decoders (as a long one is)."""

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from turnfsm.errors import TraceError
 from turnfsm.replay import trace as tr
 
+
 @pytest.fixture(autouse=True)
 def _msgspec(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every trace here, short as it is, is read with msgspec's decoders (as a long one is)."""

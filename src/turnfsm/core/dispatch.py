@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from .._repr import attrs_repr
 from ..chart import Chart
 from .registry import RULES, ActionFn, GuardFn, Registry
 
@@ -85,9 +86,11 @@ def _tree(cands: list[tuple[dict[GuardFn, bool], tuple[ActionFn, ...], int | Non
     return (g, _tree(yes), _tree(no))
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Compiled:
     """A chart compiled for dispatch (immutable: copies share it)."""
+
+    __repr__ = attrs_repr
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Compiled:
         return self

@@ -28,6 +28,7 @@ from typing import Any
 
 import attrs
 
+from .._repr import attrs_repr
 from ..chart import Chart, loader
 from ..chart.overlay import compose
 from ..errors import ChartError, ConfigError
@@ -44,9 +45,11 @@ MAX_BASE_DEPTH = 8
 _KEYS = {"profile", "base", "doc", "options", "chart", "judges_speech_over_agent"}
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Profile:
     """A behaviour: the chart it runs and the option defaults it sets."""
+
+    __repr__ = attrs_repr
 
     name: str
     chart: Chart

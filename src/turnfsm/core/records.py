@@ -13,13 +13,16 @@ from typing import Any, Literal
 
 import attrs
 
+from .._repr import attrs_repr
 from ..outputs import ModelVerdict, TriggerKind
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, repr=False)
 class TurnData:
     """What the current user turn has accumulated; replaced whole when it is delivered or
     cleared (D36: no interim or preflight text survives a delivered turn)."""
+
+    __repr__ = attrs_repr
 
     transcript: str = ""  # accumulated finals
     interim: str = ""  # the latest interim (or preflight) text
@@ -51,18 +54,22 @@ class TurnData:
         return self.transcript
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, repr=False)
 class LimitTracker:
     """The user's words and speaking time since the agent last spoke (user_turn_limit)."""
+
+    __repr__ = attrs_repr
 
     words: int = 0
     transcript: str = ""
     started_at: float | None = None
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, repr=False)
 class Wait:
     """The pending end-of-turn decision: its anchor and what it will report."""
+
+    __repr__ = attrs_repr
 
     wait_id: int
     anchor: float | None
@@ -92,9 +99,11 @@ class Wait:
     session_pause: float | None = None
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, repr=False)
 class Commit:
     """A commit request (``CommitUserTurn``); how far it got is region commit_result."""
+
+    __repr__ = attrs_repr
 
     cid: int
     ref: Any
@@ -104,51 +113,63 @@ class Commit:
 # -- payloads of internal events ---------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Trigger:
     """Payload of ``eou_trigger``: who asks for an end-of-turn decision."""
+
+    __repr__ = attrs_repr
 
     kind: TriggerKind = "final_transcript"
     skip_reply: bool = False
     manual: bool = False  # a commit asks: the end-of-turn model does not apply (D18)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class SpeechStart:
     """Payload of ``feedback_started``: the engine's own report that user speech started
     (the host signal ``UserSpeechStarted`` the reference feeds back to itself)."""
+
+    __repr__ = attrs_repr
 
     started_at: float | None
     speech_duration: float = 0.0
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class SpeechEnd:
     """Payload of ``feedback_ended``: the engine's own report that user speech ended."""
+
+    __repr__ = attrs_repr
 
     ended_at: float | None
     interruption: bool | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class FinalSettled:
     """Payload of ``final_settled``: a final was accepted into the turn."""
+
+    __repr__ = attrs_repr
 
     changed: bool  # the transcript differs from what the last preflight preempted
     commit_waited: bool  # a commit was waiting for this final (it decides, not the final)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class WaitRef:
     """Payload of ``wait_begins`` and ``wait_due_soon``: the wait that raised it (by the
     time the queue reaches it, that wait may have been replaced or cancelled)."""
 
+    __repr__ = attrs_repr
+
     wait_id: int
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class CommitOutcome:
     """Payload of ``commit_resolved`` and ``commit_cancelled``: the result to report."""
+
+    __repr__ = attrs_repr
 
     ref: Any
     status: Literal["ok", "cancelled"]

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, NamedTuple, NoReturn, cast
 import attrs
 
 from .. import events as ev
+from .._repr import attrs_repr
 from ..errors import TraceError
 from ..events import MAX_NUMBER
 from .header import (
@@ -121,9 +122,11 @@ class TraceInput(NamedTuple):
     fields: dict[str, Any]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Trace:
     """A parsed trace: header (defaults filled) and inputs."""
+
+    __repr__ = attrs_repr
 
     path: str
     config: dict[str, Any]
