@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from .._repr import attrs_repr
+from .._methods import attrs_eq, attrs_hash, attrs_repr
 from ..chart import Chart, loader
 from ..chart.overlay import compose
 from ..errors import ChartError, ConfigError
@@ -45,11 +45,13 @@ MAX_BASE_DEPTH = 8
 _KEYS = {"profile", "base", "doc", "options", "chart", "judges_speech_over_agent"}
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Profile:
     """A behaviour: the chart it runs and the option defaults it sets."""
 
     __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     name: str
     chart: Chart

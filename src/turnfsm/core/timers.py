@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import attrs
 
-from .._repr import attrs_repr
+from .._methods import attrs_eq, attrs_hash, attrs_repr
 
 
 class TimerKind(enum.Enum):
@@ -34,11 +34,13 @@ class TimerKind(enum.Enum):
     WORDS_OVERDUE = "words_overdue"  # default profile: an awaited verdict's speech went on
 
 
-@attrs.frozen(order=False, repr=False)
+@attrs.frozen(order=False, repr=False, eq=False)
 class Timer:
     """An armed timer: fires ``kind`` at ``deadline`` unless it is dead by then."""
 
     __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     deadline: float
     seq: int  # arming order within the engine

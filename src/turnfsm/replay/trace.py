@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, NamedTuple, NoReturn, cast
 import attrs
 
 from .. import events as ev
-from .._repr import attrs_repr
+from .._methods import attrs_eq, attrs_hash, attrs_repr
 from ..errors import TraceError
 from ..events import MAX_NUMBER
 from .header import (
@@ -122,11 +122,13 @@ class TraceInput(NamedTuple):
     fields: dict[str, Any]
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Trace:
     """A parsed trace: header (defaults filled) and inputs."""
 
     __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     path: str
     config: dict[str, Any]
