@@ -15,7 +15,7 @@ from turnfsm._methods import attrs_eq, attrs_hash, attrs_repr
 MODULES = ("turnfsm.events", "turnfsm.outputs", "turnfsm.options", "turnfsm.core.records",
            "turnfsm.chart.model", "turnfsm.core.timers", "turnfsm.core.registry",
            "turnfsm.core.engine", "turnfsm.core.dispatch", "turnfsm.core.profiles",
-           "turnfsm.replay.trace")
+           "turnfsm.replay.trace", "turnfsm.audio.transcripts", "turnfsm.audio.wav")
 
 
 def _classes() -> list[type]:
@@ -28,6 +28,7 @@ def _classes() -> list[type]:
 
 
 CLASSES = _classes()
+IDENTITY = {"Audio"}  # equal only to itself (its samples are an array), as declared
 VALUES = ["it's \"quoted\"", 0.25, None, (1, 2.5, "a"), -0.0, frozenset({"k"}), True, 7]
 
 
@@ -83,6 +84,9 @@ def test_eq_and_hash_are_what_attrs_generates(cls: type) -> None:
     """Equal fields are equal (and hash equal), a NaN field or any field changed is unequal
     unless its ``eq`` is off, another class is NotImplemented, a mutable class is
     unhashable: as attrs's own methods have it."""
+    if cls.__name__ in IDENTITY:
+        assert cls.__eq__ is object.__eq__ and cls.__hash__ is object.__hash__
+        return
     assert cls.__eq__ is attrs_eq
     twin = _twin(cls)
     frozen = _frozen(cls)
