@@ -12,7 +12,7 @@ bytecode, the cache is not written when ``sys.dont_write_bytecode`` is set
 (``PYTHONDONTWRITEBYTECODE``) or the folder is read-only, and any cache that cannot be read
 is ignored: the profile is then built as :func:`~turnfsm.core.profiles.get_profile` builds
 it. Only profiles named by their packaged name are cached; profile files are read each
-time. The chart's dispatch table (:func:`~turnfsm.core.dispatch.compiled`, some 4 ms more
+time. The chart's dispatch table (:func:`~turnfsm.core.dispatch.compiled`, some 2 ms more
 at an engine's creation) is kept with it, and given back to the loaded chart.
 """
 
