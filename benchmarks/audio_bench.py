@@ -9,10 +9,13 @@ machine is shared, so wall time says little).
    model alone (its C entry point on windows converted to floats beforehand: the floor of
    any wrapper; the difference is the wrapper's cost per window), the same model on the
    library's default threads
-   (turnfsm before), Pipecat's ``SileroVADAnalyzer`` and LiveKit's ``livekit-plugins-silero``
-   VAD stream, each in its own process (its own imports and thread pools).
+   (turnfsm before), Pipecat's ``SileroVADAnalyzer`` (its synchronous core on 10 ms frames,
+   and as Pipecat's VAD controller runs it: ``analyze_audio`` on every 20 ms input frame,
+   through the analyzer's thread) and LiveKit's ``livekit-plugins-silero`` VAD stream (10 ms
+   frames), each in its own process (its own imports and thread pools).
 2. ``turnfsm listen FILE -q`` per dialogue, one process each, start-up included: CPU per
-   audio-second without transcripts, with timed words, with Whisper (``--asr whisper``).
+   audio-second without transcripts, with timed words, with Whisper (``--asr whisper``);
+   then all the dialogues in one ``listen`` process (the start-up paid once).
 3. A 30-minute 44.1 kHz stereo WAV (the dialogues looped, written under /tmp): CPU, peak
    memory, times faster than real time.
 4. Start-up: CPU of ``turnfsm check``, ``replay`` of the example, ``listen`` of a short file,
@@ -121,6 +124,23 @@ def worker(name: str, paths: list[Path]) -> dict[str, float]:
             b = c.tobytes()
             for k in range(0, len(b), 320):  # 10 ms frames, as a transport delivers them
                 a._run_analyzer(b[k:k + 320])
+    elif name == "pipecat-pipeline":  # as Pipecat's VAD controller runs it: every input
+        # audio frame (20 ms, what its local transport reads) through the analyzer's public
+        # `analyze_audio`, which hands the frame to the analyzer's own thread and awaits it
+        import asyncio
+
+        from pipecat.audio.vad.silero import SileroVADAnalyzer
+        a = SileroVADAnalyzer(sample_rate=16000)
+        a.set_sample_rate(16000)
+        load = time.process_time() - t0
+        t1 = time.process_time()
+
+        async def frames() -> None:
+            for c in chans:
+                b = c.tobytes()
+                for k in range(0, len(b), 640):
+                    await a.analyze_audio(b[k:k + 640])
+        asyncio.run(frames())
     elif name == "livekit":
         import asyncio
 
@@ -261,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     print("1. VAD, CPU per channel-second of the dialogues (model loading apart):")
     res["vad"] = {}
     for name in ("turnfsm", "turnfsm-pcm16", "model-alone", "pysilero-default-threads",
-                 "pipecat", "livekit"):
+                 "pipecat", "pipecat-pipeline", "livekit"):
         env = {**os.environ, "PYTHONPATH": str(src)}
         p = subprocess.run([sys.executable, __file__, "--worker", name,
                             *(["--quick"] if a.quick else [])], capture_output=True,
@@ -283,10 +303,11 @@ def main(argv: list[str] | None = None) -> int:
                 v[name]["overhead_us_per_window"] = over
                 print(f"   -> {name}'s cost beyond the model's: {over:.1f} us per window")
     if "turnfsm" in v:
-        peers = [v[k]["ms_per_channel_second"] for k in ("pipecat", "livekit") if k in v]
-        if peers:
-            ratio = v["turnfsm"]["ms_per_channel_second"] / min(peers)
-            print(f"   -> turnfsm's VAD costs {ratio:.2f}x the cheaper peer's CPU")
+        ours = v["turnfsm"]["ms_per_channel_second"]
+        for k in ("pipecat", "pipecat-pipeline", "livekit"):
+            if k in v:
+                print(f"   -> turnfsm's VAD costs {ours / v[k]['ms_per_channel_second']:.2f}x "
+                      f"{k}'s CPU")
 
     # 2. listen per dialogue
     files = DIALOGUES[:5] if a.quick else DIALOGUES
@@ -313,6 +334,16 @@ def main(argv: list[str] | None = None) -> int:
             res["listen"][f"{label} ({where})"] = cpu / secs
             print(f"   {label:16s} {where:9s} {cpu / secs:.4f} CPU-s per audio-second "
                   f"({cpu:.2f} s over {secs:.0f} s)")
+    # the same files in one process (listen takes several): the start-up paid once
+    for label, extra, runs in (("no transcripts", [], 3), ("timed words", ["--words", "auto"], 3),
+                               ("whisper", ["--asr", "whisper"], 1)):
+        wfiles = files[:3] if (a.quick and runs == 1) else files
+        secs = sum(duration(p) for p in wfiles)
+        cpu = med([child(["listen", *map(str, wfiles), "-q", *extra], src)[0]
+                   for _ in range(runs)])
+        res["listen"][f"{label}, one process (now)"] = cpu / secs
+        print(f"   {label:16s} one process for all {len(wfiles)} files: {cpu / secs:.4f} "
+              f"CPU-s per audio-second ({cpu:.2f} s{', median of 3' if runs > 1 else ''})")
 
     # 3. a long file
     minutes = 5.0 if a.quick else 30.0

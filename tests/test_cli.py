@@ -242,7 +242,7 @@ def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> N
 
 
 @pytest.mark.parametrize("args, flag", [
-    (["listen"], "wav"),
+    (["listen"], "WAV"),
     (["listen", "x.wav", "--endpointing", "slow"], "--endpointing"),
     (["score"], "sessions"),
     (["tune", "x.wav"], "--grid"),
@@ -457,3 +457,79 @@ def test_listen_writes_the_reference_form_of_its_trace(tmp_path: Path,
     assert head["kind"] == "config" and not set(head) & set(TURNFSM_FIELDS)
     assert main(["listen", wav, "-q", "--reference-trace"]) == 2
     assert "give --out-trace TRACE.jsonl too" in capsys.readouterr().err
+
+
+# -- listen of several files in one process ---------------------------------------------------
+
+DIALOGUES = ROOT / "examples" / "dialogues"
+
+
+def test_listen_of_several_files_gives_each_what_it_gets_alone(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]
+                                                                ) -> None:
+    """Files and a folder run in one process: each file's outputs and trace (in the folders
+    -o and --out-trace name, NAME.jsonl and NAME.trace.jsonl) are byte for byte those of the
+    file run alone, its sidecar words found by --words auto, its timeline printed in turn."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("01_hesitation_800ms", "06_backchannel_early"):
+        for suffix in (".wav", ".words.json"):
+            shutil.copy(DIALOGUES / f"{name}{suffix}", folder / f"{name}{suffix}")
+    shutil.copy(DIALOGUES / "04_digits.wav", tmp_path / "04_digits.wav")  # no words beside it
+    out, traces = tmp_path / "out", tmp_path / "traces"
+    assert main(["listen", str(tmp_path / "04_digits.wav"), str(folder), "--words", "auto",
+                 "-o", str(out), "--out-trace", str(traces)]) == 0
+    text = capsys.readouterr().out
+    heads = [x for x in text.splitlines() if x.startswith("# ") and ".wav:" in x]
+    assert [h.split(":")[0].rsplit("/", 1)[1] for h in heads] == [
+        "04_digits.wav", "01_hesitation_800ms.wav", "06_backchannel_early.wav"]
+    assert "transcripts: none" in heads[0] and "transcripts: words" in heads[1]
+    assert text.count("end(s) of turn") == 3
+    for wav, words in ((tmp_path / "04_digits.wav", None),
+                       (folder / "01_hesitation_800ms.wav",
+                        folder / "01_hesitation_800ms.words.json")):
+        alone_o, alone_t = tmp_path / "alone.jsonl", tmp_path / "alone.trace.jsonl"
+        assert main(["listen", str(wav), "-q", "-o", str(alone_o), "--out-trace", str(alone_t),
+                     *(["--words", str(words)] if words else [])]) == 0
+        assert (out / f"{wav.stem}.jsonl").read_bytes() == alone_o.read_bytes()
+        assert (traces / f"{wav.stem}.trace.jsonl").read_bytes() == alone_t.read_bytes()
+
+
+def test_listen_of_several_files_goes_on_past_a_bad_one(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """A file that is not a WAV is named on stderr, the files after it still run, and the
+    exit code is 2."""
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    good = DIALOGUES / "12_yes_no.wav"
+    assert main(["listen", str(bad), str(good), "-q", "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"turnfsm listen: {bad}: not a WAV file") and \
+        err[-1] == "turnfsm listen: 1 of 2 files failed"
+    assert (tmp_path / "o" / "12_yes_no.jsonl").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["-", "{wav}"], "`-` (standard input, live) runs alone"),
+    (["{wav}", "{wav}", "-o", "{tmp}/o"], "have the same name"),
+    (["{wav}", "{wav2}", "--words", "{wav}"], "with several WAV files give --words auto"),
+    (["{tmp}/empty"], "a folder with no .wav files in it"),
+    (["{wav}", "{wav2}", "-o", "{tmp}/f.txt"], "-o {tmp}/f.txt: is a file, not a folder"),
+    (["{wav}", "{wav2}", "-o", "{tmp}/same", "--out-trace", "{tmp}/same"],
+     "must name different folders"),
+])
+def test_listen_of_several_files_refuses_before_the_work(argv: list[str], needle: str,
+                                                         tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """What several files cannot do is one line naming it, exit 2, before any file runs."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "f.txt").write_text("x")
+    fill = {"wav": str(DIALOGUES / "12_yes_no.wav"),
+            "wav2": str(DIALOGUES / "07_backchannel_late.wav"), "tmp": str(tmp_path)}
+    assert main(["listen", "-q", *(a.format(**fill) for a in argv)]) == 2
+    captured = capsys.readouterr()
+    assert needle.format(**fill) in captured.err and captured.err.count("\n") == 1, \
+        captured.err
+    assert captured.out == ""

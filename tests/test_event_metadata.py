@@ -160,3 +160,22 @@ def test_the_replay_builds_each_kind_as_the_hand_mapping_did(kind: str) -> None:
             assert v == want and (type(v) is int) == (a.name in INTEGER), (kind, a.name, v)
     assert TraceInput(7.0, kind, 3, given).kind == kind
 
+
+
+def test_input_type_hints_are_typing_s() -> None:
+    """The input checks' type hints (each annotation evaluated once) are exactly what
+    ``typing.get_type_hints`` gives, for every input class and a host's subclass."""
+    import typing
+
+    from turnfsm.core.validate import type_hints
+
+    @attrs.define(frozen=True, kw_only=True, slots=True)
+    class HostEvent(ev.SttFinal):
+        """A host's own input class (another module: typing's own evaluation)."""
+
+        extra: int | None = None
+
+    classes = [c for c in vars(ev).values() if isinstance(c, type) and issubclass(c, ev.Input)]
+    for cls in [*classes, HostEvent]:
+        mine, theirs = type_hints(cls), typing.get_type_hints(cls)
+        assert mine == theirs and list(mine) == list(theirs), cls

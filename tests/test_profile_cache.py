@@ -3,15 +3,18 @@ anything it was built from changes, never trusted when unreadable."""
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from turnfsm import profile_cache
+from turnfsm.core import dispatch
 from turnfsm.core.profiles import PROFILES, get_profile
 
 
@@ -32,13 +35,44 @@ def test_a_cached_profile_is_the_built_one(cache: Path, name: str) -> None:
     """The first call builds and writes the profile; a later process's load equals the
     built profile (chart, options, document)."""
     built = profile_cache.packaged_profile(name)
-    key, loaded = pickle.loads(profile_cache.cache_path(name).read_bytes())
+    key, loaded, _table = pickle.loads(profile_cache.cache_path(name).read_bytes())
     assert key == profile_cache._key(name)
     ref = get_profile(name)
     assert loaded == ref and built == ref
     assert loaded.chart == ref.chart and loaded.chart_doc == ref.chart_doc
     assert dict(loaded.option_defaults) == dict(ref.option_defaults)
     assert loaded.options() == ref.options()
+
+
+def _shape(node: Any) -> Any:
+    """A dispatch table with its functions by name (partials with their arguments)."""
+    if isinstance(node, functools.partial):
+        return (node.func.__qualname__, node.args)
+    if callable(node):
+        return node.__qualname__
+    if isinstance(node, dict):
+        return {k: _shape(v) for k, v in node.items()}
+    if isinstance(node, (tuple, list)):
+        return tuple(_shape(v) for v in node)
+    return node
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_the_cached_dispatch_table_is_the_compiled_one(cache: Path, name: str) -> None:
+    """The chart's dispatch table is cached with the profile: the loaded chart gives it to
+    an engine (not compiled again), and it is the table compiled from the chart."""
+    profile_cache.packaged_profile(name)
+    profile_cache.packaged_profile.cache_clear()
+    loaded = profile_cache.packaged_profile(name)  # as a later process loads it
+    table = loaded.chart.derived["table"]
+    assert dispatch.compiled(loaded.chart) is table
+    fresh = pickle.loads(pickle.dumps(get_profile(name).chart))  # (no table: compiled anew)
+    assert "table" not in fresh.derived
+    again = dispatch.compiled(fresh)
+    assert again is not table
+    assert (table.regions, table.states, table.initial) == \
+        (again.regions, again.states, again.initial)
+    assert _shape(table.table) == _shape(again.table)
 
 
 def test_an_unreadable_cache_is_rebuilt(cache: Path) -> None:

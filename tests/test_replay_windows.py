@@ -11,6 +11,14 @@ import pytest
 from turnfsm.errors import TraceError
 from turnfsm.replay.replay import replay_file, replay_stream
 
+
+@pytest.fixture(autouse=True)
+def _msgspec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every trace here, short as it is, is read with msgspec's decoders (as a long one is)."""
+    from turnfsm.replay import trace
+    monkeypatch.setattr(trace, "MSGSPEC_MIN_BYTES", 0)
+
+
 HEAD = '{"kind": "config", "turn_detection": "vad"}\n'
 START = '{"t": 0.5, "kind": "vad.start_of_speech", "speech_duration": 0.2}\n'
 END = '{"t": 1.5, "kind": "vad.end_of_speech", "silence_duration": 0.3}\n'

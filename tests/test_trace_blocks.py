@@ -13,6 +13,14 @@ from hypothesis import strategies as st
 from turnfsm.errors import TraceError
 from turnfsm.replay import trace as tr
 
+
+@pytest.fixture(autouse=True)
+def _msgspec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every trace here, short as it is, is read with msgspec's decoders (as a long one is)."""
+    from turnfsm.replay import trace
+    monkeypatch.setattr(trace, "MSGSPEC_MIN_BYTES", 0)
+
+
 HEADER = b'{"kind": "config"}\n'
 W = b'{"t": %s, "kind": "vad.inference_done", "raw_accumulated_speech": 0.1}'
 

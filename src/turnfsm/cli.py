@@ -196,13 +196,17 @@ class _Parser(argparse.ArgumentParser):
 def _listen_arguments(lp: argparse.ArgumentParser) -> None:
     """The ``listen`` options. Those a profile sets default to None: the profile decides
     unless the flag is given."""
-    lp.add_argument("wav", help="a WAV file: mono (the user) or stereo (user, agent); `-` "
-                    "reads standard input live (a WAV stream or raw 16 kHz 16-bit mono PCM: "
-                    "sox -d -c 1 -t wav - | turnfsm listen -)")
+    lp.add_argument("wav", nargs="+", metavar="WAV",
+                    help="a WAV file: mono (the user) or stereo (user, agent); several files "
+                         "or folders of them run one after another in one process; `-` "
+                         "reads standard input live (a WAV stream or raw 16 kHz 16-bit mono "
+                         "PCM: sox -d -c 1 -t wav - | turnfsm listen -)")
     lp.add_argument("-o", "--output", metavar="OUT.jsonl",
-                    help="write the outputs (JSON Lines, as replay does)")
+                    help="write the outputs (JSON Lines, as replay does); with several files "
+                         "a folder, one NAME.jsonl each")
     lp.add_argument("--out-trace", metavar="TRACE.jsonl",
-                    help="write the inputs as a trace `turnfsm replay` reruns")
+                    help="write the inputs as a trace `turnfsm replay` reruns; with several "
+                         "files a folder, one NAME.trace.jsonl each")
     lp.add_argument("--reference-trace", action="store_true",
                     help="write --out-trace in the reference's own trace format: without "
                          "the fields only turnfsm reads (the profile and its options, word "
@@ -210,7 +214,7 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
                          "it with the livekit profile")
     lp.add_argument("--plot", metavar="PICTURE.png",
                     help="draw the session's timeline picture (.png, .svg or .pdf; extra "
-                         "`plot`)")
+                         "`plot`); with several files a folder, one NAME.png each")
     _run_arguments(lp)
     lp.add_argument("--diagnostics", action="store_true",
                     help="the timeline shows each input's trace line and the spec rule of "
@@ -229,7 +233,8 @@ def _listen_arguments(lp: argparse.ArgumentParser) -> None:
 def _run_arguments(lp: argparse.ArgumentParser) -> None:
     """The options of how a WAV file is run (``listen`` and ``view``)."""
     lp.add_argument("--words", metavar="WORDS.json",
-                    help="a sidecar of timed words: the transcripts")
+                    help="a sidecar of timed words: the transcripts; `auto`: each WAV "
+                         "file's NAME.words.json beside it, where there is one")
     lp.add_argument("--asr", choices=("none", "whisper"), default="none",
                     help="transcribe each VAD segment with local Whisper (extra `asr`)")
     lp.add_argument("--asr-latency", default="0.3", type=_latency, metavar="SECONDS",

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 import attrs
 
+from ._methods import attrs_eq, attrs_hash, attrs_repr
+
 UNSTAMPED = math.nan  # the time of an event made without one: a Session stamps it on arrival
 #: The largest magnitude of any number an input carries (seconds for times: about 317
 #: years, so Unix-epoch session times fit with microseconds to spare); beyond it an input is
@@ -63,11 +65,15 @@ def with_time(e: Any, t: float) -> Any:
     return new
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class Input:
     """Common base of every input event. ``t`` may be left out when the event goes through a
     :class:`turnfsm.runtime.Session`, which stamps it with session time on arrival; the
     engine itself refuses an event without a time."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     t: float = UNSTAMPED
     ref: Any = None
@@ -91,7 +97,7 @@ class Input:
 # -- audio and voice activity -------------------------------------------------------------
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class AudioPushed(Input):
     """``count`` audio frames of ``duration`` seconds each were pushed at ``t``."""
 
@@ -103,7 +109,7 @@ class AudioPushed(Input):
     skip_stt: bool = False
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class VadStartOfSpeech(Input):
     """The VAD confirmed speech; it began ``speech_duration + inference_duration`` ago."""
 
@@ -115,7 +121,7 @@ class VadStartOfSpeech(Input):
     inference_duration: float = _nn(0.0)
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class VadInferenceDone(Input):
     """One VAD inference window (about 30 ms) was processed. Data only: changes no state."""
 
@@ -130,7 +136,7 @@ class VadInferenceDone(Input):
     inference_duration: float = _nn(0.0)
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class VadEndOfSpeech(Input):
     """The VAD declared the end of speech (``silence_duration + inference_duration`` ago)."""
 
@@ -146,14 +152,14 @@ class VadEndOfSpeech(Input):
 # -- speech to text -------------------------------------------------------------------------
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class SttEvent(Input):
     """Base of STT events (they share the hold/release gate)."""
 
     request_id: str = ""
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class SttTranscript(SttEvent):
     """Base of transcript events. ``start_time``/``end_time`` are STT-stream offsets."""
 
@@ -169,7 +175,7 @@ class SttTranscript(SttEvent):
         metadata={"trace_type": "numbers-or-null"})
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class SttInterim(SttTranscript):
     """A non-final hypothesis."""
 
@@ -177,7 +183,7 @@ class SttInterim(SttTranscript):
     trace_kind = "stt.interim"
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class SttPreflight(SttTranscript):
     """A stable-enough hypothesis usable for preemptive generation."""
 
@@ -185,7 +191,7 @@ class SttPreflight(SttTranscript):
     trace_kind = "stt.preflight"
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class SttFinal(SttTranscript):
     """A final transcript segment."""
 
@@ -193,7 +199,7 @@ class SttFinal(SttTranscript):
     trace_kind = "stt.final"
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class SttStartOfSpeech(SttEvent):
     """The STT detected speech onset (``speech_start_time`` when the provider reports it)."""
 
@@ -203,7 +209,7 @@ class SttStartOfSpeech(SttEvent):
     speech_start_time: float | None = None
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class SttEndOfSpeech(SttEvent):
     """The STT detected the end of speech."""
 
@@ -211,7 +217,7 @@ class SttEndOfSpeech(SttEvent):
     trace_kind = "stt.end_of_speech"
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class SttUsage(SttEvent):
     """Usage report: the turn notes its request id (dropped with no STT attached)."""
 
@@ -224,7 +230,7 @@ class SttUsage(SttEvent):
 # -- adaptive interruption detector ---------------------------------------------------------
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class OverlapVerdict(Input):
     """The interruption detector's verdict on user speech overlapping agent speech."""
 
@@ -242,7 +248,7 @@ class OverlapVerdict(Input):
     num_requests: int = _nn(0)
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class DetectorFailed(Input):
     """The interruption detector's stream failed for good (no more verdicts)."""
 
@@ -255,7 +261,7 @@ class DetectorFailed(Input):
 # -- agent speech and host signals -----------------------------------------------------------
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class AgentSpeechStarted(Input):
     """The agent's audio started playing at ``started_at`` (default ``t``). ``text``: what
     the agent says, when the host knows it (the reply given to text-to-speech); the turn
@@ -269,7 +275,7 @@ class AgentSpeechStarted(Input):
     text: str | None = None
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class AgentSpeechEnded(Input):
     """The agent stopped speaking; held user speech before the ignore bound may be dropped."""
 
@@ -279,7 +285,7 @@ class AgentSpeechEnded(Input):
     ignore_user_transcript_until: float | None = None
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class UserSpeechStarted(Input):
     """The host says user speech started (realtime server VAD, audio-activity interruption)."""
 
@@ -290,7 +296,7 @@ class UserSpeechStarted(Input):
     speech_duration: float = _nn(0.0)
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class UserSpeechEnded(Input):
     """The host says user speech ended; ``interruption`` is the detector's last verdict if known."""
 
@@ -301,7 +307,7 @@ class UserSpeechEnded(Input):
     interruption: bool | None = None
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class OverlapSpeechEnded(Input):
     """The host says an overlap of user and agent speech ended."""
 
@@ -314,7 +320,7 @@ class OverlapSpeechEnded(Input):
 # -- turn control and configuration ----------------------------------------------------------
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class CommitUserTurn(Input):
     """End the user turn now (push-to-talk). The result arrives as a ``CommitResult`` output."""
 
@@ -327,7 +333,7 @@ class CommitUserTurn(Input):
     skip_reply: bool = False
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class ClearUserTurn(Input):
     """Discard the current user turn and restart the STT stream."""
 
@@ -335,7 +341,7 @@ class ClearUserTurn(Input):
     trace_kind = "clear_user_turn"
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class UpdateOptions(Input):
     """Change options mid-session. ``None`` fields are left as they are.
 
@@ -354,7 +360,7 @@ class UpdateOptions(Input):
     user_turn_limit: dict[str, Any] | None = None
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class SetVad(Input):
     """Attach (or restart) / detach the VAD."""
 
@@ -364,7 +370,7 @@ class SetVad(Input):
     enabled: bool
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class SetStt(Input):
     """Attach (or restart) / detach the STT."""
 
@@ -374,7 +380,7 @@ class SetStt(Input):
     enabled: bool
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class SetInterruptionDetection(Input):
     """Attach (or restart) / detach the adaptive interruption detector."""
 
@@ -387,7 +393,7 @@ class SetInterruptionDetection(Input):
 # -- answers to the engine's requests --------------------------------------------------------
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class EouModelAnswered(Input):
     """The end-of-turn model's answer to an ``EouModelRequest`` (same ``request_id``)."""
 
@@ -400,7 +406,7 @@ class EouModelAnswered(Input):
     failed: bool = False
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class EndOfTurnAnswered(Input):
     """The host's answer to an ``EndOfTurn``: accepted, or refused (keep accumulating)."""
 
@@ -409,7 +415,7 @@ class EndOfTurnAnswered(Input):
     accepted: bool = True
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class Close(Input):
     """Close the session: pending decisions are settled, then nothing more is emitted."""
 

@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 
 import attrs
 
+from ._methods import attrs_eq, attrs_hash, attrs_repr
 from .errors import ConfigError
 
 TurnDetection = Literal["vad", "stt", "manual", "realtime_llm", "model"]
@@ -34,9 +35,13 @@ def _duration(v: Any) -> bool:
     return _finite(v) and 0 <= v <= MAX_DURATION
 
 
-@attrs.define(frozen=True, kw_only=True)
+@attrs.define(frozen=True, kw_only=True, repr=False, eq=False)
 class EndpointingOptions:
     """Endpointing settings. ``min_delay``/``max_delay`` are initial values and bounds."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     mode: EndpointingMode = "fixed"
     min_delay: float = 0.5
@@ -103,9 +108,13 @@ def _max_duration(value: Any) -> float | None:
     return _limit(value, "max_duration")
 
 
-@attrs.define(frozen=True, kw_only=True)
+@attrs.define(frozen=True, kw_only=True, repr=False, eq=False)
 class UserTurnLimit:
     """Report when the user's words or speaking time since the agent last spoke reach this."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     max_words: float | None = attrs.field(default=None, converter=_max_words)
     max_duration: float | None = attrs.field(default=None, converter=_max_duration)
@@ -162,12 +171,16 @@ def _pause_margin(v: Any) -> float:
 Bounds = Literal["positive", "non_negative", "count"]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class OptionInfo:
     """What the rest of turnfsm derives from a profile option of :class:`EngineOptions`
     (declared once, as the field's ``metadata["turnfsm"]``): the trace header key of the
     same name (turnfsm's own: the reference's replayer refuses it), checked by ``bounds``;
     the ``listen`` flag; the tuning grid's entry. Read with :func:`profile_options`."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     flag: str  # the ``listen`` flag (its dest is the option's name)
     metavar: str
@@ -190,9 +203,13 @@ def turn_detection(v: Any) -> TurnDetection | None:
     return v  # type: ignore[no-any-return]
 
 
-@attrs.define(frozen=True, kw_only=True)
+@attrs.define(frozen=True, kw_only=True, repr=False, eq=False)
 class EngineOptions:
     """Options of one session (see the README for each)."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     turn_detection: TurnDetection | None = attrs.field(default=None, converter=turn_detection)
     endpointing: EndpointingOptions = attrs.field(factory=EndpointingOptions)

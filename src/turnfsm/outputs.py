@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import attrs
 
+from ._methods import attrs_eq, attrs_hash, attrs_repr
+
 TranscriptType = Literal["interim", "preflight", "final"]
 CommitStatus = Literal["ok", "cancelled"]
 DropReason = Literal["clear_user_turn", "backchannel_trim", "stream_reset", "closed",
@@ -25,9 +27,13 @@ DelayReason = Literal["min_delay", "max_delay", "session_pauses"]
 # -- decision records: why the engine decided what it did ---------------------------------
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class ModelVerdict:
     """What the end-of-turn model said for one decision."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     language: str | None
     supported: bool
@@ -39,7 +45,7 @@ class ModelVerdict:
     cue: str | None = None  # the built-in rules: what they read ("an address still open")
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class DecisionRecord:
     """Why an end of turn was delivered when it was ("why did this turn end?").
 
@@ -54,6 +60,10 @@ class DecisionRecord:
     pauses lengthened the wait: ``session_pause`` is the longest remembered one (the delay is
     it plus ``pause_margin``, at most ``max_delay``).
     """
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     trigger: TriggerKind
     anchor: float | None
@@ -112,9 +122,13 @@ class DecisionRecord:
                 f"{when}")
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class InterruptionRecord:
     """What the detector's interruption verdict was based on."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     probability: float
     overlap_started_at: float | None
@@ -130,9 +144,13 @@ class InterruptionRecord:
     words: int | None = None  # how many words the utterance had (source "words")
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class DropRecord:
     """Which rule discarded a transcript, and the times it compared."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     rule: str  # the spec id of the rule or defect fix
     detail: str
@@ -140,14 +158,18 @@ class DropRecord:
     window: float | None = None  # the ignore window it was compared with
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class Output:
     """Common base of every output."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     t: float
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class StartOfSpeech(Output):
     """The user started speaking (``ref`` of the VAD event, or None when the STT said so)."""
 
@@ -155,21 +177,21 @@ class StartOfSpeech(Output):
     speech_start_time: float
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class VadInference(Output):
     """A VAD inference window was forwarded to the host."""
 
     ref: Any
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class EndOfSpeech(Output):
     """The user stopped speaking (``ref`` None when not caused by a VAD event)."""
 
     ref: Any
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class Transcript(Output):
     """A transcript reported to the host: ``type`` is interim, preflight or final."""
 
@@ -183,7 +205,7 @@ class Transcript(Output):
     speaking: bool | None
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class PreemptiveGeneration(Output):
     """The host may start generating a reply to ``new_transcript`` now."""
 
@@ -192,7 +214,7 @@ class PreemptiveGeneration(Output):
     started_speaking_at: float | None
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class EndOfTurn(Output):
     """The user's turn ended. Answer with ``EndOfTurnAnswered`` (accepted or not).
 
@@ -212,7 +234,7 @@ class EndOfTurn(Output):
     stt_request_ids: tuple[str, ...] = ()
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class Interruption(Output):
     """The detector judged the overlapping user speech an interruption."""
 
@@ -223,7 +245,7 @@ class Interruption(Output):
     record: InterruptionRecord | None = None
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class UserTurnExceeded(Output):
     """The user's words or speaking time since the agent last spoke reached a limit."""
 
@@ -233,12 +255,12 @@ class UserTurnExceeded(Output):
     duration: float
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class ConversationRequested(Output):
     """The engine consulted the conversation history (before an end-of-turn attempt)."""
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class DetectorSignal(Output):
     """A control signal for the interruption detector stream."""
 
@@ -248,12 +270,12 @@ class DetectorSignal(Output):
     ended_at: float | None = None
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class BoundaryExpired(Output):
     """The start backchannel boundary of the current agent speech expired."""
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class AudioFlushRequested(Output):
     """Push ``frames`` silent frames of ``frame_duration`` seconds to the STT (commit flush)."""
 
@@ -261,7 +283,7 @@ class AudioFlushRequested(Output):
     frame_duration: float
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class CommitResult(Output):
     """A ``CommitUserTurn`` completed: ``ok`` with the committed transcript, or ``cancelled``."""
 
@@ -270,7 +292,7 @@ class CommitResult(Output):
     transcript: str | None = None
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class EouModelRequest(Output):
     """Ask the end-of-turn model: answer with ``EouModelAnswered`` (same ``request_id``).
     ``agent_text``: what the agent said last, when the host told (a model that reads the
@@ -285,7 +307,7 @@ class EouModelRequest(Output):
     word_confidences: tuple[float | None, ...] = ()
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class UserTurnOpened(Output):
     """The engine's user turn opened (its first sign: a start or end of speech, a wait,
     words after a dropped backchannel, speech going on through a clear); ``started_at``: the
@@ -295,7 +317,7 @@ class UserTurnOpened(Output):
     started_at: float
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class UserTurnDropped(Output):
     """The open user turn was no turn: a backchannel the default profile dropped (its
     ``TranscriptDropped``, reason ``backchannel``, comes first); no ``EndOfTurn`` comes of
@@ -304,7 +326,7 @@ class UserTurnDropped(Output):
     reason: Literal["backchannel"] = "backchannel"
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class WaitCancelled(Output):
     """The pending end-of-turn wait ``wait_id`` (an ``EouModelRequest``'s ``request_id`` when
     the model was asked) was cancelled: new speech, a clear, or a decision dropped by a mode
@@ -314,7 +336,7 @@ class WaitCancelled(Output):
     wait_id: int
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class InputDropped(Output):
     """An input had nowhere to go (its component is not attached or has failed)."""
 
@@ -322,7 +344,7 @@ class InputDropped(Output):
     reason: InputDropReason
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class TranscriptHeld(Output):
     """A user transcript is held by the gate (the agent speaks, or an utterance begun over
     it is being judged): it is reported later as a ``Transcript`` with the same ``ref``
@@ -334,7 +356,7 @@ class TranscriptHeld(Output):
     text: str
 
 
-@attrs.define(frozen=True, kw_only=True, slots=True)
+@attrs.define(frozen=True, kw_only=True, slots=True, repr=False, eq=False)
 class TranscriptDropped(Output):
     """A user transcript was discarded under a documented rule (``reason``)."""
 

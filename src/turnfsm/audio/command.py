@@ -81,6 +81,8 @@ def engine_changes(args: argparse.Namespace, profile: Any, stereo: bool,
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before the work, output files that could not be written."""
     from ..outfiles import check_output_file
+    if len(args.wav) > 1:
+        return _check_output_dirs(args)
     if args.output:
         check_output_file(args.output, "-o")
     if args.out_trace:
@@ -123,24 +125,116 @@ def run_options(args: argparse.Namespace, profile: Profile, profile_name: str,
                          profile=_trace_profile(profile_name))
 
 
+def wav_inputs(given: list[str]) -> list[str]:
+    """The WAV files ``listen`` runs, in order: each file given, each folder's ``.wav``
+    files (sorted by name); ``-`` (standard input) only alone."""
+    if "-" in given:
+        if len(given) > 1:
+            raise TurnFsmError("`-` (standard input, live) runs alone: give it without files")
+        return given
+    out: list[str] = []
+    for g in given:
+        p = Path(g)
+        if p.is_dir():
+            found = sorted(str(x) for x in p.iterdir()
+                           if x.suffix.lower() == ".wav" and x.is_file())
+            if not found:
+                raise TurnFsmError(f"{g}: a folder with no .wav files in it")
+            out += found
+        else:
+            out.append(g)
+    return out
+
+
+def words_file(words: str | None, wav: str) -> str | None:
+    """The timed words of ``wav``: ``--words``' file, or with ``--words auto`` the file's
+    ``NAME.words.json`` beside it if there is one (None: no transcripts)."""
+    if words != "auto":
+        return words
+    side = Path(wav).with_suffix(".words.json")
+    return str(side) if side.is_file() else None
+
+
+#: what each output flag writes per file when ``listen`` runs several (into its folder)
+_PER_FILE = {"output": ".jsonl", "out_trace": ".trace.jsonl", "plot": ".png"}
+
+
+def _check_output_dirs(args: argparse.Namespace) -> None:
+    """With several files each output flag names a folder (made if missing); two files of
+    the same name would write the same outputs."""
+    from ..outfiles import check_output_dir
+    flags = {"output": "-o", "out_trace": "--out-trace", "plot": "--plot"}
+    given = [k for k in _PER_FILE if getattr(args, k)]
+    for k in given:
+        check_output_dir(getattr(args, k), flags[k])
+    if getattr(args, "reference_trace", False) and not args.out_trace:
+        raise TurnFsmError("--reference-trace says how to write --out-trace: give "
+                           "--out-trace FOLDER too")
+    if args.plot:
+        import importlib.util
+        if importlib.util.find_spec("matplotlib") is None:
+            raise TurnFsmError("--plot needs matplotlib: pip install 'turnfsm[plot]'")
+    dirs = [Path(getattr(args, k)).resolve() for k in given]
+    if len(set(dirs)) < len(dirs):
+        raise TurnFsmError("-o, --out-trace and --plot must name different folders")
+    if given:
+        seen: dict[str, str] = {}
+        for w in args.wav:
+            stem = Path(w).stem
+            if stem in seen:
+                raise TurnFsmError(f"{seen[stem]} and {w} have the same name: their outputs "
+                                   "would overwrite each other in one folder")
+            seen[stem] = w
+
+
 def _listen(args: argparse.Namespace) -> int:
+    args.wav = wav_inputs(args.wav)
+    _check_outputs(args)
+    if len(args.wav) == 1:
+        return _listen_file(args, args.wav[0])
+    if args.words not in (None, "auto"):
+        raise TurnFsmError(f"--words {args.words} is one file's words: with several WAV "
+                           "files give --words auto (each file's NAME.words.json beside it)")
+    failed = 0
+    for k, wav in enumerate(args.wav):
+        one = argparse.Namespace(**vars(args))
+        for flag, suffix in _PER_FILE.items():
+            if getattr(args, flag):
+                Path(getattr(args, flag)).mkdir(parents=True, exist_ok=True)
+                setattr(one, flag, str(Path(getattr(args, flag)) / (Path(wav).stem + suffix)))
+        if k and not args.quiet:
+            sys.stdout.write("\n")
+        try:
+            _listen_file(one, wav)
+        except TurnFsmError as e:  # the next files still run; the exit code says it
+            msg = one_line(e)
+            print(f"turnfsm listen: {msg if wav in msg else f'{wav}: {msg}'}",
+                  file=sys.stderr)
+            failed += 1
+    if failed:
+        print(f"turnfsm listen: {failed} of {len(args.wav)} files failed", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _listen_file(args: argparse.Namespace, wav: str) -> int:
+    """Run one WAV file (or ``-``): ``args``' outputs are this file's."""
     from ..core import read_chart
     from ..replay.timeline import TimelineObserver
 
-    _check_outputs(args)
-    if args.wav == "-" and getattr(args, "eou_model", "rules") == "smart-turn":
+    if wav == "-" and getattr(args, "eou_model", "rules") == "smart-turn":
         raise TurnFsmError("--eou-model smart-turn reads a WAV file, not a live stream")
-    if args.wav == "-":  # live: a WAV stream or raw 16 kHz 16-bit mono PCM
-        stream = WavStream(sys.stdin.buffer, "<stdin>", raw=None)
-    else:
-        stream = WavStream(args.wav)
+    # live: a WAV stream or raw 16 kHz 16-bit mono PCM
+    stream = (WavStream(sys.stdin.buffer, "<stdin>", raw=None) if wav == "-" else
+              WavStream(wav))
+    if wav != "-":
+        args.words = words_file(args.words, wav)
     profile = get_profile(args.profile)
     opts = run_options(args, profile, args.profile, stream.channels > 1)
     engine = opts.engine
     chart = read_chart(args.chart) if args.chart else None
     words = read_words(args.words) if args.words else None
     agent_words = read_words(args.words, "agent") if args.words else None
-    if args.wav == "-":
+    if wav == "-":
         from .live import listen_live
         return listen_live(args, stream, opts, profile, chart)
     bar = Progress((stream.duration or 0.0) > 5.0)

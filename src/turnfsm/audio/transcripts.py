@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .._methods import attrs_eq, attrs_hash, attrs_repr
 from .vad import Segment
 from .wav import RATE, AudioError
 
@@ -39,9 +40,13 @@ MAX_WORD_TIME = 86_400.0
 MAX_INTERIMS = 600
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class Word:
     """A timed word of the user, and its language when the sidecar gives one."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     word: str
     start: float

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
+from .._methods import attrs_repr
 from ..errors import TurnFsmError
 
 if TYPE_CHECKING:
@@ -38,9 +39,11 @@ class AudioError(TurnFsmError):
     """An audio file cannot be used (not a PCM WAV, unsupported, unreadable)."""
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class Audio:
     """Decoded audio: float32 samples in [-1, 1], one row per channel, at :data:`RATE`."""
+
+    __repr__ = attrs_repr
 
     path: str
     samples: np.ndarray  # shape (channels, n)

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import attrs
 
+from .._methods import attrs_eq, attrs_hash, attrs_repr
+
 EventKind = Literal["input", "data", "timer", "internal"]
 
 
@@ -24,13 +26,17 @@ LITERALS = ("in", "option")
 _LITERAL = re.compile(r"(in|option)\s*:\s*(\S.*)")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class Guard:
     """A guard literal: ``name`` must be true (or false when ``negated``).
 
     ``name`` is a registered guard's name, or one of the literals, written canonically:
     ``in: REGION.STATE`` (the region is in that state) and ``option: NAME`` (a boolean
     option is on) or ``option: NAME == VALUE`` (an option has that value)."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     name: str
     negated: bool = False
@@ -87,9 +93,13 @@ def guard_term(term: Any) -> Guard | None:
     return Guard(name, neg)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class Transition:
     """One transition of a region (``dest`` None = stay, an internal transition)."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     region: str
     event: str
@@ -100,9 +110,13 @@ class Transition:
     line: int
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class Region:
     """A parallel region: its states, initial state and doc strings."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     name: str
     initial: str
@@ -116,11 +130,15 @@ class Region:
     seam: bool = False
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class EventSpec:
     """A declared event: ``kind`` is input, data, timer or internal; ``payload`` names the
     class of what the event carries (the input class for input and data events); ``after``
     (internal events) is its declared place in the internal queue."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     name: str
     kind: EventKind
@@ -133,9 +151,13 @@ class EventSpec:
     after: int = 0
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class Chart:
     """A validated chart: regions in dispatch order, events, transitions."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     source: str
     regions: tuple[Region, ...]

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from .._methods import attrs_eq, attrs_hash, attrs_repr
 from ..chart import Chart
 from .registry import RULES, ActionFn, GuardFn, Registry
 
@@ -85,9 +86,13 @@ def _tree(cands: list[tuple[dict[GuardFn, bool], tuple[ActionFn, ...], int | Non
     return (g, _tree(yes), _tree(no))
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class Compiled:
     """A chart compiled for dispatch (immutable: copies share it)."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Compiled:
         return self

@@ -54,6 +54,7 @@ import attrs
 
 from .. import events as ev
 from .. import outputs as out
+from .._methods import attrs_eq, attrs_hash, attrs_repr
 from ..chart import Chart
 from ..errors import ChartError, ConfigError, EngineFailed, InputError, TurnFsmError
 from ..options import EngineOptions
@@ -85,9 +86,13 @@ _NUM = (float, int)
 _MAX = ev.MAX_NUMBER
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class StepRecord:
     """What one engine step did: for observers (timelines, telemetry, plots)."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     index: int
     t: float  # session time at the end of the step

@@ -54,8 +54,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
-from importlib import resources
 
 TERMINAL = ".?!"
 UNFINISHED_PUNCTUATION = ",;:-\u2014\u2026"
@@ -73,7 +73,10 @@ def normalize(text: str) -> str:
 
 
 def _data(name: str) -> object:
-    return json.loads((resources.files("turnfsm.core") / name).read_text(encoding="utf-8"))
+    """A JSON data file of this package folder (read beside this module, as
+    ``importlib.resources`` would for a package installed as files, without its imports)."""
+    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as f:
+        return json.load(f)
 
 
 def load_words() -> dict[str, frozenset[str]]:

@@ -23,12 +23,12 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from .._methods import attrs_eq, attrs_hash, attrs_repr
 from ..chart import Chart, loader
 from ..chart.overlay import compose
 from ..errors import ChartError, ConfigError
@@ -45,9 +45,13 @@ MAX_BASE_DEPTH = 8
 _KEYS = {"profile", "base", "doc", "options", "chart", "judges_speech_over_agent"}
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class Profile:
     """A behaviour: the chart it runs and the option defaults it sets."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     name: str
     chart: Chart
@@ -173,7 +177,7 @@ def _packaged(name: str) -> Profile:
                        "the livekit-agents 1.5.12 recogniser minus its defects", str(path),
                        chart_doc=loader.parse_yaml(loader.read_text_file(path, "chart"),
                                                    str(path)))
-    return read_profile(Path(str(resources.files("turnfsm") / "profiles" / f"{name}.yaml")))
+    return read_profile(loader.packaged_dir() / "profiles" / f"{name}.yaml")
 
 
 def get_profile(profile: str | Profile | os.PathLike[str] | None = None, *,

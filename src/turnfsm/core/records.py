@@ -13,13 +13,18 @@ from typing import Any, Literal
 
 import attrs
 
+from .._methods import attrs_eq, attrs_hash, attrs_repr
 from ..outputs import ModelVerdict, TriggerKind
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, repr=False, eq=False)
 class TurnData:
     """What the current user turn has accumulated; replaced whole when it is delivered or
     cleared (D36: no interim or preflight text survives a delivered turn)."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable
 
     transcript: str = ""  # accumulated finals
     interim: str = ""  # the latest interim (or preflight) text
@@ -51,18 +56,26 @@ class TurnData:
         return self.transcript
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, repr=False, eq=False)
 class LimitTracker:
     """The user's words and speaking time since the agent last spoke (user_turn_limit)."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable
 
     words: int = 0
     transcript: str = ""
     started_at: float | None = None
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, repr=False, eq=False)
 class Wait:
     """The pending end-of-turn decision: its anchor and what it will report."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable
 
     wait_id: int
     anchor: float | None
@@ -92,9 +105,13 @@ class Wait:
     session_pause: float | None = None
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, repr=False, eq=False)
 class Commit:
     """A commit request (``CommitUserTurn``); how far it got is region commit_result."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable
 
     cid: int
     ref: Any
@@ -104,51 +121,75 @@ class Commit:
 # -- payloads of internal events ---------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class Trigger:
     """Payload of ``eou_trigger``: who asks for an end-of-turn decision."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     kind: TriggerKind = "final_transcript"
     skip_reply: bool = False
     manual: bool = False  # a commit asks: the end-of-turn model does not apply (D18)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False, eq=False)
 class SpeechStart:
     """Payload of ``feedback_started``: the engine's own report that user speech started
     (the host signal ``UserSpeechStarted`` the reference feeds back to itself)."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     started_at: float | None
     speech_duration: float = 0.0
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False, eq=False)
 class SpeechEnd:
     """Payload of ``feedback_ended``: the engine's own report that user speech ended."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     ended_at: float | None
     interruption: bool | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False, eq=False)
 class FinalSettled:
     """Payload of ``final_settled``: a final was accepted into the turn."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     changed: bool  # the transcript differs from what the last preflight preempted
     commit_waited: bool  # a commit was waiting for this final (it decides, not the final)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class WaitRef:
     """Payload of ``wait_begins`` and ``wait_due_soon``: the wait that raised it (by the
     time the queue reaches it, that wait may have been replaced or cancelled)."""
 
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
+
     wait_id: int
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class CommitOutcome:
     """Payload of ``commit_resolved`` and ``commit_cancelled``: the result to report."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     ref: Any
     status: Literal["ok", "cancelled"]

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import attrs
 
 from .. import events as ev
+from .._methods import attrs_eq, attrs_hash, attrs_repr
 from ..chart import Chart
 from ..options import EngineOptions
 from .records import PAYLOADS
@@ -28,9 +29,13 @@ G = TypeVar("G", bound=Callable[..., bool])
 A = TypeVar("A", bound=Callable[..., None])
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class ActionSpec:
     """A registered action and the payload classes it accepts."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     fn: ActionFn
     accepts: tuple[type, ...]

@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import attrs
 
+from .._methods import attrs_eq, attrs_hash, attrs_repr
+
 
 class TimerKind(enum.Enum):
     """What a timer is for; its value is the chart event it fires."""
@@ -32,9 +34,13 @@ class TimerKind(enum.Enum):
     WORDS_OVERDUE = "words_overdue"  # default profile: an awaited verdict's speech went on
 
 
-@attrs.frozen(order=False)
+@attrs.frozen(order=False, repr=False, eq=False)
 class Timer:
     """An armed timer: fires ``kind`` at ``deadline`` unless it is dead by then."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     deadline: float
     seq: int  # arming order within the engine

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, NoReturn, cast
@@ -20,6 +22,7 @@ from typing import Annotated, Any, Literal, NamedTuple, NoReturn, cast
 import attrs
 
 from .. import events as ev
+from .._methods import attrs_eq, attrs_hash, attrs_repr
 from ..errors import TraceError
 from ..events import MAX_NUMBER
 from .header import (
@@ -119,9 +122,13 @@ class TraceInput(NamedTuple):
     fields: dict[str, Any]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False, eq=False)
 class Trace:
     """A parsed trace: header (defaults filled) and inputs."""
+
+    __repr__ = attrs_repr
+    __eq__ = attrs_eq
+    __hash__ = attrs_hash
 
     path: str
     config: dict[str, Any]
@@ -129,10 +136,9 @@ class Trace:
 
 
 def _decode(line: str, path: str, lineno: int) -> Any:
-    """One JSON value (msgspec when it is installed; the standard library decides every case
-    msgspec refuses, so errors and accepted inputs are the same either way)."""
-    if not _loaded:
-        _load_msgspec()
+    """One JSON value (msgspec once it is loaded, see :func:`_load_msgspec`; the standard
+    library decides every case msgspec refuses, so errors and accepted inputs are the same
+    either way)."""
     if _fast_decode is not None:
         try:
             return _fast_decode(line)
@@ -206,7 +212,13 @@ def _raw_blocks(f: Any, path: str, lineno: int) -> Iterator[tuple[int, list[byte
                              path=path, line=lineno + 1)
 
 
-_fast_decode: Any = None  # msgspec's decoders, loaded on first use (_load_msgspec)
+#: A trace of fewer bytes than this is read with the standard library's decoder alone:
+#: importing msgspec costs some 10 ms of CPU, which its faster decoding pays back only from
+#: about 3,000 lines (300 kB; the conformance traces and the packaged example have at most a
+#: few hundred lines). The inputs and errors are the same either way.
+MSGSPEC_MIN_BYTES = 256 * 1024
+
+_fast_decode: Any = None  # msgspec's decoders, loaded for a long trace (_load_msgspec)
 _window_decode: Any = None
 _window_fields: Any = None
 _NOT_A_WINDOW: tuple[type[Exception], ...] = ()
@@ -215,8 +227,9 @@ _loaded = False
 
 def _load_msgspec() -> None:
     """msgspec's decoders (a faster decoder, about 8x on trace lines, and the typed decoder
-    of window lines), imported when a trace is first read: a command that reads none does
-    not pay for the import."""
+    of window lines), imported when a trace of at least :data:`MSGSPEC_MIN_BYTES` is first
+    read (see :func:`_for_size`): a command that reads none, or only short ones, does not
+    pay for the import. Once loaded, every trace read is decoded with them."""
     global _fast_decode, _window_decode, _window_fields, _NOT_A_WINDOW, _loaded
     if _loaded:
         return
@@ -243,6 +256,14 @@ def _load_msgspec() -> None:
     _window_decode = msgspec.json.Decoder(window_line).decode
     _window_fields = msgspec.structs.asdict
     _NOT_A_WINDOW = (msgspec.ValidationError, msgspec.DecodeError)
+
+
+def _for_size(size: int | None) -> None:
+    """Load msgspec's decoders (:func:`_load_msgspec`) for a trace of ``size`` bytes still to
+    read (None: unknown, such as a pipe's) unless it is shorter than
+    :data:`MSGSPEC_MIN_BYTES`."""
+    if not _loaded and (size is None or size >= MSGSPEC_MIN_BYTES):
+        _load_msgspec()
 
 
 _INF = math.inf
@@ -417,9 +438,14 @@ class TraceStream:
 
     def items(self) -> Iterator[TraceInput | tuple[int, Any]]:
         """The inputs, a VAD window line as ``(line number, window)`` (the typed decoder's
-        checked struct: ``t``, ``raw_accumulated_speech``, ...; the replay's hot path),
-        every other line as a :class:`TraceInput`."""
-        _load_msgspec()
+        checked struct: ``t``, ``raw_accumulated_speech``, ...; the replay's hot path, taken
+        once msgspec is loaded: a long trace), every other line as a :class:`TraceInput`."""
+        try:
+            st = os.fstat(self._f.fileno())
+            left = st.st_size - self._f.tell() if stat.S_ISREG(st.st_mode) else None
+        except (OSError, ValueError):
+            left = None
+        _for_size(left)
         inputs = _Inputs(self.path)
         check = inputs.check
         path = self.path
@@ -494,6 +520,7 @@ def parse_trace(text: str, path: str = "<trace>") -> Trace:
     first: str | None = lines[0] if lines else None
     if first is not None and not first.strip():
         first = None
+    _for_size(len(text))
     cfg = _header(first, path)
     check = _Inputs(path).check
     inputs = tuple(check(i, _decode(line, path, i))

@@ -149,7 +149,7 @@ def run_output(path: str, args: argparse.Namespace) -> SessionRun:
 def run_wav(args: argparse.Namespace) -> SessionRun:
     """Run a WAV file as ``turnfsm listen`` does, keeping the step records; then read it
     again for the page's envelope and audio (block by block: memory stays flat)."""
-    from ..audio.command import run_options
+    from ..audio.command import run_options, words_file
     from ..audio.listen import stream_trace
     from ..audio.transcripts import read_words
     from ..audio.wav import WavStream
@@ -157,6 +157,7 @@ def run_wav(args: argparse.Namespace) -> SessionRun:
     from ..profile_cache import profile as get_profile
     from ..replay.replay import Replay
     stream = WavStream(args.session)
+    args.words = words_file(args.words, args.session)
     profile_name = args.profile or "default"
     profile = get_profile(profile_name)
     opts = run_options(args, profile, profile_name, stream.channels > 1)
