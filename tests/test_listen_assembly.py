@@ -99,3 +99,30 @@ def test_a_long_16_bit_file_goes_through_numpy_with_the_same_trace(
     long, _ = stream_trace(WavStream(wav), opts)
     assert set(calls) == {"push"}
     assert trace_lines(long) == trace_lines(short)
+
+
+def test_models_are_reused_across_files_with_the_same_traces(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files read one after another in a process reuse the VAD models the earlier ones
+    loaded (no model loaded after the first file), and each trace is the one fresh models
+    give, whatever was heard before."""
+    import turnfsm.audio.listen as listen
+    a = ROOT / "examples" / "dialogues" / "07_backchannel_late.wav"
+    b = ROOT / "examples" / "dialogues" / "14_noisy_hesitation_1000ms.wav"
+    opts = ListenOptions(engine=EngineOptions(stt=False, interruption_detection=True))
+    monkeypatch.setattr(listen, "_IDLE", [])
+    fresh = {}
+    for wav in (a, b):
+        listen._IDLE.clear()
+        fresh[wav] = trace_lines(stream_trace(WavStream(wav), opts)[0])
+    loaded: list[object] = []
+    real = listen.SileroVad
+
+    def counting() -> object:
+        loaded.append(1)
+        return real()
+    monkeypatch.setattr(listen, "SileroVad", counting)
+    for wav in (b, a, b):
+        assert trace_lines(stream_trace(WavStream(wav), opts)[0]) == fresh[wav]
+        assert trace_lines(build_trace(read_wav(wav), opts)) == fresh[wav]
+    assert loaded == [] and len(listen._IDLE) == 2

@@ -151,7 +151,10 @@ def build_trace(audio: Audio, options: ListenOptions | None = None, *,
     reads the user's channel, then the agent's; ``agent_words``: the agent's timed words,
     what it says, on its speech starts)."""
     o = options or ListenOptions()
-    model = vad or SileroVad()
+    own: SileroVad | None = None
+    if vad is None:
+        vad = own = _model()
+    model = vad
 
     def step(what: str) -> Callable[[float], None] | None:
         return None if progress is None else (lambda f: progress(what, f))
@@ -160,6 +163,8 @@ def build_trace(audio: Audio, options: ListenOptions | None = None, *,
     if audio.channels > 1:  # the agent's speech segments alone are used: no window lines
         agent_segs = segments(list(vad_lines(audio.int16(1), model, o.vad,
                                              progress=step("agent VAD"), window_lines=False)))
+    if own is not None:
+        _IDLE.append(own)
     return _assemble(audio.path, o, user, agent_segs, words,
                      (lambda: audio.samples[0]), step("Whisper"), whisper, agent_words)
 
@@ -175,7 +180,8 @@ def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
     the same trace as :func:`build_trace` on the same samples."""
     o = options or ListenOptions()
     # the agent's channel gives its speech segments alone: no line per window
-    vads = [VadStream(SileroVad(), o.vad, window_lines=c == 0) for c in range(stream.channels)]
+    models = [_model() for _ in range(stream.channels)]
+    vads = [VadStream(m, o.vad, window_lines=c == 0) for c, m in enumerate(models)]
     user: list[dict[str, Any]] = []
     agent: list[Segment] = []
     agent_open: float | None = None
@@ -194,6 +200,7 @@ def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
         user += vads[0].close()
         if len(vads) > 1:
             close_segments(vads[1].close(), agent, agent_open)
+        _IDLE.extend(models)
         trace = _assemble(stream.path, o, user, agent if len(vads) > 1 else None, words,
                           _no_samples, None, whisper, agent_words)
         return trace, None
@@ -212,6 +219,7 @@ def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
     user += vads[0].close()
     if len(vads) > 1:
         close_segments(vads[1].close(), agent, agent_open)
+    _IDLE.extend(models)
     samples = (np.concatenate(keep, axis=1) if keep else
                np.zeros((stream.channels if keep_audio else 1, 0), np.float32))
     audio = Audio(stream.path, samples, stream.source_rate) if keep_audio else None
@@ -220,6 +228,20 @@ def stream_trace(stream: WavStream, options: ListenOptions | None = None, *,
                       None if progress is None else (lambda f: progress("Whisper", f)),
                       whisper, agent_words)
     return trace, audio
+
+
+#: VAD models done with (a process that reads several files loads one per channel once:
+#: loading costs about 0.7 ms of CPU, a reset nothing; a stream resets the model it is
+#: given, so a reused model hears what a new one would)
+_IDLE: list[SileroVad] = []
+
+
+def _model() -> SileroVad:
+    """A VAD model: one done with, else a new one."""
+    try:
+        return _IDLE.pop()
+    except IndexError:
+        return SileroVad()
 
 
 def _no_samples() -> np.ndarray:
