@@ -533,3 +533,17 @@ def test_listen_of_several_files_refuses_before_the_work(argv: list[str], needle
     assert needle.format(**fill) in captured.err and captured.err.count("\n") == 1, \
         captured.err
     assert captured.out == ""
+
+
+def test_quiet_listen_writes_what_the_timeline_run_writes(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    """listen -q (no step observed: nothing reads the steps) writes the same -o as the run
+    that prints its timeline."""
+    wav = DIALOGUES / "09_barge_in_middle.wav"
+    words = ["--words", "auto"]
+    assert main(["listen", str(wav), *words, "-o", str(tmp_path / "a.jsonl")]) == 0
+    assert "END OF TURN" in capsys.readouterr().out
+    assert main(["listen", str(wav), *words, "-q", "-o", str(tmp_path / "b.jsonl")]) == 0
+    assert capsys.readouterr().out == ""
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()

@@ -262,8 +262,9 @@ def _listen_file(args: argparse.Namespace, wav: str) -> int:
     if not args.realtime and engine.turn_detection != "model":
         # the direct replay (the same outputs as a Session's; no event loop to start)
         from ..replay.replay import Replay
+        # (-q without --plot: nothing reads the steps, so none is observed)
         direct = Replay(trace, diagnostics=args.diagnostics, chart=chart, profile=profile,
-                        observer=observe if args.plot else timeline)
+                        observer=observe if args.plot else None if args.quiet else timeline)
         lines = direct.run()
         return _finish(args, trace, lines, records, audio, head, timeline)
     from ..runtime.model import RuleBasedModel
