@@ -308,8 +308,7 @@ def _check(args: argparse.Namespace) -> int:
             chart = get_profile(args.profile).chart
         elif args.chart:
             chart = read_chart(args.chart)
-        else:  # the packaged states.yaml: the livekit profile's chart, cached built (the
-            # cache is rebuilt, so the file checked again, whenever it changes)
+        else:  # states.yaml, as the livekit profile's cache holds it (rebuilt if it changed)
             from .profile_cache import packaged_profile
             chart = packaged_profile("livekit").chart
     except TurnFsmError as e:
@@ -589,8 +588,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> NoReturn:
-    """The ``turnfsm`` command: :func:`main`, then exit, the live objects frozen out of the
-    cyclic collector (its passes at exit walked some 24,000 to free nothing: 14 ms)."""
+    """``turnfsm``: :func:`main`, then exit with the live objects frozen out of the cyclic
+    collector (its passes at exit walked some 24,000 objects to free nothing: 14 ms)."""
     rc = main()
     gc.freeze()
     sys.exit(rc)
