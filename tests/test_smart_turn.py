@@ -144,3 +144,79 @@ def test_view_with_smart_turn_draws_the_fused_models_decisions(
                         "smart-turn", "-o", str(page))
     assert code == 0, err
     assert "threshold 0.5 (en)" in page.read_text(encoding="utf-8")
+
+
+def test_live_turn_audio_keeps_what_a_recordings_turn_audio_gives() -> None:
+    """Fed a stream block by block (of any size, some longer than its ring), the live turn
+    audio gives at every time what the whole recording's gives (the turn from 0.5 s before
+    its first speech, the last 8 s) from a ring of 9 s."""
+    from types import SimpleNamespace
+
+    from turnfsm import outputs as out
+    rng = np.random.default_rng(3)
+    samples = rng.standard_normal(16000 * 30).astype(np.float32)
+    whole, live = st.TurnAudio(samples), st.LiveTurnAudio()
+    onset = SimpleNamespace(outputs=(out.StartOfSpeech(t=2.1, ref=None, speech_start_time=1.9),))
+    for rec in (whole, live):
+        rec(onset)
+    pos = 0
+    assert live.samples.size == 9 * 16000
+    for size in [*rng.integers(100, 9000, size=300), 200_000, *rng.integers(1, 600, size=50)]:
+        live.hear(samples[pos:pos + size])
+        pos += int(size)
+        now = pos / 16000
+        got, want = live.until(now), whole.until(now)
+        assert got is not None and want is not None
+        assert np.array_equal(got, want), now
+        if pos >= samples.size:
+            break
+    for rec in (whole, live):
+        rec(SimpleNamespace(outputs=(out.EndOfTurn(
+            t=now, new_transcript="", transcript_confidence=0.0, skip_reply=False,
+            started_speaking_at=None, stopped_speaking_at=None, transcription_delay=None,
+            end_of_turn_delay=None),)))
+    assert live.until(now) is None
+
+
+@needs_model
+@pytest.mark.slow  # Whisper's model and Smart Turn's, loaded in this process: a few seconds
+def test_listen_live_with_smart_turn_hears_what_the_file_run_hears(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """`listen - --eou-model smart-turn` (a stream on standard input, Whisper's words) asks
+    the fused model, which hears the turn's audio as the recording gives it at the request's
+    time, and writes a trace whose replay is byte for byte its outputs (the model's answers
+    and its threshold 0.5 in the trace's header)."""
+    pytest.importorskip("faster_whisper")
+    import io
+    import sys
+
+    from turnfsm.audio.wav import read_wav
+    from turnfsm.cli import main
+    wav = ROOT / "examples" / "audio" / "hesitation.wav"
+    samples = read_wav(wav).samples[0]
+    heard: list[np.ndarray] = []
+    real = st.SmartTurn.probability
+
+    def spy(self: st.SmartTurn, audio: np.ndarray) -> float:
+        heard.append(audio.copy())
+        return real(self, audio)
+    monkeypatch.setattr(st.SmartTurn, "probability", spy)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(wav.read_bytes())))
+    out, trace = tmp_path / "o.jsonl", tmp_path / "t.jsonl"
+    assert main(["listen", "-", "--asr", "whisper", "--eou-model", "smart-turn",
+                 "--diagnostics", "-o", str(out), "--out-trace", str(trace)]) == 0
+    text = capsys.readouterr().out
+    assert text.count("host model answers") == 2 and "threshold=0.5" in text
+    asked = [json.loads(x)["t"] for x in out.read_text().splitlines()
+             if '"method": "predict_end_of_turn"' in x]
+    assert len(heard) == len(asked) == 2
+    starts = [0.272, 3.056]  # the turns' first speech (the timeline's "spoke" spans)
+    for audio, t, s in zip(heard, asked, starts, strict=True):
+        a, b = round((s - st.PRE_SPEECH) * 16000), round(t * 16000)
+        assert np.array_equal(audio, samples[max(0, a, b - 8 * 16000):b])
+    header = json.loads(trace.read_text().splitlines()[0])
+    assert header["turn_detector"]["unlikely_threshold"] == 0.5
+    replayed = tmp_path / "r.jsonl"
+    assert main(["replay", str(trace), "-o", str(replayed)]) == 0
+    assert replayed.read_bytes() == out.read_bytes()

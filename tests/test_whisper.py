@@ -124,3 +124,24 @@ def test_en09_s_price_read_in_two_parts_gives_two_finals() -> None:
     got = shared_whisper().transcribe_spans_words(audio.samples[0], spans)
     assert len(got) == 2 and all(text for text, _p in got), got
     assert "200" in got[0][0] and "50" in got[1][0]
+
+
+@pytest.mark.slow
+def test_a_live_runs_trace_reruns_its_end_of_turn_model(tmp_path: Path) -> None:
+    """`listen - --turn-detection model` (the built-in rules answering live) writes a trace
+    whose header holds the rules' answers and their threshold 0.3, so `replay` gives its
+    outputs byte for byte."""
+    import json
+    wav = ROOT / "examples" / "audio" / "hesitation.wav"
+    out, trace, again = tmp_path / "o.jsonl", tmp_path / "t.jsonl", tmp_path / "r.jsonl"
+    p = subprocess.run([sys.executable, "-m", "turnfsm.cli", "listen", "-", "-q", "--asr",
+                        "whisper", "--turn-detection", "model", "-o", str(out),
+                        "--out-trace", str(trace)], input=wav.read_bytes(),
+                       capture_output=True, env=ENV, timeout=120)
+    assert p.returncode == 0, p.stderr
+    detector = json.loads(trace.read_text().splitlines()[0])["turn_detector"]
+    assert detector["unlikely_threshold"] == 0.3 and len(detector["probabilities"]) == 2
+    p = subprocess.run([sys.executable, "-m", "turnfsm.cli", "replay", str(trace), "-o",
+                        str(again)], capture_output=True, env=ENV, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert again.read_bytes() == out.read_bytes()

@@ -221,8 +221,6 @@ def _listen_file(args: argparse.Namespace, wav: str) -> int:
     from ..core import read_chart
     from ..replay.timeline import TimelineObserver
 
-    if wav == "-" and getattr(args, "eou_model", "rules") == "smart-turn":
-        raise TurnFsmError("--eou-model smart-turn reads a WAV file, not a live stream")
     # live: a WAV stream or raw 16 kHz 16-bit mono PCM
     stream = (WavStream(sys.stdin.buffer, "<stdin>", raw=None) if wav == "-" else
               WavStream(wav))

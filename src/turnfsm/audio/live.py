@@ -84,6 +84,7 @@ class LiveInputs:
         self._judging: tuple[float, float | None] | None = None
         self._kept: list[np.ndarray] = []  # the user's recent audio (for Whisper)
         self._kept_from = 0  # its first sample
+        self.hear: Any = None  # given the user's audio as it comes (an audio model's ears)
 
     # -- the lines ------------------------------------------------------------------------
 
@@ -222,6 +223,8 @@ class LiveInputs:
             now = vads[0].time
             if self.whisper is not None and block is not None:
                 self._keep(block[0], now)
+            if self.hear is not None and block is not None:
+                self.hear(block[0])
             for x in agent:
                 self._agent(x)
             for x in user:
@@ -245,10 +248,12 @@ class _LiveReplay(Replay):
     waited for on the wall clock (when the audio came in real time); a live end-of-turn
     model (``--turn-detection model``) answers from the transcript."""
 
-    def __init__(self, inputs: LiveInputs, *, model_fn: Any = None, **kw: Any) -> None:
+    def __init__(self, inputs: LiveInputs, *, model_fn: Any = None,
+                 threshold: float | None = None, **kw: Any) -> None:
         super().__init__(inputs, **kw)  # type: ignore[arg-type]
         self.inputs = inputs
         self.model_fn = model_fn
+        self.threshold = threshold  # the model's unlikely threshold
         self.model_answers: list[float] = []
         self._req: Any = None  # the model request being answered
         if model_fn is not None:
@@ -275,20 +280,31 @@ class _LiveReplay(Replay):
 
 
 class _RuleScript(ScriptedModel):
-    """The scripted model's place taken by the built-in rule-based model (live)."""
+    """The scripted model's place taken by a live model: the built-in rule-based one, or
+    the text rules fused with Smart Turn (``--eou-model smart-turn``), answering the
+    engine's request at once."""
 
     def __init__(self, replay: _LiveReplay) -> None:
         super().__init__({**TURN_DETECTOR_DEFAULTS, **replay.cfg["turn_detector"]})
-        from ..runtime.model import RuleBasedModel
-        self.rule = RuleBasedModel()
         self.replay = replay
-        self.opts["unlikely_threshold"] = self.rule.threshold
+        self.opts["unlikely_threshold"] = replay.threshold
 
     def predict(self) -> tuple[int, float, bool]:
         self.calls += 1
-        p = float(self.rule.answer(self.replay._req))
+        p = float(self.replay.model_fn(self.replay._req))
         self.replay.model_answers.append(p)
         return self.calls, p, False
+
+
+class _Both:
+    """Two step observers as one (the engine takes one per replay)."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.first, self.second = first, second
+
+    def __call__(self, rec: StepRecord) -> None:
+        self.first(rec)
+        self.second(rec)
 
 
 class _Discard:
@@ -340,14 +356,25 @@ def listen_live(args: argparse.Namespace, stream: WavStream, opts: ListenOptions
     live = LiveInputs(stream, opts, whisper, keep=bool(args.out_trace))
     empty = Trace(live.path, live.config, ())
     timeline = Printing(empty, live, args.diagnostics)
-    rule = None
-    if opts.engine.turn_detection == "model":
+    model_fn: Any = None
+    threshold: float | None = None
+    observer: Any = timeline if not args.quiet else None
+    if getattr(args, "eou_model", "rules") == "smart-turn":  # hearing the user's channel
+        from .smart_turn import THRESHOLD, FusedModel, LiveTurnAudio, SmartTurn
+        heard = LiveTurnAudio()
+        live.hear = heard.hear
+        model_fn = FusedModel(lambda ctx: heard.until(replay.now),
+                              smart_turn=SmartTurn()).probability
+        threshold = THRESHOLD
+        observer = heard if args.quiet else _Both(heard, timeline)
+    elif opts.engine.turn_detection == "model":
         from ..runtime.model import RuleBasedModel
-        rule = RuleBasedModel().answer
+        rule = RuleBasedModel()
+        model_fn, threshold = rule.answer, rule.threshold
     discard = None if args.output else _Discard()
-    replay = _LiveReplay(live, model_fn=rule, diagnostics=args.diagnostics, chart=chart,
-                         observer=timeline if not args.quiet else None, profile=profile,
-                         sink=discard)
+    replay = _LiveReplay(live, model_fn=model_fn, threshold=threshold,
+                         diagnostics=args.diagnostics, chart=chart, observer=observer,
+                         profile=profile, sink=discard)
     if not args.quiet:
         sys.stdout.write(f"# {live.path}: live, "
                          f"{'stereo (user, agent)' if stream.channels > 1 else 'mono (user)'}"
@@ -357,10 +384,11 @@ def listen_live(args: argparse.Namespace, stream: WavStream, opts: ListenOptions
         sys.stdout.flush()
     lines = replay.run()
     trace = live.trace()
-    if replay.model_answers:
+    if model_fn is not None:  # the trace reruns the model: its answers and its threshold
         trace = Trace(trace.path, {**trace.config, "turn_detector": {
             **TURN_DETECTOR_DEFAULTS, **trace.config["turn_detector"],
-            "probabilities": list(replay.model_answers)}}, trace.inputs)
+            "probabilities": list(replay.model_answers), "unlikely_threshold": threshold}},
+            trace.inputs)
     if args.output:
         write_text(args.output, dumps(lines), "-o")
     if args.out_trace:

@@ -262,6 +262,47 @@ class TurnAudio:
         return self.samples[a:min(b, self.samples.shape[-1])]
 
 
+class LiveTurnAudio(TurnAudio):
+    """:class:`TurnAudio` of a live stream: the user's audio is fed as it arrives
+    (:meth:`hear`) into a ring of the last :data:`WINDOW_SECONDS` plus one second, all
+    :meth:`until` can ask for (the turn's audio is at most its last 8 s): memory stays
+    bounded whatever the stream's length."""
+
+    CAPACITY = (WINDOW_SECONDS + 1) * SAMPLE_RATE
+
+    def __init__(self) -> None:
+        import numpy as np
+        super().__init__(np.zeros(self.CAPACITY, np.float32))  # the ring
+        self.end = 0  # samples heard so far (the stream's index of the next one)
+
+    def hear(self, block: np.ndarray) -> None:
+        """The next samples of the user's channel (16 kHz mono float)."""
+        n, cap = block.size, self.CAPACITY
+        if n >= cap:
+            block, self.end, n = block[n - cap:], self.end + n - cap, cap
+        at = self.end % cap
+        first = min(n, cap - at)
+        self.samples[at:at + first] = block[:first]
+        self.samples[:n - first] = block[first:]
+        self.end += n
+
+    def until(self, now: float) -> np.ndarray | None:
+        """The turn's audio up to ``now`` (None: no speech heard in this turn)."""
+        import numpy as np
+        if self.turn_start is None:
+            return None
+        start = max(0.0, self.turn_start - PRE_SPEECH, now - WINDOW_SECONDS)
+        b = min(round(now * SAMPLE_RATE), self.end)
+        a = min(max(round(start * SAMPLE_RATE), self.end - self.CAPACITY, 0), b)
+        cap = self.CAPACITY
+        i, j = a % cap, b % cap
+        if b - a == 0:
+            return self.samples[:0].copy()
+        if i < j or (j == 0 and b > a):
+            return self.samples[i:j or cap].copy()
+        return np.concatenate([self.samples[i:], self.samples[:j]])
+
+
 def fused_replay(trace: Any, samples: np.ndarray, *, profile: Any = None,
                  smart_turn: SmartTurn | None = None, diagnostics: bool = False,
                  chart: Any = None, observers: tuple[Any, ...] = ()) -> Any:
