@@ -251,8 +251,8 @@ def _run_arguments(lp: argparse.ArgumentParser) -> None:
     lp.add_argument("--eou-model", choices=("rules", "smart-turn"), default="rules",
                     help="the end-of-turn model. rules: the profile's own (the default "
                          "profile's built-in text rules); smart-turn: the text rules fused "
-                         "with Smart Turn v3.2 hearing the user's turn (a WAV file; extra "
-                         "smart-turn: onnxruntime and the pipecat-ai wheel's model file)")
+                         "with Smart Turn v3.2 hearing the user's turn (a file or a live "
+                         "stream; extra smart-turn: onnxruntime and pipecat-ai's model file)")
     lp.add_argument("--min-delay", type=_seconds, default=None, metavar="SECONDS",
                     help="the shortest wait after the last speech before a turn ends")
     lp.add_argument("--max-delay", type=_seconds, default=None, metavar="SECONDS",
