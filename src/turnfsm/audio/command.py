@@ -78,27 +78,42 @@ def engine_changes(args: argparse.Namespace, profile: Any, stereo: bool,
     return changes
 
 
+#: the output flags: (dest, flag, what each file gets in the flag's folder when ``listen``
+#: runs several files)
+_OUTPUTS = (("output", "-o", ".jsonl"), ("out_trace", "--out-trace", ".trace.jsonl"),
+            ("plot", "--plot", ".png"))
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse, before the work, output files that could not be written."""
-    from ..outfiles import check_output_file
-    if len(args.wav) > 1:
-        return _check_output_dirs(args)
-    if args.output:
-        check_output_file(args.output, "-o")
-    if args.out_trace:
-        check_output_file(args.out_trace, "--out-trace")
-    elif getattr(args, "reference_trace", False):
+    """Refuse, before the work, outputs that could not be written: files, or with several
+    WAV files the folders they go in (made if missing; two WAV files of one name would
+    write the same outputs)."""
+    from ..outfiles import check_output_dir, check_output_file
+    several = len(args.wav) > 1
+    given = [(getattr(args, dest), flag) for dest, flag, _s in _OUTPUTS if getattr(args, dest)]
+    for path, flag in given:
+        if several:
+            check_output_dir(path, flag)
+        else:
+            check_output_file(path, flag, (".png", ".svg", ".pdf") if flag == "--plot" else ())
+    if getattr(args, "reference_trace", False) and not args.out_trace:
         raise TurnFsmError("--reference-trace says how to write --out-trace: give "
-                           "--out-trace TRACE.jsonl too")
+                           f"--out-trace {'FOLDER' if several else 'TRACE.jsonl'} too")
     if args.plot:
-        check_output_file(args.plot, "--plot", (".png", ".svg", ".pdf"))
         import importlib.util
         if importlib.util.find_spec("matplotlib") is None:
             raise TurnFsmError("--plot needs matplotlib: pip install 'turnfsm[plot]'")
-    outs = [x for x in (args.output, args.out_trace, args.plot) if x]
-    same = {Path(x).resolve() for x in outs}
-    if len(same) < len(outs):
-        raise TurnFsmError("-o, --out-trace and --plot must name different files")
+    if len({Path(path).resolve() for path, _f in given}) < len(given):
+        raise TurnFsmError("-o, --out-trace and --plot must name different "
+                           f"{'folders' if several else 'files'}")
+    if several and given:
+        seen: dict[str, str] = {}
+        for w in args.wav:
+            stem = Path(w).stem
+            if stem in seen:
+                raise TurnFsmError(f"{seen[stem]} and {w} have the same name: their outputs "
+                                   "would overwrite each other in one folder")
+            seen[stem] = w
 
 
 def run_options(args: argparse.Namespace, profile: Profile, profile_name: str,
@@ -155,38 +170,6 @@ def words_file(words: str | None, wav: str) -> str | None:
     return str(side) if side.is_file() else None
 
 
-#: what each output flag writes per file when ``listen`` runs several (into its folder)
-_PER_FILE = {"output": ".jsonl", "out_trace": ".trace.jsonl", "plot": ".png"}
-
-
-def _check_output_dirs(args: argparse.Namespace) -> None:
-    """With several files each output flag names a folder (made if missing); two files of
-    the same name would write the same outputs."""
-    from ..outfiles import check_output_dir
-    flags = {"output": "-o", "out_trace": "--out-trace", "plot": "--plot"}
-    given = [k for k in _PER_FILE if getattr(args, k)]
-    for k in given:
-        check_output_dir(getattr(args, k), flags[k])
-    if getattr(args, "reference_trace", False) and not args.out_trace:
-        raise TurnFsmError("--reference-trace says how to write --out-trace: give "
-                           "--out-trace FOLDER too")
-    if args.plot:
-        import importlib.util
-        if importlib.util.find_spec("matplotlib") is None:
-            raise TurnFsmError("--plot needs matplotlib: pip install 'turnfsm[plot]'")
-    dirs = [Path(getattr(args, k)).resolve() for k in given]
-    if len(set(dirs)) < len(dirs):
-        raise TurnFsmError("-o, --out-trace and --plot must name different folders")
-    if given:
-        seen: dict[str, str] = {}
-        for w in args.wav:
-            stem = Path(w).stem
-            if stem in seen:
-                raise TurnFsmError(f"{seen[stem]} and {w} have the same name: their outputs "
-                                   "would overwrite each other in one folder")
-            seen[stem] = w
-
-
 def _listen(args: argparse.Namespace) -> int:
     args.wav = wav_inputs(args.wav)
     _check_outputs(args)
@@ -198,10 +181,11 @@ def _listen(args: argparse.Namespace) -> int:
     failed = 0
     for k, wav in enumerate(args.wav):
         one = argparse.Namespace(**vars(args))
-        for flag, suffix in _PER_FILE.items():
-            if getattr(args, flag):
-                Path(getattr(args, flag)).mkdir(parents=True, exist_ok=True)
-                setattr(one, flag, str(Path(getattr(args, flag)) / (Path(wav).stem + suffix)))
+        for dest, _flag, suffix in _OUTPUTS:
+            if getattr(args, dest):
+                folder = Path(getattr(args, dest))
+                folder.mkdir(parents=True, exist_ok=True)
+                setattr(one, dest, str(folder / (Path(wav).stem + suffix)))
         if k and not args.quiet:
             sys.stdout.write("\n")
         try:

@@ -292,15 +292,13 @@ class LiveTurnAudio(TurnAudio):
         if self.turn_start is None:
             return None
         start = max(0.0, self.turn_start - PRE_SPEECH, now - WINDOW_SECONDS)
-        b = min(round(now * SAMPLE_RATE), self.end)
-        a = min(max(round(start * SAMPLE_RATE), self.end - self.CAPACITY, 0), b)
         cap = self.CAPACITY
-        i, j = a % cap, b % cap
-        if b - a == 0:
-            return self.samples[:0].copy()
-        if i < j or (j == 0 and b > a):
-            return self.samples[i:j or cap].copy()
-        return np.concatenate([self.samples[i:], self.samples[:j]])
+        b = min(round(now * SAMPLE_RATE), self.end)
+        a = min(max(round(start * SAMPLE_RATE), self.end - cap, 0), b)
+        i, n = a % cap, b - a
+        if i + n <= cap:
+            return self.samples[i:i + n].copy()
+        return np.concatenate([self.samples[i:], self.samples[:i + n - cap]])
 
 
 def fused_replay(trace: Any, samples: np.ndarray, *, profile: Any = None,
