@@ -145,3 +145,36 @@ def test_a_live_runs_trace_reruns_its_end_of_turn_model(tmp_path: Path) -> None:
                         str(again)], capture_output=True, env=ENV, timeout=60)
     assert p.returncode == 0, p.stderr
     assert again.read_bytes() == out.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_live_model_that_fails_is_a_failed_call_and_the_stream_goes_on(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        tmp_path: Path) -> None:
+    """`listen -` whose end-of-turn model raises on its first call goes on (a warning names
+    the failure; the turn is decided without it) and its trace replays it as a failed call,
+    byte for byte."""
+    import io
+    import json
+
+    from turnfsm.cli import main
+    from turnfsm.runtime.model import RuleBasedModel
+    real, calls = RuleBasedModel.answer, [0]
+
+    def answer(self: RuleBasedModel, asked: object) -> float:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("model server gone")
+        return real(self, asked)
+    monkeypatch.setattr(RuleBasedModel, "answer", answer)
+    wav = ROOT / "examples" / "audio" / "hesitation.wav"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(wav.read_bytes())))
+    out, trace, again = tmp_path / "o.jsonl", tmp_path / "t.jsonl", tmp_path / "r.jsonl"
+    assert main(["listen", "-", "-q", "--asr", "whisper", "--turn-detection", "model",
+                 "-o", str(out), "--out-trace", str(trace)]) == 0
+    assert "the end-of-turn model failed on call 1 (RuntimeError: model server gone)" \
+        in caplog.text
+    detector = json.loads(trace.read_text().splitlines()[0])["turn_detector"]
+    assert detector["fail_calls"] == [1] and detector["unlikely_threshold"] == 0.3
+    assert main(["replay", str(trace), "-o", str(again)]) == 0
+    assert again.read_bytes() == out.read_bytes()

@@ -11,7 +11,7 @@ from ..errors import ConfigError, TurnFsmError
 from ..messages import one_line
 from ..options import profile_options
 from ..profile_cache import profile as get_profile
-from ..replay.trace import TURN_DETECTOR_DEFAULTS, dumps
+from ..replay.trace import dumps
 from .listen import ListenOptions, Progress, stream_trace, trace_lines
 from .transcripts import read_words
 from .vad import VadOptions
@@ -267,9 +267,9 @@ def _listen_file(args: argparse.Namespace, wav: str) -> int:
     lines = _realtime(replay, duration) if args.realtime else replay.run()
     if replay.model_answers:  # the trace reruns the model's answers, in order
         import attrs
-        trace = attrs.evolve(trace, config={**trace.config, "turn_detector": {
-            **TURN_DETECTOR_DEFAULTS, **trace.config["turn_detector"],
-            "probabilities": list(replay.model_answers)}})
+
+        from ..runtime.replay import model_config
+        trace = attrs.evolve(trace, config=model_config(trace.config, replay))
     return _finish(args, trace, lines, records, audio, head, timeline)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -255,6 +256,7 @@ class _LiveReplay(Replay):
         self.model_fn = model_fn
         self.threshold = threshold  # the model's unlikely threshold
         self.model_answers: list[float] = []
+        self.model_failed: list[int] = []  # the calls it failed (the trace's fail_calls)
         self._req: Any = None  # the model request being answered
         if model_fn is not None:
             self.model = _RuleScript(self)
@@ -290,10 +292,14 @@ class _RuleScript(ScriptedModel):
         self.opts["unlikely_threshold"] = replay.threshold
 
     def predict(self) -> tuple[int, float, bool]:
+        from ..runtime.replay import live_answer
         self.calls += 1
-        p = float(self.replay.model_fn(self.replay._req))
-        self.replay.model_answers.append(p)
-        return self.calls, p, False
+        p, error = live_answer(self.replay, self.replay.model_fn, self.replay._req, self.calls)
+        if error is not None:
+            logging.getLogger(__name__).warning(
+                "the end-of-turn model failed on call %d (%s: %s): the turn is decided "
+                "without it", self.calls, type(error).__name__, error)
+        return self.calls, p, error is not None
 
 
 class _Both:
@@ -385,10 +391,8 @@ def listen_live(args: argparse.Namespace, stream: WavStream, opts: ListenOptions
     lines = replay.run()
     trace = live.trace()
     if model_fn is not None:  # the trace reruns the model: its answers and its threshold
-        trace = Trace(trace.path, {**trace.config, "turn_detector": {
-            **TURN_DETECTOR_DEFAULTS, **trace.config["turn_detector"],
-            "probabilities": list(replay.model_answers), "unlikely_threshold": threshold}},
-            trace.inputs)
+        from ..runtime.replay import model_config
+        trace = Trace(trace.path, model_config(trace.config, replay, threshold), trace.inputs)
     if args.output:
         write_text(args.output, dumps(lines), "-o")
     if args.out_trace:

@@ -27,6 +27,36 @@ from .session import Session
 from .virtual import run_virtual
 
 
+def live_answer(replay: Any, model_fn: Callable[[Any], float], request: Any,
+                call: int) -> tuple[float, Exception | None]:
+    """A live end-of-turn model's answer to call ``call`` of a replay, recorded for the trace
+    it writes: ``(probability, None)``, or ``(0.0, the exception)`` when the model raised: a
+    failed call, as the trace's ``fail_calls`` replays it (the engine decides as without a
+    model; the run goes on)."""
+    try:
+        p = float(model_fn(request))
+    except Exception as e:  # a collaborator's failure is the call's, never the run's
+        replay.model_answers.append(0.0)
+        replay.model_failed.append(call)
+        return 0.0, e
+    replay.model_answers.append(p)
+    return p, None
+
+
+def model_config(config: dict[str, Any], replay: Any,
+                 threshold: float | None = None) -> dict[str, Any]:
+    """``config`` (a trace header) with its scripted model replaced by what a replay's live
+    model said: its answers in order, the calls it failed and (given) its threshold, so the
+    trace replays the run byte for byte."""
+    from ..replay.trace import TURN_DETECTOR_DEFAULTS
+    detector = {**TURN_DETECTOR_DEFAULTS, **config["turn_detector"],
+                "probabilities": list(replay.model_answers),
+                "fail_calls": list(replay.model_failed)}
+    if threshold is not None:
+        detector["unlikely_threshold"] = threshold
+    return {**config, "turn_detector": detector}
+
+
 class _ScriptedModel:
     """The header's scripted model behind the model protocol; it writes the format's
     ``turn_detector`` lines as it is called."""
@@ -46,9 +76,10 @@ class _ScriptedModel:
                                   timeout: float | None = None) -> float:
         r = self.replay
         n, p, fail = self.script.predict()
+        error = None
         if r.model_fn is not None:  # a live model: its answers are recorded for the trace
-            p, fail = float(r.model_fn(context)), False
-            r.model_answers.append(p)
+            p, error = live_answer(r, r.model_fn, context, n)
+            fail = error is not None
         r.rec(r.session_now(), "turn_detector", method="predict_end_of_turn", call=n,
               transcript=context.transcript, result=None if fail else p)
         latency = float(self.script.opts["latency"])
@@ -57,6 +88,8 @@ class _ScriptedModel:
             due = round(r.session_now() + latency, 6)
             await r.session.sleep_until(due)
             r.now = max(r.now, due)
+        if error is not None:  # the session isolates it (and says so)
+            raise error
         if fail:
             raise RuntimeError("scripted model failure")
         return p
@@ -103,6 +136,7 @@ class RuntimeReplay(Replay):
         # place of the header's scripted answers; what it said is kept (``model_answers``)
         self.model_fn: Callable[[TurnContext], float] | None = None
         self.model_answers: list[float] = []
+        self.model_failed: list[int] = []  # the calls it failed (the trace's fail_calls)
 
     def session_now(self) -> float:
         assert self.session is not None
