@@ -63,3 +63,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("slow") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def rules_model_fails_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in rules model raises on its first call ("model server gone"), then
+    answers as it does."""
+    from turnfsm.runtime.model import RuleBasedModel
+    real, calls = RuleBasedModel.answer, [0]
+
+    def answer(self: RuleBasedModel, asked: object) -> float:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("model server gone")
+        return real(self, asked)
+    monkeypatch.setattr(RuleBasedModel, "answer", answer)

@@ -549,26 +549,12 @@ def test_quiet_listen_writes_what_the_timeline_run_writes(tmp_path: Path,
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
 
 
-def _failing_first_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The built-in rules model raises on its first call, then answers as it does."""
-    from turnfsm.runtime.model import RuleBasedModel
-    real, calls = RuleBasedModel.answer, [0]
-
-    def answer(self: RuleBasedModel, asked: Any) -> float:
-        calls[0] += 1
-        if calls[0] == 1:
-            raise RuntimeError("model server gone")
-        return real(self, asked)
-    monkeypatch.setattr(RuleBasedModel, "answer", answer)
-
-
+@pytest.mark.usefixtures("rules_model_fails_once")
 def test_a_failing_end_of_turn_model_is_a_failed_call_the_trace_replays(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-        tmp_path: Path) -> None:
+        caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     """listen with a model that raises on its first call goes on (that turn is decided as
     without a model, a warning names the failure) and writes a trace whose fail_calls
     replays the run byte for byte."""
-    _failing_first_answer(monkeypatch)
     out, trace, again = tmp_path / "o.jsonl", tmp_path / "t.jsonl", tmp_path / "r.jsonl"
     assert main(["listen", str(HESITATION), "--words", str(HESITATION_WORDS), "-q",
                  "--turn-detection", "model", "-o", str(out), "--out-trace", str(trace)]) == 0

@@ -148,6 +148,7 @@ def test_a_live_runs_trace_reruns_its_end_of_turn_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("rules_model_fails_once")
 def test_a_live_model_that_fails_is_a_failed_call_and_the_stream_goes_on(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
         tmp_path: Path) -> None:
@@ -158,15 +159,6 @@ def test_a_live_model_that_fails_is_a_failed_call_and_the_stream_goes_on(
     import json
 
     from turnfsm.cli import main
-    from turnfsm.runtime.model import RuleBasedModel
-    real, calls = RuleBasedModel.answer, [0]
-
-    def answer(self: RuleBasedModel, asked: object) -> float:
-        calls[0] += 1
-        if calls[0] == 1:
-            raise RuntimeError("model server gone")
-        return real(self, asked)
-    monkeypatch.setattr(RuleBasedModel, "answer", answer)
     wav = ROOT / "examples" / "audio" / "hesitation.wav"
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(wav.read_bytes())))
     out, trace, again = tmp_path / "o.jsonl", tmp_path / "t.jsonl", tmp_path / "r.jsonl"
